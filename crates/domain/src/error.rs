@@ -1,0 +1,97 @@
+//! The domain's errors. Each message is the text a client reads in `msg`.
+
+use crate::ids::{LineId, OrderId};
+use crate::money::Currency;
+
+/// A value that could not be read as money.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    /// Not three uppercase ASCII letters.
+    #[error("invalid currency {0:?}")]
+    InvalidCurrency(String),
+    /// Not a plain non-negative decimal.
+    #[error("invalid amount {0:?}")]
+    InvalidAmount(String),
+    /// More fractional digits than the currency is written with.
+    #[error("amount {amount:?} has more decimals than {currency} allows")]
+    TooManyDecimals {
+        /// The amount as written.
+        amount: String,
+        /// The currency it was read in.
+        currency: Currency,
+    },
+    /// The result does not fit in 64-bit minor units.
+    #[error("amount out of range")]
+    Overflow,
+    /// Two amounts of different currencies were combined.
+    #[error("cannot combine {0} and {1}")]
+    CurrencyMismatch(Currency, Currency),
+}
+
+/// Why an order could not be built from what was imported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderError {
+    /// An order needs at least one line.
+    #[error("order has no products")]
+    NoLines,
+    /// A line with a quantity of zero.
+    #[error("product {0} has no quantity")]
+    ZeroQuantity(String),
+    /// The authorised amount is less than the order total.
+    #[error("payment amount {authorized} does not cover the order total {total}")]
+    AuthorizationTooSmall {
+        /// What the payment authorises, as written.
+        authorized: String,
+        /// The order total, as written.
+        total: String,
+    },
+    /// A money error while totalling the order.
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}
+
+/// Why a shipment cannot be created, captured or changed. Nothing was changed when it is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShipmentError {
+    /// The seed's text for an unknown order.
+    #[error("order does not exist")]
+    OrderNotFound(OrderId),
+    /// A shipment must hold at least one unit.
+    #[error("products must name at least one line")]
+    NoProducts,
+    /// The same line twice in one request.
+    #[error("line {0} appears more than once")]
+    DuplicateLine(LineId),
+    /// A quantity below one.
+    #[error("quantity for line {0} must be at least 1")]
+    ZeroQuantity(LineId),
+    /// A line that is not on this order.
+    #[error("line {line} does not exist on order {order}")]
+    UnknownLine {
+        /// The order asked for.
+        order: OrderId,
+        /// The line that is not on it.
+        line: LineId,
+    },
+    /// More units than are still shippable on a line.
+    #[error("line {line}: requested {requested}, but only {shippable} of {ordered} can still be shipped")]
+    NotEnoughShippable {
+        /// The line.
+        line: LineId,
+        /// Units asked for.
+        requested: u32,
+        /// Units not yet in a live shipment.
+        shippable: u32,
+        /// Units ordered.
+        ordered: u32,
+    },
+    /// Capture requested on an order that carries no payment authorisation.
+    #[error("order has no payment authorisation")]
+    NoPaymentAuthorization,
+    /// The capture would take more than the authorisation still covers.
+    #[error("capture exceeds the authorised amount")]
+    ExceedsAuthorization,
+    /// A money error (overflow) while computing the amount.
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}

@@ -1,0 +1,78 @@
+//! Identifiers of orders, lines and shipments.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// An order's id (Centra's `order`), a positive integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OrderId(pub i64);
+
+/// An order line's id (Centra's `lineId`), unique across all orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LineId(pub i64);
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for LineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A shipment's id: its order and its number within the order, written `"<order>-<n>"`.
+///
+/// Numbers count from 1 per order and are never reused, not even after a decline or a delete.
+///
+/// ```
+/// use consign_domain::{OrderId, ShipmentId};
+/// let id: ShipmentId = "83651-2".parse().unwrap();
+/// assert_eq!(id, ShipmentId { order: OrderId(83651), number: 2 });
+/// assert_eq!(id.to_string(), "83651-2");
+/// assert!("83651".parse::<ShipmentId>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ShipmentId {
+    /// The order the shipment belongs to.
+    pub order: OrderId,
+    /// Its number within the order, from 1.
+    pub number: u32,
+}
+
+impl fmt::Display for ShipmentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.order, self.number)
+    }
+}
+
+/// The text was not `"<order>-<n>"` with positive integers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid shipment id")]
+pub struct InvalidShipmentId;
+
+impl FromStr for ShipmentId {
+    type Err = InvalidShipmentId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (order, number) = s.split_once('-').ok_or(InvalidShipmentId)?;
+        let digits =
+            |t: &str| !t.is_empty() && t.len() <= 18 && t.bytes().all(|b| b.is_ascii_digit());
+        if !digits(order) || !digits(number) {
+            return Err(InvalidShipmentId);
+        }
+        let order: i64 = order.parse().map_err(|_| InvalidShipmentId)?;
+        let number: u32 = number.parse().map_err(|_| InvalidShipmentId)?;
+        if order < 1 || number < 1 {
+            return Err(InvalidShipmentId);
+        }
+        Ok(ShipmentId {
+            order: OrderId(order),
+            number,
+        })
+    }
+}
