@@ -1,1 +1,31 @@
+//! # consign-ports
+//!
+//! The traits Consign's use cases need from the world, and the plain records that cross them.
+//! Adapters implement these; `consign-service` is written against them only. With the `mocks`
+//! feature each trait also has a `mockall` mock (`MockOrderStore`, ...), for the service's unit
+//! tests; release builds never enable it.
+#![deny(missing_docs)]
 
+mod clock;
+mod gateway;
+mod keys;
+mod records;
+mod store;
+
+pub use clock::{Clock, IdSource, Timestamp};
+pub use gateway::{CaptureOutcome, CaptureRequest, PaymentGateway};
+pub use keys::{ApiKeyId, ApiKeyInfo, KeyStore};
+pub use records::{
+    Address, CaptureAttempt, Customer, ImportedOrder, LineImport, OrderImport, OrderQuery,
+    OrderView, ShipmentDetails, ShipmentView, ShippingInfo,
+};
+pub use store::{OrderStore, Reservation, SettleOutcome, StoreError};
+
+#[cfg(feature = "mocks")]
+pub use clock::{MockClock, MockIdSource};
+#[cfg(feature = "mocks")]
+pub use gateway::MockPaymentGateway;
+#[cfg(feature = "mocks")]
+pub use keys::MockKeyStore;
+#[cfg(feature = "mocks")]
+pub use store::MockOrderStore;

@@ -1,1 +1,22 @@
+//! # consign-service
+//!
+//! Consign's use cases, written only against `consign-domain` and `consign-ports`: import an
+//! order, create a shipment through the reserve -> capture -> settle saga, recover captures
+//! whose outcome was unknown, list orders, and manage API keys. Adapters are handed in as trait
+//! objects by the server crate.
+#![deny(missing_docs)]
 
+mod consign;
+mod create_shipment;
+mod error;
+mod gateways;
+mod import_order;
+mod keys;
+mod recovery;
+#[cfg(test)]
+mod test_support;
+
+pub use consign::Consign;
+pub use error::ServiceError;
+pub use gateways::Gateways;
+pub use recovery::RecoveryReport;

@@ -1,0 +1,50 @@
+//! The payment gateway port: capture part of an authorisation, idempotently.
+
+use async_trait::async_trait;
+use consign_domain::{Money, PaymentAuthorization};
+
+/// One capture attempt as sent to the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureRequest {
+    /// The authorisation to capture from.
+    pub authorization: PaymentAuthorization,
+    /// How much to capture.
+    pub amount: Money,
+    /// The key the provider deduplicates on: the same key always gets the first answer.
+    pub idempotency_key: String,
+    /// Whether this is the last capture on the authorisation (the one that completes the order).
+    pub final_capture: bool,
+}
+
+/// What the provider said, reduced to the three outcomes the saga acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureOutcome {
+    /// Money captured; `reference` is the provider's id for it.
+    Captured {
+        /// Provider reference of the capture.
+        reference: String,
+    },
+    /// Definitely not captured, and it will not be with this request.
+    Declined {
+        /// Provider's decline code.
+        code: String,
+        /// Provider's message.
+        message: String,
+    },
+    /// Nobody knows yet (timeout, 5xx after retries): replay with the same key later.
+    Unknown {
+        /// Why the outcome is unknown.
+        reason: String,
+    },
+}
+
+/// A payment provider's capture API.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait PaymentGateway: Send + Sync {
+    /// The provider name orders carry in their payment (`sandbox`, `stripe`).
+    fn name(&self) -> &str;
+
+    /// Captures `request.amount`. Must be safe to call again with the same key.
+    async fn capture(&self, request: CaptureRequest) -> CaptureOutcome;
+}

@@ -1,0 +1,188 @@
+//! Plain records that cross the store port: what is imported, what is listed.
+
+use consign_domain::{
+    Currency, Money, Order, OrderId, PaymentAuthorization, ShipmentId, ShipmentLine,
+    ShipmentState, TaxRate,
+};
+
+use crate::clock::Timestamp;
+
+/// A postal address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Address {
+    /// Street and number.
+    pub address: String,
+    /// Postal code.
+    pub zipcode: String,
+    /// City.
+    pub city: String,
+    /// ISO 3166 country code.
+    pub country: String,
+}
+
+/// The buyer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Customer {
+    /// Email; one customer id per distinct email.
+    pub email: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Delivery address.
+    pub address: Address,
+}
+
+/// One line of an order being imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineImport {
+    /// Stock keeping unit.
+    pub sku: String,
+    /// Product name.
+    pub name: String,
+    /// Unit price paid, tax included.
+    pub unit_price: Money,
+    /// Tax rate.
+    pub tax_rate: TaxRate,
+    /// Units ordered.
+    pub quantity: u32,
+}
+
+/// An order being imported; the store assigns the ids it lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderImport {
+    /// The order id to use, or `None` to have one assigned.
+    pub id: Option<OrderId>,
+    /// Currency of every amount.
+    pub currency: Currency,
+    /// The buyer.
+    pub customer: Customer,
+    /// The lines.
+    pub lines: Vec<LineImport>,
+    /// Shipping fee.
+    pub shipping_fee: Money,
+    /// Authorisation to capture against.
+    pub payment: Option<PaymentAuthorization>,
+}
+
+/// What the store assigned on import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedOrder {
+    /// The order as stored, with its line ids.
+    pub order: Order,
+    /// The customer id.
+    pub customer_id: i64,
+}
+
+/// Carrier details of a shipment that has been sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShippingInfo {
+    /// Carrier.
+    pub carrier: String,
+    /// Service level.
+    pub service: String,
+    /// Number of packages.
+    pub packages: u32,
+    /// Tracking number.
+    pub tracking: String,
+    /// Return slip tracking number.
+    pub return_slip_tracking: String,
+}
+
+/// The non-money parts of a new shipment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShipmentDetails {
+    /// Good to go.
+    pub gtg: bool,
+    /// Sent; when true, `shipping` is recorded.
+    pub shipped: bool,
+    /// Carrier details, kept only when `shipped`.
+    pub shipping: ShippingInfo,
+    /// Whether to send the shipping confirmation (`None`: the store setting decides).
+    pub send_email: Option<bool>,
+}
+
+/// A capture attempt written before the provider is called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureAttempt {
+    /// The shipment it captures for.
+    pub shipment: ShipmentId,
+    /// The authorisation.
+    pub authorization: PaymentAuthorization,
+    /// The amount.
+    pub amount: Money,
+    /// The provider idempotency key: stable for this attempt.
+    pub idempotency_key: String,
+    /// Whether it is the capture that completes the order.
+    pub final_capture: bool,
+    /// When the attempt was written.
+    pub created_at: Timestamp,
+}
+
+/// A shipment as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipmentView {
+    /// Its id.
+    pub id: ShipmentId,
+    /// Money state.
+    pub state: ShipmentState,
+    /// Lines and quantities.
+    pub lines: Vec<ShipmentLine>,
+    /// Flags and carrier details.
+    pub details: ShipmentDetails,
+    /// The amount captured or being captured, once a capture started.
+    pub capture_amount: Option<Money>,
+    /// Whether its capture carries the shipping fee.
+    pub carries_shipping_fee: bool,
+    /// The provider's reference once captured.
+    pub capture_reference: Option<String>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Marked shipped.
+    pub shipped_at: Option<Timestamp>,
+}
+
+/// An order as listed, with its live shipments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderView {
+    /// The order with its counters.
+    pub order: Order,
+    /// The customer id.
+    pub customer_id: i64,
+    /// The buyer.
+    pub customer: Customer,
+    /// Imported.
+    pub created_at: Timestamp,
+    /// Live shipments (not voided or deleted), oldest first.
+    pub shipments: Vec<ShipmentView>,
+}
+
+/// Which orders to list: Centra's `GET orders` filters, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderQuery {
+    /// One order only.
+    pub order: Option<OrderId>,
+    /// One customer's orders.
+    pub customer_id: Option<i64>,
+    /// Imported at or after.
+    pub newer_than: Option<Timestamp>,
+    /// Imported before.
+    pub older_than: Option<Timestamp>,
+    /// At most this many.
+    pub limit: u32,
+    /// Skip this many.
+    pub offset: u32,
+}
+
+impl Default for OrderQuery {
+    fn default() -> Self {
+        OrderQuery {
+            order: None,
+            customer_id: None,
+            newer_than: None,
+            older_than: None,
+            limit: 20,
+            offset: 0,
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Create shipment: the crash-safe saga.
+//!
+//! 1. Reserve, one transaction in the store: the domain plans the shipment, its units are
+//!    reserved, and a pending capture attempt with a stable provider key is written.
+//! 2. Capture, no transaction open: the gateway is called with that key.
+//! 3. Settle, one transaction: captured, or voided with its units released.
+//!
+//! A crash or an unknown outcome between the steps leaves a pending attempt, which recovery
+//! replays with the same key: the provider answers the first result, so nothing is captured
+//! twice and nothing captured is lost.
+
+use consign_domain::{OrderId, ShipmentRequest, ShipmentState};
+use consign_ports::{
+    CaptureAttempt, CaptureOutcome, CaptureRequest, SettleOutcome, ShipmentDetails, ShipmentView,
+};
+
+use crate::consign::Consign;
+use crate::error::ServiceError;
+
+/// The reference recorded for a capture of zero, which never reaches the provider.
+pub(crate) const ZERO_CAPTURE_REFERENCE: &str = "zero-amount";
+
+impl Consign {
+    /// Creates a shipment on `order`; with `request.capture` it is answered only once captured.
+    ///
+    /// Errors: [`ServiceError::Rejected`] (nothing written), [`ServiceError::CaptureDeclined`]
+    /// (the shipment was voided and its units released), [`ServiceError::CaptureUnknown`]
+    /// (the shipment stays pending until recovery settles it).
+    pub async fn create_shipment(
+        &self,
+        order: OrderId,
+        request: ShipmentRequest,
+        details: ShipmentDetails,
+    ) -> Result<ShipmentView, ServiceError> {
+        let now = self.clock.now();
+        let reservation = self
+            .store
+            .reserve_shipment(order, request, details, now)
+            .await?;
+        match reservation.attempt {
+            None => Ok(reservation.shipment),
+            Some(attempt) => self.capture_and_settle(&attempt).await,
+        }
+    }
+
+    /// Steps 2 and 3 of the saga for one attempt; also what recovery replays.
+    pub(crate) async fn capture_and_settle(
+        &self,
+        attempt: &CaptureAttempt,
+    ) -> Result<ShipmentView, ServiceError> {
+        let order = attempt.shipment.order;
+        let settle = match self.call_gateway(attempt).await {
+            CaptureOutcome::Captured { reference } => SettleOutcome::Captured { reference },
+            CaptureOutcome::Declined { code, message } => SettleOutcome::Declined { code, message },
+            CaptureOutcome::Unknown { reason } => {
+                tracing::warn!(shipment = %attempt.shipment, %reason, "capture outcome unknown; left pending for recovery");
+                return Err(ServiceError::CaptureUnknown(attempt.shipment));
+            }
+        };
+        match self
+            .store
+            .settle_capture(attempt, settle, self.clock.now())
+            .await
+        {
+            // The stored state decides: a concurrent settle of the same attempt may have won.
+            Ok(view) if view.state == ShipmentState::Captured => Ok(view),
+            Ok(_) => Err(ServiceError::CaptureDeclined(order)),
+            Err(error) => {
+                // The provider answered but the answer is not recorded: recovery will ask again
+                // with the same key and settle it, so to the client the outcome is still unknown.
+                tracing::error!(shipment = %attempt.shipment, %error, "could not settle capture");
+                Err(ServiceError::CaptureUnknown(attempt.shipment))
+            }
+        }
+    }
+
+    async fn call_gateway(&self, attempt: &CaptureAttempt) -> CaptureOutcome {
+        if attempt.amount.minor() == 0 {
+            return CaptureOutcome::Captured {
+                reference: ZERO_CAPTURE_REFERENCE.to_owned(),
+            };
+        }
+        let Some(gateway) = self.gateways.get(&attempt.authorization.provider) else {
+            return CaptureOutcome::Unknown {
+                reason: format!(
+                    "no gateway configured for provider {:?}",
+                    attempt.authorization.provider
+                ),
+            };
+        };
+        gateway
+            .capture(CaptureRequest {
+                authorization: attempt.authorization.clone(),
+                amount: attempt.amount,
+                idempotency_key: attempt.idempotency_key.clone(),
+                final_capture: attempt.final_capture,
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use consign_domain::*;
+    use consign_ports::*;
+
+    use crate::test_support::*;
+    use crate::ServiceError;
+
+    fn request(capture: bool) -> ShipmentRequest {
+        ShipmentRequest {
+            lines: vec![ShipmentLine { line_id: LineId(17), quantity: 1 }],
+            capture,
+            deduct_previous_costs: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn captured_shipment_is_settled_and_answered() {
+        let mut store = MockOrderStore::new();
+        store
+            .expect_reserve_shipment()
+            .times(1)
+            .returning(|_, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
+        store
+            .expect_settle_capture()
+            .withf(|attempt, outcome, _| {
+                attempt.idempotency_key == "key-83651-1-1"
+                    && *outcome == SettleOutcome::Captured { reference: "ch_1".into() }
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
+        let mut gateway = sandbox_named_mock();
+        gateway
+            .expect_capture()
+            .withf(|r| r.amount.minor() == 29850 && r.idempotency_key == "key-83651-1-1")
+            .times(1)
+            .returning(|_| CaptureOutcome::Captured { reference: "ch_1".into() });
+        let consign = service(store, gateway);
+        let shipment = consign
+            .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+            .await
+            .unwrap();
+        assert_eq!(shipment.state, ShipmentState::Captured);
+    }
+
+    #[tokio::test]
+    async fn rejection_by_the_domain_never_reaches_the_gateway() {
+        let rejections = [
+            ShipmentError::OrderNotFound(OrderId(1337)),
+            ShipmentError::UnknownLine { order: OrderId(83651), line: LineId(9) },
+            ShipmentError::NotEnoughShippable { line: LineId(17), requested: 3, shippable: 1, ordered: 2 },
+            ShipmentError::NoPaymentAuthorization,
+        ];
+        for rejection in rejections {
+            let mut store = MockOrderStore::new();
+            let answer = rejection.clone();
+            store
+                .expect_reserve_shipment()
+                .times(1)
+                .returning(move |_, _, _, _| Err(StoreError::Rejected(answer.clone())));
+            store.expect_settle_capture().never();
+            let mut gateway = sandbox_named_mock();
+            gateway.expect_capture().never();
+            let consign = service(store, gateway);
+            let error = consign
+                .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+                .await
+                .unwrap_err();
+            assert_eq!(error, ServiceError::Rejected(rejection));
+        }
+    }
+
+    #[tokio::test]
+    async fn decline_voids_the_shipment_and_answers_can_not_capture() {
+        let mut store = MockOrderStore::new();
+        store
+            .expect_reserve_shipment()
+            .returning(|_, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
+        store
+            .expect_settle_capture()
+            .withf(|_, outcome, _| matches!(outcome, SettleOutcome::Declined { code, .. } if code == "card_declined"))
+            .times(1)
+            .returning(|_, _, _| Ok(view(ShipmentState::Voided)));
+        let mut gateway = sandbox_named_mock();
+        gateway.expect_capture().times(1).returning(|_| CaptureOutcome::Declined {
+            code: "card_declined".into(),
+            message: "declined".into(),
+        });
+        let error = service(store, gateway)
+            .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+            .await
+            .unwrap_err();
+        assert_eq!(error, ServiceError::CaptureDeclined(OrderId(83651)));
+        assert_eq!(error.to_string(), "can not capture order");
+    }
+
+    #[tokio::test]
+    async fn unknown_outcome_leaves_the_shipment_pending() {
+        let mut store = MockOrderStore::new();
+        store
+            .expect_reserve_shipment()
+            .returning(|_, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
+        store.expect_settle_capture().never();
+        let mut gateway = sandbox_named_mock();
+        gateway
+            .expect_capture()
+            .times(1)
+            .returning(|_| CaptureOutcome::Unknown { reason: "timeout".into() });
+        let error = service(store, gateway)
+            .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+            .await
+            .unwrap_err();
+        assert_eq!(error, ServiceError::CaptureUnknown(shipment_id()));
+    }
+
+    #[tokio::test]
+    async fn a_settle_failure_after_capture_is_reported_unknown_not_lost() {
+        let mut store = MockOrderStore::new();
+        store
+            .expect_reserve_shipment()
+            .returning(|_, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
+        store
+            .expect_settle_capture()
+            .times(1)
+            .returning(|_, _, _| Err(StoreError::Unavailable("database is locked".into())));
+        let mut gateway = sandbox_named_mock();
+        gateway
+            .expect_capture()
+            .returning(|_| CaptureOutcome::Captured { reference: "ch_1".into() });
+        let error = service(store, gateway)
+            .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+            .await
+            .unwrap_err();
+        assert_eq!(error, ServiceError::CaptureUnknown(shipment_id()));
+    }
+
+    #[tokio::test]
+    async fn capture_off_writes_an_uncaptured_shipment_and_calls_no_gateway() {
+        let mut store = MockOrderStore::new();
+        store
+            .expect_reserve_shipment()
+            .withf(|_, request, _, _| !request.capture)
+            .times(1)
+            .returning(|_, _, _, _| {
+                Ok(Reservation { shipment: view(ShipmentState::Uncaptured), attempt: None })
+            });
+        store.expect_settle_capture().never();
+        let mut gateway = sandbox_named_mock();
+        gateway.expect_capture().never();
+        let shipment = service(store, gateway)
+            .create_shipment(OrderId(83651), request(false), ShipmentDetails::default())
+            .await
+            .unwrap();
+        assert_eq!(shipment.state, ShipmentState::Uncaptured);
+    }
+
+    #[tokio::test]
+    async fn a_zero_amount_is_captured_without_calling_the_provider() {
+        let mut store = MockOrderStore::new();
+        store
+            .expect_reserve_shipment()
+            .returning(|_, _, _, _| Ok(reservation(ShipmentState::CapturePending, 0)));
+        store
+            .expect_settle_capture()
+            .withf(|_, outcome, _| matches!(outcome, SettleOutcome::Captured { reference } if reference == "zero-amount"))
+            .times(1)
+            .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
+        let mut gateway = sandbox_named_mock();
+        gateway.expect_capture().never();
+        let shipment = service(store, gateway)
+            .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+            .await
+            .unwrap();
+        assert_eq!(shipment.state, ShipmentState::Captured);
+    }
+
+    #[tokio::test]
+    async fn store_unavailable_on_reserve_is_reported_as_unavailable() {
+        let mut store = MockOrderStore::new();
+        store
+            .expect_reserve_shipment()
+            .returning(|_, _, _, _| Err(StoreError::Unavailable("pool timeout".into())));
+        let mut gateway = sandbox_named_mock();
+        gateway.expect_capture().never();
+        let consign = service(store, gateway);
+        let error = consign
+            .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ServiceError::Unavailable(_)));
+        let _ = Arc::clone(&consign.store);
+    }
+}

@@ -1,0 +1,52 @@
+//! The service layer's errors; the HTTP adapter maps each to a status and a Centra message.
+
+use consign_domain::{OrderError, OrderId, ShipmentError, ShipmentId};
+use consign_ports::StoreError;
+
+/// Why a use case did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    /// The domain refused the request against stored state; nothing changed.
+    #[error(transparent)]
+    Rejected(#[from] ShipmentError),
+    /// The order to import is invalid; nothing changed.
+    #[error(transparent)]
+    InvalidOrder(#[from] OrderError),
+    /// The order's payment names a provider this instance has no gateway for.
+    #[error("unknown payment provider {0:?}")]
+    UnknownProvider(String),
+    /// Import of an order id that exists.
+    #[error("order already exists")]
+    OrderExists(OrderId),
+    /// No such shipment.
+    #[error("shipment does not exist")]
+    ShipmentNotFound(ShipmentId),
+    /// The provider definitely declined: no shipment was left behind.
+    #[error("can not capture order")]
+    CaptureDeclined(OrderId),
+    /// The capture's outcome is not known yet; the shipment stays pending and recovery settles it.
+    #[error("capture outcome unknown, retry later; shipment {0} is pending")]
+    CaptureUnknown(ShipmentId),
+    /// No valid API key.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The database is busy or unreachable; nothing changed.
+    #[error("service unavailable, retry later")]
+    Unavailable(String),
+    /// A fault on our side.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Rejected(e) => ServiceError::Rejected(e),
+            StoreError::InvalidOrder(e) => ServiceError::InvalidOrder(e),
+            StoreError::OrderExists(id) => ServiceError::OrderExists(id),
+            StoreError::ShipmentNotFound(id) => ServiceError::ShipmentNotFound(id),
+            StoreError::Unavailable(why) => ServiceError::Unavailable(why),
+            StoreError::Internal(why) => ServiceError::Internal(why),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! API keys: create, check, list, revoke.
+
+use consign_ports::{ApiKeyId, ApiKeyInfo};
+
+use crate::consign::Consign;
+use crate::error::ServiceError;
+
+/// Keys are shown with this prefix so a leaked one is easy to recognise in logs and scanners.
+const KEY_PREFIX: &str = "csk_";
+
+impl Consign {
+    /// Creates a key and answers it; it is shown this once and stored only hashed.
+    pub async fn create_api_key(&self, label: &str) -> Result<(ApiKeyId, String), ServiceError> {
+        let key = format!("{KEY_PREFIX}{}", self.ids.random_token());
+        let id = self.keys.add_key(&key, label, self.clock.now()).await?;
+        Ok((id, key))
+    }
+
+    /// Adds a key provisioned from outside (a secret store), unless it is stored already.
+    pub async fn ensure_api_key(&self, key: &str, label: &str) -> Result<ApiKeyId, ServiceError> {
+        if let Some(id) = self.keys.verify_key(key).await? {
+            return Ok(id);
+        }
+        Ok(self.keys.add_key(key, label, self.clock.now()).await?)
+    }
+
+    /// The key's id if `key` is an active key, else [`ServiceError::Unauthorized`].
+    pub async fn authenticate(&self, key: &str) -> Result<ApiKeyId, ServiceError> {
+        if key.is_empty() || key.len() > 256 {
+            return Err(ServiceError::Unauthorized);
+        }
+        self.keys
+            .verify_key(key)
+            .await?
+            .ok_or(ServiceError::Unauthorized)
+    }
+
+    /// Every key, without the keys themselves.
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyInfo>, ServiceError> {
+        Ok(self.keys.list_keys().await?)
+    }
+
+    /// Revokes a key; answers whether it was active.
+    pub async fn revoke_api_key(&self, id: ApiKeyId) -> Result<bool, ServiceError> {
+        Ok(self.keys.revoke_key(id, self.clock.now()).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use consign_ports::*;
+
+    use crate::test_support::*;
+    use crate::ServiceError;
+
+    #[tokio::test]
+    async fn created_keys_are_prefixed_and_stored_through_the_port() {
+        let mut keys = MockKeyStore::new();
+        keys.expect_add_key()
+            .withf(|key, label, _| key == "csk_t0k3n" && label == "warehouse")
+            .times(1)
+            .returning(|_, _, _| Ok(ApiKeyId(1)));
+        let consign = service_with_keys(MockOrderStore::new(), sandbox_named_mock(), keys);
+        assert_eq!(
+            consign.create_api_key("warehouse").await.unwrap(),
+            (ApiKeyId(1), "csk_t0k3n".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_empty_and_oversized_keys_are_unauthorized() {
+        let mut keys = MockKeyStore::new();
+        keys.expect_verify_key().times(1).returning(|_| Ok(None));
+        let consign = service_with_keys(MockOrderStore::new(), sandbox_named_mock(), keys);
+        for key in ["nope".to_owned(), String::new(), "k".repeat(300)] {
+            assert_eq!(consign.authenticate(&key).await, Err(ServiceError::Unauthorized));
+        }
+    }
+}

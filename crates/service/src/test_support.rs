@@ -1,0 +1,77 @@
+//! Builders shared by the service's unit tests.
+
+use std::sync::Arc;
+
+use consign_domain::*;
+use consign_ports::*;
+
+use crate::{Consign, Gateways};
+
+pub(crate) fn sek() -> Currency {
+    "SEK".parse().unwrap()
+}
+
+pub(crate) fn shipment_id() -> ShipmentId {
+    ShipmentId { order: OrderId(83651), number: 1 }
+}
+
+pub(crate) fn view(state: ShipmentState) -> ShipmentView {
+    ShipmentView {
+        id: shipment_id(),
+        state,
+        lines: vec![ShipmentLine { line_id: LineId(17), quantity: 1 }],
+        details: ShipmentDetails::default(),
+        capture_amount: None,
+        carries_shipping_fee: false,
+        capture_reference: None,
+        created_at: Timestamp(0),
+        shipped_at: None,
+    }
+}
+
+pub(crate) fn attempt(amount: i64) -> CaptureAttempt {
+    CaptureAttempt {
+        shipment: shipment_id(),
+        authorization: PaymentAuthorization {
+            provider: "sandbox".into(),
+            reference: "auth-83651".into(),
+            amount: Money::from_minor(74_700, sek()),
+        },
+        amount: Money::from_minor(amount, sek()),
+        idempotency_key: "key-83651-1-1".into(),
+        final_capture: false,
+        created_at: Timestamp(0),
+    }
+}
+
+pub(crate) fn reservation(state: ShipmentState, amount: i64) -> Reservation {
+    Reservation { shipment: view(state), attempt: Some(attempt(amount)) }
+}
+
+pub(crate) fn sandbox_named_mock() -> MockPaymentGateway {
+    let mut gateway = MockPaymentGateway::new();
+    gateway.expect_name().return_const("sandbox".to_owned());
+    gateway
+}
+
+pub(crate) fn service(store: MockOrderStore, gateway: MockPaymentGateway) -> Consign {
+    service_with_keys(store, gateway, MockKeyStore::new())
+}
+
+pub(crate) fn service_with_keys(
+    store: MockOrderStore,
+    gateway: MockPaymentGateway,
+    keys: MockKeyStore,
+) -> Consign {
+    let mut clock = MockClock::new();
+    clock.expect_now().return_const(Timestamp(1_000_000));
+    let mut ids = MockIdSource::new();
+    ids.expect_random_token().returning(|| "t0k3n".to_owned());
+    Consign::new(
+        Arc::new(store),
+        Arc::new(keys),
+        Gateways::new().with(Arc::new(gateway)),
+        Arc::new(clock),
+        Arc::new(ids),
+    )
+}
