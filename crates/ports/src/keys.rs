@@ -29,7 +29,8 @@ pub struct ApiKeyInfo {
 #[async_trait]
 pub trait KeyStore: Send + Sync {
     /// Stores a new key (hashing it) and answers its id.
-    async fn add_key(&self, key: &str, label: &str, now: Timestamp) -> Result<ApiKeyId, StoreError>;
+    async fn add_key(&self, key: &str, label: &str, now: Timestamp)
+        -> Result<ApiKeyId, StoreError>;
     /// The id of the active key equal to `key`, if any.
     async fn verify_key(&self, key: &str) -> Result<Option<ApiKeyId>, StoreError>;
     /// Every key, active and revoked.

@@ -1,8 +1,8 @@
 //! Plain records that cross the store port: what is imported, what is listed.
 
 use consign_domain::{
-    Currency, Money, Order, OrderId, PaymentAuthorization, ShipmentId, ShipmentLine,
-    ShipmentState, TaxRate,
+    Currency, Money, Order, OrderId, PaymentAuthorization, ShipmentId, ShipmentLine, ShipmentState,
+    TaxRate,
 };
 
 use crate::clock::Timestamp;

@@ -111,7 +111,10 @@ mod tests {
 
     fn request(capture: bool) -> ShipmentRequest {
         ShipmentRequest {
-            lines: vec![ShipmentLine { line_id: LineId(17), quantity: 1 }],
+            lines: vec![ShipmentLine {
+                line_id: LineId(17),
+                quantity: 1,
+            }],
             capture,
             deduct_previous_costs: false,
         }
@@ -128,7 +131,10 @@ mod tests {
             .expect_settle_capture()
             .withf(|attempt, outcome, _| {
                 attempt.idempotency_key == "key-83651-1-1"
-                    && *outcome == SettleOutcome::Captured { reference: "ch_1".into() }
+                    && *outcome
+                        == SettleOutcome::Captured {
+                            reference: "ch_1".into(),
+                        }
             })
             .times(1)
             .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
@@ -137,7 +143,9 @@ mod tests {
             .expect_capture()
             .withf(|r| r.amount.minor() == 29850 && r.idempotency_key == "key-83651-1-1")
             .times(1)
-            .returning(|_| CaptureOutcome::Captured { reference: "ch_1".into() });
+            .returning(|_| CaptureOutcome::Captured {
+                reference: "ch_1".into(),
+            });
         let consign = service(store, gateway);
         let shipment = consign
             .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
@@ -150,8 +158,16 @@ mod tests {
     async fn rejection_by_the_domain_never_reaches_the_gateway() {
         let rejections = [
             ShipmentError::OrderNotFound(OrderId(1337)),
-            ShipmentError::UnknownLine { order: OrderId(83651), line: LineId(9) },
-            ShipmentError::NotEnoughShippable { line: LineId(17), requested: 3, shippable: 1, ordered: 2 },
+            ShipmentError::UnknownLine {
+                order: OrderId(83651),
+                line: LineId(9),
+            },
+            ShipmentError::NotEnoughShippable {
+                line: LineId(17),
+                requested: 3,
+                shippable: 1,
+                ordered: 2,
+            },
             ShipmentError::NoPaymentAuthorization,
         ];
         for rejection in rejections {
@@ -185,10 +201,13 @@ mod tests {
             .times(1)
             .returning(|_, _, _| Ok(view(ShipmentState::Voided)));
         let mut gateway = sandbox_named_mock();
-        gateway.expect_capture().times(1).returning(|_| CaptureOutcome::Declined {
-            code: "card_declined".into(),
-            message: "declined".into(),
-        });
+        gateway
+            .expect_capture()
+            .times(1)
+            .returning(|_| CaptureOutcome::Declined {
+                code: "card_declined".into(),
+                message: "declined".into(),
+            });
         let error = service(store, gateway)
             .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
             .await
@@ -208,7 +227,9 @@ mod tests {
         gateway
             .expect_capture()
             .times(1)
-            .returning(|_| CaptureOutcome::Unknown { reason: "timeout".into() });
+            .returning(|_| CaptureOutcome::Unknown {
+                reason: "timeout".into(),
+            });
         let error = service(store, gateway)
             .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
             .await
@@ -229,7 +250,9 @@ mod tests {
         let mut gateway = sandbox_named_mock();
         gateway
             .expect_capture()
-            .returning(|_| CaptureOutcome::Captured { reference: "ch_1".into() });
+            .returning(|_| CaptureOutcome::Captured {
+                reference: "ch_1".into(),
+            });
         let error = service(store, gateway)
             .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
             .await
@@ -245,7 +268,10 @@ mod tests {
             .withf(|_, request, _, _| !request.capture)
             .times(1)
             .returning(|_, _, _, _| {
-                Ok(Reservation { shipment: view(ShipmentState::Uncaptured), attempt: None })
+                Ok(Reservation {
+                    shipment: view(ShipmentState::Uncaptured),
+                    attempt: None,
+                })
             });
         store.expect_settle_capture().never();
         let mut gateway = sandbox_named_mock();

@@ -81,7 +81,10 @@ mod tests {
             .import_order(import("sandbox", 54_799))
             .await
             .unwrap_err();
-        assert!(matches!(error, ServiceError::InvalidOrder(OrderError::AuthorizationTooSmall { .. })));
+        assert!(matches!(
+            error,
+            ServiceError::InvalidOrder(OrderError::AuthorizationTooSmall { .. })
+        ));
     }
 
     #[tokio::test]
@@ -98,7 +101,10 @@ mod tests {
     #[tokio::test]
     async fn a_valid_order_is_stored() {
         let mut store = MockOrderStore::new();
-        store.expect_import_order().times(1).returning(|_, _| Err(StoreError::OrderExists(OrderId(83651))));
+        store
+            .expect_import_order()
+            .times(1)
+            .returning(|_, _| Err(StoreError::OrderExists(OrderId(83651))));
         let error = service(store, sandbox_named_mock())
             .import_order(import("sandbox", 54_800))
             .await

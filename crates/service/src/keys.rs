@@ -73,7 +73,10 @@ mod tests {
         keys.expect_verify_key().times(1).returning(|_| Ok(None));
         let consign = service_with_keys(MockOrderStore::new(), sandbox_named_mock(), keys);
         for key in ["nope".to_owned(), String::new(), "k".repeat(300)] {
-            assert_eq!(consign.authenticate(&key).await, Err(ServiceError::Unauthorized));
+            assert_eq!(
+                consign.authenticate(&key).await,
+                Err(ServiceError::Unauthorized)
+            );
         }
     }
 }

@@ -68,38 +68,59 @@ mod tests {
         store
             .expect_settle_capture()
             .times(1)
-            .withf(|a, o, _| a.idempotency_key == "key-83651-1-1" && matches!(o, SettleOutcome::Captured { .. }))
+            .withf(|a, o, _| {
+                a.idempotency_key == "key-83651-1-1" && matches!(o, SettleOutcome::Captured { .. })
+            })
             .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
         let mut gateway = sandbox_named_mock();
         gateway.expect_capture().times(2).returning(|r| {
             if r.idempotency_key == "key-83651-1-1" {
-                CaptureOutcome::Captured { reference: "ch_1".into() }
+                CaptureOutcome::Captured {
+                    reference: "ch_1".into(),
+                }
             } else {
-                CaptureOutcome::Unknown { reason: "still timing out".into() }
+                CaptureOutcome::Unknown {
+                    reason: "still timing out".into(),
+                }
             }
         });
-        let report = service(store, gateway).recover_pending_captures(5_000).await.unwrap();
+        let report = service(store, gateway)
+            .recover_pending_captures(5_000)
+            .await
+            .unwrap();
         assert_eq!(
             report,
-            crate::RecoveryReport { examined: 2, captured: 1, declined: 0, unresolved: 1 }
+            crate::RecoveryReport {
+                examined: 2,
+                captured: 1,
+                declined: 0,
+                unresolved: 1
+            }
         );
     }
 
     #[tokio::test]
     async fn recovery_settles_a_decline_as_voided() {
         let mut store = MockOrderStore::new();
-        store.expect_pending_captures().returning(|_| Ok(vec![attempt(29850)]));
+        store
+            .expect_pending_captures()
+            .returning(|_| Ok(vec![attempt(29850)]));
         store
             .expect_settle_capture()
             .times(1)
             .withf(|_, o, _| matches!(o, SettleOutcome::Declined { .. }))
             .returning(|_, _, _| Ok(view(ShipmentState::Voided)));
         let mut gateway = sandbox_named_mock();
-        gateway.expect_capture().returning(|_| CaptureOutcome::Declined {
-            code: "expired".into(),
-            message: "authorization expired".into(),
-        });
-        let report = service(store, gateway).recover_pending_captures(0).await.unwrap();
+        gateway
+            .expect_capture()
+            .returning(|_| CaptureOutcome::Declined {
+                code: "expired".into(),
+                message: "authorization expired".into(),
+            });
+        let report = service(store, gateway)
+            .recover_pending_captures(0)
+            .await
+            .unwrap();
         assert_eq!(report.declined, 1);
     }
 }

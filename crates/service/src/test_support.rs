@@ -12,14 +12,20 @@ pub(crate) fn sek() -> Currency {
 }
 
 pub(crate) fn shipment_id() -> ShipmentId {
-    ShipmentId { order: OrderId(83651), number: 1 }
+    ShipmentId {
+        order: OrderId(83651),
+        number: 1,
+    }
 }
 
 pub(crate) fn view(state: ShipmentState) -> ShipmentView {
     ShipmentView {
         id: shipment_id(),
         state,
-        lines: vec![ShipmentLine { line_id: LineId(17), quantity: 1 }],
+        lines: vec![ShipmentLine {
+            line_id: LineId(17),
+            quantity: 1,
+        }],
         details: ShipmentDetails::default(),
         capture_amount: None,
         carries_shipping_fee: false,
@@ -45,7 +51,10 @@ pub(crate) fn attempt(amount: i64) -> CaptureAttempt {
 }
 
 pub(crate) fn reservation(state: ShipmentState, amount: i64) -> Reservation {
-    Reservation { shipment: view(state), attempt: Some(attempt(amount)) }
+    Reservation {
+        shipment: view(state),
+        attempt: Some(attempt(amount)),
+    }
 }
 
 pub(crate) fn sandbox_named_mock() -> MockPaymentGateway {

@@ -1,1 +1,29 @@
+//! # consign-db
+//!
+//! Diesel persistence for Consign: [`Database`] implements the order store and key store ports
+//! on PostgreSQL (production) and SQLite (the embedded default) with one set of queries over a
+//! `MultiConnection`. Migrations are embedded and applied by [`Database::open`].
+//!
+//! Each saga step is one short transaction; the order row is written first, which locks it on
+//! PostgreSQL and takes the write lock on SQLite, and guarded updates plus `CHECK` constraints
+//! keep `allocated <= quantity` whatever the concurrency.
+#![deny(missing_docs)]
 
+mod config;
+mod connection;
+mod database;
+mod dump;
+mod error;
+mod keys;
+mod orders;
+mod rows;
+mod schema;
+mod shipments;
+mod store;
+
+pub use config::{Backend, DbConfig};
+pub use database::Database;
+pub use error::DbError;
+
+#[cfg(feature = "test-support")]
+pub mod testing;

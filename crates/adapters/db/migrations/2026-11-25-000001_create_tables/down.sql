@@ -1,0 +1,9 @@
+DROP TABLE api_keys;
+DROP TABLE capture_attempts;
+DROP TABLE shipment_lines;
+DROP TABLE shipments;
+DROP TABLE order_lines;
+DROP TABLE orders;
+DROP TABLE customers;
+DROP TABLE settings;
+DROP TABLE counters;

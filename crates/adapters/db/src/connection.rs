@@ -1,0 +1,109 @@
+//! One connection type for both backends, the pool that hands it out, and migrations.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::config::{Backend, DbConfig};
+use crate::error::DbError;
+
+/// The migrations in `migrations/`, written once for both backends and embedded in the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// A connection to PostgreSQL or SQLite; every query in this crate is written once against it.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    /// PostgreSQL (production, several instances).
+    Postgresql(PgConnection),
+    /// SQLite (embedded default, one instance).
+    Sqlite(SqliteConnection),
+}
+
+/// Per-connection SQLite settings: WAL so readers never block the writer, FULL sync because a
+/// capture attempt must survive a power cut, and a busy timeout so writers queue, not fail.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+
+/// Opens connections of the configured backend (no guessing from the URL at each connect).
+pub struct Manager {
+    backend: Backend,
+    target: String,
+}
+
+impl Manager {
+    pub fn new(config: &DbConfig) -> Self {
+        Manager {
+            backend: config.backend,
+            target: config.target.clone(),
+        }
+    }
+
+    fn open(&self) -> Result<AnyConnection, diesel::ConnectionError> {
+        match self.backend {
+            Backend::Postgres => {
+                PgConnection::establish(&self.target).map(AnyConnection::Postgresql)
+            }
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(&self.target)?;
+                conn.batch_execute(SQLITE_PRAGMAS)
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+        self.open().map_err(r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
+        false
+    }
+}
+
+/// The pool: bounded, with a bounded wait for a connection.
+pub type Pool = r2d2::Pool<Manager>;
+
+pub fn build_pool(config: &DbConfig) -> Result<Pool, DbError> {
+    r2d2::Pool::builder()
+        .max_size(config.pool_size)
+        .min_idle(Some(1))
+        .connection_timeout(config.connection_timeout)
+        .idle_timeout(Some(Duration::from_secs(600)))
+        .build(Manager::new(config))
+        .map_err(|e| DbError::Connect(e.to_string()))
+}
+
+/// Applies pending migrations. On PostgreSQL an advisory lock makes instances that start at
+/// once take turns; on SQLite the file's write lock does the same.
+pub fn run_migrations(conn: &mut AnyConnection) -> Result<usize, DbError> {
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
+    match conn {
+        AnyConnection::Postgresql(pg) => {
+            pg.batch_execute("SELECT pg_advisory_lock(7235019)")?;
+            let result = pg
+                .run_pending_migrations(MIGRATIONS)
+                .map(|applied| applied.len())
+                .map_err(failed);
+            pg.batch_execute("SELECT pg_advisory_unlock(7235019)")?;
+            result
+        }
+        AnyConnection::Sqlite(sqlite) => sqlite
+            .run_pending_migrations(MIGRATIONS)
+            .map(|applied| applied.len())
+            .map_err(failed),
+    }
+}

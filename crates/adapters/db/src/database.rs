@@ -1,0 +1,140 @@
+//! The database handle: a pool, a bound on blocking work, and the retry of transient failures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::config::{Backend, DbConfig};
+use crate::connection::{build_pool, run_migrations, AnyConnection, Pool};
+use crate::error::DbError;
+use crate::schema::settings;
+
+/// How often a transaction that hit a busy lock, a serialization failure or a deadlock is run
+/// again before the error reaches the caller (as "unavailable", never as a 500).
+const TRANSIENT_RETRIES: u32 = 8;
+
+/// The Diesel store for PostgreSQL and SQLite. Cheap to clone.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool,
+    /// Blocking database work never exceeds the pool size, so it cannot starve the runtime.
+    permits: Arc<Semaphore>,
+    backend: Backend,
+    /// Random per database; part of every provider idempotency key, so two databases (a test and
+    /// production, say) can never send the same key for different captures.
+    installation: Arc<str>,
+}
+
+impl Database {
+    /// Opens the database, applies pending migrations and reads (or creates) its installation id.
+    pub fn open(config: &DbConfig) -> Result<Database, DbError> {
+        let pool = build_pool(config)?;
+        let mut conn = pool.get().map_err(|e| DbError::Connect(e.to_string()))?;
+        run_migrations(&mut conn)?;
+        let installation = installation_id(&mut conn)?;
+        drop(conn);
+        Ok(Database {
+            permits: Arc::new(Semaphore::new(config.pool_size as usize)),
+            pool,
+            backend: config.backend,
+            installation: installation.into(),
+        })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Connections checked out of the pool right now (for tests that prove none is held while
+    /// the gateway is called, and for metrics).
+    pub fn connections_in_use(&self) -> u32 {
+        let state = self.pool.state();
+        state.connections - state.idle_connections
+    }
+
+    pub(crate) fn installation(&self) -> &str {
+        &self.installation
+    }
+
+    /// Runs `work` on a pooled connection on the blocking pool, again on transient failures.
+    pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        let _permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))?;
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| DbError::PoolTimeout(e.to_string()))?;
+            let mut attempt = 0;
+            loop {
+                match work(&mut conn) {
+                    Err(e) if e.is_transient() && attempt < TRANSIENT_RETRIES => {
+                        attempt += 1;
+                        std::thread::sleep(backoff(attempt));
+                    }
+                    result => return result,
+                }
+            }
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+    }
+}
+
+/// 2, 4, 8 ... ms with jitter from the clock, capped at 200 ms.
+fn backoff(attempt: u32) -> Duration {
+    let base = 2u64.saturating_pow(attempt).min(200);
+    let jitter = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0),
+    ) % (base + 1);
+    Duration::from_millis(base / 2 + jitter / 2)
+}
+
+fn installation_id(conn: &mut AnyConnection) -> Result<String, DbError> {
+    let existing: Option<String> = settings::table
+        .find("installation_id")
+        .select(settings::value)
+        .first(conn)
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
+    let seed = format!(
+        "{:?}-{}-{:p}",
+        std::time::SystemTime::now(),
+        std::process::id(),
+        &existing
+    );
+    let id = hex(&Sha256::digest(seed.as_bytes())[..8]);
+    // Another instance may have raced us here: whichever row exists is the id.
+    let _ = diesel::insert_into(settings::table)
+        .values((
+            settings::name.eq("installation_id"),
+            settings::value.eq(&id),
+        ))
+        .execute(conn);
+    Ok(settings::table
+        .find("installation_id")
+        .select(settings::value)
+        .first(conn)?)
+}
+
+/// Lowercase hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,67 @@
+//! A canonical text dump of every table, for tests that prove a refused request changed nothing
+//! and for operators comparing two databases.
+
+use diesel::prelude::*;
+
+use crate::database::Database;
+use crate::error::DbError;
+use crate::rows::{ApiKeyRow, AttemptRow, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
+use crate::schema::*;
+
+impl Database {
+    /// Every row of every business table, one line each, in primary-key order. API keys are
+    /// left out (their table changes only through the CLI).
+    pub async fn dump(&self) -> Result<Vec<String>, DbError> {
+        self.run(|conn| {
+            let mut out = Vec::new();
+            let rows: Vec<(String, i64)> = counters::table.order(counters::name).load(conn)?;
+            out.extend(rows.iter().map(|r| format!("counters {r:?}")));
+            let rows: Vec<(i64, String)> = customers::table.order(customers::id).load(conn)?;
+            out.extend(rows.iter().map(|r| format!("customers {r:?}")));
+            let rows: Vec<OrderRow> = orders::table
+                .order(orders::id)
+                .select(OrderRow::as_select())
+                .load(conn)?;
+            out.extend(rows.iter().map(|r| format!("orders {r:?}")));
+            let rows: Vec<LineRow> = order_lines::table
+                .order((order_lines::order_id, order_lines::line_id))
+                .select(LineRow::as_select())
+                .load(conn)?;
+            out.extend(rows.iter().map(|r| format!("order_lines {r:?}")));
+            let rows: Vec<ShipmentRow> = shipments::table
+                .order((shipments::order_id, shipments::number))
+                .select(ShipmentRow::as_select())
+                .load(conn)?;
+            out.extend(rows.iter().map(|r| format!("shipments {r:?}")));
+            let rows: Vec<ShipmentLineRow> = shipment_lines::table
+                .order((
+                    shipment_lines::order_id,
+                    shipment_lines::number,
+                    shipment_lines::line_id,
+                ))
+                .select(ShipmentLineRow::as_select())
+                .load(conn)?;
+            out.extend(rows.iter().map(|r| format!("shipment_lines {r:?}")));
+            let rows: Vec<AttemptRow> = capture_attempts::table
+                .order((
+                    capture_attempts::order_id,
+                    capture_attempts::number,
+                    capture_attempts::attempt,
+                ))
+                .select(AttemptRow::as_select())
+                .load(conn)?;
+            out.extend(rows.iter().map(|r| format!("capture_attempts {r:?}")));
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Number of stored API keys, active or not.
+    pub async fn api_key_count(&self) -> Result<usize, DbError> {
+        self.run(|conn| {
+            let rows: Vec<ApiKeyRow> = api_keys::table.select(ApiKeyRow::as_select()).load(conn)?;
+            Ok(rows.len())
+        })
+        .await
+    }
+}

@@ -1,0 +1,67 @@
+//! The adapter's errors and how they become the port's [`StoreError`].
+
+use consign_domain::{OrderId, ShipmentError, ShipmentId};
+use consign_ports::StoreError;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+/// What went wrong inside the adapter.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database could not be opened.
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// No pooled connection within the timeout.
+    #[error("no database connection available: {0}")]
+    PoolTimeout(String),
+    /// A query failed.
+    #[error(transparent)]
+    Query(#[from] DieselError),
+    /// The domain refused; the transaction was rolled back.
+    #[error(transparent)]
+    Rejected(#[from] ShipmentError),
+    /// Import of an existing order id.
+    #[error("order {0} already exists")]
+    OrderExists(OrderId),
+    /// No such shipment.
+    #[error("shipment {0} does not exist")]
+    ShipmentNotFound(ShipmentId),
+    /// A row that cannot be read back into the model.
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    /// The blocking task died.
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+impl DbError {
+    /// Whether running the same transaction again may succeed: SQLite's busy lock, PostgreSQL's
+    /// serialization failures and deadlocks.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DbError::Query(DieselError::DatabaseError(kind, info)) => {
+                matches!(kind, DatabaseErrorKind::SerializationFailure)
+                    || info.message().contains("database is locked")
+                    || info.message().contains("deadlock detected")
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<DbError> for StoreError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Rejected(e) => StoreError::Rejected(e),
+            DbError::OrderExists(id) => StoreError::OrderExists(id),
+            DbError::ShipmentNotFound(id) => StoreError::ShipmentNotFound(id),
+            e @ (DbError::PoolTimeout(_) | DbError::Connect(_)) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            e if e.is_transient() => StoreError::Unavailable(e.to_string()),
+            e => StoreError::Internal(e.to_string()),
+        }
+    }
+}

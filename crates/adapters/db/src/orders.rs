@@ -1,0 +1,245 @@
+//! Importing and listing orders.
+
+use consign_domain::{OrderId, ShipmentState};
+use consign_ports::{ImportedOrder, OrderImport, OrderQuery, OrderView, Timestamp};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::connection::AnyConnection;
+use crate::error::DbError;
+use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
+use crate::schema::{counters, customers, order_lines, orders, shipment_lines, shipments};
+
+/// Adds `by` to a counter and answers its new value. As the first statement of a transaction it
+/// also takes the write lock, so SQLite queues writers instead of failing them mid-transaction.
+pub(crate) fn bump_counter(conn: &mut AnyConnection, name: &str, by: i64) -> Result<i64, DbError> {
+    diesel::update(counters::table.find(name))
+        .set(counters::value.eq(counters::value + by))
+        .execute(conn)?;
+    Ok(counters::table
+        .find(name)
+        .select(counters::value)
+        .first(conn)?)
+}
+
+pub(crate) fn import_order(
+    conn: &mut AnyConnection,
+    import: &OrderImport,
+    now: Timestamp,
+) -> Result<ImportedOrder, DbError> {
+    conn.transaction(|conn| {
+        let last_line = bump_counter(conn, "line_id", import.lines.len() as i64)?;
+        let first_line = last_line - import.lines.len() as i64 + 1;
+        let id = match import.id {
+            Some(id) => {
+                if order_exists(conn, id.0)? {
+                    return Err(DbError::OrderExists(id));
+                }
+                id.0
+            }
+            None => {
+                // Assigned ids skip any id imported explicitly.
+                let mut id = bump_counter(conn, "order_id", 1)?;
+                while order_exists(conn, id)? {
+                    id = bump_counter(conn, "order_id", 1)?;
+                }
+                id
+            }
+        };
+        let email = import.customer.email.trim().to_lowercase();
+        let customer_id = match customers::table
+            .filter(customers::email.eq(&email))
+            .select(customers::id)
+            .first::<i64>(conn)
+            .optional()?
+        {
+            Some(existing) => existing,
+            None => {
+                let new_id = bump_counter(conn, "customer_id", 1)?;
+                diesel::insert_into(customers::table)
+                    .values((customers::id.eq(new_id), customers::email.eq(&email)))
+                    .execute(conn)?;
+                new_id
+            }
+        };
+        let customer = &import.customer;
+        let payment = import.payment.as_ref();
+        let row = OrderRow {
+            id,
+            currency: import.currency.code().to_owned(),
+            customer_id,
+            email: customer.email.clone(),
+            first_name: customer.first_name.clone(),
+            last_name: customer.last_name.clone(),
+            address: customer.address.address.clone(),
+            zipcode: customer.address.zipcode.clone(),
+            city: customer.address.city.clone(),
+            country: customer.address.country.clone(),
+            shipping_fee: import.shipping_fee.minor(),
+            payment_provider: payment.map(|p| p.provider.clone()),
+            payment_reference: payment.map(|p| p.reference.clone()),
+            authorized: payment.map_or(0, |p| p.amount.minor()),
+            committed: 0,
+            shipping_fee_committed: 0,
+            next_shipment_number: 1,
+            created_at: now.0,
+            updated_at: now.0,
+        };
+        diesel::insert_into(orders::table)
+            .values(row.clone())
+            .execute(conn)
+            .map_err(|e| match e {
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                    DbError::OrderExists(OrderId(id))
+                }
+                e => e.into(),
+            })?;
+        let lines: Vec<LineRow> = import
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LineRow {
+                order_id: id,
+                line_id: first_line + i as i64,
+                position: i as i32,
+                sku: l.sku.clone(),
+                name: l.name.clone(),
+                unit_price: l.unit_price.minor(),
+                tax_rate: int(l.tax_rate.0),
+                quantity: int(l.quantity),
+                allocated: 0,
+                in_capture: 0,
+            })
+            .collect();
+        for line in &lines {
+            diesel::insert_into(order_lines::table)
+                .values(line.clone())
+                .execute(conn)?;
+        }
+        Ok(ImportedOrder {
+            order: row.into_order(&lines)?,
+            customer_id,
+        })
+    })
+}
+
+fn order_exists(conn: &mut AnyConnection, id: i64) -> Result<bool, DbError> {
+    Ok(orders::table
+        .find(id)
+        .select(orders::id)
+        .first::<i64>(conn)
+        .optional()?
+        .is_some())
+}
+
+/// The order row and its lines, in import order.
+pub(crate) fn load_order(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<Option<(OrderRow, Vec<LineRow>)>, DbError> {
+    let Some(row) = orders::table
+        .find(id)
+        .select(OrderRow::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let lines = order_lines::table
+        .filter(order_lines::order_id.eq(id))
+        .order(order_lines::position.asc())
+        .select(LineRow::as_select())
+        .load(conn)?;
+    Ok(Some((row, lines)))
+}
+
+/// A shipment row with its lines.
+pub(crate) fn load_shipment(
+    conn: &mut AnyConnection,
+    order_id: i64,
+    number: i32,
+) -> Result<Option<(ShipmentRow, Vec<ShipmentLineRow>)>, DbError> {
+    let Some(row) = shipments::table
+        .find((order_id, number))
+        .select(ShipmentRow::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let lines = shipment_lines::table
+        .filter(shipment_lines::order_id.eq(order_id))
+        .filter(shipment_lines::number.eq(number))
+        .order(shipment_lines::line_id.asc())
+        .select(ShipmentLineRow::as_select())
+        .load(conn)?;
+    Ok(Some((row, lines)))
+}
+
+pub(crate) fn list_orders(
+    conn: &mut AnyConnection,
+    query: &OrderQuery,
+) -> Result<Vec<OrderView>, DbError> {
+    let mut select = orders::table.select(OrderRow::as_select()).into_boxed();
+    if let Some(id) = query.order {
+        select = select.filter(orders::id.eq(id.0));
+    }
+    if let Some(customer) = query.customer_id {
+        select = select.filter(orders::customer_id.eq(customer));
+    }
+    if let Some(since) = query.newer_than {
+        select = select.filter(orders::created_at.ge(since.0));
+    }
+    if let Some(before) = query.older_than {
+        select = select.filter(orders::created_at.lt(before.0));
+    }
+    let rows: Vec<OrderRow> = select
+        .order((orders::created_at.asc(), orders::id.asc()))
+        .limit(i64::from(query.limit))
+        .offset(i64::from(query.offset))
+        .load(conn)?;
+    rows.into_iter().map(|row| order_view(conn, row)).collect()
+}
+
+fn order_view(conn: &mut AnyConnection, row: OrderRow) -> Result<OrderView, DbError> {
+    let lines: Vec<LineRow> = order_lines::table
+        .filter(order_lines::order_id.eq(row.id))
+        .order(order_lines::position.asc())
+        .select(LineRow::as_select())
+        .load(conn)?;
+    let order = row.into_order(&lines)?;
+    let live = [
+        ShipmentState::Uncaptured.as_str(),
+        ShipmentState::CapturePending.as_str(),
+        ShipmentState::Captured.as_str(),
+    ];
+    let shipment_rows: Vec<ShipmentRow> = shipments::table
+        .filter(shipments::order_id.eq(row.id))
+        .filter(shipments::state.eq_any(live))
+        .order(shipments::number.asc())
+        .select(ShipmentRow::as_select())
+        .load(conn)?;
+    let all_lines: Vec<ShipmentLineRow> = shipment_lines::table
+        .filter(shipment_lines::order_id.eq(row.id))
+        .order((shipment_lines::number.asc(), shipment_lines::line_id.asc()))
+        .select(ShipmentLineRow::as_select())
+        .load(conn)?;
+    let shipments = shipment_rows
+        .into_iter()
+        .map(|s| {
+            let mine: Vec<ShipmentLineRow> = all_lines
+                .iter()
+                .filter(|l| l.number == s.number)
+                .cloned()
+                .collect();
+            s.into_view(order.currency, &mine)
+        })
+        .collect::<Result<Vec<_>, DbError>>()?;
+    Ok(OrderView {
+        customer_id: row.customer_id,
+        customer: row.customer(),
+        created_at: Timestamp(row.created_at),
+        order,
+        shipments,
+    })
+}

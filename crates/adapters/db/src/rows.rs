@@ -1,0 +1,236 @@
+//! Row types: how each table reads and writes, and how rows become the model.
+
+use consign_domain::{
+    Currency, LineId, Money, Order, OrderId, OrderLine, PaymentAuthorization, ShipmentId,
+    ShipmentLine, ShipmentState, TaxRate,
+};
+use consign_ports::{Address, Customer, ShipmentDetails, ShipmentView, ShippingInfo, Timestamp};
+use diesel::prelude::*;
+
+use crate::error::DbError;
+use crate::schema::*;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = orders)]
+pub struct OrderRow {
+    pub id: i64,
+    pub currency: String,
+    pub customer_id: i64,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub address: String,
+    pub zipcode: String,
+    pub city: String,
+    pub country: String,
+    pub shipping_fee: i64,
+    pub payment_provider: Option<String>,
+    pub payment_reference: Option<String>,
+    pub authorized: i64,
+    pub committed: i64,
+    pub shipping_fee_committed: i32,
+    pub next_shipment_number: i32,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = order_lines)]
+pub struct LineRow {
+    pub order_id: i64,
+    pub line_id: i64,
+    pub position: i32,
+    pub sku: String,
+    pub name: String,
+    pub unit_price: i64,
+    pub tax_rate: i32,
+    pub quantity: i32,
+    pub allocated: i32,
+    pub in_capture: i32,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = shipments)]
+pub struct ShipmentRow {
+    pub order_id: i64,
+    pub number: i32,
+    pub state: String,
+    pub gtg: i32,
+    pub shipped: i32,
+    pub carrier: String,
+    pub service: String,
+    pub packages: i32,
+    pub tracking: String,
+    pub return_slip_tracking: String,
+    pub send_email: Option<i32>,
+    pub capture_amount: Option<i64>,
+    pub carries_shipping_fee: i32,
+    pub capture_reference: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub shipped_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = shipment_lines)]
+pub struct ShipmentLineRow {
+    pub order_id: i64,
+    pub number: i32,
+    pub line_id: i64,
+    pub quantity: i32,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = capture_attempts)]
+pub struct AttemptRow {
+    pub order_id: i64,
+    pub number: i32,
+    pub attempt: i32,
+    pub idempotency_key: String,
+    pub amount: i64,
+    pub final_capture: i32,
+    pub state: String,
+    pub provider_reference: Option<String>,
+    pub decline_code: Option<String>,
+    pub decline_message: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKeyRow {
+    pub id: i64,
+    pub label: String,
+    pub prefix: String,
+    pub key_hash: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+fn count(value: i32, what: &str) -> Result<u32, DbError> {
+    u32::try_from(value).map_err(|_| DbError::Corrupt(format!("negative {what}: {value}")))
+}
+
+impl OrderRow {
+    pub fn currency(&self) -> Result<Currency, DbError> {
+        self.currency
+            .parse()
+            .map_err(|_| DbError::Corrupt(format!("currency {:?}", self.currency)))
+    }
+
+    pub fn payment(&self) -> Result<Option<PaymentAuthorization>, DbError> {
+        let currency = self.currency()?;
+        Ok(match (&self.payment_provider, &self.payment_reference) {
+            (Some(provider), Some(reference)) => Some(PaymentAuthorization {
+                provider: provider.clone(),
+                reference: reference.clone(),
+                amount: Money::from_minor(self.authorized, currency),
+            }),
+            _ => None,
+        })
+    }
+
+    pub fn customer(&self) -> Customer {
+        Customer {
+            email: self.email.clone(),
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            address: Address {
+                address: self.address.clone(),
+                zipcode: self.zipcode.clone(),
+                city: self.city.clone(),
+                country: self.country.clone(),
+            },
+        }
+    }
+
+    /// The domain order, with its lines in import order.
+    pub fn into_order(&self, lines: &[LineRow]) -> Result<Order, DbError> {
+        let currency = self.currency()?;
+        let lines = lines
+            .iter()
+            .map(|l| {
+                Ok(OrderLine {
+                    line_id: LineId(l.line_id),
+                    sku: l.sku.clone(),
+                    name: l.name.clone(),
+                    unit_price: Money::from_minor(l.unit_price, currency),
+                    tax_rate: TaxRate(count(l.tax_rate, "tax rate")?),
+                    quantity: count(l.quantity, "quantity")?,
+                    allocated: count(l.allocated, "allocated")?,
+                    in_capture: count(l.in_capture, "in_capture")?,
+                })
+            })
+            .collect::<Result<Vec<_>, DbError>>()?;
+        Ok(Order {
+            id: OrderId(self.id),
+            currency,
+            lines,
+            shipping_fee: Money::from_minor(self.shipping_fee, currency),
+            payment: self.payment()?,
+            committed: Money::from_minor(self.committed, currency),
+            shipping_fee_committed: self.shipping_fee_committed != 0,
+            next_shipment_number: count(self.next_shipment_number, "shipment number")?,
+        })
+    }
+}
+
+impl ShipmentRow {
+    pub fn id(&self) -> Result<ShipmentId, DbError> {
+        Ok(ShipmentId {
+            order: OrderId(self.order_id),
+            number: count(self.number, "shipment number")?,
+        })
+    }
+
+    pub fn into_view(
+        self,
+        currency: Currency,
+        lines: &[ShipmentLineRow],
+    ) -> Result<ShipmentView, DbError> {
+        let state = ShipmentState::from_name(&self.state)
+            .ok_or_else(|| DbError::Corrupt(format!("shipment state {:?}", self.state)))?;
+        let lines = lines
+            .iter()
+            .map(|l| {
+                Ok(ShipmentLine {
+                    line_id: LineId(l.line_id),
+                    quantity: count(l.quantity, "shipment quantity")?,
+                })
+            })
+            .collect::<Result<Vec<_>, DbError>>()?;
+        Ok(ShipmentView {
+            id: self.id()?,
+            state,
+            lines,
+            details: ShipmentDetails {
+                gtg: self.gtg != 0,
+                shipped: self.shipped != 0,
+                shipping: ShippingInfo {
+                    carrier: self.carrier,
+                    service: self.service,
+                    packages: count(self.packages, "packages")?,
+                    tracking: self.tracking,
+                    return_slip_tracking: self.return_slip_tracking,
+                },
+                send_email: self.send_email.map(|v| v != 0),
+            },
+            capture_amount: self.capture_amount.map(|m| Money::from_minor(m, currency)),
+            carries_shipping_fee: self.carries_shipping_fee != 0,
+            capture_reference: self.capture_reference,
+            created_at: Timestamp(self.created_at),
+            shipped_at: self.shipped_at.map(Timestamp),
+        })
+    }
+}
+
+/// 0/1 for the INTEGER columns that hold flags.
+pub fn flag(value: bool) -> i32 {
+    i32::from(value)
+}
+
+/// A count from the model as an INTEGER column.
+pub fn int(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}

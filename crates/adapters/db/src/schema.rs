@@ -1,0 +1,129 @@
+//! Diesel's view of the tables in `migrations/`. Only types both backends share: booleans are
+//! `Integer` 0/1, money `BigInt` minor units, times `BigInt` Unix milliseconds.
+
+diesel::table! {
+    counters (name) {
+        name -> Text,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
+    settings (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    customers (id) {
+        id -> BigInt,
+        email -> Text,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> BigInt,
+        currency -> Text,
+        customer_id -> BigInt,
+        email -> Text,
+        first_name -> Text,
+        last_name -> Text,
+        address -> Text,
+        zipcode -> Text,
+        city -> Text,
+        country -> Text,
+        shipping_fee -> BigInt,
+        payment_provider -> Nullable<Text>,
+        payment_reference -> Nullable<Text>,
+        authorized -> BigInt,
+        committed -> BigInt,
+        shipping_fee_committed -> Integer,
+        next_shipment_number -> Integer,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    order_lines (order_id, line_id) {
+        order_id -> BigInt,
+        line_id -> BigInt,
+        position -> Integer,
+        sku -> Text,
+        name -> Text,
+        unit_price -> BigInt,
+        tax_rate -> Integer,
+        quantity -> Integer,
+        allocated -> Integer,
+        in_capture -> Integer,
+    }
+}
+
+diesel::table! {
+    shipments (order_id, number) {
+        order_id -> BigInt,
+        number -> Integer,
+        state -> Text,
+        gtg -> Integer,
+        shipped -> Integer,
+        carrier -> Text,
+        service -> Text,
+        packages -> Integer,
+        tracking -> Text,
+        return_slip_tracking -> Text,
+        send_email -> Nullable<Integer>,
+        capture_amount -> Nullable<BigInt>,
+        carries_shipping_fee -> Integer,
+        capture_reference -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        shipped_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    shipment_lines (order_id, number, line_id) {
+        order_id -> BigInt,
+        number -> Integer,
+        line_id -> BigInt,
+        quantity -> Integer,
+    }
+}
+
+diesel::table! {
+    capture_attempts (order_id, number, attempt) {
+        order_id -> BigInt,
+        number -> Integer,
+        attempt -> Integer,
+        idempotency_key -> Text,
+        amount -> BigInt,
+        final_capture -> Integer,
+        state -> Text,
+        provider_reference -> Nullable<Text>,
+        decline_code -> Nullable<Text>,
+        decline_message -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> BigInt,
+        label -> Text,
+        prefix -> Text,
+        key_hash -> Text,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    orders,
+    order_lines,
+    shipments,
+    shipment_lines,
+    capture_attempts,
+);

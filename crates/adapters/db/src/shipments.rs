@@ -1,0 +1,322 @@
+//! The two transactions of the create-shipment saga (reserve, settle) and recovery's query.
+
+use consign_domain::{
+    Money, OrderId, PaymentAuthorization, ShipmentError, ShipmentId, ShipmentRequest, ShipmentState,
+};
+use consign_ports::{
+    CaptureAttempt, Reservation, SettleOutcome, ShipmentDetails, ShipmentView, Timestamp,
+};
+use diesel::prelude::*;
+
+use crate::connection::AnyConnection;
+use crate::error::DbError;
+use crate::orders::{load_order, load_shipment};
+use crate::rows::{flag, int, AttemptRow, ShipmentLineRow, ShipmentRow};
+use crate::schema::{capture_attempts, order_lines, orders, shipment_lines, shipments};
+
+/// Names of a capture attempt's states.
+pub(crate) const ATTEMPT_PENDING: &str = "pending";
+const ATTEMPT_SUCCEEDED: &str = "succeeded";
+const ATTEMPT_FAILED: &str = "failed";
+
+/// Reserve: lock the order, plan with the domain, write the shipment, its reserved units and the
+/// pending capture attempt. A refusal rolls everything back.
+pub(crate) fn reserve_shipment(
+    conn: &mut AnyConnection,
+    installation: &str,
+    order_id: OrderId,
+    request: &ShipmentRequest,
+    details: &ShipmentDetails,
+    now: Timestamp,
+) -> Result<Reservation, DbError> {
+    conn.transaction(|conn| {
+        // Writing the order row first takes its row lock on PostgreSQL and the write lock on
+        // SQLite: concurrent shipments of one order queue here, with one query for both.
+        let locked = diesel::update(orders::table.find(order_id.0))
+            .set(orders::updated_at.eq(now.0))
+            .execute(conn)?;
+        if locked == 0 {
+            return Err(ShipmentError::OrderNotFound(order_id).into());
+        }
+        let (order_row, line_rows) =
+            load_order(conn, order_id.0)?.ok_or(ShipmentError::OrderNotFound(order_id))?;
+        let order = order_row.into_order(&line_rows)?;
+        let plan = order.plan_shipment(request)?;
+        let number = int(plan.id.number);
+        let state = if plan.capture.is_some() {
+            ShipmentState::CapturePending
+        } else {
+            ShipmentState::Uncaptured
+        };
+        let shipped = details.shipped;
+        let shipping = if shipped {
+            details.shipping.clone()
+        } else {
+            Default::default()
+        };
+        let row = ShipmentRow {
+            order_id: order_id.0,
+            number,
+            state: state.as_str().to_owned(),
+            gtg: flag(details.gtg),
+            shipped: flag(shipped),
+            carrier: shipping.carrier,
+            service: shipping.service,
+            packages: int(shipping.packages),
+            tracking: shipping.tracking,
+            return_slip_tracking: shipping.return_slip_tracking,
+            send_email: if shipped {
+                details.send_email.map(flag)
+            } else {
+                None
+            },
+            capture_amount: plan.capture.map(|c| c.amount.minor()),
+            carries_shipping_fee: flag(plan.capture.is_some_and(|c| c.carries_shipping_fee)),
+            capture_reference: None,
+            created_at: now.0,
+            updated_at: now.0,
+            shipped_at: shipped.then_some(now.0),
+        };
+        diesel::insert_into(shipments::table)
+            .values(row.clone())
+            .execute(conn)?;
+        let in_capture = i32::from(plan.capture.is_some());
+        let mut line_rows = Vec::with_capacity(plan.lines.len());
+        for line in &plan.lines {
+            let quantity = int(line.quantity);
+            let line_row = ShipmentLineRow {
+                order_id: order_id.0,
+                number,
+                line_id: line.line_id.0,
+                quantity,
+            };
+            diesel::insert_into(shipment_lines::table)
+                .values(line_row.clone())
+                .execute(conn)?;
+            line_rows.push(line_row);
+            // Guarded: can never push allocated past quantity, whatever happened before.
+            let moved = diesel::update(
+                order_lines::table
+                    .find((order_id.0, line.line_id.0))
+                    .filter((order_lines::allocated + quantity).le(order_lines::quantity)),
+            )
+            .set((
+                order_lines::allocated.eq(order_lines::allocated + quantity),
+                order_lines::in_capture.eq(order_lines::in_capture + quantity * in_capture),
+            ))
+            .execute(conn)?;
+            if moved != 1 {
+                return Err(DbError::Corrupt(format!(
+                    "line {} changed under the order lock",
+                    line.line_id
+                )));
+            }
+        }
+        let (amount, carries_fee) = plan
+            .capture
+            .map_or((0, false), |c| (c.amount.minor(), c.carries_shipping_fee));
+        diesel::update(orders::table.find(order_id.0))
+            .set((
+                orders::next_shipment_number.eq(number + 1),
+                orders::committed.eq(orders::committed + amount),
+            ))
+            .execute(conn)?;
+        if carries_fee {
+            diesel::update(orders::table.find(order_id.0))
+                .set(orders::shipping_fee_committed.eq(1))
+                .execute(conn)?;
+        }
+        let attempt = match (plan.capture, order.payment.clone()) {
+            (Some(capture), Some(authorization)) => {
+                let key = provider_key(installation, plan.id, 1);
+                diesel::insert_into(capture_attempts::table)
+                    .values(AttemptRow {
+                        order_id: order_id.0,
+                        number,
+                        attempt: 1,
+                        idempotency_key: key.clone(),
+                        amount: capture.amount.minor(),
+                        final_capture: flag(capture.completes_order),
+                        state: ATTEMPT_PENDING.to_owned(),
+                        provider_reference: None,
+                        decline_code: None,
+                        decline_message: None,
+                        created_at: now.0,
+                        updated_at: now.0,
+                    })
+                    .execute(conn)?;
+                Some(CaptureAttempt {
+                    shipment: plan.id,
+                    authorization,
+                    amount: capture.amount,
+                    idempotency_key: key,
+                    final_capture: capture.completes_order,
+                    created_at: now,
+                })
+            }
+            _ => None,
+        };
+        Ok(Reservation {
+            shipment: row.into_view(order.currency, &line_rows)?,
+            attempt,
+        })
+    })
+}
+
+/// The provider idempotency key of one attempt: stable across retries and restarts, unique
+/// across databases.
+fn provider_key(installation: &str, shipment: ShipmentId, attempt: u32) -> String {
+    format!("consign-{installation}-{shipment}-{attempt}")
+}
+
+/// Settle: record the outcome; on a decline void the shipment and release what it held. Only a
+/// pending attempt is settled, so a second settle of the same attempt changes nothing.
+pub(crate) fn settle_capture(
+    conn: &mut AnyConnection,
+    attempt: &CaptureAttempt,
+    outcome: &SettleOutcome,
+    now: Timestamp,
+) -> Result<ShipmentView, DbError> {
+    let order_id = attempt.shipment.order.0;
+    let number = int(attempt.shipment.number);
+    conn.transaction(|conn| {
+        let pending_attempt = capture_attempts::table
+            .filter(capture_attempts::order_id.eq(order_id))
+            .filter(capture_attempts::idempotency_key.eq(&attempt.idempotency_key))
+            .filter(capture_attempts::state.eq(ATTEMPT_PENDING));
+        let settled = match outcome {
+            SettleOutcome::Captured { reference } => diesel::update(pending_attempt)
+                .set((
+                    capture_attempts::state.eq(ATTEMPT_SUCCEEDED),
+                    capture_attempts::provider_reference.eq(Some(reference)),
+                    capture_attempts::updated_at.eq(now.0),
+                ))
+                .execute(conn)?,
+            SettleOutcome::Declined { code, message } => diesel::update(pending_attempt)
+                .set((
+                    capture_attempts::state.eq(ATTEMPT_FAILED),
+                    capture_attempts::decline_code.eq(Some(code)),
+                    capture_attempts::decline_message.eq(Some(message)),
+                    capture_attempts::updated_at.eq(now.0),
+                ))
+                .execute(conn)?,
+        };
+        if settled == 1 {
+            let pending_shipment = shipments::table
+                .find((order_id, number))
+                .filter(shipments::state.eq(ShipmentState::CapturePending.as_str()));
+            match outcome {
+                SettleOutcome::Captured { reference } => {
+                    diesel::update(pending_shipment)
+                        .set((
+                            shipments::state.eq(ShipmentState::Captured.as_str()),
+                            shipments::capture_reference.eq(Some(reference)),
+                            shipments::updated_at.eq(now.0),
+                        ))
+                        .execute(conn)?;
+                }
+                SettleOutcome::Declined { .. } => {
+                    let voided = diesel::update(pending_shipment)
+                        .set((
+                            shipments::state.eq(ShipmentState::Voided.as_str()),
+                            shipments::updated_at.eq(now.0),
+                        ))
+                        .execute(conn)?;
+                    if voided == 1 {
+                        release_shipment(conn, order_id, number, attempt.amount, now)?;
+                    }
+                }
+            }
+        }
+        let (row, lines) = load_shipment(conn, order_id, number)?
+            .ok_or(DbError::ShipmentNotFound(attempt.shipment))?;
+        row.into_view(attempt.amount.currency(), &lines)
+    })
+}
+
+/// Gives a voided shipment's units back to its lines and its amount back to the authorisation.
+fn release_shipment(
+    conn: &mut AnyConnection,
+    order_id: i64,
+    number: i32,
+    amount: Money,
+    now: Timestamp,
+) -> Result<(), DbError> {
+    let (row, lines) = load_shipment(conn, order_id, number)?.ok_or_else(|| {
+        DbError::Corrupt(format!(
+            "shipment {order_id}-{number} vanished while settling"
+        ))
+    })?;
+    for line in &lines {
+        diesel::update(order_lines::table.find((order_id, line.line_id)))
+            .set((
+                order_lines::allocated.eq(order_lines::allocated - line.quantity),
+                order_lines::in_capture.eq(order_lines::in_capture - line.quantity),
+            ))
+            .execute(conn)?;
+    }
+    diesel::update(orders::table.find(order_id))
+        .set((
+            orders::committed.eq(orders::committed - amount.minor()),
+            orders::updated_at.eq(now.0),
+        ))
+        .execute(conn)?;
+    if row.carries_shipping_fee != 0 {
+        diesel::update(orders::table.find(order_id))
+            .set(orders::shipping_fee_committed.eq(0))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Pending attempts written before `before`, oldest first, with what is needed to replay them.
+pub(crate) fn pending_captures(
+    conn: &mut AnyConnection,
+    before: Timestamp,
+) -> Result<Vec<CaptureAttempt>, DbError> {
+    let rows: Vec<(AttemptRow, (String, Option<String>, Option<String>, i64))> =
+        capture_attempts::table
+            .inner_join(orders::table.on(orders::id.eq(capture_attempts::order_id)))
+            .filter(capture_attempts::state.eq(ATTEMPT_PENDING))
+            .filter(capture_attempts::created_at.lt(before.0))
+            .order(capture_attempts::created_at.asc())
+            .limit(500)
+            .select((
+                AttemptRow::as_select(),
+                (
+                    orders::currency,
+                    orders::payment_provider,
+                    orders::payment_reference,
+                    orders::authorized,
+                ),
+            ))
+            .load(conn)?;
+    rows.into_iter()
+        .map(|(a, (currency, provider, reference, authorized))| {
+            let currency = currency
+                .parse()
+                .map_err(|_| DbError::Corrupt(format!("currency {currency:?}")))?;
+            let (Some(provider), Some(reference)) = (provider, reference) else {
+                return Err(DbError::Corrupt(format!(
+                    "capture attempt on order {} without payment",
+                    a.order_id
+                )));
+            };
+            Ok(CaptureAttempt {
+                shipment: ShipmentId {
+                    order: OrderId(a.order_id),
+                    number: u32::try_from(a.number).unwrap_or(0),
+                },
+                authorization: PaymentAuthorization {
+                    provider,
+                    reference,
+                    amount: Money::from_minor(authorized, currency),
+                },
+                amount: Money::from_minor(a.amount, currency),
+                idempotency_key: a.idempotency_key,
+                final_capture: a.final_capture != 0,
+                created_at: Timestamp(a.created_at),
+            })
+        })
+        .collect()
+}

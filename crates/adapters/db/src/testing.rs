@@ -1,0 +1,117 @@
+//! Throwaway databases for tests (feature `test-support`): a fresh SQLite file, or a fresh
+//! PostgreSQL database created from a server URL and dropped afterwards.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+
+use crate::config::{Backend, DbConfig};
+
+/// The PostgreSQL server tests use: `CONSIGN_TEST_POSTGRES`, else the local default.
+pub fn postgres_server_url() -> String {
+    std::env::var("CONSIGN_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A database that exists only for one test; removed on drop.
+pub struct Throwaway {
+    /// `DATABASE_URL`-style text for it.
+    pub url: String,
+    /// Its configuration.
+    pub config: DbConfig,
+    admin_url: Option<String>,
+    name: String,
+}
+
+impl Throwaway {
+    /// A new SQLite file in the temporary directory.
+    pub fn sqlite() -> Throwaway {
+        let name = unique_name("consign_test");
+        let path = std::env::temp_dir().join(format!("{name}.db"));
+        let url = format!("sqlite://{}", path.display());
+        Throwaway {
+            config: DbConfig::from_url(&url),
+            url,
+            admin_url: None,
+            name,
+        }
+    }
+
+    /// A new, empty PostgreSQL database, or why none could be made.
+    pub fn postgres() -> Result<Throwaway, String> {
+        let server = postgres_server_url();
+        let admin_url = format!("{}/postgres", server.trim_end_matches('/'));
+        let mut admin = PgConnection::establish(&admin_url).map_err(|e| e.to_string())?;
+        let name = unique_name("consign_test");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .map_err(|e| e.to_string())?;
+        let url = format!("{}/{name}", server.trim_end_matches('/'));
+        Ok(Throwaway {
+            config: DbConfig::from_url(&url),
+            url,
+            admin_url: Some(admin_url),
+            name,
+        })
+    }
+
+    /// The SHA-256 hashes in `api_keys`, read with a connection of its own.
+    pub fn key_hashes(&self) -> Vec<String> {
+        #[derive(QueryableByName)]
+        struct Hash {
+            #[diesel(sql_type = Text)]
+            key_hash: String,
+        }
+        let query = diesel::sql_query("SELECT key_hash FROM api_keys ORDER BY id");
+        let rows: Vec<Hash> = match self.config.backend {
+            Backend::Postgres => {
+                query.load(&mut PgConnection::establish(&self.url).expect("connect"))
+            }
+            Backend::Sqlite => {
+                query.load(&mut SqliteConnection::establish(&self.config.target).expect("open"))
+            }
+        }
+        .expect("read api_keys");
+        rows.into_iter().map(|r| r.key_hash).collect()
+    }
+}
+
+impl Drop for Throwaway {
+    fn drop(&mut self) {
+        match &self.admin_url {
+            Some(admin_url) => {
+                if let Ok(mut admin) = PgConnection::establish(admin_url) {
+                    let _ = admin.batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        self.name
+                    ));
+                }
+            }
+            None => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", self.config.target));
+                }
+            }
+        }
+    }
+}
+
+/// Whether a missing PostgreSQL must fail the run (`CI=true`) rather than skip.
+pub fn postgres_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}

@@ -1,0 +1,454 @@
+//! The store port's contract, run against every backend: SQLite always, PostgreSQL when one is
+//! reachable (`CONSIGN_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432`); with
+//! `CI=true` a missing PostgreSQL fails the run instead of skipping.
+
+mod support;
+
+use consign_domain::*;
+use consign_ports::*;
+use support::{backends, sek, TestDb};
+
+fn import(id: Option<i64>, email: &str, reference: &str) -> OrderImport {
+    OrderImport {
+        id: id.map(OrderId),
+        currency: sek(),
+        customer: Customer {
+            email: email.into(),
+            first_name: "Anna".into(),
+            last_name: "Svensson".into(),
+            address: Address {
+                address: "Storgatan 1".into(),
+                zipcode: "11122".into(),
+                city: "Stockholm".into(),
+                country: "SE".into(),
+            },
+        },
+        lines: vec![
+            LineImport {
+                sku: "TSHIRT-M".into(),
+                name: "T-shirt".into(),
+                unit_price: Money::from_minor(24_950, sek()),
+                tax_rate: TaxRate(2500),
+                quantity: 2,
+            },
+            LineImport {
+                sku: "CAP".into(),
+                name: "Cap".into(),
+                unit_price: Money::from_minor(19_900, sek()),
+                tax_rate: TaxRate(2500),
+                quantity: 1,
+            },
+        ],
+        shipping_fee: Money::from_minor(4_900, sek()),
+        payment: Some(PaymentAuthorization {
+            provider: "sandbox".into(),
+            reference: reference.into(),
+            amount: Money::from_minor(74_700, sek()),
+        }),
+    }
+}
+
+fn ship(lines: &[(i64, u32)], capture: bool) -> ShipmentRequest {
+    ShipmentRequest {
+        lines: lines
+            .iter()
+            .map(|&(line_id, quantity)| ShipmentLine {
+                line_id: LineId(line_id),
+                quantity,
+            })
+            .collect(),
+        capture,
+        deduct_previous_costs: false,
+    }
+}
+
+async fn each_backend<F, Fut>(test: F)
+where
+    F: Fn(TestDb) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for db in backends().await {
+        test(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_assigns_unique_line_ids_customer_per_email_and_refuses_a_used_order_id() {
+    each_backend(|t| async move {
+        let first =
+            t.db.import_order(import(Some(83651), "anna@example.com", "a"), Timestamp(1))
+                .await
+                .unwrap();
+        let second =
+            t.db.import_order(import(None, "ANNA@example.com", "b"), Timestamp(2))
+                .await
+                .unwrap();
+        let third =
+            t.db.import_order(import(None, "bo@example.com", "c"), Timestamp(3))
+                .await
+                .unwrap();
+        let ids: Vec<i64> = [&first, &second, &third]
+            .iter()
+            .flat_map(|o| o.order.lines.iter().map(|l| l.line_id.0))
+            .collect();
+        let mut unique = ids.clone();
+        unique.dedup();
+        assert_eq!(ids.len(), 6);
+        assert_eq!(unique.len(), 6, "{}: line ids {ids:?}", t.name);
+        assert_eq!(first.customer_id, second.customer_id, "{}", t.name);
+        assert_ne!(first.customer_id, third.customer_id, "{}", t.name);
+        assert_ne!(second.order.id, OrderId(83651));
+        let before = t.db.dump().await.unwrap();
+        let again =
+            t.db.import_order(import(Some(83651), "x@example.com", "d"), Timestamp(4))
+                .await;
+        assert_eq!(
+            again.unwrap_err(),
+            StoreError::OrderExists(OrderId(83651)),
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            t.db.dump().await.unwrap(),
+            before,
+            "{}: a refused import wrote",
+            t.name
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserve_then_settle_captured_moves_counters_and_lists_the_shipment() {
+    each_backend(|t| async move {
+        let order =
+            t.db.import_order(import(Some(10), "a@example.com", "auth"), Timestamp(1))
+                .await
+                .unwrap()
+                .order;
+        let l1 = order.lines[0].line_id.0;
+        let reservation =
+            t.db.reserve_shipment(
+                order.id,
+                ship(&[(l1, 1)], true),
+                ShipmentDetails::default(),
+                Timestamp(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(reservation.shipment.id.to_string(), "10-1");
+        assert_eq!(reservation.shipment.state, ShipmentState::CapturePending);
+        let attempt = reservation.attempt.unwrap();
+        assert_eq!(attempt.amount.minor(), 24_950 + 4_900);
+        assert!(!attempt.final_capture);
+        assert_eq!(
+            t.db.pending_captures(Timestamp(6)).await.unwrap(),
+            vec![attempt.clone()]
+        );
+        assert!(
+            t.db.pending_captures(Timestamp(5))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}: age filter",
+            t.name
+        );
+        let settled =
+            t.db.settle_capture(
+                &attempt,
+                SettleOutcome::Captured {
+                    reference: "ch_1".into(),
+                },
+                Timestamp(7),
+            )
+            .await
+            .unwrap();
+        assert_eq!(settled.state, ShipmentState::Captured);
+        assert_eq!(settled.capture_reference.as_deref(), Some("ch_1"));
+        // Settling the same attempt again changes nothing, whatever it says.
+        let again =
+            t.db.settle_capture(
+                &attempt,
+                SettleOutcome::Declined {
+                    code: "x".into(),
+                    message: "y".into(),
+                },
+                Timestamp(8),
+            )
+            .await
+            .unwrap();
+        assert_eq!(again.state, ShipmentState::Captured, "{}", t.name);
+        assert!(t
+            .db
+            .pending_captures(Timestamp(100))
+            .await
+            .unwrap()
+            .is_empty());
+        let view = &t
+            .db
+            .list_orders(OrderQuery {
+                order: Some(order.id),
+                ..OrderQuery::default()
+            })
+            .await
+            .unwrap()[0];
+        assert_eq!(view.order.lines[0].allocated, 1);
+        assert_eq!(view.order.lines[0].in_capture, 1);
+        assert_eq!(view.order.committed.minor(), 29_850);
+        assert!(view.order.shipping_fee_committed);
+        assert_eq!(view.shipments.len(), 1);
+        assert_eq!(
+            view.shipments[0].lines,
+            vec![ShipmentLine {
+                line_id: LineId(l1),
+                quantity: 1
+            }]
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reservation_writes_nothing() {
+    each_backend(|t| async move {
+        let order =
+            t.db.import_order(import(Some(11), "a@example.com", "auth"), Timestamp(1))
+                .await
+                .unwrap()
+                .order;
+        let (l1, l2) = (order.lines[0].line_id.0, order.lines[1].line_id.0);
+        let before = t.db.dump().await.unwrap();
+        let refusals = [
+            (
+                OrderId(404),
+                ship(&[(l1, 1)], true),
+                ShipmentError::OrderNotFound(OrderId(404)),
+            ),
+            (
+                order.id,
+                ship(&[(l1, 3)], true),
+                ShipmentError::NotEnoughShippable {
+                    line: LineId(l1),
+                    requested: 3,
+                    shippable: 2,
+                    ordered: 2,
+                },
+            ),
+            (
+                order.id,
+                ship(&[(l2, 1), (9_999, 1)], true),
+                ShipmentError::UnknownLine {
+                    order: order.id,
+                    line: LineId(9_999),
+                },
+            ),
+            (order.id, ship(&[], true), ShipmentError::NoProducts),
+        ];
+        for (id, request, expected) in refusals {
+            let error =
+                t.db.reserve_shipment(id, request, ShipmentDetails::default(), Timestamp(2))
+                    .await
+                    .unwrap_err();
+            assert_eq!(error, StoreError::Rejected(expected), "{}", t.name);
+            assert_eq!(
+                t.db.dump().await.unwrap(),
+                before,
+                "{}: a refusal wrote",
+                t.name
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decline_voids_releases_and_never_reuses_the_number() {
+    each_backend(|t| async move {
+        let order =
+            t.db.import_order(import(Some(12), "a@example.com", "auth"), Timestamp(1))
+                .await
+                .unwrap()
+                .order;
+        let l1 = order.lines[0].line_id.0;
+        let first =
+            t.db.reserve_shipment(
+                order.id,
+                ship(&[(l1, 2)], true),
+                ShipmentDetails::default(),
+                Timestamp(2),
+            )
+            .await
+            .unwrap();
+        let voided =
+            t.db.settle_capture(
+                first.attempt.as_ref().unwrap(),
+                SettleOutcome::Declined {
+                    code: "card_declined".into(),
+                    message: "no".into(),
+                },
+                Timestamp(3),
+            )
+            .await
+            .unwrap();
+        assert_eq!(voided.state, ShipmentState::Voided);
+        let view = &t
+            .db
+            .list_orders(OrderQuery {
+                order: Some(order.id),
+                ..OrderQuery::default()
+            })
+            .await
+            .unwrap()[0];
+        assert!(
+            view.shipments.is_empty(),
+            "{}: voided shipments are not listed",
+            t.name
+        );
+        assert_eq!(
+            (
+                view.order.lines[0].allocated,
+                view.order.lines[0].in_capture
+            ),
+            (0, 0)
+        );
+        assert_eq!(view.order.committed.minor(), 0);
+        assert!(!view.order.shipping_fee_committed);
+        let second =
+            t.db.reserve_shipment(
+                order.id,
+                ship(&[(l1, 2)], false),
+                ShipmentDetails::default(),
+                Timestamp(4),
+            )
+            .await
+            .unwrap();
+        assert_eq!(second.shipment.id.to_string(), "12-2", "{}", t.name);
+        assert_eq!(second.shipment.state, ShipmentState::Uncaptured);
+        assert!(second.attempt.is_none());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reservations_never_over_allocate() {
+    each_backend(|t| async move {
+        let order =
+            t.db.import_order(import(Some(13), "a@example.com", "auth"), Timestamp(1))
+                .await
+                .unwrap()
+                .order;
+        let l1 = order.lines[0].line_id.0;
+        let mut tasks = Vec::new();
+        for i in 0..30 {
+            let db = t.db.clone();
+            tasks.push(tokio::spawn(async move {
+                db.reserve_shipment(
+                    OrderId(13),
+                    ship(&[(l1, 1)], i % 2 == 0),
+                    ShipmentDetails::default(),
+                    Timestamp(2),
+                )
+                .await
+            }));
+        }
+        let mut ok = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(StoreError::Rejected(ShipmentError::NotEnoughShippable { .. })) => {}
+                Err(other) => panic!("{}: unexpected {other:?}", t.name),
+            }
+        }
+        assert_eq!(ok, 2, "{}", t.name);
+        let view = &t
+            .db
+            .list_orders(OrderQuery {
+                order: Some(order.id),
+                ..OrderQuery::default()
+            })
+            .await
+            .unwrap()[0];
+        assert_eq!(view.order.lines[0].allocated, 2);
+        assert_eq!(view.shipments.len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_orders_filters_and_pages_oldest_first() {
+    each_backend(|t| async move {
+        for (i, email) in ["a@x.se", "b@x.se", "a@x.se", "c@x.se"].iter().enumerate() {
+            t.db.import_order(
+                import(Some(100 + i as i64), email, "auth"),
+                Timestamp(10 * i as i64),
+            )
+            .await
+            .unwrap();
+        }
+        let ids = |views: Vec<OrderView>| views.iter().map(|v| v.order.id.0).collect::<Vec<_>>();
+        let all = t.db.list_orders(OrderQuery::default()).await.unwrap();
+        assert_eq!(ids(all.clone()), vec![100, 101, 102, 103], "{}", t.name);
+        let page =
+            t.db.list_orders(OrderQuery {
+                limit: 2,
+                offset: 1,
+                ..OrderQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids(page), vec![101, 102]);
+        let customer = all[0].customer_id;
+        let mine =
+            t.db.list_orders(OrderQuery {
+                customer_id: Some(customer),
+                ..OrderQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids(mine), vec![100, 102]);
+        let window =
+            t.db.list_orders(OrderQuery {
+                newer_than: Some(Timestamp(10)),
+                older_than: Some(Timestamp(30)),
+                ..OrderQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids(window), vec![101, 102]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_stored_hashed_and_revocable() {
+    each_backend(|t| async move {
+        let id =
+            t.db.add_key("csk_secret-key-value", "warehouse", Timestamp(1))
+                .await
+                .unwrap();
+        assert_eq!(
+            t.db.verify_key("csk_secret-key-value").await.unwrap(),
+            Some(id)
+        );
+        assert_eq!(t.db.verify_key("csk_secret-key-valuf").await.unwrap(), None);
+        let keys = t.db.list_keys().await.unwrap();
+        assert_eq!(keys[0].prefix, "csk_secr");
+        assert!(t.db.revoke_key(id, Timestamp(2)).await.unwrap());
+        assert!(!t.db.revoke_key(id, Timestamp(3)).await.unwrap());
+        assert_eq!(
+            t.db.verify_key("csk_secret-key-value").await.unwrap(),
+            None,
+            "{}",
+            t.name
+        );
+        let stored = t.raw_key_hashes().await;
+        assert_eq!(stored.len(), 1);
+        assert!(
+            !stored[0].contains("secret"),
+            "{}: key stored in clear",
+            t.name
+        );
+        assert_eq!(stored[0].len(), 64);
+    })
+    .await;
+}
