@@ -1,1 +1,89 @@
+//! # consign-http
+//!
+//! The actix-web adapter: Centra's Order API shipment calls over HTTP, JSON by default and XML
+//! on request, with `API-Authorization` keys and Centra-style errors. It owns the mapping of
+//! every error to a status code and `{"status":"no","msg":...}` ([`ApiError`]); routes only read
+//! the request, call one service function and render.
+#![deny(missing_docs)]
 
+mod answer;
+mod auth;
+mod dates;
+mod error;
+mod input;
+mod query;
+mod render;
+mod routes;
+
+use std::sync::Arc;
+
+use actix_web::{middleware, web};
+use consign_service::Consign;
+
+pub use error::ApiError;
+pub use render::DocumentLinks;
+
+/// Settings of the HTTP adapter.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The `<base>` of every call, e.g. `/api/order` (no trailing slash).
+    pub base_path: String,
+    /// The largest accepted request body, in bytes.
+    pub max_body: usize,
+    /// Where document links point.
+    pub documents: DocumentLinks,
+}
+
+impl HttpSettings {
+    /// Settings for a base path, a public URL (`http://127.0.0.1:8080`) and a body limit.
+    pub fn new(base_path: &str, public_url: &str, max_body: usize) -> Self {
+        let base_path = base_path.trim_end_matches('/').to_owned();
+        HttpSettings {
+            documents: DocumentLinks {
+                prefix: format!("{}{base_path}", public_url.trim_end_matches('/')),
+            },
+            base_path,
+            max_body,
+        }
+    }
+}
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The use cases.
+    pub consign: Consign,
+    /// The adapter's settings.
+    pub settings: Arc<HttpSettings>,
+}
+
+/// Registers every route; `App::new().configure(consign_http::routes(state))`.
+pub fn routes(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
+    move |config: &mut web::ServiceConfig| {
+        use routes::fallback::{method_not_allowed, not_found};
+        let base = state.settings.base_path.clone();
+        config
+            .app_data(web::Data::new(state))
+            .service(
+                web::scope(&base)
+                    .wrap(middleware::from_fn(auth::require_api_key))
+                    .service(
+                        web::resource("/shipments")
+                            .route(web::post().to(routes::create_shipment::create_shipment))
+                            .default_service(web::to(method_not_allowed("POST"))),
+                    )
+                    .service(
+                        web::resource("/order")
+                            .route(web::post().to(routes::import_order::import_order))
+                            .default_service(web::to(method_not_allowed("POST"))),
+                    )
+                    .service(
+                        web::resource("/orders")
+                            .route(web::get().to(routes::list_orders::list_orders))
+                            .default_service(web::to(method_not_allowed("GET"))),
+                    )
+                    .default_service(web::to(not_found)),
+            )
+            .default_service(web::to(not_found));
+    }
+}

@@ -1,0 +1,38 @@
+//! `API-Authorization` on everything under the base path, checked before routing.
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage};
+
+use crate::error::ApiError;
+use crate::ApiState;
+
+/// Lets the request through with its key's id in the extensions, or answers 401 (503 when the
+/// key store is unavailable) without touching anything else.
+pub async fn require_api_key(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(state) = request.app_data::<web::Data<ApiState>>().cloned() else {
+        let answer = ApiError::Unauthorized.into_answer(false, None);
+        return Ok(request.into_response(answer.into_response()).map_into_right_body());
+    };
+    let key = request
+        .headers()
+        .get("API-Authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    match state.consign.authenticate(&key).await {
+        Ok(id) => {
+            request.extensions_mut().insert(id);
+            next.call(request).await.map(ServiceResponse::map_into_left_body)
+        }
+        Err(error) => {
+            let answer = ApiError::from(error).into_answer(false, None);
+            Ok(request.into_response(answer.into_response()).map_into_right_body())
+        }
+    }
+}
