@@ -1,1 +1,13 @@
+//! # consign-server
+//!
+//! Configuration and wiring of Consign, and the `consign` binary. [`Application::build`] is the
+//! one builder `main` and the integration tests share.
+#![deny(missing_docs)]
 
+mod app;
+mod config;
+mod system;
+
+pub use app::{Application, Core, StartError};
+pub use config::{Config, ConfigError, KEYS};
+pub use system::{OsRandom, SystemClock};

@@ -103,7 +103,13 @@ fn write_xml_children(value: &Value, out: &mut String) {
 fn element_name(key: &str) -> String {
     let mut name: String = key
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
         name.insert(0, '_');
@@ -139,7 +145,9 @@ mod tests {
 
     #[test]
     fn writes_fields_items_flags_and_nulls_as_the_api_says() {
-        let xml = xml_of(json!({"status":"ok","shipments":[{"shipmentId":"83651-1","gtg":true,"products":[{"lineId":"17","qty":1}]}],"invoice":null}));
+        let xml = xml_of(
+            json!({"status":"ok","shipments":[{"shipmentId":"83651-1","gtg":true,"products":[{"lineId":"17","qty":1}]}],"invoice":null}),
+        );
         assert_eq!(
             xml,
             "<status>ok</status><shipments><item><shipmentId>83651-1</shipmentId><gtg>1</gtg><products><item><lineId>17</lineId><qty>1</qty></item></products></item></shipments><invoice></invoice>"
@@ -149,7 +157,10 @@ mod tests {
     #[test]
     fn escapes_markup_and_drops_what_xml_cannot_carry() {
         let xml = xml_of(json!({"msg":"<a href='x'>&\"\u{1}</a>"}));
-        assert_eq!(xml, "<msg>&lt;a href=&apos;x&apos;&gt;&amp;&quot;&lt;/a&gt;</msg>");
+        assert_eq!(
+            xml,
+            "<msg>&lt;a href=&apos;x&apos;&gt;&amp;&quot;&lt;/a&gt;</msg>"
+        );
         assert_eq!(xml_of(json!({"1bad key":"v"})), "<_1bad_key>v</_1bad_key>");
     }
 }

@@ -16,7 +16,9 @@ pub async fn require_api_key(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let Some(state) = request.app_data::<web::Data<ApiState>>().cloned() else {
         let answer = ApiError::Unauthorized.into_answer(false, None);
-        return Ok(request.into_response(answer.into_response()).map_into_right_body());
+        return Ok(request
+            .into_response(answer.into_response())
+            .map_into_right_body());
     };
     let key = request
         .headers()
@@ -28,11 +30,15 @@ pub async fn require_api_key(
     match state.consign.authenticate(&key).await {
         Ok(id) => {
             request.extensions_mut().insert(id);
-            next.call(request).await.map(ServiceResponse::map_into_left_body)
+            next.call(request)
+                .await
+                .map(ServiceResponse::map_into_left_body)
         }
         Err(error) => {
             let answer = ApiError::from(error).into_answer(false, None);
-            Ok(request.into_response(answer.into_response()).map_into_right_body())
+            Ok(request
+                .into_response(answer.into_response())
+                .map_into_right_body())
         }
     }
 }

@@ -29,9 +29,17 @@ pub fn parse(text: &str) -> Option<Timestamp> {
         Some((d, t)) => (d, Some(t)),
         None => (text, None),
     };
-    let field = |s: &str, len: usize| (s.len() == len && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<i64>().ok()).flatten();
+    let field = |s: &str, len: usize| {
+        (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<i64>().ok())
+            .flatten()
+    };
     let mut parts = date.split('-');
-    let (y, m, d) = (field(parts.next()?, 4)?, field(parts.next()?, 2)?, field(parts.next()?, 2)?);
+    let (y, m, d) = (
+        field(parts.next()?, 4)?,
+        field(parts.next()?, 2)?,
+        field(parts.next()?, 2)?,
+    );
     if parts.next().is_some() || !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
         return None;
     }
@@ -39,14 +47,20 @@ pub fn parse(text: &str) -> Option<Timestamp> {
         None => 0,
         Some(t) => {
             let mut parts = t.split(':');
-            let (h, mi, s) = (field(parts.next()?, 2)?, field(parts.next()?, 2)?, field(parts.next()?, 2)?);
+            let (h, mi, s) = (
+                field(parts.next()?, 2)?,
+                field(parts.next()?, 2)?,
+                field(parts.next()?, 2)?,
+            );
             if parts.next().is_some() || h > 23 || mi > 59 || s > 59 {
                 return None;
             }
             h * 3600 + mi * 60 + s
         }
     };
-    Some(Timestamp((days_from_civil(y, m, d) * 86_400 + seconds) * 1000))
+    Some(Timestamp(
+        (days_from_civil(y, m, d) * 86_400 + seconds) * 1000,
+    ))
 }
 
 fn days_in_month(y: i64, m: i64) -> i64 {
@@ -90,9 +104,19 @@ mod tests {
     fn formats_and_parses_utc_dates() {
         assert_eq!(format(Timestamp(0)), "1970-01-01 00:00:00");
         assert_eq!(format(Timestamp(1_328_368_573_000)), "2012-02-04 15:16:13");
-        assert_eq!(parse("2012-02-04 15:16:13"), Some(Timestamp(1_328_368_573_000)));
+        assert_eq!(
+            parse("2012-02-04 15:16:13"),
+            Some(Timestamp(1_328_368_573_000))
+        );
         assert_eq!(parse("2024-02-29"), Some(Timestamp(1_709_164_800_000)));
-        for bad in ["2023-02-29", "2024-13-01", "2024-1-01", "2024-01-01 24:00:00", "2024-01-01T00:00:00", ""] {
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-1-01",
+            "2024-01-01 24:00:00",
+            "2024-01-01T00:00:00",
+            "",
+        ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
         assert_eq!(format_opt(None), UNSET);

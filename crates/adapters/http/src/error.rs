@@ -47,7 +47,9 @@ impl ApiError {
         match self {
             ApiError::MethodNotAllowed(allow) => answer = answer.header("Allow", allow),
             ApiError::Service(ServiceError::CaptureUnknown(shipment)) => {
-                answer.fields.insert("shipment".into(), shipment.to_string().into());
+                answer
+                    .fields
+                    .insert("shipment".into(), shipment.to_string().into());
                 answer = answer.header("Retry-After", "5");
             }
             ApiError::Service(ServiceError::Unavailable(why)) => {

@@ -47,14 +47,18 @@ pub async fn read_body(
     match payload.to_bytes_limited(limit).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(_)) => Err(ApiError::TooLarge(limit)),
-        Err(e) => Err(ApiError::BadRequest(format!("could not read the body: {e}"))),
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "could not read the body: {e}"
+        ))),
     }
 }
 
 /// Parses a JSON object body, refusing duplicated keys at any depth.
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadRequest("request body is empty; expected a JSON object".into()));
+        return Err(ApiError::BadRequest(
+            "request body is empty; expected a JSON object".into(),
+        ));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = StrictValue::deserialize(&mut deserializer)
@@ -62,7 +66,9 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
     match value.0 {
         Value::Object(map) => Ok(map),
-        _ => Err(ApiError::BadRequest("request body must be a JSON object".into())),
+        _ => Err(ApiError::BadRequest(
+            "request body must be a JSON object".into(),
+        )),
     }
 }
 
@@ -96,7 +102,9 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(Value::Number(v.into()))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Number::from_f64(v).map(Value::Number).ok_or_else(|| E::custom("invalid number"))
+        Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("invalid number"))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_owned()))
@@ -146,7 +154,11 @@ pub struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     /// Wraps an object, refusing any field not in `allowed`.
-    pub fn new(map: &'a Map<String, Value>, path: &str, allowed: &[&str]) -> Result<Self, ApiError> {
+    pub fn new(
+        map: &'a Map<String, Value>,
+        path: &str,
+        allowed: &[&str],
+    ) -> Result<Self, ApiError> {
         if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(ApiError::BadRequest(format!(
                 "unknown field {}{}",
@@ -229,11 +241,13 @@ impl<'a> Fields<'a> {
     /// Text of at most `max` characters without control characters.
     pub fn text(&self, field: &str, max: usize) -> Result<Option<String>, ApiError> {
         self.get(field)
-            .map(|v| match v {
-                Value::String(s) => check_text(s, max, false).map(|()| s.clone()),
-                _ => Err("must be a string"),
-            }
-            .map_err(|why| self.bad(field, why)))
+            .map(|v| {
+                match v {
+                    Value::String(s) => check_text(s, max, false).map(|()| s.clone()),
+                    _ => Err("must be a string"),
+                }
+                .map_err(|why| self.bad(field, why))
+            })
             .transpose()
     }
 
@@ -260,8 +274,12 @@ impl<'a> Fields<'a> {
                     Value::Number(n) => n.to_string(),
                     _ => return Err(self.bad(field, "must be a percentage such as \"25\"")),
                 };
-                text.parse::<TaxRate>()
-                    .map_err(|_| self.bad(field, "must be a percentage from 0 to 100 with at most two decimals"))
+                text.parse::<TaxRate>().map_err(|_| {
+                    self.bad(
+                        field,
+                        "must be a percentage from 0 to 100 with at most two decimals",
+                    )
+                })
             })
             .transpose()
     }
@@ -269,14 +287,20 @@ impl<'a> Fields<'a> {
     /// A nested object.
     pub fn object(&self, field: &str) -> Result<Option<&'a Map<String, Value>>, ApiError> {
         self.get(field)
-            .map(|v| v.as_object().ok_or_else(|| self.bad(field, "must be an object")))
+            .map(|v| {
+                v.as_object()
+                    .ok_or_else(|| self.bad(field, "must be an object"))
+            })
             .transpose()
     }
 
     /// A nested array.
     pub fn array(&self, field: &str) -> Result<Option<&'a Vec<Value>>, ApiError> {
         self.get(field)
-            .map(|v| v.as_array().ok_or_else(|| self.bad(field, "must be an array")))
+            .map(|v| {
+                v.as_array()
+                    .ok_or_else(|| self.bad(field, "must be an array"))
+            })
             .transpose()
     }
 }
@@ -344,14 +368,17 @@ mod tests {
 
     #[test]
     fn numbers_keep_their_exact_text() {
-        let map = parse_object(br#"{"price":249.50,"big":123456789012345678901234567890}"#).unwrap();
+        let map =
+            parse_object(br#"{"price":249.50,"big":123456789012345678901234567890}"#).unwrap();
         assert_eq!(map["price"].to_string(), "249.50");
         assert_eq!(map["big"].to_string(), "123456789012345678901234567890");
     }
 
     #[test]
     fn integers_refuse_signs_fractions_exponents_and_spaces() {
-        for bad in [r#"-1"#, r#"1.0"#, r#"1e3"#, r#"" 1""#, r#""1 ""#, r#""+1""#, r#""""#, r#"true"#] {
+        for bad in [
+            r#"-1"#, r#"1.0"#, r#"1e3"#, r#"" 1""#, r#""1 ""#, r#""+1""#, r#""""#, r#"true"#,
+        ] {
             let body = format!(r#"{{"n":{bad}}}"#);
             let map = parse_object(body.as_bytes()).unwrap();
             let fields = Fields::new(&map, "", &["n"]).unwrap();

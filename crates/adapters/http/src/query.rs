@@ -16,10 +16,16 @@ impl Query {
         let mut params = HashMap::new();
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             if !allowed.contains(&name.as_ref()) {
-                return Err(ApiError::BadRequest(format!("unknown parameter {}", shown(&name))));
+                return Err(ApiError::BadRequest(format!(
+                    "unknown parameter {}",
+                    shown(&name)
+                )));
             }
             if params.insert(name.to_string(), value.to_string()).is_some() {
-                return Err(ApiError::BadRequest(format!("parameter {} given more than once", shown(&name))));
+                return Err(ApiError::BadRequest(format!(
+                    "parameter {} given more than once",
+                    shown(&name)
+                )));
             }
         }
         Ok(Query { params })
@@ -31,7 +37,11 @@ impl Query {
     }
 
     /// A whole number within `range`, or the default when absent.
-    pub fn number(&self, name: &str, range: std::ops::RangeInclusive<u64>) -> Result<Option<u64>, ApiError> {
+    pub fn number(
+        &self,
+        name: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Option<u64>, ApiError> {
         self.get(name)
             .map(|text| match parse_digits(text) {
                 Ok(n) if range.contains(&n) => Ok(n),
@@ -49,7 +59,9 @@ impl Query {
         match self.get("xml") {
             None | Some("0") | Some("false") => Ok(false),
             Some("1") | Some("true") => Ok(true),
-            Some(_) => Err(ApiError::BadRequest("parameter xml: must be true, false, 1 or 0".into())),
+            Some(_) => Err(ApiError::BadRequest(
+                "parameter xml: must be true, false, 1 or 0".into(),
+            )),
         }
     }
 }

@@ -69,7 +69,9 @@ pub fn order(view: &OrderView) -> Value {
         .try_fold(Money::zero(order.currency), |sum, m| sum.plus(m))
         .unwrap_or(Money::zero(order.currency));
     let all_shipped = order.lines.iter().all(|l| {
-        units(&view.shipments, l.line_id, |s| captured(s) && s.details.shipped) == l.quantity
+        units(&view.shipments, l.line_id, |s| {
+            captured(s) && s.details.shipped
+        }) == l.quantity
     });
     let status = if order.lines.iter().all(|l| l.allocated == 0) {
         "pending"
@@ -108,7 +110,9 @@ pub fn order(view: &OrderView) -> Value {
     put("customerId", view.customer_id.to_string().into());
     put(
         "deliveryName",
-        format!("{} {}", customer.first_name, customer.last_name).trim().into(),
+        format!("{} {}", customer.first_name, customer.last_name)
+            .trim()
+            .into(),
     );
     put("deliveryEmail", customer.email.clone().into());
     put("deliveryAddress", customer.address.address.clone().into());
@@ -122,15 +126,28 @@ pub fn order(view: &OrderView) -> Value {
     );
     put(
         "paymentPlugin",
-        order.payment.as_ref().map_or("", |p| p.provider.as_str()).into(),
+        order
+            .payment
+            .as_ref()
+            .map_or("", |p| p.provider.as_str())
+            .into(),
     );
     put(
         "paymentReference",
-        order.payment.as_ref().map_or("", |p| p.reference.as_str()).into(),
+        order
+            .payment
+            .as_ref()
+            .map_or("", |p| p.reference.as_str())
+            .into(),
     );
     put(
         "authorizedValue",
-        amount(order.payment.as_ref().map_or(Money::zero(order.currency), |p| p.amount)),
+        amount(
+            order
+                .payment
+                .as_ref()
+                .map_or(Money::zero(order.currency), |p| p.amount),
+        ),
     );
     put("capturedValue", amount(captured_value));
     put("products", Value::Array(products));

@@ -46,14 +46,23 @@ pub async fn create_shipment(
     answer_with_order(result, &body)
 }
 
-async fn handle(state: &ApiState, map: &serde_json::Map<String, Value>) -> Result<Answer, ApiError> {
+async fn handle(
+    state: &ApiState,
+    map: &serde_json::Map<String, Value>,
+) -> Result<Answer, ApiError> {
     let (order, request, details) = parse(map)?;
-    let shipment = state.consign.create_shipment(order, request, details).await?;
+    let shipment = state
+        .consign
+        .create_shipment(order, request, details)
+        .await?;
     let links = &state.settings.documents;
     let mut answer = Answer::ok([
         ("order", Value::from(order.0)),
         ("shipment", shipment.id.to_string().into()),
-        ("deliveryNote", links.url(shipment.id, "delivery-note").into()),
+        (
+            "deliveryNote",
+            links.url(shipment.id, "delivery-note").into(),
+        ),
         ("proforma", links.url(shipment.id, "proforma").into()),
     ]);
     if shipment.state == ShipmentState::Captured {
@@ -81,7 +90,9 @@ fn parse(
         service: fields.text("service", MAX_TEXT)?.unwrap_or_default(),
         packages: fields.count("packages")?.unwrap_or(0),
         tracking: fields.text("tracking", MAX_TEXT)?.unwrap_or_default(),
-        return_slip_tracking: fields.text("returnSlipTracking", MAX_TEXT)?.unwrap_or_default(),
+        return_slip_tracking: fields
+            .text("returnSlipTracking", MAX_TEXT)?
+            .unwrap_or_default(),
     };
     let send_email = fields.flag("sendEmail")?;
     let deduct_previous_costs = fields.flag("deductPreviousCosts")?.unwrap_or(false);

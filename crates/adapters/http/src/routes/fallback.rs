@@ -10,7 +10,9 @@ pub async fn not_found() -> HttpResponse {
 }
 
 /// 405 with `Allow`.
-pub fn method_not_allowed(allow: &'static str) -> impl Fn() -> std::future::Ready<HttpResponse> + Clone {
+pub fn method_not_allowed(
+    allow: &'static str,
+) -> impl Fn() -> std::future::Ready<HttpResponse> + Clone {
     move || {
         std::future::ready(
             ApiError::MethodNotAllowed(allow)

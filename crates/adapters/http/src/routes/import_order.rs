@@ -64,15 +64,17 @@ fn parse(map: &Map<String, Value>) -> Result<OrderImport, ApiError> {
     fields.flag("xml")?;
     let id = fields.id("order")?.map(OrderId);
     let code = fields.must("currency", fields.text("currency", 3)?)?;
-    let currency: Currency = code
-        .parse()
-        .map_err(|_| ApiError::BadRequest("field currency: must be an ISO 4217 code such as \"SEK\"".into()))?;
+    let currency: Currency = code.parse().map_err(|_| {
+        ApiError::BadRequest("field currency: must be an ISO 4217 code such as \"SEK\"".into())
+    })?;
     let text = |f: &Fields, name: &str| -> Result<String, ApiError> {
         Ok(f.text(name, MAX_TEXT)?.unwrap_or_default())
     };
     let email = fields.must("email", fields.text("email", MAX_TEXT)?)?;
     if !email.contains('@') {
-        return Err(ApiError::BadRequest("field email: must be an email address".into()));
+        return Err(ApiError::BadRequest(
+            "field email: must be an email address".into(),
+        ));
     }
     let address = match fields.object("address")? {
         Some(object) => {

@@ -51,12 +51,16 @@ async fn handle(state: &ApiState, query: &Query) -> Result<Answer, ApiError> {
     };
     let max_id = i64::MAX as u64;
     let order_query = OrderQuery {
-        order: query.number("order", 1..=max_id)?.map(|n| OrderId(n as i64)),
+        order: query
+            .number("order", 1..=max_id)?
+            .map(|n| OrderId(n as i64)),
         customer_id: query.number("customer_id", 1..=max_id)?.map(|n| n as i64),
         newer_than: date("newer_than")?,
         older_than: date("older_than")?,
         limit: query.number("limit", 1..=1000)?.unwrap_or(20) as u32,
-        offset: query.number("offset", 0..=u64::from(u32::MAX))?.unwrap_or(0) as u32,
+        offset: query
+            .number("offset", 0..=u64::from(u32::MAX))?
+            .unwrap_or(0) as u32,
     };
     let orders = state.consign.list_orders(order_query).await?;
     Ok(Answer::ok([(

@@ -1,0 +1,171 @@
+//! Wiring: the one builder `main` and the integration tests share.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer};
+use consign_db::{Database, DbConfig, DbError};
+use consign_http::{ApiState, HttpSettings};
+use consign_payments::{SandboxConfig, SandboxGateway};
+use consign_service::{Consign, Gateways, ServiceError};
+
+use crate::config::Config;
+use crate::system::{OsRandom, SystemClock};
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// Keys could not be provisioned.
+    #[error("cannot provision API keys: {0}")]
+    Keys(#[from] ServiceError),
+    /// The address could not be bound.
+    #[error("cannot listen on {address}: {why}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// The error.
+        why: String,
+    },
+}
+
+/// The use cases over real adapters, without the HTTP server (CLI commands use this).
+pub struct Core {
+    /// The use cases.
+    pub consign: Consign,
+    /// The database.
+    pub database: Database,
+    /// The sandbox gateway (always present; it moves no money).
+    pub sandbox: Arc<SandboxGateway>,
+}
+
+impl Core {
+    /// Opens the database (applying migrations) and wires the service.
+    pub fn open(config: &Config) -> Result<Core, StartError> {
+        let mut db_config = DbConfig::from_url(&config.database_url);
+        if let Some(size) = config.pool_size {
+            db_config.pool_size = size;
+        }
+        let database = Database::open(&db_config)?;
+        let sandbox = Arc::new(SandboxGateway::new(SandboxConfig {
+            latency: config.sandbox_latency,
+            ..SandboxConfig::default()
+        }));
+        let consign = Consign::new(
+            Arc::new(database.clone()),
+            Arc::new(database.clone()),
+            Gateways::new().with(sandbox.clone()),
+            Arc::new(SystemClock),
+            Arc::new(OsRandom),
+        );
+        Ok(Core {
+            consign,
+            database,
+            sandbox,
+        })
+    }
+}
+
+/// A running Consign: HTTP server, recovery worker, and what tests want to look at.
+pub struct Application {
+    server: actix_web::dev::Server,
+    port: u16,
+    /// The wired core.
+    pub core: Core,
+    /// A key created on this start because none existed: shown once, never stored in clear.
+    pub created_key: Option<String>,
+}
+
+impl Application {
+    /// Opens everything and binds the listener; the server runs once awaited.
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        let core = Core::open(&config)?;
+        let created_key = provision_keys(&core.consign, &config).await?;
+        let listener = TcpListener::bind(config.listen).map_err(|e| StartError::Listen {
+            address: config.listen.to_string(),
+            why: e.to_string(),
+        })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let public_url = if config.listen.port() == 0 {
+            // Tests bind port 0: links must carry the port actually bound.
+            format!("http://{}:{port}", config.listen.ip())
+        } else {
+            config.public_url.clone()
+        };
+        let state = ApiState {
+            consign: core.consign.clone(),
+            settings: Arc::new(HttpSettings::new(
+                &config.base_path,
+                &public_url,
+                config.max_body,
+            )),
+        };
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(
+                    actix_web::middleware::Logger::new("%a \"%r\" %s %Dms")
+                        .log_target("consign::access"),
+                )
+                .configure(consign_http::routes(state.clone()))
+        })
+        .shutdown_timeout(10);
+        if let Some(workers) = config.workers {
+            server = server.workers(workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|e| StartError::Listen {
+                address: config.listen.to_string(),
+                why: e.to_string(),
+            })?
+            .run();
+        spawn_recovery(core.consign.clone(), config.recovery_after);
+        Ok(Application {
+            server,
+            port,
+            core,
+            created_key,
+        })
+    }
+
+    /// The port bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the process is told to stop (SIGINT/SIGTERM: graceful).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// `CONSIGN_API_KEY` is stored (hashed) if new; with no key at all, one is created.
+async fn provision_keys(consign: &Consign, config: &Config) -> Result<Option<String>, StartError> {
+    if let Some(key) = &config.api_key {
+        consign.ensure_api_key(key, "CONSIGN_API_KEY").await?;
+        return Ok(None);
+    }
+    if consign.list_api_keys().await?.is_empty() {
+        let (_, key) = consign.create_api_key("first start").await?;
+        return Ok(Some(key));
+    }
+    Ok(None)
+}
+
+/// Settles captures left pending by crashes or unknown outcomes: once at start, then at every
+/// `age` interval, replaying attempts older than `age`.
+fn spawn_recovery(consign: Consign, age: Duration) {
+    let age_millis = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+    let interval = age.max(Duration::from_secs(1));
+    actix_web::rt::spawn(async move {
+        loop {
+            if let Err(error) = consign.recover_pending_captures(age_millis).await {
+                tracing::warn!(%error, "recovery pass failed; will try again");
+            }
+            actix_web::rt::time::sleep(interval).await;
+        }
+    });
+}

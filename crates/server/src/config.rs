@@ -1,0 +1,264 @@
+//! Configuration: environment variables, optionally preceded by a file of the same keys.
+//! The embedded default (SQLite file, sandbox gateway, 127.0.0.1:8080) needs none of it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value that does not parse.
+    #[error("{key}: {why}")]
+    Invalid {
+        /// The setting.
+        key: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A key the file should not hold.
+    #[error("unknown setting {0} in the configuration file")]
+    UnknownKey(String),
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {why}")]
+    File {
+        /// The file.
+        path: String,
+        /// The error.
+        why: String,
+    },
+}
+
+/// Every setting, with its default.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `CONSIGN_LISTEN`.
+    pub listen: SocketAddr,
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `CONSIGN_DB_POOL_SIZE` (default per backend).
+    pub pool_size: Option<u32>,
+    /// `CONSIGN_BASE_PATH`.
+    pub base_path: String,
+    /// `CONSIGN_API_KEY`.
+    pub api_key: Option<String>,
+    /// `CONSIGN_PUBLIC_URL` (default `http://<listen>`).
+    pub public_url: String,
+    /// `CONSIGN_GATEWAY`.
+    pub gateway: String,
+    /// `CONSIGN_RECOVERY_AFTER`.
+    pub recovery_after: Duration,
+    /// `CONSIGN_MAX_BODY`.
+    pub max_body: usize,
+    /// `CONSIGN_SANDBOX_LATENCY`.
+    pub sandbox_latency: Duration,
+    /// `CONSIGN_WORKERS` (HTTP worker threads; default: one per core).
+    pub workers: Option<usize>,
+}
+
+/// The keys a configuration file may set (the same names as the environment).
+pub const KEYS: &[&str] = &[
+    "CONSIGN_LISTEN",
+    "DATABASE_URL",
+    "CONSIGN_DB_POOL_SIZE",
+    "CONSIGN_BASE_PATH",
+    "CONSIGN_API_KEY",
+    "CONSIGN_PUBLIC_URL",
+    "CONSIGN_GATEWAY",
+    "CONSIGN_RECOVERY_AFTER",
+    "CONSIGN_MAX_BODY",
+    "CONSIGN_SANDBOX_LATENCY",
+    "CONSIGN_WORKERS",
+];
+
+impl Config {
+    /// The configuration from `file` (if any) overridden by the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut values = BTreeMap::new();
+        if let Some(path) = file {
+            values.extend(read_file(path)?);
+        }
+        for key in KEYS {
+            if let Ok(value) = std::env::var(key) {
+                values.insert((*key).to_owned(), value);
+            }
+        }
+        Config::from_values(&values)
+    }
+
+    /// The configuration from explicit values (tests build it this way).
+    pub fn from_values(values: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |key: &str| {
+            values
+                .get(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let invalid = |key: &str, why: &str| ConfigError::Invalid {
+            key: key.to_owned(),
+            why: why.to_owned(),
+        };
+        let listen: SocketAddr = get("CONSIGN_LISTEN")
+            .unwrap_or_else(|| "127.0.0.1:8080".into())
+            .parse()
+            .map_err(|_| {
+                invalid(
+                    "CONSIGN_LISTEN",
+                    "expected an address such as 127.0.0.1:8080",
+                )
+            })?;
+        let base_path = get("CONSIGN_BASE_PATH").unwrap_or_else(|| "/api/order".into());
+        if !base_path.starts_with('/') || base_path.contains(char::is_whitespace) {
+            return Err(invalid(
+                "CONSIGN_BASE_PATH",
+                "must start with / and hold no spaces",
+            ));
+        }
+        let gateway = get("CONSIGN_GATEWAY").unwrap_or_else(|| "sandbox".into());
+        if gateway != "sandbox" {
+            return Err(invalid(
+                "CONSIGN_GATEWAY",
+                "only `sandbox` is available in this version",
+            ));
+        }
+        let number = |key: &str| -> Result<Option<u64>, ConfigError> {
+            get(key)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| invalid(key, "expected a whole number"))
+                })
+                .transpose()
+        };
+        Ok(Config {
+            public_url: get("CONSIGN_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}")),
+            listen,
+            database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://consign.db".into()),
+            pool_size: number("CONSIGN_DB_POOL_SIZE")?
+                .map(|n| u32::try_from(n.clamp(1, 1024)).unwrap_or(1024)),
+            base_path,
+            api_key: get("CONSIGN_API_KEY"),
+            gateway,
+            recovery_after: duration(get("CONSIGN_RECOVERY_AFTER").as_deref().unwrap_or("5s"))
+                .ok_or_else(|| {
+                    invalid(
+                        "CONSIGN_RECOVERY_AFTER",
+                        "expected a duration such as 5s or 500ms",
+                    )
+                })?,
+            max_body: bytes(get("CONSIGN_MAX_BODY").as_deref().unwrap_or("1MiB")).ok_or_else(
+                || {
+                    invalid(
+                        "CONSIGN_MAX_BODY",
+                        "expected a size such as 1MiB, 64KiB or 1048576",
+                    )
+                },
+            )?,
+            sandbox_latency: duration(get("CONSIGN_SANDBOX_LATENCY").as_deref().unwrap_or("0ms"))
+                .ok_or_else(|| {
+                invalid(
+                    "CONSIGN_SANDBOX_LATENCY",
+                    "expected a duration such as 200ms",
+                )
+            })?,
+            workers: number("CONSIGN_WORKERS")?.map(|n| n.clamp(1, 256) as usize),
+        })
+    }
+}
+
+/// `KEY=VALUE` lines; `#` starts a comment.
+fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.display().to_string(),
+        why: e.to_string(),
+    })?;
+    let mut values = BTreeMap::new();
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (key, value) = line.split_once('=').ok_or_else(|| ConfigError::Invalid {
+            key: line.chars().take(40).collect(),
+            why: "expected KEY=VALUE".into(),
+        })?;
+        let key = key.trim();
+        if !KEYS.contains(&key) {
+            return Err(ConfigError::UnknownKey(key.to_owned()));
+        }
+        values.insert(key.to_owned(), value.trim().trim_matches('"').to_owned());
+    }
+    Ok(values)
+}
+
+/// `500ms`, `5s`, `2m`.
+fn duration(text: &str) -> Option<Duration> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = number.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n * 60)),
+        _ => None,
+    }
+}
+
+/// `1048576`, `64KiB`, `1MiB`.
+fn bytes(text: &str) -> Option<usize> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: usize = number.parse().ok()?;
+    let factor = match unit {
+        "" | "B" => 1,
+        "KiB" => 1024,
+        "MiB" => 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(factor).filter(|n| *n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_embedded_default_needs_no_setting() {
+        let config = Config::from_values(&BTreeMap::new()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database_url, "sqlite://consign.db");
+        assert_eq!(config.base_path, "/api/order");
+        assert_eq!(config.public_url, "http://127.0.0.1:8080");
+        assert_eq!(config.max_body, 1024 * 1024);
+        assert_eq!(config.recovery_after, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        for (key, value) in [
+            ("CONSIGN_LISTEN", "nowhere"),
+            ("CONSIGN_MAX_BODY", "1GB"),
+            ("CONSIGN_RECOVERY_AFTER", "soon"),
+            ("CONSIGN_BASE_PATH", "api"),
+        ] {
+            let error = Config::from_values(&values(&[(key, value)])).unwrap_err();
+            assert!(error.to_string().starts_with(key), "{error}");
+        }
+    }
+
+    #[test]
+    fn sizes_and_durations_read_their_units() {
+        assert_eq!(bytes("64KiB"), Some(65_536));
+        assert_eq!(bytes("100"), Some(100));
+        assert_eq!(duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(duration("2m"), Some(Duration::from_secs(120)));
+    }
+}
