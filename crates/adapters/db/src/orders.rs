@@ -117,7 +117,7 @@ pub(crate) fn import_order(
                 .execute(conn)?;
         }
         Ok(ImportedOrder {
-            order: row.into_order(&lines)?,
+            order: row.to_order(&lines)?,
             customer_id,
         })
     })
@@ -207,7 +207,7 @@ fn order_view(conn: &mut AnyConnection, row: OrderRow) -> Result<OrderView, DbEr
         .order(order_lines::position.asc())
         .select(LineRow::as_select())
         .load(conn)?;
-    let order = row.into_order(&lines)?;
+    let order = row.to_order(&lines)?;
     let live = [
         ShipmentState::Uncaptured.as_str(),
         ShipmentState::CapturePending.as_str(),

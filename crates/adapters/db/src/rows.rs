@@ -146,7 +146,7 @@ impl OrderRow {
     }
 
     /// The domain order, with its lines in import order.
-    pub fn into_order(&self, lines: &[LineRow]) -> Result<Order, DbError> {
+    pub fn to_order(&self, lines: &[LineRow]) -> Result<Order, DbError> {
         let currency = self.currency()?;
         let lines = lines
             .iter()

@@ -40,7 +40,7 @@ pub(crate) fn reserve_shipment(
         }
         let (order_row, line_rows) =
             load_order(conn, order_id.0)?.ok_or(ShipmentError::OrderNotFound(order_id))?;
-        let order = order_row.into_order(&line_rows)?;
+        let order = order_row.to_order(&line_rows)?;
         let plan = order.plan_shipment(request)?;
         let number = int(plan.id.number);
         let state = if plan.capture.is_some() {
@@ -269,12 +269,15 @@ fn release_shipment(
     Ok(())
 }
 
+/// What an attempt needs from its order to be replayed: currency, provider, reference, amount.
+type PaymentColumns = (String, Option<String>, Option<String>, i64);
+
 /// Pending attempts written before `before`, oldest first, with what is needed to replay them.
 pub(crate) fn pending_captures(
     conn: &mut AnyConnection,
     before: Timestamp,
 ) -> Result<Vec<CaptureAttempt>, DbError> {
-    let rows: Vec<(AttemptRow, (String, Option<String>, Option<String>, i64))> =
+    let rows: Vec<(AttemptRow, PaymentColumns)> =
         capture_attempts::table
             .inner_join(orders::table.on(orders::id.eq(capture_attempts::order_id)))
             .filter(capture_attempts::state.eq(ATTEMPT_PENDING))

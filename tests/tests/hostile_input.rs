@@ -1,0 +1,477 @@
+//! A table of malformed and hostile requests: each answers a clear Centra-style error with the
+//! right status, never a 500, and leaves the database exactly as it was.
+
+use consign_tests::*;
+
+struct Case {
+    name: &'static str,
+    method: &'static str,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<Vec<u8>>,
+    status: u16,
+    /// A fragment the message must contain.
+    msg: &'static str,
+}
+
+fn json_headers() -> Vec<(&'static str, String)> {
+    vec![
+        ("API-Authorization", TEST_KEY.to_owned()),
+        ("Content-Type", "application/json".to_owned()),
+    ]
+}
+
+fn post(name: &'static str, body: &str, status: u16, msg: &'static str) -> Case {
+    Case {
+        name,
+        method: "POST",
+        path: "/shipments".into(),
+        headers: json_headers(),
+        body: Some(body.as_bytes().to_vec()),
+        status,
+        msg,
+    }
+}
+
+fn import(name: &'static str, body: String, msg: &'static str) -> Case {
+    Case {
+        name,
+        method: "POST",
+        path: "/order".into(),
+        headers: json_headers(),
+        body: Some(body.into_bytes()),
+        status: 400,
+        msg,
+    }
+}
+
+fn get(name: &'static str, query: &str, msg: &'static str) -> Case {
+    Case {
+        name,
+        method: "GET",
+        path: format!("/orders{query}"),
+        headers: json_headers(),
+        body: None,
+        status: 400,
+        msg,
+    }
+}
+
+#[test]
+fn hostile_requests_get_clear_errors_and_change_nothing() {
+    for backend in backends() {
+        let app = spawn_app_with(backend, &[("CONSIGN_MAX_BODY", "64KiB")]);
+        let ids = app.import(&example_order(70, "auth-70"));
+        let l = ids[0].as_str();
+        let ok_products = format!(r#"{{"{l}":1}}"#);
+        let with = |extra: &str| format!(r#"{{"order":70,"products":{ok_products},{extra}}}"#);
+        let order_without = |field: &str| {
+            let mut o = example_order(71, "x");
+            o.as_object_mut().unwrap().remove(field);
+            o.to_string()
+        };
+        let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+        let many_lines: String = (1..=1001)
+            .map(|i| format!(r#""{i}":1"#))
+            .collect::<Vec<_>>()
+            .join(",");
+        let cases = vec![
+            post("malformed JSON", r#"{"order": 70,"#, 400, "malformed JSON"),
+            post("an array body", "[1,2,3]", 400, "must be a JSON object"),
+            post(
+                "a string body",
+                r#""ship it""#,
+                400,
+                "must be a JSON object",
+            ),
+            post("an empty body", "", 400, "empty"),
+            post(
+                "trailing garbage",
+                &format!(r#"{{"order":70,"products":{ok_products}}} x"#),
+                400,
+                "malformed JSON",
+            ),
+            Case {
+                name: "invalid UTF-8",
+                method: "POST",
+                path: "/shipments".into(),
+                headers: json_headers(),
+                body: Some(
+                    [
+                        &b"{\"order\":70,\"carrier\":\""[..],
+                        &[0xff, 0xfe],
+                        &b"\"}"[..],
+                    ]
+                    .concat(),
+                ),
+                status: 400,
+                msg: "malformed JSON",
+            },
+            post(
+                "invalid escape",
+                r#"{"order":70,"carrier":"\xff"}"#,
+                400,
+                "malformed JSON",
+            ),
+            post(
+                "order as a fraction",
+                &format!(r#"{{"order":70.0,"products":{ok_products}}}"#),
+                400,
+                "field order",
+            ),
+            post(
+                "negative order",
+                &format!(r#"{{"order":-70,"products":{ok_products}}}"#),
+                400,
+                "field order",
+            ),
+            post(
+                "order with an exponent",
+                &format!(r#"{{"order":7e1,"products":{ok_products}}}"#),
+                400,
+                "field order",
+            ),
+            post(
+                "order with a space",
+                &format!(r#"{{"order":" 70","products":{ok_products}}}"#),
+                400,
+                "field order",
+            ),
+            post(
+                "order as a boolean",
+                &format!(r#"{{"order":true,"products":{ok_products}}}"#),
+                400,
+                "field order",
+            ),
+            post(
+                "order zero",
+                &format!(r#"{{"order":0,"products":{ok_products}}}"#),
+                400,
+                "field order",
+            ),
+            post(
+                "order beyond 64 bits",
+                &format!(r#"{{"order":99999999999999999999,"products":{ok_products}}}"#),
+                400,
+                "field order",
+            ),
+            post(
+                "missing order",
+                &format!(r#"{{"products":{ok_products}}}"#),
+                400,
+                "missing field order",
+            ),
+            post(
+                "null order",
+                &format!(r#"{{"order":null,"products":{ok_products}}}"#),
+                400,
+                "missing field order",
+            ),
+            post(
+                "missing products",
+                r#"{"order":70}"#,
+                400,
+                "missing field products",
+            ),
+            post(
+                "products as an array",
+                r#"{"order":70,"products":[1]}"#,
+                400,
+                "field products",
+            ),
+            post(
+                "empty products",
+                r#"{"order":70,"products":{}}"#,
+                400,
+                "at least one line",
+            ),
+            post(
+                "zero quantity",
+                &format!(r#"{{"order":70,"products":{{"{l}":0}}}}"#),
+                400,
+                "at least 1",
+            ),
+            post(
+                "negative quantity",
+                &format!(r#"{{"order":70,"products":{{"{l}":-1}}}}"#),
+                400,
+                "whole number",
+            ),
+            post(
+                "fractional quantity",
+                &format!(r#"{{"order":70,"products":{{"{l}":1.5}}}}"#),
+                400,
+                "whole number",
+            ),
+            post(
+                "quantity over 2^31-1",
+                &format!(r#"{{"order":70,"products":{{"{l}":2147483648}}}}"#),
+                400,
+                "too large",
+            ),
+            post(
+                "quantity as words",
+                &format!(r#"{{"order":70,"products":{{"{l}":"two"}}}}"#),
+                400,
+                "whole number",
+            ),
+            post(
+                "quantity null",
+                &format!(r#"{{"order":70,"products":{{"{l}":null}}}}"#),
+                400,
+                "missing field products.",
+            ),
+            post(
+                "lineId that is not digits",
+                r#"{"order":70,"products":{"abc":1}}"#,
+                400,
+                "not a lineId",
+            ),
+            post(
+                "SQL in a lineId",
+                r#"{"order":70,"products":{"1; DROP TABLE orders; --":1}}"#,
+                400,
+                "not a lineId",
+            ),
+            post(
+                "duplicated top-level key",
+                &format!(r#"{{"order":70,"order":71,"products":{ok_products}}}"#),
+                400,
+                "duplicated key",
+            ),
+            post(
+                "duplicated line",
+                &format!(r#"{{"order":70,"products":{{"{l}":1,"{l}":1}}}}"#),
+                400,
+                "duplicated key",
+            ),
+            post(
+                "unknown field",
+                &with(r#""trackingNumbr":"JD1""#),
+                400,
+                "unknown field \"trackingNumbr\"",
+            ),
+            post(
+                "XML in an unknown field",
+                &with(r#""<x>&</x>":1,"xml":true"#),
+                400,
+                "unknown field",
+            ),
+            post(
+                "flag that is not a flag",
+                &with(r#""gtg":"yes""#),
+                400,
+                "field gtg",
+            ),
+            post("capture 2", &with(r#""capture":2"#), 400, "field capture"),
+            post(
+                "carrier too long",
+                &with(&format!(r#""carrier":"{}""#, "x".repeat(256))),
+                400,
+                "longer than 255",
+            ),
+            post(
+                "control character in tracking",
+                &with(r#""tracking":"JD\u0000001""#),
+                400,
+                "control characters",
+            ),
+            post(
+                "tracking as a number",
+                &with(r#""tracking":123"#),
+                400,
+                "must be a string",
+            ),
+            post(
+                "negative packages",
+                &with(r#""packages":-1"#),
+                400,
+                "field packages",
+            ),
+            post(
+                "1001 product lines",
+                &format!(r#"{{"order":70,"products":{{{many_lines}}}}}"#),
+                400,
+                "at most 1000",
+            ),
+            post(
+                "nesting 300 deep",
+                &with(&format!(r#""carrier":{deep}"#)),
+                400,
+                "malformed JSON",
+            ),
+            post(
+                "SQL in text on an unknown order",
+                r#"{"order":404,"products":{"1":1},"shipped":true,"carrier":"'; DROP TABLE orders; --"}"#,
+                200,
+                "order does not exist",
+            ),
+            post(
+                "quantity above what is shippable",
+                &format!(r#"{{"order":70,"products":{{"{l}":3}}}}"#),
+                200,
+                "can still be shipped",
+            ),
+            Case {
+                name: "oversized body",
+                method: "POST",
+                path: "/shipments".into(),
+                headers: json_headers(),
+                body: Some(
+                    format!(
+                        r#"{{"order":70,"products":{ok_products},"carrier":"{}"}}"#,
+                        "x".repeat(70_000)
+                    )
+                    .into_bytes(),
+                ),
+                status: 413,
+                msg: "larger than",
+            },
+            Case {
+                name: "form-encoded body",
+                method: "POST",
+                path: "/shipments".into(),
+                headers: vec![
+                    ("API-Authorization", TEST_KEY.to_owned()),
+                    (
+                        "Content-Type",
+                        "application/x-www-form-urlencoded".to_owned(),
+                    ),
+                ],
+                body: Some(b"order=70".to_vec()),
+                status: 415,
+                msg: "Content-Type",
+            },
+            Case {
+                name: "no API key",
+                method: "POST",
+                path: "/shipments".into(),
+                headers: vec![("Content-Type", "application/json".to_owned())],
+                body: Some(with("\"gtg\":true").into_bytes()),
+                status: 401,
+                msg: "unauthorized",
+            },
+            Case {
+                name: "wrong method",
+                method: "DELETE",
+                path: "/order".into(),
+                headers: json_headers(),
+                body: None,
+                status: 405,
+                msg: "method not allowed",
+            },
+            import(
+                "import: price with 3 decimals",
+                example_order(71, "x")
+                    .to_string()
+                    .replace("\"249.50\"", "\"249.505\""),
+                "more decimals",
+            ),
+            import(
+                "import: negative price",
+                example_order(71, "x")
+                    .to_string()
+                    .replace("\"249.50\"", "\"-249.50\""),
+                "field products[0].price",
+            ),
+            import(
+                "import: lowercase currency",
+                example_order(71, "x")
+                    .to_string()
+                    .replace("\"SEK\"", "\"sek\""),
+                "field currency",
+            ),
+            import(
+                "import: missing currency",
+                order_without("currency"),
+                "missing field currency",
+            ),
+            import(
+                "import: zero quantity",
+                example_order(71, "x")
+                    .to_string()
+                    .replace("\"qty\":1", "\"qty\":0"),
+                "at least 1",
+            ),
+            import(
+                "import: unknown payment provider",
+                example_order(71, "x")
+                    .to_string()
+                    .replace("\"sandbox\"", "\"adyen\""),
+                "unknown payment provider",
+            ),
+            import(
+                "import: payment below the total",
+                example_order(71, "x")
+                    .to_string()
+                    .replace("\"747.00\"", "\"700.00\""),
+                "does not cover",
+            ),
+            get("list: limit 0", "?limit=0", "parameter limit"),
+            get("list: limit words", "?limit=ten", "parameter limit"),
+            get(
+                "list: unknown parameter",
+                "?status=all",
+                "unknown parameter",
+            ),
+            get(
+                "list: repeated parameter",
+                "?limit=1&limit=2",
+                "more than once",
+            ),
+            get(
+                "list: bad date",
+                "?newer_than=2024-02-30",
+                "parameter newer_than",
+            ),
+        ];
+        assert!(cases.len() >= 30);
+        let before = app.dump();
+        for case in &cases {
+            let headers: Vec<(&str, &str)> =
+                case.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let reply = app.raw(case.method, &case.path, &headers, case.body.as_deref());
+            assert_eq!(
+                reply.status, case.status,
+                "{backend:?} {}: {}",
+                case.name, reply.body
+            );
+            assert_ne!(reply.status, 500);
+            let msg = if reply.content_type == "application/xml" {
+                // Asked for XML: markup from the request must come back escaped.
+                assert!(
+                    reply.body.contains("<status>no</status>"),
+                    "{}: {}",
+                    case.name,
+                    reply.body
+                );
+                assert!(
+                    !reply.body.contains("<x>"),
+                    "{}: unescaped markup: {}",
+                    case.name,
+                    reply.body
+                );
+                let start = reply.body.find("<msg>").map_or(0, |i| i + 5);
+                let end = reply.body.find("</msg>").unwrap_or(start);
+                reply.body[start..end].to_owned()
+            } else {
+                let answer = reply.json();
+                assert_eq!(answer["status"], "no", "{}: {}", case.name, reply.body);
+                answer["msg"].as_str().unwrap_or_default().to_owned()
+            };
+            assert!(
+                !msg.is_empty() && msg.contains(case.msg),
+                "{}: msg {msg:?} lacks {:?}",
+                case.name,
+                case.msg
+            );
+            assert_eq!(
+                app.dump(),
+                before,
+                "{backend:?} {}: the database changed",
+                case.name
+            );
+        }
+        assert_eq!(app.sandbox.captured_minor(), 0);
+    }
+}
