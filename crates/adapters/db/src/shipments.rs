@@ -277,23 +277,22 @@ pub(crate) fn pending_captures(
     conn: &mut AnyConnection,
     before: Timestamp,
 ) -> Result<Vec<CaptureAttempt>, DbError> {
-    let rows: Vec<(AttemptRow, PaymentColumns)> =
-        capture_attempts::table
-            .inner_join(orders::table.on(orders::id.eq(capture_attempts::order_id)))
-            .filter(capture_attempts::state.eq(ATTEMPT_PENDING))
-            .filter(capture_attempts::created_at.lt(before.0))
-            .order(capture_attempts::created_at.asc())
-            .limit(500)
-            .select((
-                AttemptRow::as_select(),
-                (
-                    orders::currency,
-                    orders::payment_provider,
-                    orders::payment_reference,
-                    orders::authorized,
-                ),
-            ))
-            .load(conn)?;
+    let rows: Vec<(AttemptRow, PaymentColumns)> = capture_attempts::table
+        .inner_join(orders::table.on(orders::id.eq(capture_attempts::order_id)))
+        .filter(capture_attempts::state.eq(ATTEMPT_PENDING))
+        .filter(capture_attempts::created_at.lt(before.0))
+        .order(capture_attempts::created_at.asc())
+        .limit(500)
+        .select((
+            AttemptRow::as_select(),
+            (
+                orders::currency,
+                orders::payment_provider,
+                orders::payment_reference,
+                orders::authorized,
+            ),
+        ))
+        .load(conn)?;
     rows.into_iter()
         .map(|(a, (currency, provider, reference, authorized))| {
             let currency = currency
