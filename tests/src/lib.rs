@@ -51,7 +51,7 @@ pub struct TestApp {
     /// Which backend.
     pub backend: Backend,
     runtime: tokio::runtime::Runtime,
-    _db: Throwaway,
+    _db: Option<Throwaway>,
 }
 
 /// An answer: status, headers of interest, body text.
@@ -81,12 +81,25 @@ pub fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, &[])
 }
 
-/// As [`spawn_app`], with extra settings (`("CONSIGN_MAX_BODY", "64KiB")`).
-pub fn spawn_app_with(backend: Backend, settings: &[(&str, &str)]) -> TestApp {
-    let db = match backend {
+/// A fresh throwaway database of `backend`.
+pub fn throwaway(backend: Backend) -> Throwaway {
+    match backend {
         Backend::Sqlite => Throwaway::sqlite(),
         Backend::Postgres => Throwaway::postgres().expect("PostgreSQL for this test"),
-    };
+    }
+}
+
+/// As [`spawn_app`], with extra settings (`("CONSIGN_MAX_BODY", "64KiB")`).
+pub fn spawn_app_with(backend: Backend, settings: &[(&str, &str)]) -> TestApp {
+    let db = throwaway(backend);
+    let url = db.url.clone();
+    let mut app = spawn_app_on(backend, &url, settings);
+    app._db = Some(db);
+    app
+}
+
+/// Another instance on an existing database (`url`), as a second server behind a load balancer.
+pub fn spawn_app_on(backend: Backend, url: &str, settings: &[(&str, &str)]) -> TestApp {
     let mut values: BTreeMap<String, String> = [
         ("CONSIGN_LISTEN", "127.0.0.1:0"),
         ("CONSIGN_API_KEY", TEST_KEY),
@@ -96,7 +109,7 @@ pub fn spawn_app_with(backend: Backend, settings: &[(&str, &str)]) -> TestApp {
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
-    values.insert("DATABASE_URL".into(), db.url.clone());
+    values.insert("DATABASE_URL".into(), url.to_owned());
     for (k, v) in settings {
         values.insert((*k).to_owned(), (*v).to_owned());
     }
@@ -131,7 +144,7 @@ pub fn spawn_app_with(backend: Backend, settings: &[(&str, &str)]) -> TestApp {
             .enable_all()
             .build()
             .expect("runtime"),
-        _db: db,
+        _db: None,
     }
 }
 

@@ -49,6 +49,7 @@ impl Core {
         if let Some(size) = config.pool_size {
             db_config.pool_size = size;
         }
+        db_config.connection_timeout = config.pool_timeout;
         let database = Database::open(&db_config)?;
         let sandbox = Arc::new(SandboxGateway::new(SandboxConfig {
             latency: config.sandbox_latency,

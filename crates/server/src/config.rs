@@ -39,6 +39,8 @@ pub struct Config {
     pub database_url: String,
     /// `CONSIGN_DB_POOL_SIZE` (default per backend).
     pub pool_size: Option<u32>,
+    /// `CONSIGN_DB_TIMEOUT`: the longest wait for a pooled connection before answering 503.
+    pub pool_timeout: Duration,
     /// `CONSIGN_BASE_PATH`.
     pub base_path: String,
     /// `CONSIGN_API_KEY`.
@@ -62,6 +64,7 @@ pub const KEYS: &[&str] = &[
     "CONSIGN_LISTEN",
     "DATABASE_URL",
     "CONSIGN_DB_POOL_SIZE",
+    "CONSIGN_DB_TIMEOUT",
     "CONSIGN_BASE_PATH",
     "CONSIGN_API_KEY",
     "CONSIGN_PUBLIC_URL",
@@ -136,6 +139,9 @@ impl Config {
             database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://consign.db".into()),
             pool_size: number("CONSIGN_DB_POOL_SIZE")?
                 .map(|n| u32::try_from(n.clamp(1, 1024)).unwrap_or(1024)),
+            pool_timeout: duration(get("CONSIGN_DB_TIMEOUT").as_deref().unwrap_or("5s"))
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| invalid("CONSIGN_DB_TIMEOUT", "expected a duration such as 5s"))?,
             base_path,
             api_key: get("CONSIGN_API_KEY"),
             gateway,

@@ -3,9 +3,11 @@
 use async_trait::async_trait;
 use consign_ports::{ApiKeyId, ApiKeyInfo, KeyStore, StoreError, Timestamp};
 use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use sha2::{Digest, Sha256};
 
 use crate::database::{hex, Database};
+use crate::error::DbError;
 use crate::rows::ApiKeyRow;
 use crate::schema::{api_keys, counters};
 
@@ -28,7 +30,7 @@ impl KeyStore for Database {
         let label = label.to_owned();
         Ok(self
             .run(move |conn| {
-                conn.transaction(|conn| {
+                let inserted = conn.transaction(|conn| {
                     diesel::update(counters::table.find("api_key_id"))
                         .set(counters::value.eq(counters::value + 1))
                         .execute(conn)?;
@@ -47,7 +49,20 @@ impl KeyStore for Database {
                         })
                         .execute(conn)?;
                     Ok(ApiKeyId(id))
-                })
+                });
+                match inserted {
+                    // Another instance stored the same key a moment ago: it is the same key.
+                    Err(DbError::Query(DieselError::DatabaseError(
+                        DatabaseErrorKind::UniqueViolation,
+                        _,
+                    ))) => Ok(ApiKeyId(
+                        api_keys::table
+                            .filter(api_keys::key_hash.eq(&hash))
+                            .select(api_keys::id)
+                            .first(conn)?,
+                    )),
+                    other => other,
+                }
             })
             .await?)
     }
