@@ -1,0 +1,205 @@
+//! Stripe: capture a PaymentIntent (`POST /v1/payment_intents/{id}/capture`).
+//!
+//! Every call carries the attempt's `Idempotency-Key`, so any retry (ours now, or recovery's
+//! later) gets the first answer and never captures twice. Only failures that leave the outcome
+//! open are retried (network errors, timeouts, 409 key in use, 429, 5xx), with jittered backoff;
+//! what is still open after the last retry is answered [`CaptureOutcome::Unknown`], never
+//! guessed.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use consign_ports::{CaptureOutcome, CaptureRequest, PaymentGateway};
+use serde_json::Value;
+
+/// Stripe settings.
+#[derive(Debug, Clone)]
+pub struct StripeConfig {
+    /// Secret key (`sk_live_...` / `sk_test_...`).
+    pub secret_key: String,
+    /// API base URL; `https://api.stripe.com` in production, a loopback stand-in in tests.
+    pub api_base: String,
+    /// Whether PaymentIntents are authorised with multicapture: then every capture but the one
+    /// that completes the order is sent with `final_capture=false`.
+    pub multicapture: bool,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Retries after the first call, for outcomes that are still open.
+    pub max_retries: u32,
+    /// First backoff; doubled at each retry, jittered, capped at 2 s.
+    pub backoff: Duration,
+}
+
+impl StripeConfig {
+    /// Production defaults for a secret key.
+    pub fn new(secret_key: &str) -> Self {
+        StripeConfig {
+            secret_key: secret_key.to_owned(),
+            api_base: "https://api.stripe.com".into(),
+            multicapture: false,
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(30),
+            max_retries: 2,
+            backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+/// The gateway could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StripeError {
+    /// The HTTP client could not be created.
+    #[error("cannot create the HTTP client: {0}")]
+    Client(String),
+    /// No secret key.
+    #[error("a Stripe secret key is required")]
+    NoSecretKey,
+}
+
+/// The Stripe gateway (provider name `stripe`).
+pub struct StripeGateway {
+    config: StripeConfig,
+    client: reqwest::Client,
+}
+
+/// What one HTTP exchange came to.
+enum Exchange {
+    /// Definite: stop here.
+    Final(CaptureOutcome),
+    /// Still open: retrying with the same key is safe.
+    Open(String),
+}
+
+impl StripeGateway {
+    /// A gateway with these settings.
+    pub fn new(config: StripeConfig) -> Result<Self, StripeError> {
+        if config.secret_key.trim().is_empty() {
+            return Err(StripeError::NoSecretKey);
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| StripeError::Client(e.to_string()))?;
+        Ok(StripeGateway { config, client })
+    }
+
+    async fn exchange(&self, url: &str, form: &str, key: &str) -> Exchange {
+        let sent = self
+            .client
+            .post(url)
+            .bearer_auth(&self.config.secret_key)
+            .header("Idempotency-Key", key)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form.to_owned())
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            // Sent or not, processed or not: nobody knows. The key makes a retry safe.
+            Err(error) => return Exchange::Open(format!("network: {error}")),
+        };
+        let status = response.status().as_u16();
+        let body: Value = match response.text().await {
+            Ok(text) => serde_json::from_str(&text).unwrap_or(Value::Null),
+            Err(error) => return Exchange::Open(format!("reading the answer: {error}")),
+        };
+        classify(status, &body)
+    }
+
+    fn backoff(&self, retry: u32) -> Duration {
+        let base = self
+            .config
+            .backoff
+            .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)));
+        let base = base.min(Duration::from_secs(2));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        // Full jitter in [base/2, base): retries of many shipments do not arrive in step.
+        base / 2 + base.mul_f64(f64::from(nanos % 1000) / 2000.0)
+    }
+}
+
+/// Maps one answer to an outcome, or to "still open".
+fn classify(status: u16, body: &Value) -> Exchange {
+    let error = &body["error"];
+    let code = error["decline_code"]
+        .as_str()
+        .or_else(|| error["code"].as_str())
+        .unwrap_or("unknown")
+        .to_owned();
+    let message = error["message"].as_str().unwrap_or("").to_owned();
+    match status {
+        200 => {
+            let reference = body["latest_charge"]
+                .as_str()
+                .or_else(|| body["id"].as_str())
+                .unwrap_or("captured")
+                .to_owned();
+            Exchange::Final(CaptureOutcome::Captured { reference })
+        }
+        402 => Exchange::Final(CaptureOutcome::Declined { code, message }),
+        400 | 404 if error["type"] == "idempotency_error" => Exchange::Final(CaptureOutcome::Unknown {
+            reason: format!("provider refused the idempotency key: {message}"),
+        }),
+        400 | 404 => {
+            let message = match code.as_str() {
+                "payment_intent_unexpected_state" | "multicapture_not_enabled" => format!(
+                    "the payment provider does not allow further captures on this authorisation ({message})"
+                ),
+                _ => message,
+            };
+            Exchange::Final(CaptureOutcome::Declined { code, message })
+        }
+        401 | 403 => Exchange::Final(CaptureOutcome::Unknown {
+            reason: "the payment provider refused Consign's credentials; check CONSIGN_STRIPE_SECRET_KEY".into(),
+        }),
+        409 | 429 | 500..=599 => Exchange::Open(format!("provider answered {status} {code}")),
+        other => Exchange::Final(CaptureOutcome::Unknown {
+            reason: format!("unexpected answer {other} from the provider"),
+        }),
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for StripeGateway {
+    fn name(&self) -> &str {
+        "stripe"
+    }
+
+    async fn capture(&self, request: CaptureRequest) -> CaptureOutcome {
+        let intent: String =
+            form_urlencoded::byte_serialize(request.authorization.reference.as_bytes()).collect();
+        let url = format!(
+            "{}/v1/payment_intents/{intent}/capture",
+            self.config.api_base.trim_end_matches('/')
+        );
+        let form = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("amount_to_capture", &request.amount.minor().to_string());
+            if self.config.multicapture && !request.final_capture {
+                form.append_pair("final_capture", "false");
+            }
+            form.finish()
+        };
+        let mut retry = 0;
+        loop {
+            match self.exchange(&url, &form, &request.idempotency_key).await {
+                Exchange::Final(outcome) => return outcome,
+                Exchange::Open(reason) if retry >= self.config.max_retries => {
+                    return CaptureOutcome::Unknown { reason };
+                }
+                Exchange::Open(reason) => {
+                    retry += 1;
+                    tracing::info!(key = %request.idempotency_key, %reason, retry, "capture still open; retrying with the same key");
+                    tokio::time::sleep(self.backoff(retry)).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The real Stripe adapter over HTTP against the provider stand-in on loopback.
+
+use std::time::Duration;
+
+use consign_domain::{Money, PaymentAuthorization};
+use consign_payments::{StripeConfig, StripeGateway};
+use consign_ports::{CaptureOutcome, CaptureRequest, PaymentGateway};
+use consign_provider_stand_in::{Fault, StandIn, SECRET_KEY};
+
+fn gateway(stand_in: &StandIn, tune: impl FnOnce(&mut StripeConfig)) -> StripeGateway {
+    let mut config = StripeConfig::new(SECRET_KEY);
+    config.api_base = stand_in.url.clone();
+    config.timeout = Duration::from_millis(500);
+    config.backoff = Duration::from_millis(10);
+    tune(&mut config);
+    StripeGateway::new(config).unwrap()
+}
+
+fn capture(intent: &str, amount: i64, key: &str, final_capture: bool) -> CaptureRequest {
+    let sek = "SEK".parse().unwrap();
+    CaptureRequest {
+        authorization: PaymentAuthorization {
+            provider: "stripe".into(),
+            reference: intent.into(),
+            amount: Money::from_minor(10_000, sek),
+        },
+        amount: Money::from_minor(amount, sek),
+        idempotency_key: key.into(),
+        final_capture,
+    }
+}
+
+fn is_captured(outcome: &CaptureOutcome) -> bool {
+    matches!(outcome, CaptureOutcome::Captured { .. })
+}
+
+#[tokio::test]
+async fn a_capture_succeeds_once_and_a_replay_gets_the_same_answer() {
+    let stand_in = StandIn::start().await;
+    stand_in.authorize("pi_1", 10_000, false);
+    let stripe = gateway(&stand_in, |_| {});
+    let first = stripe.capture(capture("pi_1", 10_000, "k1", true)).await;
+    assert_eq!(
+        first,
+        CaptureOutcome::Captured {
+            reference: "ch_1".into()
+        }
+    );
+    assert_eq!(
+        stripe.capture(capture("pi_1", 10_000, "k1", true)).await,
+        first
+    );
+    assert_eq!(stand_in.captured_total(), 10_000);
+}
+
+#[tokio::test]
+async fn a_card_decline_is_definite_with_the_providers_code() {
+    let stand_in = StandIn::start().await;
+    let stripe = gateway(&stand_in, |_| {});
+    let outcome = stripe
+        .capture(capture("pi_decline_1", 5_000, "k1", true))
+        .await;
+    assert!(
+        matches!(outcome, CaptureOutcome::Declined { ref code, .. } if code == "card_declined"),
+        "{outcome:?}"
+    );
+    assert_eq!(stand_in.ledger(), vec![]);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_the_same_key_then_succeed() {
+    let stand_in = StandIn::start().await;
+    stand_in.authorize("pi_1", 10_000, false);
+    stand_in.inject([Fault::Status(500), Fault::Status(503)]);
+    let stripe = gateway(&stand_in, |c| c.max_retries = 2);
+    assert!(is_captured(
+        &stripe.capture(capture("pi_1", 4_000, "k1", true)).await
+    ));
+    assert_eq!(stand_in.requests(), 3);
+    assert_eq!(stand_in.captured_total(), 4_000);
+}
+
+#[tokio::test]
+async fn too_many_server_errors_leave_the_outcome_unknown() {
+    let stand_in = StandIn::start().await;
+    stand_in.authorize("pi_1", 10_000, false);
+    stand_in.inject([Fault::Status(500), Fault::Status(502), Fault::Status(429)]);
+    let stripe = gateway(&stand_in, |c| c.max_retries = 2);
+    let outcome = stripe.capture(capture("pi_1", 4_000, "k1", true)).await;
+    assert!(
+        matches!(outcome, CaptureOutcome::Unknown { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(stand_in.captured_total(), 0);
+}
+
+#[tokio::test]
+async fn a_timeout_is_unknown_and_the_later_replay_finds_the_capture() {
+    let stand_in = StandIn::start().await;
+    stand_in.authorize("pi_1", 10_000, false);
+    stand_in.set_latency(Duration::from_millis(800));
+    let stripe = gateway(&stand_in, |c| c.max_retries = 0);
+    let outcome = stripe.capture(capture("pi_1", 10_000, "k1", true)).await;
+    assert!(
+        matches!(outcome, CaptureOutcome::Unknown { .. }),
+        "{outcome:?}"
+    );
+    // The provider finished the capture after we gave up waiting.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(stand_in.captured_total(), 10_000);
+    stand_in.set_latency(Duration::ZERO);
+    let replay = stripe.capture(capture("pi_1", 10_000, "k1", true)).await;
+    assert!(is_captured(&replay), "{replay:?}");
+    assert_eq!(stand_in.ledger().len(), 1, "no second capture");
+}
+
+#[tokio::test]
+async fn a_connection_dropped_after_the_capture_is_found_by_the_retry() {
+    let stand_in = StandIn::start().await;
+    stand_in.authorize("pi_1", 10_000, false);
+    stand_in.inject([Fault::DropAfterProcessing]);
+    let stripe = gateway(&stand_in, |c| c.max_retries = 1);
+    assert!(is_captured(
+        &stripe.capture(capture("pi_1", 10_000, "k1", true)).await
+    ));
+    assert_eq!(stand_in.ledger().len(), 1, "captured once");
+    stand_in.inject([Fault::DropBeforeProcessing]);
+    stand_in.authorize("pi_2", 10_000, false);
+    assert!(is_captured(
+        &stripe.capture(capture("pi_2", 10_000, "k2", true)).await
+    ));
+    assert_eq!(stand_in.ledger().len(), 2);
+}
+
+#[tokio::test]
+async fn multicapture_sends_final_capture_false_until_the_last_capture() {
+    let stand_in = StandIn::start().await;
+    stand_in.authorize("pi_multi", 10_000, true);
+    let stripe = gateway(&stand_in, |c| c.multicapture = true);
+    assert!(is_captured(
+        &stripe
+            .capture(capture("pi_multi", 3_000, "k1", false))
+            .await
+    ));
+    assert!(is_captured(
+        &stripe
+            .capture(capture("pi_multi", 2_000, "k2", false))
+            .await
+    ));
+    assert!(is_captured(
+        &stripe.capture(capture("pi_multi", 5_000, "k3", true)).await
+    ));
+    assert_eq!(stand_in.captured_total(), 10_000);
+    let after = stripe.capture(capture("pi_multi", 1, "k4", true)).await;
+    assert!(
+        matches!(after, CaptureOutcome::Declined { ref message, .. } if message.contains("does not allow further captures")),
+        "{after:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_multicapture_a_second_capture_is_a_clear_decline() {
+    let stand_in = StandIn::start().await;
+    stand_in.authorize("pi_single", 10_000, false);
+    let stripe = gateway(&stand_in, |c| c.multicapture = false);
+    assert!(is_captured(
+        &stripe
+            .capture(capture("pi_single", 3_000, "k1", false))
+            .await
+    ));
+    let second = stripe
+        .capture(capture("pi_single", 7_000, "k2", true))
+        .await;
+    match second {
+        CaptureOutcome::Declined { code, message } => {
+            assert_eq!(code, "payment_intent_unexpected_state");
+            assert!(
+                message.contains("does not allow further captures"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a decline, got {other:?}"),
+    }
+    assert_eq!(stand_in.captured_total(), 3_000);
+}
+
+#[tokio::test]
+async fn an_invalid_secret_key_captures_nothing_and_stays_open_for_recovery() {
+    let stand_in = StandIn::start().await;
+    stand_in.authorize("pi_1", 10_000, false);
+    let mut config = StripeConfig::new("sk_test_wrong");
+    config.api_base = stand_in.url.clone();
+    let stripe = StripeGateway::new(config).unwrap();
+    let outcome = stripe.capture(capture("pi_1", 10_000, "k1", true)).await;
+    assert!(
+        matches!(outcome, CaptureOutcome::Unknown { ref reason } if reason.contains("credentials")),
+        "{outcome:?}"
+    );
+    assert_eq!(stand_in.captured_total(), 0);
+    assert!(StripeGateway::new(StripeConfig::new(" ")).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_key_at_once_meets_409_and_retries_into_the_first_answer() {
+    let stand_in = StandIn::start().await;
+    stand_in.authorize("pi_1", 10_000, false);
+    stand_in.set_latency(Duration::from_millis(150));
+    let stripe = std::sync::Arc::new(gateway(&stand_in, |c| {
+        c.max_retries = 5;
+        c.backoff = Duration::from_millis(100);
+    }));
+    let (a, b) = tokio::join!(
+        stripe.capture(capture("pi_1", 6_000, "same", true)),
+        stripe.capture(capture("pi_1", 6_000, "same", true))
+    );
+    assert!(is_captured(&a) && is_captured(&b), "{a:?} {b:?}");
+    assert_eq!(a, b);
+    assert_eq!(stand_in.ledger().len(), 1);
+    assert!(
+        stand_in.requests() >= 3,
+        "the second call met 409 and retried"
+    );
+}

@@ -1,0 +1,458 @@
+//! # consign-provider-stand-in
+//!
+//! Test code, never part of the product: a stateful HTTP server on loopback that behaves like
+//! Stripe's capture API (`POST /v1/payment_intents/{id}/capture`), so the real payment adapter
+//! and the real server binary can be tested against it.
+//!
+//! It keeps authorisations with their capturable amounts, replays the first answer for a
+//! repeated `Idempotency-Key`, answers 409 while the first call with a key is still running,
+//! declines by intent id, models single versus multiple capture, and keeps a ledger of what it
+//! really captured. Faults are queued and applied to the next requests in order: 5xx, 429,
+//! latency, a connection dropped before or after the capture was made, and hangs past the
+//! client's timeout.
+#![deny(missing_docs)]
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The secret key the stand-in accepts (`Authorization: Bearer ...`).
+pub const SECRET_KEY: &str = "sk_test_stand_in";
+
+/// A fault applied to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer this status (500, 503, 429) without doing anything.
+    Status(u16),
+    /// Close the connection without reading further or doing anything.
+    DropBeforeProcessing,
+    /// Make the capture, then close the connection without answering.
+    DropAfterProcessing,
+    /// Make the capture, then wait this long before answering (past a client timeout, say).
+    DelayAfterProcessing(Duration),
+    /// Wait this long, then close the connection without doing anything.
+    HangThenDrop(Duration),
+}
+
+/// One capture the stand-in really made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    /// The PaymentIntent.
+    pub intent: String,
+    /// The idempotency key it was made with.
+    pub idempotency_key: String,
+    /// Minor units.
+    pub amount: i64,
+    /// The charge id answered.
+    pub charge: String,
+}
+
+#[derive(Debug)]
+struct Intent {
+    amount: i64,
+    captured: i64,
+    multicapture: bool,
+    /// No more captures: fully captured, or a single-capture intent after its capture.
+    closed: bool,
+}
+
+#[derive(Debug, Clone)]
+enum KeyState {
+    Running,
+    Done {
+        params: String,
+        status: u16,
+        body: String,
+    },
+}
+
+#[derive(Default)]
+struct State {
+    intents: HashMap<String, Intent>,
+    keys: HashMap<String, KeyState>,
+    ledger: Vec<Capture>,
+    faults: VecDeque<Fault>,
+    latency: Duration,
+    requests: usize,
+}
+
+/// A running stand-in. Dropping it does not stop the server task; it ends with the runtime.
+#[derive(Clone)]
+pub struct StandIn {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl StandIn {
+    /// Starts on a free loopback port, on the current tokio runtime.
+    pub async fn start() -> StandIn {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let url = format!("http://{}", listener.local_addr().expect("local address"));
+        let state = Arc::new(Mutex::new(State::default()));
+        let served = state.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(serve(socket, served.clone()));
+            }
+        });
+        StandIn { url, state }
+    }
+
+    /// Starts on a runtime of its own thread, for tests that are not async.
+    pub fn start_in_background() -> StandIn {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                sender.send(StandIn::start().await).expect("test waiting");
+                std::future::pending::<()>().await;
+            });
+        });
+        receiver.recv().expect("stand-in started")
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates an authorisation (a PaymentIntent awaiting capture) of `amount` minor units.
+    /// Intents whose id starts with `pi_decline` decline every capture.
+    pub fn authorize(&self, intent: &str, amount: i64, multicapture: bool) {
+        self.lock().intents.insert(
+            intent.to_owned(),
+            Intent {
+                amount,
+                captured: 0,
+                multicapture,
+                closed: false,
+            },
+        );
+    }
+
+    /// Queues faults for the next requests, in order.
+    pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.lock().faults.extend(faults);
+    }
+
+    /// Latency added to every request.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// Every capture made, in order.
+    pub fn ledger(&self) -> Vec<Capture> {
+        self.lock().ledger.clone()
+    }
+
+    /// Sum of all captures, minor units.
+    pub fn captured_total(&self) -> i64 {
+        self.lock().ledger.iter().map(|c| c.amount).sum()
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> usize {
+        self.lock().requests
+    }
+}
+
+struct Request {
+    path: String,
+    authorization: String,
+    idempotency_key: String,
+    body: String,
+}
+
+async fn read_request(socket: &mut TcpStream) -> Option<Request> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let header_end = loop {
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        if buffer.len() > 64 * 1024 {
+            return None;
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..header_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let path = lines.next()?.split(' ').nth(1)?.to_owned();
+    let mut headers = HashMap::new();
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':') {
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+        }
+    }
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    while buffer.len() < header_end + length {
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+    Some(Request {
+        path,
+        authorization: headers.get("authorization").cloned().unwrap_or_default(),
+        idempotency_key: headers.get("idempotency-key").cloned().unwrap_or_default(),
+        body: String::from_utf8_lossy(&buffer[header_end..header_end + length]).to_string(),
+    })
+}
+
+async fn respond(socket: &mut TcpStream, status: u16, body: &str) {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Request Failed",
+        404 => "Not Found",
+        409 => "Conflict",
+        429 => "Too Many Requests",
+        _ => "Error",
+    };
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = socket.write_all(response.as_bytes()).await;
+    let _ = socket.shutdown().await;
+}
+
+fn error(kind: &str, code: &str, message: &str) -> String {
+    json!({"error": {"type": kind, "code": code, "message": message}}).to_string()
+}
+
+async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) {
+    let Some(request) = read_request(&mut socket).await else {
+        return;
+    };
+    let fault = {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        s.requests += 1;
+        s.faults.pop_front()
+    };
+    match &fault {
+        Some(Fault::Status(status)) => {
+            let body = error("api_error", "injected", "injected fault");
+            return respond(&mut socket, *status, &body).await;
+        }
+        Some(Fault::DropBeforeProcessing) => return,
+        Some(Fault::HangThenDrop(wait)) => {
+            tokio::time::sleep(*wait).await;
+            return;
+        }
+        _ => {}
+    }
+    let (status, body) = match begin(&state, &request) {
+        Begin::Answer(status, body) => (status, body),
+        Begin::Run { intent, latency } => {
+            // The key is marked running while the "provider" works: a concurrent call with the
+            // same key meets 409, as with Stripe.
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            finish(&state, &request, &intent)
+        }
+    };
+    match fault {
+        Some(Fault::DropAfterProcessing) => {}
+        Some(Fault::DelayAfterProcessing(wait)) => {
+            tokio::time::sleep(wait).await;
+            respond(&mut socket, status, &body).await;
+        }
+        _ => respond(&mut socket, status, &body).await,
+    }
+}
+
+enum Begin {
+    Answer(u16, String),
+    Run { intent: String, latency: Duration },
+}
+
+/// Authentication, routing and the idempotency check; marks a new key running.
+fn begin(state: &Arc<Mutex<State>>, request: &Request) -> Begin {
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    if request.authorization != format!("Bearer {SECRET_KEY}") {
+        return Begin::Answer(
+            401,
+            error(
+                "invalid_request_error",
+                "api_key_invalid",
+                "Invalid API Key provided",
+            ),
+        );
+    }
+    let Some(intent) = request
+        .path
+        .strip_prefix("/v1/payment_intents/")
+        .and_then(|rest| rest.strip_suffix("/capture"))
+        .map(str::to_owned)
+    else {
+        return Begin::Answer(
+            404,
+            error(
+                "invalid_request_error",
+                "resource_missing",
+                "Unrecognized request URL",
+            ),
+        );
+    };
+    let key = &request.idempotency_key;
+    if !key.is_empty() {
+        match s.keys.get(key) {
+            Some(KeyState::Running) => {
+                return Begin::Answer(
+                    409,
+                    error(
+                        "idempotency_error",
+                        "idempotency_key_in_use",
+                        "The idempotency key provided is currently being used in another request.",
+                    ),
+                );
+            }
+            Some(KeyState::Done {
+                params,
+                status,
+                body,
+            }) => {
+                if *params != request.body {
+                    return Begin::Answer(400, error("idempotency_error", "idempotency_key_reused", "Keys for idempotent requests can only be used with the same parameters they were first used with."));
+                }
+                return Begin::Answer(*status, body.clone());
+            }
+            None => {
+                s.keys.insert(key.clone(), KeyState::Running);
+            }
+        }
+    }
+    Begin::Run {
+        intent,
+        latency: s.latency,
+    }
+}
+
+/// The capture itself, atomic under the lock, and the answer stored for the key.
+fn finish(state: &Arc<Mutex<State>>, request: &Request, intent: &str) -> (u16, String) {
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    let key = request.idempotency_key.clone();
+    let (status, body) = capture(&mut s, intent, &key, &request.body);
+    if !key.is_empty() {
+        s.keys.insert(
+            key,
+            KeyState::Done {
+                params: request.body.clone(),
+                status,
+                body: body.clone(),
+            },
+        );
+    }
+    (status, body)
+}
+
+fn capture(s: &mut State, intent_id: &str, key: &str, form: &str) -> (u16, String) {
+    let params: HashMap<String, String> = form_urlencoded::parse(form.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let Some(amount) = params
+        .get("amount_to_capture")
+        .and_then(|a| a.parse::<i64>().ok())
+    else {
+        return (
+            400,
+            error(
+                "invalid_request_error",
+                "parameter_missing",
+                "Missing required param: amount_to_capture.",
+            ),
+        );
+    };
+    let final_capture = params.get("final_capture").is_none_or(|v| v != "false");
+    if intent_id.starts_with("pi_decline") {
+        return (
+            402,
+            error("card_error", "card_declined", "Your card was declined."),
+        );
+    }
+    let next_charge = s.ledger.len() + 1;
+    let Some(intent) = s.intents.get_mut(intent_id) else {
+        return (
+            404,
+            error(
+                "invalid_request_error",
+                "resource_missing",
+                &format!("No such payment_intent: '{intent_id}'"),
+            ),
+        );
+    };
+    if intent.closed {
+        return (
+            400,
+            error(
+                "invalid_request_error",
+                "payment_intent_unexpected_state",
+                "This PaymentIntent could not be captured because it has a status of succeeded.",
+            ),
+        );
+    }
+    if !final_capture && !intent.multicapture {
+        return (
+            400,
+            error(
+                "invalid_request_error",
+                "multicapture_not_enabled",
+                "final_capture=false requires multicapture on this PaymentIntent.",
+            ),
+        );
+    }
+    if amount <= 0 || intent.captured + amount > intent.amount {
+        return (
+            400,
+            error(
+                "invalid_request_error",
+                "amount_too_large",
+                "The amount to capture exceeds the capturable amount.",
+            ),
+        );
+    }
+    intent.captured += amount;
+    // Without multicapture the first capture releases the rest of the authorisation.
+    intent.closed = final_capture || !intent.multicapture || intent.captured == intent.amount;
+    let status = if intent.closed {
+        "succeeded"
+    } else {
+        "requires_capture"
+    };
+    let charge = format!("ch_{next_charge}");
+    let captured = intent.captured;
+    let authorised = intent.amount;
+    s.ledger.push(Capture {
+        intent: intent_id.to_owned(),
+        idempotency_key: key.to_owned(),
+        amount,
+        charge: charge.clone(),
+    });
+    (
+        200,
+        json!({"id": intent_id, "object": "payment_intent", "status": status, "amount": authorised,
+               "amount_received": captured, "latest_charge": charge})
+        .to_string(),
+    )
+}
