@@ -45,6 +45,13 @@ pub trait PaymentGateway: Send + Sync {
     /// The provider name orders carry in their payment (`sandbox`, `stripe`).
     fn name(&self) -> &str;
 
+    /// Whether the capture that completes an order must wait until every other capture on the
+    /// same authorisation has settled (multicapture: a final capture closes the authorisation,
+    /// and an earlier capture still in flight would then fail).
+    fn final_capture_waits_for_others(&self) -> bool {
+        false
+    }
+
     /// Captures `request.amount`. Must be safe to call again with the same key.
     async fn capture(&self, request: CaptureRequest) -> CaptureOutcome;
 }

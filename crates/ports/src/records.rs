@@ -140,6 +140,8 @@ pub struct ShipmentView {
     pub created_at: Timestamp,
     /// Marked shipped.
     pub shipped_at: Option<Timestamp>,
+    /// Its capture stayed unknown through many recovery passes: an operator should look.
+    pub needs_review: bool,
 }
 
 /// An order as listed, with its live shipments.

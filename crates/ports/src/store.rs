@@ -91,7 +91,22 @@ pub trait OrderStore: Send + Sync {
         now: Timestamp,
     ) -> Result<ShipmentView, StoreError>;
 
-    /// Capture attempts still pending that were written before `before`, oldest first.
+    /// Records that an attempt's outcome is still unknown (one more pass); after
+    /// `review_after_passes` it and its shipment are flagged for review. Answers whether it
+    /// needs review now. An attempt settled meanwhile is left alone.
+    async fn record_unknown(
+        &self,
+        attempt: &CaptureAttempt,
+        reason: &str,
+        now: Timestamp,
+        review_after_passes: u32,
+    ) -> Result<bool, StoreError>;
+
+    /// How many other attempts on the same order have no definite outcome yet.
+    async fn other_open_captures(&self, attempt: &CaptureAttempt) -> Result<usize, StoreError>;
+
+    /// Capture attempts without a definite outcome (pending, unknown, needing review) last
+    /// touched before `before`, oldest first.
     async fn pending_captures(&self, before: Timestamp) -> Result<Vec<CaptureAttempt>, StoreError>;
 
     /// Orders matching `query`, oldest first, with their live shipments.

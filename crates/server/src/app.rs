@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::{App, HttpServer};
 use consign_db::{Database, DbConfig, DbError};
 use consign_http::{ApiState, HttpSettings};
-use consign_payments::{SandboxConfig, SandboxGateway};
+use consign_payments::{SandboxConfig, SandboxGateway, StripeError, StripeGateway};
 use consign_service::{Consign, Gateways, ServiceError};
 
 use crate::config::Config;
@@ -19,6 +19,9 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Database(#[from] DbError),
+    /// The payment gateway could not be set up.
+    #[error("payment gateway: {0}")]
+    Gateway(#[from] StripeError),
     /// Keys could not be provisioned.
     #[error("cannot provision API keys: {0}")]
     Keys(#[from] ServiceError),
@@ -55,10 +58,14 @@ impl Core {
             latency: config.sandbox_latency,
             ..SandboxConfig::default()
         }));
+        let mut gateways = Gateways::new().with(sandbox.clone());
+        if let Some(stripe) = &config.stripe {
+            gateways = gateways.with(Arc::new(StripeGateway::new(stripe.clone())?));
+        }
         let consign = Consign::new(
             Arc::new(database.clone()),
             Arc::new(database.clone()),
-            Gateways::new().with(sandbox.clone()),
+            gateways,
             Arc::new(SystemClock),
             Arc::new(OsRandom),
         );

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use consign_payments::StripeConfig;
+
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -47,8 +49,9 @@ pub struct Config {
     pub api_key: Option<String>,
     /// `CONSIGN_PUBLIC_URL` (default `http://<listen>`).
     pub public_url: String,
-    /// `CONSIGN_GATEWAY`.
-    pub gateway: String,
+    /// `CONSIGN_GATEWAY` = `stripe`: the Stripe settings (`CONSIGN_STRIPE_*`). The sandbox is
+    /// always available besides.
+    pub stripe: Option<StripeConfig>,
     /// `CONSIGN_RECOVERY_AFTER`.
     pub recovery_after: Duration,
     /// `CONSIGN_MAX_BODY`.
@@ -69,6 +72,10 @@ pub const KEYS: &[&str] = &[
     "CONSIGN_API_KEY",
     "CONSIGN_PUBLIC_URL",
     "CONSIGN_GATEWAY",
+    "CONSIGN_STRIPE_SECRET_KEY",
+    "CONSIGN_STRIPE_API_BASE",
+    "CONSIGN_STRIPE_MULTICAPTURE",
+    "CONSIGN_STRIPE_TIMEOUT",
     "CONSIGN_RECOVERY_AFTER",
     "CONSIGN_MAX_BODY",
     "CONSIGN_SANDBOX_LATENCY",
@@ -118,13 +125,11 @@ impl Config {
                 "must start with / and hold no spaces",
             ));
         }
-        let gateway = get("CONSIGN_GATEWAY").unwrap_or_else(|| "sandbox".into());
-        if gateway != "sandbox" {
-            return Err(invalid(
-                "CONSIGN_GATEWAY",
-                "only `sandbox` is available in this version",
-            ));
-        }
+        let stripe = match get("CONSIGN_GATEWAY").as_deref().unwrap_or("sandbox") {
+            "sandbox" => None,
+            "stripe" => Some(stripe_config(&get)?),
+            _ => return Err(invalid("CONSIGN_GATEWAY", "expected sandbox or stripe")),
+        };
         let number = |key: &str| -> Result<Option<u64>, ConfigError> {
             get(key)
                 .map(|v| {
@@ -144,7 +149,7 @@ impl Config {
                 .ok_or_else(|| invalid("CONSIGN_DB_TIMEOUT", "expected a duration such as 5s"))?,
             base_path,
             api_key: get("CONSIGN_API_KEY"),
-            gateway,
+            stripe,
             recovery_after: duration(get("CONSIGN_RECOVERY_AFTER").as_deref().unwrap_or("5s"))
                 .ok_or_else(|| {
                     invalid(
@@ -170,6 +175,40 @@ impl Config {
             workers: number("CONSIGN_WORKERS")?.map(|n| n.clamp(1, 256) as usize),
         })
     }
+}
+
+/// `CONSIGN_STRIPE_*`, read when `CONSIGN_GATEWAY=stripe`.
+fn stripe_config(get: &dyn Fn(&str) -> Option<String>) -> Result<StripeConfig, ConfigError> {
+    let invalid = |key: &str, why: &str| ConfigError::Invalid {
+        key: key.to_owned(),
+        why: why.to_owned(),
+    };
+    let secret = get("CONSIGN_STRIPE_SECRET_KEY").ok_or_else(|| {
+        invalid(
+            "CONSIGN_STRIPE_SECRET_KEY",
+            "required with CONSIGN_GATEWAY=stripe",
+        )
+    })?;
+    let mut stripe = StripeConfig::new(&secret);
+    if let Some(base) = get("CONSIGN_STRIPE_API_BASE") {
+        stripe.api_base = base;
+    }
+    stripe.multicapture = match get("CONSIGN_STRIPE_MULTICAPTURE").as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => {
+            return Err(invalid(
+                "CONSIGN_STRIPE_MULTICAPTURE",
+                "expected true or false",
+            ))
+        }
+    };
+    if let Some(timeout) = get("CONSIGN_STRIPE_TIMEOUT") {
+        stripe.timeout = duration(&timeout)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| invalid("CONSIGN_STRIPE_TIMEOUT", "expected a duration such as 10s"))?;
+    }
+    Ok(stripe)
 }
 
 /// `KEY=VALUE` lines; `#` starts a comment.

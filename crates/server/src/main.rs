@@ -22,7 +22,8 @@ Options:
   -V, --version   the version
 
 Settings (environment): CONSIGN_LISTEN, DATABASE_URL, CONSIGN_BASE_PATH, CONSIGN_API_KEY,
-CONSIGN_PUBLIC_URL, CONSIGN_GATEWAY, CONSIGN_RECOVERY_AFTER, CONSIGN_MAX_BODY,
+CONSIGN_PUBLIC_URL, CONSIGN_GATEWAY, CONSIGN_STRIPE_SECRET_KEY, CONSIGN_STRIPE_API_BASE,
+CONSIGN_STRIPE_MULTICAPTURE, CONSIGN_STRIPE_TIMEOUT, CONSIGN_RECOVERY_AFTER, CONSIGN_MAX_BODY,
 CONSIGN_SANDBOX_LATENCY, CONSIGN_DB_POOL_SIZE, CONSIGN_DB_TIMEOUT, CONSIGN_WORKERS; see docs/operations.md.";
 
 fn main() -> ExitCode {
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    consign_service::install_fail_points_from_env();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let config_file = match take_option(&mut args, "--config") {
         Ok(file) => file.map(PathBuf::from),

@@ -20,6 +20,10 @@ use crate::error::ServiceError;
 /// The reference recorded for a capture of zero, which never reaches the provider.
 pub(crate) const ZERO_CAPTURE_REFERENCE: &str = "zero-amount";
 
+/// Passes without an outcome after which a capture is flagged `needsReview` (it is still
+/// replayed; an operator should look at the provider).
+pub const REVIEW_AFTER_PASSES: u32 = 10;
+
 impl Consign {
     /// Creates a shipment on `order`; with `request.capture` it is answered only once captured.
     ///
@@ -39,7 +43,10 @@ impl Consign {
             .await?;
         match reservation.attempt {
             None => Ok(reservation.shipment),
-            Some(attempt) => self.capture_and_settle(&attempt).await,
+            Some(attempt) => {
+                fail::fail_point!("after-reserve");
+                self.capture_and_settle(&attempt).await
+            }
         }
     }
 
@@ -49,19 +56,26 @@ impl Consign {
         attempt: &CaptureAttempt,
     ) -> Result<ShipmentView, ServiceError> {
         let order = attempt.shipment.order;
-        let settle = match self.call_gateway(attempt).await {
+        if self.must_wait_for_other_captures(attempt).await? {
+            tracing::info!(shipment = %attempt.shipment, "final capture waits for earlier captures on the authorisation");
+            return Err(ServiceError::CaptureUnknown(attempt.shipment));
+        }
+        let outcome = self.call_gateway(attempt).await;
+        fail::fail_point!("after-capture");
+        let settle = match outcome {
             CaptureOutcome::Captured { reference } => SettleOutcome::Captured { reference },
             CaptureOutcome::Declined { code, message } => SettleOutcome::Declined { code, message },
             CaptureOutcome::Unknown { reason } => {
-                tracing::warn!(shipment = %attempt.shipment, %reason, "capture outcome unknown; left pending for recovery");
+                self.record_unknown(attempt, &reason).await;
                 return Err(ServiceError::CaptureUnknown(attempt.shipment));
             }
         };
-        match self
+        let settled = self
             .store
             .settle_capture(attempt, settle, self.clock.now())
-            .await
-        {
+            .await;
+        fail::fail_point!("after-settle");
+        match settled {
             // The stored state decides: a concurrent settle of the same attempt may have won.
             Ok(view) if view.state == ShipmentState::Captured => Ok(view),
             Ok(_) => Err(ServiceError::CaptureDeclined(order)),
@@ -70,6 +84,39 @@ impl Consign {
                 // with the same key and settle it, so to the client the outcome is still unknown.
                 tracing::error!(shipment = %attempt.shipment, %error, "could not settle capture");
                 Err(ServiceError::CaptureUnknown(attempt.shipment))
+            }
+        }
+    }
+
+    /// A final capture on a gateway that closes the authorisation with it waits until every
+    /// other capture on the order has settled.
+    async fn must_wait_for_other_captures(
+        &self,
+        attempt: &CaptureAttempt,
+    ) -> Result<bool, ServiceError> {
+        let closes = attempt.final_capture
+            && self
+                .gateways
+                .get(&attempt.authorization.provider)
+                .is_some_and(|g| g.final_capture_waits_for_others());
+        Ok(closes && self.store.other_open_captures(attempt).await? > 0)
+    }
+
+    /// Counts one more pass without an outcome; past the limit the shipment needs review.
+    async fn record_unknown(&self, attempt: &CaptureAttempt, reason: &str) {
+        match self
+            .store
+            .record_unknown(attempt, reason, self.clock.now(), REVIEW_AFTER_PASSES)
+            .await
+        {
+            Ok(true) => {
+                tracing::error!(shipment = %attempt.shipment, %reason, "capture still unknown after {REVIEW_AFTER_PASSES} passes: needs review")
+            }
+            Ok(false) => {
+                tracing::warn!(shipment = %attempt.shipment, %reason, "capture outcome unknown; left pending for recovery")
+            }
+            Err(error) => {
+                tracing::error!(shipment = %attempt.shipment, %reason, %error, "capture outcome unknown and not recorded")
             }
         }
     }
@@ -223,6 +270,13 @@ mod tests {
             .expect_reserve_shipment()
             .returning(|_, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
         store.expect_settle_capture().never();
+        store
+            .expect_record_unknown()
+            .withf(|_, reason, _, after| {
+                reason == "timeout" && *after == crate::REVIEW_AFTER_PASSES
+            })
+            .times(1)
+            .returning(|_, _, _, _| Ok(false));
         let mut gateway = sandbox_named_mock();
         gateway
             .expect_capture()
@@ -318,5 +372,65 @@ mod tests {
             .unwrap_err();
         assert!(matches!(error, ServiceError::Unavailable(_)));
         let _ = Arc::clone(&consign.store);
+    }
+
+    #[tokio::test]
+    async fn a_final_multicapture_waits_while_other_captures_are_open() {
+        let mut store = MockOrderStore::new();
+        store.expect_reserve_shipment().returning(|_, _, _, _| {
+            let mut reservation = reservation(ShipmentState::CapturePending, 44_850);
+            reservation.attempt.as_mut().unwrap().final_capture = true;
+            Ok(reservation)
+        });
+        store
+            .expect_other_open_captures()
+            .times(1)
+            .returning(|_| Ok(1));
+        store.expect_settle_capture().never();
+        store.expect_record_unknown().never();
+        let mut gateway = sandbox_named_mock();
+        gateway
+            .expect_final_capture_waits_for_others()
+            .return_const(true);
+        gateway.expect_capture().never();
+        let error = service(store, gateway)
+            .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+            .await
+            .unwrap_err();
+        assert_eq!(error, ServiceError::CaptureUnknown(shipment_id()));
+    }
+
+    #[tokio::test]
+    async fn a_final_capture_goes_ahead_once_the_others_have_settled() {
+        let mut store = MockOrderStore::new();
+        store.expect_reserve_shipment().returning(|_, _, _, _| {
+            let mut reservation = reservation(ShipmentState::CapturePending, 44_850);
+            reservation.attempt.as_mut().unwrap().final_capture = true;
+            Ok(reservation)
+        });
+        store
+            .expect_other_open_captures()
+            .times(1)
+            .returning(|_| Ok(0));
+        store
+            .expect_settle_capture()
+            .times(1)
+            .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
+        let mut gateway = sandbox_named_mock();
+        gateway
+            .expect_final_capture_waits_for_others()
+            .return_const(true);
+        gateway
+            .expect_capture()
+            .withf(|r| r.final_capture)
+            .times(1)
+            .returning(|_| CaptureOutcome::Captured {
+                reference: "ch_9".into(),
+            });
+        let shipment = service(store, gateway)
+            .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+            .await
+            .unwrap();
+        assert_eq!(shipment.state, ShipmentState::Captured);
     }
 }

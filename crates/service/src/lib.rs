@@ -9,6 +9,7 @@
 mod consign;
 mod create_shipment;
 mod error;
+mod failpoints;
 mod gateways;
 mod import_order;
 mod keys;
@@ -17,6 +18,8 @@ mod recovery;
 mod test_support;
 
 pub use consign::Consign;
+pub use create_shipment::REVIEW_AFTER_PASSES;
 pub use error::ServiceError;
+pub use failpoints::install_fail_points_from_env;
 pub use gateways::Gateways;
 pub use recovery::RecoveryReport;

@@ -72,6 +72,11 @@ mod tests {
                 a.idempotency_key == "key-83651-1-1" && matches!(o, SettleOutcome::Captured { .. })
             })
             .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
+        store
+            .expect_record_unknown()
+            .times(1)
+            .withf(|a, _, _, _| a.idempotency_key == "key-83651-2-1")
+            .returning(|_, _, _, _| Ok(false));
         let mut gateway = sandbox_named_mock();
         gateway.expect_capture().times(2).returning(|r| {
             if r.idempotency_key == "key-83651-1-1" {

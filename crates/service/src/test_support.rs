@@ -32,6 +32,7 @@ pub(crate) fn view(state: ShipmentState) -> ShipmentView {
         capture_reference: None,
         created_at: Timestamp(0),
         shipped_at: None,
+        needs_review: false,
     }
 }
 

@@ -69,6 +69,7 @@ pub struct ShipmentRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub shipped_at: Option<i64>,
+    pub needs_review: i32,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -95,6 +96,8 @@ pub struct AttemptRow {
     pub decline_message: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub passes: i32,
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -221,6 +224,7 @@ impl ShipmentRow {
             capture_reference: self.capture_reference,
             created_at: Timestamp(self.created_at),
             shipped_at: self.shipped_at.map(Timestamp),
+            needs_review: self.needs_review != 0,
         })
     }
 }

@@ -80,6 +80,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         shipped_at -> Nullable<BigInt>,
+        needs_review -> Integer,
     }
 }
 
@@ -106,6 +107,8 @@ diesel::table! {
         decline_message -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        passes -> Integer,
+        last_error -> Nullable<Text>,
     }
 }
 

@@ -18,6 +18,10 @@ use crate::schema::{capture_attempts, order_lines, orders, shipment_lines, shipm
 pub(crate) const ATTEMPT_PENDING: &str = "pending";
 const ATTEMPT_SUCCEEDED: &str = "succeeded";
 const ATTEMPT_FAILED: &str = "failed";
+const ATTEMPT_UNKNOWN: &str = "unknown";
+const ATTEMPT_NEEDS_REVIEW: &str = "needs_review";
+/// Attempts without a definite outcome yet: recovery replays these.
+const ATTEMPT_OPEN: [&str; 3] = [ATTEMPT_PENDING, ATTEMPT_UNKNOWN, ATTEMPT_NEEDS_REVIEW];
 
 /// Reserve: lock the order, plan with the domain, write the shipment, its reserved units and the
 /// pending capture attempt. A refusal rolls everything back.
@@ -76,6 +80,7 @@ pub(crate) fn reserve_shipment(
             created_at: now.0,
             updated_at: now.0,
             shipped_at: shipped.then_some(now.0),
+            needs_review: 0,
         };
         diesel::insert_into(shipments::table)
             .values(row.clone())
@@ -143,6 +148,8 @@ pub(crate) fn reserve_shipment(
                         decline_message: None,
                         created_at: now.0,
                         updated_at: now.0,
+                        passes: 0,
+                        last_error: None,
                     })
                     .execute(conn)?;
                 Some(CaptureAttempt {
@@ -183,7 +190,7 @@ pub(crate) fn settle_capture(
         let pending_attempt = capture_attempts::table
             .filter(capture_attempts::order_id.eq(order_id))
             .filter(capture_attempts::idempotency_key.eq(&attempt.idempotency_key))
-            .filter(capture_attempts::state.eq(ATTEMPT_PENDING));
+            .filter(capture_attempts::state.eq_any(ATTEMPT_OPEN));
         let settled = match outcome {
             SettleOutcome::Captured { reference } => diesel::update(pending_attempt)
                 .set((
@@ -211,6 +218,7 @@ pub(crate) fn settle_capture(
                         .set((
                             shipments::state.eq(ShipmentState::Captured.as_str()),
                             shipments::capture_reference.eq(Some(reference)),
+                            shipments::needs_review.eq(0),
                             shipments::updated_at.eq(now.0),
                         ))
                         .execute(conn)?;
@@ -219,6 +227,7 @@ pub(crate) fn settle_capture(
                     let voided = diesel::update(pending_shipment)
                         .set((
                             shipments::state.eq(ShipmentState::Voided.as_str()),
+                            shipments::needs_review.eq(0),
                             shipments::updated_at.eq(now.0),
                         ))
                         .execute(conn)?;
@@ -279,8 +288,8 @@ pub(crate) fn pending_captures(
 ) -> Result<Vec<CaptureAttempt>, DbError> {
     let rows: Vec<(AttemptRow, PaymentColumns)> = capture_attempts::table
         .inner_join(orders::table.on(orders::id.eq(capture_attempts::order_id)))
-        .filter(capture_attempts::state.eq(ATTEMPT_PENDING))
-        .filter(capture_attempts::created_at.lt(before.0))
+        .filter(capture_attempts::state.eq_any(ATTEMPT_OPEN))
+        .filter(capture_attempts::updated_at.lt(before.0))
         .order(capture_attempts::created_at.asc())
         .limit(500)
         .select((
@@ -321,4 +330,64 @@ pub(crate) fn pending_captures(
             })
         })
         .collect()
+}
+
+/// Records that an attempt's outcome is still unknown. After `review_after` passes the attempt
+/// and its shipment are flagged for review (recovery keeps replaying it). Answers whether it now
+/// needs review.
+pub(crate) fn record_unknown(
+    conn: &mut AnyConnection,
+    attempt: &CaptureAttempt,
+    reason: &str,
+    now: Timestamp,
+    review_after: u32,
+) -> Result<bool, DbError> {
+    let order_id = attempt.shipment.order.0;
+    conn.transaction(|conn| {
+        let this = || {
+            capture_attempts::table
+                .filter(capture_attempts::order_id.eq(order_id))
+                .filter(capture_attempts::idempotency_key.eq(&attempt.idempotency_key))
+        };
+        let changed = diesel::update(this().filter(capture_attempts::state.eq_any(ATTEMPT_OPEN)))
+            .set((
+                capture_attempts::passes.eq(capture_attempts::passes + 1),
+                capture_attempts::last_error.eq(Some(reason)),
+                capture_attempts::updated_at.eq(now.0),
+            ))
+            .execute(conn)?;
+        if changed == 0 {
+            return Ok(false); // settled meanwhile
+        }
+        let passes: i32 = this().select(capture_attempts::passes).first(conn)?;
+        let review = passes >= int(review_after);
+        let state = if review {
+            ATTEMPT_NEEDS_REVIEW
+        } else {
+            ATTEMPT_UNKNOWN
+        };
+        diesel::update(this())
+            .set(capture_attempts::state.eq(state))
+            .execute(conn)?;
+        if review {
+            diesel::update(shipments::table.find((order_id, int(attempt.shipment.number))))
+                .set(shipments::needs_review.eq(1))
+                .execute(conn)?;
+        }
+        Ok(review)
+    })
+}
+
+/// Open attempts on the same order other than this one (a final multicapture waits for them).
+pub(crate) fn other_open_captures(
+    conn: &mut AnyConnection,
+    attempt: &CaptureAttempt,
+) -> Result<usize, DbError> {
+    let count: i64 = capture_attempts::table
+        .filter(capture_attempts::order_id.eq(attempt.shipment.order.0))
+        .filter(capture_attempts::idempotency_key.ne(&attempt.idempotency_key))
+        .filter(capture_attempts::state.eq_any(ATTEMPT_OPEN))
+        .count()
+        .get_result(conn)?;
+    Ok(usize::try_from(count).unwrap_or(0))
 }

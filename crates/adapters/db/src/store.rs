@@ -49,6 +49,28 @@ impl OrderStore for Database {
             .await?)
     }
 
+    async fn record_unknown(
+        &self,
+        attempt: &CaptureAttempt,
+        reason: &str,
+        now: Timestamp,
+        review_after_passes: u32,
+    ) -> Result<bool, StoreError> {
+        let (attempt, reason) = (attempt.clone(), reason.to_owned());
+        Ok(self
+            .run(move |conn| {
+                shipments::record_unknown(conn, &attempt, &reason, now, review_after_passes)
+            })
+            .await?)
+    }
+
+    async fn other_open_captures(&self, attempt: &CaptureAttempt) -> Result<usize, StoreError> {
+        let attempt = attempt.clone();
+        Ok(self
+            .run(move |conn| shipments::other_open_captures(conn, &attempt))
+            .await?)
+    }
+
     async fn pending_captures(&self, before: Timestamp) -> Result<Vec<CaptureAttempt>, StoreError> {
         Ok(self
             .run(move |conn| shipments::pending_captures(conn, before))

@@ -452,3 +452,124 @@ async fn api_keys_are_stored_hashed_and_revocable() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_unknown_for_too_many_passes_needs_review_until_it_settles() {
+    each_backend(|t| async move {
+        let order =
+            t.db.import_order(import(Some(14), "a@example.com", "auth"), Timestamp(1))
+                .await
+                .unwrap()
+                .order;
+        let l1 = order.lines[0].line_id.0;
+        let attempt =
+            t.db.reserve_shipment(
+                order.id,
+                ship(&[(l1, 1)], true),
+                ShipmentDetails::default(),
+                Timestamp(2),
+            )
+            .await
+            .unwrap()
+            .attempt
+            .unwrap();
+        for pass in 1..=3 {
+            let review =
+                t.db.record_unknown(&attempt, "timeout", Timestamp(10 + pass), 3)
+                    .await
+                    .unwrap();
+            assert_eq!(review, pass == 3, "{}: pass {pass}", t.name);
+        }
+        let listed = |db: consign_db::Database| async move {
+            db.list_orders(OrderQuery {
+                order: Some(OrderId(14)),
+                ..OrderQuery::default()
+            })
+            .await
+            .unwrap()[0]
+                .shipments[0]
+                .clone()
+        };
+        assert!(listed(t.db.clone()).await.needs_review, "{}", t.name);
+        // Still replayed by recovery, by when it was last tried.
+        assert!(t
+            .db
+            .pending_captures(Timestamp(13))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(t.db.pending_captures(Timestamp(14)).await.unwrap().len(), 1);
+        t.db.settle_capture(
+            &attempt,
+            SettleOutcome::Captured {
+                reference: "ch".into(),
+            },
+            Timestamp(20),
+        )
+        .await
+        .unwrap();
+        let shipment = listed(t.db.clone()).await;
+        assert_eq!(shipment.state, ShipmentState::Captured, "{}", t.name);
+        assert!(!shipment.needs_review);
+        assert!(
+            !t.db
+                .record_unknown(&attempt, "late", Timestamp(21), 3)
+                .await
+                .unwrap(),
+            "a settled attempt is left alone"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_open_captures_counts_the_orders_unsettled_attempts() {
+    each_backend(|t| async move {
+        let order =
+            t.db.import_order(import(Some(15), "a@example.com", "auth"), Timestamp(1))
+                .await
+                .unwrap()
+                .order;
+        let (l1, l2) = (order.lines[0].line_id.0, order.lines[1].line_id.0);
+        let first =
+            t.db.reserve_shipment(
+                order.id,
+                ship(&[(l1, 1)], true),
+                ShipmentDetails::default(),
+                Timestamp(2),
+            )
+            .await
+            .unwrap()
+            .attempt
+            .unwrap();
+        let last =
+            t.db.reserve_shipment(
+                order.id,
+                ship(&[(l1, 1), (l2, 1)], true),
+                ShipmentDetails::default(),
+                Timestamp(3),
+            )
+            .await
+            .unwrap()
+            .attempt
+            .unwrap();
+        assert!(last.final_capture && !first.final_capture, "{}", t.name);
+        assert_eq!(t.db.other_open_captures(&last).await.unwrap(), 1);
+        t.db.settle_capture(
+            &first,
+            SettleOutcome::Captured {
+                reference: "ch_1".into(),
+            },
+            Timestamp(4),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            t.db.other_open_captures(&last).await.unwrap(),
+            0,
+            "{}",
+            t.name
+        );
+    })
+    .await;
+}

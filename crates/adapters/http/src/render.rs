@@ -36,8 +36,11 @@ impl DocumentLinks {
 }
 
 /// The capture state as the API names it.
-pub fn capture_state(state: ShipmentState) -> &'static str {
-    match state {
+pub fn capture_state(shipment: &ShipmentView) -> &'static str {
+    if shipment.needs_review {
+        return "needsReview";
+    }
+    match shipment.state {
         ShipmentState::Uncaptured => "uncaptured",
         ShipmentState::CapturePending => "pending",
         ShipmentState::Captured => "captured",
@@ -166,7 +169,7 @@ fn order_shipment(s: &ShipmentView) -> Value {
         "trackingId": shipping.tracking,
         "trackingUrl": "",
         "returnSlipTracking": shipping.return_slip_tracking,
-        "captureState": capture_state(s.state),
+        "captureState": capture_state(s),
         "captureValue": s.capture_amount.map(amount).unwrap_or_else(|| Value::from(0)),
         "gtg": flag(s.details.gtg),
         "shipped": flag(s.details.shipped),

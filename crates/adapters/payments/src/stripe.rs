@@ -172,6 +172,10 @@ impl PaymentGateway for StripeGateway {
         "stripe"
     }
 
+    fn final_capture_waits_for_others(&self) -> bool {
+        self.config.multicapture
+    }
+
     async fn capture(&self, request: CaptureRequest) -> CaptureOutcome {
         let intent: String =
             form_urlencoded::byte_serialize(request.authorization.reference.as_bytes()).collect();

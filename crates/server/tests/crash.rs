@@ -1,0 +1,274 @@
+//! kill -9 under load at each fault point of the capture saga, restart, let recovery run, then
+//! compare the database (through the API) with the provider stand-in's ledger.
+//!
+//! The `consign` binary is the real one, built with fault points (a test-only feature): each
+//! point is set to sleep, so every request in flight is parked exactly there when the process is
+//! killed.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use consign_db::testing::{postgres_required, Throwaway};
+use consign_provider_stand_in::{StandIn, SECRET_KEY};
+use serde_json::{json, Value};
+
+const KEY: &str = "csk_crash-test-key-00000000000000";
+const FAULT_POINTS: [&str; 3] = ["after-reserve", "after-capture", "after-settle"];
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(20))
+        .build()
+}
+
+fn start(db_url: &str, stand_in: &StandIn, fault_point: Option<&str>) -> Server {
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_consign"));
+    command
+        .env("CONSIGN_LISTEN", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", db_url)
+        .env("CONSIGN_API_KEY", KEY)
+        .env("CONSIGN_GATEWAY", "stripe")
+        .env("CONSIGN_STRIPE_SECRET_KEY", SECRET_KEY)
+        .env("CONSIGN_STRIPE_API_BASE", &stand_in.url)
+        .env("CONSIGN_STRIPE_MULTICAPTURE", "true")
+        .env("CONSIGN_STRIPE_TIMEOUT", "2s")
+        .env("CONSIGN_RECOVERY_AFTER", "1s")
+        .env("CONSIGN_WORKERS", "2")
+        .env("RUST_LOG", "error")
+        .env_remove("FAILPOINTS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(point) = fault_point {
+        command.env("FAILPOINTS", format!("{point}=sleep(20000)"));
+    }
+    let child = command.spawn().expect("start consign");
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}/api/order"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while agent()
+        .get(&format!("{}/orders", server.base))
+        .set("API-Authorization", KEY)
+        .call()
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "consign did not start");
+        thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+fn call(base: &str, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    let request = agent()
+        .request(method, &format!("{base}{path}"))
+        .set("API-Authorization", KEY)
+        .set("Content-Type", "application/json");
+    let result = match body {
+        Some(body) => request.send_string(&body.to_string()),
+        None => request.call(),
+    };
+    match result {
+        Ok(response) | Err(ureq::Error::Status(_, response)) => Ok(serde_json::from_str(
+            &response.into_string().unwrap_or_default(),
+        )
+        .unwrap_or(Value::Null)),
+        Err(ureq::Error::Transport(t)) => Err(t.to_string()),
+    }
+}
+
+fn minor(amount: &Value) -> i64 {
+    let text = amount.to_string();
+    let (whole, cents) = text.split_once('.').unwrap_or((&text, "0"));
+    whole.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap()
+}
+
+/// What one kill-and-recover cycle found.
+#[derive(Debug, Default)]
+struct Findings {
+    requests: usize,
+    killed_in_flight: usize,
+    captures_at_provider: usize,
+    captured_shipments: usize,
+    double_captures: usize,
+    orphan_captures: usize,
+    captured_without_provider: usize,
+    amount_mismatches: usize,
+    pending_left: usize,
+    over_allocated: usize,
+}
+
+fn cycle(db_url: &str, point: &str, orders: std::ops::Range<i64>) -> Findings {
+    let stand_in = StandIn::start_in_background();
+    let server = start(db_url, &stand_in, Some(point));
+    let mut lines = HashMap::new();
+    for id in orders.clone() {
+        stand_in.authorize(&format!("pi_{id}"), 5_900, true);
+        let order = json!({"order": id, "currency": "EUR", "email": format!("c{id}@example.com"),
+            "products": [{"sku": "A", "qty": 2, "price": "20.00", "vat": "25"}, {"sku": "B", "qty": 1, "price": "15.00", "vat": "25"}],
+            "shippingValue": "4.00", "payment": {"provider": "stripe", "reference": format!("pi_{id}"), "amount": "59.00"}});
+        let answer = call(&server.base, "POST", "/order", Some(&order)).unwrap();
+        lines.insert(
+            id,
+            answer["products"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["lineId"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>(),
+        );
+    }
+    let lines = Arc::new(lines);
+    // Load: two partial shipments per order at once, all parked at the fault point.
+    let base = server.base.clone();
+    let clients: Vec<_> = orders
+        .clone()
+        .flat_map(|id| [(id, 0usize), (id, 1usize)])
+        .map(|(id, which)| {
+            let (base, lines) = (base.clone(), lines.clone());
+            thread::spawn(move || {
+                let line = &lines[&id][which];
+                call(
+                    &base,
+                    "POST",
+                    "/shipments",
+                    Some(&json!({"order": id, "products": {line.clone(): 1}})),
+                )
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(1500));
+    let Server { mut child, .. } = server;
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    let outcomes: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let mut findings = Findings {
+        requests: outcomes.len(),
+        killed_in_flight: outcomes.iter().filter(|o| o.is_err()).count(),
+        ..Findings::default()
+    };
+    // Restart without fault points; recovery settles what the crash left.
+    let server = start(db_url, &stand_in, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        let mut all = Vec::new();
+        for id in orders.clone() {
+            all.push(
+                call(&server.base, "GET", &format!("/orders?order={id}"), None).unwrap()["orders"]
+                    [0]
+                .clone(),
+            );
+        }
+        let open = all
+            .iter()
+            .flat_map(|o| o["shipments"].as_array().unwrap().iter())
+            .filter(|s| s["captureState"] != "captured" && s["captureState"] != "uncaptured")
+            .count();
+        if open == 0 || Instant::now() > deadline {
+            findings.pending_left = open;
+            break all;
+        }
+        thread::sleep(Duration::from_millis(250));
+    };
+    let Server { mut child, .. } = server;
+    child.kill().ok();
+    child.wait().ok();
+
+    let ledger = stand_in.ledger();
+    findings.captures_at_provider = ledger.len();
+    // Provider keys are "consign-<installation>-<order>-<n>-<attempt>": the shipment is in the key.
+    let shipment_of = |key: &str| {
+        let parts: Vec<&str> = key.rsplitn(4, '-').collect();
+        format!("{}-{}", parts[2], parts[1])
+    };
+    let mut at_provider: HashMap<String, Vec<i64>> = HashMap::new();
+    for capture in &ledger {
+        at_provider
+            .entry(shipment_of(&capture.idempotency_key))
+            .or_default()
+            .push(capture.amount);
+    }
+    let mut captured: HashMap<String, i64> = HashMap::new();
+    for order in &listed {
+        for line in order["products"].as_array().unwrap() {
+            if line["qtyAllocated"].as_u64() > line["qty"].as_u64() {
+                findings.over_allocated += 1;
+            }
+        }
+        for s in order["shipments"].as_array().unwrap() {
+            if s["captureState"] == "captured" {
+                captured.insert(
+                    s["shipmentId"].as_str().unwrap().to_owned(),
+                    minor(&s["captureValue"]),
+                );
+            }
+        }
+    }
+    findings.captured_shipments = captured.len();
+    for (shipment, amounts) in &at_provider {
+        findings.double_captures += amounts.len().saturating_sub(1);
+        match captured.get(shipment) {
+            None => findings.orphan_captures += 1,
+            Some(value) if *value != amounts.iter().sum::<i64>() => findings.amount_mismatches += 1,
+            Some(_) => {}
+        }
+    }
+    findings.captured_without_provider = captured
+        .keys()
+        .filter(|s| !at_provider.contains_key(*s))
+        .count();
+    findings
+}
+
+fn check(label: &str, findings: &Findings) {
+    eprintln!("{label}: {findings:?}");
+    assert_eq!(
+        findings.killed_in_flight, findings.requests,
+        "{label}: every request was parked at the fault point when killed"
+    );
+    assert!(
+        findings.captured_shipments > 0,
+        "{label}: recovery captured nothing"
+    );
+    assert_eq!(findings.double_captures, 0, "{label}");
+    assert_eq!(findings.orphan_captures, 0, "{label}");
+    assert_eq!(findings.captured_without_provider, 0, "{label}");
+    assert_eq!(findings.amount_mismatches, 0, "{label}");
+    assert_eq!(findings.pending_left, 0, "{label}");
+    assert_eq!(findings.over_allocated, 0, "{label}");
+}
+
+#[test]
+fn sigkill_at_each_fault_point_then_recovery_leaves_no_double_orphan_or_missing_capture() {
+    let mut databases = vec![("sqlite", Throwaway::sqlite())];
+    match Throwaway::postgres() {
+        Ok(pg) => databases.push(("postgres", pg)),
+        Err(why) if postgres_required() => panic!("CI=true but PostgreSQL is unreachable: {why}"),
+        Err(why) => eprintln!("SKIPPED on PostgreSQL (unreachable: {why})"),
+    }
+    for (backend, db) in &databases {
+        for (i, point) in FAULT_POINTS.iter().enumerate() {
+            let first = 100 * (i as i64 + 1);
+            let findings = cycle(&db.url, point, first..first + 4);
+            check(&format!("{backend} {point}"), &findings);
+        }
+    }
+}
