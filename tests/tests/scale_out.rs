@@ -48,6 +48,7 @@ fn service(database: &Database, gateway: Arc<InspectingGateway>) -> Consign {
     Consign::new(
         Arc::new(database.clone()),
         Arc::new(database.clone()),
+        Arc::new(database.clone()),
         Gateways::new().with(gateway),
         Arc::new(SystemClock),
         Arc::new(OsRandom),
@@ -107,7 +108,7 @@ async fn no_pooled_connection_is_held_while_the_gateway_is_called() {
         // One at a time: the pool is idle whenever the provider is being called.
         for _ in 0..3 {
             consign
-                .create_shipment(order.id, request(), ShipmentDetails::default())
+                .create_shipment(order.id, request(), ShipmentDetails::default(), None)
                 .await
                 .unwrap();
         }
@@ -123,7 +124,7 @@ async fn no_pooled_connection_is_held_while_the_gateway_is_called() {
                 let consign = consign.clone();
                 tokio::spawn(async move {
                     consign
-                        .create_shipment(OrderId(1), request(), ShipmentDetails::default())
+                        .create_shipment(OrderId(1), request(), ShipmentDetails::default(), None)
                         .await
                 })
             })

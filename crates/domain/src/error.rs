@@ -1,6 +1,6 @@
 //! The domain's errors. Each message is the text a client reads in `msg`.
 
-use crate::ids::{LineId, OrderId};
+use crate::ids::{LineId, OrderId, ShipmentId};
 use crate::money::Currency;
 
 /// A value that could not be read as money.
@@ -91,6 +91,24 @@ pub enum ShipmentError {
     /// The capture would take more than the authorisation still covers.
     #[error("capture exceeds the authorised amount")]
     ExceedsAuthorization,
+    /// An edit would leave a shipment without lines.
+    #[error("a shipment needs at least one line; delete it instead")]
+    EmptyShipment,
+    /// No such shipment (or not on the order named).
+    #[error("shipment does not exist")]
+    ShipmentNotFound(ShipmentId),
+    /// Lines of a captured shipment cannot change (Centra's text).
+    #[error("shipment is captured and can not be updated")]
+    ShipmentCaptured,
+    /// Lines of a sent shipment cannot change (Centra's text).
+    #[error("shipment is sent and can not be updated")]
+    ShipmentSent,
+    /// A captured shipment cannot be deleted (Centra's text).
+    #[error("shipment has invoices or creditnotes and could not be deleted.")]
+    NotDeletable,
+    /// The shipment's capture is in flight: changes wait until it settles.
+    #[error("the shipment's capture is in progress; retry shortly")]
+    CaptureInProgress(ShipmentId),
     /// A money error (overflow) while computing the amount.
     #[error(transparent)]
     Money(#[from] MoneyError),

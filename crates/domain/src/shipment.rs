@@ -78,6 +78,8 @@ pub enum ShipmentEvent {
     CaptureDeclined,
     /// It was deleted.
     Delete,
+    /// The capture of a shipment created uncaptured was declined: it stays uncaptured.
+    CaptureFailed,
 }
 
 /// A transition the state machine does not allow.
@@ -106,6 +108,7 @@ impl ShipmentState {
             (Uncaptured, CaptureStarted) => Ok(CapturePending),
             (CapturePending, CaptureSucceeded) => Ok(Captured),
             (CapturePending, CaptureDeclined) => Ok(Voided),
+            (CapturePending, CaptureFailed) => Ok(Uncaptured),
             (Uncaptured, Delete) => Ok(Deleted),
             (from, event) => Err(IllegalTransition { from, event }),
         }
@@ -117,7 +120,7 @@ impl ShipmentState {
     }
 
     /// The stable name stores keep: `uncaptured`, `pending`, `captured`, `voided`, `deleted`.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             ShipmentState::Uncaptured => "uncaptured",
             ShipmentState::CapturePending => "pending",
@@ -238,6 +241,20 @@ impl Order {
             .payment
             .as_ref()
             .ok_or(ShipmentError::NoPaymentAuthorization)?;
+        let plan = self.preview_capture(lines, deduct_previous_costs)?;
+        if self.committed.plus(plan.amount)?.minor() > payment.amount.minor() {
+            return Err(ShipmentError::ExceedsAuthorization);
+        }
+        Ok(plan)
+    }
+
+    /// What [`Order::plan_capture`] would capture for `lines` now, without the authorisation
+    /// checks: the amount a not-yet-captured shipment is listed with.
+    pub fn preview_capture(
+        &self,
+        lines: &[ShipmentLine],
+        deduct_previous_costs: bool,
+    ) -> Result<CapturePlan, ShipmentError> {
         let completes_order = self.lines.iter().all(|line| {
             let here: u32 = lines
                 .iter()
@@ -269,9 +286,6 @@ impl Order {
                 units
             }
         };
-        if self.committed.plus(amount)?.minor() > payment.amount.minor() {
-            return Err(ShipmentError::ExceedsAuthorization);
-        }
         Ok(CapturePlan {
             amount,
             carries_shipping_fee,
@@ -324,6 +338,82 @@ impl Order {
             );
             if capture.carries_shipping_fee {
                 self.shipping_fee_committed = false;
+            }
+        }
+    }
+}
+
+impl Order {
+    /// Validates new quantities for an uncaptured shipment's lines and answers its lines after
+    /// the change: each named line is set to its quantity (0 removes it), lines not named are
+    /// kept. Increases must fit what is still shippable; a shipment left without lines is
+    /// refused (delete it instead). Nothing is changed.
+    ///
+    /// ```
+    /// # use consign_domain::*;
+    /// # let sek: Currency = "SEK".parse().unwrap();
+    /// # let order = Order { id: OrderId(1), currency: sek, lines: vec![OrderLine { line_id: LineId(7),
+    /// #     sku: "S".into(), name: "N".into(), unit_price: Money::from_minor(100, sek),
+    /// #     tax_rate: TaxRate(2500), quantity: 3, allocated: 1, in_capture: 0 }],
+    /// #     shipping_fee: Money::zero(sek), payment: None, committed: Money::zero(sek),
+    /// #     shipping_fee_committed: false, next_shipment_number: 2 };
+    /// let current = [ShipmentLine { line_id: LineId(7), quantity: 1 }];
+    /// let changed = order.plan_line_changes(&current, &[ShipmentLine { line_id: LineId(7), quantity: 3 }]).unwrap();
+    /// assert_eq!(changed, vec![ShipmentLine { line_id: LineId(7), quantity: 3 }]);
+    /// assert!(order.plan_line_changes(&current, &[ShipmentLine { line_id: LineId(7), quantity: 4 }]).is_err());
+    /// ```
+    pub fn plan_line_changes(
+        &self,
+        current: &[ShipmentLine],
+        changes: &[ShipmentLine],
+    ) -> Result<Vec<ShipmentLine>, ShipmentError> {
+        let mut seen = HashSet::with_capacity(changes.len());
+        let mut result: Vec<ShipmentLine> = current.to_vec();
+        for change in changes {
+            if !seen.insert(change.line_id) {
+                return Err(ShipmentError::DuplicateLine(change.line_id));
+            }
+            let line = self
+                .line(change.line_id)
+                .ok_or(ShipmentError::UnknownLine {
+                    order: self.id,
+                    line: change.line_id,
+                })?;
+            let held = current
+                .iter()
+                .find(|l| l.line_id == change.line_id)
+                .map_or(0, |l| l.quantity);
+            let available = line.shippable() + held;
+            if change.quantity > available {
+                return Err(ShipmentError::NotEnoughShippable {
+                    line: line.line_id,
+                    requested: change.quantity,
+                    shippable: available,
+                    ordered: line.quantity,
+                });
+            }
+            result.retain(|l| l.line_id != change.line_id);
+            if change.quantity > 0 {
+                result.push(*change);
+            }
+        }
+        if result.is_empty() {
+            return Err(ShipmentError::EmptyShipment);
+        }
+        result.sort_by_key(|l| l.line_id);
+        Ok(result)
+    }
+
+    /// Moves a shipment's allocation from `before` to `after` (an uncaptured shipment's edit).
+    pub fn reallocate(&mut self, before: &[ShipmentLine], after: &[ShipmentLine]) {
+        for l in before {
+            if let Some(line) = self.line_mut(l.line_id) {
+                line.allocated -= l.quantity;
+            }
+        }
+        for l in after {
+            if let Some(line) = self.line_mut(l.line_id) {
+                line.allocated += l.quantity;
             }
         }
     }

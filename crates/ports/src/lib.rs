@@ -8,23 +8,28 @@
 
 mod clock;
 mod gateway;
+mod idempotency;
 mod keys;
 mod records;
 mod store;
 
 pub use clock::{Clock, IdSource, Timestamp};
 pub use gateway::{CaptureOutcome, CaptureRequest, PaymentGateway};
+pub use idempotency::{IdempotencyBegin, IdempotencyStore, StoredAnswer};
 pub use keys::{ApiKeyId, ApiKeyInfo, KeyStore};
 pub use records::{
     Address, CaptureAttempt, Customer, ImportedOrder, LineImport, OrderImport, OrderQuery,
-    OrderView, ShipmentDetails, ShipmentView, ShippingInfo,
+    OrderView, ShipmentChanges, ShipmentDetails, ShipmentListing, ShipmentQuery, ShipmentStatus,
+    ShipmentView, ShippingInfo, ShippingUpdate,
 };
-pub use store::{OrderStore, Reservation, SettleOutcome, StoreError};
+pub use store::{BeginCapture, OrderStore, Reservation, SettleOutcome, StoreError};
 
 #[cfg(feature = "mocks")]
 pub use clock::{MockClock, MockIdSource};
 #[cfg(feature = "mocks")]
 pub use gateway::MockPaymentGateway;
+#[cfg(feature = "mocks")]
+pub use idempotency::MockIdempotencyStore;
 #[cfg(feature = "mocks")]
 pub use keys::MockKeyStore;
 #[cfg(feature = "mocks")]

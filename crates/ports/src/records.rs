@@ -188,3 +188,72 @@ impl Default for OrderQuery {
         }
     }
 }
+
+/// Changes complete-shipment applies. Flags only move forward: `false` leaves a flag as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShipmentChanges {
+    /// Set good to go.
+    pub gtg: bool,
+    /// Set shipped (records the carrier details and the shipped date).
+    pub shipped: bool,
+    /// Carrier details to overwrite; `None` fields are kept.
+    pub shipping: ShippingUpdate,
+    /// Whether to send the shipping confirmation.
+    pub send_email: Option<bool>,
+    /// A note for the back office.
+    pub internal_comment: Option<String>,
+}
+
+/// Carrier details to overwrite.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShippingUpdate {
+    /// Carrier.
+    pub carrier: Option<String>,
+    /// Service level.
+    pub service: Option<String>,
+    /// Number of packages.
+    pub packages: Option<u32>,
+    /// Tracking number.
+    pub tracking: Option<String>,
+    /// Return slip tracking number.
+    pub return_slip_tracking: Option<String>,
+}
+
+/// Centra's `GET shipments` status filter; every live shipment is in exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShipmentStatus {
+    /// Good to go and not shipped (what a warehouse picks): the default.
+    GoodToGo,
+    /// Neither good to go nor shipped.
+    InProgress,
+    /// Shipped.
+    Completed,
+}
+
+/// Which shipments to list, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipmentQuery {
+    /// Status filter.
+    pub status: ShipmentStatus,
+    /// One order's shipments.
+    pub order: Option<OrderId>,
+    /// One customer's shipments.
+    pub customer_id: Option<i64>,
+    /// Created at or after.
+    pub newer_than: Option<Timestamp>,
+    /// Created before.
+    pub older_than: Option<Timestamp>,
+    /// At most this many.
+    pub limit: u32,
+    /// Skip this many.
+    pub offset: u32,
+}
+
+/// A shipment with its order (the order's `shipments` is left empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipmentListing {
+    /// The order, with its lines and counters.
+    pub order: OrderView,
+    /// The shipment.
+    pub shipment: ShipmentView,
+}

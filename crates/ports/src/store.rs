@@ -6,8 +6,8 @@ use consign_domain::{OrderError, OrderId, ShipmentError, ShipmentId, ShipmentReq
 
 use crate::clock::Timestamp;
 use crate::records::{
-    CaptureAttempt, ImportedOrder, OrderImport, OrderQuery, OrderView, ShipmentDetails,
-    ShipmentView,
+    CaptureAttempt, ImportedOrder, OrderImport, OrderQuery, OrderView, ShipmentChanges,
+    ShipmentDetails, ShipmentListing, ShipmentQuery, ShipmentView,
 };
 
 /// Why a store call failed.
@@ -42,6 +42,15 @@ pub struct Reservation {
     pub attempt: Option<CaptureAttempt>,
 }
 
+/// What starting the capture of an existing shipment found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeginCapture {
+    /// Already captured: nothing to do, never captured twice.
+    AlreadyCaptured(ShipmentView),
+    /// A capture attempt was written (the shipment is now capture-pending); send it.
+    Started(CaptureAttempt),
+}
+
 /// The settled outcome of a capture attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SettleOutcome {
@@ -73,13 +82,81 @@ pub trait OrderStore: Send + Sync {
     /// Reserve step, one transaction: lock the order, let the domain plan the shipment
     /// ([`consign_domain::Order::plan_shipment`]), write the shipment with its units reserved
     /// and, when it captures, a pending capture attempt with a stable idempotency key.
+    ///
+    /// `request_key` (the client's idempotency key, scoped to its API key) is recorded on the
+    /// shipment so a retry of the same request finds it ([`OrderStore::find_by_request_key`]).
     async fn reserve_shipment(
         &self,
         order: OrderId,
         request: ShipmentRequest,
         details: ShipmentDetails,
+        request_key: Option<String>,
         now: Timestamp,
     ) -> Result<Reservation, StoreError>;
+
+    /// The shipment a request with this key created, if any.
+    async fn find_by_request_key(
+        &self,
+        request_key: &str,
+    ) -> Result<Option<ShipmentView>, StoreError>;
+
+    /// The open (not yet definite) capture attempt of a shipment, if any.
+    async fn open_attempt(
+        &self,
+        shipment: ShipmentId,
+    ) -> Result<Option<CaptureAttempt>, StoreError>;
+
+    /// One transaction: starts the capture of an uncaptured shipment (the domain plans the
+    /// amount), writing a capture attempt that carries `on_capture`, the changes to apply in the
+    /// settle transaction if it is captured. A decline leaves the shipment uncaptured. `order`,
+    /// when given, must be the shipment's.
+    async fn begin_capture(
+        &self,
+        shipment: ShipmentId,
+        order: Option<OrderId>,
+        on_capture: ShipmentChanges,
+        now: Timestamp,
+    ) -> Result<BeginCapture, StoreError>;
+
+    /// Applies complete-shipment changes to a shipment that is not capture-pending.
+    async fn apply_changes(
+        &self,
+        shipment: ShipmentId,
+        order: Option<OrderId>,
+        changes: ShipmentChanges,
+        now: Timestamp,
+    ) -> Result<ShipmentView, StoreError>;
+
+    /// Update shipment: new line quantities (uncaptured, unshipped shipments only, checked by
+    /// the domain under the order lock) and/or good-to-go.
+    async fn update_shipment(
+        &self,
+        shipment: ShipmentId,
+        order: Option<OrderId>,
+        lines: Option<Vec<consign_domain::ShipmentLine>>,
+        gtg: Option<bool>,
+        now: Timestamp,
+    ) -> Result<ShipmentView, StoreError>;
+
+    /// Deletes an uncaptured shipment, releasing its units; its number is not reused.
+    async fn delete_shipment(
+        &self,
+        shipment: ShipmentId,
+        order: Option<OrderId>,
+        now: Timestamp,
+    ) -> Result<ShipmentView, StoreError>;
+
+    /// One live shipment with its order.
+    async fn find_shipment(
+        &self,
+        shipment: ShipmentId,
+    ) -> Result<Option<ShipmentListing>, StoreError>;
+
+    /// Live shipments matching `query`, oldest first, with their orders.
+    async fn list_shipments(
+        &self,
+        query: ShipmentQuery,
+    ) -> Result<Vec<ShipmentListing>, StoreError>;
 
     /// Settle step, one transaction: records the outcome of the attempt and moves the shipment
     /// to `Captured`, or voids it and releases its units and amount. Settling an attempt that is

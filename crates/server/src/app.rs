@@ -65,6 +65,7 @@ impl Core {
         let consign = Consign::new(
             Arc::new(database.clone()),
             Arc::new(database.clone()),
+            Arc::new(database.clone()),
             gateways,
             Arc::new(SystemClock),
             Arc::new(OsRandom),

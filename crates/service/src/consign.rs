@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use consign_ports::{Clock, IdSource, KeyStore, OrderQuery, OrderStore, OrderView};
+use consign_ports::{
+    Clock, IdSource, IdempotencyStore, KeyStore, OrderQuery, OrderStore, OrderView,
+};
 
 use crate::error::ServiceError;
 use crate::gateways::Gateways;
@@ -12,6 +14,7 @@ use crate::gateways::Gateways;
 pub struct Consign {
     pub(crate) store: Arc<dyn OrderStore>,
     pub(crate) keys: Arc<dyn KeyStore>,
+    pub(crate) idempotency: Arc<dyn IdempotencyStore>,
     pub(crate) gateways: Gateways,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdSource>,
@@ -22,6 +25,7 @@ impl Consign {
     pub fn new(
         store: Arc<dyn OrderStore>,
         keys: Arc<dyn KeyStore>,
+        idempotency: Arc<dyn IdempotencyStore>,
         gateways: Gateways,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdSource>,
@@ -29,6 +33,7 @@ impl Consign {
         Consign {
             store,
             keys,
+            idempotency,
             gateways,
             clock,
             ids,

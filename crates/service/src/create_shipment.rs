@@ -30,16 +30,27 @@ impl Consign {
     /// Errors: [`ServiceError::Rejected`] (nothing written), [`ServiceError::CaptureDeclined`]
     /// (the shipment was voided and its units released), [`ServiceError::CaptureUnknown`]
     /// (the shipment stays pending until recovery settles it).
+    ///
+    /// With a `request_key` (the client's idempotency key, scoped to its API key) a retry of a
+    /// request that already created a shipment continues from it instead of creating another:
+    /// a capture-pending shipment is driven to its outcome, a settled one is answered as it
+    /// settled.
     pub async fn create_shipment(
         &self,
         order: OrderId,
         request: ShipmentRequest,
         details: ShipmentDetails,
+        request_key: Option<String>,
     ) -> Result<ShipmentView, ServiceError> {
+        if let Some(key) = &request_key {
+            if let Some(existing) = self.store.find_by_request_key(key).await? {
+                return self.resume(existing).await;
+            }
+        }
         let now = self.clock.now();
         let reservation = self
             .store
-            .reserve_shipment(order, request, details, now)
+            .reserve_shipment(order, request, details, request_key, now)
             .await?;
         match reservation.attempt {
             None => Ok(reservation.shipment),
@@ -47,6 +58,18 @@ impl Consign {
                 fail::fail_point!("after-reserve");
                 self.capture_and_settle(&attempt).await
             }
+        }
+    }
+
+    /// Answers a shipment created by an earlier run of the same request.
+    async fn resume(&self, shipment: ShipmentView) -> Result<ShipmentView, ServiceError> {
+        match shipment.state {
+            ShipmentState::CapturePending => match self.store.open_attempt(shipment.id).await? {
+                Some(attempt) => self.capture_and_settle(&attempt).await,
+                None => Err(ServiceError::CaptureUnknown(shipment.id)),
+            },
+            ShipmentState::Voided => Err(ServiceError::CaptureDeclined(shipment.id.order)),
+            _ => Ok(shipment),
         }
     }
 
@@ -173,7 +196,7 @@ mod tests {
         store
             .expect_reserve_shipment()
             .times(1)
-            .returning(|_, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
+            .returning(|_, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
         store
             .expect_settle_capture()
             .withf(|attempt, outcome, _| {
@@ -195,7 +218,12 @@ mod tests {
             });
         let consign = service(store, gateway);
         let shipment = consign
-            .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+            .create_shipment(
+                OrderId(83651),
+                request(true),
+                ShipmentDetails::default(),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(shipment.state, ShipmentState::Captured);
@@ -223,13 +251,18 @@ mod tests {
             store
                 .expect_reserve_shipment()
                 .times(1)
-                .returning(move |_, _, _, _| Err(StoreError::Rejected(answer.clone())));
+                .returning(move |_, _, _, _, _| Err(StoreError::Rejected(answer.clone())));
             store.expect_settle_capture().never();
             let mut gateway = sandbox_named_mock();
             gateway.expect_capture().never();
             let consign = service(store, gateway);
             let error = consign
-                .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+                .create_shipment(
+                    OrderId(83651),
+                    request(true),
+                    ShipmentDetails::default(),
+                    None,
+                )
                 .await
                 .unwrap_err();
             assert_eq!(error, ServiceError::Rejected(rejection));
@@ -241,7 +274,7 @@ mod tests {
         let mut store = MockOrderStore::new();
         store
             .expect_reserve_shipment()
-            .returning(|_, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
+            .returning(|_, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
         store
             .expect_settle_capture()
             .withf(|_, outcome, _| matches!(outcome, SettleOutcome::Declined { code, .. } if code == "card_declined"))
@@ -256,7 +289,12 @@ mod tests {
                 message: "declined".into(),
             });
         let error = service(store, gateway)
-            .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+            .create_shipment(
+                OrderId(83651),
+                request(true),
+                ShipmentDetails::default(),
+                None,
+            )
             .await
             .unwrap_err();
         assert_eq!(error, ServiceError::CaptureDeclined(OrderId(83651)));
@@ -268,7 +306,7 @@ mod tests {
         let mut store = MockOrderStore::new();
         store
             .expect_reserve_shipment()
-            .returning(|_, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
+            .returning(|_, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
         store.expect_settle_capture().never();
         store
             .expect_record_unknown()
@@ -285,7 +323,12 @@ mod tests {
                 reason: "timeout".into(),
             });
         let error = service(store, gateway)
-            .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+            .create_shipment(
+                OrderId(83651),
+                request(true),
+                ShipmentDetails::default(),
+                None,
+            )
             .await
             .unwrap_err();
         assert_eq!(error, ServiceError::CaptureUnknown(shipment_id()));
@@ -296,7 +339,7 @@ mod tests {
         let mut store = MockOrderStore::new();
         store
             .expect_reserve_shipment()
-            .returning(|_, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
+            .returning(|_, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
         store
             .expect_settle_capture()
             .times(1)
@@ -308,7 +351,12 @@ mod tests {
                 reference: "ch_1".into(),
             });
         let error = service(store, gateway)
-            .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+            .create_shipment(
+                OrderId(83651),
+                request(true),
+                ShipmentDetails::default(),
+                None,
+            )
             .await
             .unwrap_err();
         assert_eq!(error, ServiceError::CaptureUnknown(shipment_id()));
@@ -319,9 +367,9 @@ mod tests {
         let mut store = MockOrderStore::new();
         store
             .expect_reserve_shipment()
-            .withf(|_, request, _, _| !request.capture)
+            .withf(|_, request, _, _, _| !request.capture)
             .times(1)
-            .returning(|_, _, _, _| {
+            .returning(|_, _, _, _, _| {
                 Ok(Reservation {
                     shipment: view(ShipmentState::Uncaptured),
                     attempt: None,
@@ -331,7 +379,12 @@ mod tests {
         let mut gateway = sandbox_named_mock();
         gateway.expect_capture().never();
         let shipment = service(store, gateway)
-            .create_shipment(OrderId(83651), request(false), ShipmentDetails::default())
+            .create_shipment(
+                OrderId(83651),
+                request(false),
+                ShipmentDetails::default(),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(shipment.state, ShipmentState::Uncaptured);
@@ -342,7 +395,7 @@ mod tests {
         let mut store = MockOrderStore::new();
         store
             .expect_reserve_shipment()
-            .returning(|_, _, _, _| Ok(reservation(ShipmentState::CapturePending, 0)));
+            .returning(|_, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 0)));
         store
             .expect_settle_capture()
             .withf(|_, outcome, _| matches!(outcome, SettleOutcome::Captured { reference } if reference == "zero-amount"))
@@ -351,7 +404,12 @@ mod tests {
         let mut gateway = sandbox_named_mock();
         gateway.expect_capture().never();
         let shipment = service(store, gateway)
-            .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+            .create_shipment(
+                OrderId(83651),
+                request(true),
+                ShipmentDetails::default(),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(shipment.state, ShipmentState::Captured);
@@ -362,12 +420,17 @@ mod tests {
         let mut store = MockOrderStore::new();
         store
             .expect_reserve_shipment()
-            .returning(|_, _, _, _| Err(StoreError::Unavailable("pool timeout".into())));
+            .returning(|_, _, _, _, _| Err(StoreError::Unavailable("pool timeout".into())));
         let mut gateway = sandbox_named_mock();
         gateway.expect_capture().never();
         let consign = service(store, gateway);
         let error = consign
-            .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+            .create_shipment(
+                OrderId(83651),
+                request(true),
+                ShipmentDetails::default(),
+                None,
+            )
             .await
             .unwrap_err();
         assert!(matches!(error, ServiceError::Unavailable(_)));
@@ -377,7 +440,7 @@ mod tests {
     #[tokio::test]
     async fn a_final_multicapture_waits_while_other_captures_are_open() {
         let mut store = MockOrderStore::new();
-        store.expect_reserve_shipment().returning(|_, _, _, _| {
+        store.expect_reserve_shipment().returning(|_, _, _, _, _| {
             let mut reservation = reservation(ShipmentState::CapturePending, 44_850);
             reservation.attempt.as_mut().unwrap().final_capture = true;
             Ok(reservation)
@@ -394,7 +457,12 @@ mod tests {
             .return_const(true);
         gateway.expect_capture().never();
         let error = service(store, gateway)
-            .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+            .create_shipment(
+                OrderId(83651),
+                request(true),
+                ShipmentDetails::default(),
+                None,
+            )
             .await
             .unwrap_err();
         assert_eq!(error, ServiceError::CaptureUnknown(shipment_id()));
@@ -403,7 +471,7 @@ mod tests {
     #[tokio::test]
     async fn a_final_capture_goes_ahead_once_the_others_have_settled() {
         let mut store = MockOrderStore::new();
-        store.expect_reserve_shipment().returning(|_, _, _, _| {
+        store.expect_reserve_shipment().returning(|_, _, _, _, _| {
             let mut reservation = reservation(ShipmentState::CapturePending, 44_850);
             reservation.attempt.as_mut().unwrap().final_capture = true;
             Ok(reservation)
@@ -428,7 +496,12 @@ mod tests {
                 reference: "ch_9".into(),
             });
         let shipment = service(store, gateway)
-            .create_shipment(OrderId(83651), request(true), ShipmentDetails::default())
+            .create_shipment(
+                OrderId(83651),
+                request(true),
+                ShipmentDetails::default(),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(shipment.state, ShipmentState::Captured);

@@ -24,6 +24,9 @@ pub enum ServiceError {
     /// The provider definitely declined: no shipment was left behind.
     #[error("can not capture order")]
     CaptureDeclined(OrderId),
+    /// Complete or capture: the provider declined; nothing else from the request was applied.
+    #[error("capture failed")]
+    CaptureFailed(ShipmentId),
     /// The capture's outcome is not known yet; the shipment stays pending and recovery settles it.
     #[error("capture outcome unknown, retry later; shipment {0} is pending")]
     CaptureUnknown(ShipmentId),

@@ -11,15 +11,18 @@ mod create_shipment;
 mod error;
 mod failpoints;
 mod gateways;
+mod idempotency;
 mod import_order;
 mod keys;
 mod recovery;
 #[cfg(test)]
 mod test_support;
+mod workflow;
 
 pub use consign::Consign;
 pub use create_shipment::REVIEW_AFTER_PASSES;
 pub use error::ServiceError;
 pub use failpoints::install_fail_points_from_env;
 pub use gateways::Gateways;
+pub use idempotency::{KEEP_ANSWERS_MILLIS, TAKEOVER_AFTER_MILLIS};
 pub use recovery::RecoveryReport;

@@ -80,6 +80,7 @@ pub(crate) fn service_with_keys(
     Consign::new(
         Arc::new(store),
         Arc::new(keys),
+        Arc::new(MockIdempotencyStore::new()),
         Gateways::new().with(Arc::new(gateway)),
         Arc::new(clock),
         Arc::new(ids),

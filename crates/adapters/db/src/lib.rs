@@ -9,17 +9,21 @@
 //! keep `allocated <= quantity` whatever the concurrency.
 #![deny(missing_docs)]
 
+mod changes;
 mod config;
 mod connection;
 mod database;
 mod dump;
 mod error;
+mod idempotency;
 mod keys;
+mod listing;
 mod orders;
 mod rows;
 mod schema;
 mod shipments;
 mod store;
+mod workflow;
 
 pub use config::{Backend, DbConfig};
 pub use database::Database;

@@ -198,16 +198,32 @@ pub(crate) fn list_orders(
         .limit(i64::from(query.limit))
         .offset(i64::from(query.offset))
         .load(conn)?;
-    rows.into_iter().map(|row| order_view(conn, row)).collect()
+    rows.into_iter()
+        .map(|row| order_view(conn, row, true))
+        .collect()
 }
 
-fn order_view(conn: &mut AnyConnection, row: OrderRow) -> Result<OrderView, DbError> {
+/// An order with its lines and, when `with_shipments`, its live shipments.
+pub(crate) fn order_view(
+    conn: &mut AnyConnection,
+    row: OrderRow,
+    with_shipments: bool,
+) -> Result<OrderView, DbError> {
     let lines: Vec<LineRow> = order_lines::table
         .filter(order_lines::order_id.eq(row.id))
         .order(order_lines::position.asc())
         .select(LineRow::as_select())
         .load(conn)?;
     let order = row.to_order(&lines)?;
+    if !with_shipments {
+        return Ok(OrderView {
+            customer_id: row.customer_id,
+            customer: row.customer(),
+            created_at: Timestamp(row.created_at),
+            order,
+            shipments: Vec::new(),
+        });
+    }
     let live = [
         ShipmentState::Uncaptured.as_str(),
         ShipmentState::CapturePending.as_str(),

@@ -70,6 +70,8 @@ pub struct ShipmentRow {
     pub updated_at: i64,
     pub shipped_at: Option<i64>,
     pub needs_review: i32,
+    pub request_key: Option<String>,
+    pub internal_comment: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -98,6 +100,8 @@ pub struct AttemptRow {
     pub updated_at: i64,
     pub passes: i32,
     pub last_error: Option<String>,
+    pub void_on_decline: i32,
+    pub on_capture: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

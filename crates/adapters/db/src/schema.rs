@@ -81,6 +81,8 @@ diesel::table! {
         updated_at -> BigInt,
         shipped_at -> Nullable<BigInt>,
         needs_review -> Integer,
+        request_key -> Nullable<Text>,
+        internal_comment -> Text,
     }
 }
 
@@ -109,6 +111,8 @@ diesel::table! {
         updated_at -> BigInt,
         passes -> Integer,
         last_error -> Nullable<Text>,
+        void_on_decline -> Integer,
+        on_capture -> Nullable<Text>,
     }
 }
 
@@ -120,6 +124,20 @@ diesel::table! {
         key_hash -> Text,
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (api_key_id, request_key) {
+        api_key_id -> BigInt,
+        request_key -> Text,
+        fingerprint -> Text,
+        state -> Text,
+        status -> Nullable<Integer>,
+        content_type -> Nullable<Text>,
+        body -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
     }
 }
 

@@ -21,7 +21,7 @@ const ATTEMPT_FAILED: &str = "failed";
 const ATTEMPT_UNKNOWN: &str = "unknown";
 const ATTEMPT_NEEDS_REVIEW: &str = "needs_review";
 /// Attempts without a definite outcome yet: recovery replays these.
-const ATTEMPT_OPEN: [&str; 3] = [ATTEMPT_PENDING, ATTEMPT_UNKNOWN, ATTEMPT_NEEDS_REVIEW];
+pub(crate) const ATTEMPT_OPEN: [&str; 3] = [ATTEMPT_PENDING, ATTEMPT_UNKNOWN, ATTEMPT_NEEDS_REVIEW];
 
 /// Reserve: lock the order, plan with the domain, write the shipment, its reserved units and the
 /// pending capture attempt. A refusal rolls everything back.
@@ -31,6 +31,7 @@ pub(crate) fn reserve_shipment(
     order_id: OrderId,
     request: &ShipmentRequest,
     details: &ShipmentDetails,
+    request_key: Option<&str>,
     now: Timestamp,
 ) -> Result<Reservation, DbError> {
     conn.transaction(|conn| {
@@ -81,6 +82,8 @@ pub(crate) fn reserve_shipment(
             updated_at: now.0,
             shipped_at: shipped.then_some(now.0),
             needs_review: 0,
+            request_key: request_key.map(str::to_owned),
+            internal_comment: String::new(),
         };
         diesel::insert_into(shipments::table)
             .values(row.clone())
@@ -150,6 +153,8 @@ pub(crate) fn reserve_shipment(
                         updated_at: now.0,
                         passes: 0,
                         last_error: None,
+                        void_on_decline: 1,
+                        on_capture: None,
                     })
                     .execute(conn)?;
                 Some(CaptureAttempt {
@@ -172,12 +177,14 @@ pub(crate) fn reserve_shipment(
 
 /// The provider idempotency key of one attempt: stable across retries and restarts, unique
 /// across databases.
-fn provider_key(installation: &str, shipment: ShipmentId, attempt: u32) -> String {
+pub(crate) fn provider_key(installation: &str, shipment: ShipmentId, attempt: u32) -> String {
     format!("consign-{installation}-{shipment}-{attempt}")
 }
 
-/// Settle: record the outcome; on a decline void the shipment and release what it held. Only a
-/// pending attempt is settled, so a second settle of the same attempt changes nothing.
+/// Settle: record the outcome; on a decline void the shipment and release what it held (or,
+/// for a capture started by complete/capture, return it to uncaptured). On a capture, changes
+/// that waited for it are applied. Only an open attempt is settled, so a second settle of the
+/// same attempt changes nothing.
 pub(crate) fn settle_capture(
     conn: &mut AnyConnection,
     attempt: &CaptureAttempt,
@@ -187,19 +194,21 @@ pub(crate) fn settle_capture(
     let order_id = attempt.shipment.order.0;
     let number = int(attempt.shipment.number);
     conn.transaction(|conn| {
-        let pending_attempt = capture_attempts::table
-            .filter(capture_attempts::order_id.eq(order_id))
-            .filter(capture_attempts::idempotency_key.eq(&attempt.idempotency_key))
-            .filter(capture_attempts::state.eq_any(ATTEMPT_OPEN));
+        let this_attempt = || {
+            capture_attempts::table
+                .filter(capture_attempts::order_id.eq(order_id))
+                .filter(capture_attempts::idempotency_key.eq(&attempt.idempotency_key))
+        };
+        let open = this_attempt().filter(capture_attempts::state.eq_any(ATTEMPT_OPEN));
         let settled = match outcome {
-            SettleOutcome::Captured { reference } => diesel::update(pending_attempt)
+            SettleOutcome::Captured { reference } => diesel::update(open)
                 .set((
                     capture_attempts::state.eq(ATTEMPT_SUCCEEDED),
                     capture_attempts::provider_reference.eq(Some(reference)),
                     capture_attempts::updated_at.eq(now.0),
                 ))
                 .execute(conn)?,
-            SettleOutcome::Declined { code, message } => diesel::update(pending_attempt)
+            SettleOutcome::Declined { code, message } => diesel::update(open)
                 .set((
                     capture_attempts::state.eq(ATTEMPT_FAILED),
                     capture_attempts::decline_code.eq(Some(code)),
@@ -209,6 +218,7 @@ pub(crate) fn settle_capture(
                 .execute(conn)?,
         };
         if settled == 1 {
+            let row: AttemptRow = this_attempt().select(AttemptRow::as_select()).first(conn)?;
             let pending_shipment = shipments::table
                 .find((order_id, number))
                 .filter(shipments::state.eq(ShipmentState::CapturePending.as_str()));
@@ -222,17 +232,27 @@ pub(crate) fn settle_capture(
                             shipments::updated_at.eq(now.0),
                         ))
                         .execute(conn)?;
+                    if let Some(waiting) = row.on_capture.as_deref() {
+                        let changes = crate::changes::decode(waiting)?;
+                        crate::workflow::apply_changes_to(conn, order_id, number, &changes, now)?;
+                    }
                 }
                 SettleOutcome::Declined { .. } => {
-                    let voided = diesel::update(pending_shipment)
+                    let void = row.void_on_decline != 0;
+                    let state = if void {
+                        ShipmentState::Voided
+                    } else {
+                        ShipmentState::Uncaptured
+                    };
+                    let changed = diesel::update(pending_shipment)
                         .set((
-                            shipments::state.eq(ShipmentState::Voided.as_str()),
+                            shipments::state.eq(state.as_str()),
                             shipments::needs_review.eq(0),
                             shipments::updated_at.eq(now.0),
                         ))
                         .execute(conn)?;
-                    if voided == 1 {
-                        release_shipment(conn, order_id, number, attempt.amount, now)?;
+                    if changed == 1 {
+                        release_capture(conn, order_id, number, attempt.amount, void, now)?;
                     }
                 }
             }
@@ -243,12 +263,14 @@ pub(crate) fn settle_capture(
     })
 }
 
-/// Gives a voided shipment's units back to its lines and its amount back to the authorisation.
-fn release_shipment(
+/// Takes a declined capture's units out of capture and its amount out of the commitment; with
+/// `units` (a voided shipment) its units also become shippable again.
+fn release_capture(
     conn: &mut AnyConnection,
     order_id: i64,
     number: i32,
     amount: Money,
+    units: bool,
     now: Timestamp,
 ) -> Result<(), DbError> {
     let (row, lines) = load_shipment(conn, order_id, number)?.ok_or_else(|| {
@@ -256,10 +278,11 @@ fn release_shipment(
             "shipment {order_id}-{number} vanished while settling"
         ))
     })?;
+    let release = i32::from(units);
     for line in &lines {
         diesel::update(order_lines::table.find((order_id, line.line_id)))
             .set((
-                order_lines::allocated.eq(order_lines::allocated - line.quantity),
+                order_lines::allocated.eq(order_lines::allocated - line.quantity * release),
                 order_lines::in_capture.eq(order_lines::in_capture - line.quantity),
             ))
             .execute(conn)?;
@@ -275,11 +298,19 @@ fn release_shipment(
             .set(orders::shipping_fee_committed.eq(0))
             .execute(conn)?;
     }
+    if !units {
+        diesel::update(shipments::table.find((order_id, number)))
+            .set((
+                shipments::capture_amount.eq(None::<i64>),
+                shipments::carries_shipping_fee.eq(0),
+            ))
+            .execute(conn)?;
+    }
     Ok(())
 }
 
 /// What an attempt needs from its order to be replayed: currency, provider, reference, amount.
-type PaymentColumns = (String, Option<String>, Option<String>, i64);
+pub(crate) type PaymentColumns = (String, Option<String>, Option<String>, i64);
 
 /// Pending attempts written before `before`, oldest first, with what is needed to replay them.
 pub(crate) fn pending_captures(
@@ -302,34 +333,61 @@ pub(crate) fn pending_captures(
             ),
         ))
         .load(conn)?;
-    rows.into_iter()
-        .map(|(a, (currency, provider, reference, authorized))| {
-            let currency = currency
-                .parse()
-                .map_err(|_| DbError::Corrupt(format!("currency {currency:?}")))?;
-            let (Some(provider), Some(reference)) = (provider, reference) else {
-                return Err(DbError::Corrupt(format!(
-                    "capture attempt on order {} without payment",
-                    a.order_id
-                )));
-            };
-            Ok(CaptureAttempt {
-                shipment: ShipmentId {
-                    order: OrderId(a.order_id),
-                    number: u32::try_from(a.number).unwrap_or(0),
-                },
-                authorization: PaymentAuthorization {
-                    provider,
-                    reference,
-                    amount: Money::from_minor(authorized, currency),
-                },
-                amount: Money::from_minor(a.amount, currency),
-                idempotency_key: a.idempotency_key,
-                final_capture: a.final_capture != 0,
-                created_at: Timestamp(a.created_at),
-            })
-        })
-        .collect()
+    rows.into_iter().map(attempt_from_row).collect()
+}
+
+/// An attempt row with its order's payment columns, as the port's [`CaptureAttempt`].
+pub(crate) fn attempt_from_row(
+    (a, (currency, provider, reference, authorized)): (AttemptRow, PaymentColumns),
+) -> Result<CaptureAttempt, DbError> {
+    let currency = currency
+        .parse()
+        .map_err(|_| DbError::Corrupt(format!("currency {currency:?}")))?;
+    let (Some(provider), Some(reference)) = (provider, reference) else {
+        return Err(DbError::Corrupt(format!(
+            "capture attempt on order {} without payment",
+            a.order_id
+        )));
+    };
+    Ok(CaptureAttempt {
+        shipment: ShipmentId {
+            order: OrderId(a.order_id),
+            number: u32::try_from(a.number).unwrap_or(0),
+        },
+        authorization: PaymentAuthorization {
+            provider,
+            reference,
+            amount: Money::from_minor(authorized, currency),
+        },
+        amount: Money::from_minor(a.amount, currency),
+        idempotency_key: a.idempotency_key,
+        final_capture: a.final_capture != 0,
+        created_at: Timestamp(a.created_at),
+    })
+}
+
+/// The open attempt of one shipment, if any.
+pub(crate) fn open_attempt(
+    conn: &mut AnyConnection,
+    shipment: ShipmentId,
+) -> Result<Option<CaptureAttempt>, DbError> {
+    let row: Option<(AttemptRow, PaymentColumns)> = capture_attempts::table
+        .inner_join(orders::table.on(orders::id.eq(capture_attempts::order_id)))
+        .filter(capture_attempts::order_id.eq(shipment.order.0))
+        .filter(capture_attempts::number.eq(int(shipment.number)))
+        .filter(capture_attempts::state.eq_any(ATTEMPT_OPEN))
+        .select((
+            AttemptRow::as_select(),
+            (
+                orders::currency,
+                orders::payment_provider,
+                orders::payment_reference,
+                orders::authorized,
+            ),
+        ))
+        .first(conn)
+        .optional()?;
+    row.map(attempt_from_row).transpose()
 }
 
 /// Records that an attempt's outcome is still unknown. After `review_after` passes the attempt

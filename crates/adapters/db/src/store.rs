@@ -1,14 +1,15 @@
 //! The order store port over the queries in `orders` and `shipments`.
 
 use async_trait::async_trait;
-use consign_domain::{OrderId, ShipmentRequest};
+use consign_domain::{OrderId, ShipmentId, ShipmentLine, ShipmentRequest};
 use consign_ports::{
-    CaptureAttempt, ImportedOrder, OrderImport, OrderQuery, OrderStore, OrderView, Reservation,
-    SettleOutcome, ShipmentDetails, ShipmentView, StoreError, Timestamp,
+    BeginCapture, CaptureAttempt, ImportedOrder, OrderImport, OrderQuery, OrderStore, OrderView,
+    Reservation, SettleOutcome, ShipmentChanges, ShipmentDetails, ShipmentListing, ShipmentQuery,
+    ShipmentView, StoreError, Timestamp,
 };
 
 use crate::database::Database;
-use crate::{orders, shipments};
+use crate::{listing, orders, shipments, workflow};
 
 #[async_trait]
 impl OrderStore for Database {
@@ -27,13 +28,112 @@ impl OrderStore for Database {
         order: OrderId,
         request: ShipmentRequest,
         details: ShipmentDetails,
+        request_key: Option<String>,
         now: Timestamp,
     ) -> Result<Reservation, StoreError> {
         let installation = self.installation().to_owned();
         Ok(self
             .run(move |conn| {
-                shipments::reserve_shipment(conn, &installation, order, &request, &details, now)
+                shipments::reserve_shipment(
+                    conn,
+                    &installation,
+                    order,
+                    &request,
+                    &details,
+                    request_key.as_deref(),
+                    now,
+                )
             })
+            .await?)
+    }
+
+    async fn find_by_request_key(
+        &self,
+        request_key: &str,
+    ) -> Result<Option<ShipmentView>, StoreError> {
+        let key = request_key.to_owned();
+        Ok(self
+            .run(move |conn| workflow::find_by_request_key(conn, &key))
+            .await?)
+    }
+
+    async fn open_attempt(
+        &self,
+        shipment: ShipmentId,
+    ) -> Result<Option<CaptureAttempt>, StoreError> {
+        Ok(self
+            .run(move |conn| shipments::open_attempt(conn, shipment))
+            .await?)
+    }
+
+    async fn begin_capture(
+        &self,
+        shipment: ShipmentId,
+        order: Option<OrderId>,
+        on_capture: ShipmentChanges,
+        now: Timestamp,
+    ) -> Result<BeginCapture, StoreError> {
+        let installation = self.installation().to_owned();
+        Ok(self
+            .run(move |conn| {
+                workflow::begin_capture(conn, &installation, shipment, order, &on_capture, now)
+            })
+            .await?)
+    }
+
+    async fn apply_changes(
+        &self,
+        shipment: ShipmentId,
+        order: Option<OrderId>,
+        changes: ShipmentChanges,
+        now: Timestamp,
+    ) -> Result<ShipmentView, StoreError> {
+        Ok(self
+            .run(move |conn| workflow::apply_changes(conn, shipment, order, &changes, now))
+            .await?)
+    }
+
+    async fn update_shipment(
+        &self,
+        shipment: ShipmentId,
+        order: Option<OrderId>,
+        lines: Option<Vec<ShipmentLine>>,
+        gtg: Option<bool>,
+        now: Timestamp,
+    ) -> Result<ShipmentView, StoreError> {
+        Ok(self
+            .run(move |conn| {
+                workflow::update_shipment(conn, shipment, order, lines.as_deref(), gtg, now)
+            })
+            .await?)
+    }
+
+    async fn delete_shipment(
+        &self,
+        shipment: ShipmentId,
+        order: Option<OrderId>,
+        now: Timestamp,
+    ) -> Result<ShipmentView, StoreError> {
+        Ok(self
+            .run(move |conn| workflow::delete_shipment(conn, shipment, order, now))
+            .await?)
+    }
+
+    async fn find_shipment(
+        &self,
+        shipment: ShipmentId,
+    ) -> Result<Option<ShipmentListing>, StoreError> {
+        Ok(self
+            .run(move |conn| listing::find_shipment(conn, shipment))
+            .await?)
+    }
+
+    async fn list_shipments(
+        &self,
+        query: ShipmentQuery,
+    ) -> Result<Vec<ShipmentListing>, StoreError> {
+        Ok(self
+            .run(move |conn| listing::list_shipments(conn, &query))
             .await?)
     }
 

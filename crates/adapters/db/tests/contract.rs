@@ -132,6 +132,7 @@ async fn reserve_then_settle_captured_moves_counters_and_lists_the_shipment() {
                 order.id,
                 ship(&[(l1, 1)], true),
                 ShipmentDetails::default(),
+                None,
                 Timestamp(5),
             )
             .await
@@ -246,7 +247,7 @@ async fn a_refused_reservation_writes_nothing() {
         ];
         for (id, request, expected) in refusals {
             let error =
-                t.db.reserve_shipment(id, request, ShipmentDetails::default(), Timestamp(2))
+                t.db.reserve_shipment(id, request, ShipmentDetails::default(), None, Timestamp(2))
                     .await
                     .unwrap_err();
             assert_eq!(error, StoreError::Rejected(expected), "{}", t.name);
@@ -275,6 +276,7 @@ async fn a_decline_voids_releases_and_never_reuses_the_number() {
                 order.id,
                 ship(&[(l1, 2)], true),
                 ShipmentDetails::default(),
+                None,
                 Timestamp(2),
             )
             .await
@@ -318,6 +320,7 @@ async fn a_decline_voids_releases_and_never_reuses_the_number() {
                 order.id,
                 ship(&[(l1, 2)], false),
                 ShipmentDetails::default(),
+                None,
                 Timestamp(4),
             )
             .await
@@ -346,6 +349,7 @@ async fn concurrent_reservations_never_over_allocate() {
                     OrderId(13),
                     ship(&[(l1, 1)], i % 2 == 0),
                     ShipmentDetails::default(),
+                    None,
                     Timestamp(2),
                 )
                 .await
@@ -467,6 +471,7 @@ async fn an_attempt_unknown_for_too_many_passes_needs_review_until_it_settles() 
                 order.id,
                 ship(&[(l1, 1)], true),
                 ShipmentDetails::default(),
+                None,
                 Timestamp(2),
             )
             .await
@@ -536,6 +541,7 @@ async fn other_open_captures_counts_the_orders_unsettled_attempts() {
                 order.id,
                 ship(&[(l1, 1)], true),
                 ShipmentDetails::default(),
+                None,
                 Timestamp(2),
             )
             .await
@@ -547,6 +553,7 @@ async fn other_open_captures_counts_the_orders_unsettled_attempts() {
                 order.id,
                 ship(&[(l1, 1), (l2, 1)], true),
                 ShipmentDetails::default(),
+                None,
                 Timestamp(3),
             )
             .await

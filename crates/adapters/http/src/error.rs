@@ -52,6 +52,9 @@ impl ApiError {
                     .insert("shipment".into(), shipment.to_string().into());
                 answer = answer.header("Retry-After", "5");
             }
+            ApiError::Service(ServiceError::Rejected(ShipmentError::CaptureInProgress(_))) => {
+                answer = answer.header("Retry-After", "2");
+            }
             ApiError::Service(ServiceError::Unavailable(why)) => {
                 tracing::warn!(%why, "answered 503");
                 answer = answer.header("Retry-After", "1");
@@ -82,10 +85,13 @@ impl ApiError {
                 | ServiceError::UnknownProvider(_) => StatusCode::BAD_REQUEST,
                 // Centra answers state-dependent refusals with 200: its clients throw on any
                 // other status and would lose `msg`.
+                // A change while the shipment's capture is in flight: retry once it settled.
+                ServiceError::Rejected(ShipmentError::CaptureInProgress(_)) => StatusCode::CONFLICT,
                 ServiceError::Rejected(_)
                 | ServiceError::OrderExists(_)
                 | ServiceError::ShipmentNotFound(_)
-                | ServiceError::CaptureDeclined(_) => StatusCode::OK,
+                | ServiceError::CaptureDeclined(_)
+                | ServiceError::CaptureFailed(_) => StatusCode::OK,
                 ServiceError::Unauthorized => StatusCode::UNAUTHORIZED,
                 ServiceError::CaptureUnknown(_) | ServiceError::Unavailable(_) => {
                     StatusCode::SERVICE_UNAVAILABLE

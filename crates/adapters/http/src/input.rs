@@ -251,6 +251,19 @@ impl<'a> Fields<'a> {
             .transpose()
     }
 
+    /// Text that may span lines (TAB, LF and CR allowed), of at most `max` characters.
+    pub fn multiline(&self, field: &str, max: usize) -> Result<Option<String>, ApiError> {
+        self.get(field)
+            .map(|v| {
+                match v {
+                    Value::String(s) => check_text(s, max, true).map(|()| s.clone()),
+                    _ => Err("must be a string"),
+                }
+                .map_err(|why| self.bad(field, why))
+            })
+            .transpose()
+    }
+
     /// An exact amount in `currency`, as a decimal string or a JSON number.
     pub fn money(&self, field: &str, currency: Currency) -> Result<Option<Money>, ApiError> {
         self.get(field)

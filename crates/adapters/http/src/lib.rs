@@ -10,6 +10,7 @@ mod answer;
 mod auth;
 mod dates;
 mod error;
+mod idempotency;
 mod input;
 mod query;
 mod render;
@@ -65,12 +66,32 @@ pub fn routes(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
         config
             .app_data(web::Data::new(state))
             .service(
+                // The last wrap runs first: the key is checked before the idempotency layer.
                 web::scope(&base)
+                    .wrap(middleware::from_fn(idempotency::idempotency))
                     .wrap(middleware::from_fn(auth::require_api_key))
                     .service(
                         web::resource("/shipments")
                             .route(web::post().to(routes::create_shipment::create_shipment))
-                            .default_service(web::to(method_not_allowed("POST"))),
+                            .route(web::get().to(routes::shipments::list_shipments))
+                            .default_service(web::to(method_not_allowed("GET, POST"))),
+                    )
+                    .service(
+                        web::resource("/shipments/{shipment}")
+                            .route(web::get().to(routes::shipments::get_shipment))
+                            .route(web::put().to(routes::shipments::update_shipment))
+                            .route(web::delete().to(routes::shipments::delete_shipment))
+                            .default_service(web::to(method_not_allowed("GET, PUT, DELETE"))),
+                    )
+                    .service(
+                        web::resource("/shipment")
+                            .route(web::put().to(routes::complete_shipment::complete_shipment))
+                            .default_service(web::to(method_not_allowed("PUT"))),
+                    )
+                    .service(
+                        web::resource("/capture")
+                            .route(web::put().to(routes::complete_shipment::capture_shipment))
+                            .default_service(web::to(method_not_allowed("PUT"))),
                     )
                     .service(
                         web::resource("/order")

@@ -2,7 +2,7 @@
 //! 1/0 flags, amounts as exact JSON numbers).
 
 use consign_domain::{LineId, Money, ShipmentId, ShipmentState};
-use consign_ports::{OrderView, ShipmentView};
+use consign_ports::{OrderView, ShipmentListing, ShipmentView};
 use serde_json::{json, Map, Number, Value};
 
 use crate::dates;
@@ -62,7 +62,6 @@ fn units(shipments: &[ShipmentView], line: LineId, keep: impl Fn(&ShipmentView) 
 /// One order as `GET orders` lists it.
 pub fn order(view: &OrderView) -> Value {
     let order = &view.order;
-    let customer = &view.customer;
     let captured = |s: &ShipmentView| s.state == ShipmentState::Captured;
     let captured_value = view
         .shipments
@@ -101,60 +100,140 @@ pub fn order(view: &OrderView) -> Value {
             })
         })
         .collect();
-    let shipments: Vec<Value> = view.shipments.iter().map(order_shipment).collect();
+    let payment = order.payment.as_ref();
     let mut out = Map::new();
-    let mut put = |k: &str, v: Value| {
-        out.insert(k.to_owned(), v);
-    };
-    put("orderId", order.id.to_string().into());
-    put("orderStatus", status.into());
-    put("orderDate", dates::format(view.created_at).into());
-    put("orderCurrency", order.currency.code().into());
-    put("customerId", view.customer_id.to_string().into());
-    put(
-        "deliveryName",
-        format!("{} {}", customer.first_name, customer.last_name)
-            .trim()
-            .into(),
-    );
-    put("deliveryEmail", customer.email.clone().into());
-    put("deliveryAddress", customer.address.address.clone().into());
-    put("deliveryZipcode", customer.address.zipcode.clone().into());
-    put("deliveryCity", customer.address.city.clone().into());
-    put("deliveryCountry", customer.address.country.clone().into());
-    put("shippingValue", amount(order.shipping_fee));
-    put(
-        "grandTotalValue",
-        order.total().map(amount).unwrap_or(Value::Null),
-    );
-    put(
-        "paymentPlugin",
-        order
-            .payment
-            .as_ref()
-            .map_or("", |p| p.provider.as_str())
-            .into(),
-    );
-    put(
-        "paymentReference",
-        order
-            .payment
-            .as_ref()
-            .map_or("", |p| p.reference.as_str())
-            .into(),
-    );
-    put(
-        "authorizedValue",
-        amount(
-            order
-                .payment
-                .as_ref()
-                .map_or(Money::zero(order.currency), |p| p.amount),
+    out.insert("orderId".into(), order.id.to_string().into());
+    out.insert("orderStatus".into(), status.into());
+    order_fields(&mut out, view);
+    let fields = [
+        ("shippingValue", amount(order.shipping_fee)),
+        (
+            "grandTotalValue",
+            order.total().map(amount).unwrap_or(Value::Null),
         ),
-    );
-    put("capturedValue", amount(captured_value));
-    put("products", Value::Array(products));
-    put("shipments", Value::Array(shipments));
+        (
+            "paymentPlugin",
+            payment.map_or("", |p| p.provider.as_str()).into(),
+        ),
+        (
+            "paymentReference",
+            payment.map_or("", |p| p.reference.as_str()).into(),
+        ),
+        (
+            "authorizedValue",
+            amount(payment.map_or(Money::zero(order.currency), |p| p.amount)),
+        ),
+        ("capturedValue", amount(captured_value)),
+        ("products", Value::Array(products)),
+        (
+            "shipments",
+            Value::Array(view.shipments.iter().map(order_shipment).collect()),
+        ),
+    ];
+    for (k, v) in fields {
+        out.insert(k.into(), v);
+    }
+    Value::Object(out)
+}
+
+/// The order and delivery fields orders and shipments share.
+fn order_fields(out: &mut Map<String, Value>, view: &OrderView) {
+    let customer = &view.customer;
+    let name = format!("{} {}", customer.first_name, customer.last_name);
+    let fields = [
+        ("orderDate", dates::format(view.created_at)),
+        ("orderCurrency", view.order.currency.code().to_owned()),
+        ("customerId", view.customer_id.to_string()),
+        ("deliveryName", name.trim().to_owned()),
+        ("deliveryEmail", customer.email.clone()),
+        ("deliveryAddress", customer.address.address.clone()),
+        ("deliveryZipcode", customer.address.zipcode.clone()),
+        ("deliveryCity", customer.address.city.clone()),
+        ("deliveryCountry", customer.address.country.clone()),
+    ];
+    for (k, v) in fields {
+        out.insert(k.into(), v.into());
+    }
+}
+
+/// One shipment as `GET shipments` lists it (and update shipment answers it).
+pub fn shipment(listing: &ShipmentListing, links: &DocumentLinks) -> Value {
+    let (view, s) = (&listing.order, &listing.shipment);
+    let order = &view.order;
+    let captured = s.state == ShipmentState::Captured;
+    // What it captures, or while uncaptured would capture if captured now.
+    let (total, carries_fee) = match s.capture_amount {
+        Some(amount) => (amount, s.carries_shipping_fee),
+        None => order
+            .preview_capture(&s.lines, false)
+            .map(|plan| (plan.amount, plan.carries_shipping_fee))
+            .unwrap_or((Money::zero(order.currency), false)),
+    };
+    let shipping = &s.details.shipping;
+    let products: Vec<Value> = s
+        .lines
+        .iter()
+        .map(|l| {
+            let line = order.line(l.line_id);
+            json!({
+                "lineId": l.line_id.to_string(),
+                "sku": line.map_or("", |x| x.sku.as_str()),
+                "variantSku": "",
+                "sizeSku": "",
+                "ean": "",
+                "name": line.map_or("", |x| x.name.as_str()),
+                "qty": l.quantity,
+                "price": line.map_or(Value::Null, |x| amount(x.unit_price)),
+            })
+        })
+        .collect();
+    let invoices = if captured {
+        vec![Value::from(links.url(s.id, "invoice"))]
+    } else {
+        Vec::new()
+    };
+    let fee = if carries_fee {
+        order.shipping_fee
+    } else {
+        Money::zero(order.currency)
+    };
+    let mut out = Map::new();
+    out.insert("orderId".into(), order.id.to_string().into());
+    out.insert("shipmentId".into(), s.id.to_string().into());
+    order_fields(&mut out, view);
+    let fields = [
+        ("shippingList", "".into()),
+        ("deliveryNote", links.url(s.id, "delivery-note").into()),
+        ("proforma", links.url(s.id, "proforma").into()),
+        ("invoices", Value::Array(invoices)),
+        ("paid", flag(captured)),
+        ("shouldCapture", flag(!captured)),
+        ("gtg", flag(s.details.gtg)),
+        ("shipped", flag(s.details.shipped)),
+        ("shipmentDate", dates::format(s.created_at).into()),
+        ("shippedDate", dates::format_opt(s.shipped_at).into()),
+        ("carrier", shipping.carrier.clone().into()),
+        ("deliveryService", shipping.service.clone().into()),
+        ("packages", shipping.packages.into()),
+        ("trackingNumber", shipping.tracking.clone().into()),
+        (
+            "returnSlipTracking",
+            shipping.return_slip_tracking.clone().into(),
+        ),
+        ("shippingValue", amount(fee)),
+        ("grandTotalValue", amount(total)),
+        ("captureState", capture_state(s).into()),
+        (
+            "captureValue",
+            s.capture_amount
+                .map(amount)
+                .unwrap_or_else(|| Value::from(0)),
+        ),
+        ("products", Value::Array(products)),
+    ];
+    for (k, v) in fields {
+        out.insert(k.into(), v);
+    }
     Value::Object(out)
 }
 

@@ -1,12 +1,13 @@
 //! `POST <base>/shipments`: create a shipment and, by default, capture its amount (the seed).
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use consign_domain::{LineId, OrderId, ShipmentLine, ShipmentRequest, ShipmentState};
 use consign_ports::{ShipmentDetails, ShippingInfo};
 use serde_json::Value;
 
 use crate::answer::Answer;
 use crate::error::ApiError;
+use crate::idempotency::RequestKey;
 use crate::input::{parse_digits, shown, Fields, MAX_TEXT};
 use crate::routes::{answer_with_order, json_body};
 use crate::ApiState;
@@ -42,18 +43,23 @@ pub async fn create_shipment(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let result = handle(&state, &body.map).await;
+    let request_key = request
+        .extensions()
+        .get::<RequestKey>()
+        .map(|k| k.0.clone());
+    let result = handle(&state, &body.map, request_key).await;
     answer_with_order(result, &body)
 }
 
 async fn handle(
     state: &ApiState,
     map: &serde_json::Map<String, Value>,
+    request_key: Option<String>,
 ) -> Result<Answer, ApiError> {
     let (order, request, details) = parse(map)?;
     let shipment = state
         .consign
-        .create_shipment(order, request, details)
+        .create_shipment(order, request, details, request_key)
         .await?;
     let links = &state.settings.documents;
     let mut answer = Answer::ok([

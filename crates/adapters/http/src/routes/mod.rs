@@ -1,9 +1,11 @@
 //! One module per call. Routes are thin: read the request, call one service function, render.
 
+pub mod complete_shipment;
 pub mod create_shipment;
 pub mod fallback;
 pub mod import_order;
 pub mod list_orders;
+pub mod shipments;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{Map, Value};
@@ -50,4 +52,55 @@ pub fn answer_with_order(result: Result<Answer, ApiError>, body: &JsonBody) -> H
             error.into_answer(body.xml, order).into_response()
         }
     }
+}
+
+/// A shipment id (`"83651-1"`) from a field or a path segment, or a 400 naming it.
+pub fn shipment_id(text: &str, field: &str) -> Result<consign_domain::ShipmentId, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "field {field}: must be a shipment id such as \"83651-1\""
+        ))
+    })
+}
+
+/// The answer of an error on a call about one shipment: Centra echoes `shipment` (as sent) and
+/// `order` (when the request named it).
+pub fn shipment_error(
+    error: ApiError,
+    xml: bool,
+    order: Option<Value>,
+    shipment: Option<Value>,
+) -> HttpResponse {
+    let mut answer = error.into_answer(xml, order);
+    if let Some(shipment) = shipment {
+        answer.fields.insert("shipment".into(), shipment);
+    }
+    answer.into_response()
+}
+
+/// Complete and capture answer `{"status":"ok","order":N,"shipment":"N-n"}`, plus `missing`
+/// (`paid`, `gtg`, `shipped`) while the shipment is not yet complete.
+pub fn completion_answer(shipment: &consign_ports::ShipmentView) -> Answer {
+    let mut answer = Answer::ok([
+        ("order", Value::from(shipment.id.order.0)),
+        ("shipment", shipment.id.to_string().into()),
+    ]);
+    let missing: Vec<Value> = [
+        (
+            "paid",
+            shipment.state == consign_domain::ShipmentState::Captured,
+        ),
+        ("gtg", shipment.details.gtg),
+        ("shipped", shipment.details.shipped),
+    ]
+    .into_iter()
+    .filter(|(_, done)| !done)
+    .map(|(name, _)| Value::from(name))
+    .collect();
+    if !missing.is_empty() {
+        answer
+            .fields
+            .insert("missing".into(), Value::Array(missing));
+    }
+    answer
 }

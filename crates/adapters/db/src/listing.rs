@@ -1,0 +1,85 @@
+//! `GET shipments` and `GET shipments/<id>`: live shipments with their orders.
+
+use consign_domain::{OrderId, ShipmentId, ShipmentState};
+use consign_ports::{ShipmentListing, ShipmentQuery, ShipmentStatus};
+use diesel::prelude::*;
+
+use crate::connection::AnyConnection;
+use crate::error::DbError;
+use crate::orders::{load_shipment, order_view};
+use crate::rows::{int, OrderRow, ShipmentRow};
+use crate::schema::{orders, shipments};
+
+/// The states of listed shipments (voided and deleted ones are kept for audit, never listed).
+const LIVE: [&str; 3] = [
+    ShipmentState::Uncaptured.as_str(),
+    ShipmentState::CapturePending.as_str(),
+    ShipmentState::Captured.as_str(),
+];
+
+fn listing(conn: &mut AnyConnection, row: ShipmentRow) -> Result<ShipmentListing, DbError> {
+    let order_row: OrderRow = orders::table
+        .find(row.order_id)
+        .select(OrderRow::as_select())
+        .first(conn)?;
+    let order = order_view(conn, order_row, false)?;
+    let (_, lines) = load_shipment(conn, row.order_id, row.number)?
+        .ok_or_else(|| DbError::Corrupt("shipment vanished while listing".into()))?;
+    let shipment = row.into_view(order.order.currency, &lines)?;
+    Ok(ShipmentListing { order, shipment })
+}
+
+pub(crate) fn find_shipment(
+    conn: &mut AnyConnection,
+    id: ShipmentId,
+) -> Result<Option<ShipmentListing>, DbError> {
+    let row: Option<ShipmentRow> = shipments::table
+        .find((id.order.0, int(id.number)))
+        .filter(shipments::state.eq_any(LIVE))
+        .select(ShipmentRow::as_select())
+        .first(conn)
+        .optional()?;
+    row.map(|row| listing(conn, row)).transpose()
+}
+
+pub(crate) fn list_shipments(
+    conn: &mut AnyConnection,
+    query: &ShipmentQuery,
+) -> Result<Vec<ShipmentListing>, DbError> {
+    let mut select = shipments::table
+        .inner_join(orders::table.on(orders::id.eq(shipments::order_id)))
+        .filter(shipments::state.eq_any(LIVE))
+        .select(ShipmentRow::as_select())
+        .into_boxed();
+    select = match query.status {
+        ShipmentStatus::GoodToGo => select
+            .filter(shipments::gtg.eq(1))
+            .filter(shipments::shipped.eq(0)),
+        ShipmentStatus::InProgress => select
+            .filter(shipments::gtg.eq(0))
+            .filter(shipments::shipped.eq(0)),
+        ShipmentStatus::Completed => select.filter(shipments::shipped.eq(1)),
+    };
+    if let Some(OrderId(id)) = query.order {
+        select = select.filter(shipments::order_id.eq(id));
+    }
+    if let Some(customer) = query.customer_id {
+        select = select.filter(orders::customer_id.eq(customer));
+    }
+    if let Some(since) = query.newer_than {
+        select = select.filter(shipments::created_at.ge(since.0));
+    }
+    if let Some(before) = query.older_than {
+        select = select.filter(shipments::created_at.lt(before.0));
+    }
+    let rows: Vec<ShipmentRow> = select
+        .order((
+            shipments::created_at.asc(),
+            shipments::order_id.asc(),
+            shipments::number.asc(),
+        ))
+        .limit(i64::from(query.limit))
+        .offset(i64::from(query.offset))
+        .load(conn)?;
+    rows.into_iter().map(|row| listing(conn, row)).collect()
+}
