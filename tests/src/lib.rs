@@ -65,6 +65,8 @@ pub struct Reply {
     pub retry_after: Option<String>,
     /// Allow, if any.
     pub allow: Option<String>,
+    /// Idempotent-Replayed, if any.
+    pub replayed: Option<String>,
     /// The body.
     pub body: String,
 }
@@ -165,6 +167,7 @@ fn reply(result: Result<ureq::Response, ureq::Error>) -> Reply {
         content_type: response.content_type().to_owned(),
         retry_after: response.header("Retry-After").map(str::to_owned),
         allow: response.header("Allow").map(str::to_owned),
+        replayed: response.header("Idempotent-Replayed").map(str::to_owned),
         body: response.into_string().unwrap_or_default(),
     }
 }
@@ -204,6 +207,24 @@ impl TestApp {
             ],
             Some(body.to_string().as_bytes()),
         )
+    }
+
+    /// PUTs JSON with the test key.
+    pub fn put(&self, path: &str, body: &Value) -> Reply {
+        self.raw(
+            "PUT",
+            path,
+            &[
+                ("API-Authorization", TEST_KEY),
+                ("Content-Type", "application/json"),
+            ],
+            Some(body.to_string().as_bytes()),
+        )
+    }
+
+    /// DELETEs with the test key.
+    pub fn delete(&self, path: &str) -> Reply {
+        self.raw("DELETE", path, &[("API-Authorization", TEST_KEY)], None)
     }
 
     /// GETs with the test key.

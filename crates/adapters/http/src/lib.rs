@@ -12,6 +12,7 @@ mod dates;
 mod error;
 mod idempotency;
 mod input;
+mod openapi;
 mod query;
 mod render;
 mod routes;
@@ -33,6 +34,8 @@ pub struct HttpSettings {
     pub max_body: usize,
     /// Where document links point.
     pub documents: DocumentLinks,
+    /// The OpenAPI document, built once.
+    openapi: String,
 }
 
 impl HttpSettings {
@@ -40,6 +43,7 @@ impl HttpSettings {
     pub fn new(base_path: &str, public_url: &str, max_body: usize) -> Self {
         let base_path = base_path.trim_end_matches('/').to_owned();
         HttpSettings {
+            openapi: openapi::document(&base_path).to_string(),
             documents: DocumentLinks {
                 prefix: format!("{}{base_path}", public_url.trim_end_matches('/')),
             },
@@ -56,6 +60,13 @@ pub struct ApiState {
     pub consign: Consign,
     /// The adapter's settings.
     pub settings: Arc<HttpSettings>,
+}
+
+/// `GET /openapi.json`: no key needed; its paths include the base path.
+async fn openapi_json(state: web::Data<ApiState>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.settings.openapi.clone())
 }
 
 /// Registers every route; `App::new().configure(consign_http::routes(state))`.
@@ -105,6 +116,7 @@ pub fn routes(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
                     )
                     .default_service(web::to(not_found)),
             )
+            .route("/openapi.json", web::get().to(openapi_json))
             .default_service(web::to(not_found));
     }
 }

@@ -12,7 +12,7 @@ use crate::input::{Fields, MAX_TEXT};
 use crate::routes::{completion_answer, json_body, shipment_error, shipment_id};
 use crate::ApiState;
 
-const COMPLETE_FIELDS: &[&str] = &[
+pub(crate) const COMPLETE_FIELDS: &[&str] = &[
     "shipment",
     "order",
     "capture",
@@ -28,9 +28,9 @@ const COMPLETE_FIELDS: &[&str] = &[
     "internalComment",
     "xml",
 ];
-const CAPTURE_FIELDS: &[&str] = &["shipment", "order", "xml"];
+pub(crate) const CAPTURE_FIELDS: &[&str] = &["shipment", "order", "xml"];
 /// Longest internal comment, in characters.
-const MAX_COMMENT: usize = 4000;
+pub(crate) const MAX_COMMENT: usize = 4000;
 
 /// The complete-shipment handler.
 pub async fn complete_shipment(

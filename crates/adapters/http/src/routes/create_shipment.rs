@@ -13,7 +13,7 @@ use crate::routes::{answer_with_order, json_body};
 use crate::ApiState;
 
 /// Every field Centra documents for this call, plus `deductPreviousCosts` and `createAlways`.
-const FIELDS: &[&str] = &[
+pub(crate) const FIELDS: &[&str] = &[
     "order",
     "products",
     "gtg",

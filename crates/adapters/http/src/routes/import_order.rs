@@ -13,7 +13,7 @@ use crate::routes::create_shipment::MAX_LINES;
 use crate::routes::{answer_with_order, json_body};
 use crate::ApiState;
 
-const FIELDS: &[&str] = &[
+pub(crate) const FIELDS: &[&str] = &[
     "order",
     "currency",
     "email",
@@ -25,9 +25,9 @@ const FIELDS: &[&str] = &[
     "payment",
     "xml",
 ];
-const ADDRESS_FIELDS: &[&str] = &["address", "zipcode", "city", "country"];
-const LINE_FIELDS: &[&str] = &["sku", "name", "qty", "price", "vat"];
-const PAYMENT_FIELDS: &[&str] = &["provider", "reference", "amount"];
+pub(crate) const ADDRESS_FIELDS: &[&str] = &["address", "zipcode", "city", "country"];
+pub(crate) const LINE_FIELDS: &[&str] = &["sku", "name", "qty", "price", "vat"];
+pub(crate) const PAYMENT_FIELDS: &[&str] = &["provider", "reference", "amount"];
 
 /// The handler.
 pub async fn import_order(

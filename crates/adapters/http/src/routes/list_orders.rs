@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::query::Query;
 use crate::{dates, render, ApiState};
 
-const PARAMS: &[&str] = &[
+pub(crate) const PARAMS: &[&str] = &[
     "limit",
     "offset",
     "order",

@@ -13,7 +13,7 @@ use crate::routes::create_shipment::MAX_LINES;
 use crate::routes::{json_body, shipment_error, shipment_id};
 use crate::{dates, render, ApiState};
 
-const LIST_PARAMS: &[&str] = &[
+pub(crate) const LIST_PARAMS: &[&str] = &[
     "status",
     "limit",
     "offset",
@@ -23,9 +23,9 @@ const LIST_PARAMS: &[&str] = &[
     "older_than",
     "xml",
 ];
-const GET_PARAMS: &[&str] = &["order", "status", "newer_than", "older_than", "xml"];
-const DELETE_PARAMS: &[&str] = &["order", "xml"];
-const UPDATE_FIELDS: &[&str] = &["order", "products", "gtg", "xml"];
+pub(crate) const GET_PARAMS: &[&str] = &["order", "status", "newer_than", "older_than", "xml"];
+pub(crate) const DELETE_PARAMS: &[&str] = &["order", "xml"];
+pub(crate) const UPDATE_FIELDS: &[&str] = &["order", "products", "gtg", "xml"];
 
 /// Answers a GET or DELETE: query errors in JSON, the rest as the query asked.
 async fn with_query<F, Fut>(request: &HttpRequest, params: &[&str], call: F) -> HttpResponse
