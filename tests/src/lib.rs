@@ -107,11 +107,15 @@ pub fn spawn_app_on(backend: Backend, url: &str, settings: &[(&str, &str)]) -> T
         ("CONSIGN_API_KEY", TEST_KEY),
         ("CONSIGN_WORKERS", "2"),
         ("CONSIGN_RECOVERY_AFTER", "1s"),
+        ("CONSIGN_OUTBOX_INTERVAL", "200ms"),
+        ("CONSIGN_MAIL_RETRY_BASE", "100ms"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
     values.insert("DATABASE_URL".into(), url.to_owned());
+    let mail_dir = std::env::temp_dir().join(format!("consign-test-mail-{}", std::process::id()));
+    values.insert("CONSIGN_MAIL_DIR".into(), mail_dir.display().to_string());
     for (k, v) in settings {
         values.insert((*k).to_owned(), (*v).to_owned());
     }

@@ -36,6 +36,7 @@ fn the_openapi_document_parses_and_lists_every_route() {
         ("delete", "/api/order/shipments/{shipment}"),
         ("put", "/api/order/shipment"),
         ("put", "/api/order/capture"),
+        ("get", "/api/order/documents/{shipment}/{file}"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     let mut count = 0;

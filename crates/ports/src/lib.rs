@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod clock;
+mod documents;
 mod gateway;
 mod idempotency;
 mod keys;
@@ -14,6 +15,10 @@ mod records;
 mod store;
 
 pub use clock::{Clock, IdSource, Timestamp};
+pub use documents::{
+    DocumentData, DocumentError, DocumentKind, DocumentRenderer, Email, Invoice, MailError, Mailer,
+    OutboxMessage, Seller,
+};
 pub use gateway::{CaptureOutcome, CaptureRequest, PaymentGateway};
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, StoredAnswer};
 pub use keys::{ApiKeyId, ApiKeyInfo, KeyStore};
@@ -26,6 +31,8 @@ pub use store::{BeginCapture, OrderStore, Reservation, SettleOutcome, StoreError
 
 #[cfg(feature = "mocks")]
 pub use clock::{MockClock, MockIdSource};
+#[cfg(feature = "mocks")]
+pub use documents::{MockDocumentRenderer, MockMailer};
 #[cfg(feature = "mocks")]
 pub use gateway::MockPaymentGateway;
 #[cfg(feature = "mocks")]

@@ -152,6 +152,33 @@ pub trait OrderStore: Send + Sync {
         shipment: ShipmentId,
     ) -> Result<Option<ShipmentListing>, StoreError>;
 
+    /// The invoice issued for a shipment (issued in the transaction that records its capture,
+    /// numbered from one counter, so numbers have no gaps or duplicates).
+    async fn find_invoice(
+        &self,
+        shipment: ShipmentId,
+    ) -> Result<Option<crate::Invoice>, StoreError>;
+
+    /// Claims up to `limit` outbox messages that are due, for `lease_millis` (another instance
+    /// does not take them meanwhile; a crashed sender's lease runs out and they are sent again).
+    async fn claim_outbox(
+        &self,
+        now: Timestamp,
+        lease_millis: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::OutboxMessage>, StoreError>;
+
+    /// Marks an outbox message sent.
+    async fn outbox_sent(&self, id: i64, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Records a failed send; the message is due again at `retry_at`.
+    async fn outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<(), StoreError>;
+
     /// Live shipments matching `query`, oldest first, with their orders.
     async fn list_shipments(
         &self,

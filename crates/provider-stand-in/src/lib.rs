@@ -10,7 +10,11 @@
 //! really captured. Faults are queued and applied to the next requests in order: 5xx, 429,
 //! latency, a connection dropped before or after the capture was made, and hangs past the
 //! client's timeout.
+//!
+//! [`smtp::SmtpSink`] is the same for mail: an SMTP server that keeps what it receives.
 #![deny(missing_docs)]
+
+pub mod smtp;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer};
 use consign_db::{Database, DbConfig, DbError};
+use consign_documents::PdfRenderer;
 use consign_http::{ApiState, HttpSettings};
+use consign_mail::{FolderMailer, SmtpMailer};
 use consign_payments::{SandboxConfig, SandboxGateway, StripeError, StripeGateway};
-use consign_service::{Consign, Gateways, ServiceError};
+use consign_ports::{MailError, Mailer};
+use consign_service::{Consign, Gateways, Ports, ServiceError};
 
 use crate::config::Config;
 use crate::system::{OsRandom, SystemClock};
@@ -22,6 +25,9 @@ pub enum StartError {
     /// The payment gateway could not be set up.
     #[error("payment gateway: {0}")]
     Gateway(#[from] StripeError),
+    /// The mail transport could not be set up.
+    #[error("mail: {0}")]
+    Mail(#[from] MailError),
     /// Keys could not be provisioned.
     #[error("cannot provision API keys: {0}")]
     Keys(#[from] ServiceError),
@@ -62,13 +68,22 @@ impl Core {
         if let Some(stripe) = &config.stripe {
             gateways = gateways.with(Arc::new(StripeGateway::new(stripe.clone())?));
         }
+        let mailer: Arc<dyn Mailer> = match &config.smtp_url {
+            Some(url) => Arc::new(SmtpMailer::from_url(url)?),
+            None => Arc::new(FolderMailer::new(&config.mail_dir)),
+        };
         let consign = Consign::new(
-            Arc::new(database.clone()),
-            Arc::new(database.clone()),
-            Arc::new(database.clone()),
+            Ports {
+                store: Arc::new(database.clone()),
+                keys: Arc::new(database.clone()),
+                idempotency: Arc::new(database.clone()),
+                renderer: Arc::new(PdfRenderer::new()),
+                mailer,
+                clock: Arc::new(SystemClock),
+                ids: Arc::new(OsRandom),
+            },
             gateways,
-            Arc::new(SystemClock),
-            Arc::new(OsRandom),
+            config.store.clone(),
         );
         Ok(Core {
             consign,
@@ -110,6 +125,11 @@ impl Application {
                 &config.base_path,
                 &public_url,
                 config.max_body,
+                config
+                    .document_secret
+                    .as_deref()
+                    .unwrap_or(core.database.document_secret()),
+                i64::try_from(config.document_ttl.as_secs()).unwrap_or(i64::MAX / 2),
             )),
         };
         let mut server = HttpServer::new(move || {
@@ -132,6 +152,7 @@ impl Application {
             })?
             .run();
         spawn_recovery(core.consign.clone(), config.recovery_after);
+        spawn_outbox(core.consign.clone(), config.outbox_interval);
         Ok(Application {
             server,
             port,
@@ -173,6 +194,24 @@ fn spawn_recovery(consign: Consign, age: Duration) {
         loop {
             if let Err(error) = consign.recover_pending_captures(age_millis).await {
                 tracing::warn!(%error, "recovery pass failed; will try again");
+            }
+            if let Err(error) = consign.purge_idempotency_records().await {
+                tracing::warn!(%error, "could not purge old idempotency records");
+            }
+            actix_web::rt::time::sleep(interval).await;
+        }
+    });
+}
+
+/// Sends the shipping confirmations the outbox holds: every `interval`, and again at once while
+/// there is more to send.
+fn spawn_outbox(consign: Consign, interval: Duration) {
+    actix_web::rt::spawn(async move {
+        loop {
+            match consign.deliver_outbox().await {
+                Ok(report) if report.sent + report.failed > 0 => continue,
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "outbox pass failed; will try again"),
             }
             actix_web::rt::time::sleep(interval).await;
         }

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use consign_payments::StripeConfig;
+use consign_ports::Seller;
+use consign_service::StoreSettings;
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,20 @@ pub struct Config {
     pub sandbox_latency: Duration,
     /// `CONSIGN_WORKERS` (HTTP worker threads; default: one per core).
     pub workers: Option<usize>,
+    /// `CONSIGN_MAIL_DIR`: where the default transport writes `.eml` files.
+    pub mail_dir: String,
+    /// `CONSIGN_SMTP_URL`: SMTP instead of the folder.
+    pub smtp_url: Option<String>,
+    /// `CONSIGN_OUTBOX_INTERVAL`: how often the outbox is drained.
+    pub outbox_interval: Duration,
+    /// `CONSIGN_DOCUMENT_SECRET`: signs document links (default: a secret kept in the database).
+    pub document_secret: Option<String>,
+    /// `CONSIGN_DOCUMENT_TTL`: how long a document link works.
+    pub document_ttl: Duration,
+    /// Store settings: seller (`CONSIGN_SELLER_NAME`, `CONSIGN_SELLER_ADDRESS` with `|` between
+    /// lines, `CONSIGN_SELLER_VAT`, `CONSIGN_COUNTRY_OF_ORIGIN`), `CONSIGN_MAIL_FROM`,
+    /// `CONSIGN_SEND_SHIPPING_CONFIRMATION`.
+    pub store: StoreSettings,
 }
 
 /// The keys a configuration file may set (the same names as the environment).
@@ -80,6 +96,19 @@ pub const KEYS: &[&str] = &[
     "CONSIGN_MAX_BODY",
     "CONSIGN_SANDBOX_LATENCY",
     "CONSIGN_WORKERS",
+    "CONSIGN_MAIL_DIR",
+    "CONSIGN_SMTP_URL",
+    "CONSIGN_MAIL_FROM",
+    "CONSIGN_SEND_SHIPPING_CONFIRMATION",
+    "CONSIGN_OUTBOX_INTERVAL",
+    "CONSIGN_DOCUMENT_SECRET",
+    "CONSIGN_DOCUMENT_TTL",
+    "CONSIGN_SELLER_NAME",
+    "CONSIGN_SELLER_ADDRESS",
+    "CONSIGN_SELLER_VAT",
+    "CONSIGN_COUNTRY_OF_ORIGIN",
+    "CONSIGN_MAIL_RETRY_BASE",
+    "CONSIGN_OUTBOX_LEASE",
 ];
 
 impl Config {
@@ -173,6 +202,58 @@ impl Config {
                 )
             })?,
             workers: number("CONSIGN_WORKERS")?.map(|n| n.clamp(1, 256) as usize),
+            mail_dir: get("CONSIGN_MAIL_DIR").unwrap_or_else(|| "mail".into()),
+            smtp_url: get("CONSIGN_SMTP_URL"),
+            outbox_interval: duration(get("CONSIGN_OUTBOX_INTERVAL").as_deref().unwrap_or("2s"))
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    invalid("CONSIGN_OUTBOX_INTERVAL", "expected a duration such as 2s")
+                })?,
+            document_secret: get("CONSIGN_DOCUMENT_SECRET"),
+            document_ttl: duration(get("CONSIGN_DOCUMENT_TTL").as_deref().unwrap_or("30d"))
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    invalid("CONSIGN_DOCUMENT_TTL", "expected a duration such as 30d")
+                })?,
+            store: StoreSettings {
+                seller: Seller {
+                    name: get("CONSIGN_SELLER_NAME").unwrap_or_else(|| "Consign".into()),
+                    address: get("CONSIGN_SELLER_ADDRESS")
+                        .map(|a| a.split('|').map(|l| l.trim().to_owned()).collect())
+                        .unwrap_or_default(),
+                    vat_number: get("CONSIGN_SELLER_VAT").unwrap_or_default(),
+                    country_of_origin: get("CONSIGN_COUNTRY_OF_ORIGIN").unwrap_or_default(),
+                },
+                send_shipping_confirmation: match get("CONSIGN_SEND_SHIPPING_CONFIRMATION")
+                    .as_deref()
+                {
+                    None | Some("true") | Some("1") => true,
+                    Some("false") | Some("0") => false,
+                    Some(_) => {
+                        return Err(invalid(
+                            "CONSIGN_SEND_SHIPPING_CONFIRMATION",
+                            "expected true or false",
+                        ))
+                    }
+                },
+                mail_from: get("CONSIGN_MAIL_FROM").unwrap_or_else(|| "shipping@localhost".into()),
+                mail_retry_base_millis: duration(
+                    get("CONSIGN_MAIL_RETRY_BASE").as_deref().unwrap_or("5s"),
+                )
+                .filter(|d| !d.is_zero())
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(3_600_000))
+                .ok_or_else(|| {
+                    invalid("CONSIGN_MAIL_RETRY_BASE", "expected a duration such as 5s")
+                })?,
+                mail_lease_millis: duration(
+                    get("CONSIGN_OUTBOX_LEASE").as_deref().unwrap_or("60s"),
+                )
+                .filter(|d| !d.is_zero())
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(3_600_000))
+                .ok_or_else(|| {
+                    invalid("CONSIGN_OUTBOX_LEASE", "expected a duration such as 60s")
+                })?,
+            },
         })
     }
 }
@@ -244,6 +325,8 @@ fn duration(text: &str) -> Option<Duration> {
         "ms" => Some(Duration::from_millis(n)),
         "s" => Some(Duration::from_secs(n)),
         "m" => Some(Duration::from_secs(n * 60)),
+        "h" => Some(Duration::from_secs(n * 3600)),
+        "d" => Some(Duration::from_secs(n * 86_400)),
         _ => None,
     }
 }

@@ -13,6 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use consign_db::testing::{postgres_required, Throwaway};
+use consign_provider_stand_in::smtp::SmtpSink;
 use consign_provider_stand_in::{StandIn, SECRET_KEY};
 use serde_json::{json, Value};
 
@@ -39,6 +40,15 @@ fn agent() -> ureq::Agent {
 }
 
 fn start(db_url: &str, stand_in: &StandIn, fault_point: Option<&str>) -> Server {
+    start_with(db_url, stand_in, fault_point, &[])
+}
+
+fn start_with(
+    db_url: &str,
+    stand_in: &StandIn,
+    fault_point: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Server {
     let port = free_port();
     let mut command = Command::new(env!("CARGO_BIN_EXE_consign"));
     command
@@ -58,6 +68,9 @@ fn start(db_url: &str, stand_in: &StandIn, fault_point: Option<&str>) -> Server 
         .stderr(Stdio::null());
     if let Some(point) = fault_point {
         command.env("FAILPOINTS", format!("{point}=sleep(20000)"));
+    }
+    for (key, value) in extra {
+        command.env(key, value);
     }
     let child = command.spawn().expect("start consign");
     let server = Server {
@@ -271,4 +284,45 @@ fn sigkill_at_each_fault_point_then_recovery_leaves_no_double_orphan_or_missing_
             check(&format!("{backend} {point}"), &findings);
         }
     }
+}
+
+#[test]
+fn a_crash_between_commit_and_send_still_sends_the_confirmation_exactly_once() {
+    let db = Throwaway::sqlite();
+    let sink = SmtpSink::start();
+    let stand_in = StandIn::start_in_background();
+    let mail = [
+        ("CONSIGN_SMTP_URL", sink.url()),
+        ("CONSIGN_OUTBOX_INTERVAL", "100ms".to_owned()),
+        ("CONSIGN_OUTBOX_LEASE", "2s".to_owned()),
+    ];
+    let mail: Vec<(&str, &str)> = mail.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = start_with(&db.url, &stand_in, Some("outbox-before-send"), &mail);
+    stand_in.authorize("pi_900", 5_900, true);
+    let order = json!({"order": 900, "currency": "EUR", "email": "c900@example.com",
+        "products": [{"sku": "A", "qty": 2, "price": "20.00", "vat": "25"}],
+        "shippingValue": "4.00", "payment": {"provider": "stripe", "reference": "pi_900", "amount": "44.00"}});
+    let line = call(&server.base, "POST", "/order", Some(&order)).unwrap()["products"][0]["lineId"]
+        .clone();
+    let created = call(&server.base, "POST", "/shipments", Some(&json!({"order": 900, "products": {line.as_str().unwrap(): 1}, "shipped": true, "tracking": "T900"}))).unwrap();
+    assert_eq!(created["status"], "ok", "{created}");
+    // The outbox row is committed with the shipment; the sender is parked before sending.
+    thread::sleep(Duration::from_millis(800));
+    assert_eq!(sink.messages().len(), 0);
+    let Server { mut child, .. } = server;
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    let server = start_with(&db.url, &stand_in, None, &mail);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The dead sender's lease (2 s here) runs out, then the restarted sender takes the message.
+    while sink.messages().is_empty() {
+        assert!(Instant::now() < deadline, "the confirmation was never sent");
+        thread::sleep(Duration::from_millis(200));
+    }
+    thread::sleep(Duration::from_millis(1000));
+    assert_eq!(sink.messages().len(), 1, "sent exactly once");
+    assert!(sink.messages()[0].contains("T900"));
+    let Server { mut child, .. } = server;
+    child.kill().ok();
+    child.wait().ok();
 }

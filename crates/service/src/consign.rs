@@ -3,11 +3,59 @@
 use std::sync::Arc;
 
 use consign_ports::{
-    Clock, IdSource, IdempotencyStore, KeyStore, OrderQuery, OrderStore, OrderView,
+    Clock, DocumentRenderer, IdSource, IdempotencyStore, KeyStore, Mailer, OrderQuery, OrderStore,
+    OrderView, Seller,
 };
 
 use crate::error::ServiceError;
 use crate::gateways::Gateways;
+
+/// The adapters a [`Consign`] works through.
+#[derive(Clone)]
+pub struct Ports {
+    /// Orders, shipments, capture attempts, invoices, outbox.
+    pub store: Arc<dyn OrderStore>,
+    /// API keys.
+    pub keys: Arc<dyn KeyStore>,
+    /// Client idempotency records.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// PDF documents.
+    pub renderer: Arc<dyn DocumentRenderer>,
+    /// Outgoing mail.
+    pub mailer: Arc<dyn Mailer>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness.
+    pub ids: Arc<dyn IdSource>,
+}
+
+/// Store settings: what documents and mails say, and the shipping-confirmation default.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// The seller on documents.
+    pub seller: Seller,
+    /// Centra's "Send Shipping Confirmation": used when a request does not say `sendEmail`.
+    pub send_shipping_confirmation: bool,
+    /// Sender of shipping confirmations.
+    pub mail_from: String,
+    /// First wait before a failed mail is sent again; doubled per failure, capped at an hour.
+    pub mail_retry_base_millis: i64,
+    /// How long one sender holds an outbox message before another may take it (a sender that
+    /// crashed mid-send loses it after this long).
+    pub mail_lease_millis: i64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            seller: Seller::default(),
+            send_shipping_confirmation: true,
+            mail_from: "shipping@localhost".into(),
+            mail_retry_base_millis: 5_000,
+            mail_lease_millis: 60_000,
+        }
+    }
+}
 
 /// Consign's use cases over the ports they need. Cheap to clone: every part is shared.
 #[derive(Clone)]
@@ -15,28 +63,27 @@ pub struct Consign {
     pub(crate) store: Arc<dyn OrderStore>,
     pub(crate) keys: Arc<dyn KeyStore>,
     pub(crate) idempotency: Arc<dyn IdempotencyStore>,
+    pub(crate) renderer: Arc<dyn DocumentRenderer>,
+    pub(crate) mailer: Arc<dyn Mailer>,
     pub(crate) gateways: Gateways,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdSource>,
+    pub(crate) settings: Arc<StoreSettings>,
 }
 
 impl Consign {
-    /// Builds the service from its ports.
-    pub fn new(
-        store: Arc<dyn OrderStore>,
-        keys: Arc<dyn KeyStore>,
-        idempotency: Arc<dyn IdempotencyStore>,
-        gateways: Gateways,
-        clock: Arc<dyn Clock>,
-        ids: Arc<dyn IdSource>,
-    ) -> Self {
+    /// Builds the service from its ports, gateways and store settings.
+    pub fn new(ports: Ports, gateways: Gateways, settings: StoreSettings) -> Self {
         Consign {
-            store,
-            keys,
-            idempotency,
+            store: ports.store,
+            keys: ports.keys,
+            idempotency: ports.idempotency,
+            renderer: ports.renderer,
+            mailer: ports.mailer,
             gateways,
-            clock,
-            ids,
+            clock: ports.clock,
+            ids: ports.ids,
+            settings: Arc::new(settings),
         }
     }
 

@@ -39,9 +39,13 @@ impl Consign {
         &self,
         order: OrderId,
         request: ShipmentRequest,
-        details: ShipmentDetails,
+        mut details: ShipmentDetails,
         request_key: Option<String>,
     ) -> Result<ShipmentView, ServiceError> {
+        if details.shipped && details.send_email.is_none() {
+            // Centra: without sendEmail the store setting "Send Shipping Confirmation" decides.
+            details.send_email = Some(self.settings.send_shipping_confirmation);
+        }
         if let Some(key) = &request_key {
             if let Some(existing) = self.store.find_by_request_key(key).await? {
                 return self.resume(existing).await;

@@ -21,6 +21,9 @@ pub enum ServiceError {
     /// No such shipment.
     #[error("shipment does not exist")]
     ShipmentNotFound(ShipmentId),
+    /// The shipment has no invoice (it is not captured).
+    #[error("invoice does not exist")]
+    NoInvoice(ShipmentId),
     /// The provider definitely declined: no shipment was left behind.
     #[error("can not capture order")]
     CaptureDeclined(OrderId),

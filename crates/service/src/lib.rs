@@ -8,6 +8,7 @@
 
 mod consign;
 mod create_shipment;
+mod documents;
 mod error;
 mod failpoints;
 mod gateways;
@@ -19,8 +20,9 @@ mod recovery;
 mod test_support;
 mod workflow;
 
-pub use consign::Consign;
+pub use consign::{Consign, Ports, StoreSettings};
 pub use create_shipment::REVIEW_AFTER_PASSES;
+pub use documents::OutboxReport;
 pub use error::ServiceError;
 pub use failpoints::install_fail_points_from_env;
 pub use gateways::Gateways;

@@ -78,11 +78,16 @@ pub(crate) fn service_with_keys(
     let mut ids = MockIdSource::new();
     ids.expect_random_token().returning(|| "t0k3n".to_owned());
     Consign::new(
-        Arc::new(store),
-        Arc::new(keys),
-        Arc::new(MockIdempotencyStore::new()),
+        crate::Ports {
+            store: Arc::new(store),
+            keys: Arc::new(keys),
+            idempotency: Arc::new(MockIdempotencyStore::new()),
+            renderer: Arc::new(MockDocumentRenderer::new()),
+            mailer: Arc::new(MockMailer::new()),
+            clock: Arc::new(clock),
+            ids: Arc::new(ids),
+        },
         Gateways::new().with(Arc::new(gateway)),
-        Arc::new(clock),
-        Arc::new(ids),
+        crate::StoreSettings::default(),
     )
 }

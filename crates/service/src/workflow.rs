@@ -17,8 +17,11 @@ impl Consign {
         shipment: ShipmentId,
         order: Option<OrderId>,
         capture: bool,
-        changes: ShipmentChanges,
+        mut changes: ShipmentChanges,
     ) -> Result<ShipmentView, ServiceError> {
+        if changes.shipped && changes.send_email.is_none() {
+            changes.send_email = Some(self.settings.send_shipping_confirmation);
+        }
         let now = self.clock.now();
         if capture {
             match self

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::prelude::*;
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::config::{Backend, DbConfig};
@@ -26,6 +25,8 @@ pub struct Database {
     /// Random per database; part of every provider idempotency key, so two databases (a test and
     /// production, say) can never send the same key for different captures.
     installation: Arc<str>,
+    /// Random per database: signs document links, so they work on every instance.
+    document_secret: Arc<str>,
 }
 
 impl Database {
@@ -34,13 +35,15 @@ impl Database {
         let pool = build_pool(config)?;
         let mut conn = pool.get().map_err(|e| DbError::Connect(e.to_string()))?;
         run_migrations(&mut conn)?;
-        let installation = installation_id(&mut conn)?;
+        let installation = setting_or_create(&mut conn, "installation_id", 8)?;
+        let document_secret = setting_or_create(&mut conn, "document_secret", 32)?;
         drop(conn);
         Ok(Database {
             permits: Arc::new(Semaphore::new(config.pool_size as usize)),
             pool,
             backend: config.backend,
             installation: installation.into(),
+            document_secret: document_secret.into(),
         })
     }
 
@@ -54,6 +57,12 @@ impl Database {
     pub fn connections_in_use(&self) -> u32 {
         let state = self.pool.state();
         state.connections - state.idle_connections
+    }
+
+    /// The secret that signs document links (created with the database; the same on every
+    /// instance sharing it).
+    pub fn document_secret(&self) -> &str {
+        &self.document_secret
     }
 
     pub(crate) fn installation(&self) -> &str {
@@ -105,31 +114,30 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base / 2 + jitter / 2)
 }
 
-fn installation_id(conn: &mut AnyConnection) -> Result<String, DbError> {
+/// A random value kept in `settings`, created on first use; `bytes` of entropy, hex-encoded.
+fn setting_or_create(
+    conn: &mut AnyConnection,
+    name: &str,
+    bytes: usize,
+) -> Result<String, DbError> {
     let existing: Option<String> = settings::table
-        .find("installation_id")
+        .find(name)
         .select(settings::value)
         .first(conn)
         .optional()?;
-    if let Some(id) = existing {
-        return Ok(id);
+    if let Some(value) = existing {
+        return Ok(value);
     }
-    let seed = format!(
-        "{:?}-{}-{:p}",
-        std::time::SystemTime::now(),
-        std::process::id(),
-        &existing
-    );
-    let id = hex(&Sha256::digest(seed.as_bytes())[..8]);
-    // Another instance may have raced us here: whichever row exists is the id.
+    let mut random = vec![0u8; bytes];
+    getrandom::getrandom(&mut random)
+        .map_err(|e| DbError::Connect(format!("no randomness for {name}: {e}")))?;
+    let value = hex(&random);
+    // Another instance may have raced us here: whichever row exists is the value.
     let _ = diesel::insert_into(settings::table)
-        .values((
-            settings::name.eq("installation_id"),
-            settings::value.eq(&id),
-        ))
+        .values((settings::name.eq(name), settings::value.eq(&value)))
         .execute(conn);
     Ok(settings::table
-        .find("installation_id")
+        .find(name)
         .select(settings::value)
         .first(conn)?)
 }

@@ -51,6 +51,20 @@ impl Database {
                 .select(AttemptRow::as_select())
                 .load(conn)?;
             out.extend(rows.iter().map(|r| format!("capture_attempts {r:?}")));
+            let rows: Vec<(i64, i64, i32, i64, i64)> =
+                invoices::table.order(invoices::number).load(conn)?;
+            out.extend(rows.iter().map(|r| format!("invoices {r:?}")));
+            let rows: Vec<(i64, i64, i32, String, String)> = outbox::table
+                .order(outbox::id)
+                .select((
+                    outbox::id,
+                    outbox::order_id,
+                    outbox::number,
+                    outbox::kind,
+                    outbox::state,
+                ))
+                .load(conn)?;
+            out.extend(rows.iter().map(|r| format!("outbox {r:?}")));
             Ok(out)
         })
         .await

@@ -19,6 +19,7 @@ mod idempotency;
 mod keys;
 mod listing;
 mod orders;
+mod outbox;
 mod rows;
 mod schema;
 mod shipments;

@@ -141,6 +141,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    invoices (number) {
+        number -> BigInt,
+        order_id -> BigInt,
+        shipment_number -> Integer,
+        amount -> BigInt,
+        issued_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        number -> Integer,
+        kind -> Text,
+        state -> Text,
+        attempts -> Integer,
+        due_at -> BigInt,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        sent_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     orders,
     order_lines,

@@ -88,6 +88,9 @@ pub(crate) fn reserve_shipment(
         diesel::insert_into(shipments::table)
             .values(row.clone())
             .execute(conn)?;
+        if shipped && details.send_email == Some(true) {
+            crate::outbox::queue_confirmation(conn, order_id.0, number, now)?;
+        }
         let in_capture = i32::from(plan.capture.is_some());
         let mut line_rows = Vec::with_capacity(plan.lines.len());
         for line in &plan.lines {
@@ -232,6 +235,13 @@ pub(crate) fn settle_capture(
                             shipments::updated_at.eq(now.0),
                         ))
                         .execute(conn)?;
+                    crate::outbox::issue_invoice(
+                        conn,
+                        order_id,
+                        number,
+                        attempt.amount.minor(),
+                        now,
+                    )?;
                     if let Some(waiting) = row.on_capture.as_deref() {
                         let changes = crate::changes::decode(waiting)?;
                         crate::workflow::apply_changes_to(conn, order_id, number, &changes, now)?;

@@ -3,13 +3,13 @@
 use async_trait::async_trait;
 use consign_domain::{OrderId, ShipmentId, ShipmentLine, ShipmentRequest};
 use consign_ports::{
-    BeginCapture, CaptureAttempt, ImportedOrder, OrderImport, OrderQuery, OrderStore, OrderView,
-    Reservation, SettleOutcome, ShipmentChanges, ShipmentDetails, ShipmentListing, ShipmentQuery,
-    ShipmentView, StoreError, Timestamp,
+    BeginCapture, CaptureAttempt, ImportedOrder, Invoice, OrderImport, OrderQuery, OrderStore,
+    OrderView, OutboxMessage, Reservation, SettleOutcome, ShipmentChanges, ShipmentDetails,
+    ShipmentListing, ShipmentQuery, ShipmentView, StoreError, Timestamp,
 };
 
 use crate::database::Database;
-use crate::{listing, orders, shipments, workflow};
+use crate::{listing, orders, outbox, shipments, workflow};
 
 #[async_trait]
 impl OrderStore for Database {
@@ -134,6 +134,41 @@ impl OrderStore for Database {
     ) -> Result<Vec<ShipmentListing>, StoreError> {
         Ok(self
             .run(move |conn| listing::list_shipments(conn, &query))
+            .await?)
+    }
+
+    async fn find_invoice(&self, shipment: ShipmentId) -> Result<Option<Invoice>, StoreError> {
+        Ok(self
+            .run(move |conn| outbox::find_invoice(conn, shipment))
+            .await?)
+    }
+
+    async fn claim_outbox(
+        &self,
+        now: Timestamp,
+        lease_millis: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        Ok(self
+            .run(move |conn| outbox::claim(conn, now, lease_millis, limit))
+            .await?)
+    }
+
+    async fn outbox_sent(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
+        Ok(self
+            .run(move |conn| outbox::mark_sent(conn, id, now))
+            .await?)
+    }
+
+    async fn outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let error = error.to_owned();
+        Ok(self
+            .run(move |conn| outbox::mark_failed(conn, id, &error, retry_at))
             .await?)
     }
 

@@ -193,6 +193,10 @@ pub(crate) fn apply_changes_to(
         return Ok(());
     };
     let shipped = row.shipped != 0 || changes.shipped;
+    let becomes_shipped = row.shipped == 0 && shipped;
+    if becomes_shipped && changes.send_email.or(row.send_email.map(|v| v != 0)) == Some(true) {
+        crate::outbox::queue_confirmation(conn, order_id, number, now)?;
+    }
     let s = &changes.shipping;
     let keep = |new: &Option<String>, old: String| match new {
         Some(value) if shipped => value.clone(),

@@ -20,6 +20,12 @@ pub async fn require_api_key(
             .into_response(answer.into_response())
             .map_into_right_body());
     };
+    if carries_valid_document_token(&request, &state) {
+        return next
+            .call(request)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
     let key = request
         .headers()
         .get("API-Authorization")
@@ -41,4 +47,33 @@ pub async fn require_api_key(
                 .map_into_right_body())
         }
     }
+}
+
+/// A document URL whose `token` was signed for exactly this shipment and kind, and is still
+/// valid, needs no API key (a warehouse prints it from the link, as with Centra's links).
+fn carries_valid_document_token(request: &ServiceRequest, state: &ApiState) -> bool {
+    if request.method() != actix_web::http::Method::GET {
+        return false;
+    }
+    let Some(rest) = request
+        .path()
+        .strip_prefix(state.settings.base_path.as_str())
+        .and_then(|p| p.strip_prefix("/documents/"))
+    else {
+        return false;
+    };
+    let Some((shipment, file)) = rest.split_once('/') else {
+        return false;
+    };
+    let Some(kind) = crate::routes::documents::kind_of(file) else {
+        return false;
+    };
+    form_urlencoded::parse(request.query_string().as_bytes())
+        .find(|(name, _)| name == "token")
+        .is_some_and(|(_, token)| {
+            state
+                .settings
+                .documents
+                .verify(shipment, kind.slug(), &token)
+        })
 }

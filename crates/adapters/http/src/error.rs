@@ -92,6 +92,7 @@ impl ApiError {
                 | ServiceError::ShipmentNotFound(_)
                 | ServiceError::CaptureDeclined(_)
                 | ServiceError::CaptureFailed(_) => StatusCode::OK,
+                ServiceError::NoInvoice(_) => StatusCode::NOT_FOUND,
                 ServiceError::Unauthorized => StatusCode::UNAUTHORIZED,
                 ServiceError::CaptureUnknown(_) | ServiceError::Unavailable(_) => {
                     StatusCode::SERVICE_UNAVAILABLE

@@ -39,14 +39,23 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
-    /// Settings for a base path, a public URL (`http://127.0.0.1:8080`) and a body limit.
-    pub fn new(base_path: &str, public_url: &str, max_body: usize) -> Self {
+    /// Settings for a base path, a public URL (`http://127.0.0.1:8080`), a body limit, and the
+    /// secret and lifetime of document links.
+    pub fn new(
+        base_path: &str,
+        public_url: &str,
+        max_body: usize,
+        document_secret: &str,
+        document_ttl_secs: i64,
+    ) -> Self {
         let base_path = base_path.trim_end_matches('/').to_owned();
         HttpSettings {
             openapi: openapi::document(&base_path).to_string(),
-            documents: DocumentLinks {
-                prefix: format!("{}{base_path}", public_url.trim_end_matches('/')),
-            },
+            documents: DocumentLinks::new(
+                format!("{}{base_path}", public_url.trim_end_matches('/')),
+                document_secret,
+                document_ttl_secs,
+            ),
             base_path,
             max_body,
         }
@@ -103,6 +112,11 @@ pub fn routes(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
                         web::resource("/capture")
                             .route(web::put().to(routes::complete_shipment::capture_shipment))
                             .default_service(web::to(method_not_allowed("PUT"))),
+                    )
+                    .service(
+                        web::resource("/documents/{shipment}/{file}")
+                            .route(web::get().to(routes::documents::document))
+                            .default_service(web::to(method_not_allowed("GET"))),
                     )
                     .service(
                         web::resource("/order")

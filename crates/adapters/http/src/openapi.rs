@@ -208,6 +208,9 @@ pub fn document(base: &str) -> Value {
         if op.path_shipment {
             parameters.push(json!({"name": "shipment", "in": "path", "required": true, "schema": field_schema("shipment")}));
         }
+        if op.path.contains("{file}") {
+            parameters.push(json!({"name": "file", "in": "path", "required": true, "schema": {"type": "string", "enum": ["delivery-note.pdf", "proforma.pdf", "invoice.pdf"]}}));
+        }
         parameters.push(json!({"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "minLength": 1, "maxLength": 255}}));
         let mut responses = Map::new();
         for (status, description) in RESPONSES {

@@ -21,18 +21,83 @@ pub fn flag(value: bool) -> Value {
     Value::from(u8::from(value))
 }
 
-/// Absolute URLs of a shipment's documents.
+/// Absolute, signed URLs of a shipment's documents.
+///
+/// Each URL carries `token=<expiry>.<hmac>`: an HMAC-SHA256 of shipment, kind and expiry under a
+/// secret shared by every instance, so a warehouse can open or print the link without the API
+/// key, and a token works for no other shipment or kind and not after it expires.
 #[derive(Debug, Clone)]
 pub struct DocumentLinks {
     /// `CONSIGN_PUBLIC_URL` followed by the base path.
     pub prefix: String,
+    secret: std::sync::Arc<str>,
+    ttl_secs: i64,
 }
 
 impl DocumentLinks {
-    /// The URL of one document kind (`delivery-note`, `proforma`, `invoice`).
-    pub fn url(&self, shipment: ShipmentId, kind: &str) -> String {
-        format!("{}/documents/{shipment}/{kind}.pdf", self.prefix)
+    /// Links under `prefix`, signed with `secret`, valid for `ttl_secs`.
+    pub fn new(prefix: String, secret: &str, ttl_secs: i64) -> Self {
+        DocumentLinks {
+            prefix,
+            secret: secret.into(),
+            ttl_secs,
+        }
     }
+
+    fn mac(&self, shipment: &str, kind: &str, expiry: i64) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(self.secret.as_bytes())
+            .expect("HMAC takes keys of any length");
+        mac.update(format!("{shipment}:{kind}:{expiry}").as_bytes());
+        mac
+    }
+
+    /// The signed URL of one document kind (`delivery-note`, `proforma`, `invoice`).
+    pub fn url(&self, shipment: ShipmentId, kind: &str) -> String {
+        use hmac::Mac;
+        let expiry = now_secs() + self.ttl_secs;
+        let tag: String = self
+            .mac(&shipment.to_string(), kind, expiry)
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!(
+            "{}/documents/{shipment}/{kind}.pdf?token={expiry}.{tag}",
+            self.prefix
+        )
+    }
+
+    /// Whether `token` was issued for this shipment and kind and has not expired. The tag is
+    /// compared in constant time.
+    pub fn verify(&self, shipment: &str, kind: &str, token: &str) -> bool {
+        use hmac::Mac;
+        let Some((expiry, tag)) = token.split_once('.') else {
+            return false;
+        };
+        let (Ok(expiry), Some(tag)) = (expiry.parse::<i64>(), decode_hex(tag)) else {
+            return false;
+        };
+        expiry >= now_secs() && self.mac(shipment, kind, expiry).verify_slice(&tag).is_ok()
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
 }
 
 /// The capture state as the API names it.
@@ -260,6 +325,37 @@ fn order_shipment(s: &ShipmentView) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn document_tokens_bind_shipment_kind_and_expiry() {
+        let links = DocumentLinks::new("http://x/api/order".into(), "secret", 60);
+        let id: ShipmentId = "83651-1".parse().unwrap();
+        let url = links.url(id, "invoice");
+        let token = url.split("token=").nth(1).unwrap();
+        assert!(links.verify("83651-1", "invoice", token));
+        assert!(
+            !links.verify("83651-2", "invoice", token),
+            "another shipment"
+        );
+        assert!(!links.verify("83651-1", "proforma", token), "another kind");
+        let other = DocumentLinks::new("http://x".into(), "other secret", 60);
+        assert!(
+            !other.verify("83651-1", "invoice", token),
+            "forged with another secret"
+        );
+        let expired = DocumentLinks::new("http://x".into(), "secret", -1);
+        let old = expired.url(id, "invoice");
+        assert!(
+            !links.verify("83651-1", "invoice", old.split("token=").nth(1).unwrap()),
+            "expired"
+        );
+        let (expiry, tag) = token.split_once('.').unwrap();
+        let later = format!("{}.{tag}", expiry.parse::<i64>().unwrap() + 1000);
+        assert!(
+            !links.verify("83651-1", "invoice", &later),
+            "expiry cannot be extended"
+        );
+    }
 
     #[test]
     fn amounts_are_exact_json_numbers_with_the_currencys_digits() {

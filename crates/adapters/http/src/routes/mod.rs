@@ -2,6 +2,7 @@
 
 pub mod complete_shipment;
 pub mod create_shipment;
+pub mod documents;
 pub mod fallback;
 pub mod import_order;
 pub mod list_orders;

@@ -1,0 +1,3 @@
+DROP TABLE outbox;
+DROP TABLE invoices;
+DELETE FROM counters WHERE name IN ('invoice_number', 'outbox_id');

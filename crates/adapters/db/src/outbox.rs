@@ -1,0 +1,156 @@
+//! The outbox of shipping confirmations and the invoices issued on capture.
+
+use consign_domain::{OrderId, ShipmentId};
+use consign_ports::{Invoice, OutboxMessage, Timestamp};
+use diesel::prelude::*;
+
+use crate::connection::AnyConnection;
+use crate::error::DbError;
+use crate::orders::bump_counter;
+use crate::rows::int;
+use crate::schema::{invoices, outbox};
+
+const SHIPPING_CONFIRMATION: &str = "shipping_confirmation";
+const PENDING: &str = "pending";
+const SENDING: &str = "sending";
+const SENT: &str = "sent";
+
+/// Queues the shipping confirmation of a shipment (once per shipment), inside the caller's
+/// transaction, so it exists exactly when the change that shipped the shipment does.
+pub(crate) fn queue_confirmation(
+    conn: &mut AnyConnection,
+    order_id: i64,
+    number: i32,
+    now: Timestamp,
+) -> Result<(), DbError> {
+    let exists: i64 = outbox::table
+        .filter(outbox::order_id.eq(order_id))
+        .filter(outbox::number.eq(number))
+        .filter(outbox::kind.eq(SHIPPING_CONFIRMATION))
+        .count()
+        .get_result(conn)?;
+    if exists > 0 {
+        return Ok(());
+    }
+    let id = bump_counter(conn, "outbox_id", 1)?;
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::id.eq(id),
+            outbox::order_id.eq(order_id),
+            outbox::number.eq(number),
+            outbox::kind.eq(SHIPPING_CONFIRMATION),
+            outbox::state.eq(PENDING),
+            outbox::attempts.eq(0),
+            outbox::due_at.eq(now.0),
+            outbox::created_at.eq(now.0),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Issues the invoice of a captured shipment, inside the settle transaction: the counter and
+/// the row commit or roll back together, so numbers have no gaps or duplicates.
+pub(crate) fn issue_invoice(
+    conn: &mut AnyConnection,
+    order_id: i64,
+    number: i32,
+    amount: i64,
+    now: Timestamp,
+) -> Result<(), DbError> {
+    let invoice_number = bump_counter(conn, "invoice_number", 1)?;
+    diesel::insert_into(invoices::table)
+        .values((
+            invoices::number.eq(invoice_number),
+            invoices::order_id.eq(order_id),
+            invoices::shipment_number.eq(number),
+            invoices::amount.eq(amount),
+            invoices::issued_at.eq(now.0),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub(crate) fn find_invoice(
+    conn: &mut AnyConnection,
+    shipment: ShipmentId,
+) -> Result<Option<Invoice>, DbError> {
+    let row: Option<(i64, i64)> = invoices::table
+        .filter(invoices::order_id.eq(shipment.order.0))
+        .filter(invoices::shipment_number.eq(int(shipment.number)))
+        .select((invoices::number, invoices::issued_at))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(number, issued_at)| Invoice {
+        number,
+        issued_at: Timestamp(issued_at),
+    }))
+}
+
+/// Due messages (pending, or sending with a lapsed lease), leased to this caller.
+pub(crate) fn claim(
+    conn: &mut AnyConnection,
+    now: Timestamp,
+    lease_millis: i64,
+    limit: u32,
+) -> Result<Vec<OutboxMessage>, DbError> {
+    conn.transaction(|conn| {
+        // A write first, so SQLite queues claimers instead of failing one on upgrade.
+        diesel::update(outbox::table.filter(outbox::id.eq(-1)))
+            .set(outbox::due_at.eq(outbox::due_at))
+            .execute(conn)?;
+        let due: Vec<(i64, i64, i32, i32)> = outbox::table
+            .filter(outbox::state.eq_any([PENDING, SENDING]))
+            .filter(outbox::due_at.le(now.0))
+            .order(outbox::due_at.asc())
+            .limit(i64::from(limit))
+            .select((
+                outbox::id,
+                outbox::order_id,
+                outbox::number,
+                outbox::attempts,
+            ))
+            .load(conn)?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for (id, order_id, number, attempts) in due {
+            diesel::update(outbox::table.find(id))
+                .set((
+                    outbox::state.eq(SENDING),
+                    outbox::due_at.eq(now.0 + lease_millis),
+                ))
+                .execute(conn)?;
+            claimed.push(OutboxMessage {
+                id,
+                shipment: ShipmentId {
+                    order: OrderId(order_id),
+                    number: u32::try_from(number).unwrap_or(0),
+                },
+                attempts: u32::try_from(attempts).unwrap_or(0),
+            });
+        }
+        Ok(claimed)
+    })
+}
+
+pub(crate) fn mark_sent(conn: &mut AnyConnection, id: i64, now: Timestamp) -> Result<(), DbError> {
+    diesel::update(outbox::table.find(id))
+        .set((outbox::state.eq(SENT), outbox::sent_at.eq(Some(now.0))))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub(crate) fn mark_failed(
+    conn: &mut AnyConnection,
+    id: i64,
+    error: &str,
+    retry_at: Timestamp,
+) -> Result<(), DbError> {
+    diesel::update(outbox::table.find(id).filter(outbox::state.ne(SENT)))
+        .set((
+            outbox::state.eq(PENDING),
+            outbox::attempts.eq(outbox::attempts + 1),
+            outbox::due_at.eq(retry_at.0),
+            outbox::last_error.eq(Some(error)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

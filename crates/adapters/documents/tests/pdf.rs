@@ -1,0 +1,233 @@
+//! Renders each document for a multi-line, multi-rate order and reads it back with a PDF parser.
+
+use consign_documents::PdfRenderer;
+use consign_domain::*;
+use consign_ports::*;
+
+fn sek() -> Currency {
+    "SEK".parse().unwrap()
+}
+
+fn data(state: ShipmentState) -> DocumentData {
+    let line = |id, sku: &str, name: &str, price, rate, quantity| OrderLine {
+        line_id: LineId(id),
+        sku: sku.into(),
+        name: name.into(),
+        unit_price: Money::from_minor(price, sek()),
+        tax_rate: TaxRate(rate),
+        quantity,
+        allocated: quantity,
+        in_capture: quantity,
+    };
+    let order = Order {
+        id: OrderId(83651),
+        currency: sek(),
+        lines: vec![
+            line(17, "TSHIRT-M", "T-shirt Åre", 24_950, 2500, 2),
+            line(18, "BOOK-1", "Cookbook", 19_900, 600, 1),
+            line(19, "FOOD-1", "Coffee beans", 8_950, 1200, 3),
+        ],
+        shipping_fee: Money::from_minor(4_900, sek()),
+        payment: Some(PaymentAuthorization {
+            provider: "sandbox".into(),
+            reference: "auth".into(),
+            amount: Money::from_minor(100_000, sek()),
+        }),
+        committed: Money::zero(sek()),
+        shipping_fee_committed: false,
+        next_shipment_number: 2,
+    };
+    // 2 x 249.50 + 199.00 + 3 x 89.50 + 49.00 shipping = 1015.50
+    let lines = vec![
+        ShipmentLine {
+            line_id: LineId(17),
+            quantity: 2,
+        },
+        ShipmentLine {
+            line_id: LineId(18),
+            quantity: 1,
+        },
+        ShipmentLine {
+            line_id: LineId(19),
+            quantity: 3,
+        },
+    ];
+    let captured = state == ShipmentState::Captured;
+    DocumentData {
+        seller: Seller {
+            name: "Consign Demo AB".into(),
+            address: vec!["Hamngatan 1".into(), "111 47 Stockholm".into()],
+            vat_number: "SE556677889901".into(),
+            country_of_origin: "SE".into(),
+        },
+        order: OrderView {
+            order,
+            customer_id: 4,
+            customer: Customer {
+                email: "anna@example.com".into(),
+                first_name: "Anna".into(),
+                last_name: "Svensson".into(),
+                address: Address {
+                    address: "Storgatan 1".into(),
+                    zipcode: "11122".into(),
+                    city: "Stockholm".into(),
+                    country: "SE".into(),
+                },
+            },
+            created_at: Timestamp(1_764_000_000_000),
+            shipments: vec![],
+        },
+        shipment: ShipmentView {
+            id: ShipmentId {
+                order: OrderId(83651),
+                number: 1,
+            },
+            state,
+            lines,
+            details: ShipmentDetails::default(),
+            capture_amount: captured.then(|| Money::from_minor(101_550, sek())),
+            carries_shipping_fee: captured,
+            capture_reference: None,
+            created_at: Timestamp(1_764_000_100_000),
+            shipped_at: None,
+            needs_review: false,
+        },
+        invoice: captured.then_some(Invoice {
+            number: 1042,
+            issued_at: Timestamp(1_764_000_200_000),
+        }),
+    }
+}
+
+/// The text of every page, as a PDF reader extracts it.
+fn text_of(pdf: &[u8]) -> String {
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    let document = lopdf::Document::load_mem(pdf).expect("a valid PDF");
+    let pages: Vec<u32> = document.get_pages().keys().copied().collect();
+    assert!(!pages.is_empty());
+    document
+        .extract_text(&pages)
+        .expect("text can be extracted")
+}
+
+fn render(kind: DocumentKind, state: ShipmentState) -> String {
+    text_of(
+        &PdfRenderer::new()
+            .render(kind, &data(state))
+            .expect("rendered"),
+    )
+}
+
+#[test]
+fn the_delivery_note_lists_the_parcel_without_prices() {
+    let text = render(DocumentKind::DeliveryNote, ShipmentState::Uncaptured);
+    for expected in [
+        "Delivery note",
+        "83651",
+        "83651-1",
+        "TSHIRT-M",
+        "T-shirt Åre",
+        "BOOK-1",
+        "Cookbook",
+        "FOOD-1",
+        "Coffee beans",
+        "Anna Svensson",
+        "Storgatan 1",
+        "Consign Demo AB",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("249.50"),
+        "a delivery note shows no prices:\n{text}"
+    );
+}
+
+#[test]
+fn the_proforma_has_values_currency_totals_and_origin() {
+    let text = render(DocumentKind::Proforma, ShipmentState::Uncaptured);
+    for expected in [
+        "Proforma",
+        "83651-1",
+        "TSHIRT-M",
+        "249.50",
+        "499.00",
+        "199.00",
+        "268.50",
+        "Shipping",
+        "49.00",
+        "SEK",
+        "1015.50",
+        "Country of origin: SE",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn the_invoice_totals_the_captured_amount_with_vat_per_rate() {
+    let text = render(DocumentKind::Invoice, ShipmentState::Captured);
+    for expected in [
+        "Invoice",
+        "1042",
+        "83651-1",
+        "SE556677889901",
+        "TSHIRT-M",
+        "Cookbook",
+        "Coffee beans",
+        "Shipping",
+        "Total (SEK)",
+        "1015.50",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    // VAT included per rate: 25% on 499.00 + 49.00 shipping = 109.60; 6% on 199.00 = 11.26;
+    // 12% on 268.50 = 28.77.
+    for expected in [
+        "VAT 25% included in 548.00",
+        "109.60",
+        "VAT 6% included in 199.00",
+        "11.26",
+        "VAT 12% included in 268.50",
+        "28.77",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn no_invoice_exists_before_the_capture() {
+    assert!(PdfRenderer::new()
+        .render(DocumentKind::Invoice, &data(ShipmentState::Uncaptured))
+        .is_err());
+}
+
+#[test]
+fn a_long_shipment_flows_onto_more_pages() {
+    let mut many = data(ShipmentState::Uncaptured);
+    many.order.order.lines = (0..150)
+        .map(|i| OrderLine {
+            line_id: LineId(1000 + i),
+            sku: format!("SKU-{i:03}"),
+            name: format!("Item {i}"),
+            unit_price: Money::from_minor(100, sek()),
+            tax_rate: TaxRate(2500),
+            quantity: 1,
+            allocated: 1,
+            in_capture: 0,
+        })
+        .collect();
+    many.shipment.lines = (0..150)
+        .map(|i| ShipmentLine {
+            line_id: LineId(1000 + i),
+            quantity: 1,
+        })
+        .collect();
+    let pdf = PdfRenderer::new()
+        .render(DocumentKind::DeliveryNote, &many)
+        .unwrap();
+    let document = lopdf::Document::load_mem(&pdf).unwrap();
+    assert!(document.get_pages().len() >= 3);
+    let text = text_of(&pdf);
+    assert!(text.contains("SKU-000") && text.contains("SKU-149"));
+}

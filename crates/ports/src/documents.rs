@@ -1,0 +1,127 @@
+//! Shipment documents (delivery note, proforma, invoice) and the shipping-confirmation mail.
+
+use async_trait::async_trait;
+
+use crate::clock::Timestamp;
+use crate::records::{OrderView, ShipmentView};
+
+/// Which document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocumentKind {
+    /// What is in the parcel: no prices.
+    DeliveryNote,
+    /// For customs: lines with values, currency and totals.
+    Proforma,
+    /// Issued once the shipment is captured, numbered without gaps.
+    Invoice,
+}
+
+impl DocumentKind {
+    /// The name used in URLs: `delivery-note`, `proforma`, `invoice`.
+    pub fn slug(self) -> &'static str {
+        match self {
+            DocumentKind::DeliveryNote => "delivery-note",
+            DocumentKind::Proforma => "proforma",
+            DocumentKind::Invoice => "invoice",
+        }
+    }
+
+    /// Reads a slug.
+    pub fn from_slug(slug: &str) -> Option<DocumentKind> {
+        [
+            DocumentKind::DeliveryNote,
+            DocumentKind::Proforma,
+            DocumentKind::Invoice,
+        ]
+        .into_iter()
+        .find(|k| k.slug() == slug)
+    }
+}
+
+/// The seller, as printed on documents (store settings).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seller {
+    /// Company name.
+    pub name: String,
+    /// Postal address, one line per entry.
+    pub address: Vec<String>,
+    /// VAT registration number.
+    pub vat_number: String,
+    /// Country of origin printed on the proforma, when known.
+    pub country_of_origin: String,
+}
+
+/// An issued invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoice {
+    /// Sequential number, without gaps.
+    pub number: i64,
+    /// When it was issued (the capture).
+    pub issued_at: Timestamp,
+}
+
+/// Everything a document shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentData {
+    /// The seller.
+    pub seller: Seller,
+    /// The order with its lines (its `shipments` may be empty).
+    pub order: OrderView,
+    /// The shipment.
+    pub shipment: ShipmentView,
+    /// The invoice, for [`DocumentKind::Invoice`].
+    pub invoice: Option<Invoice>,
+}
+
+/// Why a document could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot render the document: {0}")]
+pub struct DocumentError(pub String);
+
+/// Renders documents as PDF.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+pub trait DocumentRenderer: Send + Sync {
+    /// The PDF bytes of one document.
+    fn render(&self, kind: DocumentKind, data: &DocumentData) -> Result<Vec<u8>, DocumentError>;
+}
+
+/// An email to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    /// Sender.
+    pub from: String,
+    /// Recipient.
+    pub to: String,
+    /// Subject.
+    pub subject: String,
+    /// Plain-text part.
+    pub text: String,
+    /// HTML part.
+    pub html: String,
+    /// A stable id for this message (the outbox row), so a resend can be recognised.
+    pub message_id: String,
+}
+
+/// Why a mail was not sent; it will be retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("mail not sent: {0}")]
+pub struct MailError(pub String);
+
+/// Sends mail.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Sends one message.
+    async fn send(&self, email: &Email) -> Result<(), MailError>;
+}
+
+/// A shipping confirmation waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// Its id.
+    pub id: i64,
+    /// The shipment it confirms.
+    pub shipment: consign_domain::ShipmentId,
+    /// Sends tried so far.
+    pub attempts: u32,
+}

@@ -1,0 +1,108 @@
+//! Shipping confirmations through a real SMTP server on loopback.
+
+use std::time::{Duration, Instant};
+
+use consign_provider_stand_in::smtp::SmtpSink;
+use consign_tests::*;
+use serde_json::json;
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_shipped_shipment_sends_one_confirmation_with_carrier_tracking_and_lines() {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[
+            ("CONSIGN_SMTP_URL", &sink.url()),
+            ("CONSIGN_MAIL_FROM", "shop@example.com"),
+        ],
+    );
+    let ids = app.import(&example_order(800, "auth-800"));
+    app.post(
+        "/shipments",
+        &json!({"order": 800, "products": {ids[0].clone(): 2, ids[1].clone(): 1}, "shipped": true,
+        "carrier": "DHL", "service": "Express", "tracking": "JD014600003SE", "sendEmail": true}),
+    );
+    wait_for("the confirmation", || sink.messages().len() == 1);
+    let message = &sink.messages()[0];
+    for expected in [
+        "To: anna@example.com",
+        "From: shop@example.com",
+        "Subject: Your order 800 has shipped",
+        "text/plain",
+        "text/html",
+        "DHL",
+        "Express",
+        "JD014600003SE",
+        "TSHIRT-M",
+        "T-shirt",
+        "CAP",
+        "2 x T-shirt",
+    ] {
+        assert!(
+            message.contains(expected),
+            "missing {expected:?} in:\n{message}"
+        );
+    }
+    // Once only, even after more passes.
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(sink.messages().len(), 1);
+    // sendEmail false, or not shipped: nothing is sent.
+    let more = app.import(&example_order(801, "auth-801"));
+    app.post("/shipments", &json!({"order": 801, "products": {more[0].clone(): 1}, "shipped": true, "sendEmail": false}));
+    app.post(
+        "/shipments",
+        &json!({"order": 801, "products": {more[1].clone(): 1}}),
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(sink.messages().len(), 1);
+}
+
+#[test]
+fn completing_a_shipment_sends_the_confirmation_by_the_store_setting() {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(Backend::Sqlite, &[("CONSIGN_SMTP_URL", &sink.url())]);
+    let ids = app.import(&example_order(810, "auth-810"));
+    app.post(
+        "/shipments",
+        &json!({"order": 810, "products": {ids[0].clone(): 1}, "capture": false}),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sink.messages().len(), 0, "not shipped yet");
+    app.put(
+        "/shipment",
+        &json!({"shipment": "810-1", "carrier": "PostNord", "tracking": "PN1"}),
+    );
+    wait_for("the confirmation", || sink.messages().len() == 1);
+    assert!(sink.messages()[0].contains("PN1"));
+}
+
+#[test]
+fn a_failed_send_is_retried_with_backoff_until_it_goes_through_once() {
+    let sink = SmtpSink::start();
+    sink.refuse_next(3);
+    let app = spawn_app_with(Backend::Sqlite, &[("CONSIGN_SMTP_URL", &sink.url())]);
+    let ids = app.import(&example_order(820, "auth-820"));
+    let started = Instant::now();
+    app.post(
+        "/shipments",
+        &json!({"order": 820, "products": {ids[0].clone(): 1}, "shipped": true, "tracking": "R1"}),
+    );
+    wait_for("the retried confirmation", || sink.messages().len() == 1);
+    // Three refusals waited 100 + 200 + 400 ms at least.
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "retried too fast: {:?}",
+        started.elapsed()
+    );
+    assert!(sink.sessions() >= 4);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sink.messages().len(), 1);
+}
