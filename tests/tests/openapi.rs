@@ -76,17 +76,17 @@ fn the_openapi_document_parses_and_lists_every_route() {
     for (method, path) in expected {
         let concrete = path
             .trim_start_matches("/api/order")
-            .replace("{shipment}", "1-1");
+            .replace("{shipment}", "1-1")
+            .replace("{file}", "proforma.pdf");
         let reply = match method {
             "get" => app.get(&concrete),
             "delete" => app.delete(&concrete),
             "put" => app.put(&concrete, &serde_json::json!({})),
             _ => app.post(&concrete, &serde_json::json!({})),
         };
-        assert!(
-            ![404, 405].contains(&reply.status),
-            "{method} {path} answered {}",
-            reply.status
-        );
+        // An unknown shipment's document is a 404 with its own message; anything else is routed.
+        let routed =
+            reply.status != 405 && (reply.status != 404 || reply.json()["msg"] != "not found");
+        assert!(routed, "{method} {path} answered {}", reply.status);
     }
 }

@@ -88,6 +88,14 @@ const OPERATIONS: &[Operation] = &[
         query: &[],
         path_shipment: false,
     },
+    Operation {
+        method: "get",
+        path: "/documents/{shipment}/{file}",
+        summary: "A shipment's delivery note, proforma or invoice as PDF (API key, or the link's signed token)",
+        body: None,
+        query: &["token"],
+        path_shipment: true,
+    },
 ];
 
 fn id_schema() -> Value {
