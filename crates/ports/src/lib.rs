@@ -27,7 +27,7 @@ pub use records::{
     OrderView, ShipmentChanges, ShipmentDetails, ShipmentListing, ShipmentQuery, ShipmentStatus,
     ShipmentView, ShippingInfo, ShippingUpdate,
 };
-pub use store::{BeginCapture, OrderStore, Reservation, SettleOutcome, StoreError};
+pub use store::{BeginCapture, OrderStore, Reservation, SettleOutcome, StoreError, StoreStats};
 
 #[cfg(feature = "mocks")]
 pub use clock::{MockClock, MockIdSource};

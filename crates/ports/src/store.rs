@@ -42,6 +42,23 @@ pub struct Reservation {
     pub attempt: Option<CaptureAttempt>,
 }
 
+/// What an operator watches: capture attempts by state, the outbox, the connection pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Capture attempts by state (`pending`, `unknown`, `needs_review`, `succeeded`, `failed`).
+    pub attempts_by_state: Vec<(String, i64)>,
+    /// Shipments whose capture needs an operator's review.
+    pub shipments_needing_review: i64,
+    /// Shipping confirmations not yet sent.
+    pub outbox_depth: i64,
+    /// Pooled connections in use.
+    pub pool_in_use: u32,
+    /// Requests waiting for a connection.
+    pub pool_waiting: u32,
+    /// Pool size.
+    pub pool_size: u32,
+}
+
 /// What starting the capture of an existing shipment found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BeginCapture {
@@ -212,6 +229,12 @@ pub trait OrderStore: Send + Sync {
     /// Capture attempts without a definite outcome (pending, unknown, needing review) last
     /// touched before `before`, oldest first.
     async fn pending_captures(&self, before: Timestamp) -> Result<Vec<CaptureAttempt>, StoreError>;
+
+    /// Whether the database answers and every migration is applied (`Err` says why not).
+    async fn readiness(&self) -> Result<(), StoreError>;
+
+    /// Figures for monitoring.
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
 
     /// Orders matching `query`, oldest first, with their live shipments.
     async fn list_orders(&self, query: OrderQuery) -> Result<Vec<OrderView>, StoreError>;

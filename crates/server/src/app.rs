@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::{App, HttpServer};
 use consign_db::{Database, DbConfig, DbError};
 use consign_documents::PdfRenderer;
-use consign_http::{ApiState, HttpSettings};
+use consign_http::{ApiState, HttpSettings, RequestMetrics};
 use consign_mail::{FolderMailer, SmtpMailer};
 use consign_payments::{SandboxConfig, SandboxGateway, StripeError, StripeGateway};
 use consign_ports::{MailError, Mailer};
@@ -120,6 +120,7 @@ impl Application {
             config.public_url.clone()
         };
         let state = ApiState {
+            metrics: actix_web::web::Data::new(RequestMetrics::default()),
             consign: core.consign.clone(),
             settings: Arc::new(HttpSettings::new(
                 &config.base_path,
@@ -134,13 +135,13 @@ impl Application {
         };
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(
-                    actix_web::middleware::Logger::new("%a \"%r\" %s %Dms")
-                        .log_target("consign::access"),
-                )
+                .wrap(actix_web::middleware::from_fn(consign_http::telemetry))
                 .configure(consign_http::routes(state.clone()))
         })
-        .shutdown_timeout(10);
+        // SIGTERM/SIGINT: stop accepting, let requests in flight finish for up to 10 s.
+        .shutdown_timeout(10)
+        .client_request_timeout(std::time::Duration::from_secs(10))
+        .client_disconnect_timeout(std::time::Duration::from_secs(2));
         if let Some(workers) = config.workers {
             server = server.workers(workers);
         }

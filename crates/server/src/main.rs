@@ -12,6 +12,7 @@ consign: Centra's Order API shipment workflow
 Usage:
   consign [serve]                     run the service (the default)
   consign migrate                     apply database migrations and exit
+  consign check-config                check the settings and print them (secrets masked)
   consign api-key create [--label L]  create an API key; prints only the key
   consign api-key list                list keys (never the keys themselves)
   consign api-key revoke ID           revoke a key
@@ -24,15 +25,21 @@ Options:
 Settings (environment): CONSIGN_LISTEN, DATABASE_URL, CONSIGN_BASE_PATH, CONSIGN_API_KEY,
 CONSIGN_PUBLIC_URL, CONSIGN_GATEWAY, CONSIGN_STRIPE_SECRET_KEY, CONSIGN_STRIPE_API_BASE,
 CONSIGN_STRIPE_MULTICAPTURE, CONSIGN_STRIPE_TIMEOUT, CONSIGN_RECOVERY_AFTER, CONSIGN_MAX_BODY,
-CONSIGN_SANDBOX_LATENCY, CONSIGN_DB_POOL_SIZE, CONSIGN_DB_TIMEOUT, CONSIGN_WORKERS; see docs/operations.md.";
+CONSIGN_SANDBOX_LATENCY, CONSIGN_DB_POOL_SIZE, CONSIGN_DB_TIMEOUT, CONSIGN_WORKERS, the mail,
+document and seller settings, CONSIGN_LOG_FORMAT=json; see docs/operations.md.";
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // One JSON object per line for log shippers; readable text otherwise.
+    if std::env::var("CONSIGN_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     consign_service::install_fail_points_from_env();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let config_file = match take_option(&mut args, "--config") {
@@ -61,6 +68,10 @@ fn main() -> ExitCode {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match words.as_slice() {
         [] | ["serve"] => actix_web::rt::System::new().block_on(serve(config)),
+        ["check-config"] => {
+            print!("{}", describe(&config));
+            Ok(())
+        }
         ["migrate"] => Core::open(&config)
             .map(|_| eprintln!("migrations applied"))
             .map_err(|e| e.to_string()),
@@ -71,6 +82,45 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(why) => fail(&why),
     }
+}
+
+/// The effective settings, secrets masked.
+fn describe(config: &Config) -> String {
+    let mask = |set: bool| if set { "(set)" } else { "(unset)" };
+    let database = match config.database_url.split_once('@') {
+        Some((_, host)) if config.database_url.starts_with("postgres") => {
+            format!("postgres://***@{host}")
+        }
+        _ => config.database_url.clone(),
+    };
+    let gateway = if config.stripe.is_some() {
+        "stripe (and sandbox)"
+    } else {
+        "sandbox"
+    };
+    let mail = match &config.smtp_url {
+        Some(_) => "smtp (set)".to_owned(),
+        None => format!("folder {}", config.mail_dir),
+    };
+    [
+        "configuration is valid".to_owned(),
+        format!("listen           {}", config.listen),
+        format!("database         {database}"),
+        format!("base path        {}", config.base_path),
+        format!("public url       {}", config.public_url),
+        format!("gateway          {gateway}"),
+        format!("api key          {}", mask(config.api_key.is_some())),
+        format!("max body         {} bytes", config.max_body),
+        format!("recovery after   {:?}", config.recovery_after),
+        format!("mail             {mail}"),
+        format!("mail from        {}", config.store.mail_from),
+        format!(
+            "document secret  {}",
+            mask(config.document_secret.is_some())
+        ),
+    ]
+    .join("\n")
+        + "\n"
 }
 
 fn fail(why: &str) -> ExitCode {

@@ -87,6 +87,16 @@ impl Consign {
         }
     }
 
+    /// Whether the service can serve: the database answers and its migrations are applied.
+    pub async fn readiness(&self) -> Result<(), ServiceError> {
+        Ok(self.store.readiness().await?)
+    }
+
+    /// Figures for monitoring: captures by state, needs review, outbox depth, pool.
+    pub async fn stats(&self) -> Result<consign_ports::StoreStats, ServiceError> {
+        Ok(self.store.stats().await?)
+    }
+
     /// Orders matching Centra's `GET orders` filters, oldest first, with their live shipments.
     pub async fn list_orders(&self, query: OrderQuery) -> Result<Vec<OrderView>, ServiceError> {
         Ok(self.store.list_orders(query).await?)

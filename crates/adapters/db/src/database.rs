@@ -21,6 +21,9 @@ pub struct Database {
     pool: Pool,
     /// Blocking database work never exceeds the pool size, so it cannot starve the runtime.
     permits: Arc<Semaphore>,
+    /// Requests waiting for a permit (for metrics).
+    waiting: Arc<std::sync::atomic::AtomicU32>,
+    pool_size: u32,
     backend: Backend,
     /// Random per database; part of every provider idempotency key, so two databases (a test and
     /// production, say) can never send the same key for different captures.
@@ -40,6 +43,8 @@ impl Database {
         drop(conn);
         Ok(Database {
             permits: Arc::new(Semaphore::new(config.pool_size as usize)),
+            waiting: Arc::new(std::sync::atomic::AtomicU32::new(0)),
+            pool_size: config.pool_size,
             pool,
             backend: config.backend,
             installation: installation.into(),
@@ -65,6 +70,15 @@ impl Database {
         &self.document_secret
     }
 
+    /// (in use, waiting, size) of the connection pool.
+    pub fn pool_figures(&self) -> (u32, u32, u32) {
+        (
+            self.connections_in_use(),
+            self.waiting.load(std::sync::atomic::Ordering::Relaxed),
+            self.pool_size,
+        )
+    }
+
     pub(crate) fn installation(&self) -> &str {
         &self.installation
     }
@@ -75,12 +89,11 @@ impl Database {
         T: Send + 'static,
         F: Fn(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
     {
-        let _permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| DbError::Task(e.to_string()))?;
+        use std::sync::atomic::Ordering;
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let permit = self.permits.clone().acquire_owned().await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let _permit = permit.map_err(|e| DbError::Task(e.to_string()))?;
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool

@@ -15,6 +15,7 @@ mod connection;
 mod database;
 mod dump;
 mod error;
+mod health;
 mod idempotency;
 mod keys;
 mod listing;

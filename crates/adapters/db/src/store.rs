@@ -5,7 +5,7 @@ use consign_domain::{OrderId, ShipmentId, ShipmentLine, ShipmentRequest};
 use consign_ports::{
     BeginCapture, CaptureAttempt, ImportedOrder, Invoice, OrderImport, OrderQuery, OrderStore,
     OrderView, OutboxMessage, Reservation, SettleOutcome, ShipmentChanges, ShipmentDetails,
-    ShipmentListing, ShipmentQuery, ShipmentView, StoreError, Timestamp,
+    ShipmentListing, ShipmentQuery, ShipmentView, StoreError, StoreStats, Timestamp,
 };
 
 use crate::database::Database;
@@ -135,6 +135,14 @@ impl OrderStore for Database {
         Ok(self
             .run(move |conn| listing::list_shipments(conn, &query))
             .await?)
+    }
+
+    async fn readiness(&self) -> Result<(), StoreError> {
+        self.check_ready().await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.gather_stats().await
     }
 
     async fn find_invoice(&self, shipment: ShipmentId) -> Result<Option<Invoice>, StoreError> {

@@ -4,6 +4,10 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde_json::{Map, Value};
 
+/// Whether an answer said `status: ok`; metrics label requests with it.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome(pub bool);
+
 /// One answer, before it is written.
 #[derive(Debug)]
 pub struct Answer {
@@ -50,7 +54,9 @@ impl Answer {
 
     /// The HTTP response.
     pub fn into_response(self) -> HttpResponse {
+        let outcome = Outcome(self.fields.get("status").and_then(Value::as_str) == Some("ok"));
         let mut response = HttpResponse::build(self.status);
+        response.extensions_mut().insert(outcome);
         for (name, value) in &self.headers {
             response.insert_header((*name, *value));
         }

@@ -16,6 +16,7 @@ mod openapi;
 mod query;
 mod render;
 mod routes;
+mod telemetry;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use consign_service::Consign;
 
 pub use error::ApiError;
 pub use render::DocumentLinks;
+pub use telemetry::{telemetry, RequestMetrics};
 
 /// Settings of the HTTP adapter.
 #[derive(Debug, Clone)]
@@ -69,6 +71,8 @@ pub struct ApiState {
     pub consign: Consign,
     /// The adapter's settings.
     pub settings: Arc<HttpSettings>,
+    /// Request metrics, shared by every worker.
+    pub metrics: web::Data<RequestMetrics>,
 }
 
 /// `GET /openapi.json`: no key needed; its paths include the base path.
@@ -84,6 +88,7 @@ pub fn routes(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
         use routes::fallback::{method_not_allowed, not_found};
         let base = state.settings.base_path.clone();
         config
+            .app_data(state.metrics.clone())
             .app_data(web::Data::new(state))
             .service(
                 // The last wrap runs first: the key is checked before the idempotency layer.
@@ -131,6 +136,9 @@ pub fn routes(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
                     .default_service(web::to(not_found)),
             )
             .route("/openapi.json", web::get().to(openapi_json))
+            .route("/healthz", web::get().to(routes::ops::healthz))
+            .route("/readyz", web::get().to(routes::ops::readyz))
+            .route("/metrics", web::get().to(routes::ops::metrics))
             .default_service(web::to(not_found));
     }
 }

@@ -6,6 +6,7 @@ pub mod documents;
 pub mod fallback;
 pub mod import_order;
 pub mod list_orders;
+pub mod ops;
 pub mod shipments;
 
 use actix_web::{web, HttpRequest, HttpResponse};

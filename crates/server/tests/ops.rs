@@ -1,0 +1,134 @@
+//! Operations of the real binary: graceful shutdown on SIGTERM, and logs that never hold keys or
+//! tokens.
+
+mod support;
+
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use consign_db::testing::Throwaway;
+use consign_provider_stand_in::StandIn;
+use serde_json::json;
+use support::{agent, call, start_with, Server, KEY};
+
+fn order(id: i64) -> serde_json::Value {
+    json!({"order": id, "currency": "SEK", "email": "a@example.com",
+        "products": [{"sku": "A", "qty": 3, "price": "10.00", "vat": "25"}],
+        "payment": {"provider": "sandbox", "reference": format!("auth-{id}"), "amount": "30.00"}})
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0() {
+    let db = Throwaway::sqlite();
+    let stand_in = StandIn::start_in_background();
+    let server = start_with(
+        &db.url,
+        &stand_in,
+        None,
+        &[("CONSIGN_SANDBOX_LATENCY", "1500ms")],
+    );
+    let line = call(&server.base, "POST", "/order", Some(&order(1))).unwrap()["products"][0]
+        ["lineId"]
+        .clone();
+    let base = server.base.clone();
+    let in_flight = thread::spawn(move || {
+        call(
+            &base,
+            "POST",
+            "/shipments",
+            Some(&json!({"order": 1, "products": {line.as_str().unwrap(): 1}})),
+        )
+    });
+    thread::sleep(Duration::from_millis(400));
+    let Server { mut child, base } = server;
+    let signalled = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    thread::sleep(Duration::from_millis(300));
+    let refused = agent()
+        .get(&format!("{base}/orders"))
+        .set("API-Authorization", KEY)
+        .call();
+    assert!(
+        matches!(refused, Err(ureq::Error::Transport(_))),
+        "a new request after SIGTERM must be refused: {refused:?}"
+    );
+    let answer = in_flight
+        .join()
+        .unwrap()
+        .expect("the request in flight completes");
+    assert_eq!(answer["status"], "ok", "{answer}");
+    assert_eq!(answer["shipment"], "1-1");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn logs_carry_request_ids_and_never_keys_or_tokens() {
+    let db = Throwaway::sqlite();
+    let stand_in = StandIn::start_in_background();
+    let log = std::env::temp_dir().join(format!("consign-log-{}.txt", std::process::id()));
+    let log_path = log.display().to_string();
+    let server = start_with(
+        &db.url,
+        &stand_in,
+        None,
+        &[
+            ("RUST_LOG", "info"),
+            ("CONSIGN_LOG_FORMAT", "json"),
+            ("STDERR_TO", &log_path),
+        ],
+    );
+    let line = call(&server.base, "POST", "/order", Some(&order(2))).unwrap()["products"][0]
+        ["lineId"]
+        .clone();
+    let created = call(
+        &server.base,
+        "POST",
+        "/shipments",
+        Some(&json!({"order": 2, "products": {line.as_str().unwrap(): 1}})),
+    )
+    .unwrap();
+    let url = created["invoice"].as_str().unwrap().to_owned();
+    let token = url.split("token=").nth(1).unwrap().to_owned();
+    let response = agent()
+        .get(&url)
+        .set("X-Request-Id", "trace-42")
+        .call()
+        .unwrap();
+    assert_eq!(
+        response.header("X-Request-Id"),
+        Some("trace-42"),
+        "a client's request id is echoed"
+    );
+    let generated = agent()
+        .get(&format!("{}/orders", server.base))
+        .set("API-Authorization", KEY)
+        .call()
+        .unwrap();
+    assert!(generated
+        .header("X-Request-Id")
+        .is_some_and(|id| !id.is_empty()));
+    let Server { mut child, .. } = server;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("\"request_id\":\"trace-42\""),
+        "JSON access log with the request id:\n{text}"
+    );
+    assert!(
+        text.lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('{')),
+        "one JSON object per line"
+    );
+    assert!(!text.contains(KEY), "an API key reached the logs");
+    assert!(!text.contains(&token), "a document token reached the logs");
+    std::fs::remove_file(log).ok();
+}

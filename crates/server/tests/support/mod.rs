@@ -1,0 +1,104 @@
+//! Running the real `consign` binary for these tests.
+#![allow(dead_code)] // each test binary uses a part of these helpers
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use consign_provider_stand_in::{StandIn, SECRET_KEY};
+use serde_json::Value;
+
+pub const KEY: &str = "csk_crash-test-key-00000000000000";
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(20))
+        .build()
+}
+
+pub fn start(db_url: &str, stand_in: &StandIn, fault_point: Option<&str>) -> Server {
+    start_with(db_url, stand_in, fault_point, &[])
+}
+
+pub fn start_with(
+    db_url: &str,
+    stand_in: &StandIn,
+    fault_point: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Server {
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_consign"));
+    command
+        .env("CONSIGN_LISTEN", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", db_url)
+        .env("CONSIGN_API_KEY", KEY)
+        .env("CONSIGN_GATEWAY", "stripe")
+        .env("CONSIGN_STRIPE_SECRET_KEY", SECRET_KEY)
+        .env("CONSIGN_STRIPE_API_BASE", &stand_in.url)
+        .env("CONSIGN_STRIPE_MULTICAPTURE", "true")
+        .env("CONSIGN_STRIPE_TIMEOUT", "2s")
+        .env("CONSIGN_RECOVERY_AFTER", "1s")
+        .env("CONSIGN_WORKERS", "2")
+        .env("RUST_LOG", "error")
+        .env_remove("FAILPOINTS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some((_, path)) = extra.iter().find(|(k, _)| *k == "STDERR_TO") {
+        let file = std::fs::File::create(path).expect("log file");
+        command.stderr(Stdio::from(file));
+    }
+    if let Some(point) = fault_point {
+        command.env("FAILPOINTS", format!("{point}=sleep(20000)"));
+    }
+    for (key, value) in extra.iter().filter(|(k, _)| *k != "STDERR_TO") {
+        command.env(key, value);
+    }
+    let child = command.spawn().expect("start consign");
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}/api/order"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while agent()
+        .get(&format!("{}/orders", server.base))
+        .set("API-Authorization", KEY)
+        .call()
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "consign did not start");
+        thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+pub fn call(base: &str, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    let request = agent()
+        .request(method, &format!("{base}{path}"))
+        .set("API-Authorization", KEY)
+        .set("Content-Type", "application/json");
+    let result = match body {
+        Some(body) => request.send_string(&body.to_string()),
+        None => request.call(),
+    };
+    match result {
+        Ok(response) | Err(ureq::Error::Status(_, response)) => Ok(serde_json::from_str(
+            &response.into_string().unwrap_or_default(),
+        )
+        .unwrap_or(Value::Null)),
+        Err(ureq::Error::Transport(t)) => Err(t.to_string()),
+    }
+}
