@@ -21,6 +21,10 @@ pub struct Database {
     pool: Pool,
     /// Blocking database work never exceeds the pool size, so it cannot starve the runtime.
     permits: Arc<Semaphore>,
+    /// SQLite has one writer at a time: write transactions queue here, in order, instead of
+    /// polling the file lock (which costs latency spikes under load). `None` on PostgreSQL,
+    /// whose row locks let writes to different orders run in parallel.
+    writer: Option<Arc<Semaphore>>,
     /// Requests waiting for a permit (for metrics).
     waiting: Arc<std::sync::atomic::AtomicU32>,
     pool_size: u32,
@@ -44,6 +48,7 @@ impl Database {
         Ok(Database {
             permits: Arc::new(Semaphore::new(config.pool_size as usize)),
             waiting: Arc::new(std::sync::atomic::AtomicU32::new(0)),
+            writer: (config.backend == Backend::Sqlite).then(|| Arc::new(Semaphore::new(1))),
             pool_size: config.pool_size,
             pool,
             backend: config.backend,
@@ -81,6 +86,25 @@ impl Database {
 
     pub(crate) fn installation(&self) -> &str {
         &self.installation
+    }
+
+    /// [`Database::run`] for work that writes: on SQLite it first waits its turn as the writer.
+    pub(crate) async fn run_write<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        let _turn = match &self.writer {
+            Some(writer) => Some(
+                writer
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| DbError::Task(e.to_string()))?,
+            ),
+            None => None,
+        };
+        self.run(work).await
     }
 
     /// Runs `work` on a pooled connection on the blocking pool, again on transient failures.

@@ -101,7 +101,7 @@ impl IdempotencyStore for Database {
     ) -> Result<IdempotencyBegin, StoreError> {
         let (key, fingerprint) = (key.to_owned(), fingerprint.to_owned());
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 let attempt = |conn: &mut AnyConnection| {
                     claim(
                         conn,
@@ -133,7 +133,7 @@ impl IdempotencyStore for Database {
     ) -> Result<(), StoreError> {
         let key = key.to_owned();
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 diesel::update(
                     keys::table
                         .filter(keys::api_key_id.eq(api_key.0))
@@ -155,7 +155,7 @@ impl IdempotencyStore for Database {
     async fn release_request(&self, api_key: ApiKeyId, key: &str) -> Result<(), StoreError> {
         let key = key.to_owned();
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 diesel::delete(
                     keys::table
                         .filter(keys::api_key_id.eq(api_key.0))
@@ -170,7 +170,7 @@ impl IdempotencyStore for Database {
 
     async fn purge_requests(&self, before: Timestamp) -> Result<usize, StoreError> {
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 Ok(
                     diesel::delete(keys::table.filter(keys::created_at.lt(before.0)))
                         .execute(conn)?,

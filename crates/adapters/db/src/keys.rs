@@ -29,7 +29,7 @@ impl KeyStore for Database {
         let prefix: String = key.chars().take(8).collect();
         let label = label.to_owned();
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 let inserted = conn.transaction(|conn| {
                     diesel::update(counters::table.find("api_key_id"))
                         .set(counters::value.eq(counters::value + 1))
@@ -105,7 +105,7 @@ impl KeyStore for Database {
 
     async fn revoke_key(&self, id: ApiKeyId, now: Timestamp) -> Result<bool, StoreError> {
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 let changed = diesel::update(
                     api_keys::table
                         .find(id.0)

@@ -19,7 +19,7 @@ impl OrderStore for Database {
         now: Timestamp,
     ) -> Result<ImportedOrder, StoreError> {
         Ok(self
-            .run(move |conn| orders::import_order(conn, &order, now))
+            .run_write(move |conn| orders::import_order(conn, &order, now))
             .await?)
     }
 
@@ -33,7 +33,7 @@ impl OrderStore for Database {
     ) -> Result<Reservation, StoreError> {
         let installation = self.installation().to_owned();
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 shipments::reserve_shipment(
                     conn,
                     &installation,
@@ -75,7 +75,7 @@ impl OrderStore for Database {
     ) -> Result<BeginCapture, StoreError> {
         let installation = self.installation().to_owned();
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 workflow::begin_capture(conn, &installation, shipment, order, &on_capture, now)
             })
             .await?)
@@ -89,7 +89,7 @@ impl OrderStore for Database {
         now: Timestamp,
     ) -> Result<ShipmentView, StoreError> {
         Ok(self
-            .run(move |conn| workflow::apply_changes(conn, shipment, order, &changes, now))
+            .run_write(move |conn| workflow::apply_changes(conn, shipment, order, &changes, now))
             .await?)
     }
 
@@ -102,7 +102,7 @@ impl OrderStore for Database {
         now: Timestamp,
     ) -> Result<ShipmentView, StoreError> {
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 workflow::update_shipment(conn, shipment, order, lines.as_deref(), gtg, now)
             })
             .await?)
@@ -115,7 +115,7 @@ impl OrderStore for Database {
         now: Timestamp,
     ) -> Result<ShipmentView, StoreError> {
         Ok(self
-            .run(move |conn| workflow::delete_shipment(conn, shipment, order, now))
+            .run_write(move |conn| workflow::delete_shipment(conn, shipment, order, now))
             .await?)
     }
 
@@ -158,13 +158,13 @@ impl OrderStore for Database {
         limit: u32,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
         Ok(self
-            .run(move |conn| outbox::claim(conn, now, lease_millis, limit))
+            .run_write(move |conn| outbox::claim(conn, now, lease_millis, limit))
             .await?)
     }
 
     async fn outbox_sent(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
         Ok(self
-            .run(move |conn| outbox::mark_sent(conn, id, now))
+            .run_write(move |conn| outbox::mark_sent(conn, id, now))
             .await?)
     }
 
@@ -176,7 +176,7 @@ impl OrderStore for Database {
     ) -> Result<(), StoreError> {
         let error = error.to_owned();
         Ok(self
-            .run(move |conn| outbox::mark_failed(conn, id, &error, retry_at))
+            .run_write(move |conn| outbox::mark_failed(conn, id, &error, retry_at))
             .await?)
     }
 
@@ -188,7 +188,7 @@ impl OrderStore for Database {
     ) -> Result<ShipmentView, StoreError> {
         let attempt = attempt.clone();
         Ok(self
-            .run(move |conn| shipments::settle_capture(conn, &attempt, &outcome, now))
+            .run_write(move |conn| shipments::settle_capture(conn, &attempt, &outcome, now))
             .await?)
     }
 
@@ -201,7 +201,7 @@ impl OrderStore for Database {
     ) -> Result<bool, StoreError> {
         let (attempt, reason) = (attempt.clone(), reason.to_owned());
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 shipments::record_unknown(conn, &attempt, &reason, now, review_after_passes)
             })
             .await?)

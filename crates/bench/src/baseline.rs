@@ -1,0 +1,171 @@
+//! The database's own limit for the same durable work: the reserve and settle transactions of
+//! `bench/pgbench/reserve_settle.sql`, by pgbench on PostgreSQL and by a single writer on SQLite
+//! (WAL, synchronous = FULL, as the service).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Integer;
+
+use crate::history::Raw;
+use crate::report::{percentiles, Measured, Tally};
+
+pub const SCRIPT: &str = include_str!("../../../bench/pgbench/reserve_settle.sql");
+
+/// Orders 1..=n with one line each (line id = order id) that never runs out.
+pub fn seed_orders(conn: &mut Raw, n: usize) -> Result<(), String> {
+    let series =
+        format!("WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {n})");
+    conn.exec(&format!(
+        "{series} INSERT INTO orders (id, currency, customer_id, email, first_name, last_name, address, zipcode, city, country, shipping_fee, payment_provider, payment_reference, authorized, committed, shipping_fee_committed, next_shipment_number, created_at, updated_at) \
+         SELECT g, 'SEK', 1, 'b@example.com', 'B', 'B', '', '', '', '', 0, 'sandbox', 'auth', 1000000000000, 0, 0, 1, 0, 0 FROM s"
+    ))?;
+    conn.exec(&format!(
+        "{series} INSERT INTO order_lines (order_id, line_id, position, sku, name, unit_price, tax_rate, quantity, allocated, in_capture) \
+         SELECT g, g, 0, 'SKU', 'Item', 1000, 2500, 1000000000, 0, 0 FROM s"
+    ))
+}
+
+/// pgbench with `clients` on `url` for `duration`.
+pub fn pgbench(
+    url: &str,
+    clients: usize,
+    duration: Duration,
+    orders: usize,
+) -> Result<Measured, String> {
+    let dir = std::env::temp_dir().join(format!("consign-pgbench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let script = dir.join("reserve_settle.sql");
+    std::fs::write(&script, SCRIPT).map_err(|e| e.to_string())?;
+    let prefix = dir.join("log");
+    let output = Command::new("pgbench")
+        .args([
+            "-n",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &duration.as_secs().to_string(),
+        ])
+        .args([
+            "-D",
+            &format!("orders={orders}"),
+            "-f",
+            &script.display().to_string(),
+        ])
+        .args(["-l", &format!("--log-prefix={}", prefix.display()), url])
+        .output()
+        .map_err(|e| format!("pgbench: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "pgbench failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let mut latencies = Vec::new();
+    for entry in std::fs::read_dir(&dir)
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        if entry.file_name().to_string_lossy().starts_with("log") {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            latencies.extend(
+                text.lines()
+                    .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok()),
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let transactions = latencies.len() as u64;
+    let (p50, p90, p99, max) = percentiles(&mut latencies);
+    Ok(Measured {
+        label: format!("pgbench reserve+settle, {clients} clients"),
+        requests: transactions,
+        shipments: transactions,
+        elapsed: duration,
+        p50,
+        p90,
+        p99,
+        max,
+        tally: Tally::default(),
+    })
+}
+
+#[derive(QueryableByName)]
+struct Next {
+    #[diesel(sql_type = Integer)]
+    n: i32,
+}
+
+/// One writer on SQLite doing the same two transactions for `duration`.
+pub fn sqlite_single_writer(
+    path: &str,
+    duration: Duration,
+    orders: usize,
+) -> Result<Measured, String> {
+    let mut conn = SqliteConnection::establish(path).map_err(|e| e.to_string())?;
+    conn.batch_execute(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;",
+    )
+    .map_err(|e| e.to_string())?;
+    let mut latencies = Vec::new();
+    let mut invoice: i64 = diesel::sql_query(
+        "SELECT CAST(value AS INTEGER) AS n FROM counters WHERE name = 'invoice_number'",
+    )
+    .get_result::<Next>(&mut conn)
+    .map(|r| i64::from(r.n))
+    .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut seed = 88172645463325252u64;
+    while started.elapsed() < duration {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let oid = 1 + (seed % orders as u64) as i64;
+        let t = Instant::now();
+        conn.transaction::<_, diesel::result::Error, _>(|c| {
+            c.batch_execute(&format!("UPDATE orders SET next_shipment_number = next_shipment_number + 1, committed = committed + 1000, updated_at = 1 WHERE id = {oid}"))?;
+            let n = diesel::sql_query(format!("SELECT next_shipment_number - 1 AS n FROM orders WHERE id = {oid}")).get_result::<Next>(c)?.n;
+            c.batch_execute(&format!(
+                "SELECT line_id, quantity, allocated FROM order_lines WHERE order_id = {oid} ORDER BY position; \
+                 INSERT INTO shipments (order_id, number, state, gtg, shipped, carrier, service, packages, tracking, return_slip_tracking, capture_amount, carries_shipping_fee, created_at, updated_at, needs_review, internal_comment) VALUES ({oid}, {n}, 'pending', 0, 0, '', '', 0, '', '', 1000, 0, 0, 0, 0, ''); \
+                 INSERT INTO shipment_lines (order_id, number, line_id, quantity) VALUES ({oid}, {n}, {oid}, 1); \
+                 UPDATE order_lines SET allocated = allocated + 1, in_capture = in_capture + 1 WHERE order_id = {oid} AND line_id = {oid} AND allocated + 1 <= quantity; \
+                 INSERT INTO capture_attempts (order_id, number, attempt, idempotency_key, amount, final_capture, state, created_at, updated_at, passes, void_on_decline) VALUES ({oid}, {n}, 1, 'bench-{oid}-{n}', 1000, 0, 'pending', 0, 0, 0, 1);"
+            ))?;
+            Ok(n)
+        })
+        .and_then(|n| {
+            invoice += 1;
+            conn.transaction(|c| {
+                c.batch_execute(&format!(
+                    "UPDATE capture_attempts SET state = 'succeeded', provider_reference = 'ref', updated_at = 1 WHERE order_id = {oid} AND idempotency_key = 'bench-{oid}-{n}' AND state IN ('pending', 'unknown', 'needs_review'); \
+                     UPDATE shipments SET state = 'captured', capture_reference = 'ref', needs_review = 0, updated_at = 1 WHERE order_id = {oid} AND number = {n} AND state = 'pending'; \
+                     UPDATE counters SET value = value + 1 WHERE name = 'invoice_number'; \
+                     INSERT INTO invoices (number, order_id, shipment_number, amount, issued_at) VALUES ({invoice}, {oid}, {n}, 1000, 0);"
+                ))
+            })
+        })
+        .map_err(|e| e.to_string())?;
+        latencies.push(t.elapsed().as_micros() as u64);
+    }
+    let elapsed = started.elapsed();
+    let transactions = latencies.len() as u64;
+    let (p50, p90, p99, max) = percentiles(&mut latencies);
+    Ok(Measured {
+        label: "SQLite single writer reserve+settle".into(),
+        requests: transactions,
+        shipments: transactions,
+        elapsed,
+        p50,
+        p90,
+        p99,
+        max,
+        tally: Tally::default(),
+    })
+}

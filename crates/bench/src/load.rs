@@ -1,0 +1,296 @@
+//! Seeding orders through the API and driving create-shipment with concurrent clients.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::report::Tally;
+use crate::server::KEY;
+
+/// Partial shipments draw from these: two lines with many units each.
+pub const BIG_QTY: u64 = 100_000;
+/// Small orders shipped whole start at this id.
+pub const FULL_BASE: i64 = 1_000_000;
+
+pub struct Seeded {
+    /// Line ids per big order (index = order id - 1).
+    pub big: Vec<[String; 2]>,
+    /// (order id, line ids) of small orders.
+    pub full: Vec<(i64, [String; 2])>,
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Result<(u16, Value), String> {
+    let response = client
+        .post(url)
+        .header("API-Authorization", KEY)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+async fn put(client: &reqwest::Client, url: &str, body: &Value) -> Result<(u16, Value), String> {
+    let response = client
+        .put(url)
+        .header("API-Authorization", KEY)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+pub async fn get(client: &reqwest::Client, url: &str) -> Result<Value, String> {
+    let response = client
+        .get(url)
+        .header("API-Authorization", KEY)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+fn order(id: i64, qty: u64) -> Value {
+    let total = qty * 1000 + qty * 500; // minor units of 10.00 and 5.00
+    json!({
+        "order": id, "currency": "SEK", "email": format!("customer{}@example.com", id % 500),
+        "firstName": "Bench", "lastName": "Customer",
+        "products": [
+            {"sku": "A", "name": "Item A", "qty": qty, "price": "10.00", "vat": "25"},
+            {"sku": "B", "name": "Item B", "qty": qty, "price": "5.00", "vat": "12"}
+        ],
+        "payment": {"provider": "sandbox", "reference": format!("auth-{id}"), "amount": format!("{}.{:02}", total / 100, total % 100)}
+    })
+}
+
+/// Imports the orders with `clients` concurrent requests.
+pub async fn seed(
+    client: &reqwest::Client,
+    base: &str,
+    big: usize,
+    full: usize,
+    clients: usize,
+) -> Result<Seeded, String> {
+    let ids: Vec<(i64, u64)> = (1..=big as i64)
+        .map(|id| (id, BIG_QTY))
+        .chain((0..full as i64).map(|i| (FULL_BASE + i, 1)))
+        .collect();
+    let ids = Arc::new(ids);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (client, ids, next, url) = (
+            client.clone(),
+            ids.clone(),
+            next.clone(),
+            format!("{base}/order"),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lines = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(id, qty)) = ids.get(i) else { break };
+                let (_, answer) = post(&client, &url, &order(id, qty)).await?;
+                let products = answer["products"]
+                    .as_array()
+                    .ok_or_else(|| format!("import {id}: {answer}"))?;
+                let line = |k: usize| {
+                    products[k]["lineId"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                lines.push((id, [line(0), line(1)]));
+            }
+            Ok::<_, String>(lines)
+        }));
+    }
+    let mut seeded = Seeded {
+        big: vec![[String::new(), String::new()]; big],
+        full: Vec::new(),
+    };
+    for task in tasks {
+        for (id, lines) in task.await.map_err(|e| e.to_string())?? {
+            if id >= FULL_BASE {
+                seeded.full.push((id, lines));
+            } else {
+                seeded.big[(id - 1) as usize] = lines;
+            }
+        }
+    }
+    seeded.full.sort_by_key(|(id, _)| *id);
+    Ok(seeded)
+}
+
+/// A tiny xorshift generator per client: the bench must not be the bottleneck.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn classify(tally: &mut Tally, result: &Result<(u16, Value), String>, started: Instant) -> bool {
+    tally.latencies.push(started.elapsed().as_micros() as u64);
+    match result {
+        Ok((200, answer)) if answer["status"] == "ok" => {
+            tally.ok += 1;
+            return true;
+        }
+        Ok((200, _)) => tally.no += 1,
+        Ok((status, _)) if *status >= 500 => tally.server_errors += 1,
+        Ok(_) => tally.client_errors += 1,
+        Err(_) => tally.transport_errors += 1,
+    }
+    false
+}
+
+/// Drives create-shipment for `duration`; answers the tally and the shipments made.
+pub async fn drive(
+    client: &reqwest::Client,
+    base: &str,
+    seeded: Arc<Seeded>,
+    clients: usize,
+    duration: Duration,
+    uncaptured_percent: u32,
+) -> Result<(Tally, u64), String> {
+    let deadline = Instant::now() + duration;
+    let next_full = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (client, seeded, next_full) = (client.clone(), seeded.clone(), next_full.clone());
+        let create = format!("{base}/shipments");
+        let complete = format!("{base}/shipment");
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (c as u64 + 1) * 0x2545_f491_4f6c_dd1d);
+            let mut tally = Tally::default();
+            let mut shipments = 0u64;
+            while Instant::now() < deadline {
+                let r = rng.next();
+                let capture = (r % 100) as u32 >= uncaptured_percent;
+                // One in five requests ships a small order whole; the rest ship part of a big one.
+                let body = match (r >> 8) % 5 {
+                    0 => match seeded.full.get(next_full.fetch_add(1, Ordering::Relaxed)) {
+                        Some((id, lines)) => json!({"order": id, "products": {lines[0].clone(): 1, lines[1].clone(): 1}, "capture": capture}),
+                        None => continue,
+                    },
+                    _ => {
+                        let i = (r >> 16) as usize % seeded.big.len();
+                        let line = seeded.big[i][((r >> 32) % 2) as usize].clone();
+                        json!({"order": i + 1, "products": {line: 1 + (r >> 40) % 2}, "capture": capture})
+                    }
+                };
+                let started = Instant::now();
+                let result = post(&client, &create, &body).await;
+                let created = classify(&mut tally, &result, started);
+                if created && capture {
+                    shipments += 1;
+                } else if created {
+                    let shipment = result.as_ref().map(|(_, a)| a["shipment"].clone()).unwrap_or(Value::Null);
+                    let started = Instant::now();
+                    let done = put(&client, &complete, &json!({"shipment": shipment, "tracking": "T1"})).await;
+                    if classify(&mut tally, &done, started) {
+                        shipments += 1;
+                    }
+                }
+            }
+            (tally, shipments)
+        }));
+    }
+    let mut all = Tally::default();
+    let mut shipments = 0;
+    for task in tasks {
+        let (tally, made) = task.await.map_err(|e| e.to_string())?;
+        all.merge(tally);
+        shipments += made;
+    }
+    Ok((all, shipments))
+}
+
+/// Checks the invariants through the API; answers the failures found.
+pub async fn check_invariants(
+    client: &reqwest::Client,
+    base: &str,
+    expected_orders: usize,
+) -> Result<Vec<String>, String> {
+    let mut failures = Vec::new();
+    // Give any capture still settling a moment (sandbox latency, recovery).
+    let mut seen = 0;
+    for attempt in 0..40 {
+        failures.clear();
+        seen = 0;
+        let mut offset = 0;
+        loop {
+            let page = get(client, &format!("{base}/orders?limit=1000&offset={offset}")).await?;
+            let orders = page["orders"].as_array().cloned().unwrap_or_default();
+            if orders.is_empty() {
+                break;
+            }
+            offset += orders.len();
+            for order in &orders {
+                if order["orderId"]
+                    .as_str()
+                    .and_then(|id| id.parse::<i64>().ok())
+                    .is_some_and(|id| id >= 5_000_000)
+                {
+                    continue; // history rows
+                }
+                seen += 1;
+                for line in order["products"].as_array().into_iter().flatten() {
+                    if line["qtyAllocated"].as_u64() > line["qty"].as_u64() {
+                        failures.push(format!("over-allocated line {}", line["lineId"]));
+                    }
+                }
+                let shipments = order["shipments"].as_array().cloned().unwrap_or_default();
+                let captured: i64 = shipments
+                    .iter()
+                    .filter(|s| s["captureState"] == "captured")
+                    .map(|s| minor(&s["captureValue"]))
+                    .sum();
+                if captured != minor(&order["capturedValue"]) {
+                    failures.push(format!(
+                        "order {}: capturedValue differs from its shipments",
+                        order["orderId"]
+                    ));
+                }
+                if let Some(s) = shipments
+                    .iter()
+                    .find(|s| s["captureState"] == "pending" || s["captureState"] == "needsReview")
+                {
+                    failures.push(format!(
+                        "shipment {} left {}",
+                        s["shipmentId"], s["captureState"]
+                    ));
+                }
+            }
+        }
+        if failures.iter().all(|f| !f.contains("left")) || attempt == 39 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    if seen < expected_orders {
+        failures.push(format!("listed {seen} orders, expected {expected_orders}"));
+    }
+    Ok(failures)
+}
+
+fn minor(amount: &Value) -> i64 {
+    let text = amount.to_string();
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, "0"));
+    let fraction = format!("{fraction:0<2}");
+    whole.parse::<i64>().unwrap_or(0) * 100 + fraction[..2].parse::<i64>().unwrap_or(0)
+}

@@ -1,0 +1,229 @@
+//! `consign-bench`: seeds orders through Consign's API, drives create-shipment with concurrent
+//! clients, checks the invariants through the API, and (with `--baseline`) runs the same durable
+//! work directly on the database to print Consign's figures as ratios of the database's own.
+
+mod baseline;
+mod history;
+mod load;
+mod options;
+mod report;
+mod server;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use consign_db::testing::Throwaway;
+use consign_db::Database;
+use history::Raw;
+use options::{Backend, Options};
+use report::{header, percentiles, Measured};
+use serde_json::json;
+
+fn throwaway(options: &Options) -> Result<Throwaway, String> {
+    match options.backend {
+        Backend::Sqlite => Ok(Throwaway::sqlite()),
+        Backend::Postgres => {
+            std::env::set_var("CONSIGN_TEST_POSTGRES", &options.postgres_server);
+            Throwaway::postgres()
+        }
+    }
+}
+
+/// A migrated database with history.
+fn prepared(options: &Options) -> Result<Throwaway, String> {
+    let db = throwaway(options)?;
+    drop(Database::open(&db.config).map_err(|e| e.to_string())?);
+    let sqlite = (options.backend == Backend::Sqlite).then_some(db.config.target.as_str());
+    let mut raw = Raw::open(&db.url, sqlite)?;
+    let started = Instant::now();
+    history::seed_history(&mut raw, options.history)?;
+    eprintln!(
+        "history: {} earlier shipments in {:.1}s",
+        options.history,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(db)
+}
+
+async fn run(options: Options) -> Result<bool, String> {
+    let binary = server::binary(options.server.as_deref())?;
+    let db = prepared(&options)?;
+    let consign = server::start(&binary, &db.url, options.latency_ms, options.pool_size).await?;
+    eprintln!(
+        "consign ready in {:.0} ms on an existing database",
+        consign.ready_after.as_secs_f64() * 1000.0
+    );
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.clients * 2)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let seeded = load::seed(
+        &client,
+        &consign.base,
+        options.orders,
+        options.full_orders,
+        options.clients,
+    )
+    .await?;
+    eprintln!(
+        "seeded {} orders in {:.1}s",
+        options.orders + options.full_orders,
+        started.elapsed().as_secs_f64()
+    );
+    history::analyze(&mut Raw::open(
+        &db.url,
+        (options.backend == Backend::Sqlite).then_some(db.config.target.as_str()),
+    )?)?;
+    let cpu_before = consign.cpu_seconds();
+    let started = Instant::now();
+    let (mut tally, shipments) = load::drive(
+        &client,
+        &consign.base,
+        Arc::new(seeded),
+        options.clients,
+        options.duration,
+        options.uncaptured_percent,
+    )
+    .await?;
+    let elapsed = started.elapsed();
+    let cpu = consign.cpu_seconds() - cpu_before;
+    let rss = consign.peak_rss_mib();
+    let failures =
+        load::check_invariants(&client, &consign.base, options.orders + options.full_orders)
+            .await?;
+    let ready_ms = consign.ready_after.as_secs_f64() * 1000.0;
+    consign.stop();
+    let requests = tally.requests();
+    let (p50, p90, p99, max) = percentiles(&mut tally.latencies);
+    let backend = match options.backend {
+        Backend::Sqlite => "SQLite",
+        Backend::Postgres => "PostgreSQL",
+    };
+    let measured = Measured {
+        label: format!(
+            "consign {backend}, {} clients, {} ms",
+            options.clients, options.latency_ms
+        ),
+        requests,
+        shipments,
+        elapsed,
+        p50,
+        p90,
+        p99,
+        max,
+        tally,
+    };
+    println!("{}", header());
+    println!("{}", measured.row());
+    let baseline = if options.baseline {
+        let base_db = prepared(&options)?;
+        let sqlite = (options.backend == Backend::Sqlite).then_some(base_db.config.target.as_str());
+        let mut raw = Raw::open(&base_db.url, sqlite)?;
+        baseline::seed_orders(&mut raw, options.orders.max(1))?;
+        history::analyze(&mut raw)?;
+        drop(raw);
+        let result = match options.backend {
+            Backend::Postgres => baseline::pgbench(
+                &base_db.url,
+                options.clients,
+                options.duration,
+                options.orders.max(1),
+            )?,
+            Backend::Sqlite => baseline::sqlite_single_writer(
+                &base_db.config.target,
+                options.duration,
+                options.orders.max(1),
+            )?,
+        };
+        println!("{}", result.row());
+        Some(result)
+    } else {
+        None
+    };
+    let requests_per_cpu_second = if cpu > 0.0 {
+        requests as f64 / cpu
+    } else {
+        0.0
+    };
+    println!();
+    println!(
+        "requests {requests} in {:.1}s: {:.0} requests/s, {:.0} shipments/s",
+        elapsed.as_secs_f64(),
+        requests as f64 / elapsed.as_secs_f64(),
+        measured.throughput()
+    );
+    println!(
+        "answers: ok {} / no {} / 4xx {} / 5xx {} / transport {}",
+        measured.tally.ok,
+        measured.tally.no,
+        measured.tally.client_errors,
+        measured.tally.server_errors,
+        measured.tally.transport_errors
+    );
+    println!("server CPU: {:.3} ms per request ({requests_per_cpu_second:.0} requests per CPU second); peak RSS {rss:.1} MiB; ready in {ready_ms:.0} ms", if requests > 0 { cpu * 1000.0 / requests as f64 } else { 0.0 });
+    let mut ratios = json!(null);
+    if let Some(base) = &baseline {
+        let throughput = measured.throughput() / base.throughput().max(f64::MIN_POSITIVE);
+        let p99 = measured.p99 / base.p99.max(f64::MIN_POSITIVE);
+        println!("ratios to the baseline: throughput {throughput:.2}x, p99 {p99:.2}x");
+        ratios = json!({"throughput": throughput, "p99": p99});
+    }
+    if failures.is_empty() {
+        println!("invariants: ok (no line over-allocated, captured values match their shipments, nothing left pending)");
+    } else {
+        for failure in failures.iter().take(20) {
+            println!("invariant violated: {failure}");
+        }
+    }
+    if let Some(path) = &options.json {
+        let document = json!({
+            "consign": measured.json(),
+            "baseline": baseline.as_ref().map(Measured::json),
+            "ratios": ratios,
+            "cpu_ms_per_request": if requests > 0 { cpu * 1000.0 / requests as f64 } else { 0.0 },
+            "peak_rss_mib": rss,
+            "ready_ms": ready_ms,
+            "invariant_failures": failures,
+        });
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&document).unwrap_or_default(),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(failures.is_empty()
+        && measured.tally.server_errors == 0
+        && measured.tally.transport_errors == 0)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = match Options::parse(&args) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(options)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("consign-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

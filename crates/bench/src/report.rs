@@ -1,0 +1,101 @@
+//! Figures: throughput, latency percentiles, answers by kind.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub ok: u64,
+    pub no: u64,
+    pub client_errors: u64,
+    pub server_errors: u64,
+    pub transport_errors: u64,
+    /// Microseconds, one per request.
+    pub latencies: Vec<u64>,
+}
+
+impl Tally {
+    pub fn merge(&mut self, other: Tally) {
+        self.ok += other.ok;
+        self.no += other.no;
+        self.client_errors += other.client_errors;
+        self.server_errors += other.server_errors;
+        self.transport_errors += other.transport_errors;
+        self.latencies.extend(other.latencies);
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.latencies.len() as u64
+    }
+}
+
+/// p50/p90/p99/max of microsecond samples, in milliseconds.
+pub fn percentiles(samples: &mut [u64]) -> (f64, f64, f64, f64) {
+    if samples.is_empty() {
+        return (0.0, 0.0, 0.0, 0.0);
+    }
+    samples.sort_unstable();
+    let at = |p: f64| {
+        samples[((samples.len() as f64 * p).ceil() as usize)
+            .saturating_sub(1)
+            .min(samples.len() - 1)] as f64
+            / 1000.0
+    };
+    (
+        at(0.50),
+        at(0.90),
+        at(0.99),
+        *samples.last().unwrap_or(&0) as f64 / 1000.0,
+    )
+}
+
+pub struct Measured {
+    pub label: String,
+    pub requests: u64,
+    pub shipments: u64,
+    pub elapsed: Duration,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub tally: Tally,
+}
+
+impl Measured {
+    pub fn throughput(&self) -> f64 {
+        self.shipments as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "label": self.label,
+            "requests": self.requests,
+            "shipments": self.shipments,
+            "seconds": self.elapsed.as_secs_f64(),
+            "shipments_per_second": self.throughput(),
+            "latency_ms": {"p50": self.p50, "p90": self.p90, "p99": self.p99, "max": self.max},
+            "answers": {"ok": self.tally.ok, "no": self.tally.no, "4xx": self.tally.client_errors,
+                        "5xx": self.tally.server_errors, "transport": self.tally.transport_errors},
+        })
+    }
+
+    pub fn row(&self) -> String {
+        format!(
+            "{:<34} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            self.label,
+            self.throughput(),
+            self.p50,
+            self.p90,
+            self.p99,
+            self.max
+        )
+    }
+}
+
+pub fn header() -> String {
+    format!(
+        "{:<34} {:>9} {:>8} {:>8} {:>8} {:>8}",
+        "run", "ships/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
+    )
+}

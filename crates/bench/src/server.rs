@@ -1,0 +1,116 @@
+//! The measured `consign` process: started, timed to ready, and read from /proc.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const KEY: &str = "csk_bench-key-000000000000000000";
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    /// From spawn to `/readyz` answering 200.
+    pub ready_after: Duration,
+}
+
+pub fn binary(explicit: Option<&str>) -> Result<String, String> {
+    if let Some(path) = explicit {
+        return Ok(path.to_owned());
+    }
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let sibling = me.with_file_name("consign");
+    if sibling.exists() {
+        Ok(sibling.display().to_string())
+    } else {
+        Err(format!(
+            "no consign binary next to {}; build it with `cargo build --release -p consign-server` or pass --server",
+            me.display()
+        ))
+    }
+}
+
+pub async fn start(
+    binary: &str,
+    database_url: &str,
+    latency_ms: u64,
+    pool: Option<u32>,
+) -> Result<Server, String> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let address = format!("http://127.0.0.1:{port}");
+    let mut command = Command::new(binary);
+    command
+        .env("CONSIGN_LISTEN", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", database_url)
+        .env("CONSIGN_API_KEY", KEY)
+        .env("CONSIGN_SANDBOX_LATENCY", format!("{latency_ms}ms"))
+        .env(
+            "CONSIGN_MAIL_DIR",
+            std::env::temp_dir().join("consign-bench-mail"),
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(pool) = pool {
+        command.env("CONSIGN_DB_POOL_SIZE", pool.to_string());
+    }
+    let started = Instant::now();
+    let child = command
+        .spawn()
+        .map_err(|e| format!("cannot start {binary}: {e}"))?;
+    let client = reqwest::Client::new();
+    loop {
+        if let Ok(r) = client.get(format!("{address}/readyz")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err("consign did not become ready".into());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(Server {
+        child,
+        base: format!("{address}/api/order"),
+        ready_after: started.elapsed(),
+    })
+}
+
+impl Server {
+    /// User + system CPU seconds the process has used.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime is 14th, stime 15th.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    /// Peak resident memory, MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
