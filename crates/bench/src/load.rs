@@ -175,7 +175,7 @@ pub async fn drive(
         let create = format!("{base}/shipments");
         let complete = format!("{base}/shipment");
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (c as u64 + 1) * 0x2545_f491_4f6c_dd1d);
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((c as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d)));
             let mut tally = Tally::default();
             let mut shipments = 0u64;
             while Instant::now() < deadline {
