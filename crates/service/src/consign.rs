@@ -69,6 +69,8 @@ pub struct Consign {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdSource>,
     pub(crate) settings: Arc<StoreSettings>,
+    /// Keys verified in the last moments: most requests skip the database for authentication.
+    pub(crate) verified_keys: Arc<crate::keys::VerifiedKeys>,
 }
 
 impl Consign {
@@ -84,6 +86,7 @@ impl Consign {
             clock: ports.clock,
             ids: ports.ids,
             settings: Arc::new(settings),
+            verified_keys: Arc::default(),
         }
     }
 

@@ -5,6 +5,37 @@ use consign_ports::{ApiKeyId, ApiKeyInfo};
 use crate::consign::Consign;
 use crate::error::ServiceError;
 
+/// How long a verified key is trusted without asking the store again; a revoked key is refused
+/// everywhere within this time.
+pub const KEY_CACHE_MILLIS: i64 = 2_000;
+
+/// Recently verified keys (bounded; cleared when full).
+#[derive(Default)]
+pub struct VerifiedKeys {
+    keys: std::sync::Mutex<std::collections::HashMap<String, (ApiKeyId, i64)>>,
+}
+
+impl VerifiedKeys {
+    fn get(&self, key: &str, now: i64) -> Option<ApiKeyId> {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.get(key)
+            .filter(|(_, at)| now - at < KEY_CACHE_MILLIS)
+            .map(|(id, _)| *id)
+    }
+
+    fn put(&self, key: &str, id: ApiKeyId, now: i64) {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() >= 1024 {
+            keys.clear();
+        }
+        keys.insert(key.to_owned(), (id, now));
+    }
+
+    fn clear(&self) {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
 /// Keys are shown with this prefix so a leaked one is easy to recognise in logs and scanners.
 const KEY_PREFIX: &str = "csk_";
 
@@ -29,10 +60,17 @@ impl Consign {
         if key.is_empty() || key.len() > 256 {
             return Err(ServiceError::Unauthorized);
         }
-        self.keys
+        let now = self.clock.now().0;
+        if let Some(id) = self.verified_keys.get(key, now) {
+            return Ok(id);
+        }
+        let id = self
+            .keys
             .verify_key(key)
             .await?
-            .ok_or(ServiceError::Unauthorized)
+            .ok_or(ServiceError::Unauthorized)?;
+        self.verified_keys.put(key, id, now);
+        Ok(id)
     }
 
     /// Every key, without the keys themselves.
@@ -42,7 +80,9 @@ impl Consign {
 
     /// Revokes a key; answers whether it was active.
     pub async fn revoke_api_key(&self, id: ApiKeyId) -> Result<bool, ServiceError> {
-        Ok(self.keys.revoke_key(id, self.clock.now()).await?)
+        let revoked = self.keys.revoke_key(id, self.clock.now()).await?;
+        self.verified_keys.clear();
+        Ok(revoked)
     }
 }
 
@@ -78,5 +118,27 @@ mod tests {
                 Err(ServiceError::Unauthorized)
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_verified_key_is_trusted_briefly_and_forgotten_on_revoke() {
+        let mut keys = MockKeyStore::new();
+        keys.expect_verify_key()
+            .times(2)
+            .returning(|_| Ok(Some(ApiKeyId(7))));
+        keys.expect_revoke_key().times(1).returning(|_, _| Ok(true));
+        let consign = service_with_keys(MockOrderStore::new(), sandbox_named_mock(), keys);
+        assert_eq!(consign.authenticate("csk_k").await, Ok(ApiKeyId(7)));
+        assert_eq!(
+            consign.authenticate("csk_k").await,
+            Ok(ApiKeyId(7)),
+            "second check from the cache"
+        );
+        consign.revoke_api_key(ApiKeyId(7)).await.unwrap();
+        assert_eq!(
+            consign.authenticate("csk_k").await,
+            Ok(ApiKeyId(7)),
+            "asked the store again"
+        );
     }
 }
