@@ -51,6 +51,8 @@ pub async fn start(
             std::env::temp_dir().join("consign-bench-mail"),
         )
         .env("RUST_LOG", "warn")
+        // The load generator uses one key; the per-key limit would measure itself.
+        .env("CONSIGN_RATE_LIMIT", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if let Some(pool) = pool {

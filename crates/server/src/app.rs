@@ -122,19 +122,23 @@ impl Application {
         let state = ApiState {
             metrics: actix_web::web::Data::new(RequestMetrics::default()),
             consign: core.consign.clone(),
-            settings: Arc::new(HttpSettings::new(
-                &config.base_path,
-                &public_url,
-                config.max_body,
-                config
-                    .document_secret
-                    .as_deref()
-                    .unwrap_or(core.database.document_secret()),
-                i64::try_from(config.document_ttl.as_secs()).unwrap_or(i64::MAX / 2),
-            )),
+            settings: Arc::new(
+                HttpSettings::new(
+                    &config.base_path,
+                    &public_url,
+                    config.max_body,
+                    config
+                        .document_secret
+                        .as_deref()
+                        .unwrap_or(core.database.document_secret()),
+                    i64::try_from(config.document_ttl.as_secs()).unwrap_or(i64::MAX / 2),
+                )
+                .with_rate_limit(config.rate_limit),
+            ),
         };
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(consign_http::header_limits))
                 .wrap(actix_web::middleware::from_fn(consign_http::telemetry))
                 .configure(consign_http::routes(state.clone()))
         })

@@ -70,6 +70,8 @@ pub struct Config {
     pub outbox_interval: Duration,
     /// `CONSIGN_DOCUMENT_SECRET`: signs document links (default: a secret kept in the database).
     pub document_secret: Option<String>,
+    /// `CONSIGN_RATE_LIMIT`: requests per second per API key (bursts of twice that); 0: none.
+    pub rate_limit: u32,
     /// `CONSIGN_DOCUMENT_TTL`: how long a document link works.
     pub document_ttl: Duration,
     /// Store settings: seller (`CONSIGN_SELLER_NAME`, `CONSIGN_SELLER_ADDRESS` with `|` between
@@ -109,6 +111,7 @@ pub const KEYS: &[&str] = &[
     "CONSIGN_COUNTRY_OF_ORIGIN",
     "CONSIGN_MAIL_RETRY_BASE",
     "CONSIGN_OUTBOX_LEASE",
+    "CONSIGN_RATE_LIMIT",
 ];
 
 impl Config {
@@ -210,6 +213,8 @@ impl Config {
                     invalid("CONSIGN_OUTBOX_INTERVAL", "expected a duration such as 2s")
                 })?,
             document_secret: get("CONSIGN_DOCUMENT_SECRET"),
+            rate_limit: u32::try_from(number("CONSIGN_RATE_LIMIT")?.unwrap_or(300))
+                .map_err(|_| invalid("CONSIGN_RATE_LIMIT", "too large"))?,
             document_ttl: duration(get("CONSIGN_DOCUMENT_TTL").as_deref().unwrap_or("30d"))
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| {

@@ -17,6 +17,7 @@ pub struct Answer {
     pub fields: Map<String, Value>,
     xml: bool,
     headers: Vec<(&'static str, &'static str)>,
+    retry_after: Option<u64>,
 }
 
 impl Answer {
@@ -27,6 +28,7 @@ impl Answer {
             fields,
             xml: false,
             headers: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -46,6 +48,12 @@ impl Answer {
         self
     }
 
+    /// `Retry-After: seconds` (at least 1).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+
     /// Adds a response header.
     pub fn header(mut self, name: &'static str, value: &'static str) -> Self {
         self.headers.push((name, value));
@@ -59,6 +67,9 @@ impl Answer {
         response.extensions_mut().insert(outcome);
         for (name, value) in &self.headers {
             response.insert_header((*name, *value));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header(("Retry-After", seconds.to_string()));
         }
         let object = Value::Object(self.fields);
         if self.xml {

@@ -35,6 +35,12 @@ pub async fn require_api_key(
         .to_owned();
     match state.consign.authenticate(&key).await {
         Ok(id) => {
+            if let Some(wait) = over_rate_limit(&state, id) {
+                let answer = ApiError::RateLimited(wait).into_answer(false, None);
+                return Ok(request
+                    .into_response(answer.into_response())
+                    .map_into_right_body());
+            }
             request.extensions_mut().insert(id);
             next.call(request)
                 .await
@@ -76,4 +82,14 @@ fn carries_valid_document_token(request: &ServiceRequest, state: &ApiState) -> b
                 .documents
                 .verify(shipment, kind.slug(), &token)
         })
+}
+
+/// Seconds to wait when this key has used up its requests for now.
+fn over_rate_limit(state: &ApiState, key: consign_ports::ApiKeyId) -> Option<u64> {
+    use governor::clock::{Clock, DefaultClock};
+    let limiter = state.settings.rate_limit.as_ref()?;
+    limiter.check_key(&key.0).err().map(|not_until| {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+    })
 }

@@ -25,6 +25,9 @@ pub enum ApiError {
     /// Body over the limit (413).
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// The API key used up its requests for now (429); seconds to wait.
+    #[error("rate limit exceeded; retry later")]
+    RateLimited(u64),
     /// A body that is not JSON by its Content-Type (415).
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
@@ -44,6 +47,9 @@ impl ApiError {
             fields.insert("order".into(), order);
         }
         let mut answer = Answer::new(status, fields).xml(xml);
+        if let ApiError::RateLimited(wait) = &self {
+            answer = answer.retry_after(*wait);
+        }
         match self {
             ApiError::MethodNotAllowed(allow) => answer = answer.header("Allow", allow),
             ApiError::Service(ServiceError::CaptureUnknown(shipment)) => {
@@ -75,6 +81,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Service(error) => match error {
                 ServiceError::Rejected(
                     ShipmentError::NoProducts

@@ -12,6 +12,7 @@ mod dates;
 mod error;
 mod idempotency;
 mod input;
+mod limits;
 mod openapi;
 mod query;
 mod render;
@@ -24,6 +25,7 @@ use actix_web::{middleware, web};
 use consign_service::Consign;
 
 pub use error::ApiError;
+pub use limits::header_limits;
 pub use render::DocumentLinks;
 pub use telemetry::{telemetry, RequestMetrics};
 
@@ -38,6 +40,8 @@ pub struct HttpSettings {
     pub documents: DocumentLinks,
     /// The OpenAPI document, built once.
     openapi: String,
+    /// Requests per second per API key, with a burst of twice that; `None`: unlimited.
+    pub rate_limit: Option<Arc<governor::DefaultKeyedRateLimiter<i64>>>,
 }
 
 impl HttpSettings {
@@ -60,7 +64,20 @@ impl HttpSettings {
             ),
             base_path,
             max_body,
+            rate_limit: None,
         }
+    }
+
+    /// Limits every API key to `per_second` requests per second (bursts of twice that); 0 means
+    /// no limit.
+    pub fn with_rate_limit(mut self, per_second: u32) -> Self {
+        self.rate_limit = std::num::NonZeroU32::new(per_second).map(|rate| {
+            let burst = rate.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+            Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ))
+        });
+        self
     }
 }
 

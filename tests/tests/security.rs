@@ -1,0 +1,117 @@
+//! Security: keys on every route, rate limits per key, header limits.
+
+use consign_ports::{KeyStore, Timestamp};
+use consign_tests::*;
+use serde_json::json;
+
+/// Every route under the base path, with a method it serves.
+const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/order"),
+    ("GET", "/orders"),
+    ("POST", "/shipments"),
+    ("GET", "/shipments"),
+    ("GET", "/shipments/1-1"),
+    ("PUT", "/shipments/1-1"),
+    ("DELETE", "/shipments/1-1"),
+    ("PUT", "/shipment"),
+    ("PUT", "/capture"),
+    ("GET", "/documents/1-1/proforma.pdf"),
+    ("GET", "/no-such-route"),
+];
+
+#[test]
+fn every_route_answers_401_without_a_key_and_with_a_revoked_key() {
+    let app = spawn_app(Backend::Sqlite);
+    let revoked = "csk_revoked-security-key-00000000";
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = runtime
+        .block_on(app.database.add_key(revoked, "revoked", Timestamp(0)))
+        .unwrap();
+    runtime
+        .block_on(app.database.revoke_key(id, Timestamp(1)))
+        .unwrap();
+    let before = app.dump();
+    for (method, path) in ROUTES {
+        for key in [None, Some(revoked), Some("csk_never-issued")] {
+            let mut headers = vec![("Content-Type", "application/json")];
+            if let Some(key) = key {
+                headers.push(("API-Authorization", key));
+            }
+            let body = (*method != "GET" && *method != "DELETE").then_some(&b"{}"[..]);
+            let reply = app.raw(method, path, &headers, body);
+            assert_eq!(reply.status, 401, "{method} {path} with {key:?}");
+            assert_eq!(reply.json(), json!({"status": "no", "msg": "unauthorized"}));
+        }
+    }
+    assert_eq!(app.dump(), before);
+}
+
+#[test]
+fn each_api_key_is_rate_limited_on_its_own() {
+    let app = spawn_app_with(Backend::Sqlite, &[("CONSIGN_RATE_LIMIT", "5")]);
+    let other = "csk_second-rate-limit-key-0000000";
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(app.database.add_key(other, "other", Timestamp(0)))
+        .unwrap();
+    let replies: Vec<Reply> = (0..40).map(|_| app.get("/orders")).collect();
+    let limited: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
+    assert!(
+        !limited.is_empty(),
+        "40 requests at once must exceed 5/s with a burst of 10"
+    );
+    assert!(
+        replies.iter().filter(|r| r.status == 200).count() >= 10,
+        "the burst is allowed"
+    );
+    for reply in &limited {
+        assert_eq!(
+            reply.json(),
+            json!({"status": "no", "msg": "rate limit exceeded; retry later"})
+        );
+        let wait: u64 = reply
+            .retry_after
+            .as_deref()
+            .expect("Retry-After")
+            .parse()
+            .unwrap();
+        assert!((1..=2).contains(&wait), "{wait}");
+    }
+    let theirs = app.raw("GET", "/orders", &[("API-Authorization", other)], None);
+    assert_eq!(theirs.status, 200, "another key has its own budget");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    assert_eq!(app.get("/orders").status, 200, "the budget refills");
+}
+
+#[test]
+fn oversized_headers_are_refused_without_a_server_error() {
+    let app = spawn_app(Backend::Sqlite);
+    let huge = "x".repeat(64 * 1024);
+    let result = ureq::get(&app.url("/orders"))
+        .set("API-Authorization", TEST_KEY)
+        .set("X-Padding", &huge)
+        .call();
+    match result {
+        Ok(response) => panic!("a 64 KiB header was accepted: {}", response.status()),
+        Err(ureq::Error::Status(status, response)) => {
+            assert_eq!(status, 431);
+            assert_eq!(
+                response.into_string().unwrap(),
+                r#"{"status":"no","msg":"request headers exceed 64 headers or 16384 bytes"}"#
+            );
+        }
+        // The server may close the connection instead of answering: also a refusal.
+        Err(ureq::Error::Transport(_)) => {}
+    }
+    assert_eq!(
+        app.get("/orders").status,
+        200,
+        "the server is still serving"
+    );
+}
