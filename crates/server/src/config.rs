@@ -258,6 +258,19 @@ impl Config {
                 .ok_or_else(|| {
                     invalid("CONSIGN_OUTBOX_LEASE", "expected a duration such as 60s")
                 })?,
+                idempotency_takeover_millis: duration(
+                    get("CONSIGN_IDEMPOTENCY_TAKEOVER")
+                        .as_deref()
+                        .unwrap_or("60s"),
+                )
+                .filter(|d| !d.is_zero())
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                .ok_or_else(|| {
+                    invalid(
+                        "CONSIGN_IDEMPOTENCY_TAKEOVER",
+                        "expected a duration such as 60s",
+                    )
+                })?,
             },
         })
     }

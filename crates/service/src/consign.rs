@@ -43,6 +43,9 @@ pub struct StoreSettings {
     /// How long one sender holds an outbox message before another may take it (a sender that
     /// crashed mid-send loses it after this long).
     pub mail_lease_millis: i64,
+    /// A client idempotency key whose request died with its process is taken over by a retry
+    /// after this long (the API promises 60 s).
+    pub idempotency_takeover_millis: i64,
 }
 
 impl Default for StoreSettings {
@@ -53,6 +56,7 @@ impl Default for StoreSettings {
             mail_from: "shipping@localhost".into(),
             mail_retry_base_millis: 5_000,
             mail_lease_millis: 60_000,
+            idempotency_takeover_millis: crate::TAKEOVER_AFTER_MILLIS,
         }
     }
 }

@@ -27,7 +27,7 @@ impl Consign {
                 key,
                 fingerprint,
                 self.clock.now(),
-                TAKEOVER_AFTER_MILLIS,
+                self.settings.idempotency_takeover_millis,
             )
             .await?)
     }

@@ -40,7 +40,17 @@ pub fn start_with(
     fault_point: Option<&str>,
     extra: &[(&str, &str)],
 ) -> Server {
-    let port = free_port();
+    start_at(free_port(), db_url, stand_in, fault_point, extra)
+}
+
+/// As [`start_with`], on a given port (a restart keeps its address, as behind a load balancer).
+pub fn start_at(
+    port: u16,
+    db_url: &str,
+    stand_in: &StandIn,
+    fault_point: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_consign"));
     command
         .env("CONSIGN_LISTEN", format!("127.0.0.1:{port}"))
