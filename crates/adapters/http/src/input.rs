@@ -431,4 +431,64 @@ mod tests {
         assert!(check_text(&"é".repeat(255), MAX_TEXT, false).is_ok());
         assert!(check_text(&"é".repeat(256), MAX_TEXT, false).is_err());
     }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// JSON-shaped values with the field names and value kinds requests use.
+        fn value() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::Bool),
+                any::<i64>().prop_map(|n| serde_json::json!(n)),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(|f| serde_json::json!(f)),
+                "[ -~]{0,12}".prop_map(serde_json::Value::String),
+                "[0-9]{1,22}".prop_map(serde_json::Value::String),
+            ];
+            leaf.prop_recursive(3, 24, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                    prop::collection::btree_map(
+                        "order|products|gtg|capture|qty|[0-9]{1,6}|[a-z]{1,6}",
+                        inner,
+                        0..5
+                    )
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic_the_body_parser(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+                let _ = parse_object(&bytes);
+            }
+
+            #[test]
+            fn every_field_reader_answers_a_value_or_a_named_400(value in value()) {
+                let mut map = Map::new();
+                map.insert("f".into(), value);
+                let fields = Fields::new(&map, "", &["f"]).unwrap();
+                for outcome in [
+                    fields.id("f").map(|_| ()),
+                    fields.quantity("f").map(|_| ()),
+                    fields.count("f").map(|_| ()),
+                    fields.flag("f").map(|_| ()),
+                    fields.text("f", MAX_TEXT).map(|_| ()),
+                    fields.object("f").map(|_| ()),
+                    fields.tax_rate("f").map(|_| ()),
+                ] {
+                    if let Err(error) = outcome {
+                        prop_assert!(error.to_string().contains("f"), "{error}");
+                    }
+                }
+                let text = serde_json::to_vec(&map).unwrap();
+                prop_assert!(parse_object(&text).is_ok());
+            }
+        }
+    }
 }
