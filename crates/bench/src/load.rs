@@ -21,9 +21,15 @@ pub struct Seeded {
     pub full: Vec<(i64, [String; 2])>,
 }
 
-async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Result<(u16, Value), String> {
+/// A JSON request with the bench's key: (status, parsed answer).
+async fn send(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: &Value,
+) -> Result<(u16, Value), String> {
     let response = client
-        .post(url)
+        .request(method, url)
         .header("API-Authorization", KEY)
         .header("Content-Type", "application/json")
         .body(body.to_string())
@@ -35,18 +41,12 @@ async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Result<(u16,
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
+async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Result<(u16, Value), String> {
+    send(client, reqwest::Method::POST, url, body).await
+}
+
 async fn put(client: &reqwest::Client, url: &str, body: &Value) -> Result<(u16, Value), String> {
-    let response = client
-        .put(url)
-        .header("API-Authorization", KEY)
-        .header("Content-Type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let text = response.text().await.map_err(|e| e.to_string())?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    send(client, reqwest::Method::PUT, url, body).await
 }
 
 pub async fn get(client: &reqwest::Client, url: &str) -> Result<Value, String> {

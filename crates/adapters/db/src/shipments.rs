@@ -141,24 +141,17 @@ pub(crate) fn reserve_shipment(
             (Some(capture), Some(authorization)) => {
                 let key = provider_key(installation, plan.id, 1);
                 diesel::insert_into(capture_attempts::table)
-                    .values(AttemptRow {
-                        order_id: order_id.0,
+                    .values(AttemptRow::pending(
+                        order_id.0,
                         number,
-                        attempt: 1,
-                        idempotency_key: key.clone(),
-                        amount: capture.amount.minor(),
-                        final_capture: flag(capture.completes_order),
-                        state: ATTEMPT_PENDING.to_owned(),
-                        provider_reference: None,
-                        decline_code: None,
-                        decline_message: None,
-                        created_at: now.0,
-                        updated_at: now.0,
-                        passes: 0,
-                        last_error: None,
-                        void_on_decline: 1,
-                        on_capture: None,
-                    })
+                        1,
+                        key.clone(),
+                        capture.amount.minor(),
+                        capture.completes_order,
+                        true,
+                        None,
+                        now.0,
+                    ))
                     .execute(conn)?;
                 Some(CaptureAttempt {
                     shipment: plan.id,

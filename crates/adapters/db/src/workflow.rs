@@ -12,7 +12,7 @@ use crate::error::DbError;
 use crate::orders::{load_order, load_shipment};
 use crate::rows::{flag, int, AttemptRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{capture_attempts, order_lines, orders, shipment_lines, shipments};
-use crate::shipments::{provider_key, ATTEMPT_PENDING};
+use crate::shipments::provider_key;
 
 /// Locks the order and loads one live shipment of it; `order`, when given, must be its order.
 fn locate(
@@ -132,24 +132,17 @@ pub(crate) fn begin_capture(
                 .execute(conn)?;
         }
         diesel::insert_into(capture_attempts::table)
-            .values(AttemptRow {
-                order_id: id.order.0,
-                number: row.number,
-                attempt: attempt_no,
-                idempotency_key: key.clone(),
-                amount: plan.amount.minor(),
-                final_capture: flag(plan.completes_order),
-                state: ATTEMPT_PENDING.to_owned(),
-                provider_reference: None,
-                decline_code: None,
-                decline_message: None,
-                created_at: now.0,
-                updated_at: now.0,
-                passes: 0,
-                last_error: None,
-                void_on_decline: 0,
-                on_capture: Some(changes::encode(on_capture)),
-            })
+            .values(AttemptRow::pending(
+                id.order.0,
+                row.number,
+                attempt_no,
+                key.clone(),
+                plan.amount.minor(),
+                plan.completes_order,
+                false,
+                Some(changes::encode(on_capture)),
+                now.0,
+            ))
             .execute(conn)?;
         Ok(BeginCapture::Started(CaptureAttempt {
             shipment: id,

@@ -336,6 +336,20 @@ pub fn parse_digits(text: &str) -> Result<u64, &'static str> {
     text.parse::<u64>().map_err(|_| "is too large")
 }
 
+/// A `products` key: a lineId as a string of digits.
+pub fn line_id_key(key: &str) -> Result<i64, ApiError> {
+    parse_digits(key)
+        .ok()
+        .and_then(|n| i64::try_from(n).ok())
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "field products: key {} is not a lineId",
+                shown(key)
+            ))
+        })
+}
+
 /// Length and control-character rules for text fields.
 pub fn check_text(text: &str, max: usize, multiline: bool) -> Result<(), &'static str> {
     if text.chars().count() > max {

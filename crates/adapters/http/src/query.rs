@@ -54,6 +54,19 @@ impl Query {
             .transpose()
     }
 
+    /// A date parameter (`YYYY-MM-DD` or `YYYY-MM-DD HH:MM:SS`, UTC).
+    pub fn date(&self, name: &str) -> Result<Option<consign_ports::Timestamp>, ApiError> {
+        self.get(name)
+            .map(|text| {
+                crate::dates::parse(text).ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "parameter {name}: must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
     /// `xml=1` / `xml=true` (or 0/false).
     pub fn xml(&self) -> Result<bool, ApiError> {
         match self.get("xml") {

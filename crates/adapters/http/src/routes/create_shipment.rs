@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::answer::Answer;
 use crate::error::ApiError;
 use crate::idempotency::RequestKey;
-use crate::input::{parse_digits, shown, Fields, MAX_TEXT};
+use crate::input::{line_id_key, Fields, MAX_TEXT};
 use crate::routes::{answer_with_order, json_body};
 use crate::ApiState;
 
@@ -138,16 +138,7 @@ fn product_lines(products: &serde_json::Map<String, Value>) -> Result<Vec<Shipme
     products
         .keys()
         .map(|key| {
-            let line_id = parse_digits(key)
-                .ok()
-                .and_then(|n| i64::try_from(n).ok())
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "field products: key {} is not a lineId",
-                        shown(key)
-                    ))
-                })?;
+            let line_id = line_id_key(key)?;
             let quantity = quantities.must(key, quantities.quantity(key)?)?;
             Ok(ShipmentLine {
                 line_id: LineId(line_id),

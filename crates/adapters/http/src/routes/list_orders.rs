@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::answer::Answer;
 use crate::error::ApiError;
 use crate::query::Query;
-use crate::{dates, render, ApiState};
+use crate::{render, ApiState};
 
 pub(crate) const PARAMS: &[&str] = &[
     "limit",
@@ -37,26 +37,14 @@ pub async fn list_orders(request: HttpRequest, state: web::Data<ApiState>) -> Ht
 }
 
 async fn handle(state: &ApiState, query: &Query) -> Result<Answer, ApiError> {
-    let date = |name: &str| -> Result<_, ApiError> {
-        query
-            .get(name)
-            .map(|text| {
-                dates::parse(text).ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "parameter {name}: must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS"
-                    ))
-                })
-            })
-            .transpose()
-    };
     let max_id = i64::MAX as u64;
     let order_query = OrderQuery {
         order: query
             .number("order", 1..=max_id)?
             .map(|n| OrderId(n as i64)),
         customer_id: query.number("customer_id", 1..=max_id)?.map(|n| n as i64),
-        newer_than: date("newer_than")?,
-        older_than: date("older_than")?,
+        newer_than: query.date("newer_than")?,
+        older_than: query.date("older_than")?,
         limit: query.number("limit", 1..=1000)?.unwrap_or(20) as u32,
         offset: query
             .number("offset", 0..=u64::from(u32::MAX))?

@@ -7,11 +7,11 @@ use serde_json::{Map, Value};
 
 use crate::answer::Answer;
 use crate::error::ApiError;
-use crate::input::{parse_digits, shown, Fields, MAX_TEXT};
+use crate::input::{line_id_key, Fields, MAX_TEXT};
 use crate::query::Query;
 use crate::routes::create_shipment::MAX_LINES;
 use crate::routes::{json_body, shipment_error, shipment_id};
-use crate::{dates, render, ApiState};
+use crate::{render, ApiState};
 
 pub(crate) const LIST_PARAMS: &[&str] = &[
     "status",
@@ -47,19 +47,6 @@ where
     }
 }
 
-fn date(query: &Query, name: &str) -> Result<Option<consign_ports::Timestamp>, ApiError> {
-    query
-        .get(name)
-        .map(|text| {
-            dates::parse(text).ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "parameter {name}: must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS"
-                ))
-            })
-        })
-        .transpose()
-}
-
 /// `GET <base>/shipments`: by default good-to-go shipments not yet shipped.
 pub async fn list_shipments(request: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
     with_query(&request, LIST_PARAMS, |query| async move {
@@ -83,8 +70,8 @@ pub async fn list_shipments(request: HttpRequest, state: web::Data<ApiState>) ->
                         .number("order", 1..=max_id)?
                         .map(|n| OrderId(n as i64)),
                     customer_id: query.number("customer_id", 1..=max_id)?.map(|n| n as i64),
-                    newer_than: date(&query, "newer_than")?,
-                    older_than: date(&query, "older_than")?,
+                    newer_than: query.date("newer_than")?,
+                    older_than: query.date("older_than")?,
                     limit: query.number("limit", 1..=100)?.unwrap_or(100) as u32,
                     offset: query
                         .number("offset", 0..=u64::from(u32::MAX))?
@@ -119,8 +106,8 @@ pub async fn get_shipment(
         let get = async {
             let id = shipment_id(&raw, "shipment")?;
             // Centra's filters are accepted without filtering; a given order must match.
-            date(&query, "newer_than")?;
-            date(&query, "older_than")?;
+            query.date("newer_than")?;
+            query.date("older_than")?;
             let order = query
                 .number("order", 1..=i64::MAX as u64)?
                 .map(|n| OrderId(n as i64));
@@ -223,16 +210,7 @@ fn quantities(products: &Map<String, Value>) -> Result<Vec<ShipmentLine>, ApiErr
     products
         .iter()
         .map(|(key, value)| {
-            let line_id = parse_digits(key)
-                .ok()
-                .and_then(|n| i64::try_from(n).ok())
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "field products: key {} is not a lineId",
-                        shown(key)
-                    ))
-                })?;
+            let line_id = line_id_key(key)?;
             let quantity = match value {
                 Value::Object(inner) => {
                     let path = format!("products.{key}.");
