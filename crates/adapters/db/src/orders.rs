@@ -8,18 +8,67 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
-use crate::schema::{counters, customers, order_lines, orders, shipment_lines, shipments};
+use crate::schema::{customers, order_lines, orders, shipment_lines, shipments};
 
 /// Adds `by` to a counter and answers its new value. As the first statement of a transaction it
 /// also takes the write lock, so SQLite queues writers instead of failing them mid-transaction.
 pub(crate) fn bump_counter(conn: &mut AnyConnection, name: &str, by: i64) -> Result<i64, DbError> {
-    diesel::update(counters::table.find(name))
-        .set(counters::value.eq(counters::value + by))
-        .execute(conn)?;
-    Ok(counters::table
-        .find(name)
-        .select(counters::value)
-        .first(conn)?)
+    #[derive(QueryableByName)]
+    struct Value {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        value: i64,
+    }
+    // One round trip with RETURNING (both backends have it; MultiConnection's DSL does not).
+    let bumped: Value = match conn {
+        AnyConnection::Postgresql(pg) => diesel::sql_query(
+            "UPDATE counters SET value = value + $1 WHERE name = $2 RETURNING value",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(by)
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result(pg)?,
+        AnyConnection::Sqlite(sqlite) => diesel::sql_query(
+            "UPDATE counters SET value = value + ? WHERE name = ? RETURNING value",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(by)
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result(sqlite)?,
+    };
+    Ok(bumped.value)
+}
+
+/// Locks an order for the rest of the transaction and reads it, in one round trip: the row lock
+/// on PostgreSQL, the write lock on SQLite. `None` when there is no such order.
+pub(crate) fn lock_order(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: Timestamp,
+) -> Result<Option<OrderRow>, DbError> {
+    let row = match conn {
+        AnyConnection::Postgresql(pg) => {
+            diesel::sql_query("UPDATE orders SET updated_at = $1 WHERE id = $2 RETURNING *")
+                .bind::<diesel::sql_types::BigInt, _>(now.0)
+                .bind::<diesel::sql_types::BigInt, _>(id)
+                .get_result::<OrderRow>(pg)
+                .optional()?
+        }
+        AnyConnection::Sqlite(sqlite) => {
+            diesel::sql_query("UPDATE orders SET updated_at = ? WHERE id = ? RETURNING *")
+                .bind::<diesel::sql_types::BigInt, _>(now.0)
+                .bind::<diesel::sql_types::BigInt, _>(id)
+                .get_result::<OrderRow>(sqlite)
+                .optional()?
+        }
+    };
+    Ok(row)
+}
+
+/// An order's lines, in import order.
+pub(crate) fn load_lines(conn: &mut AnyConnection, id: i64) -> Result<Vec<LineRow>, DbError> {
+    Ok(order_lines::table
+        .filter(order_lines::order_id.eq(id))
+        .order(order_lines::position.asc())
+        .select(LineRow::as_select())
+        .load(conn)?)
 }
 
 pub(crate) fn import_order(

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use crate::error::DbError;
 use crate::schema::*;
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = orders)]
 pub struct OrderRow {
     pub id: i64,

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 
 use crate::connection::AnyConnection;
 use crate::error::DbError;
-use crate::orders::{load_order, load_shipment};
+use crate::orders::{load_lines, load_shipment, lock_order};
 use crate::rows::{flag, int, AttemptRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{capture_attempts, order_lines, orders, shipment_lines, shipments};
 
@@ -37,14 +37,9 @@ pub(crate) fn reserve_shipment(
     conn.transaction(|conn| {
         // Writing the order row first takes its row lock on PostgreSQL and the write lock on
         // SQLite: concurrent shipments of one order queue here, with one query for both.
-        let locked = diesel::update(orders::table.find(order_id.0))
-            .set(orders::updated_at.eq(now.0))
-            .execute(conn)?;
-        if locked == 0 {
-            return Err(ShipmentError::OrderNotFound(order_id).into());
-        }
-        let (order_row, line_rows) =
-            load_order(conn, order_id.0)?.ok_or(ShipmentError::OrderNotFound(order_id))?;
+        let order_row =
+            lock_order(conn, order_id.0, now)?.ok_or(ShipmentError::OrderNotFound(order_id))?;
+        let line_rows = load_lines(conn, order_id.0)?;
         let order = order_row.to_order(&line_rows)?;
         let plan = order.plan_shipment(request)?;
         let number = int(plan.id.number);
@@ -195,7 +190,10 @@ pub(crate) fn settle_capture(
                 .filter(capture_attempts::order_id.eq(order_id))
                 .filter(capture_attempts::idempotency_key.eq(&attempt.idempotency_key))
         };
-        let open = this_attempt().filter(capture_attempts::state.eq_any(ATTEMPT_OPEN));
+        // Open = neither succeeded nor failed; written without IN (...) so the statement is cached.
+        let open = this_attempt()
+            .filter(capture_attempts::state.ne(ATTEMPT_SUCCEEDED))
+            .filter(capture_attempts::state.ne(ATTEMPT_FAILED));
         let settled = match outcome {
             SettleOutcome::Captured { reference } => diesel::update(open)
                 .set((
