@@ -77,6 +77,7 @@ async fn run(options: Options) -> Result<bool, String> {
         (options.backend == Backend::Sqlite).then_some(db.config.target.as_str()),
     )?)?;
     let cpu_before = consign.cpu_seconds();
+    let generator_before = own_cpu_seconds();
     let started = Instant::now();
     let (mut tally, shipments) = load::drive(
         &client,
@@ -89,6 +90,7 @@ async fn run(options: Options) -> Result<bool, String> {
     .await?;
     let elapsed = started.elapsed();
     let cpu = consign.cpu_seconds() - cpu_before;
+    let generator_cpu = own_cpu_seconds() - generator_before;
     let rss = consign.peak_rss_mib();
     let failures =
         load::check_invariants(&client, &consign.base, options.orders + options.full_orders)
@@ -162,6 +164,11 @@ async fn run(options: Options) -> Result<bool, String> {
         measured.tally.server_errors,
         measured.tally.transport_errors
     );
+    println!(
+        "load generator CPU: {:.3} ms per request ({:.0} requests per CPU second)",
+        generator_cpu * 1000.0 / requests.max(1) as f64,
+        requests as f64 / generator_cpu.max(f64::MIN_POSITIVE)
+    );
     println!("server CPU: {:.3} ms per request ({requests_per_cpu_second:.0} requests per CPU second); peak RSS {rss:.1} MiB; ready in {ready_ms:.0} ms", if requests > 0 { cpu * 1000.0 / requests as f64 } else { 0.0 });
     let mut ratios = json!(null);
     if let Some(base) = &baseline {
@@ -196,6 +203,20 @@ async fn run(options: Options) -> Result<bool, String> {
     Ok(failures.is_empty()
         && measured.tally.server_errors == 0
         && measured.tally.transport_errors == 0)
+}
+
+/// This process's own user + system CPU seconds (not its children's).
+fn own_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn main() -> ExitCode {
