@@ -112,6 +112,7 @@ pub const KEYS: &[&str] = &[
     "CONSIGN_MAIL_RETRY_BASE",
     "CONSIGN_OUTBOX_LEASE",
     "CONSIGN_RATE_LIMIT",
+    "CONSIGN_IDEMPOTENCY_TAKEOVER",
 ];
 
 impl Config {

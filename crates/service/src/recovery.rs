@@ -36,7 +36,11 @@ impl Consign {
                 Ok(view) if view.state == ShipmentState::Captured => report.captured += 1,
                 Ok(_) | Err(ServiceError::CaptureDeclined(_)) => report.declined += 1,
                 Err(ServiceError::CaptureUnknown(_)) => report.unresolved += 1,
-                Err(other) => return Err(other),
+                // One attempt's trouble (a busy database, say) must not hold up the others.
+                Err(other) => {
+                    tracing::warn!(shipment = %attempt.shipment, error = %other, "recovery could not settle this attempt yet");
+                    report.unresolved += 1;
+                }
             }
         }
         if report.examined > 0 {

@@ -25,6 +25,8 @@ pub struct Database {
     /// polling the file lock (which costs latency spikes under load). `None` on PostgreSQL,
     /// whose row locks let writes to different orders run in parallel.
     writer: Option<Arc<Semaphore>>,
+    /// The longest wait for a turn at the database before answering "unavailable".
+    wait_limit: std::time::Duration,
     /// Requests waiting for a permit (for metrics).
     waiting: Arc<std::sync::atomic::AtomicU32>,
     pool_size: u32,
@@ -49,6 +51,7 @@ impl Database {
             permits: Arc::new(Semaphore::new(config.pool_size as usize)),
             waiting: Arc::new(std::sync::atomic::AtomicU32::new(0)),
             writer: (config.backend == Backend::Sqlite).then(|| Arc::new(Semaphore::new(1))),
+            wait_limit: config.connection_timeout,
             pool_size: config.pool_size,
             pool,
             backend: config.backend,
@@ -88,6 +91,22 @@ impl Database {
         &self.installation
     }
 
+    /// A permit, or "unavailable" after `CONSIGN_DB_TIMEOUT`: under overload requests are answered
+    /// 503 instead of queueing without bound.
+    async fn wait_for(
+        &self,
+        semaphore: &Arc<Semaphore>,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, DbError> {
+        match tokio::time::timeout(self.wait_limit, semaphore.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(closed)) => Err(DbError::Task(closed.to_string())),
+            Err(_) => Err(DbError::PoolTimeout(format!(
+                "no turn at the database within {:?}",
+                self.wait_limit
+            ))),
+        }
+    }
+
     /// [`Database::run`] for work that writes: on SQLite it first waits its turn as the writer.
     pub(crate) async fn run_write<T, F>(&self, work: F) -> Result<T, DbError>
     where
@@ -95,13 +114,7 @@ impl Database {
         F: Fn(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
     {
         let _turn = match &self.writer {
-            Some(writer) => Some(
-                writer
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|e| DbError::Task(e.to_string()))?,
-            ),
+            Some(writer) => Some(self.wait_for(writer).await?),
             None => None,
         };
         self.run(work).await
@@ -115,9 +128,9 @@ impl Database {
     {
         use std::sync::atomic::Ordering;
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        let permit = self.permits.clone().acquire_owned().await;
+        let permit = self.wait_for(&self.permits).await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
-        let _permit = permit.map_err(|e| DbError::Task(e.to_string()))?;
+        let _permit = permit?;
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool

@@ -94,7 +94,8 @@ pub(crate) fn claim(
     limit: u32,
 ) -> Result<Vec<OutboxMessage>, DbError> {
     conn.transaction(|conn| {
-        // A write first, so SQLite queues claimers instead of failing one on upgrade.
+        // On SQLite this write (matching no row) takes the write lock before the read, so claimers
+        // queue instead of failing on upgrade; on PostgreSQL the guarded update below decides.
         diesel::update(outbox::table.filter(outbox::id.eq(-1)))
             .set(outbox::due_at.eq(outbox::due_at))
             .execute(conn)?;
@@ -112,12 +113,22 @@ pub(crate) fn claim(
             .load(conn)?;
         let mut claimed = Vec::with_capacity(due.len());
         for (id, order_id, number, attempts) in due {
-            diesel::update(outbox::table.find(id))
-                .set((
-                    outbox::state.eq(SENDING),
-                    outbox::due_at.eq(now.0 + lease_millis),
-                ))
-                .execute(conn)?;
+            // Guarded: on PostgreSQL another instance may have claimed the row since it was
+            // read; then this update matches nothing and the message is left to that instance.
+            let taken = diesel::update(
+                outbox::table
+                    .find(id)
+                    .filter(outbox::state.ne(SENT))
+                    .filter(outbox::due_at.le(now.0)),
+            )
+            .set((
+                outbox::state.eq(SENDING),
+                outbox::due_at.eq(now.0 + lease_millis),
+            ))
+            .execute(conn)?;
+            if taken != 1 {
+                continue;
+            }
             claimed.push(OutboxMessage {
                 id,
                 shipment: ShipmentId {

@@ -101,7 +101,7 @@ pub(crate) fn begin_capture(
             .unwrap_or(0)
             + 1;
         let key = provider_key(installation, id, u32::try_from(attempt_no).unwrap_or(1));
-        diesel::update(
+        let started = diesel::update(
             shipments::table
                 .find((id.order.0, row.number))
                 .filter(shipments::state.eq(ShipmentState::Uncaptured.as_str())),
@@ -113,15 +113,26 @@ pub(crate) fn begin_capture(
             shipments::updated_at.eq(now.0),
         ))
         .execute(conn)?;
+        if started != 1 {
+            return Err(DbError::Corrupt(format!(
+                "shipment {id} changed under the order lock"
+            )));
+        }
         for line in &lines {
             let quantity = int(line.quantity);
-            diesel::update(
+            let moved = diesel::update(
                 order_lines::table
                     .find((id.order.0, line.line_id.0))
                     .filter((order_lines::in_capture + quantity).le(order_lines::allocated)),
             )
             .set(order_lines::in_capture.eq(order_lines::in_capture + quantity))
             .execute(conn)?;
+            if moved != 1 {
+                return Err(DbError::Corrupt(format!(
+                    "line {} changed under the order lock",
+                    line.line_id
+                )));
+            }
         }
         diesel::update(orders::table.find(id.order.0))
             .set(orders::committed.eq(orders::committed + plan.amount.minor()))

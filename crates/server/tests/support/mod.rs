@@ -64,6 +64,10 @@ pub fn start_at(
         .env("CONSIGN_RECOVERY_AFTER", "1s")
         .env("CONSIGN_WORKERS", "2")
         .env("RUST_LOG", "error")
+        .env(
+            "CONSIGN_MAIL_DIR",
+            std::env::temp_dir().join(format!("consign-test-mail-{}", std::process::id())),
+        )
         .env_remove("FAILPOINTS")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
