@@ -54,6 +54,27 @@ impl Query {
             .transpose()
     }
 
+    /// Centra's `order` filter.
+    pub fn order(&self) -> Result<Option<consign_domain::OrderId>, ApiError> {
+        Ok(self
+            .number("order", 1..=i64::MAX as u64)?
+            .map(|n| consign_domain::OrderId(n as i64)))
+    }
+
+    /// Centra's `customer_id` filter.
+    pub fn customer_id(&self) -> Result<Option<i64>, ApiError> {
+        Ok(self
+            .number("customer_id", 1..=i64::MAX as u64)?
+            .map(|n| n as i64))
+    }
+
+    /// `limit` (1 to `max`, `default` when absent) and `offset`.
+    pub fn page(&self, max: u64, default: u32) -> Result<(u32, u32), ApiError> {
+        let limit = self.number("limit", 1..=max)?.map_or(default, |n| n as u32);
+        let offset = self.number("offset", 0..=u64::from(u32::MAX))?.unwrap_or(0) as u32;
+        Ok((limit, offset))
+    }
+
     /// A date parameter (`YYYY-MM-DD` or `YYYY-MM-DD HH:MM:SS`, UTC).
     pub fn date(&self, name: &str) -> Result<Option<consign_ports::Timestamp>, ApiError> {
         self.get(name)

@@ -1,7 +1,6 @@
 //! `GET <base>/orders`: orders with their lines, quantities and live shipments, oldest first.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use consign_domain::OrderId;
 use consign_ports::OrderQuery;
 use serde_json::Value;
 
@@ -37,18 +36,14 @@ pub async fn list_orders(request: HttpRequest, state: web::Data<ApiState>) -> Ht
 }
 
 async fn handle(state: &ApiState, query: &Query) -> Result<Answer, ApiError> {
-    let max_id = i64::MAX as u64;
+    let (limit, offset) = query.page(1000, 20)?;
     let order_query = OrderQuery {
-        order: query
-            .number("order", 1..=max_id)?
-            .map(|n| OrderId(n as i64)),
-        customer_id: query.number("customer_id", 1..=max_id)?.map(|n| n as i64),
+        order: query.order()?,
+        customer_id: query.customer_id()?,
         newer_than: query.date("newer_than")?,
         older_than: query.date("older_than")?,
-        limit: query.number("limit", 1..=1000)?.unwrap_or(20) as u32,
-        offset: query
-            .number("offset", 0..=u64::from(u32::MAX))?
-            .unwrap_or(0) as u32,
+        limit,
+        offset,
     };
     let orders = state.consign.list_orders(order_query).await?;
     Ok(Answer::ok([(

@@ -61,21 +61,17 @@ pub async fn list_shipments(request: HttpRequest, state: web::Data<ApiState>) ->
                     ))
                 }
             };
-            let max_id = i64::MAX as u64;
+            let (limit, offset) = query.page(100, 100)?;
             let shipments = state
                 .consign
                 .list_shipments(ShipmentQuery {
                     status,
-                    order: query
-                        .number("order", 1..=max_id)?
-                        .map(|n| OrderId(n as i64)),
-                    customer_id: query.number("customer_id", 1..=max_id)?.map(|n| n as i64),
+                    order: query.order()?,
+                    customer_id: query.customer_id()?,
                     newer_than: query.date("newer_than")?,
                     older_than: query.date("older_than")?,
-                    limit: query.number("limit", 1..=100)?.unwrap_or(100) as u32,
-                    offset: query
-                        .number("offset", 0..=u64::from(u32::MAX))?
-                        .unwrap_or(0) as u32,
+                    limit,
+                    offset,
                 })
                 .await?;
             let links = &state.settings.documents;
@@ -108,9 +104,7 @@ pub async fn get_shipment(
             // Centra's filters are accepted without filtering; a given order must match.
             query.date("newer_than")?;
             query.date("older_than")?;
-            let order = query
-                .number("order", 1..=i64::MAX as u64)?
-                .map(|n| OrderId(n as i64));
+            let order = query.order()?;
             let listing = state.consign.get_shipment(id, order).await?;
             Ok(Answer::ok([(
                 "shipments",
@@ -143,9 +137,7 @@ pub async fn delete_shipment(
                 ));
             }
             let id = shipment_id(&raw, "shipment")?;
-            let order = query
-                .number("order", 1..=i64::MAX as u64)?
-                .map(|n| OrderId(n as i64));
+            let order = query.order()?;
             let shipment = state.consign.delete_shipment(id, order).await?;
             Ok(Answer::ok([
                 ("msg", "shipment removed".into()),
