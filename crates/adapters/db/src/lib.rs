@@ -21,6 +21,7 @@ mod keys;
 mod listing;
 mod orders;
 mod outbox;
+mod raw;
 mod rows;
 mod schema;
 mod shipments;

@@ -18,22 +18,16 @@ pub(crate) fn bump_counter(conn: &mut AnyConnection, name: &str, by: i64) -> Res
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         value: i64,
     }
-    // One round trip with RETURNING (both backends have it; MultiConnection's DSL does not).
-    let bumped: Value = match conn {
-        AnyConnection::Postgresql(pg) => diesel::sql_query(
-            "UPDATE counters SET value = value + $1 WHERE name = $2 RETURNING value",
-        )
-        .bind::<diesel::sql_types::BigInt, _>(by)
-        .bind::<diesel::sql_types::Text, _>(name)
-        .get_result(pg)?,
-        AnyConnection::Sqlite(sqlite) => diesel::sql_query(
-            "UPDATE counters SET value = value + ? WHERE name = ? RETURNING value",
-        )
-        .bind::<diesel::sql_types::BigInt, _>(by)
-        .bind::<diesel::sql_types::Text, _>(name)
-        .get_result(sqlite)?,
-    };
-    Ok(bumped.value)
+    let bumped: Option<Value> = crate::raw::returning_one!(
+        conn,
+        "UPDATE counters SET value = value + $1 WHERE name = $2 RETURNING value",
+        |q| q
+            .bind::<diesel::sql_types::BigInt, _>(by)
+            .bind::<diesel::sql_types::Text, _>(name)
+    )?;
+    bumped
+        .map(|b| b.value)
+        .ok_or_else(|| DbError::Corrupt(format!("no counter {name}")))
 }
 
 /// Locks an order for the rest of the transaction and reads it, in one round trip: the row lock
@@ -43,23 +37,13 @@ pub(crate) fn lock_order(
     id: i64,
     now: Timestamp,
 ) -> Result<Option<OrderRow>, DbError> {
-    let row = match conn {
-        AnyConnection::Postgresql(pg) => {
-            diesel::sql_query("UPDATE orders SET updated_at = $1 WHERE id = $2 RETURNING *")
-                .bind::<diesel::sql_types::BigInt, _>(now.0)
-                .bind::<diesel::sql_types::BigInt, _>(id)
-                .get_result::<OrderRow>(pg)
-                .optional()?
-        }
-        AnyConnection::Sqlite(sqlite) => {
-            diesel::sql_query("UPDATE orders SET updated_at = ? WHERE id = ? RETURNING *")
-                .bind::<diesel::sql_types::BigInt, _>(now.0)
-                .bind::<diesel::sql_types::BigInt, _>(id)
-                .get_result::<OrderRow>(sqlite)
-                .optional()?
-        }
-    };
-    Ok(row)
+    Ok(crate::raw::returning_one!(
+        conn,
+        "UPDATE orders SET updated_at = $1 WHERE id = $2 RETURNING *",
+        |q| q
+            .bind::<diesel::sql_types::BigInt, _>(now.0)
+            .bind::<diesel::sql_types::BigInt, _>(id)
+    )?)
 }
 
 /// An order's lines, in import order.
