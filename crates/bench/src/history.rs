@@ -19,7 +19,7 @@ impl Raw {
                     .map_err(|e| e.to_string())?;
                 Ok(Raw::Sqlite(conn))
             }
-            None => PgConnection::establish(url)
+            None => PgConnection::establish(&consign_db::postgres_connection_url(url))
                 .map(Raw::Pg)
                 .map_err(|e| e.to_string()),
         }

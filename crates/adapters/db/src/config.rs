@@ -37,7 +37,7 @@ impl DbConfig {
     pub fn from_url(url: &str) -> DbConfig {
         let (backend, target) =
             if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                (Backend::Postgres, url.to_owned())
+                (Backend::Postgres, postgres_connection_url(url))
             } else if let Some(path) = url.strip_prefix("sqlite://") {
                 (Backend::Sqlite, path.to_owned())
             } else {
@@ -55,5 +55,35 @@ impl DbConfig {
             },
             connection_timeout: Duration::from_secs(5),
         }
+    }
+}
+
+/// The URL libpq is given: the operator's, with `gssencmode=disable` added unless it names a
+/// `gssencmode` of its own.
+///
+/// Why: libpq built with GSSAPI otherwise asks Kerberos for credentials on every new
+/// connection. That costs a lookup per connect, and when the process exits while a pool
+/// thread is still connecting, the Kerberos library (already torn down) aborts the process.
+/// Sites that do use GSSAPI encryption say so in the URL and keep it.
+///
+/// ```
+/// use consign_db::postgres_connection_url;
+/// assert_eq!(postgres_connection_url("postgres://db/c"), "postgres://db/c?gssencmode=disable");
+/// assert_eq!(
+///     postgres_connection_url("postgres://db/c?sslmode=require"),
+///     "postgres://db/c?sslmode=require&gssencmode=disable"
+/// );
+/// assert_eq!(
+///     postgres_connection_url("postgres://db/c?gssencmode=require"),
+///     "postgres://db/c?gssencmode=require"
+/// );
+/// ```
+pub fn postgres_connection_url(url: &str) -> String {
+    if url.contains("gssencmode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&gssencmode=disable")
+    } else {
+        format!("{url}?gssencmode=disable")
     }
 }

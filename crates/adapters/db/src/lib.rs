@@ -28,7 +28,7 @@ mod shipments;
 mod store;
 mod workflow;
 
-pub use config::{Backend, DbConfig};
+pub use config::{postgres_connection_url, Backend, DbConfig};
 pub use database::Database;
 pub use error::DbError;
 

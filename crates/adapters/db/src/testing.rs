@@ -7,7 +7,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use crate::config::{Backend, DbConfig};
+use crate::config::{postgres_connection_url, Backend, DbConfig};
 
 /// The PostgreSQL server tests use: `CONSIGN_TEST_POSTGRES`, else the local default.
 pub fn postgres_server_url() -> String {
@@ -55,7 +55,8 @@ impl Throwaway {
     /// A new, empty PostgreSQL database, or why none could be made.
     pub fn postgres() -> Result<Throwaway, String> {
         let server = postgres_server_url();
-        let admin_url = format!("{}/postgres", server.trim_end_matches('/'));
+        let admin_url =
+            postgres_connection_url(&format!("{}/postgres", server.trim_end_matches('/')));
         let mut admin = PgConnection::establish(&admin_url).map_err(|e| e.to_string())?;
         let name = unique_name("consign_test");
         admin
@@ -80,7 +81,7 @@ impl Throwaway {
         let query = diesel::sql_query("SELECT key_hash FROM api_keys ORDER BY id");
         let rows: Vec<Hash> = match self.config.backend {
             Backend::Postgres => {
-                query.load(&mut PgConnection::establish(&self.url).expect("connect"))
+                query.load(&mut PgConnection::establish(&self.config.target).expect("connect"))
             }
             Backend::Sqlite => {
                 query.load(&mut SqliteConnection::establish(&self.config.target).expect("open"))
