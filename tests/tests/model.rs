@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use consign_db::{Database, DbConfig};
+use consign_db::testing::Throwaway;
+use consign_db::Database;
 use consign_documents::PdfRenderer;
 use consign_domain::*;
 use consign_mail::FolderMailer;
@@ -162,9 +163,9 @@ async fn run(
     declines: bool,
     commands: Vec<Command>,
 ) -> Result<(), TestCaseError> {
-    let mut config = DbConfig::from_url("sqlite://:memory:");
-    config.pool_size = 1; // one connection: one in-memory database
-    let db = Database::open(&config).unwrap();
+    // A file, not `:memory:`: the writer thread and the readers each have a connection.
+    let file = Throwaway::sqlite();
+    let db = Database::open(&file.config).unwrap();
     let sandbox = Arc::new(SandboxGateway::new(SandboxConfig::default()));
     let consign = service(&db, sandbox);
     let sek: Currency = "SEK".parse().unwrap();

@@ -110,7 +110,7 @@ pub fn sqlite_single_writer(
 ) -> Result<Measured, String> {
     let mut conn = SqliteConnection::establish(path).map_err(|e| e.to_string())?;
     conn.batch_execute(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;",
+        "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
     )
     .map_err(|e| e.to_string())?;
     let mut latencies = Vec::new();

@@ -15,7 +15,7 @@ impl Raw {
         match sqlite_path {
             Some(path) => {
                 let mut conn = SqliteConnection::establish(path).map_err(|e| e.to_string())?;
-                conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
+                conn.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
                     .map_err(|e| e.to_string())?;
                 Ok(Raw::Sqlite(conn))
             }

@@ -22,10 +22,11 @@ pub enum AnyConnection {
     Sqlite(SqliteConnection),
 }
 
-/// Per-connection SQLite settings: WAL so readers never block the writer, FULL sync because a
-/// capture attempt must survive a power cut, and a busy timeout so writers queue, not fail.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+/// Per-connection SQLite settings: a busy timeout first (switching to WAL needs the lock another
+/// connection may be holding while it closes), WAL so readers never block the writer, FULL sync
+/// because a capture attempt must survive a power cut.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
 
 /// Opens connections of the configured backend (no guessing from the URL at each connect).
 pub struct Manager {
@@ -41,7 +42,7 @@ impl Manager {
         }
     }
 
-    fn open(&self) -> Result<AnyConnection, diesel::ConnectionError> {
+    pub(crate) fn open(&self) -> Result<AnyConnection, diesel::ConnectionError> {
         match self.backend {
             Backend::Postgres => {
                 PgConnection::establish(&self.target).map(AnyConnection::Postgresql)

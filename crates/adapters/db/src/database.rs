@@ -7,9 +7,10 @@ use diesel::prelude::*;
 use tokio::sync::Semaphore;
 
 use crate::config::{Backend, DbConfig};
-use crate::connection::{build_pool, run_migrations, AnyConnection, Pool};
+use crate::connection::{build_pool, run_migrations, AnyConnection, Manager, Pool};
 use crate::error::DbError;
 use crate::schema::settings;
+use crate::writer::Writer;
 
 /// How often a transaction that hit a busy lock, a serialization failure or a deadlock is run
 /// again before the error reaches the caller (as "unavailable", never as a 500).
@@ -21,10 +22,10 @@ pub struct Database {
     pool: Pool,
     /// Blocking database work never exceeds the pool size, so it cannot starve the runtime.
     permits: Arc<Semaphore>,
-    /// SQLite has one writer at a time: write transactions queue here, in order, instead of
-    /// polling the file lock (which costs latency spikes under load). `None` on PostgreSQL,
-    /// whose row locks let writes to different orders run in parallel.
-    writer: Option<Arc<Semaphore>>,
+    /// SQLite has one writer at a time: writes go to one thread that owns the write connection
+    /// and commits what is queued together. `None` on PostgreSQL, whose row locks let writes to
+    /// different orders run in parallel on the pool.
+    writer: Option<Writer>,
     /// The longest wait for a turn at the database before answering "unavailable".
     wait_limit: std::time::Duration,
     /// Requests waiting for a permit (for metrics).
@@ -47,10 +48,19 @@ impl Database {
         let installation = setting_or_create(&mut conn, "installation_id", 8)?;
         let document_secret = setting_or_create(&mut conn, "document_secret", 32)?;
         drop(conn);
+        let waiting = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let writer = match config.backend {
+            Backend::Sqlite => Some(Writer::start(
+                Manager::new(config),
+                waiting.clone(),
+                config.connection_timeout,
+            )?),
+            Backend::Postgres => None,
+        };
         Ok(Database {
             permits: Arc::new(Semaphore::new(config.pool_size as usize)),
-            waiting: Arc::new(std::sync::atomic::AtomicU32::new(0)),
-            writer: (config.backend == Backend::Sqlite).then(|| Arc::new(Semaphore::new(1))),
+            waiting,
+            writer,
             wait_limit: config.connection_timeout,
             pool_size: config.pool_size,
             pool,
@@ -107,17 +117,16 @@ impl Database {
         }
     }
 
-    /// [`Database::run`] for work that writes: on SQLite it first waits its turn as the writer.
+    /// [`Database::run`] for work that writes: on SQLite it goes to the writer thread.
     pub(crate) async fn run_write<T, F>(&self, work: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: Fn(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
     {
-        let _turn = match &self.writer {
-            Some(writer) => Some(self.wait_for(writer).await?),
-            None => None,
-        };
-        self.run(work).await
+        match &self.writer {
+            Some(writer) => writer.run(work).await,
+            None => self.run(work).await,
+        }
     }
 
     /// Runs `work` on a pooled connection on the blocking pool, again on transient failures.
@@ -136,19 +145,27 @@ impl Database {
             let mut conn = pool
                 .get()
                 .map_err(|e| DbError::PoolTimeout(e.to_string()))?;
-            let mut attempt = 0;
-            loop {
-                match work(&mut conn) {
-                    Err(e) if e.is_transient() && attempt < TRANSIENT_RETRIES => {
-                        attempt += 1;
-                        std::thread::sleep(backoff(attempt));
-                    }
-                    result => return result,
-                }
-            }
+            with_retries(&work, &mut conn)
         })
         .await
         .map_err(|e| DbError::Task(e.to_string()))?
+    }
+}
+
+/// Runs `work`, again after a short backoff while it fails transiently.
+pub(crate) fn with_retries<T, F>(work: &F, conn: &mut AnyConnection) -> Result<T, DbError>
+where
+    F: Fn(&mut AnyConnection) -> Result<T, DbError>,
+{
+    let mut attempt = 0;
+    loop {
+        match work(conn) {
+            Err(e) if e.is_transient() && attempt < TRANSIENT_RETRIES => {
+                attempt += 1;
+                std::thread::sleep(backoff(attempt));
+            }
+            result => return result,
+        }
     }
 }
 

@@ -21,12 +21,15 @@ mod keys;
 mod listing;
 mod orders;
 mod outbox;
+mod postgres;
+mod prepared;
 mod raw;
 mod rows;
 mod schema;
 mod shipments;
 mod store;
 mod workflow;
+mod writer;
 
 pub use config::{postgres_connection_url, Backend, DbConfig};
 pub use database::Database;

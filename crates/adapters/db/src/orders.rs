@@ -200,13 +200,21 @@ pub(crate) fn load_shipment(
     else {
         return Ok(None);
     };
-    let lines = shipment_lines::table
+    Ok(Some((row, load_shipment_lines(conn, order_id, number)?)))
+}
+
+/// A shipment's lines, by line id.
+pub(crate) fn load_shipment_lines(
+    conn: &mut AnyConnection,
+    order_id: i64,
+    number: i32,
+) -> Result<Vec<ShipmentLineRow>, DbError> {
+    Ok(shipment_lines::table
         .filter(shipment_lines::order_id.eq(order_id))
         .filter(shipment_lines::number.eq(number))
         .order(shipment_lines::line_id.asc())
         .select(ShipmentLineRow::as_select())
-        .load(conn)?;
-    Ok(Some((row, lines)))
+        .load(conn)?)
 }
 
 pub(crate) fn list_orders(

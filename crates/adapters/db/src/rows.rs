@@ -49,7 +49,7 @@ pub struct LineRow {
     pub in_capture: i32,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = shipments)]
 pub struct ShipmentRow {
     pub order_id: i64,

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 
 use crate::connection::AnyConnection;
 use crate::error::DbError;
-use crate::orders::{load_lines, load_shipment, lock_order};
+use crate::orders::{load_lines, load_shipment, load_shipment_lines, lock_order};
 use crate::rows::{flag, int, AttemptRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{capture_attempts, order_lines, orders, shipment_lines, shipments};
 
@@ -37,8 +37,11 @@ pub(crate) fn reserve_shipment(
     conn.transaction(|conn| {
         // Writing the order row first takes its row lock on PostgreSQL and the write lock on
         // SQLite: concurrent shipments of one order queue here, with one query for both.
-        let order_row =
-            lock_order(conn, order_id.0, now)?.ok_or(ShipmentError::OrderNotFound(order_id))?;
+        let locked = match &mut *conn {
+            AnyConnection::Postgresql(pg) => crate::postgres::lock_order(pg, order_id.0, now)?,
+            conn => lock_order(conn, order_id.0, now)?,
+        };
+        let order_row = locked.ok_or(ShipmentError::OrderNotFound(order_id))?;
         let line_rows = load_lines(conn, order_id.0)?;
         let order = order_row.to_order(&line_rows)?;
         let plan = order.plan_shipment(request)?;
@@ -80,74 +83,22 @@ pub(crate) fn reserve_shipment(
             request_key: request_key.map(str::to_owned),
             internal_comment: String::new(),
         };
-        diesel::insert_into(shipments::table)
-            .values(row.clone())
-            .execute(conn)?;
-        if shipped && details.send_email == Some(true) {
-            crate::outbox::queue_confirmation(conn, order_id.0, number, now)?;
-        }
-        let in_capture = i32::from(plan.capture.is_some());
-        let mut line_rows = Vec::with_capacity(plan.lines.len());
-        for line in &plan.lines {
-            let quantity = int(line.quantity);
-            let line_row = ShipmentLineRow {
+        let lines: Vec<ShipmentLineRow> = plan
+            .lines
+            .iter()
+            .map(|line| ShipmentLineRow {
                 order_id: order_id.0,
                 number,
                 line_id: line.line_id.0,
-                quantity,
-            };
-            diesel::insert_into(shipment_lines::table)
-                .values(line_row.clone())
-                .execute(conn)?;
-            line_rows.push(line_row);
-            // Guarded: can never push allocated past quantity, whatever happened before.
-            let moved = diesel::update(
-                order_lines::table
-                    .find((order_id.0, line.line_id.0))
-                    .filter((order_lines::allocated + quantity).le(order_lines::quantity)),
-            )
-            .set((
-                order_lines::allocated.eq(order_lines::allocated + quantity),
-                order_lines::in_capture.eq(order_lines::in_capture + quantity * in_capture),
-            ))
-            .execute(conn)?;
-            if moved != 1 {
-                return Err(DbError::Corrupt(format!(
-                    "line {} changed under the order lock",
-                    line.line_id
-                )));
-            }
-        }
+                quantity: int(line.quantity),
+            })
+            .collect();
         let (amount, carries_fee) = plan
             .capture
             .map_or((0, false), |c| (c.amount.minor(), c.carries_shipping_fee));
-        diesel::update(orders::table.find(order_id.0))
-            .set((
-                orders::next_shipment_number.eq(number + 1),
-                orders::committed.eq(orders::committed + amount),
-            ))
-            .execute(conn)?;
-        if carries_fee {
-            diesel::update(orders::table.find(order_id.0))
-                .set(orders::shipping_fee_committed.eq(1))
-                .execute(conn)?;
-        }
         let attempt = match (plan.capture, order.payment.clone()) {
             (Some(capture), Some(authorization)) => {
                 let key = provider_key(installation, plan.id, 1);
-                diesel::insert_into(capture_attempts::table)
-                    .values(AttemptRow::pending(
-                        order_id.0,
-                        number,
-                        1,
-                        key.clone(),
-                        capture.amount.minor(),
-                        capture.completes_order,
-                        true,
-                        None,
-                        now.0,
-                    ))
-                    .execute(conn)?;
                 Some(CaptureAttempt {
                     shipment: plan.id,
                     authorization,
@@ -159,11 +110,113 @@ pub(crate) fn reserve_shipment(
             }
             _ => None,
         };
+        let write = ReservationWrite {
+            shipment: &row,
+            lines: &lines,
+            in_capture: plan.capture.is_some(),
+            committed: amount,
+            carries_fee,
+            attempt: attempt.as_ref().map(|a| {
+                AttemptRow::pending(
+                    order_id.0,
+                    number,
+                    1,
+                    a.idempotency_key.clone(),
+                    a.amount.minor(),
+                    a.final_capture,
+                    true,
+                    None,
+                    now.0,
+                )
+            }),
+        };
+        match &mut *conn {
+            AnyConnection::Postgresql(pg) if write.lines_are_distinct() => {
+                crate::postgres::write_reservation(pg, &write)?
+            }
+            conn => write_reservation(conn, &write)?,
+        }
+        if shipped && details.send_email == Some(true) {
+            crate::outbox::queue_confirmation(conn, order_id.0, number, now)?;
+        }
         Ok(Reservation {
-            shipment: row.into_view(order.currency, &line_rows)?,
+            shipment: row.into_view(order.currency, &lines)?,
             attempt,
         })
     })
+}
+
+/// What the reserve step writes once the domain has planned the shipment.
+pub(crate) struct ReservationWrite<'a> {
+    pub shipment: &'a ShipmentRow,
+    pub lines: &'a [ShipmentLineRow],
+    /// Whether the units go into capture (capture on) or only get allocated.
+    pub in_capture: bool,
+    /// Added to the order's committed amount.
+    pub committed: i64,
+    /// This capture carries the order's shipping fee.
+    pub carries_fee: bool,
+    pub attempt: Option<AttemptRow>,
+}
+
+impl ReservationWrite<'_> {
+    /// Each line at most once (the single-statement write updates a line once per statement).
+    pub(crate) fn lines_are_distinct(&self) -> bool {
+        self.lines
+            .iter()
+            .enumerate()
+            .all(|(i, a)| self.lines[..i].iter().all(|b| b.line_id != a.line_id))
+    }
+}
+
+/// The reserve step's writes, a statement each (SQLite, where a statement costs no round trip).
+fn write_reservation(conn: &mut AnyConnection, write: &ReservationWrite) -> Result<(), DbError> {
+    let (order_id, number) = (write.shipment.order_id, write.shipment.number);
+    diesel::insert_into(shipments::table)
+        .values(write.shipment.clone())
+        .execute(conn)?;
+    let in_capture = i32::from(write.in_capture);
+    for line in write.lines {
+        diesel::insert_into(shipment_lines::table)
+            .values(line.clone())
+            .execute(conn)?;
+        // Guarded: can never push allocated past quantity, whatever happened before.
+        let moved = diesel::update(
+            order_lines::table
+                .find((order_id, line.line_id))
+                .filter((order_lines::allocated + line.quantity).le(order_lines::quantity)),
+        )
+        .set((
+            order_lines::allocated.eq(order_lines::allocated + line.quantity),
+            order_lines::in_capture.eq(order_lines::in_capture + line.quantity * in_capture),
+        ))
+        .execute(conn)?;
+        if moved != 1 {
+            return Err(line_changed(line.line_id));
+        }
+    }
+    diesel::update(orders::table.find(order_id))
+        .set((
+            orders::next_shipment_number.eq(number + 1),
+            orders::committed.eq(orders::committed + write.committed),
+        ))
+        .execute(conn)?;
+    if write.carries_fee {
+        diesel::update(orders::table.find(order_id))
+            .set(orders::shipping_fee_committed.eq(1))
+            .execute(conn)?;
+    }
+    if let Some(attempt) = &write.attempt {
+        diesel::insert_into(capture_attempts::table)
+            .values(attempt.clone())
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A guarded line update found the line changed although the order was locked.
+pub(crate) fn line_changed(line: i64) -> DbError {
+    DbError::Corrupt(format!("line {line} changed under the order lock"))
 }
 
 /// The provider idempotency key of one attempt: stable across retries and restarts, unique
@@ -184,6 +237,23 @@ pub(crate) fn settle_capture(
 ) -> Result<ShipmentView, DbError> {
     let order_id = attempt.shipment.order.0;
     let number = int(attempt.shipment.number);
+    if let (AnyConnection::Postgresql(pg), SettleOutcome::Captured { reference }) =
+        (&mut *conn, outcome)
+    {
+        let captured = crate::postgres::settle_captured(
+            pg,
+            order_id,
+            attempt.shipment.number,
+            &attempt.idempotency_key,
+            attempt.amount.minor(),
+            reference,
+            now,
+        )?;
+        if let Some(row) = captured {
+            let lines = load_shipment_lines(conn, order_id, number)?;
+            return row.into_view(attempt.amount.currency(), &lines);
+        }
+    }
     conn.transaction(|conn| {
         let this_attempt = || {
             capture_attempts::table
