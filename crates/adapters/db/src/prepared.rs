@@ -22,7 +22,8 @@ pub(crate) enum Param<'a> {
     Integers(&'a [i32]),
 }
 
-/// A statement with `$1 ... $n` placeholders and the values they stand for.
+/// A statement with `$1 ... $n` placeholders and the values they stand for. The text holds no
+/// other `$` (no dollar quoting, no `$` in literals): every `$` starts a placeholder.
 pub(crate) struct Prepared<'a> {
     sql: &'static str,
     params: Vec<Param<'a>>,
