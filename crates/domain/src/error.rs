@@ -1,32 +1,8 @@
-//! The domain's errors. Each message is the text a client reads in `msg`.
+//! The errors of orders and shipments (money's own is in `money.rs`). Each message is the text a
+//! client reads in `msg`.
 
 use crate::ids::{LineId, OrderId, ShipmentId};
-use crate::money::Currency;
-
-/// A value that could not be read as money.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MoneyError {
-    /// Not three uppercase ASCII letters.
-    #[error("invalid currency {0:?}")]
-    InvalidCurrency(String),
-    /// Not a plain non-negative decimal.
-    #[error("invalid amount {0:?}")]
-    InvalidAmount(String),
-    /// More fractional digits than the currency is written with.
-    #[error("amount {amount:?} has more decimals than {currency} allows")]
-    TooManyDecimals {
-        /// The amount as written.
-        amount: String,
-        /// The currency it was read in.
-        currency: Currency,
-    },
-    /// The result does not fit in 64-bit minor units.
-    #[error("amount out of range")]
-    Overflow,
-    /// Two amounts of different currencies were combined.
-    #[error("cannot combine {0} and {1}")]
-    CurrencyMismatch(Currency, Currency),
-}
+use crate::money::MoneyError;
 
 /// Why an order could not be built from what was imported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -15,9 +15,9 @@ mod money;
 mod order;
 mod shipment;
 
-pub use error::{MoneyError, OrderError, ShipmentError};
+pub use error::{OrderError, ShipmentError};
 pub use ids::{InvalidShipmentId, LineId, OrderId, ShipmentId};
-pub use money::{Currency, Money};
+pub use money::{Currency, Money, MoneyError};
 pub use order::{Order, OrderLine, PaymentAuthorization, TaxRate};
 pub use shipment::{
     CapturePlan, IllegalTransition, ShipmentEvent, ShipmentLine, ShipmentPlan, ShipmentRequest,

@@ -4,7 +4,30 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::MoneyError;
+/// A value that could not be read as money.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    /// Not three uppercase ASCII letters.
+    #[error("invalid currency {0:?}")]
+    InvalidCurrency(String),
+    /// Not a plain non-negative decimal.
+    #[error("invalid amount {0:?}")]
+    InvalidAmount(String),
+    /// More fractional digits than the currency is written with.
+    #[error("amount {amount:?} has more decimals than {currency} allows")]
+    TooManyDecimals {
+        /// The amount as written.
+        amount: String,
+        /// The currency it was read in.
+        currency: Currency,
+    },
+    /// The result does not fit in 64-bit minor units.
+    #[error("amount out of range")]
+    Overflow,
+    /// Two amounts of different currencies were combined.
+    #[error("cannot combine {0} and {1}")]
+    CurrencyMismatch(Currency, Currency),
+}
 
 /// An ISO 4217 currency code with the number of minor digits it is written with.
 ///

@@ -5,8 +5,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{MoneyError, OrderError};
+use crate::error::OrderError;
 use crate::ids::{LineId, OrderId};
+use crate::money::MoneyError;
 use crate::money::{Currency, Money};
 
 /// A tax rate in hundredths of a percent: `25` percent is `TaxRate(2500)`.

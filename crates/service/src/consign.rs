@@ -74,7 +74,7 @@ pub struct Consign {
     pub(crate) ids: Arc<dyn IdSource>,
     pub(crate) settings: Arc<StoreSettings>,
     /// Keys verified in the last moments: most requests skip the database for authentication.
-    pub(crate) verified_keys: Arc<crate::keys::VerifiedKeys>,
+    pub(crate) verified_keys: Arc<crate::key_cache::VerifiedKeys>,
 }
 
 impl Consign {

@@ -14,6 +14,7 @@ mod failpoints;
 mod gateways;
 mod idempotency;
 mod import_order;
+mod key_cache;
 mod keys;
 mod recovery;
 #[cfg(test)]

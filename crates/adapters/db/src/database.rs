@@ -1,7 +1,6 @@
 //! The database handle: a pool, a bound on blocking work, and the retry of transient failures.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use diesel::prelude::*;
 use tokio::sync::Semaphore;
@@ -11,10 +10,6 @@ use crate::connection::{build_pool, run_migrations, AnyConnection, Manager, Pool
 use crate::error::DbError;
 use crate::schema::settings;
 use crate::writer::Writer;
-
-/// How often a transaction that hit a busy lock, a serialization failure or a deadlock is run
-/// again before the error reaches the caller (as "unavailable", never as a 500).
-const TRANSIENT_RETRIES: u32 = 8;
 
 /// The Diesel store for PostgreSQL and SQLite. Cheap to clone.
 #[derive(Clone)]
@@ -145,40 +140,11 @@ impl Database {
             let mut conn = pool
                 .get()
                 .map_err(|e| DbError::PoolTimeout(e.to_string()))?;
-            with_retries(&work, &mut conn)
+            crate::retry::with_retries(&work, &mut conn)
         })
         .await
         .map_err(|e| DbError::Task(e.to_string()))?
     }
-}
-
-/// Runs `work`, again after a short backoff while it fails transiently.
-pub(crate) fn with_retries<T, F>(work: &F, conn: &mut AnyConnection) -> Result<T, DbError>
-where
-    F: Fn(&mut AnyConnection) -> Result<T, DbError>,
-{
-    let mut attempt = 0;
-    loop {
-        match work(conn) {
-            Err(e) if e.is_transient() && attempt < TRANSIENT_RETRIES => {
-                attempt += 1;
-                std::thread::sleep(backoff(attempt));
-            }
-            result => return result,
-        }
-    }
-}
-
-/// 2, 4, 8 ... ms with jitter from the clock, capped at 200 ms.
-fn backoff(attempt: u32) -> Duration {
-    let base = 2u64.saturating_pow(attempt).min(200);
-    let jitter = u64::from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0),
-    ) % (base + 1);
-    Duration::from_millis(base / 2 + jitter / 2)
 }
 
 /// A random value kept in `settings`, created on first use; `bytes` of entropy, hex-encoded.

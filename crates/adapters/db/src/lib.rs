@@ -11,6 +11,7 @@
 //! thread commits queued writes together.
 #![deny(missing_docs)]
 
+mod attempts;
 mod changes;
 mod config;
 mod connection;
@@ -26,6 +27,8 @@ mod outbox;
 mod postgres;
 mod prepared;
 mod raw;
+mod reservation;
+mod retry;
 mod rows;
 mod schema;
 mod shipments;

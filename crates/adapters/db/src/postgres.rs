@@ -14,8 +14,8 @@ use consign_ports::Timestamp;
 
 use crate::error::DbError;
 use crate::prepared::{Param, Prepared};
+use crate::reservation::{line_changed, ReservationWrite};
 use crate::rows::{int, OrderRow, ShipmentRow};
-use crate::shipments::{line_changed, ReservationWrite};
 
 /// Locks an order for the rest of the transaction and reads it, as a statement the connection
 /// keeps prepared. Its lines are read by the next statement: one statement's snapshot is taken

@@ -125,7 +125,7 @@ impl AttemptRow {
             idempotency_key,
             amount,
             final_capture: flag(final_capture),
-            state: crate::shipments::ATTEMPT_PENDING.to_owned(),
+            state: crate::attempts::ATTEMPT_PENDING.to_owned(),
             provider_reference: None,
             decline_code: None,
             decline_message: None,

@@ -8,20 +8,16 @@ use consign_ports::{
 };
 use diesel::prelude::*;
 
+use crate::attempts::{
+    provider_key, ATTEMPT_FAILED, ATTEMPT_NEEDS_REVIEW, ATTEMPT_OPEN, ATTEMPT_SUCCEEDED,
+    ATTEMPT_UNKNOWN,
+};
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::{load_lines, load_shipment, load_shipment_lines, lock_order};
+use crate::reservation::{self, ReservationWrite};
 use crate::rows::{flag, int, AttemptRow, ShipmentLineRow, ShipmentRow};
-use crate::schema::{capture_attempts, order_lines, orders, shipment_lines, shipments};
-
-/// Names of a capture attempt's states.
-pub(crate) const ATTEMPT_PENDING: &str = "pending";
-const ATTEMPT_SUCCEEDED: &str = "succeeded";
-const ATTEMPT_FAILED: &str = "failed";
-const ATTEMPT_UNKNOWN: &str = "unknown";
-const ATTEMPT_NEEDS_REVIEW: &str = "needs_review";
-/// Attempts without a definite outcome yet: recovery replays these.
-pub(crate) const ATTEMPT_OPEN: [&str; 3] = [ATTEMPT_PENDING, ATTEMPT_UNKNOWN, ATTEMPT_NEEDS_REVIEW];
+use crate::schema::{capture_attempts, order_lines, orders, shipments};
 
 /// Reserve: lock the order, plan with the domain, write the shipment, its reserved units and the
 /// pending capture attempt. A refusal rolls everything back.
@@ -134,7 +130,7 @@ pub(crate) fn reserve_shipment(
             AnyConnection::Postgresql(pg) if write.lines_are_distinct() => {
                 crate::postgres::write_reservation(pg, &write)?
             }
-            conn => write_reservation(conn, &write)?,
+            conn => reservation::write_reservation(conn, &write)?,
         }
         if shipped && details.send_email == Some(true) {
             crate::outbox::queue_confirmation(conn, order_id.0, number, now)?;
@@ -144,85 +140,6 @@ pub(crate) fn reserve_shipment(
             attempt,
         })
     })
-}
-
-/// What the reserve step writes once the domain has planned the shipment.
-pub(crate) struct ReservationWrite<'a> {
-    pub shipment: &'a ShipmentRow,
-    pub lines: &'a [ShipmentLineRow],
-    /// Whether the units go into capture (capture on) or only get allocated.
-    pub in_capture: bool,
-    /// Added to the order's committed amount.
-    pub committed: i64,
-    /// This capture carries the order's shipping fee.
-    pub carries_fee: bool,
-    pub attempt: Option<AttemptRow>,
-}
-
-impl ReservationWrite<'_> {
-    /// Each line at most once (the single-statement write updates a line once per statement).
-    pub(crate) fn lines_are_distinct(&self) -> bool {
-        self.lines
-            .iter()
-            .enumerate()
-            .all(|(i, a)| self.lines[..i].iter().all(|b| b.line_id != a.line_id))
-    }
-}
-
-/// The reserve step's writes, a statement each (SQLite, where a statement costs no round trip).
-fn write_reservation(conn: &mut AnyConnection, write: &ReservationWrite) -> Result<(), DbError> {
-    let (order_id, number) = (write.shipment.order_id, write.shipment.number);
-    diesel::insert_into(shipments::table)
-        .values(write.shipment.clone())
-        .execute(conn)?;
-    let in_capture = i32::from(write.in_capture);
-    for line in write.lines {
-        diesel::insert_into(shipment_lines::table)
-            .values(line.clone())
-            .execute(conn)?;
-        // Guarded: can never push allocated past quantity, whatever happened before.
-        let moved = diesel::update(
-            order_lines::table
-                .find((order_id, line.line_id))
-                .filter((order_lines::allocated + line.quantity).le(order_lines::quantity)),
-        )
-        .set((
-            order_lines::allocated.eq(order_lines::allocated + line.quantity),
-            order_lines::in_capture.eq(order_lines::in_capture + line.quantity * in_capture),
-        ))
-        .execute(conn)?;
-        if moved != 1 {
-            return Err(line_changed(line.line_id));
-        }
-    }
-    diesel::update(orders::table.find(order_id))
-        .set((
-            orders::next_shipment_number.eq(number + 1),
-            orders::committed.eq(orders::committed + write.committed),
-        ))
-        .execute(conn)?;
-    if write.carries_fee {
-        diesel::update(orders::table.find(order_id))
-            .set(orders::shipping_fee_committed.eq(1))
-            .execute(conn)?;
-    }
-    if let Some(attempt) = &write.attempt {
-        diesel::insert_into(capture_attempts::table)
-            .values(attempt.clone())
-            .execute(conn)?;
-    }
-    Ok(())
-}
-
-/// A guarded line update found the line changed although the order was locked.
-pub(crate) fn line_changed(line: i64) -> DbError {
-    DbError::Corrupt(format!("line {line} changed under the order lock"))
-}
-
-/// The provider idempotency key of one attempt: stable across retries and restarts, unique
-/// across databases.
-pub(crate) fn provider_key(installation: &str, shipment: ShipmentId, attempt: u32) -> String {
-    format!("consign-{installation}-{shipment}-{attempt}")
 }
 
 /// Settle: record the outcome; on a decline void the shipment and release what it held (or,

@@ -6,13 +6,13 @@ use consign_domain::{OrderId, ShipmentError, ShipmentId, ShipmentLine, ShipmentS
 use consign_ports::{BeginCapture, CaptureAttempt, ShipmentChanges, ShipmentView, Timestamp};
 use diesel::prelude::*;
 
+use crate::attempts::provider_key;
 use crate::changes;
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::{load_order, load_shipment};
 use crate::rows::{flag, int, AttemptRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{capture_attempts, order_lines, orders, shipment_lines, shipments};
-use crate::shipments::provider_key;
 
 /// Locks the order and loads one live shipment of it; `order`, when given, must be its order.
 fn locate(

@@ -115,7 +115,7 @@ where
     }
 
     fn run(&mut self, conn: &mut AnyConnection) {
-        self.result = Some(crate::database::with_retries(&self.work, conn));
+        self.result = Some(crate::retry::with_retries(&self.work, conn));
     }
 
     fn answer(self: Box<Self>) {

@@ -1,0 +1,85 @@
+//! What the reserve step writes once the domain has planned a shipment, and the portable way of
+//! writing it (a statement each; PostgreSQL's one-statement version is in `postgres.rs`).
+
+use diesel::prelude::*;
+
+use crate::connection::AnyConnection;
+use crate::error::DbError;
+use crate::rows::{AttemptRow, ShipmentLineRow, ShipmentRow};
+use crate::schema::{capture_attempts, order_lines, orders, shipment_lines, shipments};
+
+/// What the reserve step writes once the domain has planned the shipment.
+pub(crate) struct ReservationWrite<'a> {
+    pub shipment: &'a ShipmentRow,
+    pub lines: &'a [ShipmentLineRow],
+    /// Whether the units go into capture (capture on) or only get allocated.
+    pub in_capture: bool,
+    /// Added to the order's committed amount.
+    pub committed: i64,
+    /// This capture carries the order's shipping fee.
+    pub carries_fee: bool,
+    pub attempt: Option<AttemptRow>,
+}
+
+impl ReservationWrite<'_> {
+    /// Each line at most once (the single-statement write updates a line once per statement).
+    pub(crate) fn lines_are_distinct(&self) -> bool {
+        self.lines
+            .iter()
+            .enumerate()
+            .all(|(i, a)| self.lines[..i].iter().all(|b| b.line_id != a.line_id))
+    }
+}
+
+/// The reserve step's writes, a statement each (SQLite, where a statement costs no round trip).
+pub(crate) fn write_reservation(
+    conn: &mut AnyConnection,
+    write: &ReservationWrite,
+) -> Result<(), DbError> {
+    let (order_id, number) = (write.shipment.order_id, write.shipment.number);
+    diesel::insert_into(shipments::table)
+        .values(write.shipment.clone())
+        .execute(conn)?;
+    let in_capture = i32::from(write.in_capture);
+    for line in write.lines {
+        diesel::insert_into(shipment_lines::table)
+            .values(line.clone())
+            .execute(conn)?;
+        // Guarded: can never push allocated past quantity, whatever happened before.
+        let moved = diesel::update(
+            order_lines::table
+                .find((order_id, line.line_id))
+                .filter((order_lines::allocated + line.quantity).le(order_lines::quantity)),
+        )
+        .set((
+            order_lines::allocated.eq(order_lines::allocated + line.quantity),
+            order_lines::in_capture.eq(order_lines::in_capture + line.quantity * in_capture),
+        ))
+        .execute(conn)?;
+        if moved != 1 {
+            return Err(line_changed(line.line_id));
+        }
+    }
+    diesel::update(orders::table.find(order_id))
+        .set((
+            orders::next_shipment_number.eq(number + 1),
+            orders::committed.eq(orders::committed + write.committed),
+        ))
+        .execute(conn)?;
+    if write.carries_fee {
+        diesel::update(orders::table.find(order_id))
+            .set(orders::shipping_fee_committed.eq(1))
+            .execute(conn)?;
+    }
+    if let Some(attempt) = &write.attempt {
+        diesel::insert_into(capture_attempts::table)
+            .values(attempt.clone())
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A guarded line update found the line changed although the order was locked.
+pub(crate) fn line_changed(line: i64) -> DbError {
+    DbError::Corrupt(format!("line {line} changed under the order lock"))
+}
