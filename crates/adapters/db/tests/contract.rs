@@ -625,3 +625,62 @@ async fn concurrent_writes_that_fail_roll_back_alone() {
     })
     .await;
 }
+
+/// A capture settled twice (a client's retry and recovery, say) is invoiced once: the second
+/// settle writes nothing, so the next invoice follows the first without a gap. On PostgreSQL this
+/// exercises the one-statement settle, whose counter bump must depend on the attempt changing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settling_a_captured_attempt_again_issues_no_second_invoice() {
+    each_backend(|t| async move {
+        let order =
+            t.db.import_order(import(Some(21), "a@example.com", "auth"), Timestamp(1))
+                .await
+                .unwrap()
+                .order;
+        let l1 = order.lines[0].line_id.0;
+        let mut invoices = Vec::new();
+        for _ in 0..2 {
+            let attempt =
+                t.db.reserve_shipment(
+                    order.id,
+                    ship(&[(l1, 1)], true),
+                    ShipmentDetails::default(),
+                    None,
+                    Timestamp(2),
+                )
+                .await
+                .unwrap()
+                .attempt
+                .unwrap();
+            for reference in ["ch_first", "ch_again"] {
+                let settled =
+                    t.db.settle_capture(
+                        &attempt,
+                        SettleOutcome::Captured {
+                            reference: reference.into(),
+                        },
+                        Timestamp(3),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(settled.state, ShipmentState::Captured, "{}", t.name);
+                assert_eq!(
+                    settled.capture_reference.as_deref(),
+                    Some("ch_first"),
+                    "{}: the first outcome stands",
+                    t.name
+                );
+                assert_eq!(settled.lines.len(), 1, "{}", t.name);
+            }
+            invoices.push(
+                t.db.find_invoice(attempt.shipment)
+                    .await
+                    .unwrap()
+                    .expect("invoiced")
+                    .number,
+            );
+        }
+        assert_eq!(invoices[1], invoices[0] + 1, "{}: {invoices:?}", t.name);
+    })
+    .await;
+}
