@@ -129,7 +129,7 @@ async fn run(options: Options) -> Result<bool, String> {
         let result = match options.backend {
             Backend::Postgres => baseline::pgbench(
                 &base_db.url,
-                options.clients,
+                options.pgbench_clients(),
                 options.duration,
                 options.orders.max(1),
             )?,
@@ -176,6 +176,18 @@ async fn run(options: Options) -> Result<bool, String> {
         let p99 = measured.p99 / base.p99.max(f64::MIN_POSITIVE);
         println!("ratios to the baseline: throughput {throughput:.2}x, p99 {p99:.2}x");
         ratios = json!({"throughput": throughput, "p99": p99});
+        if options.latency_ms > 0 {
+            // With a slow provider the bound is whichever is lower: what the clients can offer
+            // (each waits for the provider) or what the database can do.
+            let offered = options.clients as f64 * 1000.0 / options.latency_ms as f64;
+            let bound = offered.min(base.throughput());
+            let of_bound = measured.throughput() / bound.max(f64::MIN_POSITIVE);
+            println!(
+                "throughput / min(clients / latency = {offered:.0}/s, database limit = {:.0}/s): {of_bound:.2}x",
+                base.throughput()
+            );
+            ratios["of_bound"] = json!(of_bound);
+        }
     }
     if failures.is_empty() {
         println!("invariants: ok (no line over-allocated, captured values match their shipments, nothing left pending)");

@@ -25,6 +25,8 @@ pub struct Options {
     pub uncaptured_percent: u32,
     pub pool_size: Option<u32>,
     pub baseline: bool,
+    /// pgbench's clients; by default the measured clients, at most 16 (the database's best).
+    pub baseline_clients: Option<usize>,
     pub json: Option<String>,
     pub server: Option<String>,
 }
@@ -44,6 +46,7 @@ consign-bench: drive create-shipment through Consign's API and compare with the 
   --uncaptured PERCENT        share created with capture off, then completed (default 10)
   --pool N                    the server's database pool size
   --baseline                  also run the database baseline and print ratios
+  --baseline-clients N        pgbench clients (default: --clients, at most 16)
   --json FILE                 also write the figures as JSON
   --server PATH               the consign binary (default: next to this one)";
 
@@ -61,6 +64,7 @@ impl Options {
             uncaptured_percent: 10,
             pool_size: None,
             baseline: false,
+            baseline_clients: None,
             json: None,
             server: None,
         };
@@ -92,6 +96,7 @@ impl Options {
                 "--latency" => o.latency_ms = number(i)?,
                 "--uncaptured" => o.uncaptured_percent = number(i)?.min(100) as u32,
                 "--pool" => o.pool_size = Some(number(i)?.max(1) as u32),
+                "--baseline-clients" => o.baseline_clients = Some(number(i)?.max(1) as usize),
                 "--json" => o.json = Some(value(i)?.clone()),
                 "--server" => o.server = Some(value(i)?.clone()),
                 "--baseline" => {
@@ -105,5 +110,13 @@ impl Options {
             i += 2;
         }
         Ok(o)
+    }
+}
+
+impl Options {
+    /// The clients of the pgbench baseline: the database's limit is measured where it is
+    /// highest, not at hundreds of connections it was never meant to serve.
+    pub fn pgbench_clients(&self) -> usize {
+        self.baseline_clients.unwrap_or(self.clients.min(16))
     }
 }
