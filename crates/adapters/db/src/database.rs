@@ -37,6 +37,13 @@ pub struct Database {
 impl Database {
     /// Opens the database, applies pending migrations and reads (or creates) its installation id.
     pub fn open(config: &DbConfig) -> Result<Database, DbError> {
+        if config.backend == Backend::Sqlite && is_in_memory(&config.target) {
+            return Err(DbError::Connect(
+                "an in-memory SQLite database is not supported: the writer and the readers each \
+                 have a connection, and each would see a database of its own; give a file path"
+                    .into(),
+            ));
+        }
         let pool = build_pool(config)?;
         let mut conn = pool.get().map_err(|e| DbError::Connect(e.to_string()))?;
         run_migrations(&mut conn)?;
@@ -145,6 +152,11 @@ impl Database {
         .await
         .map_err(|e| DbError::Task(e.to_string()))?
     }
+}
+
+/// Whether a SQLite target names an in-memory database rather than a file.
+fn is_in_memory(target: &str) -> bool {
+    target == ":memory:" || target.starts_with("file::memory:") || target.contains("mode=memory")
 }
 
 /// A random value kept in `settings`, created on first use; `bytes` of entropy, hex-encoded.

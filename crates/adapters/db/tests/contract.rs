@@ -684,3 +684,20 @@ async fn settling_a_captured_attempt_again_issues_no_second_invoice() {
     })
     .await;
 }
+
+/// An in-memory SQLite database would be one database per connection (the writer's and each
+/// reader's): refused at start with a clear reason instead of losing writes to a database no
+/// reader sees.
+#[test]
+fn an_in_memory_sqlite_database_is_refused_with_a_reason() {
+    for url in [
+        "sqlite://:memory:",
+        ":memory:",
+        "sqlite://file::memory:?cache=shared",
+    ] {
+        let error = consign_db::Database::open(&consign_db::DbConfig::from_url(url))
+            .err()
+            .unwrap_or_else(|| panic!("{url} was accepted"));
+        assert!(error.to_string().contains("in-memory"), "{url}: {error}");
+    }
+}
