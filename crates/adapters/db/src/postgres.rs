@@ -18,7 +18,7 @@ use crate::reservation::{line_changed, ReservationWrite};
 use crate::rows::{int, OrderRow, ShipmentRow};
 
 /// Locks an order for the rest of the transaction and reads it, as a statement the connection
-/// keeps prepared. Its lines are read by the next statement: one statement's snapshot is taken
+/// keeps prepared (columns named, not `*`: a prepared `*` fails once a migration adds a column). Its lines are read by the next statement: one statement's snapshot is taken
 /// before it waits for the lock, so lines read with it could predate the shipment the lock
 /// waited for.
 pub(crate) fn lock_order(
@@ -27,7 +27,10 @@ pub(crate) fn lock_order(
     now: Timestamp,
 ) -> Result<Option<OrderRow>, DbError> {
     Ok(Prepared::new(
-        "UPDATE orders SET updated_at = $1 WHERE id = $2 RETURNING *",
+        "UPDATE orders SET updated_at = $1 WHERE id = $2 RETURNING id, currency, customer_id, \
+         email, first_name, last_name, address, zipcode, city, country, shipping_fee, \
+         payment_provider, payment_reference, authorized, committed, shipping_fee_committed, \
+         next_shipment_number, created_at, updated_at",
         vec![Param::BigInt(now.0), Param::BigInt(id)],
     )
     .get_result(conn)
@@ -56,8 +59,8 @@ pub(crate) fn write_reservation(
              packages, tracking, return_slip_tracking, send_email, capture_amount, \
              carries_shipping_fee, capture_reference, created_at, updated_at, shipped_at, \
              needs_review, request_key, internal_comment) \
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, $14, $14, $15, \
-             0, $16, '')), \
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $25, $14, $26, $15, \
+             $27, $16, $28)), \
          line AS ( \
            INSERT INTO shipment_lines (order_id, number, line_id, quantity) \
            SELECT $1, $2, x.line_id, x.quantity FROM unnest($17, $18) AS x(line_id, quantity)), \
@@ -74,8 +77,9 @@ pub(crate) fn write_reservation(
            WHERE id = $1), \
          attempt AS ( \
            INSERT INTO capture_attempts (order_id, number, attempt, idempotency_key, amount, \
-             final_capture, state, created_at, updated_at, passes, void_on_decline) \
-           SELECT $1, $2, 1, $22, $23, $24, 'pending', $14, $14, 0, 1 WHERE $22 IS NOT NULL) \
+             final_capture, state, created_at, updated_at, passes, void_on_decline, on_capture) \
+           SELECT $1, $2, $29, $22, $23, $24, $30, $31, $32, $33, $34, $35 \
+           WHERE $22 IS NOT NULL) \
          SELECT count(*) AS moved FROM moved",
         vec![
             Param::BigInt(s.order_id),
@@ -102,6 +106,17 @@ pub(crate) fn write_reservation(
             Param::NullableText(attempt.map(|a| a.idempotency_key.as_str())),
             Param::BigInt(attempt.map_or(0, |a| a.amount)),
             Param::Integer(attempt.map_or(0, |a| a.final_capture)),
+            Param::NullableText(s.capture_reference.as_deref()),
+            Param::BigInt(s.updated_at),
+            Param::Integer(s.needs_review),
+            Param::Text(&s.internal_comment),
+            Param::Integer(attempt.map_or(1, |a| a.attempt)),
+            Param::Text(attempt.map_or("", |a| a.state.as_str())),
+            Param::BigInt(attempt.map_or(0, |a| a.created_at)),
+            Param::BigInt(attempt.map_or(0, |a| a.updated_at)),
+            Param::Integer(attempt.map_or(0, |a| a.passes)),
+            Param::Integer(attempt.map_or(0, |a| a.void_on_decline)),
+            Param::NullableText(attempt.and_then(|a| a.on_capture.as_deref())),
         ],
     )
     .get_result(conn)?;
@@ -137,7 +152,10 @@ pub(crate) fn settle_captured(
              updated_at = $4 \
            WHERE order_id = $1 AND number = $5 AND state = 'pending' \
              AND EXISTS (SELECT 1 FROM attempt) \
-           RETURNING *), \
+           RETURNING order_id, number, state, gtg, shipped, carrier, service, packages, \
+             tracking, return_slip_tracking, send_email, capture_amount, carries_shipping_fee, \
+             capture_reference, created_at, updated_at, shipped_at, needs_review, request_key, \
+             internal_comment), \
          invoice_number AS ( \
            UPDATE counters SET value = value + 1 \
            WHERE name = 'invoice_number' AND EXISTS (SELECT 1 FROM attempt) \

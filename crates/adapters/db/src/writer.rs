@@ -16,7 +16,9 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::R2D2Connection;
 use tokio::sync::oneshot;
 
 use crate::connection::{AnyConnection, Manager};
@@ -41,9 +43,7 @@ impl Writer {
         waiting: Arc<AtomicU32>,
         wait_limit: Duration,
     ) -> Result<Writer, DbError> {
-        let conn = manager
-            .open()
-            .map_err(|e| DbError::Connect(e.to_string()))?;
+        let conn = open(&manager)?;
         let (jobs, queue) = mpsc::channel();
         let taken = waiting.clone();
         std::thread::Builder::new()
@@ -87,8 +87,11 @@ impl Writer {
 trait Job: Send {
     /// Its caller has gone or waited too long: it is answered without being run.
     fn expired(&self, now: Instant) -> bool;
-    /// Runs the write (again on transient failures) and keeps the result.
-    fn run(&mut self, conn: &mut AnyConnection);
+    /// Runs the write and keeps the result; alone, again after transient failures (in a group a
+    /// retry would meet the same lock inside the same transaction).
+    fn run(&mut self, conn: &mut AnyConnection, alone: bool);
+    /// Its kept result is a failure that may pass when it runs again alone.
+    fn failed_transiently(&self) -> bool;
     /// Sends the kept result: the write is committed, or it failed and was rolled back.
     fn answer(self: Box<Self>);
     /// Sends `error` instead of a result.
@@ -114,8 +117,16 @@ where
         self.reply.is_closed() || now > self.deadline
     }
 
-    fn run(&mut self, conn: &mut AnyConnection) {
-        self.result = Some(crate::retry::with_retries(&self.work, conn));
+    fn run(&mut self, conn: &mut AnyConnection, alone: bool) {
+        self.result = Some(if alone {
+            crate::retry::with_retries(&self.work, conn)
+        } else {
+            (self.work)(conn)
+        });
+    }
+
+    fn failed_transiently(&self) -> bool {
+        matches!(&self.result, Some(Err(e)) if e.is_transient())
     }
 
     fn answer(self: Box<Self>) {
@@ -171,8 +182,13 @@ fn serve(
 
 /// One write in its own transaction (the work opens it).
 fn run_alone(conn: &mut AnyConnection, manager: &Manager, mut job: Box<dyn Job>) {
-    match catch_unwind(AssertUnwindSafe(|| job.run(conn))) {
-        Ok(()) => job.answer(),
+    match catch_unwind(AssertUnwindSafe(|| job.run(conn, true))) {
+        Ok(()) => {
+            job.answer();
+            if R2D2Connection::is_broken(conn) {
+                reopen(conn, manager);
+            }
+        }
         Err(_) => {
             reopen(conn, manager);
             job.fail(DbError::Task("a database write panicked".into()));
@@ -181,38 +197,81 @@ fn run_alone(conn: &mut AnyConnection, manager: &Manager, mut job: Box<dyn Job>)
 }
 
 /// Several writes, each in a savepoint of one transaction, committed together.
+///
+/// SQLite ends the whole transaction itself on some errors (disk full, I/O, out of memory). The
+/// writes after that would each commit on their own, and running the group again would apply
+/// them twice; so a marker row written at the start of the group is looked for after every
+/// write, and the group stops at the first write after which it is gone. Everything before was
+/// rolled back and nothing after ran, so every write of the group can run again alone.
 fn run_group(conn: &mut AnyConnection, manager: &Manager, mut group: Vec<Box<dyn Job>>) {
     let committed = catch_unwind(AssertUnwindSafe(|| {
         conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            conn.batch_execute("INSERT INTO temp.consign_group VALUES (1)")?;
             for job in group.iter_mut() {
-                job.run(conn);
+                job.run(conn, false);
+                if !group_is_open(conn) {
+                    return Err(diesel::result::Error::RollbackTransaction);
+                }
             }
+            conn.batch_execute("DELETE FROM temp.consign_group")?;
             Ok(())
         })
     }));
-    match committed {
-        Ok(Ok(())) => group.into_iter().for_each(|job| job.answer()),
+    let failed = match committed {
+        Ok(Ok(())) => {
+            // Transient failures rolled back their savepoints: they run again alone, with retries.
+            let (again, done): (Vec<_>, Vec<_>) =
+                group.into_iter().partition(|job| job.failed_transiently());
+            done.into_iter().for_each(|job| job.answer());
+            again
+        }
         Ok(Err(error)) => {
             tracing::warn!(%error, writes = group.len(), "group commit failed; running its writes one by one");
-            for job in group {
-                run_alone(conn, manager, job);
-            }
+            group
         }
         Err(_) => {
             // A panic leaves the transaction half open: a new connection rolls it back. Which
             // write panicked is not known, so each runs again alone (the culprit panics alone).
             reopen(conn, manager);
-            for job in group {
-                run_alone(conn, manager, job);
-            }
+            group
         }
+    };
+    if R2D2Connection::is_broken(conn) {
+        reopen(conn, manager);
     }
+    for job in failed {
+        run_alone(conn, manager, job);
+    }
+}
+
+/// Whether the group's transaction still holds its marker row (SQLite has not ended it).
+fn group_is_open(conn: &mut AnyConnection) -> bool {
+    #[derive(QueryableByName)]
+    struct Marks {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        marks: i64,
+    }
+    let AnyConnection::Sqlite(sqlite) = conn else {
+        return false;
+    };
+    diesel::sql_query("SELECT count(*) AS marks FROM temp.consign_group")
+        .get_result::<Marks>(sqlite)
+        .is_ok_and(|m| m.marks == 1)
+}
+
+/// The write connection, with the temporary table that marks a group's transaction.
+fn open(manager: &Manager) -> Result<AnyConnection, DbError> {
+    let mut conn = manager
+        .open()
+        .map_err(|e| DbError::Connect(e.to_string()))?;
+    conn.batch_execute("CREATE TEMP TABLE IF NOT EXISTS consign_group (mark INTEGER)")?;
+    Ok(conn)
 }
 
 /// Replaces a connection left in an unknown state; dropping it rolls back what it had open.
 fn reopen(conn: &mut AnyConnection, manager: &Manager) {
     loop {
-        match manager.open() {
+        match open(manager) {
             Ok(fresh) => {
                 *conn = fresh;
                 return;
@@ -222,5 +281,107 @@ fn reopen(conn: &mut AnyConnection, manager: &Manager) {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DbConfig;
+
+    /// A SQLite file of its own, removed afterwards.
+    struct File(String);
+
+    impl Drop for File {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.0));
+            }
+        }
+    }
+
+    fn writer() -> (Writer, File) {
+        let path = std::env::temp_dir().join(format!(
+            "consign_writer_{}_{:?}.db",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let file = File(path.display().to_string());
+        let config = DbConfig::from_url(&format!("sqlite://{}", file.0));
+        let mut conn = Manager::new(&config).open().unwrap();
+        conn.batch_execute("CREATE TABLE t (x INTEGER NOT NULL)")
+            .unwrap();
+        let writer = Writer::start(
+            Manager::new(&config),
+            Arc::new(AtomicU32::new(0)),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        (writer, file)
+    }
+
+    fn insert(x: i64) -> impl Fn(&mut AnyConnection) -> Result<(), DbError> {
+        move |conn| {
+            conn.transaction(|conn| {
+                conn.batch_execute(&format!("INSERT INTO t VALUES ({x})"))?;
+                Ok(())
+            })
+        }
+    }
+
+    async fn count(writer: &Writer, x: i64) -> i64 {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        writer
+            .run(move |conn| {
+                let AnyConnection::Sqlite(c) = conn else {
+                    unreachable!("the writer is SQLite's")
+                };
+                Ok(
+                    diesel::sql_query(format!("SELECT count(*) AS n FROM t WHERE x = {x}"))
+                        .get_result::<N>(c)?
+                        .n,
+                )
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Three writes queued behind a slow one form one group; the middle one ends the whole
+    /// transaction (as SQLite does itself on disk-full or I/O errors). The others must each be
+    /// committed exactly once: not lost with the group, and not applied twice when the group
+    /// runs again write by write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_ends_the_groups_transaction_leaves_the_others_applied_once() {
+        let (writer, _file) = writer();
+        let slow = writer.run(|_| {
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(())
+        });
+        let (first, ending, last) = {
+            let queued = async {
+                // Queued while the slow write holds the writer: the next group is these three.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::join!(
+                    writer.run(insert(1)),
+                    writer.run(|conn| {
+                        conn.transaction(|conn| {
+                            conn.batch_execute("ROLLBACK")?;
+                            Err::<(), _>(DbError::Corrupt("ended the transaction".into()))
+                        })
+                    }),
+                    writer.run(insert(3)),
+                )
+            };
+            let (_, results) = tokio::join!(slow, queued);
+            results
+        };
+        assert!(first.is_ok() && last.is_ok(), "{first:?} {last:?}");
+        assert!(ending.is_err());
+        assert_eq!(count(&writer, 1).await, 1, "the first write");
+        assert_eq!(count(&writer, 3).await, 1, "the last write");
     }
 }
