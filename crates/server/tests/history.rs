@@ -54,7 +54,11 @@ const SETTINGS: &[(&str, &str)] = &[
 
 impl Cluster {
     fn start(&self, i: usize) {
-        let server = start_at(self.ports[i], &self.db_url, &self.stand_in, None, SETTINGS);
+        // Each start's warnings go to a file (kept from the last start), read if the check fails.
+        let log = self.log(i);
+        let mut settings = SETTINGS.to_vec();
+        settings.extend([("RUST_LOG", "warn"), ("STDERR_TO", log.as_str())]);
+        let server = start_at(self.ports[i], &self.db_url, &self.stand_in, None, &settings);
         self.servers.lock().unwrap()[i] = Some(server);
     }
 
@@ -63,6 +67,17 @@ impl Cluster {
             child.kill().ok();
             child.wait().ok();
         }
+    }
+
+    fn log(&self, i: usize) -> String {
+        std::env::temp_dir()
+            .join(format!(
+                "consign-history-{}-{}-{i}.log",
+                std::process::id(),
+                self.ports[i]
+            ))
+            .display()
+            .to_string()
     }
 
     fn base(&self, i: usize) -> String {
@@ -341,12 +356,16 @@ fn history(db_url: &str, instances: usize, kills: u64) -> Figures {
             .count();
         if (open == 0 && orders.len() == ORDERS as usize) || Instant::now() > deadline {
             figures.pending_left = open as u64;
+            if open > 0 {
+                report_open_shipments(&cluster, instances, &orders);
+            }
             break orders;
         }
         thread::sleep(Duration::from_millis(300));
     };
     for i in 0..instances {
         cluster.kill(i);
+        let _ = std::fs::remove_file(cluster.log(i));
     }
     let mut at_provider: HashMap<String, Vec<i64>> = HashMap::new();
     for capture in stand_in.ledger() {
@@ -385,6 +404,26 @@ fn history(db_url: &str, instances: usize, kills: u64) -> Figures {
         .filter(|(s, value)| **value > 0 && !at_provider.contains_key(*s))
         .count() as u64;
     figures
+}
+
+/// What a failed recovery check needs to be understood: the shipments still open, and the last
+/// warnings of each instance.
+fn report_open_shipments(cluster: &Cluster, instances: usize, orders: &[Value]) {
+    for order in orders {
+        for s in order["shipments"].as_array().cloned().unwrap_or_default() {
+            if s["captureState"] == "pending" || s["captureState"] == "needsReview" {
+                eprintln!("still open: {s}");
+            }
+        }
+    }
+    for i in 0..instances {
+        let log = std::fs::read_to_string(cluster.log(i)).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        eprintln!("instance {i}, last warnings:");
+        for line in &lines[lines.len().saturating_sub(40)..] {
+            eprintln!("  {line}");
+        }
+    }
 }
 
 #[test]
