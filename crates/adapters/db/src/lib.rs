@@ -26,7 +26,6 @@ mod orders;
 mod outbox;
 mod postgres;
 mod prepared;
-mod raw;
 mod reservation;
 mod retry;
 mod rows;

@@ -7,6 +7,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::connection::AnyConnection;
 use crate::error::DbError;
+use crate::prepared::{returning_one, Param};
 use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{customers, order_lines, orders, shipment_lines, shipments};
 
@@ -18,12 +19,10 @@ pub(crate) fn bump_counter(conn: &mut AnyConnection, name: &str, by: i64) -> Res
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         value: i64,
     }
-    let bumped: Option<Value> = crate::raw::returning_one!(
+    let bumped: Option<Value> = returning_one(
         conn,
         "UPDATE counters SET value = value + $1 WHERE name = $2 RETURNING value",
-        |q| q
-            .bind::<diesel::sql_types::BigInt, _>(by)
-            .bind::<diesel::sql_types::Text, _>(name)
+        vec![Param::BigInt(by), Param::Text(name)],
     )?;
     bumped
         .map(|b| b.value)
@@ -37,12 +36,14 @@ pub(crate) fn lock_order(
     id: i64,
     now: Timestamp,
 ) -> Result<Option<OrderRow>, DbError> {
-    Ok(crate::raw::returning_one!(
+    // Columns named, not `*`: a kept-prepared `*` fails once a migration adds a column.
+    Ok(returning_one(
         conn,
-        "UPDATE orders SET updated_at = $1 WHERE id = $2 RETURNING *",
-        |q| q
-            .bind::<diesel::sql_types::BigInt, _>(now.0)
-            .bind::<diesel::sql_types::BigInt, _>(id)
+        "UPDATE orders SET updated_at = $1 WHERE id = $2 RETURNING id, currency, customer_id, \
+         email, first_name, last_name, address, zipcode, city, country, shipping_fee, \
+         payment_provider, payment_reference, authorized, committed, shipping_fee_committed, \
+         next_shipment_number, created_at, updated_at",
+        vec![Param::BigInt(now.0), Param::BigInt(id)],
     )?)
 }
 

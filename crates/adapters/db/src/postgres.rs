@@ -15,27 +15,7 @@ use consign_ports::Timestamp;
 use crate::error::DbError;
 use crate::prepared::{Param, Prepared};
 use crate::reservation::{line_changed, ReservationWrite};
-use crate::rows::{int, OrderRow, ShipmentRow};
-
-/// Locks an order for the rest of the transaction and reads it, as a statement the connection
-/// keeps prepared (columns named, not `*`: a prepared `*` fails once a migration adds a column). Its lines are read by the next statement: one statement's snapshot is taken
-/// before it waits for the lock, so lines read with it could predate the shipment the lock
-/// waited for.
-pub(crate) fn lock_order(
-    conn: &mut PgConnection,
-    id: i64,
-    now: Timestamp,
-) -> Result<Option<OrderRow>, DbError> {
-    Ok(Prepared::new(
-        "UPDATE orders SET updated_at = $1 WHERE id = $2 RETURNING id, currency, customer_id, \
-         email, first_name, last_name, address, zipcode, city, country, shipping_fee, \
-         payment_provider, payment_reference, authorized, committed, shipping_fee_committed, \
-         next_shipment_number, created_at, updated_at",
-        vec![Param::BigInt(now.0), Param::BigInt(id)],
-    )
-    .get_result(conn)
-    .optional()?)
-}
+use crate::rows::{int, ShipmentRow};
 
 /// The reserve step's writes after the order is locked and the domain has planned: the
 /// shipment, its lines, the guarded allocation of each line, the order's counters and the

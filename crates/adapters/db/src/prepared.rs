@@ -1,14 +1,20 @@
-//! Hand-written PostgreSQL statements that Diesel prepares once per connection.
+//! Hand-written statements that Diesel prepares once per connection, on either backend.
 //!
-//! `diesel::sql_query` never caches its statement, so PostgreSQL parses and plans it on every
+//! `diesel::sql_query` never caches its statement, so the database parses and plans it on every
 //! run; for the saga's large `WITH` statements that was a visible share of the database's CPU.
 //! [`Prepared`] carries the same text with `$n` placeholders, binds each placeholder where it
 //! appears, and lets Diesel's statement cache keep it prepared (keyed by its text).
 
+use diesel::backend::Backend;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Untyped};
-use diesel::{PgConnection, QueryResult, RunQueryDsl};
+use diesel::sqlite::Sqlite;
+use diesel::{
+    OptionalExtension, PgConnection, QueryResult, QueryableByName, RunQueryDsl, SqliteConnection,
+};
+
+use crate::connection::AnyConnection;
 
 /// One bound value, with its SQL type.
 pub(crate) enum Param<'a> {
@@ -35,10 +41,15 @@ impl<'a> Prepared<'a> {
     }
 }
 
-impl QueryFragment<Pg> for Prepared<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        // Diesel numbers placeholders in the order values are bound, so each `$n` of the text
-        // becomes a bind of the n-th value at that place (a value used twice is bound twice).
+impl<'a> Prepared<'a> {
+    /// Walks the text: each `$n` becomes a bind of the n-th value at that place, through `bind`
+    /// (Diesel numbers placeholders in the order values are bound, so a value used twice is
+    /// bound twice).
+    fn walk<'b, DB: Backend>(
+        &'b self,
+        mut out: AstPass<'_, 'b, DB>,
+        bind: impl Fn(&mut AstPass<'_, 'b, DB>, &'b Param<'a>) -> QueryResult<()>,
+    ) -> QueryResult<()> {
         let mut rest = self.sql;
         while let Some(at) = rest.find('$') {
             out.push_sql(&rest[..at]);
@@ -53,20 +64,59 @@ impl QueryFragment<Pg> for Prepared<'_> {
                 .checked_sub(1)
                 .and_then(|i| self.params.get(i))
                 .ok_or_else(|| placeholder_error(self.sql))?;
-            match param {
-                Param::BigInt(v) => out.push_bind_param::<BigInt, _>(v)?,
-                Param::Integer(v) => out.push_bind_param::<Integer, _>(v)?,
-                Param::Text(v) => out.push_bind_param::<Text, _>(*v)?,
-                Param::NullableBigInt(v) => out.push_bind_param::<Nullable<BigInt>, _>(v)?,
-                Param::NullableInteger(v) => out.push_bind_param::<Nullable<Integer>, _>(v)?,
-                Param::NullableText(v) => out.push_bind_param::<Nullable<Text>, _>(v)?,
-                Param::BigInts(v) => out.push_bind_param::<Array<BigInt>, _>(*v)?,
-                Param::Integers(v) => out.push_bind_param::<Array<Integer>, _>(*v)?,
-            }
+            bind(&mut out, param)?;
             rest = &rest[at + 1 + digits..];
         }
         out.push_sql(rest);
         Ok(())
+    }
+}
+
+impl QueryFragment<Pg> for Prepared<'_> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.walk(out, |out, param| match param {
+            Param::BigInt(v) => out.push_bind_param::<BigInt, _>(v),
+            Param::Integer(v) => out.push_bind_param::<Integer, _>(v),
+            Param::Text(v) => out.push_bind_param::<Text, _>(*v),
+            Param::NullableBigInt(v) => out.push_bind_param::<Nullable<BigInt>, _>(v),
+            Param::NullableInteger(v) => out.push_bind_param::<Nullable<Integer>, _>(v),
+            Param::NullableText(v) => out.push_bind_param::<Nullable<Text>, _>(v),
+            Param::BigInts(v) => out.push_bind_param::<Array<BigInt>, _>(*v),
+            Param::Integers(v) => out.push_bind_param::<Array<Integer>, _>(*v),
+        })
+    }
+}
+
+impl QueryFragment<Sqlite> for Prepared<'_> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        self.walk(out, |out, param| match param {
+            Param::BigInt(v) => out.push_bind_param::<BigInt, _>(v),
+            Param::Integer(v) => out.push_bind_param::<Integer, _>(v),
+            Param::Text(v) => out.push_bind_param::<Text, _>(*v),
+            Param::NullableBigInt(v) => out.push_bind_param::<Nullable<BigInt>, _>(v),
+            Param::NullableInteger(v) => out.push_bind_param::<Nullable<Integer>, _>(v),
+            Param::NullableText(v) => out.push_bind_param::<Nullable<Text>, _>(v),
+            Param::BigInts(_) | Param::Integers(_) => Err(
+                diesel::result::Error::QueryBuilderError("SQLite has no array values".into()),
+            ),
+        })
+    }
+}
+
+/// Runs a statement that answers at most one row (`... RETURNING` with named columns) on
+/// whichever backend `conn` is: the statements `MultiConnection`'s DSL cannot express.
+pub(crate) fn returning_one<U>(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    params: Vec<Param<'_>>,
+) -> QueryResult<Option<U>>
+where
+    U: QueryableByName<Pg> + QueryableByName<Sqlite> + 'static,
+{
+    let query = Prepared::new(sql, params);
+    match conn {
+        AnyConnection::Postgresql(c) => query.get_result(c).optional(),
+        AnyConnection::Sqlite(c) => query.get_result(c).optional(),
     }
 }
 
@@ -91,6 +141,8 @@ impl Query for Prepared<'_> {
 }
 
 impl RunQueryDsl<PgConnection> for Prepared<'_> {}
+
+impl RunQueryDsl<SqliteConnection> for Prepared<'_> {}
 
 #[cfg(test)]
 mod tests {

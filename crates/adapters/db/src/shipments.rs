@@ -33,11 +33,10 @@ pub(crate) fn reserve_shipment(
     conn.transaction(|conn| {
         // Writing the order row first takes its row lock on PostgreSQL and the write lock on
         // SQLite: concurrent shipments of one order queue here, with one query for both.
-        let locked = match &mut *conn {
-            AnyConnection::Postgresql(pg) => crate::postgres::lock_order(pg, order_id.0, now)?,
-            conn => lock_order(conn, order_id.0, now)?,
-        };
-        let order_row = locked.ok_or(ShipmentError::OrderNotFound(order_id))?;
+        // Its lines are read by the next statement: one statement's snapshot is taken before it
+        // waits for the lock, so lines read with it could predate the shipment it waited for.
+        let order_row =
+            lock_order(conn, order_id.0, now)?.ok_or(ShipmentError::OrderNotFound(order_id))?;
         let line_rows = load_lines(conn, order_id.0)?;
         let order = order_row.to_order(&line_rows)?;
         let plan = order.plan_shipment(request)?;
