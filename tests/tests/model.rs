@@ -109,12 +109,12 @@ async fn check(
     for (i, line) in line_ids.iter().enumerate() {
         let stored = view.order.line(*line).unwrap();
         prop_assert_eq!(
-            stored.allocated,
+            stored.allocated(),
             model.allocated(i),
             "allocation of line {}",
             i
         );
-        prop_assert!(stored.allocated <= stored.quantity);
+        prop_assert!(stored.allocated() <= stored.quantity());
     }
     let live: Vec<ModelShipment> = view
         .shipments
@@ -144,7 +144,7 @@ async fn check(
         .map(|m| m.minor())
         .sum();
     prop_assert_eq!(
-        view.order.committed.minor(),
+        view.order.committed().minor(),
         captured,
         "committed equals what is captured"
     );
@@ -202,8 +202,8 @@ async fn run(
         .await
         .unwrap();
     let line_ids = [
-        imported.order.lines[0].line_id,
-        imported.order.lines[1].line_id,
+        imported.order.lines()[0].line_id(),
+        imported.order.lines()[1].line_id(),
     ];
     let mut model = Model {
         quantities,

@@ -105,7 +105,7 @@ async fn no_pooled_connection_is_held_while_the_gateway_is_called() {
         });
         let consign = service(&database, gateway.clone());
         let order = consign.import_order(import(20)).await.unwrap().order;
-        let line = order.lines[0].line_id;
+        let line = order.lines()[0].line_id();
         let request = move || ShipmentRequest {
             lines: vec![ShipmentLine {
                 line_id: line,
@@ -117,7 +117,7 @@ async fn no_pooled_connection_is_held_while_the_gateway_is_called() {
         // One at a time: the pool is idle whenever the provider is being called.
         for _ in 0..3 {
             consign
-                .create_shipment(order.id, request(), ShipmentDetails::default(), None)
+                .create_shipment(order.id(), request(), ShipmentDetails::default(), None)
                 .await
                 .unwrap();
         }

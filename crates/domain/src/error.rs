@@ -1,10 +1,12 @@
-//! The errors of orders and shipments (money's own is in `money.rs`). Each message is the text a
-//! client reads in `msg`.
+//! The errors the domain produces (money's own is in `money.rs`). Each message is the text a
+//! client reads in `msg`. Outcomes of lookups (an unknown order or shipment) are the store's and
+//! the service's, not the domain's.
 
 use crate::ids::{LineId, OrderId, ShipmentId};
 use crate::money::MoneyError;
+use crate::state::IllegalTransition;
 
-/// Why an order could not be built from what was imported.
+/// Why an order could not be built, from an import or from what a store kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OrderError {
     /// An order needs at least one line.
@@ -13,6 +15,12 @@ pub enum OrderError {
     /// A line with a quantity of zero.
     #[error("product {0} has no quantity")]
     ZeroQuantity(String),
+    /// Two lines with the same id.
+    #[error("line {0} appears more than once")]
+    DuplicateLine(LineId),
+    /// A price, fee or authorised amount below zero.
+    #[error("amounts must not be negative")]
+    NegativeAmount,
     /// The authorised amount is less than the order total.
     #[error("payment amount {authorized} does not cover the order total {total}")]
     AuthorizationTooSmall {
@@ -21,7 +29,12 @@ pub enum OrderError {
         /// The order total, as written.
         total: String,
     },
-    /// A money error while totalling the order.
+    /// Counters that no sequence of shipments can produce (a line's units in capture above its
+    /// allocated units, allocated above ordered, a committed amount outside the total, a
+    /// shipment number of 0).
+    #[error("order counters are inconsistent: {0}")]
+    Inconsistent(String),
+    /// A money error while totalling the order (overflow, another currency).
     #[error(transparent)]
     Money(#[from] MoneyError),
 }
@@ -29,9 +42,6 @@ pub enum OrderError {
 /// Why a shipment cannot be created, captured or changed. Nothing was changed when it is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShipmentError {
-    /// The seed's text for an unknown order.
-    #[error("order does not exist")]
-    OrderNotFound(OrderId),
     /// A shipment must hold at least one unit.
     #[error("products must name at least one line")]
     NoProducts,
@@ -70,9 +80,6 @@ pub enum ShipmentError {
     /// An edit would leave a shipment without lines.
     #[error("a shipment needs at least one line; delete it instead")]
     EmptyShipment,
-    /// No such shipment (or not on the order named).
-    #[error("shipment does not exist")]
-    ShipmentNotFound(ShipmentId),
     /// Lines of a captured shipment cannot change (Centra's text).
     #[error("shipment is captured and can not be updated")]
     ShipmentCaptured,
@@ -85,6 +92,13 @@ pub enum ShipmentError {
     /// The shipment's capture is in flight: changes wait until it settles.
     #[error("the shipment's capture is in progress; retry shortly")]
     CaptureInProgress(ShipmentId),
+    /// A change the state machine does not allow (a voided or deleted shipment, say).
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    /// A change that does not fit the order it is applied to (it was decided on other counters):
+    /// applying it would break `in_capture <= allocated <= quantity` or the committed amount.
+    #[error("the change does not fit the order's counters: {0}")]
+    DoesNotFit(String),
     /// A money error (overflow) while computing the amount.
     #[error(transparent)]
     Money(#[from] MoneyError),

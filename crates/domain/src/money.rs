@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
 /// A value that could not be read as money.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
@@ -39,8 +37,7 @@ pub enum MoneyError {
 /// assert_eq!("KWD".parse::<Currency>().unwrap().minor_digits(), 3);
 /// assert!("sek".parse::<Currency>().is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Currency {
     code: [u8; 3],
 }
@@ -119,7 +116,7 @@ impl fmt::Display for Currency {
 /// assert_eq!(two.to_string(), "499.00");
 /// assert!(Money::parse("249.505", sek).is_err()); // more digits than SEK has
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Money {
     minor: i64,
     currency: Currency,

@@ -1,420 +1,478 @@
-//! Shipments: what a request asks for, how the order plans it, and the capture rule.
+//! A shipment and every change Consign makes to it. Each method goes through the state machine
+//! ([`ShipmentState::on`]) and answers the [`ShipmentChange`] to persist, or the
+//! [`ShipmentError`] a Centra client reads; none changes anything itself.
 
 use std::collections::HashSet;
-
-use serde::{Deserialize, Serialize};
 
 use crate::error::ShipmentError;
 use crate::ids::{LineId, ShipmentId};
 use crate::money::Money;
-use crate::order::Order;
+use crate::order::{LineMove, Order};
+use crate::plan::{CapturePlan, ShipmentLine, ShipmentPlan};
+use crate::state::{ShipmentEvent, ShipmentState};
 
-/// Units of one order line in a shipment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShipmentLine {
-    /// The order line.
-    pub line_id: LineId,
-    /// Units of it, at least 1.
-    pub quantity: u32,
+/// A shipment's flags. They only move forward, except `needs_review`, which a settled capture
+/// clears.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShipmentFlags {
+    /// Good to go: the warehouse may pick it.
+    pub good_to_go: bool,
+    /// Sent to the customer.
+    pub shipped: bool,
+    /// Its capture stayed unknown through many recovery passes: an operator should look.
+    pub needs_review: bool,
 }
 
-/// What a create-shipment request asks of an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShipmentRequest {
-    /// Lines and quantities to ship.
-    pub lines: Vec<ShipmentLine>,
-    /// Capture the shipment's amount now (Centra's default) or leave it uncaptured.
-    pub capture: bool,
-    /// Centra's `deductPreviousCosts`: leave the shipping fee out of this capture.
-    pub deduct_previous_costs: bool,
+/// What complete-shipment asks for besides a capture: flags to set (`false` leaves a flag as
+/// it is).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Completion {
+    /// Set good to go.
+    pub good_to_go: bool,
+    /// Set shipped.
+    pub shipped: bool,
 }
 
-/// The money a shipment captures, decided when its capture starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CapturePlan {
-    /// The amount to capture.
-    pub amount: Money,
-    /// Whether the amount includes the order's shipping fee.
-    pub carries_shipping_fee: bool,
-    /// Whether, with this capture, every unit of the order is in capture: its amount is then
-    /// the exact remainder of the order total.
-    pub completes_order: bool,
-}
-
-/// A validated shipment, ready to be reserved: its number, lines and capture (if any).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShipmentPlan {
-    /// The id the shipment will have.
-    pub id: ShipmentId,
-    /// Lines and quantities.
-    pub lines: Vec<ShipmentLine>,
-    /// The capture to make, or `None` for `capture: false`.
-    pub capture: Option<CapturePlan>,
-}
-
-/// Where a shipment stands with its money.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ShipmentState {
-    /// Created with `capture: false`; editable until captured.
-    Uncaptured,
-    /// Reserved; its capture has been (or is being) asked of the provider.
-    CapturePending,
-    /// Captured by the provider.
+/// A definite answer of the provider to a capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Captured.
     Captured,
-    /// Its capture was declined: units released, never listed, number not reused.
-    Voided,
-    /// Deleted while uncaptured: units released, never listed, number not reused.
-    Deleted,
+    /// Declined.
+    Declined,
 }
 
-/// What happens to a shipment's money.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ShipmentEvent {
-    /// Its capture was asked of the provider.
-    CaptureStarted,
-    /// The provider captured it.
-    CaptureSucceeded,
-    /// The provider definitely declined it.
-    CaptureDeclined,
-    /// It was deleted.
-    Delete,
-    /// The capture of a shipment created uncaptured was declined: it stays uncaptured.
-    CaptureFailed,
+/// Which capture a settlement answers: the one a shipment was created with (a decline voids the
+/// shipment) or a later one of a shipment created uncaptured (a decline leaves it uncaptured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureOrigin {
+    /// Create shipment with capture on.
+    AtCreation,
+    /// Complete or capture shipment of an uncaptured shipment.
+    Later,
 }
 
-/// A transition the state machine does not allow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a shipment in state {from:?} cannot take {event:?}")]
-pub struct IllegalTransition {
-    /// The state it was in.
-    pub from: ShipmentState,
-    /// The event refused.
-    pub event: ShipmentEvent,
+/// What starting a capture decided.
+// One is made per capture and used at once, never kept in bulk: boxing would only cost.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureStart {
+    /// Captured already: nothing to do, and never captured twice.
+    AlreadyCaptured,
+    /// The capture to send, and the change that puts the shipment into capture.
+    Started {
+        /// The amount and whether it carries the fee and completes the order.
+        plan: CapturePlan,
+        /// The change to persist before the provider is called.
+        change: ShipmentChange,
+    },
 }
 
-impl ShipmentState {
-    /// The state after `event`, or an error for a transition the workflow forbids.
-    ///
-    /// ```
-    /// use consign_domain::{ShipmentEvent::*, ShipmentState::*};
-    /// assert_eq!(Uncaptured.on(CaptureStarted), Ok(CapturePending));
-    /// assert_eq!(CapturePending.on(CaptureDeclined), Ok(Voided));
-    /// assert!(Captured.on(Delete).is_err());
-    /// ```
-    pub fn on(self, event: ShipmentEvent) -> Result<ShipmentState, IllegalTransition> {
-        use ShipmentEvent::*;
-        use ShipmentState::*;
-        match (self, event) {
-            (Uncaptured, CaptureStarted) => Ok(CapturePending),
-            (CapturePending, CaptureSucceeded) => Ok(Captured),
-            (CapturePending, CaptureDeclined) => Ok(Voided),
-            (CapturePending, CaptureFailed) => Ok(Uncaptured),
-            (Uncaptured, Delete) => Ok(Deleted),
-            (from, event) => Err(IllegalTransition { from, event }),
-        }
-    }
-
-    /// Whether the shipment holds units and is listed (not voided or deleted).
-    pub fn is_live(self) -> bool {
-        !matches!(self, ShipmentState::Voided | ShipmentState::Deleted)
-    }
-
-    /// The stable name stores keep: `uncaptured`, `pending`, `captured`, `voided`, `deleted`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ShipmentState::Uncaptured => "uncaptured",
-            ShipmentState::CapturePending => "pending",
-            ShipmentState::Captured => "captured",
-            ShipmentState::Voided => "voided",
-            ShipmentState::Deleted => "deleted",
-        }
-    }
-
-    /// Reads a name written by [`ShipmentState::as_str`].
-    pub fn from_name(name: &str) -> Option<ShipmentState> {
-        [
-            ShipmentState::Uncaptured,
-            ShipmentState::CapturePending,
-            ShipmentState::Captured,
-            ShipmentState::Voided,
-            ShipmentState::Deleted,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == name)
-    }
+/// A shipment: its lines, where its money stands, its flags and its capture.
+///
+/// ```
+/// use consign_domain::*;
+/// let sek: Currency = "SEK".parse().unwrap();
+/// let money = |text| Money::parse(text, sek).unwrap();
+/// let mut order = Order::new(OrderId(7), sek,
+///     vec![OrderLine::new(LineId(1), "CAP", "Cap", money("199.00"), TaxRate(2500), 2)],
+///     money("0"),
+///     Some(PaymentAuthorization { provider: "sandbox".into(), reference: "a".into(), amount: money("398.00") }),
+/// ).unwrap();
+/// // Created uncaptured...
+/// let plan = order.plan_shipment(&ShipmentRequest { capture: false, deduct_previous_costs: false,
+///     lines: vec![ShipmentLine { line_id: LineId(1), quantity: 1 }] }).unwrap();
+/// order.reserve(&plan).unwrap();
+/// let shipment = Shipment::planned(&plan, ShipmentFlags::default());
+/// // ...captured later: the domain decides the amount and the change; a store writes it.
+/// let CaptureStart::Started { plan: capture, change } = shipment.begin_capture(&order).unwrap() else { unreachable!() };
+/// assert_eq!(capture.amount.to_string(), "199.00");
+/// order.apply(&change).unwrap();
+/// let shipment = change.after().clone();
+/// assert_eq!(shipment.state(), ShipmentState::CapturePending);
+/// // While the capture is in flight, edits wait; once captured, it can not be deleted.
+/// assert_eq!(shipment.delete().unwrap_err(), ShipmentError::CaptureInProgress(shipment.id()));
+/// let captured = shipment.settle(Settlement::Captured, CaptureOrigin::Later).unwrap();
+/// order.apply(&captured).unwrap();
+/// assert_eq!(captured.after().delete().unwrap_err().to_string(),
+///     "shipment has invoices or creditnotes and could not be deleted.");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipment {
+    id: ShipmentId,
+    state: ShipmentState,
+    lines: Vec<ShipmentLine>,
+    flags: ShipmentFlags,
+    capture_amount: Option<Money>,
+    carries_shipping_fee: bool,
 }
 
-impl Order {
-    /// Validates a create-shipment request against this order and plans the shipment.
-    ///
-    /// Every line must be on the order with at least one unit and no more than is still
-    /// shippable; with capture on, the order needs a payment authorisation and the capture is
-    /// planned by [`Order::plan_capture`]. Nothing is changed: apply the plan with
-    /// [`Order::reserve`].
-    ///
-    /// ```
-    /// # use consign_domain::*;
-    /// # let sek: Currency = "SEK".parse().unwrap();
-    /// # let line = |id, price: &str, quantity| OrderLine { line_id: LineId(id), sku: "S".into(),
-    /// #     name: "N".into(), unit_price: Money::parse(price, sek).unwrap(), tax_rate: TaxRate(2500),
-    /// #     quantity, allocated: 0, in_capture: 0 };
-    /// let mut order = Order {
-    ///     id: OrderId(83651), currency: sek,
-    ///     lines: vec![line(1, "249.50", 2), line(2, "199.00", 1)],
-    ///     shipping_fee: Money::parse("49.00", sek).unwrap(),
-    ///     payment: Some(PaymentAuthorization { provider: "sandbox".into(),
-    ///         reference: "auth-1".into(), amount: Money::parse("747.00", sek).unwrap() }),
-    ///     committed: Money::zero(sek), shipping_fee_committed: false, next_shipment_number: 1,
-    /// };
-    /// let first = ShipmentRequest { capture: true, deduct_previous_costs: false,
-    ///     lines: vec![ShipmentLine { line_id: LineId(1), quantity: 1 }] };
-    /// let plan = order.plan_shipment(&first).unwrap();
-    /// assert_eq!(plan.id.to_string(), "83651-1");
-    /// // One unit plus the shipping fee, which the first captured shipment carries.
-    /// assert_eq!(plan.capture.unwrap().amount.to_string(), "298.50");
-    /// order.reserve(&plan);
-    /// let rest = ShipmentRequest { lines: vec![ShipmentLine { line_id: LineId(1), quantity: 1 },
-    ///     ShipmentLine { line_id: LineId(2), quantity: 1 }], ..first };
-    /// let plan = order.plan_shipment(&rest).unwrap();
-    /// // The shipment that completes the order captures the exact remainder.
-    /// assert_eq!(plan.capture.unwrap().amount.to_string(), "448.50");
-    /// ```
-    pub fn plan_shipment(&self, request: &ShipmentRequest) -> Result<ShipmentPlan, ShipmentError> {
-        self.check_lines(&request.lines)?;
-        let capture = if request.capture {
-            Some(self.plan_capture(&request.lines, request.deduct_previous_costs)?)
-        } else {
-            None
-        };
-        Ok(ShipmentPlan {
-            id: ShipmentId {
-                order: self.id,
-                number: self.next_shipment_number,
-            },
-            lines: request.lines.clone(),
-            capture,
-        })
-    }
-
-    fn check_lines(&self, lines: &[ShipmentLine]) -> Result<(), ShipmentError> {
+impl Shipment {
+    /// A shipment as a store kept it. Refused when it has no lines, a line twice or with no
+    /// units, or when its state and its capture disagree (a capture-pending or captured shipment
+    /// has an amount; an uncaptured one has none).
+    pub fn new(
+        id: ShipmentId,
+        state: ShipmentState,
+        lines: Vec<ShipmentLine>,
+        capture_amount: Option<Money>,
+        carries_shipping_fee: bool,
+        flags: ShipmentFlags,
+    ) -> Result<Shipment, ShipmentError> {
         if lines.is_empty() {
-            return Err(ShipmentError::NoProducts);
-        }
-        let mut seen = HashSet::with_capacity(lines.len());
-        for wanted in lines {
-            if !seen.insert(wanted.line_id) {
-                return Err(ShipmentError::DuplicateLine(wanted.line_id));
-            }
-            if wanted.quantity == 0 {
-                return Err(ShipmentError::ZeroQuantity(wanted.line_id));
-            }
-            let line = self
-                .line(wanted.line_id)
-                .ok_or(ShipmentError::UnknownLine {
-                    order: self.id,
-                    line: wanted.line_id,
-                })?;
-            if wanted.quantity > line.shippable() {
-                return Err(ShipmentError::NotEnoughShippable {
-                    line: line.line_id,
-                    requested: wanted.quantity,
-                    shippable: line.shippable(),
-                    ordered: line.quantity,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// The capture rule: what a shipment of `lines` captures when its capture starts now.
-    ///
-    /// The price of its units, plus the shipping fee if no captured or capture-pending shipment
-    /// carries it yet and `deduct_previous_costs` is not set. When these units make the order
-    /// fully in capture, the amount is instead exactly the order total minus what is already
-    /// committed, so the captures of a fully shipped order add up to its total to the minor unit.
-    pub fn plan_capture(
-        &self,
-        lines: &[ShipmentLine],
-        deduct_previous_costs: bool,
-    ) -> Result<CapturePlan, ShipmentError> {
-        let payment = self
-            .payment
-            .as_ref()
-            .ok_or(ShipmentError::NoPaymentAuthorization)?;
-        let plan = self.preview_capture(lines, deduct_previous_costs)?;
-        if self.committed.plus(plan.amount)?.minor() > payment.amount.minor() {
-            return Err(ShipmentError::ExceedsAuthorization);
-        }
-        Ok(plan)
-    }
-
-    /// What [`Order::plan_capture`] would capture for `lines` now, without the authorisation
-    /// checks: the amount a not-yet-captured shipment is listed with.
-    pub fn preview_capture(
-        &self,
-        lines: &[ShipmentLine],
-        deduct_previous_costs: bool,
-    ) -> Result<CapturePlan, ShipmentError> {
-        let completes_order = self.lines.iter().all(|line| {
-            let here: u32 = lines
-                .iter()
-                .filter(|l| l.line_id == line.line_id)
-                .map(|l| l.quantity)
-                .sum();
-            line.in_capture + here == line.quantity
-        });
-        let carries_shipping_fee = if completes_order {
-            !self.shipping_fee_committed
-        } else {
-            !self.shipping_fee_committed && !deduct_previous_costs
-        };
-        let amount = if completes_order {
-            self.total()?.minus(self.committed)?
-        } else {
-            let units = lines
-                .iter()
-                .try_fold(Money::zero(self.currency), |sum, l| {
-                    let line = self.line(l.line_id).ok_or(ShipmentError::UnknownLine {
-                        order: self.id,
-                        line: l.line_id,
-                    })?;
-                    Ok::<_, ShipmentError>(sum.plus(line.unit_price.times(l.quantity)?)?)
-                })?;
-            if carries_shipping_fee {
-                units.plus(self.shipping_fee)?
-            } else {
-                units
-            }
-        };
-        Ok(CapturePlan {
-            amount,
-            carries_shipping_fee,
-            completes_order,
-        })
-    }
-
-    /// Applies a plan: its units become allocated and, when it captures, in capture.
-    pub fn reserve(&mut self, plan: &ShipmentPlan) {
-        for l in &plan.lines {
-            if let Some(line) = self.line_mut(l.line_id) {
-                line.allocated += l.quantity;
-            }
-        }
-        self.next_shipment_number = plan.id.number + 1;
-        if let Some(capture) = &plan.capture {
-            self.begin_capture(&plan.lines, capture);
-        }
-    }
-
-    /// Moves the units of an allocated shipment into capture and commits its amount.
-    pub fn begin_capture(&mut self, lines: &[ShipmentLine], capture: &CapturePlan) {
-        for l in lines {
-            if let Some(line) = self.line_mut(l.line_id) {
-                line.in_capture += l.quantity;
-            }
-        }
-        self.committed = Money::from_minor(
-            self.committed.minor() + capture.amount.minor(),
-            self.currency,
-        );
-        self.shipping_fee_committed |= capture.carries_shipping_fee;
-    }
-
-    /// Releases a shipment that is voided (declined) or deleted: its units become shippable
-    /// again and its capture, if it had one, is no longer committed.
-    pub fn release(&mut self, lines: &[ShipmentLine], capture: Option<&CapturePlan>) {
-        for l in lines {
-            if let Some(line) = self.line_mut(l.line_id) {
-                line.allocated -= l.quantity;
-                if capture.is_some() {
-                    line.in_capture -= l.quantity;
-                }
-            }
-        }
-        if let Some(capture) = capture {
-            self.committed = Money::from_minor(
-                self.committed.minor() - capture.amount.minor(),
-                self.currency,
-            );
-            if capture.carries_shipping_fee {
-                self.shipping_fee_committed = false;
-            }
-        }
-    }
-}
-
-impl Order {
-    /// Validates new quantities for an uncaptured shipment's lines and answers its lines after
-    /// the change: each named line is set to its quantity (0 removes it), lines not named are
-    /// kept. Increases must fit what is still shippable; a shipment left without lines is
-    /// refused (delete it instead). Nothing is changed.
-    ///
-    /// ```
-    /// # use consign_domain::*;
-    /// # let sek: Currency = "SEK".parse().unwrap();
-    /// # let order = Order { id: OrderId(1), currency: sek, lines: vec![OrderLine { line_id: LineId(7),
-    /// #     sku: "S".into(), name: "N".into(), unit_price: Money::from_minor(100, sek),
-    /// #     tax_rate: TaxRate(2500), quantity: 3, allocated: 1, in_capture: 0 }],
-    /// #     shipping_fee: Money::zero(sek), payment: None, committed: Money::zero(sek),
-    /// #     shipping_fee_committed: false, next_shipment_number: 2 };
-    /// let current = [ShipmentLine { line_id: LineId(7), quantity: 1 }];
-    /// let changed = order.plan_line_changes(&current, &[ShipmentLine { line_id: LineId(7), quantity: 3 }]).unwrap();
-    /// assert_eq!(changed, vec![ShipmentLine { line_id: LineId(7), quantity: 3 }]);
-    /// assert!(order.plan_line_changes(&current, &[ShipmentLine { line_id: LineId(7), quantity: 4 }]).is_err());
-    /// ```
-    pub fn plan_line_changes(
-        &self,
-        current: &[ShipmentLine],
-        changes: &[ShipmentLine],
-    ) -> Result<Vec<ShipmentLine>, ShipmentError> {
-        let mut seen = HashSet::with_capacity(changes.len());
-        let mut result: Vec<ShipmentLine> = current.to_vec();
-        for change in changes {
-            if !seen.insert(change.line_id) {
-                return Err(ShipmentError::DuplicateLine(change.line_id));
-            }
-            let line = self
-                .line(change.line_id)
-                .ok_or(ShipmentError::UnknownLine {
-                    order: self.id,
-                    line: change.line_id,
-                })?;
-            let held = current
-                .iter()
-                .find(|l| l.line_id == change.line_id)
-                .map_or(0, |l| l.quantity);
-            let available = line.shippable() + held;
-            if change.quantity > available {
-                return Err(ShipmentError::NotEnoughShippable {
-                    line: line.line_id,
-                    requested: change.quantity,
-                    shippable: available,
-                    ordered: line.quantity,
-                });
-            }
-            result.retain(|l| l.line_id != change.line_id);
-            if change.quantity > 0 {
-                result.push(*change);
-            }
-        }
-        if result.is_empty() {
             return Err(ShipmentError::EmptyShipment);
         }
-        result.sort_by_key(|l| l.line_id);
-        Ok(result)
+        let mut seen = HashSet::with_capacity(lines.len());
+        for line in &lines {
+            if !seen.insert(line.line_id) {
+                return Err(ShipmentError::DuplicateLine(line.line_id));
+            }
+            if line.quantity == 0 {
+                return Err(ShipmentError::ZeroQuantity(line.line_id));
+            }
+        }
+        let amount_fits = match state {
+            ShipmentState::CapturePending | ShipmentState::Captured => capture_amount.is_some(),
+            ShipmentState::Uncaptured => capture_amount.is_none() && !carries_shipping_fee,
+            ShipmentState::Voided | ShipmentState::Deleted => true,
+        };
+        if !amount_fits {
+            return Err(ShipmentError::DoesNotFit(format!(
+                "shipment {id} is {} with capture amount {capture_amount:?}",
+                state.as_str()
+            )));
+        }
+        Ok(Shipment {
+            id,
+            state,
+            lines,
+            flags,
+            capture_amount,
+            carries_shipping_fee,
+        })
     }
 
-    /// Moves a shipment's allocation from `before` to `after` (an uncaptured shipment's edit).
-    pub fn reallocate(&mut self, before: &[ShipmentLine], after: &[ShipmentLine]) {
-        for l in before {
-            if let Some(line) = self.line_mut(l.line_id) {
-                line.allocated -= l.quantity;
-            }
+    /// The shipment a plan creates, in the state it starts in.
+    pub fn planned(plan: &ShipmentPlan, flags: ShipmentFlags) -> Shipment {
+        Shipment {
+            id: plan.id,
+            state: plan.state(),
+            lines: plan.lines.clone(),
+            flags,
+            capture_amount: plan.capture.map(|c| c.amount),
+            carries_shipping_fee: plan.capture.is_some_and(|c| c.carries_shipping_fee),
         }
-        for l in after {
-            if let Some(line) = self.line_mut(l.line_id) {
-                line.allocated += l.quantity;
+    }
+
+    /// Its id.
+    pub fn id(&self) -> ShipmentId {
+        self.id
+    }
+
+    /// Where its money stands.
+    pub fn state(&self) -> ShipmentState {
+        self.state
+    }
+
+    /// Its lines, by line id.
+    pub fn lines(&self) -> &[ShipmentLine] {
+        &self.lines
+    }
+
+    /// Its flags.
+    pub fn flags(&self) -> ShipmentFlags {
+        self.flags
+    }
+
+    /// The amount captured or being captured, once a capture started.
+    pub fn capture_amount(&self) -> Option<Money> {
+        self.capture_amount
+    }
+
+    /// Whether its capture carries the order's shipping fee.
+    pub fn carries_shipping_fee(&self) -> bool {
+        self.carries_shipping_fee
+    }
+
+    /// Update shipment: new quantities for its lines (0 removes a line; see
+    /// [`Order::plan_line_changes`]) and/or good to go. Lines change only while it is
+    /// uncaptured and not sent; nothing changes while its capture is in flight.
+    ///
+    /// ```
+    /// # use consign_domain::*;
+    /// # let sek: Currency = "SEK".parse().unwrap();
+    /// # let mut order = Order::new(OrderId(1), sek, vec![OrderLine::new(LineId(7), "S", "N",
+    /// #     Money::from_minor(100, sek), TaxRate(2500), 3)], Money::zero(sek), None).unwrap();
+    /// # let plan = order.plan_shipment(&ShipmentRequest { capture: false, deduct_previous_costs: false,
+    /// #     lines: vec![ShipmentLine { line_id: LineId(7), quantity: 1 }] }).unwrap();
+    /// # order.reserve(&plan).unwrap();
+    /// let shipment = Shipment::planned(&plan, ShipmentFlags::default());
+    /// let three = [ShipmentLine { line_id: LineId(7), quantity: 3 }];
+    /// let change = shipment.update(&order, Some(&three), true).unwrap();
+    /// assert_eq!(change.after().lines(), &three);
+    /// assert_eq!(change.line_moves(), &[LineMove { line_id: LineId(7), allocated: 2, in_capture: 0 }]);
+    /// assert!(change.after().flags().good_to_go);
+    /// let four = [ShipmentLine { line_id: LineId(7), quantity: 4 }];
+    /// assert!(matches!(shipment.update(&order, Some(&four), false), Err(ShipmentError::NotEnoughShippable { .. })));
+    /// ```
+    pub fn update(
+        &self,
+        order: &Order,
+        lines: Option<&[ShipmentLine]>,
+        good_to_go: bool,
+    ) -> Result<ShipmentChange, ShipmentError> {
+        let mut after = self.clone();
+        let mut moves = Vec::new();
+        if let Some(changes) = lines {
+            self.transition(ShipmentEvent::EditLines)?;
+            if self.flags.shipped {
+                return Err(ShipmentError::ShipmentSent);
             }
+            after.lines = order.plan_line_changes(&self.lines, changes)?;
+            moves = allocation_moves(&self.lines, &after.lines);
+        } else {
+            self.transition(ShipmentEvent::SetFlags)?;
         }
+        after.flags.good_to_go |= good_to_go;
+        Ok(self.change(after, moves, 0, None))
+    }
+
+    /// Delete shipment: an uncaptured shipment is deleted and its units become shippable again.
+    /// A captured one is refused with Centra's text.
+    pub fn delete(&self) -> Result<ShipmentChange, ShipmentError> {
+        let state = self.transition(ShipmentEvent::Delete)?;
+        let moves = self
+            .lines
+            .iter()
+            .map(|l| LineMove {
+                line_id: l.line_id,
+                allocated: -i64::from(l.quantity),
+                in_capture: 0,
+            })
+            .collect();
+        let after = Shipment {
+            state,
+            ..self.clone()
+        };
+        Ok(self.change(after, moves, 0, None))
+    }
+
+    /// Complete shipment's flags: good to go and shipped move forward. Refused while its
+    /// capture is in flight (the changes then wait for the capture's settlement).
+    pub fn complete(&self, completion: Completion) -> Result<ShipmentChange, ShipmentError> {
+        self.transition(ShipmentEvent::SetFlags)?;
+        let mut after = self.clone();
+        after.flags.good_to_go |= completion.good_to_go;
+        after.flags.shipped |= completion.shipped;
+        Ok(self.change(after, Vec::new(), 0, None))
+    }
+
+    /// Starts the capture of an uncaptured shipment: the order plans the amount
+    /// ([`Order::plan_capture`]), the units go into capture and the amount is committed. A
+    /// captured shipment answers [`CaptureStart::AlreadyCaptured`]: it is never captured twice.
+    pub fn begin_capture(&self, order: &Order) -> Result<CaptureStart, ShipmentError> {
+        if self.state == ShipmentState::Captured {
+            return Ok(CaptureStart::AlreadyCaptured);
+        }
+        let state = self.transition(ShipmentEvent::CaptureStarted)?;
+        let plan = order.plan_capture(&self.lines, false)?;
+        let moves = self
+            .lines
+            .iter()
+            .map(|l| LineMove {
+                line_id: l.line_id,
+                allocated: 0,
+                in_capture: i64::from(l.quantity),
+            })
+            .collect();
+        let after = Shipment {
+            state,
+            capture_amount: Some(plan.amount),
+            carries_shipping_fee: plan.carries_shipping_fee,
+            ..self.clone()
+        };
+        let fee = plan.carries_shipping_fee.then_some(true);
+        let change = self.change(after, moves, plan.amount.minor(), fee);
+        Ok(CaptureStart::Started { plan, change })
+    }
+
+    /// Settles a pending capture. Captured: the shipment is captured (and no longer needs
+    /// review). Declined: its units leave capture and its amount is no longer committed; the
+    /// capture it was created with voids it (its units become shippable again), a later one
+    /// leaves it uncaptured.
+    pub fn settle(
+        &self,
+        settlement: Settlement,
+        origin: CaptureOrigin,
+    ) -> Result<ShipmentChange, ShipmentError> {
+        let event = match (settlement, origin) {
+            (Settlement::Captured, _) => ShipmentEvent::CaptureSucceeded,
+            (Settlement::Declined, CaptureOrigin::AtCreation) => ShipmentEvent::CaptureDeclined,
+            (Settlement::Declined, CaptureOrigin::Later) => ShipmentEvent::CaptureFailed,
+        };
+        let state = self.transition(event)?;
+        let mut after = Shipment {
+            state,
+            ..self.clone()
+        };
+        after.flags.needs_review = false;
+        if settlement == Settlement::Captured {
+            return Ok(self.change(after, Vec::new(), 0, None));
+        }
+        let voided = state == ShipmentState::Voided;
+        let moves = self
+            .lines
+            .iter()
+            .map(|l| LineMove {
+                line_id: l.line_id,
+                allocated: if voided { -i64::from(l.quantity) } else { 0 },
+                in_capture: -i64::from(l.quantity),
+            })
+            .collect();
+        let released = self.capture_amount.map_or(0, |m| m.minor());
+        let fee = self.carries_shipping_fee.then_some(false);
+        if !voided {
+            after.capture_amount = None;
+            after.carries_shipping_fee = false;
+        }
+        Ok(self.change(after, moves, -released, fee))
+    }
+
+    /// The provider's answer to a pending capture is still unknown after `passes` tries: it
+    /// stays pending, and from `review_after` passes on it needs an operator's review.
+    pub fn capture_unknown(
+        &self,
+        passes: u32,
+        review_after: u32,
+    ) -> Result<ShipmentChange, ShipmentError> {
+        self.transition(ShipmentEvent::CaptureUnknown)?;
+        let mut after = self.clone();
+        after.flags.needs_review |= passes >= review_after;
+        Ok(self.change(after, Vec::new(), 0, None))
+    }
+
+    /// The state after `event`, or the refusal a Centra client reads.
+    fn transition(&self, event: ShipmentEvent) -> Result<ShipmentState, ShipmentError> {
+        self.state
+            .on(event)
+            .map_err(|illegal| match (self.state, event) {
+                (ShipmentState::CapturePending, _) => ShipmentError::CaptureInProgress(self.id),
+                (ShipmentState::Captured, ShipmentEvent::Delete) => ShipmentError::NotDeletable,
+                (ShipmentState::Captured, ShipmentEvent::EditLines) => {
+                    ShipmentError::ShipmentCaptured
+                }
+                _ => ShipmentError::Illegal(illegal),
+            })
+    }
+
+    fn change(
+        &self,
+        after: Shipment,
+        line_moves: Vec<LineMove>,
+        committed_change: i64,
+        shipping_fee_committed: Option<bool>,
+    ) -> ShipmentChange {
+        ShipmentChange {
+            before: self.clone(),
+            after,
+            line_moves,
+            committed_change,
+            shipping_fee_committed,
+        }
+    }
+}
+
+/// The allocation moves that take a shipment's lines from `before` to `after`.
+fn allocation_moves(before: &[ShipmentLine], after: &[ShipmentLine]) -> Vec<LineMove> {
+    let held = |lines: &[ShipmentLine], id: LineId| {
+        lines
+            .iter()
+            .find(|l| l.line_id == id)
+            .map_or(0, |l| i64::from(l.quantity))
+    };
+    let mut ids: Vec<LineId> = before.iter().chain(after).map(|l| l.line_id).collect();
+    ids.sort();
+    ids.dedup();
+    ids.into_iter()
+        .map(|id| LineMove {
+            line_id: id,
+            allocated: held(after, id) - held(before, id),
+            in_capture: 0,
+        })
+        .filter(|m| m.allocated != 0)
+        .collect()
+}
+
+/// A change the domain decided for a shipment and its order: the shipment before and after,
+/// how the order's lines move, how the committed amount moves and whether the shipping fee
+/// becomes committed or free. A store writes exactly this (guarding that the shipment is still
+/// in its `before` state and that every line stays within `in_capture <= allocated <=
+/// quantity`); [`Order::apply`] applies it to an order in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipmentChange {
+    before: Shipment,
+    after: Shipment,
+    line_moves: Vec<LineMove>,
+    committed_change: i64,
+    shipping_fee_committed: Option<bool>,
+}
+
+impl ShipmentChange {
+    /// The shipment as it was when the change was decided.
+    pub fn before(&self) -> &Shipment {
+        &self.before
+    }
+
+    /// The shipment after the change.
+    pub fn after(&self) -> &Shipment {
+        &self.after
+    }
+
+    /// How the order's lines' counters move.
+    pub fn line_moves(&self) -> &[LineMove] {
+        &self.line_moves
+    }
+
+    /// How the order's committed amount moves, in minor units (negative: released).
+    pub fn committed_change(&self) -> i64 {
+        self.committed_change
+    }
+
+    /// `Some(true)` when the shipping fee becomes committed, `Some(false)` when it becomes free
+    /// again, `None` when it stays as it is.
+    pub fn shipping_fee_committed(&self) -> Option<bool> {
+        self.shipping_fee_committed
+    }
+
+    /// Whether the shipment's lines change.
+    pub fn lines_changed(&self) -> bool {
+        self.before.lines != self.after.lines
+    }
+
+    /// Whether the shipment becomes shipped with this change (a shipping confirmation is due).
+    pub fn becomes_shipped(&self) -> bool {
+        !self.before.flags.shipped && self.after.flags.shipped
+    }
+}
+
+impl Order {
+    /// Applies a change decided on this order: the lines' counters, the committed amount and the
+    /// shipping fee move as the change says, all or nothing, with checked arithmetic. A change
+    /// that does not fit these counters (it was decided on others) is refused and changes
+    /// nothing.
+    pub fn apply(&mut self, change: &ShipmentChange) -> Result<(), ShipmentError> {
+        if change.after.id.order != self.id() {
+            return Err(ShipmentError::DoesNotFit(format!(
+                "shipment {} is not on order {}",
+                change.after.id,
+                self.id()
+            )));
+        }
+        self.apply_moves(
+            &change.line_moves,
+            change.committed_change,
+            change.shipping_fee_committed,
+            None,
+        )
     }
 }

@@ -22,6 +22,9 @@ pub enum StoreError {
     /// An order with this id exists already.
     #[error("order already exists")]
     OrderExists(OrderId),
+    /// No such order.
+    #[error("order does not exist")]
+    OrderNotFound(OrderId),
     /// No such shipment.
     #[error("shipment does not exist")]
     ShipmentNotFound(ShipmentId),

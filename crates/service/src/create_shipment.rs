@@ -236,18 +236,18 @@ mod tests {
     #[tokio::test]
     async fn rejection_by_the_domain_never_reaches_the_gateway() {
         let rejections = [
-            ShipmentError::OrderNotFound(OrderId(1337)),
-            ShipmentError::UnknownLine {
+            StoreError::OrderNotFound(OrderId(1337)),
+            StoreError::Rejected(ShipmentError::UnknownLine {
                 order: OrderId(83651),
                 line: LineId(9),
-            },
-            ShipmentError::NotEnoughShippable {
+            }),
+            StoreError::Rejected(ShipmentError::NotEnoughShippable {
                 line: LineId(17),
                 requested: 3,
                 shippable: 1,
                 ordered: 2,
-            },
-            ShipmentError::NoPaymentAuthorization,
+            }),
+            StoreError::Rejected(ShipmentError::NoPaymentAuthorization),
         ];
         for rejection in rejections {
             let mut store = MockOrderStore::new();
@@ -255,7 +255,7 @@ mod tests {
             store
                 .expect_reserve_shipment()
                 .times(1)
-                .returning(move |_, _, _, _, _| Err(StoreError::Rejected(answer.clone())));
+                .returning(move |_, _, _, _, _| Err(answer.clone()));
             store.expect_settle_capture().never();
             let mut gateway = sandbox_named_mock();
             gateway.expect_capture().never();
@@ -269,7 +269,7 @@ mod tests {
                 )
                 .await
                 .unwrap_err();
-            assert_eq!(error, ServiceError::Rejected(rejection));
+            assert_eq!(error, ServiceError::from(rejection));
         }
     }
 

@@ -95,8 +95,8 @@ impl Consign {
             .map(|l| {
                 let line = order.order.line(l.line_id);
                 (
-                    line.map_or(String::new(), |x| x.sku.clone()),
-                    line.map_or(String::new(), |x| x.name.clone()),
+                    line.map_or(String::new(), |x| x.sku().to_owned()),
+                    line.map_or(String::new(), |x| x.name().to_owned()),
                     l.quantity,
                 )
             })
@@ -109,7 +109,7 @@ impl Consign {
         };
         let mut text = format!(
             "{greeting},\n\nyour order {} has shipped (shipment {}).\n\nCarrier: {}\nService: {}\nTracking number: {}\n\nIn this parcel:\n",
-            order.order.id, shipment.id, shipping.carrier, shipping.service, shipping.tracking
+            order.order.id(), shipment.id, shipping.carrier, shipping.service, shipping.tracking
         );
         for (sku, name, quantity) in &lines {
             text.push_str(&format!("  {quantity} x {name} ({sku})\n"));
@@ -117,7 +117,7 @@ impl Consign {
         let mut html = format!(
             "<html><body><p>{}</p><p>Your order {} has shipped (shipment {}).</p><table><tr><th>Carrier</th><td>{}</td></tr><tr><th>Service</th><td>{}</td></tr><tr><th>Tracking number</th><td>{}</td></tr></table><p>In this parcel:</p><ul>",
             escape(&format!("{greeting},")),
-            order.order.id,
+            order.order.id(),
             shipment.id,
             escape(&shipping.carrier),
             escape(&shipping.service),
@@ -134,7 +134,7 @@ impl Consign {
         Email {
             from: self.settings.mail_from.clone(),
             to: order.customer.email.clone(),
-            subject: format!("Your order {} has shipped", order.order.id),
+            subject: format!("Your order {} has shipped", order.order.id()),
             text,
             html,
             message_id: format!("shipping-confirmation-{}-{outbox_id}@consign", shipment.id),

@@ -15,6 +15,9 @@ pub enum ServiceError {
     /// The order's payment names a provider this instance has no gateway for.
     #[error("unknown payment provider {0:?}")]
     UnknownProvider(String),
+    /// No such order (Centra's text).
+    #[error("order does not exist")]
+    OrderNotFound(OrderId),
     /// Import of an order id that exists.
     #[error("order already exists")]
     OrderExists(OrderId),
@@ -50,6 +53,7 @@ impl From<StoreError> for ServiceError {
             StoreError::Rejected(e) => ServiceError::Rejected(e),
             StoreError::InvalidOrder(e) => ServiceError::InvalidOrder(e),
             StoreError::OrderExists(id) => ServiceError::OrderExists(id),
+            StoreError::OrderNotFound(id) => ServiceError::OrderNotFound(id),
             StoreError::ShipmentNotFound(id) => ServiceError::ShipmentNotFound(id),
             StoreError::Unavailable(why) => ServiceError::Unavailable(why),
             StoreError::Internal(why) => ServiceError::Internal(why),

@@ -1,6 +1,6 @@
 //! Import an order with its payment authorisation (Consign's `POST order`).
 
-use consign_domain::{LineId, Money, Order, OrderId, OrderLine};
+use consign_domain::{LineId, Order, OrderId, OrderLine};
 use consign_ports::{ImportedOrder, OrderImport};
 
 use crate::consign::Consign;
@@ -14,31 +14,30 @@ impl Consign {
                 return Err(ServiceError::UnknownProvider(payment.provider.clone()));
             }
         }
-        // The domain checks the order as it will be stored; ids are placeholders here.
-        let draft = Order {
-            id: import.id.unwrap_or(OrderId(0)),
-            currency: import.currency,
-            lines: import
-                .lines
-                .iter()
-                .map(|l| OrderLine {
-                    line_id: LineId(0),
-                    sku: l.sku.clone(),
-                    name: l.name.clone(),
-                    unit_price: l.unit_price,
-                    tax_rate: l.tax_rate,
-                    quantity: l.quantity,
-                    allocated: 0,
-                    in_capture: 0,
-                })
-                .collect(),
-            shipping_fee: import.shipping_fee,
-            payment: import.payment.clone(),
-            committed: Money::zero(import.currency),
-            shipping_fee_committed: false,
-            next_shipment_number: 1,
-        };
-        draft.validate_new()?;
+        // The domain checks the order as it will be stored. The store assigns the ids, so
+        // the lines are numbered by position here: distinct, as the store's will be.
+        let lines = import
+            .lines
+            .iter()
+            .zip(1..)
+            .map(|(l, position)| {
+                OrderLine::new(
+                    LineId(position),
+                    l.sku.clone(),
+                    l.name.clone(),
+                    l.unit_price,
+                    l.tax_rate,
+                    l.quantity,
+                )
+            })
+            .collect();
+        Order::new(
+            import.id.unwrap_or(OrderId(0)),
+            import.currency,
+            lines,
+            import.shipping_fee,
+            import.payment.clone(),
+        )?;
         let now = self.clock.now();
         Ok(self.store.import_order(import, now).await?)
     }

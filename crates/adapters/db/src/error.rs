@@ -22,9 +22,15 @@ pub enum DbError {
     /// The domain refused; the transaction was rolled back.
     #[error(transparent)]
     Rejected(#[from] ShipmentError),
+    /// The domain's state machine refused a transition the statement was built for.
+    #[error(transparent)]
+    Illegal(#[from] consign_domain::IllegalTransition),
     /// Import of an existing order id.
     #[error("order {0} already exists")]
     OrderExists(OrderId),
+    /// No such order.
+    #[error("order {0} does not exist")]
+    OrderNotFound(OrderId),
     /// No such shipment.
     #[error("shipment {0} does not exist")]
     ShipmentNotFound(ShipmentId),
@@ -56,6 +62,7 @@ impl From<DbError> for StoreError {
         match error {
             DbError::Rejected(e) => StoreError::Rejected(e),
             DbError::OrderExists(id) => StoreError::OrderExists(id),
+            DbError::OrderNotFound(id) => StoreError::OrderNotFound(id),
             DbError::ShipmentNotFound(id) => StoreError::ShipmentNotFound(id),
             e @ (DbError::PoolTimeout(_) | DbError::Connect(_)) => {
                 StoreError::Unavailable(e.to_string())

@@ -24,6 +24,7 @@ mod keys;
 mod listing;
 mod orders;
 mod outbox;
+mod persist;
 mod postgres;
 mod prepared;
 mod reservation;

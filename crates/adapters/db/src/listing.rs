@@ -25,7 +25,7 @@ fn listing(conn: &mut AnyConnection, row: ShipmentRow) -> Result<ShipmentListing
     let order = order_view(conn, order_row, false)?;
     let (_, lines) = load_shipment(conn, row.order_id, row.number)?
         .ok_or_else(|| DbError::Corrupt("shipment vanished while listing".into()))?;
-    let shipment = row.into_view(order.order.currency, &lines)?;
+    let shipment = row.into_view(order.order.currency(), &lines)?;
     Ok(ShipmentListing { order, shipment })
 }
 

@@ -166,27 +166,6 @@ fn order_exists(conn: &mut AnyConnection, id: i64) -> Result<bool, DbError> {
         .is_some())
 }
 
-/// The order row and its lines, in import order.
-pub(crate) fn load_order(
-    conn: &mut AnyConnection,
-    id: i64,
-) -> Result<Option<(OrderRow, Vec<LineRow>)>, DbError> {
-    let Some(row) = orders::table
-        .find(id)
-        .select(OrderRow::as_select())
-        .first(conn)
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    let lines = order_lines::table
-        .filter(order_lines::order_id.eq(id))
-        .order(order_lines::position.asc())
-        .select(LineRow::as_select())
-        .load(conn)?;
-    Ok(Some((row, lines)))
-}
-
 /// A shipment row with its lines.
 pub(crate) fn load_shipment(
     conn: &mut AnyConnection,
@@ -290,7 +269,7 @@ pub(crate) fn order_view(
                 .filter(|l| l.number == s.number)
                 .cloned()
                 .collect();
-            s.into_view(order.currency, &mine)
+            s.into_view(order.currency(), &mine)
         })
         .collect::<Result<Vec<_>, DbError>>()?;
     Ok(OrderView {

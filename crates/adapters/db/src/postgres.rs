@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel::PgConnection;
 
+use consign_domain::{ShipmentEvent, ShipmentState};
 use consign_ports::Timestamp;
 
 use crate::error::DbError;
@@ -109,6 +110,9 @@ pub(crate) fn write_reservation(
 
 /// Settles a capture that succeeded, in one statement and its own transaction: the open attempt
 /// becomes succeeded, its pending shipment captured, and the invoice is numbered and written.
+/// The shipment's states come from the domain's state machine (a pending shipment that takes
+/// `CaptureSucceeded`); the statement only guards that it is still pending, so it needs no read
+/// first. A shipment whose capture carries waiting changes goes the portable way.
 /// Answers the captured shipment, or `None` when nothing was changed here (the attempt was
 /// settled already, or changes wait for its capture): the portable path then decides.
 pub(crate) fn settle_captured(
@@ -120,6 +124,8 @@ pub(crate) fn settle_captured(
     reference: &str,
     now: Timestamp,
 ) -> Result<Option<ShipmentRow>, DbError> {
+    let pending = ShipmentState::CapturePending;
+    let captured = pending.on(ShipmentEvent::CaptureSucceeded)?;
     Ok(Prepared::new(
         "WITH attempt AS ( \
            UPDATE capture_attempts SET state = 'succeeded', provider_reference = $3, \
@@ -128,9 +134,9 @@ pub(crate) fn settle_captured(
              AND state <> 'failed' AND on_capture IS NULL \
            RETURNING number), \
          shipment AS ( \
-           UPDATE shipments SET state = 'captured', capture_reference = $3, needs_review = 0, \
+           UPDATE shipments SET state = $7, capture_reference = $3, needs_review = 0, \
              updated_at = $4 \
-           WHERE order_id = $1 AND number = $5 AND state = 'pending' \
+           WHERE order_id = $1 AND number = $5 AND state = $8 \
              AND EXISTS (SELECT 1 FROM attempt) \
            RETURNING order_id, number, state, gtg, shipped, carrier, service, packages, \
              tracking, return_slip_tracking, send_email, capture_amount, carries_shipping_fee, \
@@ -151,6 +157,8 @@ pub(crate) fn settle_captured(
             Param::BigInt(now.0),
             Param::Integer(int(number)),
             Param::BigInt(amount),
+            Param::Text(captured.as_str()),
+            Param::Text(pending.as_str()),
         ],
     )
     .get_result(conn)

@@ -1,8 +1,9 @@
 //! Row types: how each table reads and writes, and how rows become the model.
 
 use consign_domain::{
-    Currency, LineId, Money, Order, OrderId, OrderLine, PaymentAuthorization, ShipmentId,
-    ShipmentLine, ShipmentState, TaxRate,
+    Currency, LineId, Money, Order, OrderError, OrderId, OrderLine, OrderProgress,
+    PaymentAuthorization, Shipment, ShipmentFlags, ShipmentId, ShipmentLine, ShipmentState,
+    TaxRate,
 };
 use consign_ports::{Address, Customer, ShipmentDetails, ShipmentView, ShippingInfo, Timestamp};
 use diesel::prelude::*;
@@ -187,34 +188,44 @@ impl OrderRow {
         }
     }
 
-    /// The domain order, with its lines in import order.
+    /// The domain order, with its lines in import order. A row the domain refuses (counters
+    /// no sequence of shipments can produce) is reported as corrupt, never used.
     pub fn to_order(&self, lines: &[LineRow]) -> Result<Order, DbError> {
         let currency = self.currency()?;
         let lines = lines
             .iter()
             .map(|l| {
-                Ok(OrderLine {
-                    line_id: LineId(l.line_id),
-                    sku: l.sku.clone(),
-                    name: l.name.clone(),
-                    unit_price: Money::from_minor(l.unit_price, currency),
-                    tax_rate: TaxRate(count(l.tax_rate, "tax rate")?),
-                    quantity: count(l.quantity, "quantity")?,
-                    allocated: count(l.allocated, "allocated")?,
-                    in_capture: count(l.in_capture, "in_capture")?,
-                })
+                Ok(OrderLine::new(
+                    LineId(l.line_id),
+                    l.sku.clone(),
+                    l.name.clone(),
+                    Money::from_minor(l.unit_price, currency),
+                    TaxRate(count(l.tax_rate, "tax rate")?),
+                    count(l.quantity, "quantity")?,
+                )
+                .with_progress(
+                    count(l.allocated, "allocated")?,
+                    count(l.in_capture, "in_capture")?,
+                ))
             })
             .collect::<Result<Vec<_>, DbError>>()?;
-        Ok(Order {
-            id: OrderId(self.id),
+        let corrupt = |e: OrderError| DbError::Corrupt(format!("order {}: {e}", self.id));
+        let next_shipment_number = count(self.next_shipment_number, "shipment number")?;
+        Order::new(
+            OrderId(self.id),
             currency,
             lines,
-            shipping_fee: Money::from_minor(self.shipping_fee, currency),
-            payment: self.payment()?,
-            committed: Money::from_minor(self.committed, currency),
-            shipping_fee_committed: self.shipping_fee_committed != 0,
-            next_shipment_number: count(self.next_shipment_number, "shipment number")?,
+            Money::from_minor(self.shipping_fee, currency),
+            self.payment()?,
+        )
+        .and_then(|order| {
+            order.with_progress(OrderProgress {
+                committed: Money::from_minor(self.committed, currency),
+                shipping_fee_committed: self.shipping_fee_committed != 0,
+                next_shipment_number,
+            })
         })
+        .map_err(corrupt)
     }
 }
 
@@ -226,22 +237,41 @@ impl ShipmentRow {
         })
     }
 
+    /// The domain shipment, for the domain to decide a change of it.
+    pub fn to_shipment(
+        &self,
+        currency: Currency,
+        lines: &[ShipmentLineRow],
+    ) -> Result<Shipment, DbError> {
+        let id = self.id()?;
+        Shipment::new(
+            id,
+            self.state()?,
+            shipment_lines(lines)?,
+            self.capture_amount.map(|m| Money::from_minor(m, currency)),
+            self.carries_shipping_fee != 0,
+            ShipmentFlags {
+                good_to_go: self.gtg != 0,
+                shipped: self.shipped != 0,
+                needs_review: self.needs_review != 0,
+            },
+        )
+        .map_err(|e| DbError::Corrupt(format!("shipment {id}: {e}")))
+    }
+
+    /// Its state, as the domain names it.
+    pub fn state(&self) -> Result<ShipmentState, DbError> {
+        ShipmentState::from_name(&self.state)
+            .ok_or_else(|| DbError::Corrupt(format!("shipment state {:?}", self.state)))
+    }
+
     pub fn into_view(
         self,
         currency: Currency,
         lines: &[ShipmentLineRow],
     ) -> Result<ShipmentView, DbError> {
-        let state = ShipmentState::from_name(&self.state)
-            .ok_or_else(|| DbError::Corrupt(format!("shipment state {:?}", self.state)))?;
-        let lines = lines
-            .iter()
-            .map(|l| {
-                Ok(ShipmentLine {
-                    line_id: LineId(l.line_id),
-                    quantity: count(l.quantity, "shipment quantity")?,
-                })
-            })
-            .collect::<Result<Vec<_>, DbError>>()?;
+        let state = self.state()?;
+        let lines = shipment_lines(lines)?;
         Ok(ShipmentView {
             id: self.id()?,
             state,
@@ -266,6 +296,19 @@ impl ShipmentRow {
             needs_review: self.needs_review != 0,
         })
     }
+}
+
+/// Shipment line rows as the model's lines.
+pub fn shipment_lines(lines: &[ShipmentLineRow]) -> Result<Vec<ShipmentLine>, DbError> {
+    lines
+        .iter()
+        .map(|l| {
+            Ok(ShipmentLine {
+                line_id: LineId(l.line_id),
+                quantity: count(l.quantity, "shipment quantity")?,
+            })
+        })
+        .collect()
 }
 
 /// 0/1 for the INTEGER columns that hold flags.

@@ -1,7 +1,8 @@
 //! The two transactions of the create-shipment saga (reserve, settle) and recovery's query.
 
 use consign_domain::{
-    Money, OrderId, PaymentAuthorization, ShipmentError, ShipmentId, ShipmentRequest, ShipmentState,
+    CaptureOrigin, Money, OrderId, PaymentAuthorization, Settlement, ShipmentId, ShipmentRequest,
+    ShipmentState,
 };
 use consign_ports::{
     CaptureAttempt, Reservation, SettleOutcome, ShipmentDetails, ShipmentView, Timestamp,
@@ -15,9 +16,10 @@ use crate::attempts::{
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::{load_lines, load_shipment, load_shipment_lines, lock_order};
+use crate::persist::write_change;
 use crate::reservation::{self, ReservationWrite};
 use crate::rows::{flag, int, AttemptRow, ShipmentLineRow, ShipmentRow};
-use crate::schema::{capture_attempts, order_lines, orders, shipments};
+use crate::schema::{capture_attempts, orders};
 
 /// Reserve: lock the order, plan with the domain, write the shipment, its reserved units and the
 /// pending capture attempt. A refusal rolls everything back.
@@ -36,7 +38,7 @@ pub(crate) fn reserve_shipment(
         // Its lines are read by the next statement: one statement's snapshot is taken before it
         // waits for the lock, so lines read with it could predate the shipment it waited for.
         let order_row =
-            lock_order(conn, order_id.0, now)?.ok_or(ShipmentError::OrderNotFound(order_id))?;
+            lock_order(conn, order_id.0, now)?.ok_or(DbError::OrderNotFound(order_id))?;
         let line_rows = load_lines(conn, order_id.0)?;
         let order = order_row.to_order(&line_rows)?;
         let plan = order.plan_shipment(request)?;
@@ -91,7 +93,7 @@ pub(crate) fn reserve_shipment(
         let (amount, carries_fee) = plan
             .capture
             .map_or((0, false), |c| (c.amount.minor(), c.carries_shipping_fee));
-        let attempt = match (plan.capture, order.payment.clone()) {
+        let attempt = match (plan.capture, order.payment().cloned()) {
             (Some(capture), Some(authorization)) => {
                 let key = provider_key(installation, plan.id, 1);
                 Some(CaptureAttempt {
@@ -135,7 +137,7 @@ pub(crate) fn reserve_shipment(
             crate::outbox::queue_confirmation(conn, order_id.0, number, now)?;
         }
         Ok(Reservation {
-            shipment: row.into_view(order.currency, &lines)?,
+            shipment: row.into_view(order.currency(), &lines)?,
             attempt,
         })
     })
@@ -198,102 +200,44 @@ pub(crate) fn settle_capture(
                 .execute(conn)?,
         };
         if settled == 1 {
-            let row: AttemptRow = this_attempt().select(AttemptRow::as_select()).first(conn)?;
-            let pending_shipment = shipments::table
-                .find((order_id, number))
-                .filter(shipments::state.eq(ShipmentState::CapturePending.as_str()));
-            match outcome {
-                SettleOutcome::Captured { reference } => {
-                    diesel::update(pending_shipment)
-                        .set((
-                            shipments::state.eq(ShipmentState::Captured.as_str()),
-                            shipments::capture_reference.eq(Some(reference)),
-                            shipments::needs_review.eq(0),
-                            shipments::updated_at.eq(now.0),
-                        ))
-                        .execute(conn)?;
-                    crate::outbox::issue_invoice(
-                        conn,
-                        order_id,
-                        number,
-                        attempt.amount.minor(),
-                        now,
-                    )?;
-                    if let Some(waiting) = row.on_capture.as_deref() {
+            let attempt_row: AttemptRow =
+                this_attempt().select(AttemptRow::as_select()).first(conn)?;
+            let (row, lines) = load_shipment(conn, order_id, number)?
+                .ok_or(DbError::ShipmentNotFound(attempt.shipment))?;
+            let shipment = row.to_shipment(attempt.amount.currency(), &lines)?;
+            // An open attempt belongs to a capture-pending shipment; anything else is left as
+            // it is, as the guarded statements always did.
+            if shipment.state() == ShipmentState::CapturePending {
+                let origin = if attempt_row.void_on_decline != 0 {
+                    CaptureOrigin::AtCreation
+                } else {
+                    CaptureOrigin::Later
+                };
+                let (settlement, reference) = match outcome {
+                    SettleOutcome::Captured { reference } => {
+                        (Settlement::Captured, Some(reference.as_str()))
+                    }
+                    SettleOutcome::Declined { .. } => (Settlement::Declined, None),
+                };
+                let change = shipment.settle(settlement, origin)?;
+                write_change(conn, &change, reference, now)?;
+                if let Some(waiting) = attempt_row.on_capture.as_deref() {
+                    if settlement == Settlement::Captured {
                         let changes = crate::changes::decode(waiting)?;
-                        crate::workflow::apply_changes_to(conn, order_id, number, &changes, now)?;
+                        let mut row = row.clone();
+                        row.state = change.after().state().as_str().to_owned();
+                        crate::workflow::complete(conn, change.after(), &row, &changes, now)?;
                     }
                 }
-                SettleOutcome::Declined { .. } => {
-                    let void = row.void_on_decline != 0;
-                    let state = if void {
-                        ShipmentState::Voided
-                    } else {
-                        ShipmentState::Uncaptured
-                    };
-                    let changed = diesel::update(pending_shipment)
-                        .set((
-                            shipments::state.eq(state.as_str()),
-                            shipments::needs_review.eq(0),
-                            shipments::updated_at.eq(now.0),
-                        ))
-                        .execute(conn)?;
-                    if changed == 1 {
-                        release_capture(conn, order_id, number, attempt.amount, void, now)?;
-                    }
-                }
+            }
+            if let SettleOutcome::Captured { .. } = outcome {
+                crate::outbox::issue_invoice(conn, order_id, number, attempt.amount.minor(), now)?;
             }
         }
         let (row, lines) = load_shipment(conn, order_id, number)?
             .ok_or(DbError::ShipmentNotFound(attempt.shipment))?;
         row.into_view(attempt.amount.currency(), &lines)
     })
-}
-
-/// Takes a declined capture's units out of capture and its amount out of the commitment; with
-/// `units` (a voided shipment) its units also become shippable again.
-fn release_capture(
-    conn: &mut AnyConnection,
-    order_id: i64,
-    number: i32,
-    amount: Money,
-    units: bool,
-    now: Timestamp,
-) -> Result<(), DbError> {
-    let (row, lines) = load_shipment(conn, order_id, number)?.ok_or_else(|| {
-        DbError::Corrupt(format!(
-            "shipment {order_id}-{number} vanished while settling"
-        ))
-    })?;
-    let release = i32::from(units);
-    for line in &lines {
-        diesel::update(order_lines::table.find((order_id, line.line_id)))
-            .set((
-                order_lines::allocated.eq(order_lines::allocated - line.quantity * release),
-                order_lines::in_capture.eq(order_lines::in_capture - line.quantity),
-            ))
-            .execute(conn)?;
-    }
-    diesel::update(orders::table.find(order_id))
-        .set((
-            orders::committed.eq(orders::committed - amount.minor()),
-            orders::updated_at.eq(now.0),
-        ))
-        .execute(conn)?;
-    if row.carries_shipping_fee != 0 {
-        diesel::update(orders::table.find(order_id))
-            .set(orders::shipping_fee_committed.eq(0))
-            .execute(conn)?;
-    }
-    if !units {
-        diesel::update(shipments::table.find((order_id, number)))
-            .set((
-                shipments::capture_amount.eq(None::<i64>),
-                shipments::carries_shipping_fee.eq(0),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
 }
 
 /// What an attempt needs from its order to be replayed: currency, provider, reference, amount.
@@ -405,7 +349,11 @@ pub(crate) fn record_unknown(
             return Ok(false); // settled meanwhile
         }
         let passes: i32 = this().select(capture_attempts::passes).first(conn)?;
-        let review = passes >= int(review_after);
+        let (row, lines) = load_shipment(conn, order_id, int(attempt.shipment.number))?
+            .ok_or(DbError::ShipmentNotFound(attempt.shipment))?;
+        let shipment = row.to_shipment(attempt.amount.currency(), &lines)?;
+        let change = shipment.capture_unknown(u32::try_from(passes).unwrap_or(0), review_after)?;
+        let review = change.after().flags().needs_review;
         let state = if review {
             ATTEMPT_NEEDS_REVIEW
         } else {
@@ -414,10 +362,8 @@ pub(crate) fn record_unknown(
         diesel::update(this())
             .set(capture_attempts::state.eq(state))
             .execute(conn)?;
-        if review {
-            diesel::update(shipments::table.find((order_id, int(attempt.shipment.number))))
-                .set(shipments::needs_review.eq(1))
-                .execute(conn)?;
+        if change.after().flags() != change.before().flags() {
+            write_change(conn, &change, None, now)?;
         }
         Ok(review)
     })

@@ -89,7 +89,7 @@ async fn import_assigns_unique_line_ids_customer_per_email_and_refuses_a_used_or
                 .unwrap();
         let ids: Vec<i64> = [&first, &second, &third]
             .iter()
-            .flat_map(|o| o.order.lines.iter().map(|l| l.line_id.0))
+            .flat_map(|o| o.order.lines().iter().map(|l| l.line_id().0))
             .collect();
         let mut unique = ids.clone();
         unique.dedup();
@@ -97,7 +97,7 @@ async fn import_assigns_unique_line_ids_customer_per_email_and_refuses_a_used_or
         assert_eq!(unique.len(), 6, "{}: line ids {ids:?}", t.name);
         assert_eq!(first.customer_id, second.customer_id, "{}", t.name);
         assert_ne!(first.customer_id, third.customer_id, "{}", t.name);
-        assert_ne!(second.order.id, OrderId(83651));
+        assert_ne!(second.order.id(), OrderId(83651));
         let before = t.db.dump().await.unwrap();
         let again =
             t.db.import_order(import(Some(83651), "x@example.com", "d"), Timestamp(4))
@@ -126,10 +126,10 @@ async fn reserve_then_settle_captured_moves_counters_and_lists_the_shipment() {
                 .await
                 .unwrap()
                 .order;
-        let l1 = order.lines[0].line_id.0;
+        let l1 = order.lines()[0].line_id().0;
         let reservation =
             t.db.reserve_shipment(
-                order.id,
+                order.id(),
                 ship(&[(l1, 1)], true),
                 ShipmentDetails::default(),
                 None,
@@ -188,15 +188,15 @@ async fn reserve_then_settle_captured_moves_counters_and_lists_the_shipment() {
         let view = &t
             .db
             .list_orders(OrderQuery {
-                order: Some(order.id),
+                order: Some(order.id()),
                 ..OrderQuery::default()
             })
             .await
             .unwrap()[0];
-        assert_eq!(view.order.lines[0].allocated, 1);
-        assert_eq!(view.order.lines[0].in_capture, 1);
-        assert_eq!(view.order.committed.minor(), 29_850);
-        assert!(view.order.shipping_fee_committed);
+        assert_eq!(view.order.lines()[0].allocated(), 1);
+        assert_eq!(view.order.lines()[0].in_capture(), 1);
+        assert_eq!(view.order.committed().minor(), 29_850);
+        assert!(view.order.shipping_fee_committed());
         assert_eq!(view.shipments.len(), 1);
         assert_eq!(
             view.shipments[0].lines,
@@ -217,40 +217,44 @@ async fn a_refused_reservation_writes_nothing() {
                 .await
                 .unwrap()
                 .order;
-        let (l1, l2) = (order.lines[0].line_id.0, order.lines[1].line_id.0);
+        let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
         let before = t.db.dump().await.unwrap();
         let refusals = [
             (
                 OrderId(404),
                 ship(&[(l1, 1)], true),
-                ShipmentError::OrderNotFound(OrderId(404)),
+                StoreError::OrderNotFound(OrderId(404)),
             ),
             (
-                order.id,
+                order.id(),
                 ship(&[(l1, 3)], true),
-                ShipmentError::NotEnoughShippable {
+                StoreError::Rejected(ShipmentError::NotEnoughShippable {
                     line: LineId(l1),
                     requested: 3,
                     shippable: 2,
                     ordered: 2,
-                },
+                }),
             ),
             (
-                order.id,
+                order.id(),
                 ship(&[(l2, 1), (9_999, 1)], true),
-                ShipmentError::UnknownLine {
-                    order: order.id,
+                StoreError::Rejected(ShipmentError::UnknownLine {
+                    order: order.id(),
                     line: LineId(9_999),
-                },
+                }),
             ),
-            (order.id, ship(&[], true), ShipmentError::NoProducts),
+            (
+                order.id(),
+                ship(&[], true),
+                StoreError::Rejected(ShipmentError::NoProducts),
+            ),
         ];
         for (id, request, expected) in refusals {
             let error =
                 t.db.reserve_shipment(id, request, ShipmentDetails::default(), None, Timestamp(2))
                     .await
                     .unwrap_err();
-            assert_eq!(error, StoreError::Rejected(expected), "{}", t.name);
+            assert_eq!(error, expected, "{}", t.name);
             assert_eq!(
                 t.db.dump().await.unwrap(),
                 before,
@@ -270,10 +274,10 @@ async fn a_decline_voids_releases_and_never_reuses_the_number() {
                 .await
                 .unwrap()
                 .order;
-        let l1 = order.lines[0].line_id.0;
+        let l1 = order.lines()[0].line_id().0;
         let first =
             t.db.reserve_shipment(
-                order.id,
+                order.id(),
                 ship(&[(l1, 2)], true),
                 ShipmentDetails::default(),
                 None,
@@ -296,7 +300,7 @@ async fn a_decline_voids_releases_and_never_reuses_the_number() {
         let view = &t
             .db
             .list_orders(OrderQuery {
-                order: Some(order.id),
+                order: Some(order.id()),
                 ..OrderQuery::default()
             })
             .await
@@ -308,16 +312,16 @@ async fn a_decline_voids_releases_and_never_reuses_the_number() {
         );
         assert_eq!(
             (
-                view.order.lines[0].allocated,
-                view.order.lines[0].in_capture
+                view.order.lines()[0].allocated(),
+                view.order.lines()[0].in_capture()
             ),
             (0, 0)
         );
-        assert_eq!(view.order.committed.minor(), 0);
-        assert!(!view.order.shipping_fee_committed);
+        assert_eq!(view.order.committed().minor(), 0);
+        assert!(!view.order.shipping_fee_committed());
         let second =
             t.db.reserve_shipment(
-                order.id,
+                order.id(),
                 ship(&[(l1, 2)], false),
                 ShipmentDetails::default(),
                 None,
@@ -340,7 +344,7 @@ async fn concurrent_reservations_never_over_allocate() {
                 .await
                 .unwrap()
                 .order;
-        let l1 = order.lines[0].line_id.0;
+        let l1 = order.lines()[0].line_id().0;
         let mut tasks = Vec::new();
         for i in 0..30 {
             let db = t.db.clone();
@@ -367,12 +371,12 @@ async fn concurrent_reservations_never_over_allocate() {
         let view = &t
             .db
             .list_orders(OrderQuery {
-                order: Some(order.id),
+                order: Some(order.id()),
                 ..OrderQuery::default()
             })
             .await
             .unwrap()[0];
-        assert_eq!(view.order.lines[0].allocated, 2);
+        assert_eq!(view.order.lines()[0].allocated(), 2);
         assert_eq!(view.shipments.len(), 2);
     })
     .await;
@@ -389,7 +393,7 @@ async fn list_orders_filters_and_pages_oldest_first() {
             .await
             .unwrap();
         }
-        let ids = |views: Vec<OrderView>| views.iter().map(|v| v.order.id.0).collect::<Vec<_>>();
+        let ids = |views: Vec<OrderView>| views.iter().map(|v| v.order.id().0).collect::<Vec<_>>();
         let all = t.db.list_orders(OrderQuery::default()).await.unwrap();
         assert_eq!(ids(all.clone()), vec![100, 101, 102, 103], "{}", t.name);
         let page =
@@ -465,10 +469,10 @@ async fn an_attempt_unknown_for_too_many_passes_needs_review_until_it_settles() 
                 .await
                 .unwrap()
                 .order;
-        let l1 = order.lines[0].line_id.0;
+        let l1 = order.lines()[0].line_id().0;
         let attempt =
             t.db.reserve_shipment(
-                order.id,
+                order.id(),
                 ship(&[(l1, 1)], true),
                 ShipmentDetails::default(),
                 None,
@@ -535,10 +539,10 @@ async fn other_open_captures_counts_the_orders_unsettled_attempts() {
                 .await
                 .unwrap()
                 .order;
-        let (l1, l2) = (order.lines[0].line_id.0, order.lines[1].line_id.0);
+        let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
         let first =
             t.db.reserve_shipment(
-                order.id,
+                order.id(),
                 ship(&[(l1, 1)], true),
                 ShipmentDetails::default(),
                 None,
@@ -550,7 +554,7 @@ async fn other_open_captures_counts_the_orders_unsettled_attempts() {
             .unwrap();
         let last =
             t.db.reserve_shipment(
-                order.id,
+                order.id(),
                 ship(&[(l1, 1), (l2, 1)], true),
                 ShipmentDetails::default(),
                 None,
@@ -615,7 +619,7 @@ async fn concurrent_writes_that_fail_roll_back_alone() {
         assert_eq!(orders.len(), 20, "{}", t.name);
         let mut line_ids: Vec<i64> = orders
             .iter()
-            .flat_map(|o| o.order.lines.iter().map(|l| l.line_id.0))
+            .flat_map(|o| o.order.lines().iter().map(|l| l.line_id().0))
             .collect();
         line_ids.sort_unstable();
         line_ids.dedup();
@@ -637,12 +641,12 @@ async fn settling_a_captured_attempt_again_issues_no_second_invoice() {
                 .await
                 .unwrap()
                 .order;
-        let l1 = order.lines[0].line_id.0;
+        let l1 = order.lines()[0].line_id().0;
         let mut invoices = Vec::new();
         for _ in 0..2 {
             let attempt =
                 t.db.reserve_shipment(
-                    order.id,
+                    order.id(),
                     ship(&[(l1, 1)], true),
                     ShipmentDetails::default(),
                     None,

@@ -77,7 +77,7 @@ fn head(title: &str, data: &DocumentData, numbers: &[(&str, String)]) -> Vec<Row
 
 fn numbers(data: &DocumentData) -> Vec<(&'static str, String)> {
     vec![
-        ("Order", data.order.order.id.to_string()),
+        ("Order", data.order.order.id().to_string()),
         ("Order date", data.order.created_at.format_utc()),
         ("Shipment", data.shipment.id.to_string()),
     ]
@@ -96,7 +96,7 @@ fn delivery_note(data: &DocumentData) -> Vec<u8> {
         let (sku, name) = order
             .line(line.line_id)
             .map_or((String::new(), String::new()), |l| {
-                (l.sku.clone(), l.name.clone())
+                (l.sku().to_owned(), l.name().to_owned())
             });
         rows.push(text(vec![
             Cell::left(LEFT, sku),
@@ -114,7 +114,7 @@ fn delivery_note(data: &DocumentData) -> Vec<u8> {
 }
 
 fn priced_table(rows: &mut Vec<Row>, data: &DocumentData, with_vat: bool) {
-    let currency = data.order.order.currency;
+    let currency = data.order.order.currency();
     rows.push(text(vec![
         Cell::left(LEFT, "SKU").bold(),
         Cell::left(LEFT + 90.0, "Product").bold(),
@@ -148,7 +148,7 @@ fn proforma(data: &DocumentData) -> Vec<u8> {
     let mut rows = head("Proforma invoice", data, &numbers(data));
     priced_table(&mut rows, data, false);
     let lines = priced_lines(data);
-    let currency = data.order.order.currency;
+    let currency = data.order.order.currency();
     rows.push(text(vec![
         Cell::left(LEFT, format!("Total value ({currency})")).bold(),
         Cell::right(RIGHT, total(&lines, currency).to_string()).bold(),
@@ -178,7 +178,7 @@ fn invoice(data: &DocumentData) -> Result<Vec<u8>, DocumentError> {
     let mut rows = head("Invoice", data, &numbers);
     priced_table(&mut rows, data, true);
     let lines = priced_lines(data);
-    let currency = data.order.order.currency;
+    let currency = data.order.order.currency();
     for (rate, gross, tax) in tax_per_rate(&lines, currency) {
         rows.push(text(vec![
             Cell::left(LEFT, format!("VAT {rate}% included in {gross}")),

@@ -28,20 +28,20 @@ pub fn priced_lines(data: &DocumentData) -> Vec<PricedLine> {
         .filter_map(|l| {
             let line = order.line(l.line_id)?;
             Some(PricedLine {
-                sku: line.sku.clone(),
-                name: line.name.clone(),
+                sku: line.sku().to_owned(),
+                name: line.name().to_owned(),
                 quantity: l.quantity,
-                unit: line.unit_price,
-                total: line.unit_price.times(l.quantity).ok()?,
-                rate: line.tax_rate,
+                unit: line.unit_price(),
+                total: line.unit_price().times(l.quantity).ok()?,
+                rate: line.tax_rate(),
             })
         })
         .collect();
     // Shipping is taxed at the highest rate on the order, as the goods it carries.
     let shipping_rate = order
-        .lines
+        .lines()
         .iter()
-        .map(|l| l.tax_rate)
+        .map(|l| l.tax_rate())
         .max_by_key(|r| r.0)
         .unwrap_or(TaxRate(0));
     let carries_fee = match shipment.capture_amount {
@@ -51,18 +51,18 @@ pub fn priced_lines(data: &DocumentData) -> Vec<PricedLine> {
             .map(|p| p.carries_shipping_fee)
             .unwrap_or(false),
     };
-    if carries_fee && order.shipping_fee.minor() > 0 {
+    if carries_fee && order.shipping_fee().minor() > 0 {
         lines.push(PricedLine {
             sku: String::new(),
             name: "Shipping".into(),
             quantity: 1,
-            unit: order.shipping_fee,
-            total: order.shipping_fee,
+            unit: order.shipping_fee(),
+            total: order.shipping_fee(),
             rate: shipping_rate,
         });
     }
     if let (ShipmentState::Captured, Some(captured)) = (shipment.state, shipment.capture_amount) {
-        let sum = total(&lines, order.currency);
+        let sum = total(&lines, order.currency());
         if let Ok(difference) = captured.minus(sum) {
             if difference.minor() != 0 {
                 lines.push(PricedLine {

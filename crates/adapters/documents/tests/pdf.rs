@@ -9,34 +9,39 @@ fn sek() -> Currency {
 }
 
 fn data(state: ShipmentState) -> DocumentData {
-    let line = |id, sku: &str, name: &str, price, rate, quantity| OrderLine {
-        line_id: LineId(id),
-        sku: sku.into(),
-        name: name.into(),
-        unit_price: Money::from_minor(price, sek()),
-        tax_rate: TaxRate(rate),
-        quantity,
-        allocated: quantity,
-        in_capture: quantity,
+    let line = |id, sku: &str, name: &str, price, rate, quantity| {
+        OrderLine::new(
+            LineId(id),
+            sku,
+            name,
+            Money::from_minor(price, sek()),
+            TaxRate(rate),
+            quantity,
+        )
+        .with_progress(quantity, quantity)
     };
-    let order = Order {
-        id: OrderId(83651),
-        currency: sek(),
-        lines: vec![
+    let order = Order::new(
+        OrderId(83651),
+        sek(),
+        vec![
             line(17, "TSHIRT-M", "T-shirt Åre", 24_950, 2500, 2),
             line(18, "BOOK-1", "Cookbook", 19_900, 600, 1),
             line(19, "FOOD-1", "Coffee beans", 8_950, 1200, 3),
         ],
-        shipping_fee: Money::from_minor(4_900, sek()),
-        payment: Some(PaymentAuthorization {
+        Money::from_minor(4_900, sek()),
+        Some(PaymentAuthorization {
             provider: "sandbox".into(),
             reference: "auth".into(),
-            amount: Money::from_minor(100_000, sek()),
+            amount: Money::from_minor(101_550, sek()),
         }),
+    )
+    .unwrap()
+    .with_progress(OrderProgress {
         committed: Money::zero(sek()),
         shipping_fee_committed: false,
         next_shipment_number: 2,
-    };
+    })
+    .unwrap();
     // 2 x 249.50 + 199.00 + 3 x 89.50 + 49.00 shipping = 1015.50
     let lines = vec![
         ShipmentLine {
@@ -205,18 +210,20 @@ fn no_invoice_exists_before_the_capture() {
 #[test]
 fn a_long_shipment_flows_onto_more_pages() {
     let mut many = data(ShipmentState::Uncaptured);
-    many.order.order.lines = (0..150)
-        .map(|i| OrderLine {
-            line_id: LineId(1000 + i),
-            sku: format!("SKU-{i:03}"),
-            name: format!("Item {i}"),
-            unit_price: Money::from_minor(100, sek()),
-            tax_rate: TaxRate(2500),
-            quantity: 1,
-            allocated: 1,
-            in_capture: 0,
+    let lines = (0..150)
+        .map(|i| {
+            OrderLine::new(
+                LineId(1000 + i),
+                format!("SKU-{i:03}"),
+                format!("Item {i}"),
+                Money::from_minor(100, sek()),
+                TaxRate(2500),
+                1,
+            )
+            .with_progress(1, 0)
         })
         .collect();
+    many.order.order = Order::new(OrderId(83651), sek(), lines, Money::zero(sek()), None).unwrap();
     many.shipment.lines = (0..150)
         .map(|i| ShipmentLine {
             line_id: LineId(1000 + i),

@@ -93,8 +93,14 @@ impl ApiError {
                 // Centra answers state-dependent refusals with 200: its clients throw on any
                 // other status and would lose `msg`.
                 // A change while the shipment's capture is in flight: retry once it settled.
-                ServiceError::Rejected(ShipmentError::CaptureInProgress(_)) => StatusCode::CONFLICT,
+                // A change the state machine or the order's counters do not allow now.
+                ServiceError::Rejected(
+                    ShipmentError::CaptureInProgress(_)
+                    | ShipmentError::Illegal(_)
+                    | ShipmentError::DoesNotFit(_),
+                ) => StatusCode::CONFLICT,
                 ServiceError::Rejected(_)
+                | ServiceError::OrderNotFound(_)
                 | ServiceError::OrderExists(_)
                 | ServiceError::ShipmentNotFound(_)
                 | ServiceError::CaptureDeclined(_)

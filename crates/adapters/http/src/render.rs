@@ -133,14 +133,14 @@ pub fn order(view: &OrderView) -> Value {
         .iter()
         .filter(|s| captured(s))
         .filter_map(|s| s.capture_amount)
-        .try_fold(Money::zero(order.currency), |sum, m| sum.plus(m))
-        .unwrap_or(Money::zero(order.currency));
-    let all_shipped = order.lines.iter().all(|l| {
-        units(&view.shipments, l.line_id, |s| {
+        .try_fold(Money::zero(order.currency()), |sum, m| sum.plus(m))
+        .unwrap_or(Money::zero(order.currency()));
+    let all_shipped = order.lines().iter().all(|l| {
+        units(&view.shipments, l.line_id(), |s| {
             captured(s) && s.details.shipped
-        }) == l.quantity
+        }) == l.quantity()
     });
-    let status = if order.lines.iter().all(|l| l.allocated == 0) {
+    let status = if order.lines().iter().all(|l| l.allocated() == 0) {
         "pending"
     } else if all_shipped {
         "shipped"
@@ -148,30 +148,30 @@ pub fn order(view: &OrderView) -> Value {
         "processing"
     };
     let products: Vec<Value> = order
-        .lines
+        .lines()
         .iter()
         .map(|l| {
             json!({
-                "lineId": l.line_id.to_string(),
-                "sku": l.sku,
-                "name": l.name,
-                "qty": l.quantity,
-                "price": amount(l.unit_price),
-                "taxPercent": l.tax_rate.to_string().parse::<Number>().map(Value::Number).unwrap_or(Value::Null),
-                "qtyAllocated": l.allocated,
+                "lineId": l.line_id().to_string(),
+                "sku": l.sku(),
+                "name": l.name(),
+                "qty": l.quantity(),
+                "price": amount(l.unit_price()),
+                "taxPercent": l.tax_rate().to_string().parse::<Number>().map(Value::Number).unwrap_or(Value::Null),
+                "qtyAllocated": l.allocated(),
                 "qtyShippable": l.shippable(),
-                "qtyShipped": units(&view.shipments, l.line_id, |s| s.details.shipped),
-                "qtyCaptured": units(&view.shipments, l.line_id, captured),
+                "qtyShipped": units(&view.shipments, l.line_id(), |s| s.details.shipped),
+                "qtyCaptured": units(&view.shipments, l.line_id(), captured),
             })
         })
         .collect();
-    let payment = order.payment.as_ref();
+    let payment = order.payment();
     let mut out = Map::new();
-    out.insert("orderId".into(), order.id.to_string().into());
+    out.insert("orderId".into(), order.id().to_string().into());
     out.insert("orderStatus".into(), status.into());
     order_fields(&mut out, view);
     let fields = [
-        ("shippingValue", amount(order.shipping_fee)),
+        ("shippingValue", amount(order.shipping_fee())),
         (
             "grandTotalValue",
             order.total().map(amount).unwrap_or(Value::Null),
@@ -186,7 +186,7 @@ pub fn order(view: &OrderView) -> Value {
         ),
         (
             "authorizedValue",
-            amount(payment.map_or(Money::zero(order.currency), |p| p.amount)),
+            amount(payment.map_or(Money::zero(order.currency()), |p| p.amount)),
         ),
         ("capturedValue", amount(captured_value)),
         ("products", Value::Array(products)),
@@ -207,7 +207,7 @@ fn order_fields(out: &mut Map<String, Value>, view: &OrderView) {
     let name = format!("{} {}", customer.first_name, customer.last_name);
     let fields = [
         ("orderDate", dates::format(view.created_at)),
-        ("orderCurrency", view.order.currency.code().to_owned()),
+        ("orderCurrency", view.order.currency().code().to_owned()),
         ("customerId", view.customer_id.to_string()),
         ("deliveryName", name.trim().to_owned()),
         ("deliveryEmail", customer.email.clone()),
@@ -232,7 +232,7 @@ pub fn shipment(listing: &ShipmentListing, links: &DocumentLinks) -> Value {
         None => order
             .preview_capture(&s.lines, false)
             .map(|plan| (plan.amount, plan.carries_shipping_fee))
-            .unwrap_or((Money::zero(order.currency), false)),
+            .unwrap_or((Money::zero(order.currency()), false)),
     };
     let shipping = &s.details.shipping;
     let products: Vec<Value> = s
@@ -242,13 +242,13 @@ pub fn shipment(listing: &ShipmentListing, links: &DocumentLinks) -> Value {
             let line = order.line(l.line_id);
             json!({
                 "lineId": l.line_id.to_string(),
-                "sku": line.map_or("", |x| x.sku.as_str()),
+                "sku": line.map_or("", |x| x.sku()),
                 "variantSku": "",
                 "sizeSku": "",
                 "ean": "",
-                "name": line.map_or("", |x| x.name.as_str()),
+                "name": line.map_or("", |x| x.name()),
                 "qty": l.quantity,
-                "price": line.map_or(Value::Null, |x| amount(x.unit_price)),
+                "price": line.map_or(Value::Null, |x| amount(x.unit_price())),
             })
         })
         .collect();
@@ -258,12 +258,12 @@ pub fn shipment(listing: &ShipmentListing, links: &DocumentLinks) -> Value {
         Vec::new()
     };
     let fee = if carries_fee {
-        order.shipping_fee
+        order.shipping_fee()
     } else {
-        Money::zero(order.currency)
+        Money::zero(order.currency())
     };
     let mut out = Map::new();
-    out.insert("orderId".into(), order.id.to_string().into());
+    out.insert("orderId".into(), order.id().to_string().into());
     out.insert("shipmentId".into(), s.id.to_string().into());
     order_fields(&mut out, view);
     let fields = [

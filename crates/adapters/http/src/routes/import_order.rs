@@ -48,12 +48,12 @@ async fn handle(state: &ApiState, map: &Map<String, Value>) -> Result<Answer, Ap
     let imported = state.consign.import_order(import).await?;
     let products: Vec<Value> = imported
         .order
-        .lines
+        .lines()
         .iter()
-        .map(|l| json!({"lineId": l.line_id.to_string(), "sku": l.sku, "qty": l.quantity}))
+        .map(|l| json!({"lineId": l.line_id().to_string(), "sku": l.sku(), "qty": l.quantity()}))
         .collect();
     Ok(Answer::ok([
-        ("order", Value::from(imported.order.id.0)),
+        ("order", Value::from(imported.order.id().0)),
         ("customerId", imported.customer_id.to_string().into()),
         ("products", Value::Array(products)),
     ]))
