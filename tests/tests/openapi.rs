@@ -3,6 +3,25 @@
 use consign_tests::*;
 use serde_json::Value;
 
+/// A schema, or the component a `$ref` (possibly wrapped in a one-item `oneOf` for an optional
+/// field) points to.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    let target = schema.get("$ref").or_else(|| {
+        schema["oneOf"]
+            .as_array()
+            .and_then(|all| all.iter().find_map(|s| s.get("$ref")))
+    });
+    match target.and_then(Value::as_str) {
+        Some(reference) => {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            let found = &doc["components"]["schemas"][name];
+            assert!(found.is_object(), "{reference} does not resolve");
+            found
+        }
+        None => schema,
+    }
+}
+
 #[test]
 fn the_openapi_document_parses_and_lists_every_route() {
     let app = spawn_app(Backend::Sqlite);
@@ -21,7 +40,7 @@ fn the_openapi_document_parses_and_lists_every_route() {
     };
     assert_eq!(reply.status, 200);
     let doc: Value = serde_json::from_str(&reply.body).expect("valid JSON");
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(
         doc["components"]["securitySchemes"]["apiKey"]["name"],
         "API-Authorization"
@@ -58,20 +77,50 @@ fn the_openapi_document_parses_and_lists_every_route() {
                 );
             }
             if let Some(body) = op.get("requestBody") {
-                let schema = &body["content"]["application/json"]["schema"];
+                let schema = resolve(&doc, &body["content"]["application/json"]["schema"]);
                 assert_eq!(
                     schema["additionalProperties"], false,
-                    "unknown fields are refused"
+                    "{method} {path}: unknown fields are refused"
                 );
-                for required in schema["required"].as_array().unwrap() {
-                    assert!(schema["properties"]
-                        .get(required.as_str().unwrap())
-                        .is_some());
+                let properties = schema["properties"].as_object().unwrap();
+                for required in schema["required"].as_array().into_iter().flatten() {
+                    assert!(properties.contains_key(required.as_str().unwrap()));
+                }
+                // Every field's schema is there, directly or by a reference that resolves.
+                for (name, field) in properties {
+                    let field = resolve(&doc, field);
+                    assert!(
+                        field.get("type").is_some() || field.get("oneOf").is_some(),
+                        "{method} {path}: field {name} has no schema: {field}"
+                    );
                 }
             }
         }
     }
     assert_eq!(count, expected.len(), "every route is documented once");
+    // Every reference anywhere in the document resolves.
+    fn references<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    out.push(r);
+                }
+                map.values().for_each(|v| references(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| references(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    references(&doc, &mut all);
+    assert!(all.len() > 20, "the document uses its components");
+    for reference in all {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{reference} does not resolve"
+        );
+    }
     // Each documented route answers (with a key) something other than 404/405.
     for (method, path) in expected {
         let concrete = path

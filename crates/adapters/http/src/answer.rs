@@ -87,6 +87,14 @@ impl Answer {
     }
 }
 
+impl actix_web::Responder for Answer {
+    type Body = actix_web::body::BoxBody;
+
+    fn respond_to(self, _: &actix_web::HttpRequest) -> HttpResponse {
+        self.into_response()
+    }
+}
+
 /// Objects become one element per field, arrays repeated `<item>`s, null an empty element.
 fn write_xml_children(value: &Value, out: &mut String) {
     match value {

@@ -3,7 +3,7 @@
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
+use actix_web::{web, HttpMessage, ResponseError};
 
 use crate::error::ApiError;
 use crate::ApiState;
@@ -15,9 +15,8 @@ pub async fn require_api_key(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let Some(state) = request.app_data::<web::Data<ApiState>>().cloned() else {
-        let answer = ApiError::Unauthorized.into_answer(false, None);
         return Ok(request
-            .into_response(answer.into_response())
+            .into_response(ApiError::Unauthorized.error_response())
             .map_into_right_body());
     };
     if carries_valid_document_token(&request, &state) {
@@ -36,9 +35,8 @@ pub async fn require_api_key(
     match state.consign.authenticate(&key).await {
         Ok(id) => {
             if let Some(wait) = over_rate_limit(&state, id) {
-                let answer = ApiError::RateLimited(wait).into_answer(false, None);
                 return Ok(request
-                    .into_response(answer.into_response())
+                    .into_response(ApiError::RateLimited(wait).error_response())
                     .map_into_right_body());
             }
             request.extensions_mut().insert(id);
@@ -46,12 +44,9 @@ pub async fn require_api_key(
                 .await
                 .map(ServiceResponse::map_into_left_body)
         }
-        Err(error) => {
-            let answer = ApiError::from(error).into_answer(false, None);
-            Ok(request
-                .into_response(answer.into_response())
-                .map_into_right_body())
-        }
+        Err(error) => Ok(request
+            .into_response(ApiError::from(error).error_response())
+            .map_into_right_body()),
     }
 }
 

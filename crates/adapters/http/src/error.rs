@@ -1,6 +1,9 @@
-//! The HTTP edge's one error type: every failure becomes a status and a Centra-style answer here.
+//! The HTTP edge's one error type. Every answer that is not `status: ok` is built here, in
+//! [`ApiError`]'s `ResponseError` implementation: handlers, extractors and middleware only say
+//! which error it is (and, for a request that named them, in which format and with what echo).
 
 use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
 use consign_domain::ShipmentError;
 use consign_service::ServiceError;
 use serde_json::{Map, Value};
@@ -19,51 +22,115 @@ pub enum ApiError {
     /// Unknown route (404).
     #[error("not found")]
     NotFound,
+    /// A document, or the shipment it belongs to, that does not exist (404).
+    #[error("{0}")]
+    NoDocument(&'static str),
     /// Known route, other method (405).
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
     /// Body over the limit (413).
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// Too many or too large headers (431).
+    #[error("request headers exceed {0} headers or {1} bytes")]
+    HeadersTooLarge(usize, usize),
     /// The API key used up its requests for now (429); seconds to wait.
     #[error("rate limit exceeded; retry later")]
     RateLimited(u64),
     /// A body that is not JSON by its Content-Type (415).
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
+    /// An idempotency key reused with another request (422).
+    #[error("idempotency key reused with a different request")]
+    IdempotencyKeyReused,
+    /// The first request with this idempotency key is still running (409).
+    #[error("a request with this idempotency key is still in progress; retry shortly")]
+    IdempotencyKeyInFlight,
+    /// The database does not answer or lacks migrations (503).
+    #[error("not ready: {0}")]
+    NotReady(String),
     /// What the service said.
     #[error(transparent)]
     Service(#[from] ServiceError),
+    /// An error answered in the request's format, echoing what the request named.
+    #[error("{error}")]
+    Answered {
+        /// The error.
+        error: Box<ApiError>,
+        /// Answer in XML.
+        xml: bool,
+        /// Fields echoed after `msg` (`order`, `shipment`).
+        echo: Map<String, Value>,
+    },
 }
 
 impl ApiError {
-    /// The answer for this error; `order` (as sent) is echoed where Centra echoes it.
-    pub fn into_answer(self, xml: bool, order: Option<Value>) -> Answer {
-        let status = self.status();
+    /// This error answered as XML when `xml`, echoing `echo` (Centra echoes the `order` and
+    /// `shipment` a request named).
+    pub fn answered(self, xml: bool, echo: Map<String, Value>) -> ApiError {
+        match self {
+            ApiError::Answered {
+                error,
+                echo: mut first,
+                ..
+            } => {
+                for (name, value) in echo {
+                    first.entry(name).or_insert(value);
+                }
+                ApiError::Answered {
+                    error,
+                    xml,
+                    echo: first,
+                }
+            }
+            error => ApiError::Answered {
+                error: Box::new(error),
+                xml,
+                echo,
+            },
+        }
+    }
+
+    /// The error itself, without the answer's format.
+    fn kind(&self) -> &ApiError {
+        match self {
+            ApiError::Answered { error, .. } => error.kind(),
+            error => error,
+        }
+    }
+
+    /// The answer: the status, `{"status":"no","msg":...}` plus any echo, and the headers a
+    /// client needs to retry.
+    fn answer(&self) -> Answer {
+        let (xml, echo) = match self {
+            ApiError::Answered { xml, echo, .. } => (*xml, Some(echo)),
+            _ => (false, None),
+        };
+        let error = self.kind();
         let mut fields = Map::new();
         fields.insert("status".into(), "no".into());
-        fields.insert("msg".into(), self.to_string().into());
-        if let Some(order) = order {
-            fields.insert("order".into(), order);
+        fields.insert("msg".into(), error.to_string().into());
+        for (name, value) in echo.into_iter().flatten() {
+            fields.insert(name.clone(), value.clone());
         }
-        let mut answer = Answer::new(status, fields).xml(xml);
-        if let ApiError::RateLimited(wait) = &self {
-            answer = answer.retry_after(*wait);
-        }
-        match self {
+        let mut answer = Answer::new(error.status(), fields).xml(xml);
+        match error {
+            ApiError::RateLimited(wait) => answer = answer.retry_after(*wait),
             ApiError::MethodNotAllowed(allow) => answer = answer.header("Allow", allow),
+            ApiError::IdempotencyKeyInFlight => answer = answer.retry_after(1),
+            ApiError::NotReady(why) => tracing::warn!(%why, "answered not ready"),
             ApiError::Service(ServiceError::CaptureUnknown(shipment)) => {
                 answer
                     .fields
                     .insert("shipment".into(), shipment.to_string().into());
-                answer = answer.header("Retry-After", "5");
+                answer = answer.retry_after(5);
             }
             ApiError::Service(ServiceError::Rejected(ShipmentError::CaptureInProgress(_))) => {
-                answer = answer.header("Retry-After", "2");
+                answer = answer.retry_after(2);
             }
             ApiError::Service(ServiceError::Unavailable(why)) => {
                 tracing::warn!(%why, "answered 503");
-                answer = answer.header("Retry-After", "1");
+                answer = answer.retry_after(1);
             }
             ApiError::Service(ServiceError::Internal(why)) => {
                 tracing::error!(%why, "internal error");
@@ -77,11 +144,16 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NoDocument(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::HeadersTooLarge(..) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::IdempotencyKeyInFlight => StatusCode::CONFLICT,
+            ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Answered { error, .. } => error.status(),
             ApiError::Service(error) => match error {
                 ServiceError::Rejected(
                     ShipmentError::NoProducts
@@ -90,15 +162,15 @@ impl ApiError {
                 )
                 | ServiceError::InvalidOrder(_)
                 | ServiceError::UnknownProvider(_) => StatusCode::BAD_REQUEST,
-                // Centra answers state-dependent refusals with 200: its clients throw on any
-                // other status and would lose `msg`.
-                // A change while the shipment's capture is in flight: retry once it settled.
-                // A change the state machine or the order's counters do not allow now.
+                // A change the state machine or the order's counters do not allow now, such as
+                // one while the shipment's capture is in flight: retry once it settled.
                 ServiceError::Rejected(
                     ShipmentError::CaptureInProgress(_)
                     | ShipmentError::Illegal(_)
                     | ShipmentError::DoesNotFit(_),
                 ) => StatusCode::CONFLICT,
+                // Centra answers state-dependent refusals with 200: its clients throw on any
+                // other status and would lose `msg`.
                 ServiceError::Rejected(_)
                 | ServiceError::OrderNotFound(_)
                 | ServiceError::OrderExists(_)
@@ -113,5 +185,15 @@ impl ApiError {
                 ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.answer().into_response()
     }
 }

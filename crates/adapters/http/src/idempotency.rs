@@ -10,12 +10,10 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpResponse};
+use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
 use consign_ports::{ApiKeyId, IdempotencyBegin, StoredAnswer};
-use serde_json::Map;
 use sha2::{Digest, Sha256};
 
-use crate::answer::Answer;
 use crate::error::ApiError;
 use crate::ApiState;
 
@@ -23,13 +21,6 @@ use crate::ApiState;
 /// it so a retry finds what the first run created.
 #[derive(Debug, Clone)]
 pub struct RequestKey(pub String);
-
-fn no(status: StatusCode, msg: &str) -> HttpResponse {
-    let mut fields = Map::new();
-    fields.insert("status".into(), "no".into());
-    fields.insert("msg".into(), msg.into());
-    Answer::new(status, fields).into_response()
-}
 
 /// The middleware.
 pub async fn idempotency(
@@ -56,33 +47,25 @@ pub async fn idempotency(
         let response = ApiError::BadRequest(
             "header Idempotency-Key: must be 1 to 255 printable ASCII characters".into(),
         )
-        .into_answer(false, None)
-        .into_response();
+        .error_response();
         return answer(request, response);
     }
     let (Some(state), Some(api_key)) = (
         request.app_data::<web::Data<ApiState>>().cloned(),
         request.extensions().get::<ApiKeyId>().copied(),
     ) else {
-        return answer(request, no(StatusCode::UNAUTHORIZED, "unauthorized"));
+        return answer(request, ApiError::Unauthorized.error_response());
     };
     let payload = request.extract::<web::Payload>().await?;
     let body = match payload.to_bytes_limited(state.settings.max_body).await {
         Ok(Ok(body)) => body,
         Ok(Err(_)) => {
-            let response = ApiError::TooLarge(state.settings.max_body)
-                .into_answer(false, None)
-                .into_response();
+            let response = ApiError::TooLarge(state.settings.max_body).error_response();
             return answer(request, response);
         }
         Err(e) => {
-            return answer(
-                request,
-                no(
-                    StatusCode::BAD_REQUEST,
-                    &format!("could not read the body: {e}"),
-                ),
-            )
+            let error = ApiError::BadRequest(format!("could not read the body: {e}"));
+            return answer(request, error.error_response());
         }
     };
     // The same request: method, path with query, and body bytes.
@@ -107,30 +90,13 @@ pub async fn idempotency(
                     .body(stored.body);
             answer(request, response)
         }
-        Ok(IdempotencyBegin::Mismatch) => answer(
-            request,
-            no(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency key reused with a different request",
-            ),
-        ),
-        Ok(IdempotencyBegin::InFlight) => {
-            let mut response = no(
-                StatusCode::CONFLICT,
-                "a request with this idempotency key is still in progress; retry shortly",
-            );
-            response.headers_mut().insert(
-                "retry-after".parse().expect("header name"),
-                "1".parse().expect("header value"),
-            );
-            answer(request, response)
+        Ok(IdempotencyBegin::Mismatch) => {
+            answer(request, ApiError::IdempotencyKeyReused.error_response())
         }
-        Err(error) => answer(
-            request,
-            ApiError::from(error)
-                .into_answer(false, None)
-                .into_response(),
-        ),
+        Ok(IdempotencyBegin::InFlight) => {
+            answer(request, ApiError::IdempotencyKeyInFlight.error_response())
+        }
+        Err(error) => answer(request, ApiError::from(error).error_response()),
         Ok(IdempotencyBegin::New) => {
             request
                 .extensions_mut()

@@ -1,20 +1,21 @@
 //! # consign-http
 //!
 //! The actix-web adapter: Centra's Order API shipment calls over HTTP, JSON by default and XML
-//! on request, with `API-Authorization` keys and Centra-style errors. It owns the mapping of
-//! every error to a status code and `{"status":"no","msg":...}` ([`ApiError`]); routes only read
-//! the request, call one service function and render.
+//! on request, with `API-Authorization` keys and Centra-style errors. Requests arrive typed
+//! (`edge`: Centra-lenient values, unknown fields refused, one extractor for bodies and one
+//! for query strings); every error is an [`ApiError`], whose `ResponseError` implementation
+//! builds every `{"status":"no","msg":...}` answer; routes only call one service function and
+//! render. The OpenAPI document is generated from the same types (`openapi`).
 #![deny(missing_docs)]
 
 mod answer;
 mod auth;
 mod dates;
+mod edge;
 mod error;
 mod idempotency;
-mod input;
 mod limits;
 mod openapi;
-mod query;
 mod render;
 mod routes;
 mod telemetry;

@@ -2,11 +2,10 @@
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
-use serde_json::Map;
+use actix_web::ResponseError;
 
-use crate::answer::Answer;
+use crate::error::ApiError;
 
 /// Most headers one request may carry.
 pub const MAX_HEADERS: usize = 64;
@@ -24,15 +23,7 @@ pub async fn header_limits(
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
-        let mut fields = Map::new();
-        fields.insert("status".into(), "no".into());
-        fields.insert(
-            "msg".into(),
-            format!("request headers exceed {MAX_HEADERS} headers or {MAX_HEADER_BYTES} bytes")
-                .into(),
-        );
-        let response =
-            Answer::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, fields).into_response();
+        let response = ApiError::HeadersTooLarge(MAX_HEADERS, MAX_HEADER_BYTES).error_response();
         return Ok(request.into_response(response).map_into_right_body());
     }
     next.call(request)

@@ -1,62 +1,61 @@
 //! `POST <base>/shipments`: create a shipment and, by default, capture its amount (the seed).
 
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use consign_domain::{LineId, OrderId, ShipmentLine, ShipmentRequest, ShipmentState};
+use actix_web::web;
+use consign_domain::{OrderId, ShipmentRequest, ShipmentState};
 use consign_ports::{ShipmentDetails, ShippingInfo};
 use serde_json::Value;
 
 use crate::answer::Answer;
+use crate::edge::lenient::{flag, text};
+use crate::edge::requests::CreateShipment;
+use crate::edge::Body;
 use crate::error::ApiError;
 use crate::idempotency::RequestKey;
-use crate::input::{line_id_key, Fields, MAX_TEXT};
-use crate::routes::{answer_with_order, json_body};
 use crate::ApiState;
 
-/// Every field Centra documents for this call, plus `deductPreviousCosts` and `createAlways`.
-pub(crate) const FIELDS: &[&str] = &[
-    "order",
-    "products",
-    "gtg",
-    "capture",
-    "shipped",
-    "carrier",
-    "service",
-    "packages",
-    "tracking",
-    "returnSlipTracking",
-    "sendEmail",
-    "deductPreviousCosts",
-    "createAlways",
-    "xml",
-];
-
-/// Most product lines one request may name.
-pub const MAX_LINES: usize = 1000;
-
 /// The handler.
+#[utoipa::path(
+    post,
+    path = "/shipments",
+    summary = "Create a shipment and, by default, capture its amount",
+    request_body = CreateShipment
+)]
 pub async fn create_shipment(
-    request: HttpRequest,
-    payload: web::Payload,
     state: web::Data<ApiState>,
-) -> HttpResponse {
-    let body = match json_body(&request, payload, &state).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let request_key = request
-        .extensions()
-        .get::<RequestKey>()
-        .map(|k| k.0.clone());
-    let result = handle(&state, &body.map, request_key).await;
-    answer_with_order(result, &body)
+    body: Body<CreateShipment>,
+    request_key: Option<web::ReqData<RequestKey>>,
+) -> Result<Answer, ApiError> {
+    let request_key = request_key.map(|k| k.into_inner().0);
+    handle(&state, &body, request_key)
+        .await
+        .map(|answer| answer.xml(body.xml))
+        .map_err(|error| body.refuse(error))
 }
 
 async fn handle(
     state: &ApiState,
-    map: &serde_json::Map<String, Value>,
+    body: &Body<CreateShipment>,
     request_key: Option<String>,
 ) -> Result<Answer, ApiError> {
-    let (order, request, details) = parse(map)?;
+    let r = &body.request;
+    let order = OrderId(r.order.0);
+    let request = ShipmentRequest {
+        lines: r.products.0.clone(),
+        capture: flag(r.capture, true),
+        deduct_previous_costs: flag(r.deduct_previous_costs, false),
+    };
+    let details = ShipmentDetails {
+        gtg: flag(r.gtg, false),
+        shipped: flag(r.shipped, false),
+        shipping: ShippingInfo {
+            carrier: text(r.carrier.clone()),
+            service: text(r.service.clone()),
+            packages: r.packages.map_or(0, |p| p.0),
+            tracking: text(r.tracking.clone()),
+            return_slip_tracking: text(r.return_slip_tracking.clone()),
+        },
+        send_email: r.send_email.map(|f| f.0),
+    };
     let shipment = state
         .consign
         .create_shipment(order, request, details, request_key)
@@ -77,73 +76,4 @@ async fn handle(
             .insert("invoice".into(), links.url(shipment.id, "invoice").into());
     }
     Ok(answer)
-}
-
-/// Everything decidable from the request alone is checked here and answered 400.
-fn parse(
-    map: &serde_json::Map<String, Value>,
-) -> Result<(OrderId, ShipmentRequest, ShipmentDetails), ApiError> {
-    let fields = Fields::new(map, "", FIELDS)?;
-    let order = fields.must("order", fields.id("order")?)?;
-    let products = fields.must("products", fields.object("products")?)?;
-    let lines = product_lines(products)?;
-    // Read every optional field, used or not, so a bad value is refused rather than ignored.
-    let gtg = fields.flag("gtg")?.unwrap_or(false);
-    let capture = fields.flag("capture")?.unwrap_or(true);
-    let shipped = fields.flag("shipped")?.unwrap_or(false);
-    let shipping = ShippingInfo {
-        carrier: fields.text("carrier", MAX_TEXT)?.unwrap_or_default(),
-        service: fields.text("service", MAX_TEXT)?.unwrap_or_default(),
-        packages: fields.count("packages")?.unwrap_or(0),
-        tracking: fields.text("tracking", MAX_TEXT)?.unwrap_or_default(),
-        return_slip_tracking: fields
-            .text("returnSlipTracking", MAX_TEXT)?
-            .unwrap_or_default(),
-    };
-    let send_email = fields.flag("sendEmail")?;
-    let deduct_previous_costs = fields.flag("deductPreviousCosts")?.unwrap_or(false);
-    // Consign never merges shipments, so createAlways changes nothing; it is still validated.
-    fields.flag("createAlways")?;
-    fields.flag("xml")?;
-    Ok((
-        OrderId(order),
-        ShipmentRequest {
-            lines,
-            capture,
-            deduct_previous_costs,
-        },
-        ShipmentDetails {
-            gtg,
-            shipped,
-            shipping,
-            send_email,
-        },
-    ))
-}
-
-/// `{"<lineId>": quantity, ...}`: keys are digit strings, quantities 1 to 2^31-1.
-fn product_lines(products: &serde_json::Map<String, Value>) -> Result<Vec<ShipmentLine>, ApiError> {
-    if products.is_empty() {
-        return Err(ApiError::BadRequest(
-            "field products: must name at least one line".into(),
-        ));
-    }
-    if products.len() > MAX_LINES {
-        return Err(ApiError::BadRequest(format!(
-            "field products: at most {MAX_LINES} lines per request"
-        )));
-    }
-    let allowed: Vec<&str> = products.keys().map(String::as_str).collect();
-    let quantities = Fields::new(products, "products.", &allowed)?;
-    products
-        .keys()
-        .map(|key| {
-            let line_id = line_id_key(key)?;
-            let quantity = quantities.must(key, quantities.quantity(key)?)?;
-            Ok(ShipmentLine {
-                line_id: LineId(line_id),
-                quantity,
-            })
-        })
-        .collect()
 }

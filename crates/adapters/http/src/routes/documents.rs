@@ -3,23 +3,14 @@
 //! Authenticated by the API key or by the signed `token` the URL carries (checked before
 //! routing, in `auth`); the token works only for the shipment and kind it was issued for.
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use consign_ports::DocumentKind;
 use consign_service::ServiceError;
-use serde_json::Map;
 
-use crate::answer::Answer;
+use crate::edge::requests::DocumentQuery;
+use crate::edge::Params;
 use crate::error::ApiError;
-use crate::query::Query;
 use crate::ApiState;
-
-fn not_found(msg: &str) -> HttpResponse {
-    let mut fields = Map::new();
-    fields.insert("status".into(), "no".into());
-    fields.insert("msg".into(), msg.into());
-    Answer::new(StatusCode::NOT_FOUND, fields).into_response()
-}
 
 /// The kind named by a file segment such as `invoice.pdf`.
 pub fn kind_of(file: &str) -> Option<DocumentKind> {
@@ -27,30 +18,37 @@ pub fn kind_of(file: &str) -> Option<DocumentKind> {
 }
 
 /// The handler.
+#[utoipa::path(
+    get,
+    path = "/documents/{shipment}/{file}",
+    summary = "A shipment's delivery note, proforma or invoice as PDF (API key, or the link's signed token)",
+    params(
+        ("shipment" = String, Path, description = "The shipment id, such as 83651-1"),
+        ("file" = String, Path, description = "delivery-note.pdf, proforma.pdf or invoice.pdf"),
+        DocumentQuery
+    )
+)]
 pub async fn document(
-    request: HttpRequest,
     path: web::Path<(String, String)>,
+    _query: Params<DocumentQuery>,
     state: web::Data<ApiState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let (shipment, file) = path.into_inner();
-    if let Err(error) = Query::parse(request.query_string(), &["token"]) {
-        return error.into_answer(false, None).into_response();
-    }
     let (Some(kind), Ok(id)) = (kind_of(&file), shipment.parse()) else {
-        return not_found("document does not exist");
+        return Err(ApiError::NoDocument("document does not exist"));
     };
     match state.consign.document(id, kind).await {
-        Ok(pdf) => HttpResponse::Ok()
+        Ok(pdf) => Ok(HttpResponse::Ok()
             .content_type("application/pdf")
             .insert_header((
                 "Content-Disposition",
                 format!("inline; filename=\"{}-{id}.pdf\"", kind.slug()),
             ))
-            .body(pdf),
-        Err(ServiceError::ShipmentNotFound(_)) => not_found("shipment does not exist"),
-        Err(ServiceError::NoInvoice(_)) => not_found("invoice does not exist"),
-        Err(error) => ApiError::from(error)
-            .into_answer(false, None)
-            .into_response(),
+            .body(pdf)),
+        Err(ServiceError::ShipmentNotFound(_)) => {
+            Err(ApiError::NoDocument("shipment does not exist"))
+        }
+        Err(ServiceError::NoInvoice(_)) => Err(ApiError::NoDocument("invoice does not exist")),
+        Err(error) => Err(error.into()),
     }
 }

@@ -1,50 +1,37 @@
 //! `POST <base>/order`: import an order with its payment authorisation (Consign's small form of
 //! Centra's Create order).
 
-use actix_web::{web, HttpRequest, HttpResponse};
-use consign_domain::{Currency, Money, OrderId, PaymentAuthorization};
+use actix_web::web;
+use consign_domain::{Money, OrderId, PaymentAuthorization};
 use consign_ports::{Address, Customer, LineImport, OrderImport};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::answer::Answer;
+use crate::edge::lenient::{text, MAX_LINES};
+use crate::edge::requests::ImportOrder;
+use crate::edge::Body;
 use crate::error::ApiError;
-use crate::input::{Fields, MAX_TEXT};
-use crate::routes::create_shipment::MAX_LINES;
-use crate::routes::{answer_with_order, json_body};
 use crate::ApiState;
 
-pub(crate) const FIELDS: &[&str] = &[
-    "order",
-    "currency",
-    "email",
-    "firstName",
-    "lastName",
-    "address",
-    "products",
-    "shippingValue",
-    "payment",
-    "xml",
-];
-pub(crate) const ADDRESS_FIELDS: &[&str] = &["address", "zipcode", "city", "country"];
-pub(crate) const LINE_FIELDS: &[&str] = &["sku", "name", "qty", "price", "vat"];
-pub(crate) const PAYMENT_FIELDS: &[&str] = &["provider", "reference", "amount"];
-
 /// The handler.
+#[utoipa::path(
+    post,
+    path = "/order",
+    summary = "Import an order with its payment authorisation",
+    request_body = ImportOrder
+)]
 pub async fn import_order(
-    request: HttpRequest,
-    payload: web::Payload,
     state: web::Data<ApiState>,
-) -> HttpResponse {
-    let body = match json_body(&request, payload, &state).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let result = handle(&state, &body.map).await;
-    answer_with_order(result, &body)
+    body: Body<ImportOrder>,
+) -> Result<Answer, ApiError> {
+    handle(&state, &body.request)
+        .await
+        .map(|answer| answer.xml(body.xml))
+        .map_err(|error| body.refuse(error))
 }
 
-async fn handle(state: &ApiState, map: &Map<String, Value>) -> Result<Answer, ApiError> {
-    let import = parse(map)?;
+async fn handle(state: &ApiState, r: &ImportOrder) -> Result<Answer, ApiError> {
+    let import = to_import(r)?;
     let imported = state.consign.import_order(import).await?;
     let products: Vec<Value> = imported
         .order
@@ -59,80 +46,69 @@ async fn handle(state: &ApiState, map: &Map<String, Value>) -> Result<Answer, Ap
     ]))
 }
 
-fn parse(map: &Map<String, Value>) -> Result<OrderImport, ApiError> {
-    let fields = Fields::new(map, "", FIELDS)?;
-    fields.flag("xml")?;
-    let id = fields.id("order")?.map(OrderId);
-    let code = fields.must("currency", fields.text("currency", 3)?)?;
-    let currency: Currency = code.parse().map_err(|_| {
-        ApiError::BadRequest("field currency: must be an ISO 4217 code such as \"SEK\"".into())
-    })?;
-    let text = |f: &Fields, name: &str| -> Result<String, ApiError> {
-        Ok(f.text(name, MAX_TEXT)?.unwrap_or_default())
-    };
-    let email = fields.must("email", fields.text("email", MAX_TEXT)?)?;
-    if !email.contains('@') {
-        return Err(ApiError::BadRequest(
-            "field email: must be an email address".into(),
-        ));
+/// The import as the service takes it; amounts are read in the order's currency here.
+fn to_import(r: &ImportOrder) -> Result<OrderImport, ApiError> {
+    let currency = r.currency.0;
+    let bad = |field: &str, why: String| ApiError::BadRequest(format!("field {field}: {why}"));
+    if !r.email.0.contains('@') {
+        return Err(bad("email", "must be an email address".into()));
     }
-    let address = match fields.object("address")? {
-        Some(object) => {
-            let a = Fields::new(object, "address.", ADDRESS_FIELDS)?;
-            Address {
-                address: text(&a, "address")?,
-                zipcode: text(&a, "zipcode")?,
-                city: text(&a, "city")?,
-                country: text(&a, "country")?,
-            }
-        }
-        None => Address::default(),
-    };
-    let products = fields.must("products", fields.array("products")?)?;
-    if products.is_empty() || products.len() > MAX_LINES {
-        return Err(ApiError::BadRequest(format!(
-            "field products: must hold 1 to {MAX_LINES} lines"
-        )));
+    if r.products.is_empty() || r.products.len() > MAX_LINES {
+        return Err(bad("products", format!("must hold 1 to {MAX_LINES} lines")));
     }
-    let lines = products
+    let lines = r
+        .products
         .iter()
         .enumerate()
-        .map(|(i, product)| {
-            let path = format!("products[{i}].");
-            let object = product.as_object().ok_or_else(|| {
-                ApiError::BadRequest(format!("field products[{i}]: must be an object"))
-            })?;
-            let p = Fields::new(object, &path, LINE_FIELDS)?;
+        .map(|(i, p)| {
             Ok(LineImport {
-                sku: p.must("sku", p.text("sku", MAX_TEXT)?)?,
-                name: text(&p, "name")?,
-                quantity: p.must("qty", p.quantity("qty")?)?,
-                unit_price: p.must("price", p.money("price", currency)?)?,
-                tax_rate: p.must("vat", p.tax_rate("vat")?)?,
+                sku: p.sku.0.clone(),
+                name: text(p.name.clone()),
+                quantity: p.qty.0,
+                unit_price: p
+                    .price
+                    .money(currency)
+                    .map_err(|e| bad(&format!("products[{i}].price"), e.to_string()))?,
+                tax_rate: p.vat.0,
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let shipping_fee = fields
-        .money("shippingValue", currency)?
-        .unwrap_or(Money::zero(currency));
-    let payment = match fields.object("payment")? {
-        Some(object) => {
-            let p = Fields::new(object, "payment.", PAYMENT_FIELDS)?;
-            Some(PaymentAuthorization {
-                provider: p.must("provider", p.text("provider", MAX_TEXT)?)?,
-                reference: p.must("reference", p.text("reference", MAX_TEXT)?)?,
-                amount: p.must("amount", p.money("amount", currency)?)?,
-            })
-        }
-        None => None,
+    let shipping_fee = match &r.shipping_value {
+        Some(amount) => amount
+            .money(currency)
+            .map_err(|e| bad("shippingValue", e.to_string()))?,
+        None => Money::zero(currency),
     };
+    let payment = r
+        .payment
+        .as_ref()
+        .map(|p| {
+            Ok::<_, ApiError>(PaymentAuthorization {
+                provider: p.provider.0.clone(),
+                reference: p.reference.0.clone(),
+                amount: p
+                    .amount
+                    .money(currency)
+                    .map_err(|e| bad("payment.amount", e.to_string()))?,
+            })
+        })
+        .transpose()?;
+    let address = r
+        .address
+        .as_ref()
+        .map_or_else(Address::default, |a| Address {
+            address: text(a.address.clone()),
+            zipcode: text(a.zipcode.clone()),
+            city: text(a.city.clone()),
+            country: text(a.country.clone()),
+        });
     Ok(OrderImport {
-        id,
+        id: r.order.map(|o| OrderId(o.0)),
         currency,
         customer: Customer {
-            email,
-            first_name: text(&fields, "firstName")?,
-            last_name: text(&fields, "lastName")?,
+            email: r.email.0.clone(),
+            first_name: text(r.first_name.clone()),
+            last_name: text(r.last_name.clone()),
             address,
         },
         lines,

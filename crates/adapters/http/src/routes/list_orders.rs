@@ -1,53 +1,49 @@
 //! `GET <base>/orders`: orders with their lines, quantities and live shipments, oldest first.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::web;
+use consign_domain::OrderId;
 use consign_ports::OrderQuery;
 use serde_json::Value;
 
 use crate::answer::Answer;
+use crate::edge::lenient::flag;
+use crate::edge::requests::OrdersQuery;
+use crate::edge::Params;
 use crate::error::ApiError;
-use crate::query::Query;
+use crate::routes::shipments::page;
 use crate::{render, ApiState};
 
-pub(crate) const PARAMS: &[&str] = &[
-    "limit",
-    "offset",
-    "order",
-    "customer_id",
-    "newer_than",
-    "older_than",
-    "xml",
-];
-
 /// The handler.
-pub async fn list_orders(request: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
-    let query = match Query::parse(request.query_string(), PARAMS) {
-        Ok(query) => query,
-        Err(error) => return error.into_answer(false, None).into_response(),
+#[utoipa::path(
+    get,
+    path = "/orders",
+    summary = "List orders with lines, quantities and shipments",
+    params(OrdersQuery)
+)]
+pub async fn list_orders(
+    state: web::Data<ApiState>,
+    Params(query): Params<OrdersQuery>,
+) -> Result<Answer, ApiError> {
+    let xml = flag(query.xml, false);
+    let list = async {
+        let (limit, offset) = page(query.limit, query.offset, 1000, 20)?;
+        let orders = state
+            .consign
+            .list_orders(OrderQuery {
+                order: query.order.map(|o| OrderId(o.0)),
+                customer_id: query.customer_id.map(|c| c.0),
+                newer_than: query.newer_than.map(|d| d.0),
+                older_than: query.older_than.map(|d| d.0),
+                limit,
+                offset,
+            })
+            .await?;
+        Ok(Answer::ok([(
+            "orders",
+            Value::Array(orders.iter().map(render::order).collect()),
+        )]))
     };
-    let (xml, result) = match query.xml() {
-        Ok(xml) => (xml, handle(&state, &query).await),
-        Err(error) => (false, Err(error)),
-    };
-    match result {
-        Ok(answer) => answer.xml(xml).into_response(),
-        Err(error) => error.into_answer(xml, None).into_response(),
-    }
-}
-
-async fn handle(state: &ApiState, query: &Query) -> Result<Answer, ApiError> {
-    let (limit, offset) = query.page(1000, 20)?;
-    let order_query = OrderQuery {
-        order: query.order()?,
-        customer_id: query.customer_id()?,
-        newer_than: query.date("newer_than")?,
-        older_than: query.date("older_than")?,
-        limit,
-        offset,
-    };
-    let orders = state.consign.list_orders(order_query).await?;
-    Ok(Answer::ok([(
-        "orders",
-        Value::Array(orders.iter().map(render::order).collect()),
-    )]))
+    list.await
+        .map(|answer: Answer| answer.xml(xml))
+        .map_err(|error: ApiError| error.answered(xml, Default::default()))
 }

@@ -2,11 +2,10 @@
 
 use std::fmt::Write;
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use serde_json::Map;
 
 use crate::answer::Answer;
+use crate::error::ApiError;
 use crate::telemetry::RequestMetrics;
 use crate::ApiState;
 
@@ -16,15 +15,10 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// The database answers and every migration is applied (503 otherwise, saying why).
-pub async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
+pub async fn readyz(state: web::Data<ApiState>) -> Result<Answer, ApiError> {
     match state.consign.readiness().await {
-        Ok(()) => Answer::ok([]).into_response(),
-        Err(error) => {
-            let mut fields = Map::new();
-            fields.insert("status".into(), "no".into());
-            fields.insert("msg".into(), format!("not ready: {error}").into());
-            Answer::new(StatusCode::SERVICE_UNAVAILABLE, fields).into_response()
-        }
+        Ok(()) => Ok(Answer::ok([])),
+        Err(error) => Err(ApiError::NotReady(error.to_string())),
     }
 }
 

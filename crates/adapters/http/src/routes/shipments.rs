@@ -1,182 +1,175 @@
 //! `GET <base>/shipments`, and `GET`, `PUT`, `DELETE <base>/shipments/<shipment>`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
-use consign_domain::{LineId, OrderId, ShipmentLine};
-use consign_ports::{ShipmentQuery, ShipmentStatus};
-use serde_json::{Map, Value};
+use actix_web::web;
+use consign_domain::OrderId;
+use consign_ports::{ShipmentQuery as ListQuery, ShipmentStatus};
+use serde_json::Value;
 
 use crate::answer::Answer;
+use crate::edge::lenient::flag;
+use crate::edge::requests::{DeleteQuery, ShipmentQuery, ShipmentsQuery, UpdateShipment};
+use crate::edge::{Body, Params};
 use crate::error::ApiError;
-use crate::input::{line_id_key, Fields, MAX_TEXT};
-use crate::query::Query;
-use crate::routes::create_shipment::MAX_LINES;
-use crate::routes::{json_body, shipment_error, shipment_id};
+use crate::routes::{echo_shipment, shipment_id};
 use crate::{render, ApiState};
 
-pub(crate) const LIST_PARAMS: &[&str] = &[
-    "status",
-    "limit",
-    "offset",
-    "order",
-    "customer_id",
-    "newer_than",
-    "older_than",
-    "xml",
-];
-pub(crate) const GET_PARAMS: &[&str] = &["order", "status", "newer_than", "older_than", "xml"];
-pub(crate) const DELETE_PARAMS: &[&str] = &["order", "xml"];
-pub(crate) const UPDATE_FIELDS: &[&str] = &["order", "products", "gtg", "xml"];
-
-/// Answers a GET or DELETE: query errors in JSON, the rest as the query asked.
-async fn with_query<F, Fut>(request: &HttpRequest, params: &[&str], call: F) -> HttpResponse
-where
-    F: FnOnce(Query) -> Fut,
-    Fut: std::future::Future<Output = Result<Answer, (ApiError, Option<Value>)>>,
-{
-    let query = match Query::parse(request.query_string(), params) {
-        Ok(query) => query,
-        Err(error) => return error.into_answer(false, None).into_response(),
+/// A page size within `1..=max` (default `default`) and an offset.
+pub(crate) fn page(
+    limit: Option<crate::edge::lenient::Count>,
+    offset: Option<crate::edge::lenient::Count>,
+    max: u32,
+    default: u32,
+) -> Result<(u32, u32), ApiError> {
+    let limit = match limit {
+        None => default,
+        Some(n) if (1..=max).contains(&n.0) => n.0,
+        Some(_) => {
+            return Err(ApiError::BadRequest(format!(
+                "parameter limit: must be a whole number from 1 to {max}"
+            )))
+        }
     };
-    let xml = match query.xml() {
-        Ok(xml) => xml,
-        Err(error) => return error.into_answer(false, None).into_response(),
-    };
-    match call(query).await {
-        Ok(answer) => answer.xml(xml).into_response(),
-        Err((error, shipment)) => shipment_error(error, xml, None, shipment),
-    }
+    Ok((limit, offset.map_or(0, |o| o.0)))
 }
 
 /// `GET <base>/shipments`: by default good-to-go shipments not yet shipped.
-pub async fn list_shipments(request: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
-    with_query(&request, LIST_PARAMS, |query| async move {
-        let list = async {
-            let status = match query.get("status") {
-                None | Some("goodtogo") => ShipmentStatus::GoodToGo,
-                Some("inprogress") => ShipmentStatus::InProgress,
-                Some("completed") => ShipmentStatus::Completed,
-                Some(_) => {
-                    return Err(ApiError::BadRequest(
-                        "parameter status: must be goodtogo, inprogress or completed".into(),
-                    ))
-                }
-            };
-            let (limit, offset) = query.page(100, 100)?;
-            let shipments = state
-                .consign
-                .list_shipments(ShipmentQuery {
-                    status,
-                    order: query.order()?,
-                    customer_id: query.customer_id()?,
-                    newer_than: query.date("newer_than")?,
-                    older_than: query.date("older_than")?,
-                    limit,
-                    offset,
-                })
-                .await?;
-            let links = &state.settings.documents;
-            Ok(Answer::ok([(
-                "shipments",
-                Value::Array(
-                    shipments
-                        .iter()
-                        .map(|s| render::shipment(s, links))
-                        .collect(),
-                ),
-            )]))
-        };
-        list.await.map_err(|e| (e, None))
-    })
-    .await
+#[utoipa::path(
+    get,
+    path = "/shipments",
+    summary = "List shipments (by default good to go, not shipped)",
+    params(ShipmentsQuery)
+)]
+pub async fn list_shipments(
+    state: web::Data<ApiState>,
+    Params(query): Params<ShipmentsQuery>,
+) -> Result<Answer, ApiError> {
+    let xml = flag(query.xml, false);
+    let list = async {
+        let (limit, offset) = page(query.limit, query.offset, 100, 100)?;
+        let shipments = state
+            .consign
+            .list_shipments(ListQuery {
+                status: query.status.map_or(ShipmentStatus::GoodToGo, |s| s.0),
+                order: query.order.map(|o| OrderId(o.0)),
+                customer_id: query.customer_id.map(|c| c.0),
+                newer_than: query.newer_than.map(|d| d.0),
+                older_than: query.older_than.map(|d| d.0),
+                limit,
+                offset,
+            })
+            .await?;
+        let links = &state.settings.documents;
+        Ok(Answer::ok([(
+            "shipments",
+            Value::Array(
+                shipments
+                    .iter()
+                    .map(|s| render::shipment(s, links))
+                    .collect(),
+            ),
+        )]))
+    };
+    list.await
+        .map(|answer: Answer| answer.xml(xml))
+        .map_err(|error: ApiError| error.answered(xml, Default::default()))
 }
 
 /// `GET <base>/shipments/<shipment>`: one shipment, whatever its status.
+#[utoipa::path(
+    get,
+    path = "/shipments/{shipment}",
+    summary = "One shipment",
+    params(("shipment" = String, Path, description = "The shipment id, such as 83651-1"), ShipmentQuery)
+)]
 pub async fn get_shipment(
-    request: HttpRequest,
-    path: web::Path<String>,
     state: web::Data<ApiState>,
-) -> HttpResponse {
+    path: web::Path<String>,
+    Params(query): Params<ShipmentQuery>,
+) -> Result<Answer, ApiError> {
     let raw = path.into_inner();
-    with_query(&request, GET_PARAMS, |query| async move {
-        let echo = Some(Value::from(raw.clone()));
-        let get = async {
-            let id = shipment_id(&raw, "shipment")?;
-            // Centra's filters are accepted without filtering; a given order must match.
-            query.date("newer_than")?;
-            query.date("older_than")?;
-            let order = query.order()?;
-            let listing = state.consign.get_shipment(id, order).await?;
-            Ok(Answer::ok([(
-                "shipments",
-                Value::Array(vec![render::shipment(&listing, &state.settings.documents)]),
-            )]))
-        };
-        get.await.map_err(|e| (e, echo))
-    })
-    .await
+    let xml = flag(query.xml, false);
+    let get = async {
+        let id = shipment_id(&raw)?;
+        let order = query.order.map(|o| OrderId(o.0));
+        let listing = state.consign.get_shipment(id, order).await?;
+        Ok(Answer::ok([(
+            "shipments",
+            Value::Array(vec![render::shipment(&listing, &state.settings.documents)]),
+        )]))
+    };
+    get.await
+        .map(|answer: Answer| answer.xml(xml))
+        .map_err(|error: ApiError| error.answered(xml, echo_shipment(&raw)))
 }
 
 /// `DELETE <base>/shipments/<shipment>`: an uncaptured shipment, releasing its units.
+#[utoipa::path(
+    delete,
+    path = "/shipments/{shipment}",
+    summary = "Delete an uncaptured shipment, releasing its units",
+    params(("shipment" = String, Path, description = "The shipment id, such as 83651-1"), DeleteQuery)
+)]
 pub async fn delete_shipment(
-    request: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
     state: web::Data<ApiState>,
-) -> HttpResponse {
+    path: web::Path<String>,
+    Params(query): Params<DeleteQuery>,
+    payload: web::Payload,
+) -> Result<Answer, ApiError> {
     let raw = path.into_inner();
-    with_query(&request, DELETE_PARAMS, |query| async move {
-        let echo = Some(Value::from(raw.clone()));
-        let delete = async {
-            let body = match payload.to_bytes_limited(state.settings.max_body).await {
-                Ok(Ok(body)) => body,
-                _ => return Err(ApiError::TooLarge(state.settings.max_body)),
-            };
-            if !body.iter().all(u8::is_ascii_whitespace) {
-                return Err(ApiError::BadRequest(
-                    "DELETE takes no body; use the query (order, xml)".into(),
-                ));
-            }
-            let id = shipment_id(&raw, "shipment")?;
-            let order = query.order()?;
-            let shipment = state.consign.delete_shipment(id, order).await?;
-            Ok(Answer::ok([
-                ("msg", "shipment removed".into()),
-                ("order", Value::from(shipment.id.order.0)),
-                ("shipment", shipment.id.to_string().into()),
-            ]))
-        };
-        delete.await.map_err(|e| (e, echo))
-    })
-    .await
+    let xml = flag(query.xml, false);
+    let delete = async {
+        let body = payload
+            .to_bytes_limited(state.settings.max_body)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or(ApiError::TooLarge(state.settings.max_body))?;
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::BadRequest(
+                "DELETE takes no body; use the query (order, xml)".into(),
+            ));
+        }
+        let id = shipment_id(&raw)?;
+        let order = query.order.map(|o| OrderId(o.0));
+        let shipment = state.consign.delete_shipment(id, order).await?;
+        Ok(Answer::ok([
+            ("msg", "shipment removed".into()),
+            ("order", Value::from(shipment.id.order.0)),
+            ("shipment", shipment.id.to_string().into()),
+        ]))
+    };
+    delete
+        .await
+        .map(|answer: Answer| answer.xml(xml))
+        .map_err(|error: ApiError| error.answered(xml, echo_shipment(&raw)))
 }
 
 /// `PUT <base>/shipments/<shipment>`: set line quantities of an uncaptured shipment (0 removes
 /// a line; lines not named stay) and/or mark it good to go.
+#[utoipa::path(
+    put,
+    path = "/shipments/{shipment}",
+    summary = "Update an uncaptured shipment's lines, or good to go",
+    params(("shipment" = String, Path, description = "The shipment id, such as 83651-1")),
+    request_body = UpdateShipment
+)]
 pub async fn update_shipment(
-    request: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
     state: web::Data<ApiState>,
-) -> HttpResponse {
+    path: web::Path<String>,
+    body: Body<UpdateShipment>,
+) -> Result<Answer, ApiError> {
     let raw = path.into_inner();
-    let body = match json_body(&request, payload, &state).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let echo_order = body.map.get("order").filter(|v| !v.is_null()).cloned();
-    match update(&state, &raw, &body.map).await {
-        Ok(answer) => answer.xml(body.xml).into_response(),
-        Err(error) => shipment_error(error, body.xml, echo_order, Some(Value::from(raw))),
-    }
+    update(&state, &raw, &body.request)
+        .await
+        .map(|answer| answer.xml(body.xml))
+        .map_err(|error| body.refuse(error).answered(body.xml, echo_shipment(&raw)))
 }
 
-async fn update(state: &ApiState, raw: &str, map: &Map<String, Value>) -> Result<Answer, ApiError> {
-    let f = Fields::new(map, "", UPDATE_FIELDS)?;
-    let id = shipment_id(raw, "shipment")?;
-    let order = f.id("order")?.map(OrderId);
-    let gtg = f.flag("gtg")?;
-    f.flag("xml")?;
-    let lines = f.object("products")?.map(quantities).transpose()?;
+async fn update(state: &ApiState, raw: &str, r: &UpdateShipment) -> Result<Answer, ApiError> {
+    let id = shipment_id(raw)?;
+    let order = r.order.map(|o| OrderId(o.0));
+    let lines = r.products.as_ref().map(|p| p.0.clone());
+    let gtg = r.gtg.map(|f| f.0);
     if lines.is_none() && gtg.is_none() {
         return Err(ApiError::BadRequest(
             "nothing to update: give products and/or gtg".into(),
@@ -188,34 +181,4 @@ async fn update(state: &ApiState, raw: &str, map: &Map<String, Value>) -> Result
         "shipment",
         render::shipment(&listing, &state.settings.documents),
     )]))
-}
-
-/// `{"<lineId>": qty}` or `{"<lineId>": {"serialNumber": "...", "qty": n}}`; 0 removes a line.
-fn quantities(products: &Map<String, Value>) -> Result<Vec<ShipmentLine>, ApiError> {
-    if products.is_empty() || products.len() > MAX_LINES {
-        return Err(ApiError::BadRequest(format!(
-            "field products: must name 1 to {MAX_LINES} lines"
-        )));
-    }
-    let keys: Vec<&str> = products.keys().map(String::as_str).collect();
-    let fields = Fields::new(products, "products.", &keys)?;
-    products
-        .iter()
-        .map(|(key, value)| {
-            let line_id = line_id_key(key)?;
-            let quantity = match value {
-                Value::Object(inner) => {
-                    let path = format!("products.{key}.");
-                    let f = Fields::new(inner, &path, &["serialNumber", "qty"])?;
-                    f.text("serialNumber", MAX_TEXT)?;
-                    f.must("qty", f.count("qty")?)?
-                }
-                _ => fields.must(key, fields.count(key)?)?,
-            };
-            Ok(ShipmentLine {
-                line_id: LineId(line_id),
-                quantity,
-            })
-        })
-        .collect()
 }
