@@ -12,6 +12,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
 use consign_ports::{ApiKeyId, IdempotencyBegin, StoredAnswer};
+use consign_service::Consign;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -21,6 +22,47 @@ use crate::ApiState;
 /// it so a retry finds what the first run created.
 #[derive(Debug, Clone)]
 pub struct RequestKey(pub String);
+
+/// A claimed key whose answer is not stored yet: released unless kept.
+struct Claim {
+    held: Option<(Consign, ApiKeyId, String)>,
+}
+
+impl Claim {
+    fn new(consign: Consign, api_key: ApiKeyId, key: String) -> Self {
+        Claim {
+            held: Some((consign, api_key, key)),
+        }
+    }
+
+    /// The answer will be stored (or the claim released) by the caller.
+    fn keep(mut self) {
+        self.held = None;
+    }
+
+    /// Releases the claim now, so a retry runs again.
+    async fn release(mut self) {
+        if let Some((consign, api_key, key)) = self.held.take() {
+            if let Err(error) = consign.release_idempotent(api_key, &key).await {
+                tracing::warn!(%error, "could not release an idempotency key");
+            }
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // Dropped while held: the request future was dropped mid-way. Release it in the
+        // background rather than leaving it in flight until takeover.
+        if let Some((consign, api_key, key)) = self.held.take() {
+            actix_web::rt::spawn(async move {
+                if let Err(error) = consign.release_idempotent(api_key, &key).await {
+                    tracing::warn!(%error, "could not release an idempotency key");
+                }
+            });
+        }
+    }
+}
 
 /// The middleware.
 pub async fn idempotency(
@@ -102,12 +144,19 @@ pub async fn idempotency(
                 .extensions_mut()
                 .insert(RequestKey(format!("{}:{key}", api_key.0)));
             request.set_payload(Payload::from(body));
-            let response = next.call(request).await?.map_into_boxed_body();
+            // Until the answer is stored, the claim is released if the request ends any other
+            // way: an inner error, or the request dropped (the client went away).
+            let claim = Claim::new(consign.clone(), api_key, key.clone());
+            let response = match next.call(request).await {
+                Ok(response) => response.map_into_boxed_body(),
+                Err(error) => {
+                    claim.release().await;
+                    return Err(error);
+                }
+            };
             let status = response.status();
             if status != StatusCode::OK && status != StatusCode::BAD_REQUEST {
-                if let Err(error) = consign.release_idempotent(api_key, &key).await {
-                    tracing::warn!(%error, "could not release an idempotency key");
-                }
+                claim.release().await;
                 return Ok(response);
             }
             let (http_request, http_response) = response.into_parts();
@@ -126,16 +175,127 @@ pub async fn idempotency(
                 content_type: content_type.clone(),
                 body: body.clone(),
             };
-            if let Err(error) = consign.finish_idempotent(api_key, &key, stored).await {
-                // The work is done; only the replay record is missing. Releasing lets a retry
-                // find the created shipment by its key instead of failing.
-                tracing::warn!(%error, "could not store an idempotent answer");
-                let _ = consign.release_idempotent(api_key, &key).await;
+            match consign.finish_idempotent(api_key, &key, stored).await {
+                Ok(()) => claim.keep(),
+                Err(error) => {
+                    // The work is done; only the replay record is missing. Releasing lets a
+                    // retry find the created shipment by its key instead of failing.
+                    tracing::warn!(%error, "could not store an idempotent answer");
+                    claim.release().await;
+                }
             }
             let rebuilt = HttpResponse::build(status)
                 .content_type(content_type)
                 .body(body);
             Ok(ServiceResponse::new(http_request, rebuilt))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use actix_web::middleware::from_fn;
+    use actix_web::{test, web, App, HttpMessage};
+    use consign_ports::*;
+    use consign_service::{Consign, Gateways, Ports, StoreSettings};
+
+    use super::*;
+    use crate::{ApiState, HttpSettings, RequestMetrics};
+
+    /// A service whose idempotency store expects one claim of `key`, then `releases` releases.
+    fn state(releases: usize) -> ApiState {
+        let mut idempotency = MockIdempotencyStore::new();
+        idempotency
+            .expect_begin_request()
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(IdempotencyBegin::New));
+        idempotency
+            .expect_release_request()
+            .withf(|api_key, key| api_key.0 == 7 && key == "retry-me")
+            .times(releases)
+            .returning(|_, _| Ok(()));
+        idempotency.expect_finish_request().never();
+        let mut clock = MockClock::new();
+        clock.expect_now().returning(|| Timestamp(1));
+        let consign = Consign::new(
+            Ports {
+                store: Arc::new(MockOrderStore::new()),
+                keys: Arc::new(MockKeyStore::new()),
+                idempotency: Arc::new(idempotency),
+                renderer: Arc::new(MockDocumentRenderer::new()),
+                mailer: Arc::new(MockMailer::new()),
+                clock: Arc::new(clock),
+                ids: Arc::new(MockIdSource::new()),
+            },
+            Gateways::new(),
+            StoreSettings::default(),
+        );
+        ApiState {
+            consign,
+            settings: Arc::new(HttpSettings::new("/api", "http://localhost", 1024, "s", 60)),
+            metrics: web::Data::new(RequestMetrics::default()),
+        }
+    }
+
+    async fn signed_in(
+        request: ServiceRequest,
+        next: Next<impl MessageBody>,
+    ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+        request.extensions_mut().insert(ApiKeyId(7));
+        next.call(request).await
+    }
+
+    async fn failing(
+        _: ServiceRequest,
+        _: Next<impl MessageBody>,
+    ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+        Err(actix_web::error::ErrorInternalServerError("inner failure"))
+    }
+
+    #[actix_web::test]
+    async fn an_inner_error_releases_the_key_so_a_retry_runs_again() {
+        let app = test::init_service(
+            App::new().app_data(web::Data::new(state(1))).service(
+                web::scope("")
+                    .wrap(from_fn(failing))
+                    .wrap(from_fn(idempotency))
+                    .wrap(from_fn(signed_in))
+                    .route("/x", web::post().to(|| async { "never" })),
+            ),
+        )
+        .await;
+        let request = test::TestRequest::post()
+            .uri("/x")
+            .insert_header(("Idempotency-Key", "retry-me"))
+            .to_request();
+        let response = test::try_call_service(&app, request).await;
+        assert!(response.is_err() || response.unwrap().status().is_server_error());
+        // The mock's `times(1)` on release is checked when the state is dropped with the app.
+    }
+
+    #[actix_web::test]
+    async fn a_503_answer_releases_the_key() {
+        let app = test::init_service(
+            App::new().app_data(web::Data::new(state(1))).service(
+                web::scope("")
+                    .wrap(from_fn(idempotency))
+                    .wrap(from_fn(signed_in))
+                    .route(
+                        "/x",
+                        web::post().to(|| async {
+                            Err::<String, _>(ApiError::NotReady("busy".into()))
+                        }),
+                    ),
+            ),
+        )
+        .await;
+        let request = test::TestRequest::post()
+            .uri("/x")
+            .insert_header(("Idempotency-Key", "retry-me"))
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }
