@@ -131,7 +131,7 @@ pub fn spawn_app_on(backend: Backend, url: &str, settings: &[(&str, &str)]) -> T
                 .send((
                     app.port(),
                     app.core.database.clone(),
-                    app.core.sandbox.clone(),
+                    app.core.sandbox.clone().expect("the sandbox gateway is enabled by default"),
                 ))
                 .expect("test still waiting");
             app.run_until_stopped().await

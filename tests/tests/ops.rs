@@ -4,11 +4,25 @@ use consign_tests::*;
 use serde_json::json;
 
 fn root(app: &TestApp, path: &str) -> (u16, String) {
-    let response = match ureq::get(&format!("{}{path}", app.address)).call() {
+    get(&format!("{}{path}", app.address), None)
+}
+
+fn get(url: &str, bearer: Option<&str>) -> (u16, String) {
+    let mut request = ureq::get(url);
+    if let Some(token) = bearer {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let response = match request.call() {
         Ok(r) | Err(ureq::Error::Status(_, r)) => r,
         Err(e) => panic!("{e}"),
     };
     (response.status(), response.into_string().unwrap())
+}
+
+const METRICS_TOKEN: &str = "metrics-secret-1";
+
+fn metrics(app: &TestApp) -> (u16, String) {
+    get(&format!("{}/metrics", app.address), Some(METRICS_TOKEN))
 }
 
 #[test]
@@ -29,7 +43,7 @@ fn health_and_readiness_answer_without_a_key() {
 
 #[test]
 fn metrics_count_requests_by_route_and_outcome_and_show_captures_pool_and_outbox() {
-    let app = spawn_app(Backend::Sqlite);
+    let app = spawn_app_with(Backend::Sqlite, &[("CONSIGN_METRICS_TOKEN", METRICS_TOKEN)]);
     let ids = app.import(&example_order(900, "auth-900"));
     app.post(
         "/shipments",
@@ -43,7 +57,7 @@ fn metrics_count_requests_by_route_and_outcome_and_show_captures_pool_and_outbox
         "/shipments",
         &json!({"order": 900, "products": {ids[1].clone(): 1}, "shipped": true, "capture": false}),
     );
-    let (status, text) = root(&app, "/metrics");
+    let (status, text) = metrics(&app);
     assert_eq!(status, 200);
     for expected in [
         r#"consign_http_requests_total{route="/api/order/shipments",method="POST",outcome="ok"} 2"#,
@@ -60,4 +74,55 @@ fn metrics_count_requests_by_route_and_outcome_and_show_captures_pool_and_outbox
     }
     assert!(text.contains("consign_outbox_depth "));
     assert!(text.contains("le=\"+Inf\""));
+}
+
+#[test]
+fn metrics_are_not_served_unless_an_operator_enabled_them() {
+    // No token and no metrics listener: business figures are nowhere.
+    let app = spawn_app(Backend::Sqlite);
+    assert_eq!(root(&app, "/metrics").0, 404);
+    // With a token: only requests that carry it.
+    let app = spawn_app_with(Backend::Sqlite, &[("CONSIGN_METRICS_TOKEN", METRICS_TOKEN)]);
+    assert_eq!(root(&app, "/metrics").0, 401);
+    let url = format!("{}/metrics", app.address);
+    assert_eq!(get(&url, Some("metrics-secret-2")).0, 401);
+    assert_eq!(get(&url, Some(METRICS_TOKEN)).0, 200);
+}
+
+#[test]
+fn a_separate_metrics_listener_serves_them_without_a_token_and_the_api_port_does_not() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let app = spawn_app_with(Backend::Sqlite, &[("CONSIGN_METRICS_LISTEN", listen.as_str())]);
+    let (status, text) = get(&format!("http://{listen}/metrics"), None);
+    assert_eq!(status, 200);
+    assert!(text.contains("consign_up 1"), "{text}");
+    assert_eq!(get(&format!("http://{listen}/api/order/orders"), None).0, 404);
+    assert_eq!(root(&app, "/metrics").0, 404);
+}
+
+#[test]
+fn a_scrape_does_not_query_the_store_again_within_a_few_seconds() {
+    let app = spawn_app_with(Backend::Sqlite, &[("CONSIGN_METRICS_TOKEN", METRICS_TOKEN)]);
+    let ids = app.import(&example_order(910, "auth-910"));
+    let (_, first) = metrics(&app);
+    assert!(first.contains(r#"consign_capture_attempts{state="succeeded"} 0"#), "{first}");
+    app.post(
+        "/shipments",
+        &json!({"order": 910, "products": {ids[0].clone(): 1}}),
+    );
+    let (_, second) = metrics(&app);
+    // Request counters move at once; the store's figures are the ones read a moment ago.
+    assert!(
+        second.contains(r#"consign_http_requests_total{route="/api/order/shipments",method="POST",outcome="ok"} 1"#),
+        "{second}"
+    );
+    assert!(
+        second.contains(r#"consign_capture_attempts{state="succeeded"} 0"#),
+        "the store was read again within a few seconds:\n{second}"
+    );
 }

@@ -74,6 +74,14 @@ pub enum ShipmentError {
     /// Capture requested on an order that carries no payment authorisation.
     #[error("order has no payment authorisation")]
     NoPaymentAuthorization,
+    /// The order's authorisation is held by a provider this instance does not capture with.
+    #[error("payment provider {provider:?} is not enabled here; enabled providers: {enabled}")]
+    ProviderNotEnabled {
+        /// The order's provider.
+        provider: String,
+        /// The enabled ones.
+        enabled: String,
+    },
     /// The capture would take more than the authorisation still covers.
     #[error("capture exceeds the authorised amount")]
     ExceedsAuthorization,

@@ -13,7 +13,7 @@ pub use error::{OrderError, ShipmentError};
 pub use ids::{InvalidShipmentId, LineId, OrderId, ShipmentId};
 pub use money::{Currency, Money, MoneyError};
 pub use order::{LineMove, Order, OrderLine, OrderProgress, PaymentAuthorization, TaxRate};
-pub use plan::{CapturePlan, ShipmentLine, ShipmentPlan, ShipmentRequest};
+pub use plan::{CapturePlan, Providers, ShipmentLine, ShipmentPlan, ShipmentRequest};
 pub use shipment::{
     CaptureOrigin, CaptureStart, Completion, Settlement, Shipment, ShipmentChange, ShipmentFlags,
 };

@@ -41,6 +41,55 @@ pub struct CapturePlan {
     pub completes_order: bool,
 }
 
+/// The payment providers captures may use here: an instance enables some gateways, and an
+/// order whose authorisation is held by another provider is refused before anything changes.
+///
+/// ```
+/// use consign_domain::Providers;
+/// let stripe_only = Providers::only(["stripe"]);
+/// assert!(stripe_only.allows("stripe"));
+/// assert!(!stripe_only.allows("sandbox"));
+/// assert!(Providers::any().allows("sandbox"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Providers {
+    only: Option<std::sync::Arc<[String]>>,
+}
+
+impl Providers {
+    /// Every provider (a team that captures elsewhere, or a test).
+    pub fn any() -> Providers {
+        Providers { only: None }
+    }
+
+    /// Only these providers.
+    pub fn only<I, S>(names: I) -> Providers
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Providers {
+            only: Some(names.into_iter().map(Into::into).collect()),
+        }
+    }
+
+    /// Whether a capture may use `provider`.
+    pub fn allows(&self, provider: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == provider))
+    }
+
+    /// The enabled providers, comma-separated (`any` when every provider is allowed).
+    pub fn describe(&self) -> String {
+        match &self.only {
+            None => "any".to_owned(),
+            Some(names) if names.is_empty() => "none".to_owned(),
+            Some(names) => names.join(", "),
+        }
+    }
+}
+
 /// A validated shipment, ready to be reserved: its number, lines and capture (if any).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShipmentPlan {
@@ -113,9 +162,23 @@ impl Order {
     /// assert_eq!(plan.capture.unwrap().amount.to_string(), "448.50");
     /// ```
     pub fn plan_shipment(&self, request: &ShipmentRequest) -> Result<ShipmentPlan, ShipmentError> {
+        self.plan_shipment_with(request, &Providers::any())
+    }
+
+    /// [`Order::plan_shipment`] where only `providers` may capture: a capturing request on an
+    /// order whose authorisation another provider holds is refused.
+    pub fn plan_shipment_with(
+        &self,
+        request: &ShipmentRequest,
+        providers: &Providers,
+    ) -> Result<ShipmentPlan, ShipmentError> {
         self.check_lines(&request.lines)?;
         let capture = if request.capture {
-            Some(self.plan_capture(&request.lines, request.deduct_previous_costs)?)
+            Some(self.plan_capture_with(
+                &request.lines,
+                request.deduct_previous_costs,
+                providers,
+            )?)
         } else {
             None
         };
@@ -217,9 +280,25 @@ impl Order {
         lines: &[ShipmentLine],
         deduct_previous_costs: bool,
     ) -> Result<CapturePlan, ShipmentError> {
+        self.plan_capture_with(lines, deduct_previous_costs, &Providers::any())
+    }
+
+    /// [`Order::plan_capture`] where only `providers` may capture.
+    pub fn plan_capture_with(
+        &self,
+        lines: &[ShipmentLine],
+        deduct_previous_costs: bool,
+        providers: &Providers,
+    ) -> Result<CapturePlan, ShipmentError> {
         let payment = self
             .payment()
             .ok_or(ShipmentError::NoPaymentAuthorization)?;
+        if !providers.allows(&payment.provider) {
+            return Err(ShipmentError::ProviderNotEnabled {
+                provider: payment.provider.clone(),
+                enabled: providers.describe(),
+            });
+        }
         let plan = self.preview_capture(lines, deduct_previous_costs)?;
         if self.committed().plus(plan.amount)?.minor() > payment.amount.minor() {
             return Err(ShipmentError::ExceedsAuthorization);

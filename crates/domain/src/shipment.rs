@@ -8,7 +8,7 @@ use crate::error::ShipmentError;
 use crate::ids::{LineId, ShipmentId};
 use crate::money::Money;
 use crate::order::{LineMove, Order};
-use crate::plan::{CapturePlan, ShipmentLine, ShipmentPlan};
+use crate::plan::{CapturePlan, Providers, ShipmentLine, ShipmentPlan};
 use crate::state::{ShipmentEvent, ShipmentState};
 
 /// A shipment's flags. They only move forward, except `needs_review`, which a settled capture
@@ -271,11 +271,20 @@ impl Shipment {
     /// ([`Order::plan_capture`]), the units go into capture and the amount is committed. A
     /// captured shipment answers [`CaptureStart::AlreadyCaptured`]: it is never captured twice.
     pub fn begin_capture(&self, order: &Order) -> Result<CaptureStart, ShipmentError> {
+        self.begin_capture_with(order, &Providers::any())
+    }
+
+    /// [`Shipment::begin_capture`] where only `providers` may capture.
+    pub fn begin_capture_with(
+        &self,
+        order: &Order,
+        providers: &Providers,
+    ) -> Result<CaptureStart, ShipmentError> {
         if self.state == ShipmentState::Captured {
             return Ok(CaptureStart::AlreadyCaptured);
         }
         let state = self.transition(ShipmentEvent::CaptureStarted)?;
-        let plan = order.plan_capture(&self.lines, false)?;
+        let plan = order.plan_capture_with(&self.lines, false, providers)?;
         let moves = self
             .lines
             .iter()

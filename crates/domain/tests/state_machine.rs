@@ -346,3 +346,40 @@ fn stored_shipments_and_orders_that_cannot_exist_are_refused() {
     assert!(order.clone().with_progress(progress(201)).is_err());
     assert!(order.with_progress(progress(-1)).is_err());
 }
+
+#[test]
+fn a_capture_with_a_provider_that_is_not_enabled_is_refused_before_anything_changes() {
+    let o = order();
+    let stripe_only = Providers::only(["stripe"]);
+    let refused = ShipmentError::ProviderNotEnabled {
+        provider: "sandbox".into(),
+        enabled: "stripe".into(),
+    };
+    assert_eq!(
+        shipment(Uncaptured, false).begin_capture_with(&o, &stripe_only),
+        Err(refused.clone())
+    );
+    let request = ShipmentRequest {
+        lines: vec![ShipmentLine {
+            line_id: LineId(1),
+            quantity: 1,
+        }],
+        capture: true,
+        deduct_previous_costs: false,
+    };
+    assert_eq!(o.plan_shipment_with(&request, &stripe_only), Err(refused));
+    assert!(o
+        .plan_shipment_with(&request, &Providers::only(["sandbox"]))
+        .is_ok());
+    // Without capture no provider is involved.
+    let uncaptured = ShipmentRequest {
+        capture: false,
+        ..request
+    };
+    assert!(o.plan_shipment_with(&uncaptured, &stripe_only).is_ok());
+    assert_eq!(
+        Providers::only(["stripe"]).describe(),
+        "stripe",
+        "the message names what is enabled"
+    );
+}

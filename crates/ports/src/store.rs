@@ -2,7 +2,7 @@
 //! one short transaction inside the adapter, and no transaction open while the gateway is called.
 
 use async_trait::async_trait;
-use consign_domain::{OrderError, OrderId, ShipmentError, ShipmentId, ShipmentRequest};
+use consign_domain::{OrderError, OrderId, Providers, ShipmentError, ShipmentId, ShipmentRequest};
 
 use crate::clock::Timestamp;
 use crate::records::{
@@ -100,8 +100,9 @@ pub trait OrderStore: Send + Sync {
     ) -> Result<ImportedOrder, StoreError>;
 
     /// Reserve step, one transaction: lock the order, let the domain plan the shipment
-    /// ([`consign_domain::Order::plan_shipment`]), write the shipment with its units reserved
-    /// and, when it captures, a pending capture attempt with a stable idempotency key.
+    /// ([`consign_domain::Order::plan_shipment_with`], where only `providers` may capture),
+    /// write the shipment with its units reserved and, when it captures, a pending capture
+    /// attempt with a stable idempotency key.
     ///
     /// `request_key` (the client's idempotency key, scoped to its API key) is recorded on the
     /// shipment so a retry of the same request finds it ([`OrderStore::find_by_request_key`]).
@@ -109,6 +110,7 @@ pub trait OrderStore: Send + Sync {
         &self,
         order: OrderId,
         request: ShipmentRequest,
+        providers: Providers,
         details: ShipmentDetails,
         request_key: Option<String>,
         now: Timestamp,
@@ -127,13 +129,15 @@ pub trait OrderStore: Send + Sync {
     ) -> Result<Option<CaptureAttempt>, StoreError>;
 
     /// One transaction: starts the capture of an uncaptured shipment (the domain plans the
-    /// amount), writing a capture attempt that carries `on_capture`, the changes to apply in the
+    /// amount, [`consign_domain::Shipment::begin_capture_with`], where only `providers` may
+    /// capture), writing a capture attempt that carries `on_capture`, the changes to apply in the
     /// settle transaction if it is captured. A decline leaves the shipment uncaptured. `order`,
     /// when given, must be the shipment's.
     async fn begin_capture(
         &self,
         shipment: ShipmentId,
         order: Option<OrderId>,
+        providers: Providers,
         on_capture: ShipmentChanges,
         now: Timestamp,
     ) -> Result<BeginCapture, StoreError>;

@@ -13,7 +13,7 @@ use consign_payments::{SandboxConfig, SandboxGateway, StripeError, StripeGateway
 use consign_ports::{MailError, Mailer};
 use consign_service::{Consign, Gateways, Ports, ServiceError};
 
-use crate::config::Config;
+use crate::config::{Config, GatewayKind};
 use crate::system::{OsRandom, SystemClock};
 
 /// Why the application could not start.
@@ -25,6 +25,9 @@ pub enum StartError {
     /// The payment gateway could not be set up.
     #[error("payment gateway: {0}")]
     Gateway(#[from] StripeError),
+    /// Stripe is enabled without its settings.
+    #[error("payment gateway: stripe is enabled without CONSIGN_STRIPE_SECRET_KEY")]
+    NoStripeSettings,
     /// The mail transport could not be set up.
     #[error("mail: {0}")]
     Mail(#[from] MailError),
@@ -47,8 +50,8 @@ pub struct Core {
     pub consign: Consign,
     /// The database.
     pub database: Database,
-    /// The sandbox gateway (always present; it moves no money).
-    pub sandbox: Arc<SandboxGateway>,
+    /// The sandbox gateway, when enabled (it moves no money).
+    pub sandbox: Option<Arc<SandboxGateway>>,
 }
 
 impl Core {
@@ -60,13 +63,24 @@ impl Core {
         }
         db_config.connection_timeout = config.pool_timeout;
         let database = Database::open(&db_config)?;
-        let sandbox = Arc::new(SandboxGateway::new(SandboxConfig {
-            latency: config.sandbox_latency,
-            ..SandboxConfig::default()
-        }));
-        let mut gateways = Gateways::new().with(sandbox.clone());
-        if let Some(stripe) = &config.stripe {
-            gateways = gateways.with(Arc::new(StripeGateway::new(stripe.clone())?));
+        // Only the gateways the operator enabled: an order naming another provider is refused.
+        let mut gateways = Gateways::new();
+        let mut sandbox = None;
+        for kind in &config.gateways {
+            match kind {
+                GatewayKind::Sandbox => {
+                    let gateway = Arc::new(SandboxGateway::new(SandboxConfig {
+                        latency: config.sandbox_latency,
+                        ..SandboxConfig::default()
+                    }));
+                    sandbox = Some(gateway.clone());
+                    gateways = gateways.with(gateway);
+                }
+                GatewayKind::Stripe => {
+                    let stripe = config.stripe.clone().ok_or(StartError::NoStripeSettings)?;
+                    gateways = gateways.with(Arc::new(StripeGateway::new(stripe)?));
+                }
+            }
         }
         let mailer: Arc<dyn Mailer> = match &config.smtp_url {
             Some(url) => Arc::new(SmtpMailer::from_url(url)?),
@@ -133,9 +147,25 @@ impl Application {
                         .unwrap_or(core.database.document_secret()),
                     i64::try_from(config.document_ttl.as_secs()).unwrap_or(i64::MAX / 2),
                 )
-                .with_rate_limit(config.rate_limit),
+                .with_rate_limit(config.rate_limit)
+                .with_metrics_token(config.metrics_token.clone()),
             ),
         };
+        if let Some(address) = config.metrics_listen {
+            let metrics_state = state.clone();
+            let metrics_server = HttpServer::new(move || {
+                App::new().configure(consign_http::metrics_routes(metrics_state.clone()))
+            })
+            .workers(1)
+            .shutdown_timeout(1)
+            .bind(address)
+            .map_err(|e| StartError::Listen {
+                address: address.to_string(),
+                why: e.to_string(),
+            })?
+            .run();
+            actix_web::rt::spawn(metrics_server);
+        }
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(consign_http::header_limits))

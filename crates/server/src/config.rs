@@ -1,11 +1,14 @@
-//! Configuration: environment variables, optionally preceded by a file of the same keys.
-//! The embedded default (SQLite file, sandbox gateway, 127.0.0.1:8080) needs none of it.
+//! Configuration: every setting is declared once, in [`Settings`], as a command-line flag and an
+//! environment variable with its default (`consign --help` prints them all). A configuration
+//! file of `KEY=VALUE` lines may stand in for the environment; the environment wins. The
+//! embedded default (SQLite file, sandbox gateway, 127.0.0.1:8080) needs none of it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use consign_payments::StripeConfig;
 use consign_ports::Seller;
 use consign_service::StoreSettings;
@@ -13,7 +16,7 @@ use consign_service::StoreSettings;
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A value that does not parse.
+    /// A value that does not parse, or settings that do not fit together.
     #[error("{key}: {why}")]
     Invalid {
         /// The setting.
@@ -34,282 +37,377 @@ pub enum ConfigError {
     },
 }
 
-/// Every setting, with its default.
+/// A payment gateway an instance can enable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GatewayKind {
+    /// Moves no money: captures succeed unless the reference says otherwise.
+    Sandbox,
+    /// Stripe PaymentIntents (`CONSIGN_STRIPE_*`).
+    Stripe,
+}
+
+impl GatewayKind {
+    /// The provider name orders carry.
+    pub fn name(self) -> &'static str {
+        match self {
+            GatewayKind::Sandbox => "sandbox",
+            GatewayKind::Stripe => "stripe",
+        }
+    }
+}
+
+/// Every setting, once: its flag, its environment variable and its default.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "CONSIGN_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+    /// Database: sqlite://FILE (embedded) or postgres://USER@HOST/DB.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://consign.db", global = true)]
+    pub database_url: String,
+    /// Pooled database connections (default: per backend).
+    #[arg(long, env = "CONSIGN_DB_POOL_SIZE", global = true,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub db_pool_size: Option<u32>,
+    /// Longest wait for a pooled connection before answering 503.
+    #[arg(long, env = "CONSIGN_DB_TIMEOUT", default_value = "5s", global = true, value_parser = positive_duration)]
+    pub db_timeout: Duration,
+    /// The base path of every call.
+    #[arg(long, env = "CONSIGN_BASE_PATH", default_value = "/api/order", global = true, value_parser = base_path)]
+    pub base_path: String,
+    /// An API key to accept (stored hashed); without any key one is created at first start.
+    #[arg(long, env = "CONSIGN_API_KEY", global = true, hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// The URL document links start with (default: http://<listen>).
+    #[arg(long, env = "CONSIGN_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// The default payment gateway.
+    #[arg(long, env = "CONSIGN_GATEWAY", default_value = "sandbox", global = true, value_enum)]
+    pub gateway: GatewayKind,
+    /// The enabled payment gateways, comma-separated (default: just the default one). Orders
+    /// naming another provider are refused.
+    #[arg(long, env = "CONSIGN_GATEWAYS", global = true, value_enum, value_delimiter = ',')]
+    pub gateways: Vec<GatewayKind>,
+    /// Stripe secret key (required when stripe is enabled).
+    #[arg(long, env = "CONSIGN_STRIPE_SECRET_KEY", global = true, hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+    /// Stripe API base URL.
+    #[arg(long, env = "CONSIGN_STRIPE_API_BASE", global = true)]
+    pub stripe_api_base: Option<String>,
+    /// PaymentIntents are authorised with request_multicapture.
+    #[arg(long, env = "CONSIGN_STRIPE_MULTICAPTURE", default_value = "false", global = true, value_parser = flag)]
+    pub stripe_multicapture: bool,
+    /// Timeout of one Stripe call.
+    #[arg(long, env = "CONSIGN_STRIPE_TIMEOUT", default_value = "10s", global = true, value_parser = positive_duration)]
+    pub stripe_timeout: Duration,
+    /// Pending captures older than this are replayed, this often.
+    #[arg(long, env = "CONSIGN_RECOVERY_AFTER", default_value = "5s", global = true, value_parser = duration)]
+    pub recovery_after: Duration,
+    /// Largest request body.
+    #[arg(long, env = "CONSIGN_MAX_BODY", default_value = "1MiB", global = true, value_parser = size)]
+    pub max_body: usize,
+    /// Latency of the sandbox gateway.
+    #[arg(long, env = "CONSIGN_SANDBOX_LATENCY", default_value = "0ms", global = true, value_parser = duration)]
+    pub sandbox_latency: Duration,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "CONSIGN_WORKERS", global = true,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
+    /// Where the default mail transport writes .eml files.
+    #[arg(long, env = "CONSIGN_MAIL_DIR", default_value = "mail", global = true)]
+    pub mail_dir: String,
+    /// SMTP instead of the folder: smtps://user:pass@host:465.
+    #[arg(long, env = "CONSIGN_SMTP_URL", global = true, hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of shipping confirmations.
+    #[arg(long, env = "CONSIGN_MAIL_FROM", default_value = "shipping@localhost", global = true)]
+    pub mail_from: String,
+    /// Send a shipping confirmation when a request does not say sendEmail.
+    #[arg(long, env = "CONSIGN_SEND_SHIPPING_CONFIRMATION", default_value = "true", global = true, value_parser = flag)]
+    pub send_shipping_confirmation: bool,
+    /// How often the outbox is drained.
+    #[arg(long, env = "CONSIGN_OUTBOX_INTERVAL", default_value = "2s", global = true, value_parser = positive_duration)]
+    pub outbox_interval: Duration,
+    /// Signs document links (default: a secret kept in the database).
+    #[arg(long, env = "CONSIGN_DOCUMENT_SECRET", global = true, hide_env_values = true)]
+    pub document_secret: Option<String>,
+    /// How long a document link works.
+    #[arg(long, env = "CONSIGN_DOCUMENT_TTL", default_value = "30d", global = true, value_parser = positive_duration)]
+    pub document_ttl: Duration,
+    /// Seller name on documents.
+    #[arg(long, env = "CONSIGN_SELLER_NAME", default_value = "Consign", global = true)]
+    pub seller_name: String,
+    /// Seller address on documents, lines separated by |.
+    #[arg(long, env = "CONSIGN_SELLER_ADDRESS", default_value = "", global = true)]
+    pub seller_address: String,
+    /// Seller VAT number on documents.
+    #[arg(long, env = "CONSIGN_SELLER_VAT", default_value = "", global = true)]
+    pub seller_vat: String,
+    /// Country of origin on proformas.
+    #[arg(long, env = "CONSIGN_COUNTRY_OF_ORIGIN", default_value = "", global = true)]
+    pub country_of_origin: String,
+    /// First wait before a failed mail is sent again (doubled per failure, at most an hour).
+    #[arg(long, env = "CONSIGN_MAIL_RETRY_BASE", default_value = "5s", global = true, value_parser = positive_duration)]
+    pub mail_retry_base: Duration,
+    /// How long one sender holds an outbox message.
+    #[arg(long, env = "CONSIGN_OUTBOX_LEASE", default_value = "60s", global = true, value_parser = positive_duration)]
+    pub outbox_lease: Duration,
+    /// Requests per second per API key (bursts of twice that); 0: no limit.
+    #[arg(long, env = "CONSIGN_RATE_LIMIT", default_value = "300", global = true)]
+    pub rate_limit: u32,
+    /// Failed authentications per second per client address (bursts of twice that); 0: none.
+    #[arg(long, env = "CONSIGN_AUTH_FAILURE_LIMIT", default_value = "10", global = true)]
+    pub auth_failure_limit: u32,
+    /// A retry takes over an idempotency key whose request died after this long.
+    #[arg(long, env = "CONSIGN_IDEMPOTENCY_TAKEOVER", default_value = "60s", global = true, value_parser = positive_duration)]
+    pub idempotency_takeover: Duration,
+    /// Bearer token that opens /metrics on the main listener (unset: /metrics is not served
+    /// there).
+    #[arg(long, env = "CONSIGN_METRICS_TOKEN", global = true, hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// A separate address serving /metrics without a token (for example 127.0.0.1:9090).
+    #[arg(long, env = "CONSIGN_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Parses [`Settings`] alone (tests and configuration files build them from values).
+#[derive(Debug, Parser)]
+#[command(name = "consign")]
+pub struct SettingsOnly {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// Reads a configuration file into the process environment, for every key the environment does
+/// not set itself (the environment wins). Called once at start, before any thread exists.
+pub fn file_into_environment(path: &Path) -> Result<(), ConfigError> {
+    for (key, value) in read_file(path)? {
+        if std::env::var_os(&key).is_none() {
+            std::env::set_var(key, value);
+        }
+    }
+    Ok(())
+}
+
+/// Every setting, checked and put together.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `CONSIGN_LISTEN`.
+    /// Where to listen.
     pub listen: SocketAddr,
     /// `DATABASE_URL`.
     pub database_url: String,
-    /// `CONSIGN_DB_POOL_SIZE` (default per backend).
+    /// Pool size (default per backend).
     pub pool_size: Option<u32>,
-    /// `CONSIGN_DB_TIMEOUT`: the longest wait for a pooled connection before answering 503.
+    /// The longest wait for a pooled connection before answering 503.
     pub pool_timeout: Duration,
-    /// `CONSIGN_BASE_PATH`.
+    /// The base path of every call.
     pub base_path: String,
-    /// `CONSIGN_API_KEY`.
+    /// An API key to accept.
     pub api_key: Option<String>,
-    /// `CONSIGN_PUBLIC_URL` (default `http://<listen>`).
+    /// The URL document links start with.
     pub public_url: String,
-    /// `CONSIGN_GATEWAY` = `stripe`: the Stripe settings (`CONSIGN_STRIPE_*`). The sandbox is
-    /// always available besides.
+    /// The enabled gateways, the default first.
+    pub gateways: Vec<GatewayKind>,
+    /// Stripe's settings, when stripe is enabled.
     pub stripe: Option<StripeConfig>,
-    /// `CONSIGN_RECOVERY_AFTER`.
+    /// Age and interval of recovery passes.
     pub recovery_after: Duration,
-    /// `CONSIGN_MAX_BODY`.
+    /// Largest request body.
     pub max_body: usize,
-    /// `CONSIGN_SANDBOX_LATENCY`.
+    /// Sandbox latency.
     pub sandbox_latency: Duration,
-    /// `CONSIGN_WORKERS` (HTTP worker threads; default: one per core).
+    /// HTTP workers (default: one per core).
     pub workers: Option<usize>,
-    /// `CONSIGN_MAIL_DIR`: where the default transport writes `.eml` files.
+    /// The `.eml` folder.
     pub mail_dir: String,
-    /// `CONSIGN_SMTP_URL`: SMTP instead of the folder.
+    /// SMTP instead of the folder.
     pub smtp_url: Option<String>,
-    /// `CONSIGN_OUTBOX_INTERVAL`: how often the outbox is drained.
+    /// How often the outbox is drained.
     pub outbox_interval: Duration,
-    /// `CONSIGN_DOCUMENT_SECRET`: signs document links (default: a secret kept in the database).
+    /// Signs document links.
     pub document_secret: Option<String>,
-    /// `CONSIGN_RATE_LIMIT`: requests per second per API key (bursts of twice that); 0: none.
+    /// Requests per second per API key; 0: none.
     pub rate_limit: u32,
-    /// `CONSIGN_DOCUMENT_TTL`: how long a document link works.
+    /// Failed authentications per second per client address; 0: none.
+    pub auth_failure_limit: u32,
+    /// How long a document link works.
     pub document_ttl: Duration,
-    /// Store settings: seller (`CONSIGN_SELLER_NAME`, `CONSIGN_SELLER_ADDRESS` with `|` between
-    /// lines, `CONSIGN_SELLER_VAT`, `CONSIGN_COUNTRY_OF_ORIGIN`), `CONSIGN_MAIL_FROM`,
-    /// `CONSIGN_SEND_SHIPPING_CONFIRMATION`.
+    /// Bearer token for `/metrics` on the main listener.
+    pub metrics_token: Option<String>,
+    /// A separate `/metrics` listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Seller, mail and idempotency settings of the service.
     pub store: StoreSettings,
 }
-
-/// The keys a configuration file may set (the same names as the environment).
-pub const KEYS: &[&str] = &[
-    "CONSIGN_LISTEN",
-    "DATABASE_URL",
-    "CONSIGN_DB_POOL_SIZE",
-    "CONSIGN_DB_TIMEOUT",
-    "CONSIGN_BASE_PATH",
-    "CONSIGN_API_KEY",
-    "CONSIGN_PUBLIC_URL",
-    "CONSIGN_GATEWAY",
-    "CONSIGN_STRIPE_SECRET_KEY",
-    "CONSIGN_STRIPE_API_BASE",
-    "CONSIGN_STRIPE_MULTICAPTURE",
-    "CONSIGN_STRIPE_TIMEOUT",
-    "CONSIGN_RECOVERY_AFTER",
-    "CONSIGN_MAX_BODY",
-    "CONSIGN_SANDBOX_LATENCY",
-    "CONSIGN_WORKERS",
-    "CONSIGN_MAIL_DIR",
-    "CONSIGN_SMTP_URL",
-    "CONSIGN_MAIL_FROM",
-    "CONSIGN_SEND_SHIPPING_CONFIRMATION",
-    "CONSIGN_OUTBOX_INTERVAL",
-    "CONSIGN_DOCUMENT_SECRET",
-    "CONSIGN_DOCUMENT_TTL",
-    "CONSIGN_SELLER_NAME",
-    "CONSIGN_SELLER_ADDRESS",
-    "CONSIGN_SELLER_VAT",
-    "CONSIGN_COUNTRY_OF_ORIGIN",
-    "CONSIGN_MAIL_RETRY_BASE",
-    "CONSIGN_OUTBOX_LEASE",
-    "CONSIGN_RATE_LIMIT",
-    "CONSIGN_IDEMPOTENCY_TAKEOVER",
-];
 
 impl Config {
     /// The configuration from `file` (if any) overridden by the process environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut values = BTreeMap::new();
-        if let Some(path) = file {
-            values.extend(read_file(path)?);
-        }
-        for key in KEYS {
-            if let Ok(value) = std::env::var(key) {
-                values.insert((*key).to_owned(), value);
+        let mut values = match file {
+            Some(path) => read_file(path)?,
+            None => BTreeMap::new(),
+        };
+        for key in keys() {
+            if let Ok(value) = std::env::var(&key) {
+                values.insert(key, value);
             }
         }
         Config::from_values(&values)
     }
 
-    /// The configuration from explicit values (tests build it this way).
+    /// The configuration from explicit values, by environment name (tests build it this way).
     pub fn from_values(values: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
-        let get = |key: &str| {
-            values
-                .get(key)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let command = SettingsOnly::command();
+        let mut args = vec!["consign".to_owned()];
+        for (key, value) in values {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_env().is_some_and(|e| e == key.as_str()))
+                .ok_or_else(|| ConfigError::UnknownKey(key.clone()))?;
+            let long = arg.get_long().unwrap_or_default();
+            args.push(format!("--{long}={}", value.trim()));
+        }
+        // Only the values given count: the process environment is not read here.
+        let matches = command
+            .mut_args(|arg| arg.env(None))
+            .try_get_matches_from(args.iter().map(|a| a.as_str()))
+            .map_err(|e| invalid_from_clap(&e, values))?;
+        let settings = SettingsOnly::from_arg_matches(&matches)
+            .map_err(|e| invalid_from_clap(&e, values))?
+            .settings;
+        Config::from_settings(settings)
+    }
+
+    /// Puts checked settings together.
+    pub fn from_settings(s: Settings) -> Result<Config, ConfigError> {
         let invalid = |key: &str, why: &str| ConfigError::Invalid {
             key: key.to_owned(),
             why: why.to_owned(),
         };
-        let listen: SocketAddr = get("CONSIGN_LISTEN")
-            .unwrap_or_else(|| "127.0.0.1:8080".into())
-            .parse()
-            .map_err(|_| {
-                invalid(
-                    "CONSIGN_LISTEN",
-                    "expected an address such as 127.0.0.1:8080",
-                )
-            })?;
-        let base_path = get("CONSIGN_BASE_PATH").unwrap_or_else(|| "/api/order".into());
-        if !base_path.starts_with('/') || base_path.contains(char::is_whitespace) {
+        let mut gateways = vec![s.gateway];
+        for g in &s.gateways {
+            if !gateways.contains(g) {
+                gateways.push(*g);
+            }
+        }
+        if !s.gateways.is_empty() && !s.gateways.contains(&s.gateway) {
             return Err(invalid(
-                "CONSIGN_BASE_PATH",
-                "must start with / and hold no spaces",
+                "CONSIGN_GATEWAYS",
+                "must include the default gateway (CONSIGN_GATEWAY)",
             ));
         }
-        let stripe = match get("CONSIGN_GATEWAY").as_deref().unwrap_or("sandbox") {
-            "sandbox" => None,
-            "stripe" => Some(stripe_config(&get)?),
-            _ => return Err(invalid("CONSIGN_GATEWAY", "expected sandbox or stripe")),
+        let stripe = if gateways.contains(&GatewayKind::Stripe) {
+            let secret = s.stripe_secret_key.as_deref().ok_or_else(|| {
+                invalid("CONSIGN_STRIPE_SECRET_KEY", "required when stripe is enabled")
+            })?;
+            let mut stripe = StripeConfig::new(secret);
+            if let Some(base) = &s.stripe_api_base {
+                stripe.api_base = base.clone();
+            }
+            stripe.multicapture = s.stripe_multicapture;
+            stripe.timeout = s.stripe_timeout;
+            Some(stripe)
+        } else {
+            None
         };
-        let number = |key: &str| -> Result<Option<u64>, ConfigError> {
-            get(key)
-                .map(|v| {
-                    v.parse::<u64>()
-                        .map_err(|_| invalid(key, "expected a whole number"))
-                })
-                .transpose()
-        };
+        let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Ok(Config {
-            public_url: get("CONSIGN_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}")),
-            listen,
-            database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://consign.db".into()),
-            pool_size: number("CONSIGN_DB_POOL_SIZE")?
-                .map(|n| u32::try_from(n.clamp(1, 1024)).unwrap_or(1024)),
-            pool_timeout: duration(get("CONSIGN_DB_TIMEOUT").as_deref().unwrap_or("5s"))
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| invalid("CONSIGN_DB_TIMEOUT", "expected a duration such as 5s"))?,
-            base_path,
-            api_key: get("CONSIGN_API_KEY"),
+            public_url: s
+                .public_url
+                .unwrap_or_else(|| format!("http://{}", s.listen)),
+            listen: s.listen,
+            database_url: s.database_url,
+            pool_size: s.db_pool_size,
+            pool_timeout: s.db_timeout,
+            base_path: s.base_path,
+            api_key: s.api_key,
+            gateways,
             stripe,
-            recovery_after: duration(get("CONSIGN_RECOVERY_AFTER").as_deref().unwrap_or("5s"))
-                .ok_or_else(|| {
-                    invalid(
-                        "CONSIGN_RECOVERY_AFTER",
-                        "expected a duration such as 5s or 500ms",
-                    )
-                })?,
-            max_body: bytes(get("CONSIGN_MAX_BODY").as_deref().unwrap_or("1MiB")).ok_or_else(
-                || {
-                    invalid(
-                        "CONSIGN_MAX_BODY",
-                        "expected a size such as 1MiB, 64KiB or 1048576",
-                    )
-                },
-            )?,
-            sandbox_latency: duration(get("CONSIGN_SANDBOX_LATENCY").as_deref().unwrap_or("0ms"))
-                .ok_or_else(|| {
-                invalid(
-                    "CONSIGN_SANDBOX_LATENCY",
-                    "expected a duration such as 200ms",
-                )
-            })?,
-            workers: number("CONSIGN_WORKERS")?.map(|n| n.clamp(1, 256) as usize),
-            mail_dir: get("CONSIGN_MAIL_DIR").unwrap_or_else(|| "mail".into()),
-            smtp_url: get("CONSIGN_SMTP_URL"),
-            outbox_interval: duration(get("CONSIGN_OUTBOX_INTERVAL").as_deref().unwrap_or("2s"))
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    invalid("CONSIGN_OUTBOX_INTERVAL", "expected a duration such as 2s")
-                })?,
-            document_secret: get("CONSIGN_DOCUMENT_SECRET"),
-            rate_limit: u32::try_from(number("CONSIGN_RATE_LIMIT")?.unwrap_or(300))
-                .map_err(|_| invalid("CONSIGN_RATE_LIMIT", "too large"))?,
-            document_ttl: duration(get("CONSIGN_DOCUMENT_TTL").as_deref().unwrap_or("30d"))
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    invalid("CONSIGN_DOCUMENT_TTL", "expected a duration such as 30d")
-                })?,
+            recovery_after: s.recovery_after,
+            max_body: s.max_body,
+            sandbox_latency: s.sandbox_latency,
+            workers: s.workers.map(usize::from),
+            mail_dir: s.mail_dir,
+            smtp_url: s.smtp_url,
+            outbox_interval: s.outbox_interval,
+            document_secret: s.document_secret,
+            rate_limit: s.rate_limit,
+            auth_failure_limit: s.auth_failure_limit,
+            document_ttl: s.document_ttl,
+            metrics_token: s.metrics_token.filter(|t| !t.is_empty()),
+            metrics_listen: s.metrics_listen,
             store: StoreSettings {
                 seller: Seller {
-                    name: get("CONSIGN_SELLER_NAME").unwrap_or_else(|| "Consign".into()),
-                    address: get("CONSIGN_SELLER_ADDRESS")
-                        .map(|a| a.split('|').map(|l| l.trim().to_owned()).collect())
-                        .unwrap_or_default(),
-                    vat_number: get("CONSIGN_SELLER_VAT").unwrap_or_default(),
-                    country_of_origin: get("CONSIGN_COUNTRY_OF_ORIGIN").unwrap_or_default(),
+                    name: s.seller_name,
+                    address: s
+                        .seller_address
+                        .split('|')
+                        .map(|l| l.trim().to_owned())
+                        .filter(|l| !l.is_empty())
+                        .collect(),
+                    vat_number: s.seller_vat,
+                    country_of_origin: s.country_of_origin,
                 },
-                send_shipping_confirmation: match get("CONSIGN_SEND_SHIPPING_CONFIRMATION")
-                    .as_deref()
-                {
-                    None | Some("true") | Some("1") => true,
-                    Some("false") | Some("0") => false,
-                    Some(_) => {
-                        return Err(invalid(
-                            "CONSIGN_SEND_SHIPPING_CONFIRMATION",
-                            "expected true or false",
-                        ))
-                    }
-                },
-                mail_from: get("CONSIGN_MAIL_FROM").unwrap_or_else(|| "shipping@localhost".into()),
-                mail_retry_base_millis: duration(
-                    get("CONSIGN_MAIL_RETRY_BASE").as_deref().unwrap_or("5s"),
-                )
-                .filter(|d| !d.is_zero())
-                .map(|d| i64::try_from(d.as_millis()).unwrap_or(3_600_000))
-                .ok_or_else(|| {
-                    invalid("CONSIGN_MAIL_RETRY_BASE", "expected a duration such as 5s")
-                })?,
-                mail_lease_millis: duration(
-                    get("CONSIGN_OUTBOX_LEASE").as_deref().unwrap_or("60s"),
-                )
-                .filter(|d| !d.is_zero())
-                .map(|d| i64::try_from(d.as_millis()).unwrap_or(3_600_000))
-                .ok_or_else(|| {
-                    invalid("CONSIGN_OUTBOX_LEASE", "expected a duration such as 60s")
-                })?,
-                idempotency_takeover_millis: duration(
-                    get("CONSIGN_IDEMPOTENCY_TAKEOVER")
-                        .as_deref()
-                        .unwrap_or("60s"),
-                )
-                .filter(|d| !d.is_zero())
-                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-                .ok_or_else(|| {
-                    invalid(
-                        "CONSIGN_IDEMPOTENCY_TAKEOVER",
-                        "expected a duration such as 60s",
-                    )
-                })?,
+                send_shipping_confirmation: s.send_shipping_confirmation,
+                mail_from: s.mail_from,
+                mail_retry_base_millis: millis(s.mail_retry_base).min(3_600_000),
+                mail_lease_millis: millis(s.outbox_lease).min(3_600_000),
+                idempotency_takeover_millis: millis(s.idempotency_takeover),
             },
         })
     }
+
+    /// The enabled gateways' provider names, the default first.
+    pub fn gateway_names(&self) -> Vec<&'static str> {
+        self.gateways.iter().map(|g| g.name()).collect()
+    }
 }
 
-/// `CONSIGN_STRIPE_*`, read when `CONSIGN_GATEWAY=stripe`.
-fn stripe_config(get: &dyn Fn(&str) -> Option<String>) -> Result<StripeConfig, ConfigError> {
-    let invalid = |key: &str, why: &str| ConfigError::Invalid {
-        key: key.to_owned(),
-        why: why.to_owned(),
-    };
-    let secret = get("CONSIGN_STRIPE_SECRET_KEY").ok_or_else(|| {
-        invalid(
-            "CONSIGN_STRIPE_SECRET_KEY",
-            "required with CONSIGN_GATEWAY=stripe",
-        )
-    })?;
-    let mut stripe = StripeConfig::new(&secret);
-    if let Some(base) = get("CONSIGN_STRIPE_API_BASE") {
-        stripe.api_base = base;
-    }
-    stripe.multicapture = match get("CONSIGN_STRIPE_MULTICAPTURE").as_deref() {
-        None | Some("false") | Some("0") => false,
-        Some("true") | Some("1") => true,
-        Some(_) => {
-            return Err(invalid(
-                "CONSIGN_STRIPE_MULTICAPTURE",
-                "expected true or false",
-            ))
-        }
-    };
-    if let Some(timeout) = get("CONSIGN_STRIPE_TIMEOUT") {
-        stripe.timeout = duration(&timeout)
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| invalid("CONSIGN_STRIPE_TIMEOUT", "expected a duration such as 10s"))?;
-    }
-    Ok(stripe)
+/// Every setting's environment name, in declaration order: the keys a configuration file may
+/// set.
+pub fn keys() -> Vec<String> {
+    SettingsOnly::command()
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
+        .collect()
 }
+
+/// A clap error as the setting it is about (by environment name, as operators write them).
+fn invalid_from_clap(error: &clap::Error, values: &BTreeMap<String, String>) -> ConfigError {
+    use clap::error::{ContextKind, ContextValue};
+    let flag = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.clone(),
+        _ => String::new(),
+    };
+    let long = flag
+        .trim_start_matches("--")
+        .split(['=', ' ', '<'])
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let key = SettingsOnly::command()
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long.as_str()))
+        .and_then(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+        .unwrap_or(long);
+    let why = match error.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(value)) if values.values().any(|v| v.trim() == value) => {
+            format!("invalid value {value:?}")
+        }
+        _ => error.kind().to_string(),
+    };
+    let detail = error
+        .source()
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default();
+    ConfigError::Invalid {
+        key,
+        why: format!("{why}{detail}"),
+    }
+}
+
+use std::error::Error as _;
 
 /// `KEY=VALUE` lines; `#` starts a comment.
 fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
@@ -317,6 +415,7 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
         path: path.display().to_string(),
         why: e.to_string(),
     })?;
+    let known = keys();
     let mut values = BTreeMap::new();
     for line in text
         .lines()
@@ -328,7 +427,7 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
             why: "expected KEY=VALUE".into(),
         })?;
         let key = key.trim();
-        if !KEYS.contains(&key) {
+        if !known.iter().any(|k| k == key) {
             return Err(ConfigError::UnknownKey(key.to_owned()));
         }
         values.insert(key.to_owned(), value.trim().trim_matches('"').to_owned());
@@ -336,34 +435,65 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     Ok(values)
 }
 
-/// `500ms`, `5s`, `2m`.
-fn duration(text: &str) -> Option<Duration> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
-    let n: u64 = number.parse().ok()?;
+/// `500ms`, `5s`, `2m`, `1h`, `30d`.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("expected a duration such as 500ms, 5s, 2m, 1h or 30d, not {text:?}");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = |factor: u64| n.checked_mul(factor).map(Duration::from_secs).ok_or_else(bad);
     match unit {
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => Some(Duration::from_secs(n * 60)),
-        "h" => Some(Duration::from_secs(n * 3600)),
-        "d" => Some(Duration::from_secs(n * 86_400)),
-        _ => None,
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        "d" => seconds(86_400),
+        _ => Err(bad()),
     }
 }
 
+/// A duration above zero.
+pub fn positive_duration(text: &str) -> Result<Duration, String> {
+    duration(text).and_then(|d| {
+        if d.is_zero() {
+            Err("must be more than zero".into())
+        } else {
+            Ok(d)
+        }
+    })
+}
+
 /// `1048576`, `64KiB`, `1MiB`.
-fn bytes(text: &str) -> Option<usize> {
+pub fn size(text: &str) -> Result<usize, String> {
+    let bad = || format!("expected a size such as 1MiB, 64KiB or 1048576, not {text:?}");
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: usize = number.parse().ok()?;
+    let n: usize = number.parse().map_err(|_| bad())?;
     let factor = match unit {
         "" | "B" => 1,
         "KiB" => 1024,
         "MiB" => 1024 * 1024,
-        _ => return None,
+        _ => return Err(bad()),
     };
-    n.checked_mul(factor).filter(|n| *n > 0)
+    n.checked_mul(factor).filter(|n| *n > 0).ok_or_else(bad)
+}
+
+/// `true/false/1/0`.
+fn flag(text: &str) -> Result<bool, String> {
+    match text {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(format!("expected true or false, not {text:?}")),
+    }
+}
+
+fn base_path(text: &str) -> Result<String, String> {
+    if !text.starts_with('/') || text.contains(char::is_whitespace) {
+        return Err("must start with / and hold no spaces".into());
+    }
+    Ok(text.to_owned())
 }
 
 #[cfg(test)]
@@ -386,6 +516,9 @@ mod tests {
         assert_eq!(config.public_url, "http://127.0.0.1:8080");
         assert_eq!(config.max_body, 1024 * 1024);
         assert_eq!(config.recovery_after, Duration::from_secs(5));
+        assert_eq!(config.gateway_names(), ["sandbox"]);
+        assert_eq!(config.metrics_token, None);
+        assert_eq!(config.auth_failure_limit, 10);
     }
 
     #[test]
@@ -395,17 +528,63 @@ mod tests {
             ("CONSIGN_MAX_BODY", "1GB"),
             ("CONSIGN_RECOVERY_AFTER", "soon"),
             ("CONSIGN_BASE_PATH", "api"),
+            ("CONSIGN_DB_TIMEOUT", "0s"),
+            ("CONSIGN_GATEWAY", "adyen"),
+            ("CONSIGN_WORKERS", "0"),
         ] {
             let error = Config::from_values(&values(&[(key, value)])).unwrap_err();
-            assert!(error.to_string().starts_with(key), "{error}");
+            assert!(error.to_string().starts_with(key), "{key}: {error}");
+        }
+        let error = Config::from_values(&values(&[("CONSIGN_LISTN", "x")])).unwrap_err();
+        assert_eq!(error.to_string(), "unknown setting CONSIGN_LISTN in the configuration file");
+    }
+
+    #[test]
+    fn only_the_enabled_gateways_are_enabled() {
+        let stripe = |extra: &[(&str, &str)]| {
+            let mut pairs = vec![
+                ("CONSIGN_GATEWAY", "stripe"),
+                ("CONSIGN_STRIPE_SECRET_KEY", "sk_test_x"),
+            ];
+            pairs.extend_from_slice(extra);
+            Config::from_values(&values(&pairs))
+        };
+        assert_eq!(stripe(&[]).unwrap().gateway_names(), ["stripe"]);
+        assert_eq!(
+            stripe(&[("CONSIGN_GATEWAYS", "stripe,sandbox")])
+                .unwrap()
+                .gateway_names(),
+            ["stripe", "sandbox"]
+        );
+        let error = stripe(&[("CONSIGN_GATEWAYS", "sandbox")]).unwrap_err();
+        assert!(error.to_string().starts_with("CONSIGN_GATEWAYS"), "{error}");
+        let error = Config::from_values(&values(&[("CONSIGN_GATEWAY", "stripe")])).unwrap_err();
+        assert!(error.to_string().starts_with("CONSIGN_STRIPE_SECRET_KEY"), "{error}");
+    }
+
+    #[test]
+    fn every_setting_is_declared_once_with_a_flag_and_an_environment_name() {
+        let keys = keys();
+        assert!(keys.len() >= 35, "{}", keys.len());
+        let mut unique = keys.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), keys.len());
+        for arg in SettingsOnly::command().get_arguments() {
+            if arg.get_id() == "help" {
+                continue;
+            }
+            assert!(arg.get_long().is_some() && arg.get_env().is_some(), "{}", arg.get_id());
         }
     }
 
     #[test]
     fn sizes_and_durations_read_their_units() {
-        assert_eq!(bytes("64KiB"), Some(65_536));
-        assert_eq!(bytes("100"), Some(100));
-        assert_eq!(duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(size("64KiB"), Ok(65_536));
+        assert_eq!(size("100"), Ok(100));
+        assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(positive_duration("0s").is_err());
+        assert!(duration("5 s").is_err());
     }
 }

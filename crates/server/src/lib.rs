@@ -9,5 +9,5 @@ mod config;
 mod system;
 
 pub use app::{Application, Core, StartError};
-pub use config::{Config, ConfigError, KEYS};
+pub use config::{file_into_environment, keys, Config, ConfigError, GatewayKind, Settings};
 pub use system::{OsRandom, SystemClock};

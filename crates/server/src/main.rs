@@ -1,39 +1,72 @@
 //! `consign`: serve Centra's shipment workflow, manage API keys, apply migrations.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
 use consign_ports::ApiKeyId;
-use consign_server::{Application, Config, Core};
+use consign_server::{Application, Config, Core, Settings};
 
-const USAGE: &str = "\
-consign: Centra's Order API shipment workflow
+/// Centra's Order API shipment workflow. Every setting is a flag and an environment variable;
+/// the environment (or --config FILE) is how operators usually set them.
+#[derive(Debug, Parser)]
+#[command(name = "consign", version, propagate_version = true)]
+struct Cli {
+    /// Read settings from FILE (KEY=VALUE lines); the environment overrides it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-Usage:
-  consign [serve]                     run the service (the default)
-  consign migrate                     apply database migrations and exit
-  consign check-config                check the settings and print them (secrets masked)
-  consign api-key create [--label L]  create an API key; prints only the key
-  consign api-key list                list keys (never the keys themselves)
-  consign api-key revoke ID           revoke a key
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Check the settings and print them (secrets masked).
+    CheckConfig,
+    /// Manage API keys.
+    #[command(subcommand)]
+    ApiKey(KeyCommand),
+}
 
-Options:
-  --config FILE   read settings from FILE (KEY=VALUE lines); the environment overrides it
-  -h, --help      this text
-  -V, --version   the version
-
-Settings (environment): CONSIGN_LISTEN, DATABASE_URL, CONSIGN_BASE_PATH, CONSIGN_API_KEY,
-CONSIGN_PUBLIC_URL, CONSIGN_GATEWAY, CONSIGN_STRIPE_SECRET_KEY, CONSIGN_STRIPE_API_BASE,
-CONSIGN_STRIPE_MULTICAPTURE, CONSIGN_STRIPE_TIMEOUT, CONSIGN_RECOVERY_AFTER, CONSIGN_MAX_BODY,
-CONSIGN_SANDBOX_LATENCY, CONSIGN_DB_POOL_SIZE, CONSIGN_DB_TIMEOUT, CONSIGN_WORKERS, the mail,
-document and seller settings, CONSIGN_LOG_FORMAT=json; see docs/operations.md.";
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Create an API key; prints only the key.
+    Create {
+        /// A label to recognise it by.
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+    /// List keys (never the keys themselves).
+    List,
+    /// Revoke a key.
+    Revoke {
+        /// The key's id (from `list`).
+        id: i64,
+    },
+}
 
 fn main() -> ExitCode {
+    // A configuration file stands in for the environment; read it before the settings are.
+    if let Some(file) = config_file_argument() {
+        if let Err(error) = consign_server::file_into_environment(&file) {
+            return fail(&format!("configuration: {error}"));
+        }
+    }
+    let cli = Cli::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log file must be plain text.
+        .with_ansi(std::io::stderr().is_terminal());
     // One JSON object per line for log shippers; readable text otherwise.
     if std::env::var("CONSIGN_LOG_FORMAT").is_ok_and(|f| f == "json") {
         logs.json().init();
@@ -41,47 +74,43 @@ fn main() -> ExitCode {
         logs.init();
     }
     consign_service::install_fail_points_from_env();
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let config_file = match take_option(&mut args, "--config") {
-        Ok(file) => file.map(PathBuf::from),
-        Err(why) => return fail(&why),
-    };
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    if args.iter().any(|a| a == "-V" || a == "--version") {
-        println!("consign {}", env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
-    }
-    let config = match Config::load(config_file.as_deref()) {
+    let config = match Config::from_settings(cli.settings) {
         Ok(config) => config,
         Err(error) => return fail(&format!("configuration: {error}")),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => return fail(&error.to_string()),
-    };
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    let result = match words.as_slice() {
-        [] | ["serve"] => actix_web::rt::System::new().block_on(serve(config)),
-        ["check-config"] => {
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => actix_web::rt::System::new().block_on(serve(config)),
+        Command::CheckConfig => {
             print!("{}", describe(&config));
             Ok(())
         }
-        ["migrate"] => Core::open(&config)
+        Command::Migrate => Core::open(&config)
             .map(|_| eprintln!("migrations applied"))
             .map_err(|e| e.to_string()),
-        ["api-key", rest @ ..] => runtime.block_on(api_key(config, rest)),
-        _ => Err(format!("unknown command {:?}\n\n{USAGE}", args.join(" "))),
+        Command::ApiKey(command) => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(api_key(config, command)),
+            Err(error) => Err(error.to_string()),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(why) => fail(&why),
     }
+}
+
+/// `--config FILE` or `--config=FILE`, looked for before the settings are parsed.
+fn config_file_argument() -> Option<PathBuf> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().enumerate().find_map(|(i, arg)| {
+        if arg == "--config" {
+            args.get(i + 1).map(PathBuf::from)
+        } else {
+            arg.strip_prefix("--config=").map(PathBuf::from)
+        }
+    })
 }
 
 /// The effective settings, secrets masked.
@@ -93,14 +122,14 @@ fn describe(config: &Config) -> String {
         }
         _ => config.database_url.clone(),
     };
-    let gateway = if config.stripe.is_some() {
-        "stripe (and sandbox)"
-    } else {
-        "sandbox"
-    };
     let mail = match &config.smtp_url {
         Some(_) => "smtp (set)".to_owned(),
         None => format!("folder {}", config.mail_dir),
+    };
+    let metrics = match (&config.metrics_listen, &config.metrics_token) {
+        (Some(address), _) => format!("on {address}"),
+        (None, Some(_)) => "on the main listener, bearer token (set)".to_owned(),
+        (None, None) => "off (set CONSIGN_METRICS_TOKEN or CONSIGN_METRICS_LISTEN)".to_owned(),
     };
     [
         "configuration is valid".to_owned(),
@@ -108,7 +137,11 @@ fn describe(config: &Config) -> String {
         format!("database         {database}"),
         format!("base path        {}", config.base_path),
         format!("public url       {}", config.public_url),
-        format!("gateway          {gateway}"),
+        format!(
+            "gateways         {} (default {})",
+            config.gateway_names().join(", "),
+            config.gateway_names()[0]
+        ),
         format!("api key          {}", mask(config.api_key.is_some())),
         format!("max body         {} bytes", config.max_body),
         format!("recovery after   {:?}", config.recovery_after),
@@ -118,6 +151,7 @@ fn describe(config: &Config) -> String {
             "document secret  {}",
             mask(config.document_secret.is_some())
         ),
+        format!("metrics          {metrics}"),
     ]
     .join("\n")
         + "\n"
@@ -128,21 +162,10 @@ fn fail(why: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn take_option(args: &mut Vec<String>, name: &str) -> Result<Option<String>, String> {
-    let Some(at) = args.iter().position(|a| a == name) else {
-        return Ok(None);
-    };
-    if at + 1 >= args.len() {
-        return Err(format!("{name} needs a value"));
-    }
-    let value = args.remove(at + 1);
-    args.remove(at);
-    Ok(Some(value))
-}
-
 async fn serve(config: Config) -> Result<(), String> {
     let listen = config.listen;
     let base = config.base_path.clone();
+    let gateways = config.gateway_names();
     let app = Application::build(config)
         .await
         .map_err(|e| e.to_string())?;
@@ -154,18 +177,25 @@ async fn serve(config: Config) -> Result<(), String> {
              More keys: `consign api-key create`; list or revoke them with `consign api-key list|revoke`.\n"
         );
     }
-    tracing::info!(%listen, %base, "consign is serving (sandbox payments move no money)");
+    if gateways.contains(&"sandbox") && gateways.len() > 1 {
+        tracing::warn!(
+            gateways = %gateways.join(","),
+            "the sandbox gateway is enabled beside a real one: orders naming `sandbox` are captured without moving money"
+        );
+    }
+    if gateways == ["sandbox"] {
+        tracing::info!(%listen, %base, "consign is serving (sandbox payments move no money)");
+    } else {
+        tracing::info!(%listen, %base, gateways = %gateways.join(","), "consign is serving");
+    }
     app.run_until_stopped().await.map_err(|e| e.to_string())
 }
 
-async fn api_key(config: Config, words: &[&str]) -> Result<(), String> {
-    let mut words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
-    let label = take_option(&mut words, "--label")?.unwrap_or_else(|| "cli".into());
+async fn api_key(config: Config, command: KeyCommand) -> Result<(), String> {
     let core = Core::open(&config).map_err(|e| e.to_string())?;
     let consign = core.consign;
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    match words.as_slice() {
-        ["create"] => {
+    match command {
+        KeyCommand::Create { label } => {
             let (id, key) = consign
                 .create_api_key(&label)
                 .await
@@ -173,7 +203,7 @@ async fn api_key(config: Config, words: &[&str]) -> Result<(), String> {
             eprintln!("created key {} ({label}); it is shown only this once", id.0);
             println!("{key}");
         }
-        ["list"] => {
+        KeyCommand::List => {
             println!("{:>4}  {:<10}  {:<8}  label", "id", "prefix", "status");
             for key in consign.list_api_keys().await.map_err(|e| e.to_string())? {
                 let status = if key.revoked_at.is_some() {
@@ -187,8 +217,7 @@ async fn api_key(config: Config, words: &[&str]) -> Result<(), String> {
                 );
             }
         }
-        ["revoke", id] => {
-            let id: i64 = id.parse().map_err(|_| format!("not a key id: {id}"))?;
+        KeyCommand::Revoke { id } => {
             if consign
                 .revoke_api_key(ApiKeyId(id))
                 .await
@@ -198,11 +227,6 @@ async fn api_key(config: Config, words: &[&str]) -> Result<(), String> {
             } else {
                 return Err(format!("no active key {id}"));
             }
-        }
-        _ => {
-            return Err(format!(
-                "usage: consign api-key create [--label L] | list | revoke ID\n\n{USAGE}"
-            ))
         }
     }
     Ok(())

@@ -99,6 +99,11 @@ impl Consign {
         Ok(self.store.readiness().await?)
     }
 
+    /// The service clock's time, in Unix milliseconds.
+    pub fn now_millis(&self) -> i64 {
+        self.clock.now().0
+    }
+
     /// Figures for monitoring: captures by state, needs review, outbox depth, pool.
     pub async fn stats(&self) -> Result<consign_ports::StoreStats, ServiceError> {
         Ok(self.store.stats().await?)

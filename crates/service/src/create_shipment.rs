@@ -54,7 +54,14 @@ impl Consign {
         let now = self.clock.now();
         let reservation = self
             .store
-            .reserve_shipment(order, request, details, request_key, now)
+            .reserve_shipment(
+                order,
+                request,
+                self.gateways.providers(),
+                details,
+                request_key,
+                now,
+            )
             .await?;
         match reservation.attempt {
             None => Ok(reservation.shipment),
@@ -200,7 +207,7 @@ mod tests {
         store
             .expect_reserve_shipment()
             .times(1)
-            .returning(|_, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
+            .returning(|_, _, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
         store
             .expect_settle_capture()
             .withf(|attempt, outcome, _| {
@@ -255,7 +262,7 @@ mod tests {
             store
                 .expect_reserve_shipment()
                 .times(1)
-                .returning(move |_, _, _, _, _| Err(answer.clone()));
+                .returning(move |_, _, _, _, _, _| Err(answer.clone()));
             store.expect_settle_capture().never();
             let mut gateway = sandbox_named_mock();
             gateway.expect_capture().never();
@@ -278,7 +285,7 @@ mod tests {
         let mut store = MockOrderStore::new();
         store
             .expect_reserve_shipment()
-            .returning(|_, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
+            .returning(|_, _, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
         store
             .expect_settle_capture()
             .withf(|_, outcome, _| matches!(outcome, SettleOutcome::Declined { code, .. } if code == "card_declined"))
@@ -310,7 +317,7 @@ mod tests {
         let mut store = MockOrderStore::new();
         store
             .expect_reserve_shipment()
-            .returning(|_, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
+            .returning(|_, _, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
         store.expect_settle_capture().never();
         store
             .expect_record_unknown()
@@ -343,7 +350,7 @@ mod tests {
         let mut store = MockOrderStore::new();
         store
             .expect_reserve_shipment()
-            .returning(|_, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
+            .returning(|_, _, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
         store
             .expect_settle_capture()
             .times(1)
@@ -371,9 +378,9 @@ mod tests {
         let mut store = MockOrderStore::new();
         store
             .expect_reserve_shipment()
-            .withf(|_, request, _, _, _| !request.capture)
+            .withf(|_, request, _, _, _, _| !request.capture)
             .times(1)
-            .returning(|_, _, _, _, _| {
+            .returning(|_, _, _, _, _, _| {
                 Ok(Reservation {
                     shipment: view(ShipmentState::Uncaptured),
                     attempt: None,
@@ -399,7 +406,7 @@ mod tests {
         let mut store = MockOrderStore::new();
         store
             .expect_reserve_shipment()
-            .returning(|_, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 0)));
+            .returning(|_, _, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 0)));
         store
             .expect_settle_capture()
             .withf(|_, outcome, _| matches!(outcome, SettleOutcome::Captured { reference } if reference == "zero-amount"))
@@ -424,7 +431,7 @@ mod tests {
         let mut store = MockOrderStore::new();
         store
             .expect_reserve_shipment()
-            .returning(|_, _, _, _, _| Err(StoreError::Unavailable("pool timeout".into())));
+            .returning(|_, _, _, _, _, _| Err(StoreError::Unavailable("pool timeout".into())));
         let mut gateway = sandbox_named_mock();
         gateway.expect_capture().never();
         let consign = service(store, gateway);
@@ -444,7 +451,7 @@ mod tests {
     #[tokio::test]
     async fn a_final_multicapture_waits_while_other_captures_are_open() {
         let mut store = MockOrderStore::new();
-        store.expect_reserve_shipment().returning(|_, _, _, _, _| {
+        store.expect_reserve_shipment().returning(|_, _, _, _, _, _| {
             let mut reservation = reservation(ShipmentState::CapturePending, 44_850);
             reservation.attempt.as_mut().unwrap().final_capture = true;
             Ok(reservation)
@@ -475,7 +482,7 @@ mod tests {
     #[tokio::test]
     async fn a_final_capture_goes_ahead_once_the_others_have_settled() {
         let mut store = MockOrderStore::new();
-        store.expect_reserve_shipment().returning(|_, _, _, _, _| {
+        store.expect_reserve_shipment().returning(|_, _, _, _, _, _| {
             let mut reservation = reservation(ShipmentState::CapturePending, 44_850);
             reservation.attempt.as_mut().unwrap().final_capture = true;
             Ok(reservation)

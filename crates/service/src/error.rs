@@ -12,9 +12,14 @@ pub enum ServiceError {
     /// The order to import is invalid; nothing changed.
     #[error(transparent)]
     InvalidOrder(#[from] OrderError),
-    /// The order's payment names a provider this instance has no gateway for.
-    #[error("unknown payment provider {0:?}")]
-    UnknownProvider(String),
+    /// The order's payment names a provider this instance has no gateway enabled for.
+    #[error("unknown payment provider {provider:?}; enabled providers: {enabled}")]
+    UnknownProvider {
+        /// The provider the order names.
+        provider: String,
+        /// The enabled ones.
+        enabled: String,
+    },
     /// No such order (Centra's text).
     #[error("order does not exist")]
     OrderNotFound(OrderId),

@@ -27,6 +27,11 @@ impl Gateways {
         self.gateways.iter().find(|g| g.name() == provider)
     }
 
+    /// The providers captures may use: exactly the configured gateways.
+    pub fn providers(&self) -> consign_domain::Providers {
+        consign_domain::Providers::only(self.gateways.iter().map(|g| g.name().to_owned()))
+    }
+
     /// The names of the configured gateways.
     pub fn names(&self) -> Vec<String> {
         self.gateways.iter().map(|g| g.name().to_owned()).collect()

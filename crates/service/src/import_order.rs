@@ -11,7 +11,10 @@ impl Consign {
     pub async fn import_order(&self, import: OrderImport) -> Result<ImportedOrder, ServiceError> {
         if let Some(payment) = &import.payment {
             if self.gateways.get(&payment.provider).is_none() {
-                return Err(ServiceError::UnknownProvider(payment.provider.clone()));
+                return Err(ServiceError::UnknownProvider {
+                    provider: payment.provider.clone(),
+                    enabled: self.gateways.providers().describe(),
+                });
             }
         }
         // The domain checks the order as it will be stored. The store assigns the ids, so
@@ -94,7 +97,17 @@ mod tests {
             .import_order(import("adyen", 54_800))
             .await
             .unwrap_err();
-        assert_eq!(error, ServiceError::UnknownProvider("adyen".into()));
+        assert_eq!(
+            error,
+            ServiceError::UnknownProvider {
+                provider: "adyen".into(),
+                enabled: "sandbox".into()
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "unknown payment provider \"adyen\"; enabled providers: sandbox"
+        );
     }
 
     #[tokio::test]

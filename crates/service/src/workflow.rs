@@ -26,7 +26,13 @@ impl Consign {
         if capture {
             match self
                 .store
-                .begin_capture(shipment, order, changes.clone(), now)
+                .begin_capture(
+                    shipment,
+                    order,
+                    self.gateways.providers(),
+                    changes.clone(),
+                    now,
+                )
                 .await?
             {
                 BeginCapture::Started(attempt) => return self.capture_started(&attempt).await,
@@ -51,6 +57,7 @@ impl Consign {
             .begin_capture(
                 shipment,
                 order,
+                self.gateways.providers(),
                 ShipmentChanges::default(),
                 self.clock.now(),
             )

@@ -1,7 +1,7 @@
 //! The two transactions of the create-shipment saga (reserve, settle) and recovery's query.
 
 use consign_domain::{
-    CaptureOrigin, Money, OrderId, PaymentAuthorization, Settlement, ShipmentId, ShipmentRequest,
+    CaptureOrigin, Money, OrderId, PaymentAuthorization, Providers, Settlement, ShipmentId, ShipmentRequest,
     ShipmentState,
 };
 use consign_ports::{
@@ -28,6 +28,7 @@ pub(crate) fn reserve_shipment(
     installation: &str,
     order_id: OrderId,
     request: &ShipmentRequest,
+    providers: &Providers,
     details: &ShipmentDetails,
     request_key: Option<&str>,
     now: Timestamp,
@@ -41,7 +42,7 @@ pub(crate) fn reserve_shipment(
             lock_order(conn, order_id.0, now)?.ok_or(DbError::OrderNotFound(order_id))?;
         let line_rows = load_lines(conn, order_id.0)?;
         let order = order_row.to_order(&line_rows)?;
-        let plan = order.plan_shipment(request)?;
+        let plan = order.plan_shipment_with(request, providers)?;
         let number = int(plan.id.number);
         let state = if plan.capture.is_some() {
             ShipmentState::CapturePending

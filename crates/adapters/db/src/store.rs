@@ -1,7 +1,7 @@
 //! The order store port over the queries in `orders` and `shipments`.
 
 use async_trait::async_trait;
-use consign_domain::{OrderId, ShipmentId, ShipmentLine, ShipmentRequest};
+use consign_domain::{OrderId, Providers, ShipmentId, ShipmentLine, ShipmentRequest};
 use consign_ports::{
     BeginCapture, CaptureAttempt, ImportedOrder, Invoice, OrderImport, OrderQuery, OrderStore,
     OrderView, OutboxMessage, Reservation, SettleOutcome, ShipmentChanges, ShipmentDetails,
@@ -27,6 +27,7 @@ impl OrderStore for Database {
         &self,
         order: OrderId,
         request: ShipmentRequest,
+        providers: Providers,
         details: ShipmentDetails,
         request_key: Option<String>,
         now: Timestamp,
@@ -39,6 +40,7 @@ impl OrderStore for Database {
                     &installation,
                     order,
                     &request,
+                    &providers,
                     &details,
                     request_key.as_deref(),
                     now,
@@ -70,13 +72,22 @@ impl OrderStore for Database {
         &self,
         shipment: ShipmentId,
         order: Option<OrderId>,
+        providers: Providers,
         on_capture: ShipmentChanges,
         now: Timestamp,
     ) -> Result<BeginCapture, StoreError> {
         let installation = self.installation().to_owned();
         Ok(self
             .run_write(move |conn| {
-                workflow::begin_capture(conn, &installation, shipment, order, &on_capture, now)
+                workflow::begin_capture(
+                    conn,
+                    &installation,
+                    shipment,
+                    order,
+                    &providers,
+                    &on_capture,
+                    now,
+                )
             })
             .await?)
     }

@@ -4,7 +4,8 @@
 //! them, lets the domain decide, and writes the decided change (`persist.rs`).
 
 use consign_domain::{
-    CaptureStart, Completion, Order, OrderId, Shipment, ShipmentChange, ShipmentId, ShipmentLine,
+    CaptureStart, Completion, Order, OrderId, Providers, Shipment, ShipmentChange, ShipmentId,
+    ShipmentLine,
 };
 use consign_ports::{BeginCapture, CaptureAttempt, ShipmentChanges, ShipmentView, Timestamp};
 use diesel::prelude::*;
@@ -74,13 +75,14 @@ pub(crate) fn begin_capture(
     installation: &str,
     id: ShipmentId,
     order: Option<OrderId>,
+    providers: &Providers,
     on_capture: &ShipmentChanges,
     now: Timestamp,
 ) -> Result<BeginCapture, DbError> {
     conn.transaction(|conn| {
         let located = locate(conn, id, order, now)?;
         let order = located.order(conn)?;
-        let (plan, change) = match located.shipment.begin_capture(&order)? {
+        let (plan, change) = match located.shipment.begin_capture_with(&order, providers)? {
             CaptureStart::AlreadyCaptured => {
                 return Ok(BeginCapture::AlreadyCaptured(view(
                     conn,

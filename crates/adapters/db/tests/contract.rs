@@ -131,6 +131,7 @@ async fn reserve_then_settle_captured_moves_counters_and_lists_the_shipment() {
             t.db.reserve_shipment(
                 order.id(),
                 ship(&[(l1, 1)], true),
+                Providers::any(),
                 ShipmentDetails::default(),
                 None,
                 Timestamp(5),
@@ -251,7 +252,7 @@ async fn a_refused_reservation_writes_nothing() {
         ];
         for (id, request, expected) in refusals {
             let error =
-                t.db.reserve_shipment(id, request, ShipmentDetails::default(), None, Timestamp(2))
+                t.db.reserve_shipment(id, request, Providers::any(), ShipmentDetails::default(), None, Timestamp(2))
                     .await
                     .unwrap_err();
             assert_eq!(error, expected, "{}", t.name);
@@ -279,6 +280,7 @@ async fn a_decline_voids_releases_and_never_reuses_the_number() {
             t.db.reserve_shipment(
                 order.id(),
                 ship(&[(l1, 2)], true),
+                Providers::any(),
                 ShipmentDetails::default(),
                 None,
                 Timestamp(2),
@@ -323,6 +325,7 @@ async fn a_decline_voids_releases_and_never_reuses_the_number() {
             t.db.reserve_shipment(
                 order.id(),
                 ship(&[(l1, 2)], false),
+                Providers::any(),
                 ShipmentDetails::default(),
                 None,
                 Timestamp(4),
@@ -352,6 +355,7 @@ async fn concurrent_reservations_never_over_allocate() {
                 db.reserve_shipment(
                     OrderId(13),
                     ship(&[(l1, 1)], i % 2 == 0),
+                    Providers::any(),
                     ShipmentDetails::default(),
                     None,
                     Timestamp(2),
@@ -474,6 +478,7 @@ async fn an_attempt_unknown_for_too_many_passes_needs_review_until_it_settles() 
             t.db.reserve_shipment(
                 order.id(),
                 ship(&[(l1, 1)], true),
+                Providers::any(),
                 ShipmentDetails::default(),
                 None,
                 Timestamp(2),
@@ -544,6 +549,7 @@ async fn other_open_captures_counts_the_orders_unsettled_attempts() {
             t.db.reserve_shipment(
                 order.id(),
                 ship(&[(l1, 1)], true),
+                Providers::any(),
                 ShipmentDetails::default(),
                 None,
                 Timestamp(2),
@@ -556,6 +562,7 @@ async fn other_open_captures_counts_the_orders_unsettled_attempts() {
             t.db.reserve_shipment(
                 order.id(),
                 ship(&[(l1, 1), (l2, 1)], true),
+                Providers::any(),
                 ShipmentDetails::default(),
                 None,
                 Timestamp(3),
@@ -648,6 +655,7 @@ async fn settling_a_captured_attempt_again_issues_no_second_invoice() {
                 t.db.reserve_shipment(
                     order.id(),
                     ship(&[(l1, 1)], true),
+                    Providers::any(),
                     ShipmentDetails::default(),
                     None,
                     Timestamp(2),

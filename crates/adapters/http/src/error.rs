@@ -161,7 +161,7 @@ impl ApiError {
                     | ShipmentError::DuplicateLine(_),
                 )
                 | ServiceError::InvalidOrder(_)
-                | ServiceError::UnknownProvider(_) => StatusCode::BAD_REQUEST,
+                | ServiceError::UnknownProvider { .. } => StatusCode::BAD_REQUEST,
                 // A change the state machine or the order's counters do not allow now, such as
                 // one while the shipment's capture is in flight: retry once it settled.
                 ServiceError::Rejected(

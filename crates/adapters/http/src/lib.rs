@@ -43,6 +43,8 @@ pub struct HttpSettings {
     openapi: String,
     /// Requests per second per API key, with a burst of twice that; `None`: unlimited.
     pub rate_limit: Option<Arc<governor::DefaultKeyedRateLimiter<i64>>>,
+    /// The bearer token that opens `/metrics` on the main listener; `None`: not served there.
+    pub metrics_token: Option<String>,
 }
 
 impl HttpSettings {
@@ -66,7 +68,14 @@ impl HttpSettings {
             base_path,
             max_body,
             rate_limit: None,
+            metrics_token: None,
         }
+    }
+
+    /// Serves `/metrics` on the main listener to requests carrying this bearer token.
+    pub fn with_metrics_token(mut self, token: Option<String>) -> Self {
+        self.metrics_token = token.filter(|t| !t.is_empty());
+        self
     }
 
     /// Limits every API key to `per_second` requests per second (bursts of twice that); 0 means
@@ -105,6 +114,7 @@ pub fn routes(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
     move |config: &mut web::ServiceConfig| {
         use routes::fallback::{method_not_allowed, not_found};
         let base = state.settings.base_path.clone();
+        let metrics = state.settings.metrics_token.is_some();
         config
             .app_data(state.metrics.clone())
             .app_data(web::Data::new(state))
@@ -155,8 +165,24 @@ pub fn routes(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
             )
             .route("/openapi.json", web::get().to(openapi_json))
             .route("/healthz", web::get().to(routes::ops::healthz))
-            .route("/readyz", web::get().to(routes::ops::readyz))
-            .route("/metrics", web::get().to(routes::ops::metrics))
-            .default_service(web::to(not_found));
+            .route("/readyz", web::get().to(routes::ops::readyz));
+        // Business figures only where an operator enabled them.
+        if metrics {
+            config.route("/metrics", web::get().to(routes::ops::metrics_with_token));
+        }
+        config.default_service(web::to(not_found));
+    }
+}
+
+/// The routes of a separate metrics listener (`CONSIGN_METRICS_LISTEN`): `/metrics` without a
+/// token (reaching the address is the access), `/healthz`, nothing else.
+pub fn metrics_routes(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
+    move |config: &mut web::ServiceConfig| {
+        config
+            .app_data(state.metrics.clone())
+            .app_data(web::Data::new(state))
+            .route("/metrics", web::get().to(routes::ops::metrics_open))
+            .route("/healthz", web::get().to(routes::ops::healthz))
+            .default_service(web::to(routes::fallback::not_found));
     }
 }

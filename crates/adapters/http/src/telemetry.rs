@@ -4,9 +4,7 @@
 //! string (document links carry tokens there), a header or a body, so no key, token or card data
 //! reaches the logs.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -14,6 +12,13 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
+use consign_ports::StoreStats;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use crate::answer::Outcome;
 
@@ -22,69 +27,152 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
-#[derive(Default)]
-struct Series {
-    count: u64,
-    sum: f64,
-    buckets: [u64; BUCKETS.len()],
+/// Store figures are read at most this often, however often `/metrics` is scraped.
+pub const STORE_FIGURES_MAX_AGE_MILLIS: i64 = 5_000;
+
+/// Capture attempt states, always all shown.
+const ATTEMPT_STATES: [&str; 5] = ["pending", "unknown", "needs_review", "succeeded", "failed"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    outcome: String,
 }
 
-/// Counters and histograms of the HTTP edge.
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+type LatencyFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
+
+/// The metrics of an instance: requests by route, method and outcome with their latency (kept
+/// by the request path: atomics, and a lock only to add a new series), and the store's figures,
+/// read at most every [`STORE_FIGURES_MAX_AGE_MILLIS`] whatever the scrape rate.
 pub struct RequestMetrics {
-    /// (route, method, outcome) -> requests and latency.
-    series: Mutex<BTreeMap<(String, String, String), Series>>,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: LatencyFamily,
+    attempts: Family<StateLabel, Gauge>,
+    needing_review: Gauge,
+    outbox_depth: Gauge,
+    pool: Family<StateLabel, Gauge>,
+    up: Gauge,
+    /// When the store figures were last read, in Unix milliseconds (0: never).
+    store_read_at: AtomicI64,
     next_id: AtomicU64,
+}
+
+impl Default for RequestMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "consign_http_requests",
+            "Requests by route, method and outcome",
+            requests.clone(),
+        );
+        let latency: LatencyFamily =
+            Family::new_with_constructor(|| Histogram::new(BUCKETS.into_iter()));
+        registry.register(
+            "consign_http_request_duration_seconds",
+            "Request latency",
+            latency.clone(),
+        );
+        let attempts = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "consign_capture_attempts",
+            "Capture attempts by state",
+            attempts.clone(),
+        );
+        let needing_review = Gauge::default();
+        registry.register(
+            "consign_shipments_needing_review",
+            "Shipments whose capture needs review",
+            needing_review.clone(),
+        );
+        let outbox_depth = Gauge::default();
+        registry.register(
+            "consign_outbox_depth",
+            "Shipping confirmations not yet sent",
+            outbox_depth.clone(),
+        );
+        let pool = Family::<StateLabel, Gauge>::default();
+        registry.register("consign_db_pool_connections", "Connection pool", pool.clone());
+        let up = Gauge::default();
+        registry.register(
+            "consign_up",
+            "Whether the database answered the last read of the store figures",
+            up.clone(),
+        );
+        RequestMetrics {
+            registry,
+            requests,
+            latency,
+            attempts,
+            needing_review,
+            outbox_depth,
+            pool,
+            up,
+            store_read_at: AtomicI64::new(0),
+            next_id: AtomicU64::new(0),
+        }
+    }
 }
 
 impl RequestMetrics {
     fn record(&self, route: String, method: String, outcome: String, seconds: f64) {
-        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = series.entry((route, method, outcome)).or_default();
-        entry.count += 1;
-        entry.sum += seconds;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                entry.buckets[i] += 1;
-            }
-        }
+        let labels = RequestLabels {
+            route,
+            method,
+            outcome,
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.latency.get_or_create(&labels).observe(seconds);
     }
 
-    /// The Prometheus text of the request series.
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
-        let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        out.push_str("# HELP consign_http_requests_total Requests by route, method and outcome.\n");
-        out.push_str("# TYPE consign_http_requests_total counter\n");
-        for ((route, method, outcome), s) in series.iter() {
-            let _ = writeln!(out, "consign_http_requests_total{{route=\"{route}\",method=\"{method}\",outcome=\"{outcome}\"}} {}", s.count);
+    /// Whether the store figures are older than [`STORE_FIGURES_MAX_AGE_MILLIS`] at `now`; if so
+    /// the caller is the one to read them (one reader at a time, whatever the scrape rate).
+    pub fn claim_store_read(&self, now_millis: i64) -> bool {
+        let last = self.store_read_at.load(Ordering::Acquire);
+        now_millis.saturating_sub(last) >= STORE_FIGURES_MAX_AGE_MILLIS
+            && self
+                .store_read_at
+                .compare_exchange(last, now_millis, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    /// Keeps the store's figures (or, with `None`, that the store did not answer).
+    pub fn set_store_figures(&self, stats: Option<&StoreStats>) {
+        let Some(stats) = stats else {
+            self.up.set(0);
+            return;
+        };
+        for state in ATTEMPT_STATES {
+            let n = stats
+                .attempts_by_state
+                .iter()
+                .find(|(s, _)| s == state)
+                .map_or(0, |(_, n)| *n);
+            self.attempts.get_or_create(&StateLabel { state }).set(n);
         }
-        out.push_str("# HELP consign_http_request_duration_seconds Request latency.\n");
-        out.push_str("# TYPE consign_http_request_duration_seconds histogram\n");
-        for ((route, method, outcome), s) in series.iter() {
-            let labels = format!("route=\"{route}\",method=\"{method}\",outcome=\"{outcome}\"");
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "consign_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
-                    s.buckets[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "consign_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                s.count
-            );
-            let _ = writeln!(
-                out,
-                "consign_http_request_duration_seconds_sum{{{labels}}} {}",
-                s.sum
-            );
-            let _ = writeln!(
-                out,
-                "consign_http_request_duration_seconds_count{{{labels}}} {}",
-                s.count
-            );
+        self.needing_review.set(stats.shipments_needing_review);
+        self.outbox_depth.set(stats.outbox_depth);
+        for (state, n) in [
+            ("in_use", stats.pool_in_use),
+            ("waiting", stats.pool_waiting),
+            ("size", stats.pool_size),
+        ] {
+            self.pool.get_or_create(&StateLabel { state }).set(i64::from(n));
+        }
+        self.up.set(1);
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn render(&self, out: &mut String) {
+        if prometheus_client::encoding::text::encode(out, &self.registry).is_err() {
+            tracing::error!("metrics could not be encoded");
         }
     }
 

@@ -1,8 +1,8 @@
-//! Operations routes at the root, without a key: `/healthz`, `/readyz`, `/metrics`.
+//! Operations routes at the root, without an API key: `/healthz`, `/readyz`, and `/metrics`,
+//! which is served only where an operator enabled it (a bearer token, or its own listener).
 
-use std::fmt::Write;
-
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
+use subtle::ConstantTimeEq;
 
 use crate::answer::Answer;
 use crate::error::ApiError;
@@ -22,36 +22,49 @@ pub async fn readyz(state: web::Data<ApiState>) -> Result<Answer, ApiError> {
     }
 }
 
-/// Prometheus text: requests and latency by route and outcome, captures by state, shipments
-/// needing review, outbox depth, connection pool.
-pub async fn metrics(
+/// `/metrics` on the main listener: only with `Authorization: Bearer <CONSIGN_METRICS_TOKEN>`.
+pub async fn metrics_with_token(
+    request: HttpRequest,
     state: web::Data<ApiState>,
-    requests: web::Data<RequestMetrics>,
+    metrics: web::Data<RequestMetrics>,
+) -> Result<HttpResponse, ApiError> {
+    let expected = state.settings.metrics_token.as_deref().unwrap_or_default();
+    let given = request
+        .headers()
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let matches = !expected.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()));
+    if !matches {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(metrics_text(&state, &metrics).await)
+}
+
+/// `/metrics` on its own listener (`CONSIGN_METRICS_LISTEN`), where reaching it is the access.
+pub async fn metrics_open(
+    state: web::Data<ApiState>,
+    metrics: web::Data<RequestMetrics>,
 ) -> HttpResponse {
-    let mut out = String::with_capacity(4096);
-    requests.render(&mut out);
-    match state.consign.stats().await {
-        Ok(stats) => {
-            out.push_str("# HELP consign_capture_attempts Capture attempts by state.\n# TYPE consign_capture_attempts gauge\n");
-            for state in ["pending", "unknown", "needs_review", "succeeded", "failed"] {
-                let n = stats
-                    .attempts_by_state
-                    .iter()
-                    .find(|(s, _)| s == state)
-                    .map_or(0, |(_, n)| *n);
-                let _ = writeln!(out, "consign_capture_attempts{{state=\"{state}\"}} {n}");
+    metrics_text(&state, &metrics).await
+}
+
+/// The metrics, with the store's figures read again when they are older than a few seconds.
+async fn metrics_text(state: &ApiState, metrics: &RequestMetrics) -> HttpResponse {
+    let now = state.consign.now_millis();
+    if metrics.claim_store_read(now) {
+        match state.consign.stats().await {
+            Ok(stats) => metrics.set_store_figures(Some(&stats)),
+            Err(error) => {
+                tracing::warn!(%error, "metrics: store figures unavailable");
+                metrics.set_store_figures(None);
             }
-            let _ = writeln!(out, "# HELP consign_shipments_needing_review Shipments whose capture needs review.\n# TYPE consign_shipments_needing_review gauge\nconsign_shipments_needing_review {}", stats.shipments_needing_review);
-            let _ = writeln!(out, "# HELP consign_outbox_depth Shipping confirmations not yet sent.\n# TYPE consign_outbox_depth gauge\nconsign_outbox_depth {}", stats.outbox_depth);
-            let _ = writeln!(out, "# HELP consign_db_pool_connections Connection pool.\n# TYPE consign_db_pool_connections gauge\nconsign_db_pool_connections{{state=\"in_use\"}} {}\nconsign_db_pool_connections{{state=\"waiting\"}} {}\nconsign_db_pool_connections{{state=\"size\"}} {}", stats.pool_in_use, stats.pool_waiting, stats.pool_size);
-            let _ = writeln!(out, "# HELP consign_up Whether the database answered this scrape.\n# TYPE consign_up gauge\nconsign_up 1");
-        }
-        Err(error) => {
-            tracing::warn!(%error, "metrics: store figures unavailable");
-            out.push_str("# HELP consign_up Whether the database answered this scrape.\n# TYPE consign_up gauge\nconsign_up 0\n");
         }
     }
+    let mut out = String::with_capacity(4096);
+    metrics.render(&mut out);
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(out)
 }
