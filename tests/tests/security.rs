@@ -115,3 +115,59 @@ fn oversized_headers_are_refused_without_a_server_error() {
         "the server is still serving"
     );
 }
+
+/// Settings of an instance on which only Stripe captures (its API is never reached here).
+const STRIPE_ONLY: &[(&str, &str)] = &[
+    ("CONSIGN_GATEWAY", "stripe"),
+    ("CONSIGN_STRIPE_SECRET_KEY", "sk_test_not_used"),
+    ("CONSIGN_STRIPE_API_BASE", "http://127.0.0.1:9"),
+];
+
+#[test]
+fn only_enabled_gateways_take_orders_and_captures() {
+    for backend in backends() {
+        let db = throwaway(backend);
+        // An order imported while the sandbox was enabled...
+        let sandbox = spawn_app_on(backend, &db.url, &[]);
+        let ids = sandbox.import(&example_order(960, "auth-960"));
+        let uncaptured = sandbox.post(
+            "/shipments",
+            &serde_json::json!({"order": 960, "products": {ids[1].clone(): 1}, "capture": false}),
+        );
+        assert_eq!(uncaptured.json()["status"], "ok", "{backend:?}");
+        let shipment = uncaptured.json()["shipment"].as_str().unwrap().to_owned();
+        drop(sandbox);
+
+        // ...on an instance where only Stripe is enabled: no new sandbox order, and no capture
+        // of the stored one, with nothing written.
+        let stripe = spawn_app_on(backend, &db.url, STRIPE_ONLY);
+        let refused = stripe.post("/order", &example_order(961, "auth-961"));
+        assert_eq!(refused.status, 400, "{backend:?}: {}", refused.body);
+        assert_eq!(
+            refused.json()["msg"],
+            "unknown payment provider \"sandbox\"; enabled providers: stripe"
+        );
+        let before = stripe.dump();
+        let msg = "payment provider \"sandbox\" is not enabled here; enabled providers: stripe";
+        let create = stripe.post(
+            "/shipments",
+            &serde_json::json!({"order": 960, "products": {ids[0].clone(): 1}}),
+        );
+        assert_eq!(
+            (create.status, create.json()["status"].clone(), create.json()["msg"].clone()),
+            (200, json!("no"), json!(msg)),
+            "{backend:?}"
+        );
+        let capture = stripe.put("/capture", &serde_json::json!({"shipment": shipment}));
+        assert_eq!(capture.json()["msg"], msg, "{backend:?}");
+        let complete = stripe.put("/shipment", &serde_json::json!({"shipment": shipment}));
+        assert_eq!(complete.json()["msg"], msg, "{backend:?}");
+        assert_eq!(stripe.dump(), before, "{backend:?}: a refused capture wrote");
+        // Shipping without capture involves no provider.
+        let uncaptured = stripe.post(
+            "/shipments",
+            &serde_json::json!({"order": 960, "products": {ids[0].clone(): 1}, "capture": false}),
+        );
+        assert_eq!(uncaptured.json()["status"], "ok", "{backend:?}");
+    }
+}
