@@ -109,6 +109,8 @@ pub fn spawn_app_on(backend: Backend, url: &str, settings: &[(&str, &str)]) -> T
         ("CONSIGN_RECOVERY_AFTER", "1s"),
         ("CONSIGN_OUTBOX_INTERVAL", "200ms"),
         ("CONSIGN_MAIL_RETRY_BASE", "100ms"),
+        // Tests send wrong keys on purpose from one address; the limiter has its own test.
+        ("CONSIGN_AUTH_FAILURE_LIMIT", "0"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

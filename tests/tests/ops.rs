@@ -97,11 +97,17 @@ fn a_separate_metrics_listener_serves_them_without_a_token_and_the_api_port_does
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let app = spawn_app_with(Backend::Sqlite, &[("CONSIGN_METRICS_LISTEN", listen.as_str())]);
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[("CONSIGN_METRICS_LISTEN", listen.as_str())],
+    );
     let (status, text) = get(&format!("http://{listen}/metrics"), None);
     assert_eq!(status, 200);
     assert!(text.contains("consign_up 1"), "{text}");
-    assert_eq!(get(&format!("http://{listen}/api/order/orders"), None).0, 404);
+    assert_eq!(
+        get(&format!("http://{listen}/api/order/orders"), None).0,
+        404
+    );
     assert_eq!(root(&app, "/metrics").0, 404);
 }
 
@@ -110,7 +116,10 @@ fn a_scrape_does_not_query_the_store_again_within_a_few_seconds() {
     let app = spawn_app_with(Backend::Sqlite, &[("CONSIGN_METRICS_TOKEN", METRICS_TOKEN)]);
     let ids = app.import(&example_order(910, "auth-910"));
     let (_, first) = metrics(&app);
-    assert!(first.contains(r#"consign_capture_attempts{state="succeeded"} 0"#), "{first}");
+    assert!(
+        first.contains(r#"consign_capture_attempts{state="succeeded"} 0"#),
+        "{first}"
+    );
     app.post(
         "/shipments",
         &json!({"order": 910, "products": {ids[0].clone(): 1}}),

@@ -154,7 +154,11 @@ fn only_enabled_gateways_take_orders_and_captures() {
             &serde_json::json!({"order": 960, "products": {ids[0].clone(): 1}}),
         );
         assert_eq!(
-            (create.status, create.json()["status"].clone(), create.json()["msg"].clone()),
+            (
+                create.status,
+                create.json()["status"].clone(),
+                create.json()["msg"].clone()
+            ),
             (200, json!("no"), json!(msg)),
             "{backend:?}"
         );
@@ -162,7 +166,11 @@ fn only_enabled_gateways_take_orders_and_captures() {
         assert_eq!(capture.json()["msg"], msg, "{backend:?}");
         let complete = stripe.put("/shipment", &serde_json::json!({"shipment": shipment}));
         assert_eq!(complete.json()["msg"], msg, "{backend:?}");
-        assert_eq!(stripe.dump(), before, "{backend:?}: a refused capture wrote");
+        assert_eq!(
+            stripe.dump(),
+            before,
+            "{backend:?}: a refused capture wrote"
+        );
         // Shipping without capture involves no provider.
         let uncaptured = stripe.post(
             "/shipments",
@@ -170,4 +178,34 @@ fn only_enabled_gateways_take_orders_and_captures() {
         );
         assert_eq!(uncaptured.json()["status"], "ok", "{backend:?}");
     }
+}
+
+#[test]
+fn failed_authentications_are_limited_per_client_address() {
+    // 2 failures a second, bursts of 4; everything here comes from 127.0.0.1.
+    let app = spawn_app_with(Backend::Sqlite, &[("CONSIGN_AUTH_FAILURE_LIMIT", "2")]);
+    // A client with a valid key, verified once.
+    assert_eq!(app.get("/orders").status, 200);
+    let statuses: Vec<(u16, Option<String>)> = (0..8)
+        .map(|i| {
+            let wrong = format!("csk_guess-{i:04}-000000000000000000");
+            let reply = app.raw(
+                "GET",
+                "/orders",
+                &[("API-Authorization", wrong.as_str())],
+                None,
+            );
+            (reply.status, reply.retry_after)
+        })
+        .collect();
+    let refused = statuses.iter().filter(|(s, _)| *s == 401).count();
+    let limited: Vec<&(u16, Option<String>)> = statuses.iter().filter(|(s, _)| *s == 429).collect();
+    assert_eq!(refused, 4, "the burst is answered 401: {statuses:?}");
+    assert_eq!(limited.len(), 4, "past it 429: {statuses:?}");
+    assert!(
+        limited.iter().all(|(_, wait)| wait.is_some()),
+        "{statuses:?}"
+    );
+    // The valid key, verified a moment ago, is not held up by the guesses.
+    assert_eq!(app.get("/orders").status, 200);
 }

@@ -148,6 +148,7 @@ impl Application {
                     i64::try_from(config.document_ttl.as_secs()).unwrap_or(i64::MAX / 2),
                 )
                 .with_rate_limit(config.rate_limit)
+                .with_auth_failure_limit(config.auth_failure_limit)
                 .with_metrics_token(config.metrics_token.clone()),
             ),
         };

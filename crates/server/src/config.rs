@@ -60,10 +60,20 @@ impl GatewayKind {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address to listen on.
-    #[arg(long, env = "CONSIGN_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "CONSIGN_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub listen: SocketAddr,
     /// Database: sqlite://FILE (embedded) or postgres://USER@HOST/DB.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://consign.db", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://consign.db",
+        global = true
+    )]
     pub database_url: String,
     /// Pooled database connections (default: per backend).
     #[arg(long, env = "CONSIGN_DB_POOL_SIZE", global = true,
@@ -82,14 +92,31 @@ pub struct Settings {
     #[arg(long, env = "CONSIGN_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
     /// The default payment gateway.
-    #[arg(long, env = "CONSIGN_GATEWAY", default_value = "sandbox", global = true, value_enum)]
+    #[arg(
+        long,
+        env = "CONSIGN_GATEWAY",
+        default_value = "sandbox",
+        global = true,
+        value_enum
+    )]
     pub gateway: GatewayKind,
     /// The enabled payment gateways, comma-separated (default: just the default one). Orders
     /// naming another provider are refused.
-    #[arg(long, env = "CONSIGN_GATEWAYS", global = true, value_enum, value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "CONSIGN_GATEWAYS",
+        global = true,
+        value_enum,
+        value_delimiter = ','
+    )]
     pub gateways: Vec<GatewayKind>,
     /// Stripe secret key (required when stripe is enabled).
-    #[arg(long, env = "CONSIGN_STRIPE_SECRET_KEY", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CONSIGN_STRIPE_SECRET_KEY",
+        global = true,
+        hide_env_values = true
+    )]
     pub stripe_secret_key: Option<String>,
     /// Stripe API base URL.
     #[arg(long, env = "CONSIGN_STRIPE_API_BASE", global = true)]
@@ -120,7 +147,12 @@ pub struct Settings {
     #[arg(long, env = "CONSIGN_SMTP_URL", global = true, hide_env_values = true)]
     pub smtp_url: Option<String>,
     /// Sender of shipping confirmations.
-    #[arg(long, env = "CONSIGN_MAIL_FROM", default_value = "shipping@localhost", global = true)]
+    #[arg(
+        long,
+        env = "CONSIGN_MAIL_FROM",
+        default_value = "shipping@localhost",
+        global = true
+    )]
     pub mail_from: String,
     /// Send a shipping confirmation when a request does not say sendEmail.
     #[arg(long, env = "CONSIGN_SEND_SHIPPING_CONFIRMATION", default_value = "true", global = true, value_parser = flag)]
@@ -129,22 +161,42 @@ pub struct Settings {
     #[arg(long, env = "CONSIGN_OUTBOX_INTERVAL", default_value = "2s", global = true, value_parser = positive_duration)]
     pub outbox_interval: Duration,
     /// Signs document links (default: a secret kept in the database).
-    #[arg(long, env = "CONSIGN_DOCUMENT_SECRET", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CONSIGN_DOCUMENT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
     pub document_secret: Option<String>,
     /// How long a document link works.
     #[arg(long, env = "CONSIGN_DOCUMENT_TTL", default_value = "30d", global = true, value_parser = positive_duration)]
     pub document_ttl: Duration,
     /// Seller name on documents.
-    #[arg(long, env = "CONSIGN_SELLER_NAME", default_value = "Consign", global = true)]
+    #[arg(
+        long,
+        env = "CONSIGN_SELLER_NAME",
+        default_value = "Consign",
+        global = true
+    )]
     pub seller_name: String,
     /// Seller address on documents, lines separated by |.
-    #[arg(long, env = "CONSIGN_SELLER_ADDRESS", default_value = "", global = true)]
+    #[arg(
+        long,
+        env = "CONSIGN_SELLER_ADDRESS",
+        default_value = "",
+        global = true
+    )]
     pub seller_address: String,
     /// Seller VAT number on documents.
     #[arg(long, env = "CONSIGN_SELLER_VAT", default_value = "", global = true)]
     pub seller_vat: String,
     /// Country of origin on proformas.
-    #[arg(long, env = "CONSIGN_COUNTRY_OF_ORIGIN", default_value = "", global = true)]
+    #[arg(
+        long,
+        env = "CONSIGN_COUNTRY_OF_ORIGIN",
+        default_value = "",
+        global = true
+    )]
     pub country_of_origin: String,
     /// First wait before a failed mail is sent again (doubled per failure, at most an hour).
     #[arg(long, env = "CONSIGN_MAIL_RETRY_BASE", default_value = "5s", global = true, value_parser = positive_duration)]
@@ -156,14 +208,24 @@ pub struct Settings {
     #[arg(long, env = "CONSIGN_RATE_LIMIT", default_value = "300", global = true)]
     pub rate_limit: u32,
     /// Failed authentications per second per client address (bursts of twice that); 0: none.
-    #[arg(long, env = "CONSIGN_AUTH_FAILURE_LIMIT", default_value = "10", global = true)]
+    #[arg(
+        long,
+        env = "CONSIGN_AUTH_FAILURE_LIMIT",
+        default_value = "10",
+        global = true
+    )]
     pub auth_failure_limit: u32,
     /// A retry takes over an idempotency key whose request died after this long.
     #[arg(long, env = "CONSIGN_IDEMPOTENCY_TAKEOVER", default_value = "60s", global = true, value_parser = positive_duration)]
     pub idempotency_takeover: Duration,
     /// Bearer token that opens /metrics on the main listener (unset: /metrics is not served
     /// there).
-    #[arg(long, env = "CONSIGN_METRICS_TOKEN", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CONSIGN_METRICS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
     pub metrics_token: Option<String>,
     /// A separate address serving /metrics without a token (for example 127.0.0.1:9090).
     #[arg(long, env = "CONSIGN_METRICS_LISTEN", global = true)]
@@ -298,7 +360,10 @@ impl Config {
         }
         let stripe = if gateways.contains(&GatewayKind::Stripe) {
             let secret = s.stripe_secret_key.as_deref().ok_or_else(|| {
-                invalid("CONSIGN_STRIPE_SECRET_KEY", "required when stripe is enabled")
+                invalid(
+                    "CONSIGN_STRIPE_SECRET_KEY",
+                    "required when stripe is enabled",
+                )
             })?;
             let mut stripe = StripeConfig::new(secret);
             if let Some(base) = &s.stripe_api_base {
@@ -397,10 +462,7 @@ fn invalid_from_clap(error: &clap::Error, values: &BTreeMap<String, String>) -> 
         }
         _ => error.kind().to_string(),
     };
-    let detail = error
-        .source()
-        .map(|s| format!(": {s}"))
-        .unwrap_or_default();
+    let detail = error.source().map(|s| format!(": {s}")).unwrap_or_default();
     ConfigError::Invalid {
         key,
         why: format!("{why}{detail}"),
@@ -441,7 +503,11 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (number, unit) = text.split_at(split);
     let n: u64 = number.parse().map_err(|_| bad())?;
-    let seconds = |factor: u64| n.checked_mul(factor).map(Duration::from_secs).ok_or_else(bad);
+    let seconds = |factor: u64| {
+        n.checked_mul(factor)
+            .map(Duration::from_secs)
+            .ok_or_else(bad)
+    };
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => seconds(1),
@@ -536,7 +602,10 @@ mod tests {
             assert!(error.to_string().starts_with(key), "{key}: {error}");
         }
         let error = Config::from_values(&values(&[("CONSIGN_LISTN", "x")])).unwrap_err();
-        assert_eq!(error.to_string(), "unknown setting CONSIGN_LISTN in the configuration file");
+        assert_eq!(
+            error.to_string(),
+            "unknown setting CONSIGN_LISTN in the configuration file"
+        );
     }
 
     #[test]
@@ -559,7 +628,10 @@ mod tests {
         let error = stripe(&[("CONSIGN_GATEWAYS", "sandbox")]).unwrap_err();
         assert!(error.to_string().starts_with("CONSIGN_GATEWAYS"), "{error}");
         let error = Config::from_values(&values(&[("CONSIGN_GATEWAY", "stripe")])).unwrap_err();
-        assert!(error.to_string().starts_with("CONSIGN_STRIPE_SECRET_KEY"), "{error}");
+        assert!(
+            error.to_string().starts_with("CONSIGN_STRIPE_SECRET_KEY"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -574,7 +646,11 @@ mod tests {
             if arg.get_id() == "help" {
                 continue;
             }
-            assert!(arg.get_long().is_some() && arg.get_env().is_some(), "{}", arg.get_id());
+            assert!(
+                arg.get_long().is_some() && arg.get_env().is_some(),
+                "{}",
+                arg.get_id()
+            );
         }
     }
 

@@ -73,8 +73,8 @@ pub struct Consign {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ids: Arc<dyn IdSource>,
     pub(crate) settings: Arc<StoreSettings>,
-    /// Keys verified in the last moments: most requests skip the database for authentication.
-    pub(crate) verified_keys: Arc<crate::key_cache::VerifiedKeys>,
+    /// Keys checked in the last moments: most requests skip the database for authentication.
+    pub(crate) key_cache: Arc<crate::key_cache::KeyCache>,
 }
 
 impl Consign {
@@ -90,7 +90,7 @@ impl Consign {
             clock: ports.clock,
             ids: ports.ids,
             settings: Arc::new(settings),
-            verified_keys: Arc::default(),
+            key_cache: Arc::default(),
         }
     }
 

@@ -451,11 +451,13 @@ mod tests {
     #[tokio::test]
     async fn a_final_multicapture_waits_while_other_captures_are_open() {
         let mut store = MockOrderStore::new();
-        store.expect_reserve_shipment().returning(|_, _, _, _, _, _| {
-            let mut reservation = reservation(ShipmentState::CapturePending, 44_850);
-            reservation.attempt.as_mut().unwrap().final_capture = true;
-            Ok(reservation)
-        });
+        store
+            .expect_reserve_shipment()
+            .returning(|_, _, _, _, _, _| {
+                let mut reservation = reservation(ShipmentState::CapturePending, 44_850);
+                reservation.attempt.as_mut().unwrap().final_capture = true;
+                Ok(reservation)
+            });
         store
             .expect_other_open_captures()
             .times(1)
@@ -482,11 +484,13 @@ mod tests {
     #[tokio::test]
     async fn a_final_capture_goes_ahead_once_the_others_have_settled() {
         let mut store = MockOrderStore::new();
-        store.expect_reserve_shipment().returning(|_, _, _, _, _, _| {
-            let mut reservation = reservation(ShipmentState::CapturePending, 44_850);
-            reservation.attempt.as_mut().unwrap().final_capture = true;
-            Ok(reservation)
-        });
+        store
+            .expect_reserve_shipment()
+            .returning(|_, _, _, _, _, _| {
+                let mut reservation = reservation(ShipmentState::CapturePending, 44_850);
+                reservation.attempt.as_mut().unwrap().final_capture = true;
+                Ok(reservation)
+            });
         store
             .expect_other_open_captures()
             .times(1)

@@ -4,6 +4,7 @@ use consign_ports::{ApiKeyId, ApiKeyInfo};
 
 use crate::consign::Consign;
 use crate::error::ServiceError;
+use crate::key_cache::Known;
 
 /// Keys are shown with this prefix so a leaked one is easy to recognise in logs and scanners.
 const KEY_PREFIX: &str = "csk_";
@@ -13,6 +14,7 @@ impl Consign {
     pub async fn create_api_key(&self, label: &str) -> Result<(ApiKeyId, String), ServiceError> {
         let key = format!("{KEY_PREFIX}{}", self.ids.random_token());
         let id = self.keys.add_key(&key, label, self.clock.now()).await?;
+        self.key_cache.clear();
         Ok((id, key))
     }
 
@@ -21,25 +23,42 @@ impl Consign {
         if let Some(id) = self.keys.verify_key(key).await? {
             return Ok(id);
         }
-        Ok(self.keys.add_key(key, label, self.clock.now()).await?)
+        let id = self.keys.add_key(key, label, self.clock.now()).await?;
+        self.key_cache.clear();
+        Ok(id)
     }
 
-    /// The key's id if `key` is an active key, else [`ServiceError::Unauthorized`].
+    /// The key's id if it was verified a moment ago (no lookup); `None` when the store must be
+    /// asked, or the key is known to be wrong.
+    pub fn authenticate_cached(&self, key: &str) -> Option<ApiKeyId> {
+        match self.key_cache.get(key, self.clock.now().0) {
+            Known::Valid(id) => Some(id),
+            Known::Unknown | Known::Unsure => None,
+        }
+    }
+
+    /// The key's id if `key` is an active key, else [`ServiceError::Unauthorized`]. A key the
+    /// store did not know a moment ago is refused without asking it again.
     pub async fn authenticate(&self, key: &str) -> Result<ApiKeyId, ServiceError> {
         if key.is_empty() || key.len() > 256 {
             return Err(ServiceError::Unauthorized);
         }
         let now = self.clock.now().0;
-        if let Some(id) = self.verified_keys.get(key, now) {
-            return Ok(id);
+        match self.key_cache.get(key, now) {
+            Known::Valid(id) => return Ok(id),
+            Known::Unknown => return Err(ServiceError::Unauthorized),
+            Known::Unsure => {}
         }
-        let id = self
-            .keys
-            .verify_key(key)
-            .await?
-            .ok_or(ServiceError::Unauthorized)?;
-        self.verified_keys.put(key, id, now);
-        Ok(id)
+        match self.keys.verify_key(key).await? {
+            Some(id) => {
+                self.key_cache.put_valid(key, id, now);
+                Ok(id)
+            }
+            None => {
+                self.key_cache.put_unknown(key, now);
+                Err(ServiceError::Unauthorized)
+            }
+        }
     }
 
     /// Every key, without the keys themselves.
@@ -50,7 +69,7 @@ impl Consign {
     /// Revokes a key; answers whether it was active.
     pub async fn revoke_api_key(&self, id: ApiKeyId) -> Result<bool, ServiceError> {
         let revoked = self.keys.revoke_key(id, self.clock.now()).await?;
-        self.verified_keys.clear();
+        self.key_cache.clear();
         Ok(revoked)
     }
 }
@@ -87,6 +106,35 @@ mod tests {
                 Err(ServiceError::Unauthorized)
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_wrong_key_is_refused_again_without_asking_the_store() {
+        let mut keys = MockKeyStore::new();
+        let mut seq = mockall::Sequence::new();
+        // Once for the 50 tries, once when the key is then provisioned.
+        keys.expect_verify_key()
+            .times(2)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(None));
+        keys.expect_add_key()
+            .times(1)
+            .returning(|_, _, _| Ok(ApiKeyId(9)));
+        keys.expect_verify_key()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(Some(ApiKeyId(9))));
+        let consign = service_with_keys(MockOrderStore::new(), sandbox_named_mock(), keys);
+        for _ in 0..50 {
+            assert_eq!(
+                consign.authenticate("csk_wrong").await,
+                Err(ServiceError::Unauthorized)
+            );
+        }
+        assert_eq!(consign.authenticate_cached("csk_wrong"), None);
+        // A key created meanwhile is not refused from the cache.
+        consign.ensure_api_key("csk_wrong", "late").await.unwrap();
+        assert_eq!(consign.authenticate("csk_wrong").await, Ok(ApiKeyId(9)));
     }
 
     #[tokio::test]

@@ -1,8 +1,8 @@
 //! The two transactions of the create-shipment saga (reserve, settle) and recovery's query.
 
 use consign_domain::{
-    CaptureOrigin, Money, OrderId, PaymentAuthorization, Providers, Settlement, ShipmentId, ShipmentRequest,
-    ShipmentState,
+    CaptureOrigin, Money, OrderId, PaymentAuthorization, Providers, Settlement, ShipmentId,
+    ShipmentRequest, ShipmentState,
 };
 use consign_ports::{
     CaptureAttempt, Reservation, SettleOutcome, ShipmentDetails, ShipmentView, Timestamp,
@@ -23,6 +23,7 @@ use crate::schema::{capture_attempts, orders};
 
 /// Reserve: lock the order, plan with the domain, write the shipment, its reserved units and the
 /// pending capture attempt. A refusal rolls everything back.
+#[allow(clippy::too_many_arguments)] // the port call's own arguments, plus the connection
 pub(crate) fn reserve_shipment(
     conn: &mut AnyConnection,
     installation: &str,

@@ -252,9 +252,16 @@ async fn a_refused_reservation_writes_nothing() {
         ];
         for (id, request, expected) in refusals {
             let error =
-                t.db.reserve_shipment(id, request, Providers::any(), ShipmentDetails::default(), None, Timestamp(2))
-                    .await
-                    .unwrap_err();
+                t.db.reserve_shipment(
+                    id,
+                    request,
+                    Providers::any(),
+                    ShipmentDetails::default(),
+                    None,
+                    Timestamp(2),
+                )
+                .await
+                .unwrap_err();
             assert_eq!(error, expected, "{}", t.name);
             assert_eq!(
                 t.db.dump().await.unwrap(),

@@ -5,8 +5,71 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, ResponseError};
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use consign_service::ServiceError;
+
 use crate::error::ApiError;
 use crate::ApiState;
+
+/// Failed authentications per client address. Each failure takes a token from the address's
+/// bucket; an address whose bucket is empty is refused with 429 before any key lookup until it
+/// refills, so wrong keys cost no database work past the limit. Addresses that never fail are
+/// never looked at.
+pub struct FailureLimiter {
+    limiter: governor::DefaultKeyedRateLimiter<IpAddr>,
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+impl std::fmt::Debug for FailureLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FailureLimiter")
+    }
+}
+
+impl FailureLimiter {
+    /// `per_second` failures a second with bursts of twice that; `None` for 0.
+    pub fn per_second(per_second: u32) -> Option<FailureLimiter> {
+        let rate = NonZeroU32::new(per_second)?;
+        let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
+        Some(FailureLimiter {
+            limiter: governor::RateLimiter::keyed(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ),
+            blocked: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Seconds `ip` must wait before its next attempt, if it used up its failures.
+    fn blocked_for(&self, ip: IpAddr) -> Option<u64> {
+        let blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+        let until = *blocked.get(&ip)?;
+        let wait = until.checked_duration_since(Instant::now())?;
+        Some(seconds(wait))
+    }
+
+    /// Counts a failure of `ip`; answers the wait when this one was past the limit.
+    fn failed(&self, ip: IpAddr) -> Option<u64> {
+        use governor::clock::{Clock, DefaultClock};
+        let not_until = self.limiter.check_key(&ip).err()?;
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+        if blocked.len() >= 4096 {
+            let now = Instant::now();
+            blocked.retain(|_, until| *until > now);
+        }
+        blocked.insert(ip, Instant::now() + wait);
+        Some(seconds(wait))
+    }
+}
+
+fn seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
 
 /// Lets the request through with its key's id in the extensions, or answers 401 (503 when the
 /// key store is unavailable) without touching anything else.
@@ -32,7 +95,21 @@ pub async fn require_api_key(
         .unwrap_or("")
         .trim()
         .to_owned();
-    match state.consign.authenticate(&key).await {
+    let peer = request.peer_addr().map(|a| a.ip());
+    let failures = state.settings.auth_failures.as_deref().zip(peer);
+    let verified = match state.consign.authenticate_cached(&key) {
+        Some(id) => Ok(id),
+        None => {
+            // A lookup is due: not for an address that used up its failures.
+            if let Some(wait) = failures.and_then(|(limiter, ip)| limiter.blocked_for(ip)) {
+                return Ok(request
+                    .into_response(ApiError::RateLimited(wait).error_response())
+                    .map_into_right_body());
+            }
+            state.consign.authenticate(&key).await
+        }
+    };
+    match verified {
         Ok(id) => {
             if let Some(wait) = over_rate_limit(&state, id) {
                 return Ok(request
@@ -44,9 +121,19 @@ pub async fn require_api_key(
                 .await
                 .map(ServiceResponse::map_into_left_body)
         }
-        Err(error) => Ok(request
-            .into_response(ApiError::from(error).error_response())
-            .map_into_right_body()),
+        Err(error) => {
+            let mut error = ApiError::from(error);
+            if let (ApiError::Service(ServiceError::Unauthorized), Some((limiter, ip))) =
+                (&error, failures)
+            {
+                if let Some(wait) = limiter.failed(ip) {
+                    error = ApiError::RateLimited(wait);
+                }
+            }
+            Ok(request
+                .into_response(error.error_response())
+                .map_into_right_body())
+        }
     }
 }
 

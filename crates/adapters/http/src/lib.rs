@@ -25,6 +25,7 @@ use std::sync::Arc;
 use actix_web::{middleware, web};
 use consign_service::Consign;
 
+pub use auth::FailureLimiter;
 pub use error::ApiError;
 pub use limits::header_limits;
 pub use render::DocumentLinks;
@@ -45,6 +46,8 @@ pub struct HttpSettings {
     pub rate_limit: Option<Arc<governor::DefaultKeyedRateLimiter<i64>>>,
     /// The bearer token that opens `/metrics` on the main listener; `None`: not served there.
     pub metrics_token: Option<String>,
+    /// Failed authentications per client address; `None`: unlimited.
+    pub auth_failures: Option<Arc<FailureLimiter>>,
 }
 
 impl HttpSettings {
@@ -69,7 +72,15 @@ impl HttpSettings {
             max_body,
             rate_limit: None,
             metrics_token: None,
+            auth_failures: None,
         }
+    }
+
+    /// Limits failed authentications to `per_second` per client address (bursts of twice
+    /// that): past it the address is answered 429 without a key lookup. 0 means no limit.
+    pub fn with_auth_failure_limit(mut self, per_second: u32) -> Self {
+        self.auth_failures = FailureLimiter::per_second(per_second).map(Arc::new);
+        self
     }
 
     /// Serves `/metrics` on the main listener to requests carrying this bearer token.

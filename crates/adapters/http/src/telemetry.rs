@@ -74,7 +74,7 @@ impl Default for RequestMetrics {
             requests.clone(),
         );
         let latency: LatencyFamily =
-            Family::new_with_constructor(|| Histogram::new(BUCKETS.into_iter()));
+            Family::new_with_constructor(|| Histogram::new(BUCKETS));
         registry.register(
             "consign_http_request_duration_seconds",
             "Request latency",
@@ -99,7 +99,11 @@ impl Default for RequestMetrics {
             outbox_depth.clone(),
         );
         let pool = Family::<StateLabel, Gauge>::default();
-        registry.register("consign_db_pool_connections", "Connection pool", pool.clone());
+        registry.register(
+            "consign_db_pool_connections",
+            "Connection pool",
+            pool.clone(),
+        );
         let up = Gauge::default();
         registry.register(
             "consign_up",
@@ -164,7 +168,9 @@ impl RequestMetrics {
             ("waiting", stats.pool_waiting),
             ("size", stats.pool_size),
         ] {
-            self.pool.get_or_create(&StateLabel { state }).set(i64::from(n));
+            self.pool
+                .get_or_create(&StateLabel { state })
+                .set(i64::from(n));
         }
         self.up.set(1);
     }
