@@ -1,9 +1,10 @@
 //! kill -9 under load at each fault point of the capture saga, restart, let recovery run, then
 //! compare the database (through the API) with the provider stand-in's ledger.
 //!
-//! The `consign` binary is the real one, built with fault points (a test-only feature): each
-//! point is set to sleep, so every request in flight is parked exactly there when the process is
-//! killed.
+//! The `consign` binary is the real one, built with fault points (a test-only feature): the
+//! point under test pauses every request that reaches it without blocking its worker thread,
+//! and records each arrival, so the test kills the process only once every request in flight
+//! is parked exactly there (and checks that they all were).
 
 mod support;
 
@@ -30,6 +31,7 @@ fn minor(amount: &Value) -> i64 {
 #[derive(Debug, Default)]
 struct Findings {
     requests: usize,
+    parked_at_the_point: usize,
     killed_in_flight: usize,
     captures_at_provider: usize,
     captured_shipments: usize,
@@ -43,7 +45,22 @@ struct Findings {
 
 fn cycle(db_url: &str, point: &str, orders: std::ops::Range<i64>) -> Findings {
     let stand_in = StandIn::start_in_background();
-    let server = start(db_url, &stand_in, Some(point));
+    let arrivals = std::env::temp_dir().join(format!(
+        "consign-crash-arrivals-{}-{point}-{}",
+        std::process::id(),
+        orders.start
+    ));
+    let _ = std::fs::remove_file(&arrivals);
+    let arrivals_path = arrivals.display().to_string();
+    let server = start_with(
+        db_url,
+        &stand_in,
+        None,
+        &[
+            ("CONSIGN_FAILPOINT_PAUSE", point),
+            ("CONSIGN_FAILPOINT_ARRIVALS", arrivals_path.as_str()),
+        ],
+    );
     let mut lines = HashMap::new();
     for id in orders.clone() {
         stand_in.authorize(&format!("pi_{id}"), 5_900, true);
@@ -80,13 +97,26 @@ fn cycle(db_url: &str, point: &str, orders: std::ops::Range<i64>) -> Findings {
             })
         })
         .collect();
-    thread::sleep(Duration::from_millis(1500));
+    // Kill only once every request is parked at the point (or after 20 s, and then say so).
+    let expected = clients.len();
+    let parked = || {
+        std::fs::read_to_string(&arrivals)
+            .map(|text| text.lines().filter(|l| *l == point).count())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while parked() < expected && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let parked_at_the_point = parked();
     let Server { mut child, .. } = server;
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
+    let _ = std::fs::remove_file(&arrivals);
     let outcomes: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
     let mut findings = Findings {
         requests: outcomes.len(),
+        parked_at_the_point,
         killed_in_flight: outcomes.iter().filter(|o| o.is_err()).count(),
         ..Findings::default()
     };
@@ -166,8 +196,12 @@ fn cycle(db_url: &str, point: &str, orders: std::ops::Range<i64>) -> Findings {
 fn check(label: &str, findings: &Findings) {
     eprintln!("{label}: {findings:?}");
     assert_eq!(
+        findings.parked_at_the_point, findings.requests,
+        "{label}: every request reached the fault point before the kill"
+    );
+    assert_eq!(
         findings.killed_in_flight, findings.requests,
-        "{label}: every request was parked at the fault point when killed"
+        "{label}: every request was still parked there when killed"
     );
     assert!(
         findings.captured_shipments > 0,

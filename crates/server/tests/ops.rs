@@ -132,3 +132,31 @@ fn logs_carry_request_ids_and_never_keys_or_tokens() {
     assert!(!text.contains(&token), "a document token reached the logs");
     std::fs::remove_file(log).ok();
 }
+
+#[test]
+fn plain_logs_written_to_a_file_carry_no_colour_codes() {
+    let db = Throwaway::sqlite();
+    let stand_in = StandIn::start_in_background();
+    let log = std::env::temp_dir().join(format!("consign-plain-log-{}.txt", std::process::id()));
+    let log_path = log.display().to_string();
+    let server = start_with(
+        &db.url,
+        &stand_in,
+        None,
+        &[("RUST_LOG", "info"), ("STDERR_TO", &log_path)],
+    );
+    call(&server.base, "GET", "/orders", None).unwrap();
+    let Server { mut child, .. } = server;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&log).ok();
+    assert!(text.contains("request"), "the access log is there:\n{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file:\n{text}"
+    );
+}

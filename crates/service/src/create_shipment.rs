@@ -66,6 +66,7 @@ impl Consign {
         match reservation.attempt {
             None => Ok(reservation.shipment),
             Some(attempt) => {
+                crate::failpoints::reached("after-reserve").await;
                 fail::fail_point!("after-reserve");
                 self.capture_and_settle(&attempt).await
             }
@@ -95,6 +96,7 @@ impl Consign {
             return Err(ServiceError::CaptureUnknown(attempt.shipment));
         }
         let outcome = self.call_gateway(attempt).await;
+        crate::failpoints::reached("after-capture").await;
         fail::fail_point!("after-capture");
         let settle = match outcome {
             CaptureOutcome::Captured { reference } => SettleOutcome::Captured { reference },
@@ -108,6 +110,7 @@ impl Consign {
             .store
             .settle_capture(attempt, settle, self.clock.now())
             .await;
+        crate::failpoints::reached("after-settle").await;
         fail::fail_point!("after-settle");
         match settled {
             // The stored state decides: a concurrent settle of the same attempt may have won.

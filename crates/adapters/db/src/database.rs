@@ -99,6 +99,11 @@ impl Database {
         )
     }
 
+    /// On SQLite, the most writes one group commit has held so far (`None` on PostgreSQL).
+    pub fn largest_write_group(&self) -> Option<usize> {
+        self.writer.as_ref().map(|w| w.largest_group())
+    }
+
     pub(crate) fn installation(&self) -> &str {
         &self.installation
     }

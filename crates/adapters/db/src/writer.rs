@@ -11,7 +11,7 @@
 //! becomes another's.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +34,8 @@ pub(crate) struct Writer {
     /// Writes queued and not yet taken (shared with the pool's waiting count, for metrics).
     waiting: Arc<AtomicU32>,
     wait_limit: Duration,
+    /// The most writes one group has committed together (tests check that groups form).
+    largest_group: Arc<AtomicUsize>,
 }
 
 impl Writer {
@@ -46,15 +48,23 @@ impl Writer {
         let conn = open(&manager)?;
         let (jobs, queue) = mpsc::channel();
         let taken = waiting.clone();
+        let largest_group = Arc::new(AtomicUsize::new(0));
+        let largest = largest_group.clone();
         std::thread::Builder::new()
             .name("consign-sqlite-writer".into())
-            .spawn(move || serve(conn, &manager, &queue, &taken))
+            .spawn(move || serve(conn, &manager, &queue, &taken, &largest))
             .map_err(|e| DbError::Task(e.to_string()))?;
         Ok(Writer {
             jobs,
             waiting,
             wait_limit,
+            largest_group,
         })
+    }
+
+    /// The most writes one group has committed together so far.
+    pub(crate) fn largest_group(&self) -> usize {
+        self.largest_group.load(Ordering::Relaxed)
     }
 
     /// Runs `work` on the writer thread and answers once its write is committed. A write still
@@ -154,6 +164,7 @@ fn serve(
     manager: &Manager,
     queue: &mpsc::Receiver<Box<dyn Job>>,
     waiting: &AtomicU32,
+    largest_group: &AtomicUsize,
 ) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
@@ -175,6 +186,7 @@ fn serve(
                 run_alone(&mut conn, manager, job);
             }
         } else if !live.is_empty() {
+            largest_group.fetch_max(live.len(), Ordering::Relaxed);
             run_group(&mut conn, manager, live);
         }
     }
@@ -379,6 +391,11 @@ mod tests {
             let (_, results) = tokio::join!(slow, queued);
             results
         };
+        assert_eq!(
+            writer.largest_group(),
+            3,
+            "the three queued writes formed one group"
+        );
         assert!(first.is_ok() && last.is_ok(), "{first:?} {last:?}");
         assert!(ending.is_err());
         assert_eq!(count(&writer, 1).await, 1, "the first write");

@@ -73,8 +73,7 @@ impl Default for RequestMetrics {
             "Requests by route, method and outcome",
             requests.clone(),
         );
-        let latency: LatencyFamily =
-            Family::new_with_constructor(|| Histogram::new(BUCKETS));
+        let latency: LatencyFamily = Family::new_with_constructor(|| Histogram::new(BUCKETS));
         registry.register(
             "consign_http_request_duration_seconds",
             "Request latency",

@@ -57,6 +57,8 @@ pub fn start_at(
         .env("DATABASE_URL", db_url)
         .env("CONSIGN_API_KEY", KEY)
         .env("CONSIGN_GATEWAY", "stripe")
+        // These tests use both: Stripe through the stand-in, and the sandbox.
+        .env("CONSIGN_GATEWAYS", "stripe,sandbox")
         .env("CONSIGN_STRIPE_SECRET_KEY", SECRET_KEY)
         .env("CONSIGN_STRIPE_API_BASE", &stand_in.url)
         .env("CONSIGN_STRIPE_MULTICAPTURE", "true")
