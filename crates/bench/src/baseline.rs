@@ -1,6 +1,13 @@
-//! The database's own limit for the same durable work: the reserve and settle transactions of
-//! `bench/pgbench/reserve_settle.sql`, by pgbench on PostgreSQL and by a single writer on SQLite
-//! (WAL, synchronous = FULL, as the service).
+//! The database running the same durable work as Consign, two ways:
+//!
+//! - **ordinary**: the reserve and settle transactions written the ordinary way, a statement per
+//!   round trip (`bench/pgbench/reserve_settle.sql` with pgbench on PostgreSQL; one writer
+//!   committing each transaction on SQLite);
+//! - **ceiling**: the same writes as one prepared statement per transaction, two commits per
+//!   shipment (`bench/pgbench/ceiling.sql` with `pgbench -M prepared`); on SQLite one writer
+//!   that commits groups of transactions together, as Consign's writer does.
+//!
+//! SQLite runs WAL with synchronous = FULL, as the service.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,6 +20,17 @@ use crate::history::Raw;
 use crate::report::{percentiles, Measured, Tally};
 
 pub const SCRIPT: &str = include_str!("../../../bench/pgbench/reserve_settle.sql");
+pub const CEILING: &str = include_str!("../../../bench/pgbench/ceiling.sql");
+
+/// Which baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The same transactions written the ordinary way.
+    Ordinary,
+    /// The same durable writes at the database's best: one prepared statement per transaction,
+    /// or group commits on SQLite.
+    Ceiling,
+}
 
 /// Orders 1..=n with one line each (line id = order id) that never runs out.
 pub fn seed_orders(conn: &mut Raw, n: usize) -> Result<(), String> {
@@ -28,21 +46,28 @@ pub fn seed_orders(conn: &mut Raw, n: usize) -> Result<(), String> {
     ))
 }
 
-/// pgbench with `clients` on `url` for `duration`.
+/// pgbench with `clients` on `url` for `duration`, running the `kind` script.
 pub fn pgbench(
     url: &str,
+    kind: Kind,
     clients: usize,
     duration: Duration,
     orders: usize,
 ) -> Result<Measured, String> {
-    let dir = std::env::temp_dir().join(format!("consign-pgbench-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("consign-pgbench-{}-{kind:?}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let script = dir.join("reserve_settle.sql");
-    std::fs::write(&script, SCRIPT).map_err(|e| e.to_string())?;
+    let script = dir.join("script.sql");
+    let (text, mode, label) = match kind {
+        Kind::Ordinary => (SCRIPT, "simple", "pgbench ordinary"),
+        Kind::Ceiling => (CEILING, "prepared", "pgbench ceiling"),
+    };
+    std::fs::write(&script, text).map_err(|e| e.to_string())?;
     let prefix = dir.join("log");
     let output = Command::new("pgbench")
         .args([
             "-n",
+            "-M",
+            mode,
             "-c",
             &clients.to_string(),
             "-j",
@@ -84,7 +109,7 @@ pub fn pgbench(
     let transactions = latencies.len() as u64;
     let (p50, p90, p99, max) = percentiles(&mut latencies);
     Ok(Measured {
-        label: format!("pgbench reserve+settle, {clients} clients"),
+        label: format!("{label}, {clients} clients"),
         requests: transactions,
         shipments: transactions,
         elapsed: duration,
@@ -102,12 +127,20 @@ struct Next {
     n: i32,
 }
 
-/// One writer on SQLite doing the same two transactions for `duration`.
+/// One writer on SQLite doing the same two transactions for `duration`: each committed on its
+/// own (ordinary), or `group` of them committed together in savepoints (ceiling), as Consign's
+/// writer thread commits what is queued.
 pub fn sqlite_single_writer(
     path: &str,
+    kind: Kind,
+    group: usize,
     duration: Duration,
     orders: usize,
 ) -> Result<Measured, String> {
+    let group = match kind {
+        Kind::Ordinary => 1,
+        Kind::Ceiling => group.max(1),
+    };
     let mut conn = SqliteConnection::establish(path).map_err(|e| e.to_string())?;
     conn.batch_execute(
         "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
@@ -123,42 +156,44 @@ pub fn sqlite_single_writer(
     let started = Instant::now();
     let mut seed = 88172645463325252u64;
     while started.elapsed() < duration {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let oid = 1 + (seed % orders as u64) as i64;
-        let t = Instant::now();
-        conn.transaction::<_, diesel::result::Error, _>(|c| {
-            c.batch_execute(&format!("UPDATE orders SET next_shipment_number = next_shipment_number + 1, committed = committed + 1000, updated_at = 1 WHERE id = {oid}"))?;
-            let n = diesel::sql_query(format!("SELECT next_shipment_number - 1 AS n FROM orders WHERE id = {oid}")).get_result::<Next>(c)?.n;
-            c.batch_execute(&format!(
-                "SELECT line_id, quantity, allocated FROM order_lines WHERE order_id = {oid} ORDER BY position; \
-                 INSERT INTO shipments (order_id, number, state, gtg, shipped, carrier, service, packages, tracking, return_slip_tracking, capture_amount, carries_shipping_fee, created_at, updated_at, needs_review, internal_comment) VALUES ({oid}, {n}, 'pending', 0, 0, '', '', 0, '', '', 1000, 0, 0, 0, 0, ''); \
-                 INSERT INTO shipment_lines (order_id, number, line_id, quantity) VALUES ({oid}, {n}, {oid}, 1); \
-                 UPDATE order_lines SET allocated = allocated + 1, in_capture = in_capture + 1 WHERE order_id = {oid} AND line_id = {oid} AND allocated + 1 <= quantity; \
-                 INSERT INTO capture_attempts (order_id, number, attempt, idempotency_key, amount, final_capture, state, created_at, updated_at, passes, void_on_decline) VALUES ({oid}, {n}, 1, 'bench-{oid}-{n}', 1000, 0, 'pending', 0, 0, 0, 1);"
-            ))?;
-            Ok(n)
-        })
-        .and_then(|n| {
-            invoice += 1;
-            conn.transaction(|c| {
-                c.batch_execute(&format!(
-                    "UPDATE capture_attempts SET state = 'succeeded', provider_reference = 'ref', updated_at = 1 WHERE order_id = {oid} AND idempotency_key = 'bench-{oid}-{n}' AND state IN ('pending', 'unknown', 'needs_review'); \
-                     UPDATE shipments SET state = 'captured', capture_reference = 'ref', needs_review = 0, updated_at = 1 WHERE order_id = {oid} AND number = {n} AND state = 'pending'; \
-                     UPDATE counters SET value = value + 1 WHERE name = 'invoice_number'; \
-                     INSERT INTO invoices (number, order_id, shipment_number, amount, issued_at) VALUES ({invoice}, {oid}, {n}, 1000, 0);"
-                ))
+        let oids: Vec<i64> = (0..group)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                1 + (seed % orders as u64) as i64
             })
+            .collect();
+        let t = Instant::now();
+        // Reserve: one commit for the group, each shipment in its own savepoint.
+        let numbers = conn
+            .transaction::<_, diesel::result::Error, _>(|c| {
+                oids.iter()
+                    .map(|&oid| c.transaction(|c| reserve(c, oid)))
+                    .collect::<Result<Vec<i32>, _>>()
+            })
+            .map_err(|e| e.to_string())?;
+        // Settle: one commit for the group.
+        conn.transaction::<_, diesel::result::Error, _>(|c| {
+            for (&oid, &n) in oids.iter().zip(&numbers) {
+                invoice += 1;
+                let number = invoice;
+                c.transaction(|c| settle(c, oid, n, number))?;
+            }
+            Ok(())
         })
         .map_err(|e| e.to_string())?;
-        latencies.push(t.elapsed().as_micros() as u64);
+        let micros = t.elapsed().as_micros() as u64;
+        latencies.extend(std::iter::repeat_n(micros, oids.len()));
     }
     let elapsed = started.elapsed();
     let transactions = latencies.len() as u64;
     let (p50, p90, p99, max) = percentiles(&mut latencies);
     Ok(Measured {
-        label: "SQLite single writer reserve+settle".into(),
+        label: match kind {
+            Kind::Ordinary => "SQLite ordinary: a commit per transaction".into(),
+            Kind::Ceiling => format!("SQLite ceiling: groups of {group} per commit"),
+        },
         requests: transactions,
         shipments: transactions,
         elapsed,
@@ -168,4 +203,37 @@ pub fn sqlite_single_writer(
         max,
         tally: Tally::default(),
     })
+}
+
+/// The reserve transaction's statements for one shipment of order `oid`; answers its number.
+fn reserve(c: &mut SqliteConnection, oid: i64) -> Result<i32, diesel::result::Error> {
+    c.batch_execute(&format!("UPDATE orders SET next_shipment_number = next_shipment_number + 1, committed = committed + 1000, updated_at = 1 WHERE id = {oid}"))?;
+    let n = diesel::sql_query(format!(
+        "SELECT next_shipment_number - 1 AS n FROM orders WHERE id = {oid}"
+    ))
+    .get_result::<Next>(c)?
+    .n;
+    c.batch_execute(&format!(
+        "SELECT line_id, quantity, allocated FROM order_lines WHERE order_id = {oid} ORDER BY position; \
+         INSERT INTO shipments (order_id, number, state, gtg, shipped, carrier, service, packages, tracking, return_slip_tracking, capture_amount, carries_shipping_fee, created_at, updated_at, needs_review, internal_comment) VALUES ({oid}, {n}, 'pending', 0, 0, '', '', 0, '', '', 1000, 0, 0, 0, 0, ''); \
+         INSERT INTO shipment_lines (order_id, number, line_id, quantity) VALUES ({oid}, {n}, {oid}, 1); \
+         UPDATE order_lines SET allocated = allocated + 1, in_capture = in_capture + 1 WHERE order_id = {oid} AND line_id = {oid} AND allocated + 1 <= quantity; \
+         INSERT INTO capture_attempts (order_id, number, attempt, idempotency_key, amount, final_capture, state, created_at, updated_at, passes, void_on_decline) VALUES ({oid}, {n}, 1, 'bench-{oid}-{n}', 1000, 0, 'pending', 0, 0, 0, 1);"
+    ))?;
+    Ok(n)
+}
+
+/// The settle transaction's statements for shipment `n` of order `oid`, invoice `invoice`.
+fn settle(
+    c: &mut SqliteConnection,
+    oid: i64,
+    n: i32,
+    invoice: i64,
+) -> Result<(), diesel::result::Error> {
+    c.batch_execute(&format!(
+        "UPDATE capture_attempts SET state = 'succeeded', provider_reference = 'ref', updated_at = 1 WHERE order_id = {oid} AND idempotency_key = 'bench-{oid}-{n}' AND state IN ('pending', 'unknown', 'needs_review'); \
+         UPDATE shipments SET state = 'captured', capture_reference = 'ref', needs_review = 0, updated_at = 1 WHERE order_id = {oid} AND number = {n} AND state = 'pending'; \
+         UPDATE counters SET value = value + 1 WHERE name = 'invoice_number'; \
+         INSERT INTO invoices (number, order_id, shipment_number, amount, issued_at) VALUES ({invoice}, {oid}, {n}, 1000, 0);"
+    ))
 }

@@ -37,10 +37,10 @@ fn prepared(options: &Options) -> Result<Throwaway, String> {
     let sqlite = (options.backend == Backend::Sqlite).then_some(db.config.target.as_str());
     let mut raw = Raw::open(&db.url, sqlite)?;
     let started = Instant::now();
-    history::seed_history(&mut raw, options.history)?;
+    history::seed_history(&mut raw, options.history())?;
     eprintln!(
         "history: {} earlier shipments in {:.1}s",
-        options.history,
+        options.history(),
         started.elapsed().as_secs_f64()
     );
     Ok(db)
@@ -55,21 +55,21 @@ async fn run(options: Options) -> Result<bool, String> {
         consign.ready_after.as_secs_f64() * 1000.0
     );
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(options.clients * 2)
+        .pool_max_idle_per_host(options.clients() * 2)
         .build()
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
     let seeded = load::seed(
         &client,
         &consign.base,
-        options.orders,
-        options.full_orders,
-        options.clients,
+        options.orders(),
+        options.full_orders(),
+        options.clients(),
     )
     .await?;
     eprintln!(
         "seeded {} orders in {:.1}s",
-        options.orders + options.full_orders,
+        options.orders() + options.full_orders(),
         started.elapsed().as_secs_f64()
     );
     history::analyze(&mut Raw::open(
@@ -83,8 +83,8 @@ async fn run(options: Options) -> Result<bool, String> {
         &client,
         &consign.base,
         Arc::new(seeded),
-        options.clients,
-        options.duration,
+        options.clients(),
+        options.duration(),
         options.uncaptured_percent,
     )
     .await?;
@@ -92,9 +92,12 @@ async fn run(options: Options) -> Result<bool, String> {
     let cpu = consign.cpu_seconds() - cpu_before;
     let generator_cpu = own_cpu_seconds() - generator_before;
     let rss = consign.peak_rss_mib();
-    let failures =
-        load::check_invariants(&client, &consign.base, options.orders + options.full_orders)
-            .await?;
+    let failures = load::check_invariants(
+        &client,
+        &consign.base,
+        options.orders() + options.full_orders(),
+    )
+    .await?;
     let ready_ms = consign.ready_after.as_secs_f64() * 1000.0;
     consign.stop();
     let requests = tally.requests();
@@ -106,7 +109,8 @@ async fn run(options: Options) -> Result<bool, String> {
     let measured = Measured {
         label: format!(
             "consign {backend}, {} clients, {} ms",
-            options.clients, options.latency_ms
+            options.clients(),
+            options.latency_ms
         ),
         requests,
         shipments,
@@ -119,31 +123,37 @@ async fn run(options: Options) -> Result<bool, String> {
     };
     println!("{}", header());
     println!("{}", measured.row());
-    let baseline = if options.baseline {
-        let base_db = prepared(&options)?;
-        let sqlite = (options.backend == Backend::Sqlite).then_some(base_db.config.target.as_str());
-        let mut raw = Raw::open(&base_db.url, sqlite)?;
-        baseline::seed_orders(&mut raw, options.orders.max(1))?;
-        history::analyze(&mut raw)?;
-        drop(raw);
-        let result = match options.backend {
-            Backend::Postgres => baseline::pgbench(
-                &base_db.url,
-                options.pgbench_clients(),
-                options.duration,
-                options.orders.max(1),
-            )?,
-            Backend::Sqlite => baseline::sqlite_single_writer(
-                &base_db.config.target,
-                options.duration,
-                options.orders.max(1),
-            )?,
-        };
-        println!("{}", result.row());
-        Some(result)
-    } else {
-        None
-    };
+    // The database running the same durable work: the ordinary way, then at its ceiling.
+    let mut baselines = Vec::new();
+    if options.baseline {
+        for kind in [baseline::Kind::Ordinary, baseline::Kind::Ceiling] {
+            let base_db = prepared(&options)?;
+            let sqlite =
+                (options.backend == Backend::Sqlite).then_some(base_db.config.target.as_str());
+            let mut raw = Raw::open(&base_db.url, sqlite)?;
+            baseline::seed_orders(&mut raw, options.orders())?;
+            history::analyze(&mut raw)?;
+            drop(raw);
+            let result = match options.backend {
+                Backend::Postgres => baseline::pgbench(
+                    &base_db.url,
+                    kind,
+                    options.pgbench_clients(),
+                    options.duration(),
+                    options.orders(),
+                )?,
+                Backend::Sqlite => baseline::sqlite_single_writer(
+                    &base_db.config.target,
+                    kind,
+                    options.clients(),
+                    options.duration(),
+                    options.orders(),
+                )?,
+            };
+            println!("{}", result.row());
+            baselines.push((kind, result));
+        }
+    }
     let requests_per_cpu_second = if cpu > 0.0 {
         requests as f64 / cpu
     } else {
@@ -170,23 +180,27 @@ async fn run(options: Options) -> Result<bool, String> {
         requests as f64 / generator_cpu.max(f64::MIN_POSITIVE)
     );
     println!("server CPU: {:.3} ms per request ({requests_per_cpu_second:.0} requests per CPU second); peak RSS {rss:.1} MiB; ready in {ready_ms:.0} ms", if requests > 0 { cpu * 1000.0 / requests as f64 } else { 0.0 });
-    let mut ratios = json!(null);
-    if let Some(base) = &baseline {
+    let mut ratios = json!({});
+    for (kind, base) in &baselines {
+        let name = match kind {
+            baseline::Kind::Ordinary => "ordinary",
+            baseline::Kind::Ceiling => "ceiling",
+        };
         let throughput = measured.throughput() / base.throughput().max(f64::MIN_POSITIVE);
         let p99 = measured.p99 / base.p99.max(f64::MIN_POSITIVE);
-        println!("ratios to the baseline: throughput {throughput:.2}x, p99 {p99:.2}x");
-        ratios = json!({"throughput": throughput, "p99": p99});
+        println!("ratios to the {name} baseline: throughput {throughput:.2}x, p99 {p99:.2}x");
+        ratios[name] = json!({"throughput": throughput, "p99": p99});
         if options.latency_ms > 0 {
             // With a slow provider the bound is whichever is lower: what the clients can offer
             // (each waits for the provider) or what the database can do.
-            let offered = options.clients as f64 * 1000.0 / options.latency_ms as f64;
+            let offered = options.clients() as f64 * 1000.0 / options.latency_ms as f64;
             let bound = offered.min(base.throughput());
             let of_bound = measured.throughput() / bound.max(f64::MIN_POSITIVE);
             println!(
-                "throughput / min(clients / latency = {offered:.0}/s, database limit = {:.0}/s): {of_bound:.2}x",
+                "throughput / min(clients / latency = {offered:.0}/s, {name} limit = {:.0}/s): {of_bound:.2}x",
                 base.throughput()
             );
-            ratios["of_bound"] = json!(of_bound);
+            ratios[name]["of_bound"] = json!(of_bound);
         }
     }
     if failures.is_empty() {
@@ -199,7 +213,7 @@ async fn run(options: Options) -> Result<bool, String> {
     if let Some(path) = &options.json {
         let document = json!({
             "consign": measured.json(),
-            "baseline": baseline.as_ref().map(Measured::json),
+            "baselines": baselines.iter().map(|(_, b)| b.json()).collect::<Vec<_>>(),
             "ratios": ratios,
             "cpu_ms_per_request": if requests > 0 { cpu * 1000.0 / requests as f64 } else { 0.0 },
             "peak_rss_mib": rss,
@@ -232,14 +246,7 @@ fn own_cpu_seconds() -> f64 {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match Options::parse(&args) {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
+    let options = <Options as clap::Parser>::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

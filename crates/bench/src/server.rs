@@ -50,7 +50,8 @@ pub async fn start(
             "CONSIGN_MAIL_DIR",
             std::env::temp_dir().join("consign-bench-mail"),
         )
-        .env("RUST_LOG", "warn")
+        // The default log level: the access log line of every request is part of the cost.
+        .env_remove("RUST_LOG")
         // The load generator uses one key; the per-key limit would measure itself.
         .env("CONSIGN_RATE_LIMIT", "0")
         .stdout(Stdio::null())
