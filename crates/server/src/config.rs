@@ -125,7 +125,7 @@ pub struct Settings {
     #[arg(long, env = "CONSIGN_STRIPE_MULTICAPTURE", default_value = "false", global = true, value_parser = flag)]
     pub stripe_multicapture: bool,
     /// Timeout of one Stripe call.
-    #[arg(long, env = "CONSIGN_STRIPE_TIMEOUT", default_value = "10s", global = true, value_parser = positive_duration)]
+    #[arg(long, env = "CONSIGN_STRIPE_TIMEOUT", default_value = "30s", global = true, value_parser = positive_duration)]
     pub stripe_timeout: Duration,
     /// Pending captures older than this are replayed, this often.
     #[arg(long, env = "CONSIGN_RECOVERY_AFTER", default_value = "5s", global = true, value_parser = duration)]
