@@ -304,13 +304,34 @@ impl Amount {
     }
 }
 
+/// A decimal's exact text, from a string or a JSON number; `None` for anything else.
+fn decimal_text(value: Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A non-negative decimal as a JSON number up to `maximum`, or as a string of digits.
+fn decimal_schema(maximum: Option<f64>) -> RefOr<Schema> {
+    one_of([
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .minimum(Some(0.0))
+            .maximum(maximum)
+            .into(),
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[0-9]+(\\.[0-9]+)?$"))
+            .into(),
+    ])
+}
+
 impl<'de> Deserialize<'de> for Amount {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = match read(deserializer)? {
-            Value::String(s) => s,
-            Value::Number(n) => n.to_string(),
-            _ => return Err(de::Error::custom("must be an amount such as \"249.50\"")),
-        };
+        let text = decimal_text(read(deserializer)?)
+            .ok_or_else(|| de::Error::custom("must be an amount such as \"249.50\""))?;
         // The shape is checked here; the decimals once the currency is known.
         let (whole, fraction) = text.split_once('.').unwrap_or((&text, "0"));
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
@@ -323,20 +344,7 @@ impl<'de> Deserialize<'de> for Amount {
         Ok(Amount(text))
     }
 }
-schema_named!(
-    Amount,
-    "Amount",
-    one_of([
-        ObjectBuilder::new()
-            .schema_type(Type::Number)
-            .minimum(Some(0.0))
-            .into(),
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some("^[0-9]+(\\.[0-9]+)?$"))
-            .into(),
-    ])
-);
+schema_named!(Amount, "Amount", decimal_schema(None));
 
 /// A tax rate in percent, as a decimal string or a JSON number (`25`, `"12.5"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,31 +352,14 @@ pub struct Percent(pub TaxRate);
 
 impl<'de> Deserialize<'de> for Percent {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = match read(deserializer)? {
-            Value::String(s) => s,
-            Value::Number(n) => n.to_string(),
-            _ => return Err(de::Error::custom("must be a percentage such as \"25\"")),
-        };
+        let text = decimal_text(read(deserializer)?)
+            .ok_or_else(|| de::Error::custom("must be a percentage such as \"25\""))?;
         text.parse().map(Percent).map_err(|_| {
             de::Error::custom("must be a percentage from 0 to 100 with at most two decimals")
         })
     }
 }
-schema_named!(
-    Percent,
-    "Percent",
-    one_of([
-        ObjectBuilder::new()
-            .schema_type(Type::Number)
-            .minimum(Some(0.0))
-            .maximum(Some(100.0))
-            .into(),
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some("^[0-9]+(\\.[0-9]+)?$"))
-            .into(),
-    ])
-);
+schema_named!(Percent, "Percent", decimal_schema(Some(100.0)));
 
 /// A shipment id, `"83651-1"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
