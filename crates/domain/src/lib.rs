@@ -6,6 +6,7 @@ mod ids;
 mod money;
 mod order;
 mod plan;
+mod returns;
 mod shipment;
 mod state;
 
@@ -14,6 +15,9 @@ pub use ids::{InvalidShipmentId, LineId, OrderId, ShipmentId};
 pub use money::{Currency, Money, MoneyError};
 pub use order::{LineMove, Order, OrderLine, OrderProgress, PaymentAuthorization, TaxRate};
 pub use plan::{CapturePlan, Providers, ShipmentLine, ShipmentPlan, ShipmentRequest};
+pub use returns::{
+    Cost, NotReturned, RefundEvent, RefundState, ReturnError, ReturnPlan, ReturnRequest, Returned,
+};
 pub use shipment::{
     CaptureOrigin, CaptureStart, Completion, Settlement, Shipment, ShipmentChange, ShipmentFlags,
 };

@@ -1,0 +1,436 @@
+//! Returns and refunds: what can be returned from a captured shipment, what a return refunds,
+//! and the refund's states. Each rule is a plain function that answers a plan or a
+//! [`ReturnError`] and changes nothing when it refuses.
+//!
+//! The money rule: per shipment, refunded (and in flight) never exceeds what was captured, so per
+//! order it never does either; a line never comes back more often than it was shipped in that
+//! shipment.
+
+use crate::ids::{LineId, ShipmentId};
+use crate::money::{Money, MoneyError};
+use crate::order::Order;
+use crate::plan::ShipmentLine;
+use crate::shipment::Shipment;
+use crate::state::ShipmentState;
+
+/// Why a return or a refund is refused. Nothing changed when it is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReturnError {
+    /// Only a captured shipment's money came in; others are updated or deleted instead.
+    #[error("shipment is not captured; update or delete it instead of returning it")]
+    NotCaptured(ShipmentId),
+    /// No named line could be returned (each reason is in `not_returned`).
+    #[error("nothing on the shipment can be returned")]
+    NothingReturnable(Vec<NotReturned>),
+    /// Costs and deductions that leave less than nothing to refund.
+    #[error("the refund would be negative: {0}")]
+    NegativeRefund(Money),
+    /// More than the shipment still has to refund.
+    #[error("refund {asked} exceeds what is still refundable on the shipment ({refundable})")]
+    ExceedsRefundable {
+        /// The refund asked for.
+        asked: Money,
+        /// What is still refundable.
+        refundable: Money,
+    },
+    /// A refund asked of a return whose refund is done or in flight.
+    #[error("the return's refund is already {0}")]
+    RefundNotDue(&'static str),
+    /// A money error (overflow, another currency).
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}
+
+/// A line left out of a return, and why (Centra creates the return with the rest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotReturned {
+    /// The order line asked for.
+    pub line_id: LineId,
+    /// Why it was left out, as the client reads it.
+    pub msg: String,
+}
+
+/// Where a cost of a return comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cost {
+    /// None.
+    #[default]
+    None,
+    /// This amount.
+    Given(Money),
+    /// What the shipment carried (the shipping fee its capture carried, once per shipment;
+    /// nothing for handling and vouchers, which Consign's shipments do not carry).
+    FromShipment,
+}
+
+/// What a create-return request asks of a captured shipment.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReturnRequest {
+    /// Lines and quantities to return; `None`: everything still returnable.
+    pub lines: Option<Vec<ShipmentLine>>,
+    /// Shipping refunded with the return.
+    pub shipping: Cost,
+    /// Handling refunded with the return.
+    pub handling: Cost,
+    /// Vouchers deducted from the refund.
+    pub voucher: Cost,
+    /// What returning costs the customer, deducted from the refund.
+    pub return_cost: Option<Money>,
+}
+
+/// What earlier returns of one shipment took: units per line, money refunded or in flight, and
+/// whether one of them refunded the shipping fee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Returned {
+    lines: Vec<ShipmentLine>,
+    refunded: Money,
+    shipping_fee_refunded: bool,
+}
+
+impl Returned {
+    /// Nothing returned yet, in the order's currency.
+    pub fn nothing(order: &Order) -> Returned {
+        Returned {
+            lines: Vec::new(),
+            refunded: Money::zero(order.currency()),
+            shipping_fee_refunded: false,
+        }
+    }
+
+    /// What a store kept: units returned per line, the amount refunded or in flight, and
+    /// whether the shipping fee was refunded.
+    pub fn kept(
+        lines: Vec<ShipmentLine>,
+        refunded: Money,
+        shipping_fee_refunded: bool,
+    ) -> Returned {
+        Returned {
+            lines,
+            refunded,
+            shipping_fee_refunded,
+        }
+    }
+
+    /// Units of `line` returned so far.
+    pub fn units(&self, line: LineId) -> u32 {
+        self.lines
+            .iter()
+            .filter(|l| l.line_id == line)
+            .map(|l| l.quantity)
+            .sum()
+    }
+
+    /// Money refunded or in flight.
+    pub fn refunded(&self) -> Money {
+        self.refunded
+    }
+
+    /// Whether a return of the shipment refunded its shipping fee.
+    pub fn shipping_fee_refunded(&self) -> bool {
+        self.shipping_fee_refunded
+    }
+
+    /// The same, with a planned return's units added and, when `refund` is asked, its amount
+    /// counted as in flight.
+    pub fn with(&self, plan: &ReturnPlan, refund: bool) -> Result<Returned, ReturnError> {
+        let mut lines = self.lines.clone();
+        lines.extend(plan.lines.iter().copied());
+        let refunded = if refund {
+            self.refunded.plus(plan.refund)?
+        } else {
+            self.refunded
+        };
+        Ok(Returned {
+            lines,
+            refunded,
+            shipping_fee_refunded: self.shipping_fee_refunded
+                || (refund && plan.takes_shipping_fee),
+        })
+    }
+}
+
+/// A validated return: what comes back, the costs, and what it refunds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnPlan {
+    /// Lines and quantities returned.
+    pub lines: Vec<ShipmentLine>,
+    /// Lines asked for and left out.
+    pub not_returned: Vec<NotReturned>,
+    /// The returned units at the price they were captured at.
+    pub units: Money,
+    /// Shipping refunded.
+    pub shipping: Money,
+    /// Handling refunded.
+    pub handling: Money,
+    /// Vouchers deducted.
+    pub voucher: Money,
+    /// The return cost deducted.
+    pub return_cost: Money,
+    /// units + shipping + handling - return cost - voucher.
+    pub refund: Money,
+    /// Whether `shipping` is the fee the shipment's capture carried.
+    pub takes_shipping_fee: bool,
+}
+
+impl ReturnPlan {
+    /// Whether the refund of this return fits what the shipment still has to refund.
+    ///
+    /// "Still refundable" is the captured amount minus what is refunded or in flight; a return
+    /// created without a refund counts only once its refund is asked for, so the check runs
+    /// again then.
+    pub fn check_refundable(
+        &self,
+        shipment: &Shipment,
+        returned: &Returned,
+    ) -> Result<(), ReturnError> {
+        let captured = shipment
+            .capture_amount()
+            .ok_or(ReturnError::NotCaptured(shipment.id()))?;
+        let refundable = captured.minus(returned.refunded)?;
+        if self.refund.minor() > refundable.minor() {
+            return Err(ReturnError::ExceedsRefundable {
+                asked: self.refund,
+                refundable,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Order {
+    /// Plans a return of `shipment` (which must be captured), given what its earlier returns
+    /// took. Each line may come back up to its quantity in the shipment minus earlier returns;
+    /// lines that cannot are left out with a reason (not capped), and if nothing is left the
+    /// return is refused. With `refund`, the refund must fit what the shipment still has to
+    /// refund. Nothing is changed.
+    ///
+    /// ```
+    /// use consign_domain::*;
+    /// let sek: Currency = "SEK".parse().unwrap();
+    /// let money = |text| Money::parse(text, sek).unwrap();
+    /// let mut order = Order::new(OrderId(1), sek,
+    ///     vec![OrderLine::new(LineId(1), "TSHIRT", "T-shirt", money("249.50"), TaxRate(2500), 2)],
+    ///     money("49.00"),
+    ///     Some(PaymentAuthorization { provider: "sandbox".into(), reference: "a".into(), amount: money("548.00") }),
+    /// ).unwrap();
+    /// let plan = order.plan_shipment(&ShipmentRequest { capture: true, deduct_previous_costs: false,
+    ///     lines: vec![ShipmentLine { line_id: LineId(1), quantity: 2 }] }).unwrap();
+    /// order.reserve(&plan).unwrap();
+    /// let shipment = Shipment::planned(&plan, ShipmentFlags::default())
+    ///     .settle(Settlement::Captured, CaptureOrigin::AtCreation).unwrap().after().clone();
+    /// // One T-shirt back with the shipping fee, less a return cost of 20.
+    /// let request = ReturnRequest {
+    ///     lines: Some(vec![ShipmentLine { line_id: LineId(1), quantity: 1 }]),
+    ///     shipping: Cost::FromShipment,
+    ///     return_cost: Some(money("20.00")),
+    ///     ..ReturnRequest::default()
+    /// };
+    /// let returned = Returned::nothing(&order);
+    /// let plan = order.plan_return(&shipment, &returned, &request, true).unwrap();
+    /// assert_eq!(plan.refund.to_string(), "278.50"); // 249.50 + 49.00 - 20.00
+    /// // Three more are not there to return: left out, and with nothing left, refused.
+    /// let after = returned.with(&plan, true).unwrap();
+    /// let too_many = ReturnRequest { lines: Some(vec![ShipmentLine { line_id: LineId(1), quantity: 3 }]), ..ReturnRequest::default() };
+    /// assert!(matches!(order.plan_return(&shipment, &after, &too_many, true), Err(ReturnError::NothingReturnable(_))));
+    /// ```
+    pub fn plan_return(
+        &self,
+        shipment: &Shipment,
+        returned: &Returned,
+        request: &ReturnRequest,
+        refund: bool,
+    ) -> Result<ReturnPlan, ReturnError> {
+        if shipment.state() != ShipmentState::Captured {
+            return Err(ReturnError::NotCaptured(shipment.id()));
+        }
+        let currency = self.currency();
+        let wanted: Vec<ShipmentLine> = match &request.lines {
+            Some(lines) => lines.clone(),
+            None => shipment
+                .lines()
+                .iter()
+                .map(|l| ShipmentLine {
+                    line_id: l.line_id,
+                    quantity: l.quantity.saturating_sub(returned.units(l.line_id)),
+                })
+                .filter(|l| l.quantity > 0)
+                .collect(),
+        };
+        let mut lines: Vec<ShipmentLine> = Vec::new();
+        let mut not_returned = Vec::new();
+        let mut units = Money::zero(currency);
+        for want in wanted {
+            let shipped = shipment
+                .lines()
+                .iter()
+                .find(|l| l.line_id == want.line_id)
+                .map_or(0, |l| l.quantity);
+            let already = returned.units(want.line_id)
+                + lines
+                    .iter()
+                    .filter(|l| l.line_id == want.line_id)
+                    .map(|l| l.quantity)
+                    .sum::<u32>();
+            let left = shipped.saturating_sub(already);
+            let refuse = |msg: String| NotReturned {
+                line_id: want.line_id,
+                msg,
+            };
+            if shipped == 0 {
+                not_returned.push(refuse(format!(
+                    "line {} is not on shipment {}",
+                    want.line_id,
+                    shipment.id()
+                )));
+            } else if want.quantity == 0 {
+                not_returned.push(refuse(format!(
+                    "quantity for line {} must be at least 1",
+                    want.line_id
+                )));
+            } else if want.quantity > left {
+                not_returned.push(refuse(format!(
+                    "line {}: requested {}, but only {left} of {shipped} can still be returned",
+                    want.line_id, want.quantity
+                )));
+            } else if let Some(line) = self.line(want.line_id) {
+                units = units.plus(line.unit_price().times(want.quantity)?)?;
+                lines.push(want);
+            } else {
+                not_returned.push(refuse(format!("line {} is not on the order", want.line_id)));
+            }
+        }
+        if lines.is_empty() {
+            return Err(ReturnError::NothingReturnable(not_returned));
+        }
+        let fee_left = shipment.carries_shipping_fee() && !returned.shipping_fee_refunded();
+        let (shipping, takes_shipping_fee) = match request.shipping {
+            Cost::None => (Money::zero(currency), false),
+            Cost::Given(amount) => (amount, false),
+            Cost::FromShipment if fee_left => (self.shipping_fee(), true),
+            Cost::FromShipment => (Money::zero(currency), false),
+        };
+        let amount = |cost: Cost| match cost {
+            Cost::Given(amount) => amount,
+            Cost::None | Cost::FromShipment => Money::zero(currency),
+        };
+        let handling = amount(request.handling);
+        let voucher = amount(request.voucher);
+        let return_cost = request.return_cost.unwrap_or(Money::zero(currency));
+        for cost in [shipping, handling, voucher, return_cost] {
+            if cost.currency() != currency {
+                return Err(MoneyError::CurrencyMismatch(currency, cost.currency()).into());
+            }
+            if cost.minor() < 0 {
+                return Err(ReturnError::NegativeRefund(cost));
+            }
+        }
+        let refund_amount = units
+            .plus(shipping)?
+            .plus(handling)?
+            .minus(return_cost)?
+            .minus(voucher)?;
+        if refund_amount.minor() < 0 {
+            return Err(ReturnError::NegativeRefund(refund_amount));
+        }
+        let plan = ReturnPlan {
+            lines,
+            not_returned,
+            units,
+            shipping,
+            handling,
+            voucher,
+            return_cost,
+            refund: refund_amount,
+            takes_shipping_fee,
+        };
+        if refund {
+            plan.check_refundable(shipment, returned)?;
+        }
+        Ok(plan)
+    }
+}
+
+/// Where a return's refund stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefundState {
+    /// No refund asked for.
+    None,
+    /// Asked of the provider; its answer is not known yet.
+    Pending,
+    /// Refunded.
+    Refunded,
+    /// Declined by the provider; it may be asked again.
+    Declined,
+    /// Still unknown after many recovery passes: an operator should look.
+    NeedsReview,
+}
+
+/// What happens to a return's refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefundEvent {
+    /// The refund is asked of the provider (a new attempt).
+    Requested,
+    /// The provider refunded.
+    Succeeded,
+    /// The provider declined.
+    Declined,
+    /// The outcome is still unknown; after many passes it needs review.
+    Unknown {
+        /// Passes without an outcome.
+        passes: u32,
+        /// Passes after which it needs review.
+        review_after: u32,
+    },
+}
+
+impl RefundState {
+    /// The state after `event`, or `Err` with the state's name when the event does not apply
+    /// (a refunded return is never refunded again; a pending one waits for its outcome).
+    ///
+    /// ```
+    /// use consign_domain::{RefundEvent::*, RefundState};
+    /// assert_eq!(RefundState::None.on(Requested), Ok(RefundState::Pending));
+    /// assert_eq!(RefundState::Pending.on(Declined), Ok(RefundState::Declined));
+    /// assert_eq!(RefundState::Declined.on(Requested), Ok(RefundState::Pending));
+    /// assert!(RefundState::Refunded.on(Requested).is_err());
+    /// ```
+    pub fn on(self, event: RefundEvent) -> Result<RefundState, ReturnError> {
+        use RefundState::*;
+        match (self, event) {
+            (None | Declined, RefundEvent::Requested) => Ok(Pending),
+            (Pending | NeedsReview, RefundEvent::Succeeded) => Ok(Refunded),
+            (Pending | NeedsReview, RefundEvent::Declined) => Ok(Declined),
+            (
+                Pending | NeedsReview,
+                RefundEvent::Unknown {
+                    passes,
+                    review_after,
+                },
+            ) => Ok(if passes >= review_after {
+                NeedsReview
+            } else {
+                Pending
+            }),
+            (state, _) => Err(ReturnError::RefundNotDue(state.as_str())),
+        }
+    }
+
+    /// Whether its amount counts against what the shipment can still refund.
+    pub fn holds_money(self) -> bool {
+        matches!(
+            self,
+            RefundState::Pending | RefundState::Refunded | RefundState::NeedsReview
+        )
+    }
+
+    /// The name clients and stores use: `none`, `pending`, `refunded`, `declined`, `needsReview`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RefundState::None => "none",
+            RefundState::Pending => "pending",
+            RefundState::Refunded => "refunded",
+            RefundState::Declined => "declined",
+            RefundState::NeedsReview => "needsReview",
+        }
+    }
+}
