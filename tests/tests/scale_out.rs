@@ -44,6 +44,14 @@ impl PaymentGateway for InspectingGateway {
             reference: format!("ch_{}", request.idempotency_key),
         }
     }
+
+    async fn refund(&self, request: RefundRequest) -> RefundOutcome {
+        // These tests make no refunds; a call would be a bug in them.
+        RefundOutcome::Declined {
+            code: "not_in_this_test".into(),
+            message: format!("unexpected refund {}", request.idempotency_key),
+        }
+    }
 }
 
 fn service(database: &Database, gateway: Arc<InspectingGateway>) -> Consign {

@@ -373,17 +373,16 @@ impl Order {
         shipping_fee_committed: Option<bool>,
         next_shipment_number: Option<u32>,
     ) -> Result<(), ShipmentError> {
-        let mut updated = Vec::with_capacity(moves.len());
+        // Moves apply in turn to a working copy (two moves of one line add up), checked at
+        // every step; the order changes only once all of them fit.
+        let mut lines = self.lines.clone();
         for m in moves {
-            let index = self
-                .lines
-                .iter()
-                .position(|l| l.line_id == m.line_id)
-                .ok_or(ShipmentError::UnknownLine {
+            let line = lines.iter_mut().find(|l| l.line_id == m.line_id).ok_or(
+                ShipmentError::UnknownLine {
                     order: self.id,
                     line: m.line_id,
-                })?;
-            let line = &self.lines[index];
+                },
+            )?;
             let shift = |count: u32, by: i64| {
                 i64::from(count)
                     .checked_add(by)
@@ -399,7 +398,7 @@ impl Order {
             if moved.check().is_err() {
                 return Err(does_not_fit(line));
             }
-            updated.push((index, moved));
+            *line = moved;
         }
         let committed = self
             .committed
@@ -412,9 +411,7 @@ impl Order {
                 "committed would be {committed} of a total of {total}"
             )));
         }
-        for (index, line) in updated {
-            self.lines[index] = line;
-        }
+        self.lines = lines;
         self.committed = Money::from_minor(committed, self.currency);
         if let Some(carried) = shipping_fee_committed {
             self.shipping_fee_committed = carried;

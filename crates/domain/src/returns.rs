@@ -79,7 +79,8 @@ pub struct ReturnRequest {
 }
 
 /// What earlier returns of one shipment took: units per line, money refunded or in flight, and
-/// whether one of them refunded the shipping fee.
+/// whether one of them took the shipping fee (whatever its refund's state: the fee comes back
+/// with one return at most).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Returned {
     lines: Vec<ShipmentLine>,
@@ -125,7 +126,7 @@ impl Returned {
         self.refunded
     }
 
-    /// Whether a return of the shipment refunded its shipping fee.
+    /// Whether a return of the shipment took its shipping fee.
     pub fn shipping_fee_refunded(&self) -> bool {
         self.shipping_fee_refunded
     }
@@ -143,8 +144,7 @@ impl Returned {
         Ok(Returned {
             lines,
             refunded,
-            shipping_fee_refunded: self.shipping_fee_refunded
-                || (refund && plan.takes_shipping_fee),
+            shipping_fee_refunded: self.shipping_fee_refunded || plan.takes_shipping_fee,
         })
     }
 }

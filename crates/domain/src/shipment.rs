@@ -356,8 +356,14 @@ impl Shipment {
     ) -> Result<ShipmentChange, ShipmentError> {
         self.transition(ShipmentEvent::CaptureUnknown)?;
         let mut after = self.clone();
-        after.flags.needs_review |= passes >= review_after;
+        after.flags.needs_review |= Shipment::needs_review_after(passes, review_after);
         Ok(self.change(after, Vec::new(), 0, None))
+    }
+
+    /// The review rule: a capture still unknown after `passes` tries needs an operator from
+    /// `review_after` passes on.
+    pub fn needs_review_after(passes: u32, review_after: u32) -> bool {
+        passes >= review_after
     }
 
     /// The state after `event`, or the refusal a Centra client reads.

@@ -91,9 +91,7 @@ fn returned(order: &Order, kept: &[Kept], index: usize) -> Returned {
         .filter(|k| k.state.holds_money())
         .map(|k| k.plan.refund.minor())
         .sum();
-    let fee = mine
-        .iter()
-        .any(|k| k.state.holds_money() && k.plan.takes_shipping_fee);
+    let fee = mine.iter().any(|k| k.plan.takes_shipping_fee);
     let _ = order;
     Returned::kept(lines, Money::from_minor(refunded, sek()), fee)
 }
@@ -224,6 +222,14 @@ fn a_declined_refund_can_be_asked_again_and_a_refunded_one_never() {
         .unwrap();
     assert_eq!(review, RefundState::NeedsReview);
     assert!(review.holds_money());
+    assert_eq!(
+        review.on(Unknown {
+            passes: 11,
+            review_after: 10
+        }),
+        Ok(RefundState::NeedsReview),
+        "review sticks until the outcome is known"
+    );
     assert_eq!(review.on(Succeeded), Ok(RefundState::Refunded));
 }
 
@@ -257,6 +263,19 @@ fn only_captured_shipments_have_returns_and_the_fee_comes_back_once() {
     );
     let all = after.with(&again, true).unwrap();
     assert_eq!(all.refunded(), first.capture_amount().unwrap());
+    // A return created without a refund takes the fee all the same: it comes back once.
+    let unrefunded = order
+        .plan_return(first, &nothing, &one(Cost::FromShipment), false)
+        .unwrap();
+    let second = order
+        .plan_return(
+            first,
+            &nothing.with(&unrefunded, false).unwrap(),
+            &one(Cost::FromShipment),
+            false,
+        )
+        .unwrap();
+    assert!(unrefunded.takes_shipping_fee && !second.takes_shipping_fee);
     // Nothing is left to return, and nothing to refund.
     assert!(matches!(
         order.plan_return(first, &all, &one(Cost::None), false),

@@ -383,3 +383,47 @@ fn a_capture_with_a_provider_that_is_not_enabled_is_refused_before_anything_chan
         "the message names what is enabled"
     );
 }
+
+#[test]
+fn two_moves_of_one_line_add_up_and_are_checked_together() {
+    // A hand-built plan naming line 1 twice: 1 + 2 units of the 2 still shippable.
+    let mut o = order();
+    let plan = ShipmentPlan {
+        id: ShipmentId {
+            order: OrderId(5),
+            number: 3,
+        },
+        lines: vec![
+            ShipmentLine {
+                line_id: LineId(1),
+                quantity: 1,
+            },
+            ShipmentLine {
+                line_id: LineId(1),
+                quantity: 2,
+            },
+        ],
+        capture: None,
+    };
+    let before = o.clone();
+    assert!(matches!(
+        o.reserve(&plan),
+        Err(ShipmentError::DoesNotFit(_))
+    ));
+    assert_eq!(o, before);
+    let fits = ShipmentPlan {
+        lines: vec![
+            ShipmentLine {
+                line_id: LineId(1),
+                quantity: 1,
+            },
+            ShipmentLine {
+                line_id: LineId(1),
+                quantity: 1,
+            },
+        ],
+        ..plan
+    };
+    o.reserve(&fits).unwrap();
+    assert_eq!(o.lines()[0].allocated(), 4, "both moves counted");
+}

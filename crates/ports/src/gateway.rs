@@ -1,4 +1,5 @@
-//! The payment gateway port: capture part of an authorisation, idempotently.
+//! The payment gateway port: capture part of an authorisation, and refund part of what was
+//! captured, idempotently.
 
 use async_trait::async_trait;
 use consign_domain::{Money, PaymentAuthorization};
@@ -38,7 +39,45 @@ pub enum CaptureOutcome {
     },
 }
 
-/// A payment provider's capture API.
+/// One refund attempt as sent to the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    /// The authorisation whose captures are refunded.
+    pub authorization: PaymentAuthorization,
+    /// How much to refund.
+    pub amount: Money,
+    /// The key the provider deduplicates on: the same key always gets the first answer.
+    pub idempotency_key: String,
+    /// Names the provider keeps with the refund (order, return), so a refund whose answer was
+    /// lost can be found there again.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// What the provider said to a refund.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// Refunded (or accepted and settling: the provider's status is kept).
+    Refunded {
+        /// Provider reference of the refund.
+        reference: String,
+        /// The provider's own status (`succeeded`, `pending`).
+        status: String,
+    },
+    /// Definitely not refunded with this request.
+    Declined {
+        /// Provider's code.
+        code: String,
+        /// Provider's message.
+        message: String,
+    },
+    /// Nobody knows yet: replay with the same key later.
+    Unknown {
+        /// Why the outcome is unknown.
+        reason: String,
+    },
+}
+
+/// A payment provider's capture and refund API.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait PaymentGateway: Send + Sync {
@@ -54,4 +93,8 @@ pub trait PaymentGateway: Send + Sync {
 
     /// Captures `request.amount`. Must be safe to call again with the same key.
     async fn capture(&self, request: CaptureRequest) -> CaptureOutcome;
+
+    /// Refunds `request.amount` of what was captured. Must be safe to call again with the same
+    /// key.
+    async fn refund(&self, request: RefundRequest) -> RefundOutcome;
 }

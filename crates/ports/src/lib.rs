@@ -19,7 +19,7 @@ pub use documents::{
     DocumentData, DocumentError, DocumentKind, DocumentRenderer, Email, Invoice, MailError, Mailer,
     OutboxMessage, Seller,
 };
-pub use gateway::{CaptureOutcome, CaptureRequest, PaymentGateway};
+pub use gateway::{CaptureOutcome, CaptureRequest, PaymentGateway, RefundOutcome, RefundRequest};
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, StoredAnswer};
 pub use keys::{ApiKeyId, ApiKeyInfo, KeyStore};
 pub use records::{

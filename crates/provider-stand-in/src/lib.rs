@@ -1,8 +1,10 @@
 //! # consign-provider-stand-in
 //!
 //! Test code, never part of the product: a stateful HTTP server on loopback that behaves like
-//! Stripe's capture API (`POST /v1/payment_intents/{id}/capture`), so the real payment adapter
-//! and the real server binary can be tested against it.
+//! Stripe's capture API (`POST /v1/payment_intents/{id}/capture`) and refund API
+//! (`POST /v1/refunds`), so the real payment adapter and the real server binary can be tested
+//! against it. Refunds are kept in a ledger of their own, never above what was captured on the
+//! intent; intents whose id starts with `pi_norefund` answer every refund `failed`.
 //!
 //! It keeps authorisations with their capturable amounts, replays the first answer for a
 //! repeated `Idempotency-Key`, answers 409 while the first call with a key is still running,
@@ -55,10 +57,26 @@ pub struct Capture {
     pub charge: String,
 }
 
+/// One refund the stand-in really made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    /// The PaymentIntent.
+    pub intent: String,
+    /// The idempotency key it was made with.
+    pub idempotency_key: String,
+    /// Minor units.
+    pub amount: i64,
+    /// The refund id answered.
+    pub id: String,
+    /// The metadata sent with it.
+    pub metadata: Vec<(String, String)>,
+}
+
 #[derive(Debug)]
 struct Intent {
     amount: i64,
     captured: i64,
+    refunded: i64,
     multicapture: bool,
     /// No more captures: fully captured, or a single-capture intent after its capture.
     closed: bool,
@@ -79,6 +97,7 @@ struct State {
     intents: HashMap<String, Intent>,
     keys: HashMap<String, KeyState>,
     ledger: Vec<Capture>,
+    refunds: Vec<Refund>,
     faults: VecDeque<Fault>,
     latency: Duration,
     requests: usize,
@@ -138,6 +157,7 @@ impl StandIn {
             Intent {
                 amount,
                 captured: 0,
+                refunded: 0,
                 multicapture,
                 closed: false,
             },
@@ -162,6 +182,16 @@ impl StandIn {
     /// Sum of all captures, minor units.
     pub fn captured_total(&self) -> i64 {
         self.lock().ledger.iter().map(|c| c.amount).sum()
+    }
+
+    /// Every refund made, in order.
+    pub fn refund_ledger(&self) -> Vec<Refund> {
+        self.lock().refunds.clone()
+    }
+
+    /// Sum of all refunds, minor units.
+    pub fn refunded_total(&self) -> i64 {
+        self.lock().refunds.iter().map(|r| r.amount).sum()
     }
 
     /// Requests received so far.
@@ -267,13 +297,13 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) {
     }
     let (status, body) = match begin(&state, &request) {
         Begin::Answer(status, body) => (status, body),
-        Begin::Run { intent, latency } => {
+        Begin::Run { operation, latency } => {
             // The key is marked running while the "provider" works: a concurrent call with the
             // same key meets 409, as with Stripe.
             if !latency.is_zero() {
                 tokio::time::sleep(latency).await;
             }
-            finish(&state, &request, &intent)
+            finish(&state, &request, &operation)
         }
     };
     match fault {
@@ -288,7 +318,18 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) {
 
 enum Begin {
     Answer(u16, String),
-    Run { intent: String, latency: Duration },
+    Run {
+        operation: Operation,
+        latency: Duration,
+    },
+}
+
+/// What a request asks.
+enum Operation {
+    /// Capture this intent.
+    Capture(String),
+    /// A refund (the intent is in the form).
+    Refund,
 }
 
 /// Authentication, routing and the idempotency check; marks a new key running.
@@ -304,12 +345,13 @@ fn begin(state: &Arc<Mutex<State>>, request: &Request) -> Begin {
             ),
         );
     }
-    let Some(intent) = request
+    let capture = request
         .path
         .strip_prefix("/v1/payment_intents/")
         .and_then(|rest| rest.strip_suffix("/capture"))
-        .map(str::to_owned)
-    else {
+        .map(|intent| Operation::Capture(intent.to_owned()));
+    let refund = (request.path == "/v1/refunds").then_some(Operation::Refund);
+    let Some(operation) = capture.or(refund) else {
         return Begin::Answer(
             404,
             error(
@@ -348,16 +390,19 @@ fn begin(state: &Arc<Mutex<State>>, request: &Request) -> Begin {
         }
     }
     Begin::Run {
-        intent,
+        operation,
         latency: s.latency,
     }
 }
 
-/// The capture itself, atomic under the lock, and the answer stored for the key.
-fn finish(state: &Arc<Mutex<State>>, request: &Request, intent: &str) -> (u16, String) {
+/// The capture or refund itself, atomic under the lock, and the answer stored for the key.
+fn finish(state: &Arc<Mutex<State>>, request: &Request, operation: &Operation) -> (u16, String) {
     let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
     let key = request.idempotency_key.clone();
-    let (status, body) = capture(&mut s, intent, &key, &request.body);
+    let (status, body) = match operation {
+        Operation::Capture(intent) => capture(&mut s, intent, &key, &request.body),
+        Operation::Refund => refund(&mut s, &key, &request.body),
+    };
     if !key.is_empty() {
         s.keys.insert(
             key,
@@ -457,6 +502,82 @@ fn capture(s: &mut State, intent_id: &str, key: &str, form: &str) -> (u16, Strin
         200,
         json!({"id": intent_id, "object": "payment_intent", "status": status, "amount": authorised,
                "amount_received": captured, "latest_charge": charge})
+        .to_string(),
+    )
+}
+
+fn refund(s: &mut State, key: &str, form: &str) -> (u16, String) {
+    let params: Vec<(String, String)> = form_urlencoded::parse(form.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let (Some(intent_id), Some(amount)) = (
+        get("payment_intent"),
+        get("amount").and_then(|a| a.parse::<i64>().ok()),
+    ) else {
+        return (
+            400,
+            error(
+                "invalid_request_error",
+                "parameter_missing",
+                "Missing required param: payment_intent or amount.",
+            ),
+        );
+    };
+    let id = format!("re_{}", s.refunds.len() + 1);
+    let Some(intent) = s.intents.get_mut(&intent_id) else {
+        return (
+            404,
+            error(
+                "invalid_request_error",
+                "resource_missing",
+                &format!("No such payment_intent: '{intent_id}'"),
+            ),
+        );
+    };
+    if intent_id.starts_with("pi_norefund") {
+        return (
+            200,
+            json!({"id": id, "object": "refund", "status": "failed", "failure_reason": "declined",
+                   "amount": amount, "payment_intent": intent_id})
+            .to_string(),
+        );
+    }
+    if amount <= 0 || intent.refunded + amount > intent.captured {
+        return (
+            400,
+            error(
+                "invalid_request_error",
+                "amount_too_large",
+                "Refund amount is greater than the unrefunded amount captured.",
+            ),
+        );
+    }
+    intent.refunded += amount;
+    let metadata = params
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("metadata[")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .map(|name| (name.to_owned(), v.clone()))
+        })
+        .collect();
+    s.refunds.push(Refund {
+        intent: intent_id.clone(),
+        idempotency_key: key.to_owned(),
+        amount,
+        id: id.clone(),
+        metadata,
+    });
+    (
+        200,
+        json!({"id": id, "object": "refund", "status": "succeeded", "amount": amount,
+               "payment_intent": intent_id})
         .to_string(),
     )
 }

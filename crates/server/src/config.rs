@@ -91,15 +91,9 @@ pub struct Settings {
     /// The URL document links start with (default: http://<listen>).
     #[arg(long, env = "CONSIGN_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
-    /// The default payment gateway.
-    #[arg(
-        long,
-        env = "CONSIGN_GATEWAY",
-        default_value = "sandbox",
-        global = true,
-        value_enum
-    )]
-    pub gateway: GatewayKind,
+    /// The default payment gateway [default: the first of CONSIGN_GATEWAYS, else sandbox].
+    #[arg(long, env = "CONSIGN_GATEWAY", global = true, value_enum)]
+    pub gateway: Option<GatewayKind>,
     /// The enabled payment gateways, comma-separated (default: just the default one). Orders
     /// naming another provider are refused.
     #[arg(
@@ -244,11 +238,21 @@ pub struct SettingsOnly {
 /// not set itself (the environment wins). Called once at start, before any thread exists.
 pub fn file_into_environment(path: &Path) -> Result<(), ConfigError> {
     for (key, value) in read_file(path)? {
-        if std::env::var_os(&key).is_none() {
+        if std::env::var_os(&key).is_none() && !value.trim().is_empty() {
             std::env::set_var(key, value);
         }
     }
     Ok(())
+}
+
+/// Removes every setting the environment holds empty, so it counts as unset (its default), as
+/// an empty value always has. Called once at start, before any thread exists.
+pub fn empty_settings_unset() {
+    for key in keys() {
+        if std::env::var(&key).is_ok_and(|v| v.trim().is_empty()) {
+            std::env::remove_var(&key);
+        }
+    }
 }
 
 /// Every setting, checked and put together.
@@ -321,7 +325,8 @@ impl Config {
     pub fn from_values(values: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         let command = SettingsOnly::command();
         let mut args = vec!["consign".to_owned()];
-        for (key, value) in values {
+        // An empty value is an unset one, as it always was (`KEY=` in a compose file).
+        for (key, value) in values.iter().filter(|(_, v)| !v.trim().is_empty()) {
             let arg = command
                 .get_arguments()
                 .find(|a| a.get_env().is_some_and(|e| e == key.as_str()))
@@ -346,13 +351,17 @@ impl Config {
             key: key.to_owned(),
             why: why.to_owned(),
         };
-        let mut gateways = vec![s.gateway];
+        let default = s
+            .gateway
+            .or(s.gateways.first().copied())
+            .unwrap_or(GatewayKind::Sandbox);
+        let mut gateways = vec![default];
         for g in &s.gateways {
             if !gateways.contains(g) {
                 gateways.push(*g);
             }
         }
-        if !s.gateways.is_empty() && !s.gateways.contains(&s.gateway) {
+        if !s.gateways.is_empty() && !s.gateways.contains(&default) {
             return Err(invalid(
                 "CONSIGN_GATEWAYS",
                 "must include the default gateway (CONSIGN_GATEWAY)",
@@ -627,6 +636,13 @@ mod tests {
         );
         let error = stripe(&[("CONSIGN_GATEWAYS", "sandbox")]).unwrap_err();
         assert!(error.to_string().starts_with("CONSIGN_GATEWAYS"), "{error}");
+        // The list alone names the default: its first.
+        let listed = Config::from_values(&values(&[
+            ("CONSIGN_GATEWAYS", "stripe"),
+            ("CONSIGN_STRIPE_SECRET_KEY", "sk_test_x"),
+        ]))
+        .unwrap();
+        assert_eq!(listed.gateway_names(), ["stripe"]);
         let error = Config::from_values(&values(&[("CONSIGN_GATEWAY", "stripe")])).unwrap_err();
         assert!(
             error.to_string().starts_with("CONSIGN_STRIPE_SECRET_KEY"),
@@ -652,6 +668,24 @@ mod tests {
                 arg.get_id()
             );
         }
+    }
+
+    #[test]
+    fn an_empty_value_is_an_unset_one() {
+        let config = Config::from_values(&values(&[
+            ("CONSIGN_DOCUMENT_SECRET", ""),
+            ("CONSIGN_API_KEY", " "),
+            ("CONSIGN_PUBLIC_URL", ""),
+            ("CONSIGN_WORKERS", ""),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.document_secret, None,
+            "links are never signed with an empty key"
+        );
+        assert_eq!(config.api_key, None);
+        assert_eq!(config.public_url, "http://127.0.0.1:8080");
+        assert_eq!(config.workers, None);
     }
 
     #[test]

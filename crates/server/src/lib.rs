@@ -9,5 +9,7 @@ mod config;
 mod system;
 
 pub use app::{Application, Core, StartError};
-pub use config::{file_into_environment, keys, Config, ConfigError, GatewayKind, Settings};
+pub use config::{
+    empty_settings_unset, file_into_environment, keys, Config, ConfigError, GatewayKind, Settings,
+};
 pub use system::{OsRandom, SystemClock};

@@ -59,6 +59,7 @@ fn main() -> ExitCode {
             return fail(&format!("configuration: {error}"));
         }
     }
+    consign_server::empty_settings_unset();
     let cli = Cli::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());

@@ -52,6 +52,8 @@ fn cycle(db_url: &str, point: &str, orders: std::ops::Range<i64>) -> Findings {
     ));
     let _ = std::fs::remove_file(&arrivals);
     let arrivals_path = arrivals.display().to_string();
+    let log = arrivals.with_extension("log");
+    let log_path = log.display().to_string();
     let server = start_with(
         db_url,
         &stand_in,
@@ -59,6 +61,10 @@ fn cycle(db_url: &str, point: &str, orders: std::ops::Range<i64>) -> Findings {
         &[
             ("CONSIGN_FAILPOINT_PAUSE", point),
             ("CONSIGN_FAILPOINT_ARRIVALS", arrivals_path.as_str()),
+            // The pause does not block a worker; more workers than requests make sure of it.
+            ("CONSIGN_WORKERS", "8"),
+            ("RUST_LOG", "info"),
+            ("STDERR_TO", log_path.as_str()),
         ],
     );
     let mut lines = HashMap::new();
@@ -104,15 +110,25 @@ fn cycle(db_url: &str, point: &str, orders: std::ops::Range<i64>) -> Findings {
             .map(|text| text.lines().filter(|l| *l == point).count())
             .unwrap_or(0)
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while parked() < expected && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
     }
     let parked_at_the_point = parked();
+    if parked_at_the_point < expected {
+        // Say why before the kill: what the server logged while the requests were coming in.
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        eprintln!("{point}: {parked_at_the_point} of {expected} parked; the server's last lines:");
+        for line in &lines[lines.len().saturating_sub(60)..] {
+            eprintln!("  {line}");
+        }
+    }
     let Server { mut child, .. } = server;
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
     let _ = std::fs::remove_file(&arrivals);
+    let _ = std::fs::remove_file(&log);
     let outcomes: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
     let mut findings = Findings {
         requests: outcomes.len(),

@@ -26,11 +26,12 @@ pub(crate) async fn reached(name: &str) {
     }
     if let Ok(path) = std::env::var("CONSIGN_FAILPOINT_ARRIVALS") {
         use std::io::Write;
+        // One write of the whole line: appends from several threads never interleave.
         let appended = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
-            .and_then(|mut file| writeln!(file, "{name}"));
+            .and_then(|mut file| file.write_all(format!("{name}\n").as_bytes()));
         if let Err(error) = appended {
             tracing::error!(%error, %path, "fault point arrival not recorded");
         }

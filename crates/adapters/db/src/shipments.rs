@@ -1,8 +1,8 @@
 //! The two transactions of the create-shipment saga (reserve, settle) and recovery's query.
 
 use consign_domain::{
-    CaptureOrigin, Money, OrderId, PaymentAuthorization, Providers, Settlement, ShipmentId,
-    ShipmentRequest, ShipmentState,
+    CaptureOrigin, Money, OrderId, PaymentAuthorization, Providers, Settlement, Shipment,
+    ShipmentId, ShipmentRequest, ShipmentState,
 };
 use consign_ports::{
     CaptureAttempt, Reservation, SettleOutcome, ShipmentDetails, ShipmentView, Timestamp,
@@ -354,8 +354,17 @@ pub(crate) fn record_unknown(
         let (row, lines) = load_shipment(conn, order_id, int(attempt.shipment.number))?
             .ok_or(DbError::ShipmentNotFound(attempt.shipment))?;
         let shipment = row.to_shipment(attempt.amount.currency(), &lines)?;
-        let change = shipment.capture_unknown(u32::try_from(passes).unwrap_or(0), review_after)?;
-        let review = change.after().flags().needs_review;
+        let passes = u32::try_from(passes).unwrap_or(0);
+        // An open attempt belongs to a capture-pending shipment; anything else is left as it is
+        // (as settling does), and only the attempt is counted.
+        let change = (shipment.state() == ShipmentState::CapturePending)
+            .then(|| shipment.capture_unknown(passes, review_after))
+            .transpose()?;
+        let review = change
+            .as_ref()
+            .map_or(Shipment::needs_review_after(passes, review_after), |c| {
+                c.after().flags().needs_review
+            });
         let state = if review {
             ATTEMPT_NEEDS_REVIEW
         } else {
@@ -364,7 +373,7 @@ pub(crate) fn record_unknown(
         diesel::update(this())
             .set(capture_attempts::state.eq(state))
             .execute(conn)?;
-        if change.after().flags() != change.before().flags() {
+        if let Some(change) = change.filter(|c| c.after().flags() != c.before().flags()) {
             write_change(conn, &change, None, now)?;
         }
         Ok(review)

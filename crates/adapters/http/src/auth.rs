@@ -59,8 +59,14 @@ impl FailureLimiter {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
         if blocked.len() >= 4096 {
+            // Bounded: forget what has expired, and everything if that is not enough; and let
+            // the limiter drop addresses whose buckets are full again.
             let now = Instant::now();
             blocked.retain(|_, until| *until > now);
+            if blocked.len() >= 4096 {
+                blocked.clear();
+            }
+            self.limiter.retain_recent();
         }
         blocked.insert(ip, Instant::now() + wait);
         Some(seconds(wait))

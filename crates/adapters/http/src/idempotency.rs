@@ -23,7 +23,9 @@ use crate::ApiState;
 #[derive(Debug, Clone)]
 pub struct RequestKey(pub String);
 
-/// A claimed key whose answer is not stored yet: released unless kept.
+/// A claimed key whose answer is not stored yet. Released when the request ended without a final
+/// answer; a request dropped mid-way (the client went away) leaves it to takeover, because the
+/// work it started may still be running and a retry must not start it again.
 struct Claim {
     held: Option<(Consign, ApiKeyId, String)>,
 }
@@ -46,20 +48,6 @@ impl Claim {
             if let Err(error) = consign.release_idempotent(api_key, &key).await {
                 tracing::warn!(%error, "could not release an idempotency key");
             }
-        }
-    }
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        // Dropped while held: the request future was dropped mid-way. Release it in the
-        // background rather than leaving it in flight until takeover.
-        if let Some((consign, api_key, key)) = self.held.take() {
-            actix_web::rt::spawn(async move {
-                if let Err(error) = consign.release_idempotent(api_key, &key).await {
-                    tracing::warn!(%error, "could not release an idempotency key");
-                }
-            });
         }
     }
 }
@@ -144,8 +132,8 @@ pub async fn idempotency(
                 .extensions_mut()
                 .insert(RequestKey(format!("{}:{key}", api_key.0)));
             request.set_payload(Payload::from(body));
-            // Until the answer is stored, the claim is released if the request ends any other
-            // way: an inner error, or the request dropped (the client went away).
+            // Until the answer is stored, the claim is released if the request ends without a
+            // final answer (an inner error, or an answer that is not final).
             let claim = Claim::new(consign.clone(), api_key, key.clone());
             let response = match next.call(request).await {
                 Ok(response) => response.map_into_boxed_body(),

@@ -6,6 +6,9 @@
 //!   (idempotency key); a replay with the same key captures;
 //! - anything else is captured.
 //!
+//! Refunds: a reference starting with `norefund` has its refunds declined; `timeout` answers
+//! "unknown" to the first call of each refund attempt too; anything else is refunded.
+//!
 //! Like a real provider it answers a repeated idempotency key with its first answer.
 
 use std::collections::HashMap;
@@ -13,7 +16,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use consign_ports::{CaptureOutcome, CaptureRequest, PaymentGateway};
+use consign_ports::{CaptureOutcome, CaptureRequest, PaymentGateway, RefundOutcome, RefundRequest};
 
 /// Sandbox settings.
 #[derive(Debug, Clone)]
@@ -24,6 +27,8 @@ pub struct SandboxConfig {
     pub decline_prefix: String,
     /// References starting with this answer "unknown" once per attempt.
     pub timeout_prefix: String,
+    /// References starting with this have their refunds declined.
+    pub no_refund_prefix: String,
 }
 
 impl Default for SandboxConfig {
@@ -32,6 +37,7 @@ impl Default for SandboxConfig {
             latency: Duration::ZERO,
             decline_prefix: "decline".into(),
             timeout_prefix: "timeout".into(),
+            no_refund_prefix: "norefund".into(),
         }
     }
 }
@@ -41,6 +47,8 @@ pub struct SandboxGateway {
     config: SandboxConfig,
     /// First definite answer per idempotency key, replayed for repeats.
     answered: Mutex<HashMap<String, CaptureOutcome>>,
+    /// The same for refunds.
+    refunds: Mutex<HashMap<String, RefundOutcome>>,
 }
 
 impl SandboxGateway {
@@ -49,12 +57,27 @@ impl SandboxGateway {
         SandboxGateway {
             config,
             answered: Mutex::new(HashMap::new()),
+            refunds: Mutex::new(HashMap::new()),
         }
     }
 
     /// Sum of the minor units captured so far, for tests and demos.
     pub fn captured_minor(&self) -> i64 {
         self.captures().iter().map(|(_, minor)| minor).sum()
+    }
+
+    /// Sum of the minor units refunded so far, for tests and demos.
+    pub fn refunded_minor(&self) -> i64 {
+        let refunds = self.refunds.lock().unwrap_or_else(|p| p.into_inner());
+        refunds
+            .values()
+            .filter_map(|outcome| match outcome {
+                RefundOutcome::Refunded { reference, .. } => reference
+                    .rsplit_once(':')
+                    .and_then(|(_, minor)| minor.parse::<i64>().ok()),
+                _ => None,
+            })
+            .sum()
     }
 
     /// Every capture made so far: (idempotency key, minor units).
@@ -114,6 +137,46 @@ impl PaymentGateway for SandboxGateway {
         answered.insert(request.idempotency_key.clone(), outcome.clone());
         outcome
     }
+
+    async fn refund(&self, request: RefundRequest) -> RefundOutcome {
+        if !self.config.latency.is_zero() {
+            tokio::time::sleep(self.config.latency).await;
+        }
+        let reference = &request.authorization.reference;
+        let mut refunds = self.refunds.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(first) = refunds.get(&request.idempotency_key) {
+            return first.clone();
+        }
+        let seen = format!("seen:{}", request.idempotency_key);
+        let outcome = if reference.starts_with(&self.config.no_refund_prefix) {
+            RefundOutcome::Declined {
+                code: "refund_declined".into(),
+                message: "sandbox: authorisation reference starts with 'norefund'".into(),
+            }
+        } else if reference.starts_with(&self.config.timeout_prefix) && !refunds.contains_key(&seen)
+        {
+            refunds.insert(
+                seen,
+                RefundOutcome::Unknown {
+                    reason: "seen".into(),
+                },
+            );
+            return RefundOutcome::Unknown {
+                reason: "sandbox: simulated provider timeout".into(),
+            };
+        } else {
+            RefundOutcome::Refunded {
+                reference: format!(
+                    "sbx_re_{}:{}",
+                    request.idempotency_key,
+                    request.amount.minor()
+                ),
+                status: "succeeded".into(),
+            }
+        };
+        refunds.insert(request.idempotency_key.clone(), outcome.clone());
+        outcome
+    }
 }
 
 #[cfg(test)]
@@ -154,6 +217,34 @@ mod tests {
             matches!(outcome, CaptureOutcome::Declined { ref code, .. } if code == "card_declined")
         );
         assert_eq!(sandbox.captured_minor(), 0);
+    }
+
+    fn refund(reference: &str, key: &str) -> RefundRequest {
+        let capture = request(reference, key);
+        RefundRequest {
+            authorization: capture.authorization,
+            amount: capture.amount,
+            idempotency_key: key.into(),
+            metadata: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn refunds_once_per_key_and_declines_norefund_references() {
+        let sandbox = SandboxGateway::new(SandboxConfig::default());
+        let first = sandbox.refund(refund("auth-1", "r1")).await;
+        assert!(matches!(first, RefundOutcome::Refunded { .. }), "{first:?}");
+        assert_eq!(sandbox.refund(refund("auth-1", "r1")).await, first);
+        assert_eq!(sandbox.refunded_minor(), 2_500);
+        let declined = sandbox.refund(refund("norefund-1", "r2")).await;
+        assert!(matches!(declined, RefundOutcome::Declined { .. }));
+        let unknown = sandbox.refund(refund("timeout-1", "r3")).await;
+        assert!(matches!(unknown, RefundOutcome::Unknown { .. }));
+        assert!(matches!(
+            sandbox.refund(refund("timeout-1", "r3")).await,
+            RefundOutcome::Refunded { .. }
+        ));
+        assert_eq!(sandbox.refunded_minor(), 5_000);
     }
 
     #[tokio::test]

@@ -1,4 +1,5 @@
-//! Stripe: capture a PaymentIntent (`POST /v1/payment_intents/{id}/capture`).
+//! Stripe: capture a PaymentIntent (`POST /v1/payment_intents/{id}/capture`) and refund part of
+//! what it captured (`POST /v1/refunds`).
 //!
 //! Every call carries the attempt's `Idempotency-Key`, so any retry (ours now, or recovery's
 //! later) gets the first answer and never captures twice. Only failures that leave the outcome
@@ -9,7 +10,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use consign_ports::{CaptureOutcome, CaptureRequest, PaymentGateway};
+use consign_ports::{CaptureOutcome, CaptureRequest, PaymentGateway, RefundOutcome, RefundRequest};
 use serde_json::Value;
 
 /// Stripe settings.
@@ -65,9 +66,9 @@ pub struct StripeGateway {
 }
 
 /// What one HTTP exchange came to.
-enum Exchange {
+enum Exchange<T> {
     /// Definite: stop here.
-    Final(CaptureOutcome),
+    Final(T),
     /// Still open: retrying with the same key is safe.
     Open(String),
 }
@@ -87,7 +88,39 @@ impl StripeGateway {
         Ok(StripeGateway { config, client })
     }
 
-    async fn exchange(&self, url: &str, form: &str, key: &str) -> Exchange {
+    /// Sends `form` with `key` until the answer is definite (or the retries are used up), each
+    /// answer read by `classify`.
+    async fn call<T>(
+        &self,
+        url: &str,
+        form: &str,
+        key: &str,
+        classify: fn(u16, &Value) -> Exchange<T>,
+        unknown: fn(String) -> T,
+    ) -> T {
+        let mut retry = 0;
+        loop {
+            match self.exchange(url, form, key, classify).await {
+                Exchange::Final(outcome) => return outcome,
+                Exchange::Open(reason) if retry >= self.config.max_retries => {
+                    return unknown(reason);
+                }
+                Exchange::Open(reason) => {
+                    retry += 1;
+                    tracing::info!(%key, %reason, retry, "still open; retrying with the same key");
+                    tokio::time::sleep(self.backoff(retry)).await;
+                }
+            }
+        }
+    }
+
+    async fn exchange<T>(
+        &self,
+        url: &str,
+        form: &str,
+        key: &str,
+        classify: fn(u16, &Value) -> Exchange<T>,
+    ) -> Exchange<T> {
         let sent = self
             .client
             .post(url)
@@ -125,8 +158,8 @@ impl StripeGateway {
     }
 }
 
-/// Maps one answer to an outcome, or to "still open".
-fn classify(status: u16, body: &Value) -> Exchange {
+/// Maps one capture answer to an outcome, or to "still open".
+fn classify(status: u16, body: &Value) -> Exchange<CaptureOutcome> {
     let error = &body["error"];
     let code = error["decline_code"]
         .as_str()
@@ -191,19 +224,79 @@ impl PaymentGateway for StripeGateway {
             }
             form.finish()
         };
-        let mut retry = 0;
-        loop {
-            match self.exchange(&url, &form, &request.idempotency_key).await {
-                Exchange::Final(outcome) => return outcome,
-                Exchange::Open(reason) if retry >= self.config.max_retries => {
-                    return CaptureOutcome::Unknown { reason };
-                }
-                Exchange::Open(reason) => {
-                    retry += 1;
-                    tracing::info!(key = %request.idempotency_key, %reason, retry, "capture still open; retrying with the same key");
-                    tokio::time::sleep(self.backoff(retry)).await;
-                }
+        self.call(&url, &form, &request.idempotency_key, classify, |reason| {
+            CaptureOutcome::Unknown { reason }
+        })
+        .await
+    }
+
+    async fn refund(&self, request: RefundRequest) -> RefundOutcome {
+        let url = format!("{}/v1/refunds", self.config.api_base.trim_end_matches('/'));
+        let form = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("payment_intent", &request.authorization.reference);
+            form.append_pair("amount", &request.amount.minor().to_string());
+            for (name, value) in &request.metadata {
+                form.append_pair(&format!("metadata[{name}]"), value);
+            }
+            form.finish()
+        };
+        self.call(
+            &url,
+            &form,
+            &request.idempotency_key,
+            classify_refund,
+            |reason| RefundOutcome::Unknown { reason },
+        )
+        .await
+    }
+}
+
+/// Maps one refund answer: a refund object `succeeded` or `pending` is refunded (its status
+/// kept), `failed` or `canceled` and card or request errors are declines, and what leaves the
+/// outcome open (409, 429, 5xx) is retried.
+fn classify_refund(status: u16, body: &Value) -> Exchange<RefundOutcome> {
+    let error = &body["error"];
+    let code = error["decline_code"]
+        .as_str()
+        .or_else(|| error["code"].as_str())
+        .unwrap_or("unknown")
+        .to_owned();
+    let message = error["message"].as_str().unwrap_or("").to_owned();
+    match status {
+        200 => {
+            let state = body["status"].as_str().unwrap_or("").to_owned();
+            let reference = body["id"].as_str().unwrap_or("refund").to_owned();
+            match state.as_str() {
+                "succeeded" | "pending" => Exchange::Final(RefundOutcome::Refunded {
+                    reference,
+                    status: state,
+                }),
+                "failed" | "canceled" => Exchange::Final(RefundOutcome::Declined {
+                    code: body["failure_reason"]
+                        .as_str()
+                        .unwrap_or(state.as_str())
+                        .to_owned(),
+                    message: format!("the payment provider could not refund ({state})"),
+                }),
+                other => Exchange::Final(RefundOutcome::Unknown {
+                    reason: format!("refund in an unexpected state {other:?}"),
+                }),
             }
         }
+        402 => Exchange::Final(RefundOutcome::Declined { code, message }),
+        400 | 404 if error["type"] == "idempotency_error" => {
+            Exchange::Final(RefundOutcome::Unknown {
+                reason: format!("provider refused the idempotency key: {message}"),
+            })
+        }
+        400 | 404 => Exchange::Final(RefundOutcome::Declined { code, message }),
+        401 | 403 => Exchange::Final(RefundOutcome::Unknown {
+            reason: "the payment provider refused Consign's credentials; check CONSIGN_STRIPE_SECRET_KEY".into(),
+        }),
+        409 | 429 | 500..=599 => Exchange::Open(format!("provider answered {status} {code}")),
+        other => Exchange::Final(RefundOutcome::Unknown {
+            reason: format!("unexpected answer {other} from the provider"),
+        }),
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use consign_domain::{Money, PaymentAuthorization};
 use consign_payments::{StripeConfig, StripeGateway};
-use consign_ports::{CaptureOutcome, CaptureRequest, PaymentGateway};
+use consign_ports::{CaptureOutcome, CaptureRequest, PaymentGateway, RefundOutcome, RefundRequest};
 use consign_provider_stand_in::{Fault, StandIn, SECRET_KEY};
 
 fn gateway(stand_in: &StandIn, tune: impl FnOnce(&mut StripeConfig)) -> StripeGateway {
@@ -220,4 +220,119 @@ async fn the_same_key_at_once_meets_409_and_retries_into_the_first_answer() {
         stand_in.requests() >= 3,
         "the second call met 409 and retried"
     );
+}
+
+fn refund(intent: &str, amount: i64, key: &str) -> RefundRequest {
+    let capture = capture(intent, amount, key, true);
+    RefundRequest {
+        authorization: capture.authorization,
+        amount: capture.amount,
+        idempotency_key: key.into(),
+        metadata: vec![
+            ("order".into(), "83651".into()),
+            ("return".into(), "1".into()),
+        ],
+    }
+}
+
+/// An intent with 10,000 captured, ready to be refunded.
+async fn captured(stand_in: &StandIn, stripe: &StripeGateway, intent: &str) {
+    stand_in.authorize(intent, 10_000, false);
+    assert!(is_captured(
+        &stripe.capture(capture(intent, 10_000, "cap", true)).await
+    ));
+}
+
+#[tokio::test]
+async fn a_refund_succeeds_once_and_a_replay_gets_the_same_answer() {
+    let stand_in = StandIn::start().await;
+    let stripe = gateway(&stand_in, |_| {});
+    captured(&stand_in, &stripe, "pi_r1").await;
+    let first = stripe.refund(refund("pi_r1", 2_500, "rk1")).await;
+    assert_eq!(
+        first,
+        RefundOutcome::Refunded {
+            reference: "re_1".into(),
+            status: "succeeded".into()
+        }
+    );
+    assert_eq!(stripe.refund(refund("pi_r1", 2_500, "rk1")).await, first);
+    let ledger = stand_in.refund_ledger();
+    assert_eq!(ledger.len(), 1, "refunded once");
+    assert_eq!(ledger[0].amount, 2_500);
+    assert!(ledger[0]
+        .metadata
+        .contains(&("return".to_owned(), "1".to_owned())));
+}
+
+#[tokio::test]
+async fn a_refund_the_provider_fails_or_refuses_is_a_definite_decline() {
+    let stand_in = StandIn::start().await;
+    let stripe = gateway(&stand_in, |_| {});
+    captured(&stand_in, &stripe, "pi_norefund_1").await;
+    let failed = stripe.refund(refund("pi_norefund_1", 1_000, "rk1")).await;
+    assert!(
+        matches!(failed, RefundOutcome::Declined { .. }),
+        "{failed:?}"
+    );
+    captured(&stand_in, &stripe, "pi_r2").await;
+    let too_much = stripe.refund(refund("pi_r2", 10_001, "rk2")).await;
+    assert!(
+        matches!(too_much, RefundOutcome::Declined { ref code, .. } if code == "amount_too_large"),
+        "{too_much:?}"
+    );
+    assert_eq!(stand_in.refunded_total(), 0);
+}
+
+#[tokio::test]
+async fn refund_server_errors_are_retried_with_the_same_key_then_succeed() {
+    let stand_in = StandIn::start().await;
+    let stripe = gateway(&stand_in, |c| c.max_retries = 2);
+    captured(&stand_in, &stripe, "pi_r3").await;
+    stand_in.inject([Fault::Status(500), Fault::Status(503)]);
+    let outcome = stripe.refund(refund("pi_r3", 4_000, "rk1")).await;
+    assert!(
+        matches!(outcome, RefundOutcome::Refunded { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(stand_in.refunded_total(), 4_000);
+}
+
+#[tokio::test]
+async fn a_refund_whose_answer_was_lost_is_found_by_the_replay_and_never_made_twice() {
+    let stand_in = StandIn::start().await;
+    let stripe = gateway(&stand_in, |c| c.max_retries = 0);
+    captured(&stand_in, &stripe, "pi_r4").await;
+    // The provider refunds, then the connection drops: nobody knows.
+    stand_in.inject([Fault::DropAfterProcessing]);
+    let lost = stripe.refund(refund("pi_r4", 3_000, "rk1")).await;
+    assert!(matches!(lost, RefundOutcome::Unknown { .. }), "{lost:?}");
+    // Recovery replays the same key: the first answer, no second refund.
+    let replay = stripe.refund(refund("pi_r4", 3_000, "rk1")).await;
+    assert!(
+        matches!(replay, RefundOutcome::Refunded { .. }),
+        "{replay:?}"
+    );
+    assert_eq!(stand_in.refund_ledger().len(), 1);
+    assert_eq!(stand_in.refunded_total(), 3_000);
+}
+
+#[tokio::test]
+async fn a_refund_that_times_out_is_unknown_then_settled_by_the_replay() {
+    let stand_in = StandIn::start().await;
+    let stripe = gateway(&stand_in, |c| c.max_retries = 0);
+    captured(&stand_in, &stripe, "pi_r5").await;
+    stand_in.inject([Fault::DelayAfterProcessing(Duration::from_millis(1500))]);
+    let timed_out = stripe.refund(refund("pi_r5", 1_500, "rk1")).await;
+    assert!(
+        matches!(timed_out, RefundOutcome::Unknown { .. }),
+        "{timed_out:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let replay = stripe.refund(refund("pi_r5", 1_500, "rk1")).await;
+    assert!(
+        matches!(replay, RefundOutcome::Refunded { .. }),
+        "{replay:?}"
+    );
+    assert_eq!(stand_in.refunded_total(), 1_500, "refunded once");
 }
