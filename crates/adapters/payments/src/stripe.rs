@@ -158,8 +158,8 @@ impl StripeGateway {
     }
 }
 
-/// Maps one capture answer to an outcome, or to "still open".
-fn classify(status: u16, body: &Value) -> Exchange<CaptureOutcome> {
+/// A Stripe error answer's object, its decline code (or code), and its message.
+fn error_fields(body: &Value) -> (&Value, String, String) {
     let error = &body["error"];
     let code = error["decline_code"]
         .as_str()
@@ -167,6 +167,12 @@ fn classify(status: u16, body: &Value) -> Exchange<CaptureOutcome> {
         .unwrap_or("unknown")
         .to_owned();
     let message = error["message"].as_str().unwrap_or("").to_owned();
+    (error, code, message)
+}
+
+/// Maps one capture answer to an outcome, or to "still open".
+fn classify(status: u16, body: &Value) -> Exchange<CaptureOutcome> {
+    let (error, code, message) = error_fields(body);
     match status {
         200 => {
             let reference = body["latest_charge"]
@@ -256,13 +262,7 @@ impl PaymentGateway for StripeGateway {
 /// kept), `failed` or `canceled` and card or request errors are declines, and what leaves the
 /// outcome open (409, 429, 5xx) is retried.
 fn classify_refund(status: u16, body: &Value) -> Exchange<RefundOutcome> {
-    let error = &body["error"];
-    let code = error["decline_code"]
-        .as_str()
-        .or_else(|| error["code"].as_str())
-        .unwrap_or("unknown")
-        .to_owned();
-    let message = error["message"].as_str().unwrap_or("").to_owned();
+    let (error, code, message) = error_fields(body);
     match status {
         200 => {
             let state = body["status"].as_str().unwrap_or("").to_owned();
