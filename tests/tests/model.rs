@@ -83,6 +83,7 @@ fn service(db: &Database, sandbox: Arc<SandboxGateway>) -> Consign {
     Consign::new(
         Ports {
             store: Arc::new(db.clone()),
+            returns: Arc::new(db.clone()),
             keys: Arc::new(db.clone()),
             idempotency: Arc::new(db.clone()),
             renderer: Arc::new(PdfRenderer::new()),

@@ -58,6 +58,7 @@ fn service(database: &Database, gateway: Arc<InspectingGateway>) -> Consign {
     Consign::new(
         Ports {
             store: Arc::new(database.clone()),
+            returns: Arc::new(database.clone()),
             keys: Arc::new(database.clone()),
             idempotency: Arc::new(database.clone()),
             renderer: Arc::new(PdfRenderer::new()),

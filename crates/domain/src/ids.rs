@@ -23,6 +23,16 @@ impl fmt::Display for LineId {
     }
 }
 
+/// A return's id (Centra's `return`): unique across orders, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReturnId(pub i64);
+
+impl fmt::Display for ReturnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// A shipment's id: its order and its number within the order, written `"<order>-<n>"`.
 ///
 /// Numbers count from 1 per order and are never reused, not even after a decline or a delete.

@@ -11,12 +11,13 @@ mod shipment;
 mod state;
 
 pub use error::{OrderError, ShipmentError};
-pub use ids::{InvalidShipmentId, LineId, OrderId, ShipmentId};
+pub use ids::{InvalidShipmentId, LineId, OrderId, ReturnId, ShipmentId};
 pub use money::{Currency, Money, MoneyError};
 pub use order::{LineMove, Order, OrderLine, OrderProgress, PaymentAuthorization, TaxRate};
 pub use plan::{CapturePlan, Providers, ShipmentLine, ShipmentPlan, ShipmentRequest};
 pub use returns::{
-    Cost, NotReturned, RefundEvent, RefundState, ReturnError, ReturnPlan, ReturnRequest, Returned,
+    Cost, NotReturned, RefundEvent, RefundStart, RefundState, Return, ReturnError, ReturnPlan,
+    ReturnRequest, Returned,
 };
 pub use shipment::{
     CaptureOrigin, CaptureStart, Completion, Settlement, Shipment, ShipmentChange, ShipmentFlags,

@@ -9,6 +9,7 @@
 use crate::ids::{LineId, ShipmentId};
 use crate::money::{Money, MoneyError};
 use crate::order::Order;
+use crate::plan::Providers;
 use crate::plan::ShipmentLine;
 use crate::shipment::Shipment;
 use crate::state::ShipmentState;
@@ -36,6 +37,20 @@ pub enum ReturnError {
     /// A refund asked of a return whose refund is done or in flight.
     #[error("the return's refund is already {0}")]
     RefundNotDue(&'static str),
+    /// A refunded return is done: it cannot be set back to pending.
+    #[error("a refunded return is completed and cannot be set back to pending")]
+    RefundedStaysCompleted,
+    /// The order's payment goes through a provider this instance has not enabled.
+    #[error("payment provider {provider:?} is not enabled here; enabled providers: {enabled}")]
+    ProviderNotEnabled {
+        /// The order's provider.
+        provider: String,
+        /// The enabled ones.
+        enabled: String,
+    },
+    /// The order has no payment to refund to.
+    #[error("order has no payment to refund")]
+    NoPayment,
     /// A money error (overflow, another currency).
     #[error(transparent)]
     Money(#[from] MoneyError),
@@ -170,6 +185,8 @@ pub struct ReturnPlan {
     pub refund: Money,
     /// Whether `shipping` is the fee the shipment's capture carried.
     pub takes_shipping_fee: bool,
+    /// The tax included in the returned units (per rate, rounded half up, as on invoices).
+    pub tax: Money,
 }
 
 impl ReturnPlan {
@@ -332,7 +349,9 @@ impl Order {
         if refund_amount.minor() < 0 {
             return Err(ReturnError::NegativeRefund(refund_amount));
         }
+        let tax = self.tax_included(&lines)?;
         let plan = ReturnPlan {
+            tax,
             lines,
             not_returned,
             units,
@@ -347,6 +366,232 @@ impl Order {
             plan.check_refundable(shipment, returned)?;
         }
         Ok(plan)
+    }
+}
+
+impl Order {
+    /// The tax included in these units at their unit prices: per tax rate, gross x rate /
+    /// (100% + rate), rounded half up (as on invoices).
+    fn tax_included(&self, lines: &[ShipmentLine]) -> Result<Money, ReturnError> {
+        let currency = self.currency();
+        let mut gross_per_rate: std::collections::BTreeMap<u32, i128> = Default::default();
+        for l in lines {
+            if let Some(line) = self.line(l.line_id) {
+                let gross = line.unit_price().times(l.quantity)?;
+                *gross_per_rate.entry(line.tax_rate().0).or_default() += i128::from(gross.minor());
+            }
+        }
+        let mut tax: i128 = 0;
+        for (rate, gross) in gross_per_rate {
+            let rate = i128::from(rate);
+            tax += (gross * rate * 2 + (10_000 + rate)).div_euclid(2 * (10_000 + rate));
+        }
+        let tax = i64::try_from(tax).map_err(|_| MoneyError::Overflow)?;
+        Ok(Money::from_minor(tax, currency))
+    }
+}
+
+/// A return of one captured shipment: its lines, what it refunds, where its refund stands and
+/// whether it is completed. It changes only through its methods, each of which answers the
+/// return after the change (or an error, changing nothing); a store keeps what they answer.
+///
+/// ```
+/// use consign_domain::*;
+/// let sek: Currency = "SEK".parse().unwrap();
+/// let money = |text| Money::parse(text, sek).unwrap();
+/// let mut order = Order::new(OrderId(1), sek,
+///     vec![OrderLine::new(LineId(1), "TSHIRT", "T-shirt", money("249.50"), TaxRate(2500), 2)],
+///     money("0.00"),
+///     Some(PaymentAuthorization { provider: "sandbox".into(), reference: "a".into(), amount: money("499.00") }),
+/// ).unwrap();
+/// let plan = order.plan_shipment(&ShipmentRequest { capture: true, deduct_previous_costs: false,
+///     lines: vec![ShipmentLine { line_id: LineId(1), quantity: 2 }] }).unwrap();
+/// order.reserve(&plan).unwrap();
+/// let shipment = Shipment::planned(&plan, ShipmentFlags::default())
+///     .settle(Settlement::Captured, CaptureOrigin::AtCreation).unwrap().after().clone();
+/// let returned = Returned::nothing(&order);
+/// let plan = order.plan_return(&shipment, &returned, &ReturnRequest::default(), false).unwrap();
+/// let created = Return::created(shipment.id(), &plan);
+/// assert_eq!(created.refund_state(), RefundState::None);
+/// // Asking for the refund holds its amount against the shipment until the provider answers.
+/// let RefundStart::Started(pending) = created
+///     .request_refund(&order, &shipment, &returned, &Providers::any()).unwrap()
+/// else { unreachable!() };
+/// assert_eq!(pending.held().to_string(), "499.00");
+/// let refunded = pending.settle_refund(true).unwrap();
+/// assert!(refunded.completed());
+/// assert_eq!(refunded.refunded().to_string(), "499.00");
+/// // Never twice.
+/// assert_eq!(refunded.request_refund(&order, &shipment, &returned, &Providers::any()),
+///     Ok(RefundStart::AlreadyRefunded));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Return {
+    shipment: ShipmentId,
+    lines: Vec<ShipmentLine>,
+    refund: Money,
+    refund_state: RefundState,
+    completed: bool,
+}
+
+/// What asking for a return's refund decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundStart {
+    /// Refunded already: nothing to send, never refunded twice.
+    AlreadyRefunded,
+    /// The return with its refund pending: its amount is now held against the shipment.
+    Started(Return),
+}
+
+impl Return {
+    /// A new return as planned: no refund asked yet, not completed.
+    pub fn created(shipment: ShipmentId, plan: &ReturnPlan) -> Return {
+        Return {
+            shipment,
+            lines: plan.lines.clone(),
+            refund: plan.refund,
+            refund_state: RefundState::None,
+            completed: false,
+        }
+    }
+
+    /// A return as a store kept it.
+    pub fn kept(
+        shipment: ShipmentId,
+        lines: Vec<ShipmentLine>,
+        refund: Money,
+        refund_state: RefundState,
+        completed: bool,
+    ) -> Return {
+        Return {
+            shipment,
+            lines,
+            refund,
+            refund_state,
+            completed,
+        }
+    }
+
+    /// The shipment it returns from.
+    pub fn shipment(&self) -> ShipmentId {
+        self.shipment
+    }
+
+    /// Lines and quantities returned.
+    pub fn lines(&self) -> &[ShipmentLine] {
+        &self.lines
+    }
+
+    /// What it refunds.
+    pub fn refund(&self) -> Money {
+        self.refund
+    }
+
+    /// Where its refund stands.
+    pub fn refund_state(&self) -> RefundState {
+        self.refund_state
+    }
+
+    /// Whether it is completed.
+    pub fn completed(&self) -> bool {
+        self.completed
+    }
+
+    /// The money it holds against its shipment: its refund while pending, needing review or
+    /// refunded; nothing otherwise.
+    pub fn held(&self) -> Money {
+        if self.refund_state.holds_money() {
+            self.refund
+        } else {
+            Money::zero(self.refund.currency())
+        }
+    }
+
+    /// The money the provider refunded for it.
+    pub fn refunded(&self) -> Money {
+        if self.refund_state == RefundState::Refunded {
+            self.refund
+        } else {
+            Money::zero(self.refund.currency())
+        }
+    }
+
+    /// Asks for its refund: nothing when refunded already; refused while one is in flight, when
+    /// the order's provider is not among `providers`, or when the amount no longer fits what
+    /// the shipment still has to refund (`returned` is what the shipment's returns hold now;
+    /// this one holds nothing while its refund is not asked for or declined).
+    pub fn request_refund(
+        &self,
+        order: &Order,
+        shipment: &Shipment,
+        returned: &Returned,
+        providers: &Providers,
+    ) -> Result<RefundStart, ReturnError> {
+        if self.refund_state == RefundState::Refunded {
+            return Ok(RefundStart::AlreadyRefunded);
+        }
+        let pending = self.refund_state.on(RefundEvent::Requested)?;
+        let payment = order.payment().ok_or(ReturnError::NoPayment)?;
+        if !providers.allows(&payment.provider) {
+            return Err(ReturnError::ProviderNotEnabled {
+                provider: payment.provider.clone(),
+                enabled: providers.describe(),
+            });
+        }
+        let captured = shipment
+            .capture_amount()
+            .filter(|_| shipment.state() == ShipmentState::Captured)
+            .ok_or(ReturnError::NotCaptured(shipment.id()))?;
+        let refundable = captured.minus(returned.refunded())?;
+        if self.refund.minor() > refundable.minor() {
+            return Err(ReturnError::ExceedsRefundable {
+                asked: self.refund,
+                refundable,
+            });
+        }
+        Ok(RefundStart::Started(Return {
+            refund_state: pending,
+            ..self.clone()
+        }))
+    }
+
+    /// The provider's answer to its pending refund: refunded (the return is completed) or
+    /// declined (its amount is released; it may be asked again).
+    pub fn settle_refund(&self, refunded: bool) -> Result<Return, ReturnError> {
+        let event = if refunded {
+            RefundEvent::Succeeded
+        } else {
+            RefundEvent::Declined
+        };
+        let state = self.refund_state.on(event)?;
+        Ok(Return {
+            refund_state: state,
+            completed: self.completed || state == RefundState::Refunded,
+            ..self.clone()
+        })
+    }
+
+    /// One more pass without the provider's answer; after `review_after` it needs review.
+    pub fn refund_unknown(&self, passes: u32, review_after: u32) -> Result<Return, ReturnError> {
+        let state = self.refund_state.on(RefundEvent::Unknown {
+            passes,
+            review_after,
+        })?;
+        Ok(Return {
+            refund_state: state,
+            ..self.clone()
+        })
+    }
+
+    /// Sets it completed or pending; a refunded return stays completed.
+    pub fn set_completed(&self, completed: bool) -> Result<Return, ReturnError> {
+        if !completed && self.refund_state == RefundState::Refunded {
+            return Err(ReturnError::RefundedStaysCompleted);
+        }
+        Ok(Return {
+            completed,
+            ..self.clone()
+        })
     }
 }
 
@@ -421,6 +666,19 @@ impl RefundState {
             self,
             RefundState::Pending | RefundState::Refunded | RefundState::NeedsReview
         )
+    }
+
+    /// The state a name stands for ([`RefundState::as_str`]'s inverse).
+    pub fn parse(name: &str) -> Option<RefundState> {
+        [
+            RefundState::None,
+            RefundState::Pending,
+            RefundState::Refunded,
+            RefundState::Declined,
+            RefundState::NeedsReview,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
     }
 
     /// The name clients and stores use: `none`, `pending`, `refunded`, `declined`, `needsReview`.

@@ -12,6 +12,7 @@ mod gateway;
 mod idempotency;
 mod keys;
 mod records;
+mod returns;
 mod store;
 
 pub use clock::{Clock, IdSource, Timestamp};
@@ -27,6 +28,10 @@ pub use records::{
     OrderView, ShipmentChanges, ShipmentDetails, ShipmentListing, ShipmentQuery, ShipmentStatus,
     ShipmentView, ShippingInfo, ShippingUpdate,
 };
+pub use returns::{
+    BeginRefund, RefundAttempt, RefundSettle, ReturnCreated, ReturnDetails, ReturnLineView,
+    ReturnQuery, ReturnStore, ReturnView,
+};
 pub use store::{BeginCapture, OrderStore, Reservation, SettleOutcome, StoreError, StoreStats};
 
 #[cfg(feature = "mocks")]
@@ -39,5 +44,7 @@ pub use gateway::MockPaymentGateway;
 pub use idempotency::MockIdempotencyStore;
 #[cfg(feature = "mocks")]
 pub use keys::MockKeyStore;
+#[cfg(feature = "mocks")]
+pub use returns::MockReturnStore;
 #[cfg(feature = "mocks")]
 pub use store::MockOrderStore;

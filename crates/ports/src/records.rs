@@ -142,6 +142,8 @@ pub struct ShipmentView {
     pub shipped_at: Option<Timestamp>,
     /// Its capture stayed unknown through many recovery passes: an operator should look.
     pub needs_review: bool,
+    /// What its returns' refunds gave back.
+    pub refunded: Money,
 }
 
 /// An order as listed, with its live shipments.
@@ -157,6 +159,10 @@ pub struct OrderView {
     pub created_at: Timestamp,
     /// Live shipments (not voided or deleted), oldest first.
     pub shipments: Vec<ShipmentView>,
+    /// What its returns' refunds gave back.
+    pub refunded: Money,
+    /// Units returned per line (lines with none are left out).
+    pub returned: Vec<(consign_domain::LineId, u32)>,
 }
 
 /// Which orders to list: Centra's `GET orders` filters, oldest first.

@@ -28,6 +28,12 @@ pub enum StoreError {
     /// No such shipment.
     #[error("shipment does not exist")]
     ShipmentNotFound(ShipmentId),
+    /// The domain refused the return or refund; nothing was written.
+    #[error(transparent)]
+    ReturnRejected(#[from] consign_domain::ReturnError),
+    /// No such return.
+    #[error("return does not exist")]
+    ReturnNotFound(consign_domain::ReturnId),
     /// The database is busy or unreachable: nothing was written; try again.
     #[error("storage unavailable: {0}")]
     Unavailable(String),

@@ -89,6 +89,7 @@ impl Core {
         let consign = Consign::new(
             Ports {
                 store: Arc::new(database.clone()),
+                returns: Arc::new(database.clone()),
                 keys: Arc::new(database.clone()),
                 idempotency: Arc::new(database.clone()),
                 renderer: Arc::new(PdfRenderer::new()),
@@ -221,7 +222,7 @@ async fn provision_keys(consign: &Consign, config: &Config) -> Result<Option<Str
     Ok(None)
 }
 
-/// Settles captures left pending by crashes or unknown outcomes: once at start, then at every
+/// Settles captures and refunds left pending by crashes or unknown outcomes: once at start, then at every
 /// `age` interval, replaying attempts older than `age`.
 fn spawn_recovery(consign: Consign, age: Duration) {
     let age_millis = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
@@ -230,6 +231,9 @@ fn spawn_recovery(consign: Consign, age: Duration) {
         loop {
             if let Err(error) = consign.recover_pending_captures(age_millis).await {
                 tracing::warn!(%error, "recovery pass failed; will try again");
+            }
+            if let Err(error) = consign.recover_pending_refunds(age_millis).await {
+                tracing::warn!(%error, "refund recovery pass failed; will try again");
             }
             if let Err(error) = consign.purge_idempotency_records().await {
                 tracing::warn!(%error, "could not purge old idempotency records");

@@ -151,6 +151,9 @@ pub struct Settings {
     /// Send a shipping confirmation when a request does not say sendEmail.
     #[arg(long, env = "CONSIGN_SEND_SHIPPING_CONFIRMATION", default_value = "true", global = true, value_parser = flag)]
     pub send_shipping_confirmation: bool,
+    /// returnToStock of a return that does not say (Consign records it; it keeps no stock).
+    #[arg(long, env = "CONSIGN_RETURN_TO_STOCK", default_value = "true", global = true, value_parser = flag)]
+    pub return_to_stock: bool,
     /// How often the outbox is drained.
     #[arg(long, env = "CONSIGN_OUTBOX_INTERVAL", default_value = "2s", global = true, value_parser = positive_duration)]
     pub outbox_interval: Duration,
@@ -427,6 +430,7 @@ impl Config {
                 mail_retry_base_millis: millis(s.mail_retry_base).min(3_600_000),
                 mail_lease_millis: millis(s.outbox_lease).min(3_600_000),
                 idempotency_takeover_millis: millis(s.idempotency_takeover),
+                return_to_stock: s.return_to_stock,
             },
         })
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use consign_ports::{
     Clock, DocumentRenderer, IdSource, IdempotencyStore, KeyStore, Mailer, OrderQuery, OrderStore,
-    OrderView, Seller,
+    OrderView, ReturnStore, Seller,
 };
 
 use crate::error::ServiceError;
@@ -15,6 +15,8 @@ use crate::gateways::Gateways;
 pub struct Ports {
     /// Orders, shipments, capture attempts, invoices, outbox.
     pub store: Arc<dyn OrderStore>,
+    /// Returns, refund attempts, credit notes.
+    pub returns: Arc<dyn ReturnStore>,
     /// API keys.
     pub keys: Arc<dyn KeyStore>,
     /// Client idempotency records.
@@ -46,6 +48,8 @@ pub struct StoreSettings {
     /// A client idempotency key whose request died with its process is taken over by a retry
     /// after this long (the API promises 60 s).
     pub idempotency_takeover_millis: i64,
+    /// `returnToStock` of a return that does not say (`CONSIGN_RETURN_TO_STOCK`).
+    pub return_to_stock: bool,
 }
 
 impl Default for StoreSettings {
@@ -57,6 +61,7 @@ impl Default for StoreSettings {
             mail_retry_base_millis: 5_000,
             mail_lease_millis: 60_000,
             idempotency_takeover_millis: crate::TAKEOVER_AFTER_MILLIS,
+            return_to_stock: true,
         }
     }
 }
@@ -65,6 +70,7 @@ impl Default for StoreSettings {
 #[derive(Clone)]
 pub struct Consign {
     pub(crate) store: Arc<dyn OrderStore>,
+    pub(crate) returns: Arc<dyn ReturnStore>,
     pub(crate) keys: Arc<dyn KeyStore>,
     pub(crate) idempotency: Arc<dyn IdempotencyStore>,
     pub(crate) renderer: Arc<dyn DocumentRenderer>,
@@ -82,6 +88,7 @@ impl Consign {
     pub fn new(ports: Ports, gateways: Gateways, settings: StoreSettings) -> Self {
         Consign {
             store: ports.store,
+            returns: ports.returns,
             keys: ports.keys,
             idempotency: ports.idempotency,
             renderer: ports.renderer,

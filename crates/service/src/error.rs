@@ -1,6 +1,6 @@
 //! The service layer's errors; the HTTP adapter maps each to a status and a Centra message.
 
-use consign_domain::{OrderError, OrderId, ShipmentError, ShipmentId};
+use consign_domain::{OrderError, OrderId, ReturnError, ReturnId, ShipmentError, ShipmentId};
 use consign_ports::StoreError;
 
 /// Why a use case did not succeed.
@@ -41,6 +41,31 @@ pub enum ServiceError {
     /// The capture's outcome is not known yet; the shipment stays pending and recovery settles it.
     #[error("capture outcome unknown, retry later; shipment {0} is pending")]
     CaptureUnknown(ShipmentId),
+    /// The domain refused the return or its refund; nothing changed.
+    #[error(transparent)]
+    ReturnRejected(#[from] ReturnError),
+    /// No such return.
+    #[error("return does not exist")]
+    ReturnNotFound(ReturnId),
+    /// An amount that does not fit the order's currency (too many decimals, say).
+    #[error("field {field}: {why}")]
+    InvalidAmount {
+        /// The request's field.
+        field: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// The provider declined the refund; the return stays, not completed.
+    #[error("refund declined: {message}")]
+    RefundDeclined {
+        /// The return as it is now.
+        view: Box<consign_ports::ReturnView>,
+        /// The provider's message.
+        message: String,
+    },
+    /// The refund's outcome is not known yet; it stays pending and recovery settles it.
+    #[error("refund outcome unknown, retry later; return {0} is pending")]
+    RefundUnknown(ReturnId),
     /// No valid API key.
     #[error("unauthorized")]
     Unauthorized,
@@ -60,6 +85,8 @@ impl From<StoreError> for ServiceError {
             StoreError::OrderExists(id) => ServiceError::OrderExists(id),
             StoreError::OrderNotFound(id) => ServiceError::OrderNotFound(id),
             StoreError::ShipmentNotFound(id) => ServiceError::ShipmentNotFound(id),
+            StoreError::ReturnRejected(e) => ServiceError::ReturnRejected(e),
+            StoreError::ReturnNotFound(id) => ServiceError::ReturnNotFound(id),
             StoreError::Unavailable(why) => ServiceError::Unavailable(why),
             StoreError::Internal(why) => ServiceError::Internal(why),
         }

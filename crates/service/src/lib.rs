@@ -17,6 +17,7 @@ mod import_order;
 mod key_cache;
 mod keys;
 mod recovery;
+mod returns;
 #[cfg(test)]
 mod test_support;
 mod workflow;
@@ -29,3 +30,4 @@ pub use failpoints::install_fail_points_from_env;
 pub use gateways::Gateways;
 pub use idempotency::{KEEP_ANSWERS_MILLIS, TAKEOVER_AFTER_MILLIS};
 pub use recovery::RecoveryReport;
+pub use returns::{CostAsk, RefundRecoveryReport, RefundResult, ReturnAsk, ReturnOutcome};

@@ -33,6 +33,7 @@ pub(crate) fn view(state: ShipmentState) -> ShipmentView {
         created_at: Timestamp(0),
         shipped_at: None,
         needs_review: false,
+        refunded: Money::zero(sek()),
     }
 }
 
@@ -80,6 +81,7 @@ pub(crate) fn service_with_keys(
     Consign::new(
         crate::Ports {
             store: Arc::new(store),
+            returns: Arc::new(MockReturnStore::new()),
             keys: Arc::new(keys),
             idempotency: Arc::new(MockIdempotencyStore::new()),
             renderer: Arc::new(MockDocumentRenderer::new()),

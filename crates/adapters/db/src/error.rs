@@ -34,6 +34,12 @@ pub enum DbError {
     /// No such shipment.
     #[error("shipment {0} does not exist")]
     ShipmentNotFound(ShipmentId),
+    /// The domain refused a return or refund; the transaction was rolled back.
+    #[error(transparent)]
+    ReturnRejected(#[from] consign_domain::ReturnError),
+    /// No such return.
+    #[error("return {0} does not exist")]
+    ReturnNotFound(consign_domain::ReturnId),
     /// A row that cannot be read back into the model.
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
@@ -64,6 +70,8 @@ impl From<DbError> for StoreError {
             DbError::OrderExists(id) => StoreError::OrderExists(id),
             DbError::OrderNotFound(id) => StoreError::OrderNotFound(id),
             DbError::ShipmentNotFound(id) => StoreError::ShipmentNotFound(id),
+            DbError::ReturnRejected(e) => StoreError::ReturnRejected(e),
+            DbError::ReturnNotFound(id) => StoreError::ReturnNotFound(id),
             e @ (DbError::PoolTimeout(_) | DbError::Connect(_)) => {
                 StoreError::Unavailable(e.to_string())
             }

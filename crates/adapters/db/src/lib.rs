@@ -29,6 +29,8 @@ mod postgres;
 mod prepared;
 mod reservation;
 mod retry;
+mod return_store;
+mod returns;
 mod rows;
 mod schema;
 mod shipments;

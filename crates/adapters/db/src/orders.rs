@@ -42,7 +42,7 @@ pub(crate) fn lock_order(
         "UPDATE orders SET updated_at = $1 WHERE id = $2 RETURNING id, currency, customer_id, \
          email, first_name, last_name, address, zipcode, city, country, shipping_fee, \
          payment_provider, payment_reference, authorized, committed, shipping_fee_committed, \
-         next_shipment_number, created_at, updated_at",
+         next_shipment_number, created_at, updated_at, refunded",
         vec![Param::BigInt(now.0), Param::BigInt(id)],
     )?)
 }
@@ -118,6 +118,7 @@ pub(crate) fn import_order(
             next_shipment_number: 1,
             created_at: now.0,
             updated_at: now.0,
+            refunded: 0,
         };
         diesel::insert_into(orders::table)
             .values(row.clone())
@@ -143,6 +144,7 @@ pub(crate) fn import_order(
                 quantity: int(l.quantity),
                 allocated: 0,
                 in_capture: 0,
+                returned: 0,
             })
             .collect();
         for line in &lines {
@@ -236,8 +238,16 @@ pub(crate) fn order_view(
         .select(LineRow::as_select())
         .load(conn)?;
     let order = row.to_order(&lines)?;
+    let refunded = consign_domain::Money::from_minor(row.refunded, order.currency());
+    let returned: Vec<(consign_domain::LineId, u32)> = lines
+        .iter()
+        .filter(|l| l.returned > 0)
+        .map(|l| (consign_domain::LineId(l.line_id), l.returned.unsigned_abs()))
+        .collect();
     if !with_shipments {
         return Ok(OrderView {
+            refunded,
+            returned,
             customer_id: row.customer_id,
             customer: row.customer(),
             created_at: Timestamp(row.created_at),
@@ -273,6 +283,8 @@ pub(crate) fn order_view(
         })
         .collect::<Result<Vec<_>, DbError>>()?;
     Ok(OrderView {
+        refunded,
+        returned,
         customer_id: row.customer_id,
         customer: row.customer(),
         created_at: Timestamp(row.created_at),

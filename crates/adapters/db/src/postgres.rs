@@ -141,7 +141,7 @@ pub(crate) fn settle_captured(
            RETURNING order_id, number, state, gtg, shipped, carrier, service, packages, \
              tracking, return_slip_tracking, send_email, capture_amount, carries_shipping_fee, \
              capture_reference, created_at, updated_at, shipped_at, needs_review, request_key, \
-             internal_comment), \
+             internal_comment, refunded), \
          invoice_number AS ( \
            UPDATE counters SET value = value + 1 \
            WHERE name = 'invoice_number' AND EXISTS (SELECT 1 FROM attempt) \

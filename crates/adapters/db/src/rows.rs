@@ -33,6 +33,7 @@ pub struct OrderRow {
     pub next_shipment_number: i32,
     pub created_at: i64,
     pub updated_at: i64,
+    pub refunded: i64,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -48,6 +49,7 @@ pub struct LineRow {
     pub quantity: i32,
     pub allocated: i32,
     pub in_capture: i32,
+    pub returned: i32,
 }
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
@@ -73,6 +75,7 @@ pub struct ShipmentRow {
     pub needs_review: i32,
     pub request_key: Option<String>,
     pub internal_comment: String,
+    pub refunded: i64,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -294,6 +297,7 @@ impl ShipmentRow {
             created_at: Timestamp(self.created_at),
             shipped_at: self.shipped_at.map(Timestamp),
             needs_review: self.needs_review != 0,
+            refunded: Money::from_minor(self.refunded, currency),
         })
     }
 }

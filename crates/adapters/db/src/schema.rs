@@ -43,6 +43,7 @@ diesel::table! {
         next_shipment_number -> Integer,
         created_at -> BigInt,
         updated_at -> BigInt,
+        refunded -> BigInt,
     }
 }
 
@@ -58,6 +59,7 @@ diesel::table! {
         quantity -> Integer,
         allocated -> Integer,
         in_capture -> Integer,
+        returned -> Integer,
     }
 }
 
@@ -83,6 +85,10 @@ diesel::table! {
         needs_review -> Integer,
         request_key -> Nullable<Text>,
         internal_comment -> Text,
+        refund_held -> BigInt,
+        refunded -> BigInt,
+        shipping_fee_returned -> Integer,
+        row_id -> Nullable<BigInt>,
     }
 }
 
@@ -92,6 +98,8 @@ diesel::table! {
         number -> Integer,
         line_id -> BigInt,
         quantity -> Integer,
+        returned -> Integer,
+        row_id -> Nullable<BigInt>,
     }
 }
 
@@ -166,7 +174,77 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    returns (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        number -> Integer,
+        completed -> Integer,
+        return_to_stock -> Integer,
+        comment -> Text,
+        units -> BigInt,
+        shipping_cost -> BigInt,
+        handling_cost -> BigInt,
+        voucher_value -> BigInt,
+        return_cost -> BigInt,
+        tax_value -> BigInt,
+        refund_value -> BigInt,
+        takes_shipping_fee -> Integer,
+        refund_state -> Text,
+        refund_reference -> Nullable<Text>,
+        decline_code -> Nullable<Text>,
+        decline_message -> Nullable<Text>,
+        send_email -> Integer,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    return_lines (return_id, line_id) {
+        return_id -> BigInt,
+        line_id -> BigInt,
+        id -> BigInt,
+        order_id -> BigInt,
+        number -> Integer,
+        quantity -> Integer,
+        unit_price -> BigInt,
+    }
+}
+
+diesel::table! {
+    refund_attempts (return_id, attempt) {
+        return_id -> BigInt,
+        attempt -> Integer,
+        order_id -> BigInt,
+        idempotency_key -> Text,
+        amount -> BigInt,
+        state -> Text,
+        provider_reference -> Nullable<Text>,
+        provider_status -> Nullable<Text>,
+        decline_code -> Nullable<Text>,
+        decline_message -> Nullable<Text>,
+        passes -> Integer,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    credit_notes (number) {
+        number -> BigInt,
+        return_id -> BigInt,
+        amount -> BigInt,
+        issued_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    returns,
+    return_lines,
+    refund_attempts,
+    credit_notes,
     orders,
     order_lines,
     shipments,

@@ -81,6 +81,7 @@ pub(crate) fn reserve_shipment(
             needs_review: 0,
             request_key: request_key.map(str::to_owned),
             internal_comment: String::new(),
+            refunded: 0,
         };
         let lines: Vec<ShipmentLineRow> = plan
             .lines

@@ -81,6 +81,8 @@ fn data(state: ShipmentState) -> DocumentData {
             },
             created_at: Timestamp(1_764_000_000_000),
             shipments: vec![],
+            refunded: Money::zero(sek()),
+            returned: vec![],
         },
         shipment: ShipmentView {
             id: ShipmentId {
@@ -96,6 +98,7 @@ fn data(state: ShipmentState) -> DocumentData {
             created_at: Timestamp(1_764_000_100_000),
             shipped_at: None,
             needs_review: false,
+            refunded: Money::zero(sek()),
         },
         invoice: captured.then_some(Invoice {
             number: 1042,

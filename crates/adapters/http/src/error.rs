@@ -4,7 +4,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use consign_domain::ShipmentError;
+use consign_domain::{ReturnError, ShipmentError};
 use consign_service::ServiceError;
 use serde_json::{Map, Value};
 
@@ -125,6 +125,26 @@ impl ApiError {
                     .insert("shipment".into(), shipment.to_string().into());
                 answer = answer.retry_after(5);
             }
+            ApiError::Service(ServiceError::RefundUnknown(id)) => {
+                answer.fields.insert("return".into(), id.0.into());
+                answer = answer.retry_after(5);
+            }
+            ApiError::Service(ServiceError::RefundDeclined { view, .. }) => {
+                answer
+                    .fields
+                    .insert("return".into(), crate::render::return_object(view, None));
+            }
+            ApiError::Service(ServiceError::ReturnRejected(ReturnError::NothingReturnable(
+                left_out,
+            ))) => {
+                let left_out: Vec<Value> = left_out
+                    .iter()
+                    .map(|n| serde_json::json!({"lineId": n.line_id.to_string(), "msg": n.msg}))
+                    .collect();
+                answer
+                    .fields
+                    .insert("notReturned".into(), Value::Array(left_out));
+            }
             ApiError::Service(ServiceError::Rejected(ShipmentError::CaptureInProgress(_))) => {
                 answer = answer.retry_after(2);
             }
@@ -169,6 +189,8 @@ impl ApiError {
                     | ShipmentError::Illegal(_)
                     | ShipmentError::DoesNotFit(_),
                 ) => StatusCode::CONFLICT,
+                // A refund still in flight: retry once it settled.
+                ServiceError::ReturnRejected(ReturnError::RefundNotDue(_)) => StatusCode::CONFLICT,
                 // Centra answers state-dependent refusals with 200: its clients throw on any
                 // other status and would lose `msg`.
                 ServiceError::Rejected(_)
@@ -176,12 +198,16 @@ impl ApiError {
                 | ServiceError::OrderExists(_)
                 | ServiceError::ShipmentNotFound(_)
                 | ServiceError::CaptureDeclined(_)
-                | ServiceError::CaptureFailed(_) => StatusCode::OK,
+                | ServiceError::CaptureFailed(_)
+                | ServiceError::ReturnRejected(_)
+                | ServiceError::ReturnNotFound(_)
+                | ServiceError::InvalidAmount { .. }
+                | ServiceError::RefundDeclined { .. } => StatusCode::OK,
                 ServiceError::NoInvoice(_) => StatusCode::NOT_FOUND,
                 ServiceError::Unauthorized => StatusCode::UNAUTHORIZED,
-                ServiceError::CaptureUnknown(_) | ServiceError::Unavailable(_) => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                ServiceError::CaptureUnknown(_)
+                | ServiceError::RefundUnknown(_)
+                | ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }

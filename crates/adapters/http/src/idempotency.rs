@@ -210,6 +210,7 @@ mod tests {
         let consign = Consign::new(
             Ports {
                 store: Arc::new(MockOrderStore::new()),
+                returns: Arc::new(consign_ports::MockReturnStore::new()),
                 keys: Arc::new(MockKeyStore::new()),
                 idempotency: Arc::new(idempotency),
                 renderer: Arc::new(MockDocumentRenderer::new()),

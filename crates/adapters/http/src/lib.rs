@@ -168,6 +168,21 @@ pub fn routes(state: ApiState) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
                             .default_service(web::to(method_not_allowed("POST"))),
                     )
                     .service(
+                        web::resource("/return")
+                            .route(web::post().to(routes::returns::create_return))
+                            .default_service(web::to(method_not_allowed("POST"))),
+                    )
+                    .service(
+                        web::resource("/returns")
+                            .route(web::get().to(routes::returns::list_returns))
+                            .default_service(web::to(method_not_allowed("GET"))),
+                    )
+                    .service(
+                        web::resource("/returns/{return}")
+                            .route(web::put().to(routes::returns::update_return))
+                            .default_service(web::to(method_not_allowed("PUT"))),
+                    )
+                    .service(
                         web::resource("/orders")
                             .route(web::get().to(routes::list_orders::list_orders))
                             .default_service(web::to(method_not_allowed("GET"))),

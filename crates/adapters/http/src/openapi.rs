@@ -30,6 +30,9 @@ use crate::routes;
         routes::complete_shipment::complete_shipment,
         routes::complete_shipment::capture_shipment,
         routes::documents::document,
+        routes::returns::create_return,
+        routes::returns::update_return,
+        routes::returns::list_returns,
     ),
     // Query-string values are not collected from the parameters that use them.
     components(schemas(crate::edge::query_values::Date, crate::edge::query_values::Status)),

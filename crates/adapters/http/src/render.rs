@@ -2,7 +2,7 @@
 //! 1/0 flags, amounts as exact JSON numbers).
 
 use consign_domain::{LineId, Money, ShipmentId, ShipmentState};
-use consign_ports::{OrderView, ShipmentListing, ShipmentView};
+use consign_ports::{OrderView, ReturnView, ShipmentListing, ShipmentView};
 use serde_json::{json, Map, Number, Value};
 
 use crate::dates;
@@ -67,6 +67,11 @@ impl DocumentLinks {
             "{}/documents/{shipment}/{kind}.pdf?token={expiry}.{tag}",
             self.prefix
         )
+    }
+
+    /// The signed URL of a return's credit note (`credit-note-<return>` of its shipment).
+    pub fn credit_note_url(&self, r: &ReturnView) -> String {
+        self.url(r.shipment, &format!("credit-note-{}", r.id))
     }
 
     /// Whether `token` was issued for this shipment and kind and has not expired. The tag is
@@ -162,6 +167,7 @@ pub fn order(view: &OrderView) -> Value {
                 "qtyShippable": l.shippable(),
                 "qtyShipped": units(&view.shipments, l.line_id(), |s| s.details.shipped),
                 "qtyCaptured": units(&view.shipments, l.line_id(), captured),
+                "qtyReturned": view.returned.iter().filter(|(id, _)| *id == l.line_id()).map(|(_, n)| *n).sum::<u32>(),
             })
         })
         .collect();
@@ -189,6 +195,7 @@ pub fn order(view: &OrderView) -> Value {
             amount(payment.map_or(Money::zero(order.currency()), |p| p.amount)),
         ),
         ("capturedValue", amount(captured_value)),
+        ("refundedValue", amount(view.refunded)),
         ("products", Value::Array(products)),
         (
             "shipments",
@@ -294,6 +301,7 @@ pub fn shipment(listing: &ShipmentListing, links: &DocumentLinks) -> Value {
                 .map(amount)
                 .unwrap_or_else(|| Value::from(0)),
         ),
+        ("refundedValue", amount(s.refunded)),
         ("products", Value::Array(products)),
     ];
     for (k, v) in fields {
@@ -315,11 +323,77 @@ fn order_shipment(s: &ShipmentView) -> Value {
         "returnSlipTracking": shipping.return_slip_tracking,
         "captureState": capture_state(s),
         "captureValue": s.capture_amount.map(amount).unwrap_or_else(|| Value::from(0)),
+        "refundedValue": amount(s.refunded),
         "gtg": flag(s.details.gtg),
         "shipped": flag(s.details.shipped),
         "paid": flag(s.state == ShipmentState::Captured),
         "products": s.lines.iter().map(|l| json!({"lineId": l.line_id.to_string(), "qty": l.quantity})).collect::<Vec<_>>(),
     })
+}
+
+/// One return as `GET returns` lists it (and update return answers it): Centra's fields, with
+/// its empty values for what Consign cannot know, and Consign's refund figures.
+pub fn return_object(r: &ReturnView, links: Option<&DocumentLinks>) -> Value {
+    let currency = r.refund.currency().code().to_owned();
+    let products: Vec<Value> = r
+        .lines
+        .iter()
+        .map(|l| {
+            json!({
+                "returnLineId": l.id,
+                "shipmentLineId": l.shipment_line_id,
+                "orderLineId": l.line_id.0,
+                "productId": 0,
+                "variantId": 0,
+                "productName": l.name,
+                "productBrand": "",
+                "variantName": "",
+                "size": "",
+                "sku": l.sku,
+                "variantSku": "",
+                "sizeSku": "",
+                "ean": "",
+                "upc": "",
+                "quantity": l.quantity,
+                "price": amount(l.unit_price),
+            })
+        })
+        .collect();
+    let mut out = Map::new();
+    let fields = [
+        ("returnId", Value::from(r.id.0)),
+        ("completed", r.completed.into()),
+        ("shipment", r.shipment.to_string().into()),
+        ("shipmentId", r.shipment_row_id.into()),
+        ("orderId", r.shipment.order.0.into()),
+        ("selectionId", "".into()),
+        ("customerId", r.customer_id.into()),
+        ("date", dates::format(r.created_at).into()),
+        ("marketId", 0.into()),
+        ("pricelistId", 0.into()),
+        ("returnCost", amount(r.return_cost)),
+        ("shippingCost", amount(r.shipping)),
+        ("handlingCost", amount(r.handling)),
+        ("voucherValue", amount(r.voucher)),
+        ("taxValue", amount(r.tax)),
+        ("taxDeduction", 0.into()),
+        ("currency", currency.clone().into()),
+        ("baseCurrency", currency.into()),
+        ("baseCurrencyRate", 1.into()),
+        ("returnToStock", r.return_to_stock.into()),
+        ("comment", r.comment.clone().into()),
+        ("createdFrom", "Order API".into()),
+        ("products", Value::Array(products)),
+        ("refundState", r.refund_state.as_str().into()),
+        ("refundValue", amount(r.refund)),
+    ];
+    for (k, v) in fields {
+        out.insert(k.into(), v);
+    }
+    if let (Some(links), Some(_)) = (links, r.credit_note) {
+        out.insert("creditNote".into(), links.credit_note_url(r).into());
+    }
+    Value::Object(out)
 }
 
 #[cfg(test)]

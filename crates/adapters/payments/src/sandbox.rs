@@ -6,8 +6,10 @@
 //!   (idempotency key); a replay with the same key captures;
 //! - anything else is captured.
 //!
-//! Refunds: a reference starting with `norefund` has its refunds declined; `timeout` answers
-//! "unknown" to the first call of each refund attempt too; anything else is refunded.
+//! Refunds: a reference starting with `norefund` has its refunds declined; `refundlater` has
+//! the first refund attempt against it declined and later ones refunded (a decline, then a
+//! successful retry); `timeout` answers "unknown" to the first call of each refund attempt too;
+//! anything else is refunded.
 //!
 //! Like a real provider it answers a repeated idempotency key with its first answer.
 
@@ -29,6 +31,8 @@ pub struct SandboxConfig {
     pub timeout_prefix: String,
     /// References starting with this have their refunds declined.
     pub no_refund_prefix: String,
+    /// References starting with this have their first refund attempt declined.
+    pub refund_later_prefix: String,
 }
 
 impl Default for SandboxConfig {
@@ -38,6 +42,7 @@ impl Default for SandboxConfig {
             decline_prefix: "decline".into(),
             timeout_prefix: "timeout".into(),
             no_refund_prefix: "norefund".into(),
+            refund_later_prefix: "refundlater".into(),
         }
     }
 }
@@ -148,10 +153,24 @@ impl PaymentGateway for SandboxGateway {
             return first.clone();
         }
         let seen = format!("seen:{}", request.idempotency_key);
+        let declined_once = format!("declined-once:{reference}");
         let outcome = if reference.starts_with(&self.config.no_refund_prefix) {
             RefundOutcome::Declined {
                 code: "refund_declined".into(),
                 message: "sandbox: authorisation reference starts with 'norefund'".into(),
+            }
+        } else if reference.starts_with(&self.config.refund_later_prefix)
+            && !refunds.contains_key(&declined_once)
+        {
+            refunds.insert(
+                declined_once,
+                RefundOutcome::Unknown {
+                    reason: "declined once".into(),
+                },
+            );
+            RefundOutcome::Declined {
+                code: "insufficient_funds".into(),
+                message: "sandbox: the first refund against 'refundlater' is declined".into(),
             }
         } else if reference.starts_with(&self.config.timeout_prefix) && !refunds.contains_key(&seen)
         {

@@ -302,6 +302,11 @@ impl Amount {
     pub fn money(&self, currency: Currency) -> Result<Money, MoneyError> {
         Money::parse(&self.0, currency)
     }
+
+    /// The decimal as given (read as money where the currency is stored state).
+    pub fn text(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A decimal's exact text, from a string or a JSON number; `None` for anything else.

@@ -231,6 +231,114 @@ pub struct ImportPayment {
     pub amount: Amount,
 }
 
+/// `POST <base>/return`: a return of a captured shipment, as Centra's page has it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a JSON object"
+)]
+pub struct CreateReturn {
+    /// The captured shipment.
+    pub shipment: ShipmentRef,
+    /// lineId -> quantity (absent: everything still returnable on the shipment).
+    pub products: Option<ShipProducts>,
+    /// Items go back to stock (default: `CONSIGN_RETURN_TO_STOCK`).
+    pub return_stock: Option<Flag>,
+    /// Handling refunded.
+    pub handling_cost: Option<Amount>,
+    /// Handling from the shipment (Consign's shipments carry none: 0).
+    pub handling_cost_from_shipment: Option<Flag>,
+    /// Shipping refunded.
+    pub shipping_cost: Option<Amount>,
+    /// The shipping fee the shipment's capture carried (once per shipment).
+    pub shipping_cost_from_shipment: Option<Flag>,
+    /// What returning costs, deducted from the refund.
+    pub return_cost: Option<Amount>,
+    /// Vouchers deducted from the refund.
+    pub voucher_value: Option<Amount>,
+    /// Vouchers from the shipment (Consign's shipments carry none: 0).
+    pub voucher_value_from_shipment: Option<Flag>,
+    /// A note.
+    pub comment: Option<Comment>,
+    /// Accepted for Centra's clients; a return is dated when Consign records it.
+    #[allow(dead_code)]
+    pub created_at: Option<Text>,
+    /// Refund now, and send the refund confirmation.
+    pub refund: Option<ReturnRefund>,
+    /// Answer in XML. Validated here; `Body` reads it before parsing, so that a refusal of
+    /// another field is answered as asked.
+    #[allow(dead_code)]
+    pub xml: Option<Flag>,
+}
+
+impl Request for CreateReturn {
+    const ECHO: &'static [&'static str] = &["shipment"];
+}
+
+/// Create return's `refund`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", expecting = "an object")]
+pub struct ReturnRefund {
+    /// Refund the return's amount through the order's payment provider.
+    pub refund_payment: Option<Flag>,
+    /// Send the refund confirmation (default false).
+    pub send_email: Option<Flag>,
+}
+
+/// `PUT <base>/returns/<returnId>`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a JSON object"
+)]
+pub struct UpdateReturn {
+    /// Completed (`true`) or pending (`false`); a refunded return stays completed.
+    pub completed: Option<Flag>,
+    /// Refund what the return still owes (nothing twice).
+    pub refund_payment: Option<Flag>,
+    /// Send the refund confirmation.
+    pub send_email: Option<Flag>,
+    /// Answer in XML. Validated here; `Body` reads it before parsing, so that a refusal of
+    /// another field is answered as asked.
+    #[allow(dead_code)]
+    pub xml: Option<Flag>,
+}
+
+impl Request for UpdateReturn {
+    const ECHO: &'static [&'static str] = &[];
+}
+
+/// `GET <base>/returns`, newest first.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, expecting = "query parameters")]
+#[into_params(parameter_in = Query)]
+pub struct ReturnsQuery {
+    /// At most this many (1 to 100, default 100).
+    pub limit: Option<Count>,
+    /// Which page of `limit` returns, from 1.
+    pub page: Option<Count>,
+    /// One return.
+    #[serde(rename = "return")]
+    pub return_id: Option<Id>,
+    /// One shipment's returns (`"<order>-<n>"`).
+    pub shipment: Option<ShipmentRef>,
+    /// One order's returns.
+    pub order: Option<Id>,
+    /// One customer's returns.
+    pub customer_id: Option<Id>,
+    /// Created at or after (`YYYY-MM-DD` or `YYYY-MM-DD HH:MM:SS`, UTC).
+    pub newer_than: Option<crate::edge::query_values::Date>,
+    /// Created before.
+    pub older_than: Option<crate::edge::query_values::Date>,
+    /// Accepted; Consign has no selections.
+    #[allow(dead_code)]
+    pub selection: Option<Text>,
+    /// Answer in XML.
+    pub xml: Option<Flag>,
+}
+
 /// `GET <base>/orders`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields, expecting = "query parameters")]

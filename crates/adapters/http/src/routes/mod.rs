@@ -8,6 +8,7 @@ pub mod fallback;
 pub mod import_order;
 pub mod list_orders;
 pub mod ops;
+pub mod returns;
 pub mod shipments;
 
 use consign_domain::ShipmentId;

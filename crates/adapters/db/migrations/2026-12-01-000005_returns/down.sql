@@ -1,0 +1,15 @@
+DELETE FROM counters WHERE name IN ('return_id', 'credit_note_number');
+DROP TABLE credit_notes;
+DROP TABLE refund_attempts;
+DROP TABLE return_lines;
+DROP TABLE returns;
+ALTER TABLE orders DROP COLUMN refunded;
+ALTER TABLE order_lines DROP COLUMN returned;
+DROP INDEX shipment_lines_by_row_id;
+ALTER TABLE shipment_lines DROP COLUMN row_id;
+ALTER TABLE shipment_lines DROP COLUMN returned;
+DROP INDEX shipments_by_row_id;
+ALTER TABLE shipments DROP COLUMN row_id;
+ALTER TABLE shipments DROP COLUMN shipping_fee_returned;
+ALTER TABLE shipments DROP COLUMN refunded;
+ALTER TABLE shipments DROP COLUMN refund_held;

@@ -1,0 +1,350 @@
+//! Returns and refunds: the refund saga beside the capture saga, with the same shape.
+//!
+//! 1. Reserve, one transaction in the store: the domain plans the return (and starts its
+//!    refund), the returned units are recorded and a pending refund attempt with a stable
+//!    provider key is written; the refund's amount is held against the shipment.
+//! 2. Refund, no transaction open: the gateway is called with that key.
+//! 3. Settle, one transaction: refunded (the return is completed, its credit note issued), or
+//!    declined (the held amount is released; the return stays, not completed).
+//!
+//! An unknown outcome or a crash between the steps leaves a pending attempt, which recovery
+//! replays with the same key: the provider answers the first result, so nothing is refunded
+//! twice and nothing refunded is lost.
+
+use consign_domain::{Cost, Money, NotReturned, ReturnId, ReturnRequest, ShipmentId, ShipmentLine};
+use consign_ports::{
+    BeginRefund, RefundAttempt, RefundOutcome, RefundRequest, RefundSettle, ReturnDetails,
+    ReturnQuery, ReturnView,
+};
+
+use crate::consign::Consign;
+use crate::create_shipment::{REVIEW_AFTER_PASSES, ZERO_CAPTURE_REFERENCE};
+use crate::error::ServiceError;
+
+/// A cost of a return as the request gives it: the amount is still text, read in the order's
+/// currency once the store has it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CostAsk {
+    /// None.
+    #[default]
+    None,
+    /// This decimal amount.
+    Given(String),
+    /// What the shipment carried.
+    FromShipment,
+}
+
+/// What a create-return request asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnAsk {
+    /// The captured shipment.
+    pub shipment: ShipmentId,
+    /// Lines and quantities; `None`: everything still returnable.
+    pub lines: Option<Vec<ShipmentLine>>,
+    /// Shipping refunded.
+    pub shipping: CostAsk,
+    /// Handling refunded.
+    pub handling: CostAsk,
+    /// Vouchers deducted.
+    pub voucher: CostAsk,
+    /// Return cost deducted (decimal text).
+    pub return_cost: Option<String>,
+    /// Refund now.
+    pub refund: bool,
+    /// Send the refund confirmation.
+    pub send_email: bool,
+    /// Items back to stock (`None`: the store setting).
+    pub return_to_stock: Option<bool>,
+    /// A note.
+    pub comment: String,
+}
+
+/// What the provider said to a refund that was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundResult {
+    /// Refunded.
+    Refunded,
+    /// Declined; the return stays, not completed.
+    Declined {
+        /// The provider's message.
+        message: String,
+    },
+}
+
+/// A created return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnOutcome {
+    /// The return.
+    pub view: ReturnView,
+    /// Lines asked for and left out, with why.
+    pub not_returned: Vec<NotReturned>,
+    /// The refund's result, when one was asked for.
+    pub refund: Option<RefundResult>,
+}
+
+/// What one refund recovery pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefundRecoveryReport {
+    /// Attempts found pending.
+    pub examined: usize,
+    /// Settled as refunded.
+    pub refunded: usize,
+    /// Settled as declined.
+    pub declined: usize,
+    /// Still unknown; left pending for the next pass.
+    pub unresolved: usize,
+}
+
+impl Consign {
+    /// Creates a return of a captured shipment and, with `ask.refund`, refunds it.
+    ///
+    /// Errors: [`ServiceError::ReturnRejected`] (nothing written),
+    /// [`ServiceError::RefundUnknown`] (the return exists; its refund stays pending until
+    /// recovery settles it). A declined refund is not an error: the return exists, not
+    /// completed, and the outcome says why.
+    pub async fn create_return(&self, ask: ReturnAsk) -> Result<ReturnOutcome, ServiceError> {
+        let listing = self
+            .store
+            .find_shipment(ask.shipment)
+            .await?
+            .ok_or(ServiceError::ShipmentNotFound(ask.shipment))?;
+        let currency = listing.order.order.currency();
+        let money = |field: &'static str, text: &str| {
+            Money::parse(text, currency).map_err(|error| ServiceError::InvalidAmount {
+                field,
+                why: error.to_string(),
+            })
+        };
+        let cost = |field: &'static str, ask: &CostAsk| -> Result<Cost, ServiceError> {
+            Ok(match ask {
+                CostAsk::None => Cost::None,
+                CostAsk::Given(text) => Cost::Given(money(field, text)?),
+                CostAsk::FromShipment => Cost::FromShipment,
+            })
+        };
+        let request = ReturnRequest {
+            lines: ask.lines.clone(),
+            shipping: cost("shippingCost", &ask.shipping)?,
+            handling: cost("handlingCost", &ask.handling)?,
+            voucher: cost("voucherValue", &ask.voucher)?,
+            return_cost: ask
+                .return_cost
+                .as_deref()
+                .map(|text| money("returnCost", text))
+                .transpose()?,
+        };
+        let details = ReturnDetails {
+            return_to_stock: ask.return_to_stock.unwrap_or(self.settings.return_to_stock),
+            comment: ask.comment.clone(),
+            send_email: ask.send_email,
+        };
+        let created = self
+            .returns
+            .create_return(
+                ask.shipment,
+                request,
+                ask.refund,
+                self.gateways.providers(),
+                details,
+                self.clock.now(),
+            )
+            .await?;
+        let Some(attempt) = created.attempt else {
+            return Ok(ReturnOutcome {
+                view: created.view,
+                not_returned: created.not_returned,
+                refund: None,
+            });
+        };
+        crate::failpoints::reached("after-refund-reserve").await;
+        fail::fail_point!("after-refund-reserve");
+        let (view, refund) = self.refund_and_settle(&attempt).await?;
+        Ok(ReturnOutcome {
+            view,
+            not_returned: created.not_returned,
+            refund: Some(refund),
+        })
+    }
+
+    /// Update return: `refund` asks for what the return still owes (a refunded return is
+    /// answered as it is, with no provider call), then `completed` sets its status.
+    ///
+    /// A declined refund is [`ServiceError::RefundDeclined`] with the return as it is now.
+    pub async fn update_return(
+        &self,
+        id: ReturnId,
+        completed: Option<bool>,
+        refund: bool,
+        send_email: Option<bool>,
+    ) -> Result<ReturnView, ServiceError> {
+        let mut view = None;
+        if refund {
+            match self
+                .returns
+                .begin_refund(id, self.gateways.providers(), send_email, self.clock.now())
+                .await?
+            {
+                BeginRefund::AlreadyRefunded(already) => view = Some(already),
+                BeginRefund::Started(attempt) => {
+                    crate::failpoints::reached("after-refund-reserve").await;
+                    fail::fail_point!("after-refund-reserve");
+                    match self.refund_and_settle(&attempt).await? {
+                        (settled, RefundResult::Refunded) => view = Some(settled),
+                        (settled, RefundResult::Declined { message }) => {
+                            return Err(ServiceError::RefundDeclined {
+                                view: Box::new(settled),
+                                message,
+                            })
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(completed) = completed {
+            return Ok(self
+                .returns
+                .set_return_completed(id, completed, self.clock.now())
+                .await?);
+        }
+        match view {
+            Some(view) => Ok(view),
+            None => self.get_return(id).await,
+        }
+    }
+
+    /// One return.
+    pub async fn get_return(&self, id: ReturnId) -> Result<ReturnView, ServiceError> {
+        self.returns
+            .find_return(id)
+            .await?
+            .ok_or(ServiceError::ReturnNotFound(id))
+    }
+
+    /// Returns matching Centra's `GET returns` filters, newest first.
+    pub async fn list_returns(&self, query: ReturnQuery) -> Result<Vec<ReturnView>, ServiceError> {
+        Ok(self.returns.list_returns(query).await?)
+    }
+
+    /// Replays every refund attempt pending for longer than `min_age_millis` with its own key,
+    /// and settles what the provider answers.
+    pub async fn recover_pending_refunds(
+        &self,
+        min_age_millis: i64,
+    ) -> Result<RefundRecoveryReport, ServiceError> {
+        let before = self.clock.now().minus_millis(min_age_millis);
+        let pending = self.returns.pending_refunds(before).await?;
+        let mut report = RefundRecoveryReport {
+            examined: pending.len(),
+            ..RefundRecoveryReport::default()
+        };
+        for attempt in pending {
+            match self.refund_and_settle(&attempt).await {
+                Ok((_, RefundResult::Refunded)) => report.refunded += 1,
+                Ok((_, RefundResult::Declined { .. })) => report.declined += 1,
+                Err(ServiceError::RefundUnknown(_)) => report.unresolved += 1,
+                Err(other) => {
+                    tracing::warn!(return_id = %attempt.return_id, error = %other, "recovery could not settle this refund yet");
+                    report.unresolved += 1;
+                }
+            }
+        }
+        if report.examined > 0 {
+            tracing::info!(?report, "refund recovery pass");
+        }
+        Ok(report)
+    }
+
+    /// Steps 2 and 3 of the refund saga for one attempt; also what recovery replays.
+    async fn refund_and_settle(
+        &self,
+        attempt: &RefundAttempt,
+    ) -> Result<(ReturnView, RefundResult), ServiceError> {
+        let outcome = self.call_refund(attempt).await;
+        crate::failpoints::reached("after-refund").await;
+        fail::fail_point!("after-refund");
+        let (settle, result) = match outcome {
+            RefundOutcome::Refunded { reference, status } => (
+                RefundSettle::Refunded { reference, status },
+                RefundResult::Refunded,
+            ),
+            RefundOutcome::Declined { code, message } => (
+                RefundSettle::Declined {
+                    code,
+                    message: message.clone(),
+                },
+                RefundResult::Declined { message },
+            ),
+            RefundOutcome::Unknown { reason } => {
+                self.record_refund_unknown(attempt, &reason).await;
+                return Err(ServiceError::RefundUnknown(attempt.return_id));
+            }
+        };
+        let settled = self
+            .returns
+            .settle_refund(attempt, settle, self.clock.now())
+            .await;
+        crate::failpoints::reached("after-refund-settle").await;
+        fail::fail_point!("after-refund-settle");
+        match settled {
+            // The stored state decides: a concurrent settle of the same attempt may have won.
+            Ok(view) => {
+                let result = match view.refund_state {
+                    consign_domain::RefundState::Refunded => RefundResult::Refunded,
+                    consign_domain::RefundState::Declined => result,
+                    _ => return Err(ServiceError::RefundUnknown(attempt.return_id)),
+                };
+                Ok((view, result))
+            }
+            Err(error) => {
+                tracing::error!(return_id = %attempt.return_id, %error, "could not settle refund");
+                Err(ServiceError::RefundUnknown(attempt.return_id))
+            }
+        }
+    }
+
+    async fn record_refund_unknown(&self, attempt: &RefundAttempt, reason: &str) {
+        match self
+            .returns
+            .record_refund_unknown(attempt, reason, self.clock.now(), REVIEW_AFTER_PASSES)
+            .await
+        {
+            Ok(true) => {
+                tracing::error!(return_id = %attempt.return_id, %reason, "refund still unknown after {REVIEW_AFTER_PASSES} passes: needs review")
+            }
+            Ok(false) => {
+                tracing::warn!(return_id = %attempt.return_id, %reason, "refund outcome unknown; left pending for recovery")
+            }
+            Err(error) => {
+                tracing::error!(return_id = %attempt.return_id, %reason, %error, "refund outcome unknown and not recorded")
+            }
+        }
+    }
+
+    async fn call_refund(&self, attempt: &RefundAttempt) -> RefundOutcome {
+        if attempt.amount.minor() == 0 {
+            return RefundOutcome::Refunded {
+                reference: ZERO_CAPTURE_REFERENCE.to_owned(),
+                status: "succeeded".to_owned(),
+            };
+        }
+        let Some(gateway) = self.gateways.get(&attempt.authorization.provider) else {
+            return RefundOutcome::Unknown {
+                reason: format!(
+                    "no gateway configured for provider {:?}",
+                    attempt.authorization.provider
+                ),
+            };
+        };
+        gateway
+            .refund(RefundRequest {
+                authorization: attempt.authorization.clone(),
+                amount: attempt.amount,
+                idempotency_key: attempt.idempotency_key.clone(),
+                metadata: vec![
+                    ("consign_order".to_owned(), attempt.order.to_string()),
+                    ("consign_return".to_owned(), attempt.return_id.to_string()),
+                ],
+            })
+            .await
+    }
+}
