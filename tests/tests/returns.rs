@@ -381,3 +381,111 @@ fn a_refund_whose_outcome_is_unknown_is_settled_by_recovery_once() {
         assert_eq!(app.sandbox.refunded_minor(), 24_950, "{backend:?}: once");
     }
 }
+
+/// Credit note numbers in the database, in order.
+fn credit_note_numbers(app: &TestApp) -> Vec<i64> {
+    app.dump()
+        .iter()
+        .filter_map(|row| row.strip_prefix("credit_notes ("))
+        .map(|rest| rest.split(',').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+fn minor(amount: &Value) -> i64 {
+    let text = amount.to_string();
+    let (whole, cents) = text.split_once('.').unwrap_or((&text, "0"));
+    whole.parse::<i64>().unwrap() * 100 + format!("{cents:0<2}")[..2].parse::<i64>().unwrap()
+}
+
+/// Fifty concurrent returns with refunds of one line shipped ten times (and, on PostgreSQL,
+/// through two instances): exactly ten come back, the refunds add up to what the provider
+/// refunded and never exceed the capture, and the credit notes are numbered 1..=10.
+#[test]
+fn fifty_concurrent_returns_of_one_line_never_return_or_refund_more_than_was_shipped() {
+    for backend in backends() {
+        let db = throwaway(backend);
+        let first = std::sync::Arc::new(spawn_app_on(backend, &db.url, &[]));
+        let apps = match backend {
+            Backend::Postgres => vec![
+                first.clone(),
+                std::sync::Arc::new(spawn_app_on(backend, &db.url, &[])),
+            ],
+            Backend::Sqlite => vec![first.clone()],
+        };
+        let order = json!({"order": 9100, "currency": "SEK", "email": "x@example.com",
+            "products": [{"sku": "A", "qty": 10, "price": "10.00", "vat": "25"}],
+            "shippingValue": "0", "payment": {"provider": "sandbox", "reference": "auth-9100", "amount": "100.00"}});
+        let line = first.import(&order)[0].clone();
+        ok(&first.post(
+            "/shipments",
+            &json!({"order": 9100, "products": {line.clone(): 10}}),
+        ));
+        let handles: Vec<_> = (0..50usize)
+            .map(|i| {
+                let app = apps[i % apps.len()].clone();
+                let body = json!({"shipment": "9100-1", "products": {line.clone(): 1},
+                                  "refund": {"refundPayment": true}});
+                std::thread::spawn(move || app.post("/return", &body))
+            })
+            .collect();
+        let mut returned = 0;
+        for reply in handles.into_iter().map(|h| h.join().unwrap()) {
+            let answer = reply.json();
+            assert_eq!(reply.status, 200, "{backend:?}: {}", reply.body);
+            if answer["status"] == "ok" {
+                assert_eq!(answer["refund"]["status"], "ok", "{answer}");
+                returned += 1;
+            } else {
+                assert!(answer["notReturned"].is_array(), "{answer}");
+            }
+        }
+        assert_eq!(returned, 10, "{backend:?}");
+        let order = first.order(9100);
+        assert_eq!(order["products"][0]["qtyReturned"], json!(10));
+        assert_eq!(minor(&order["refundedValue"]), 10_000);
+        let at_providers: i64 = apps.iter().map(|a| a.sandbox.refunded_minor()).sum();
+        assert_eq!(
+            at_providers, 10_000,
+            "{backend:?}: the provider refunded what Consign reports"
+        );
+        let listed = returns_of(&first, "9100-1");
+        assert_eq!(listed.len(), 10);
+        assert_eq!(
+            listed.iter().map(|r| minor(&r["refundValue"])).sum::<i64>(),
+            at_providers
+        );
+        assert_eq!(
+            credit_note_numbers(&first),
+            (1..=10).collect::<Vec<_>>(),
+            "{backend:?}"
+        );
+        // The credit note behind one link, read with a PDF parser.
+        let url = listed[0]["creditNote"].as_str().unwrap();
+        let response = ureq::get(url).call().expect("a signed link needs no key");
+        assert_eq!(response.content_type(), "application/pdf");
+        let mut pdf = Vec::new();
+        std::io::Read::read_to_end(&mut response.into_reader(), &mut pdf).unwrap();
+        let document = lopdf::Document::load_mem(&pdf).expect("a valid PDF");
+        let pages: Vec<u32> = document.get_pages().keys().copied().collect();
+        let text = document.extract_text(&pages).unwrap();
+        assert!(
+            text.contains("Credit note") && text.contains("CN-"),
+            "{text}"
+        );
+        assert!(text.contains("10.00") && text.contains("9100-1"), "{text}");
+        // Another return's token does not open it.
+        let other = listed[1]["creditNote"].as_str().unwrap();
+        let token = other.split("token=").nth(1).unwrap();
+        let forged = format!("{}?token={token}", url.split('?').next().unwrap());
+        assert_eq!(
+            ureq::get(&forged)
+                .call()
+                .map_err(|e| match e {
+                    ureq::Error::Status(code, _) => code,
+                    _ => 0,
+                })
+                .err(),
+            Some(401)
+        );
+    }
+}

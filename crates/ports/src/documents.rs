@@ -14,6 +14,8 @@ pub enum DocumentKind {
     Proforma,
     /// Issued once the shipment is captured, numbered without gaps.
     Invoice,
+    /// Issued once a return is refunded, numbered without gaps in its own series (`CN-<n>`).
+    CreditNote,
 }
 
 impl DocumentKind {
@@ -23,10 +25,11 @@ impl DocumentKind {
             DocumentKind::DeliveryNote => "delivery-note",
             DocumentKind::Proforma => "proforma",
             DocumentKind::Invoice => "invoice",
+            DocumentKind::CreditNote => "credit-note",
         }
     }
 
-    /// Reads a slug.
+    /// Reads a shipment document's slug (a credit note is named by its return as well).
     pub fn from_slug(slug: &str) -> Option<DocumentKind> {
         [
             DocumentKind::DeliveryNote,
@@ -69,8 +72,10 @@ pub struct DocumentData {
     pub order: OrderView,
     /// The shipment.
     pub shipment: ShipmentView,
-    /// The invoice, for [`DocumentKind::Invoice`].
+    /// The invoice, for [`DocumentKind::Invoice`] (and the one a credit note corrects).
     pub invoice: Option<Invoice>,
+    /// The refunded return, for [`DocumentKind::CreditNote`].
+    pub credit_note: Option<crate::returns::ReturnView>,
 }
 
 /// Why a document could not be rendered.

@@ -29,8 +29,8 @@ pub use records::{
     ShipmentView, ShippingInfo, ShippingUpdate,
 };
 pub use returns::{
-    BeginRefund, RefundAttempt, RefundSettle, ReturnCreated, ReturnDetails, ReturnLineView,
-    ReturnQuery, ReturnStore, ReturnView,
+    BeginRefund, CreditNote, RefundAttempt, RefundSettle, ReturnCreated, ReturnDetails,
+    ReturnLineView, ReturnQuery, ReturnStore, ReturnView,
 };
 pub use store::{BeginCapture, OrderStore, Reservation, SettleOutcome, StoreError, StoreStats};
 

@@ -42,6 +42,15 @@ pub struct ReturnLineView {
     pub tax_rate: TaxRate,
 }
 
+/// A credit note: issued in the transaction that records a refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditNote {
+    /// Its number in the credit-note series, without gaps (`CN-<n>`).
+    pub number: i64,
+    /// When it was issued.
+    pub issued_at: Timestamp,
+}
+
 /// A return as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReturnView {
@@ -79,8 +88,8 @@ pub struct ReturnView {
     pub refund_reference: Option<String>,
     /// The provider's code and message of the last decline.
     pub decline: Option<(String, String)>,
-    /// Its credit note's number once refunded.
-    pub credit_note: Option<i64>,
+    /// Its credit note once refunded.
+    pub credit_note: Option<CreditNote>,
     /// Created.
     pub created_at: Timestamp,
 }

@@ -44,9 +44,39 @@ impl Consign {
             order: listing.order,
             shipment: listing.shipment,
             invoice,
+            credit_note: None,
         };
         self.renderer
             .render(kind, &data)
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    /// The credit note of a refunded return of `shipment`.
+    pub async fn credit_note(
+        &self,
+        shipment: ShipmentId,
+        id: consign_domain::ReturnId,
+    ) -> Result<Vec<u8>, ServiceError> {
+        let ret = self
+            .returns
+            .find_return(id)
+            .await?
+            .filter(|r| r.shipment == shipment && r.credit_note.is_some())
+            .ok_or(ServiceError::NoCreditNote(id))?;
+        let listing = self
+            .store
+            .find_shipment(shipment)
+            .await?
+            .ok_or(ServiceError::ShipmentNotFound(shipment))?;
+        let data = DocumentData {
+            seller: self.settings.seller.clone(),
+            order: listing.order,
+            shipment: listing.shipment,
+            invoice: self.store.find_invoice(shipment).await?,
+            credit_note: Some(ret),
+        };
+        self.renderer
+            .render(DocumentKind::CreditNote, &data)
             .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 

@@ -32,6 +32,9 @@ pub enum ServiceError {
     /// The shipment has no invoice (it is not captured).
     #[error("invoice does not exist")]
     NoInvoice(ShipmentId),
+    /// The return has no credit note (it is not refunded, or not of that shipment).
+    #[error("credit note does not exist")]
+    NoCreditNote(ReturnId),
     /// The provider definitely declined: no shipment was left behind.
     #[error("can not capture order")]
     CaptureDeclined(OrderId),

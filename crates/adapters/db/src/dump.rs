@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use crate::database::Database;
 use crate::error::DbError;
+use crate::returns::{RefundAttemptRow, ReturnLineRow, ReturnRow};
 use crate::rows::{ApiKeyRow, AttemptRow, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::*;
 
@@ -65,6 +66,51 @@ impl Database {
                 ))
                 .load(conn)?;
             out.extend(rows.iter().map(|r| format!("outbox {r:?}")));
+            let rows: Vec<(i64, i32, i64, i64, i32, Option<i64>)> = shipments::table
+                .order((shipments::order_id, shipments::number))
+                .select((
+                    shipments::order_id,
+                    shipments::number,
+                    shipments::refund_held,
+                    shipments::refunded,
+                    shipments::shipping_fee_returned,
+                    shipments::row_id,
+                ))
+                .load(conn)?;
+            out.extend(rows.iter().map(|r| format!("shipment_refunds {r:?}")));
+            let rows: Vec<(i64, i32, i64, i32, Option<i64>)> = shipment_lines::table
+                .order((
+                    shipment_lines::order_id,
+                    shipment_lines::number,
+                    shipment_lines::line_id,
+                ))
+                .select((
+                    shipment_lines::order_id,
+                    shipment_lines::number,
+                    shipment_lines::line_id,
+                    shipment_lines::returned,
+                    shipment_lines::row_id,
+                ))
+                .load(conn)?;
+            out.extend(rows.iter().map(|r| format!("shipment_line_returns {r:?}")));
+            let rows: Vec<ReturnRow> = returns::table
+                .order(returns::id)
+                .select(ReturnRow::as_select())
+                .load(conn)?;
+            out.extend(rows.iter().map(|r| format!("returns {r:?}")));
+            let rows: Vec<ReturnLineRow> = return_lines::table
+                .order((return_lines::return_id, return_lines::line_id))
+                .select(ReturnLineRow::as_select())
+                .load(conn)?;
+            out.extend(rows.iter().map(|r| format!("return_lines {r:?}")));
+            let rows: Vec<RefundAttemptRow> = refund_attempts::table
+                .order((refund_attempts::return_id, refund_attempts::attempt))
+                .select(RefundAttemptRow::as_select())
+                .load(conn)?;
+            out.extend(rows.iter().map(|r| format!("refund_attempts {r:?}")));
+            let rows: Vec<(i64, i64, i64, i64)> =
+                credit_notes::table.order(credit_notes::number).load(conn)?;
+            out.extend(rows.iter().map(|r| format!("credit_notes {r:?}")));
             Ok(out)
         })
         .await

@@ -9,8 +9,8 @@ use consign_domain::{
     ReturnId, ReturnRequest, Returned, Shipment, ShipmentId, ShipmentLine, ShipmentState, TaxRate,
 };
 use consign_ports::{
-    BeginRefund, RefundAttempt, RefundSettle, ReturnCreated, ReturnDetails, ReturnLineView,
-    ReturnQuery, ReturnView, Timestamp,
+    BeginRefund, CreditNote, RefundAttempt, RefundSettle, ReturnCreated, ReturnDetails,
+    ReturnLineView, ReturnQuery, ReturnView, Timestamp,
 };
 use diesel::prelude::*;
 
@@ -55,7 +55,7 @@ pub(crate) struct ReturnRow {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = return_lines)]
-struct ReturnLineRow {
+pub(crate) struct ReturnLineRow {
     return_id: i64,
     line_id: i64,
     id: i64,
@@ -67,7 +67,7 @@ struct ReturnLineRow {
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = refund_attempts)]
-struct RefundAttemptRow {
+pub(crate) struct RefundAttemptRow {
     return_id: i64,
     attempt: i32,
     order_id: i64,
@@ -743,9 +743,9 @@ fn to_view(conn: &mut AnyConnection, row: ReturnRow) -> Result<ReturnView, DbErr
             shipment_lines::row_id,
         ))
         .load(conn)?;
-    let credit_note: Option<i64> = credit_notes::table
+    let credit_note: Option<(i64, i64)> = credit_notes::table
         .filter(credit_notes::return_id.eq(row.id))
-        .select(credit_notes::number)
+        .select((credit_notes::number, credit_notes::issued_at))
         .first(conn)
         .optional()?;
     let decline = match (&row.decline_code, &row.decline_message) {
@@ -782,7 +782,10 @@ fn to_view(conn: &mut AnyConnection, row: ReturnRow) -> Result<ReturnView, DbErr
         refund_state: row.state()?,
         refund_reference: row.refund_reference.clone(),
         decline,
-        credit_note,
+        credit_note: credit_note.map(|(number, issued_at)| CreditNote {
+            number,
+            issued_at: Timestamp(issued_at),
+        }),
         created_at: Timestamp(row.created_at),
     })
 }

@@ -5,7 +5,10 @@
 //! - **proforma**: for customs: lines with quantities, unit values, currency, totals, country of
 //!   origin;
 //! - **invoice**: once captured: its sequential number, seller and buyer, lines, VAT per rate,
-//!   and a total equal to the captured amount.
+//!   and a total equal to the captured amount;
+//! - **credit note**: once a return is refunded: its number in its own series (`CN-<n>`), the
+//!   invoice it corrects, the returned lines, the costs added and deducted, the VAT the returned
+//!   units included, and a total equal to the refunded amount.
 //!
 //! Text is real text in the PDF standard fonts (Helvetica), so it can be searched and copied.
 #![deny(missing_docs)]
@@ -197,12 +200,83 @@ fn invoice(data: &DocumentData) -> Result<Vec<u8>, DocumentError> {
     Ok(render(&format!("Invoice {}", issued.number), &rows))
 }
 
+fn credit_note(data: &DocumentData) -> Result<Vec<u8>, DocumentError> {
+    let ret = data
+        .credit_note
+        .as_ref()
+        .ok_or_else(|| DocumentError("no return to credit".into()))?;
+    let note = ret
+        .credit_note
+        .ok_or_else(|| DocumentError("the return is not refunded".into()))?;
+    let mut numbers = numbers(data);
+    numbers.insert(0, ("Credit note", format!("CN-{}", note.number)));
+    numbers.insert(1, ("Date", note.issued_at.format_utc()));
+    if let Some(invoice) = &data.invoice {
+        numbers.push(("Corrects invoice", invoice.number.to_string()));
+    }
+    numbers.push(("Return", ret.id.to_string()));
+    let mut rows = head("Credit note", data, &numbers);
+    let currency = ret.refund.currency();
+    rows.push(text(vec![
+        Cell::left(LEFT, "SKU").bold(),
+        Cell::left(LEFT + 90.0, "Product").bold(),
+        Cell::right(LEFT + 300.0, "Qty").bold(),
+        Cell::right(LEFT + 370.0, "Unit").bold(),
+        Cell::right(LEFT + 425.0, "VAT %").bold(),
+        Cell::right(RIGHT, format!("Total {currency}")).bold(),
+    ]));
+    rows.push(Row::Rule);
+    for line in &ret.lines {
+        let total = line
+            .unit_price
+            .times(line.quantity)
+            .map_err(|e| DocumentError(e.to_string()))?;
+        rows.push(text(vec![
+            Cell::left(LEFT, line.sku.clone()),
+            Cell::left(LEFT + 90.0, line.name.clone()),
+            Cell::right(LEFT + 300.0, line.quantity.to_string()),
+            Cell::right(LEFT + 370.0, line.unit_price.to_string()),
+            Cell::right(LEFT + 425.0, line.tax_rate.to_string()),
+            Cell::right(RIGHT, total.to_string()),
+        ]));
+    }
+    rows.push(Row::Rule);
+    for (label, amount, sign) in [
+        ("Shipping refunded", ret.shipping, ""),
+        ("Handling refunded", ret.handling, ""),
+        ("Return cost", ret.return_cost, "-"),
+        ("Voucher", ret.voucher, "-"),
+    ] {
+        if amount.minor() != 0 {
+            rows.push(text(vec![
+                Cell::left(LEFT, label),
+                Cell::right(RIGHT, format!("{sign}{amount}")),
+            ]));
+        }
+    }
+    rows.push(text(vec![
+        Cell::left(LEFT, "VAT included in the returned items"),
+        Cell::right(RIGHT, ret.tax.to_string()),
+    ]));
+    rows.push(text(vec![
+        Cell::left(LEFT, format!("Total refunded ({currency})")).bold(),
+        Cell::right(RIGHT, ret.refund.to_string()).bold(),
+    ]));
+    rows.push(Row::Gap(8.0));
+    rows.push(text(vec![Cell::left(
+        LEFT,
+        "Refunded to the original payment.",
+    )]));
+    Ok(render(&format!("Credit note CN-{}", note.number), &rows))
+}
+
 impl DocumentRenderer for PdfRenderer {
     fn render(&self, kind: DocumentKind, data: &DocumentData) -> Result<Vec<u8>, DocumentError> {
         match kind {
             DocumentKind::DeliveryNote => Ok(delivery_note(data)),
             DocumentKind::Proforma => Ok(proforma(data)),
             DocumentKind::Invoice => invoice(data),
+            DocumentKind::CreditNote => credit_note(data),
         }
     }
 }

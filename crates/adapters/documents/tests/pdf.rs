@@ -104,6 +104,7 @@ fn data(state: ShipmentState) -> DocumentData {
             number: 1042,
             issued_at: Timestamp(1_764_000_200_000),
         }),
+        credit_note: None,
     }
 }
 
@@ -240,4 +241,97 @@ fn a_long_shipment_flows_onto_more_pages() {
     assert!(document.get_pages().len() >= 3);
     let text = text_of(&pdf);
     assert!(text.contains("SKU-000") && text.contains("SKU-149"));
+}
+
+/// A refunded return of one T-shirt and the coffee, with the shipping fee, less a return cost.
+fn refunded_return() -> ReturnView {
+    let money = |minor| Money::from_minor(minor, sek());
+    let line = |id, line, sku: &str, name: &str, price, rate, quantity| ReturnLineView {
+        id,
+        shipment_line_id: 900 + id,
+        line_id: LineId(line),
+        sku: sku.into(),
+        name: name.into(),
+        quantity,
+        unit_price: money(price),
+        tax_rate: TaxRate(rate),
+    };
+    ReturnView {
+        id: ReturnId(5397),
+        shipment: ShipmentId {
+            order: OrderId(83651),
+            number: 1,
+        },
+        shipment_row_id: 901,
+        customer_id: 4,
+        completed: true,
+        return_to_stock: true,
+        comment: String::new(),
+        lines: vec![
+            line(1, 17, "TSHIRT-M", "T-shirt Åre", 24_950, 2500, 1),
+            line(2, 19, "FOOD-1", "Coffee beans", 8_950, 1200, 2),
+        ],
+        shipping: money(4_900),
+        handling: money(0),
+        voucher: money(0),
+        return_cost: money(2_000),
+        // 249.50 / 5 + 179.00 x 12 / 112, each rounded half up: 49.90 + 19.18
+        tax: money(6_908),
+        // 249.50 + 2 x 89.50 + 49.00 - 20.00
+        refund: money(45_750),
+        refund_state: RefundState::Refunded,
+        refund_reference: Some("re_1".into()),
+        decline: None,
+        credit_note: Some(CreditNote {
+            number: 7,
+            issued_at: Timestamp(1_764_000_300_000),
+        }),
+        created_at: Timestamp(1_764_000_250_000),
+    }
+}
+
+#[test]
+fn the_credit_note_has_its_number_the_invoice_it_corrects_the_lines_and_the_refund() {
+    let mut refunded = data(ShipmentState::Captured);
+    refunded.credit_note = Some(refunded_return());
+    let text = text_of(
+        &PdfRenderer::new()
+            .render(DocumentKind::CreditNote, &refunded)
+            .expect("rendered"),
+    );
+    for expected in [
+        "Credit note",
+        "CN-7",
+        "Corrects invoice",
+        "1042",
+        "5397",
+        "83651-1",
+        "TSHIRT-M",
+        "T-shirt Åre",
+        "FOOD-1",
+        "179.00",
+        "Shipping refunded",
+        "49.00",
+        "-20.00",
+        "69.08",
+        "457.50",
+        "Anna Svensson",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("Cookbook"),
+        "only the returned lines:\n{text}"
+    );
+}
+
+#[test]
+fn no_credit_note_exists_before_the_refund() {
+    let mut pending = data(ShipmentState::Captured);
+    let mut ret = refunded_return();
+    ret.credit_note = None;
+    pending.credit_note = Some(ret);
+    assert!(PdfRenderer::new()
+        .render(DocumentKind::CreditNote, &pending)
+        .is_err());
 }

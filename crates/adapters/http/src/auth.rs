@@ -159,7 +159,7 @@ fn carries_valid_document_token(request: &ServiceRequest, state: &ApiState) -> b
     let Some((shipment, file)) = rest.split_once('/') else {
         return false;
     };
-    let Some(kind) = crate::routes::documents::kind_of(file) else {
+    let Some(document) = crate::routes::documents::file_of(file) else {
         return false;
     };
     form_urlencoded::parse(request.query_string().as_bytes())
@@ -168,7 +168,7 @@ fn carries_valid_document_token(request: &ServiceRequest, state: &ApiState) -> b
             state
                 .settings
                 .documents
-                .verify(shipment, kind.slug(), &token)
+                .verify(shipment, &document.slug(), &token)
         })
 }
 

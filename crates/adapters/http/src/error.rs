@@ -203,7 +203,7 @@ impl ApiError {
                 | ServiceError::ReturnNotFound(_)
                 | ServiceError::InvalidAmount { .. }
                 | ServiceError::RefundDeclined { .. } => StatusCode::OK,
-                ServiceError::NoInvoice(_) => StatusCode::NOT_FOUND,
+                ServiceError::NoInvoice(_) | ServiceError::NoCreditNote(_) => StatusCode::NOT_FOUND,
                 ServiceError::Unauthorized => StatusCode::UNAUTHORIZED,
                 ServiceError::CaptureUnknown(_)
                 | ServiceError::RefundUnknown(_)
