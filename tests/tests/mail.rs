@@ -1,4 +1,4 @@
-//! Shipping confirmations through a real SMTP server on loopback.
+//! Shipping and refund confirmations through a real SMTP server on loopback.
 
 use std::time::{Duration, Instant};
 
@@ -105,4 +105,64 @@ fn a_failed_send_is_retried_with_backoff_until_it_goes_through_once() {
     assert!(sink.sessions() >= 4);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(sink.messages().len(), 1);
+}
+
+#[test]
+fn a_refunded_return_with_send_email_sends_one_refund_confirmation() {
+    for backend in backends() {
+        let sink = SmtpSink::start();
+        let app = spawn_app_with(
+            backend,
+            &[
+                ("CONSIGN_SMTP_URL", &sink.url()),
+                ("CONSIGN_MAIL_FROM", "shop@example.com"),
+            ],
+        );
+        let ids = app.import(&example_order(810, "refundlater-810"));
+        let created = app.post(
+            "/shipments",
+            &json!({"order": 810, "products": {ids[0].clone(): 2, ids[1].clone(): 1}}),
+        );
+        assert_eq!(created.json()["status"], "ok", "{}", created.body);
+        // Declined first: no confirmation; then refunded on PUT: one.
+        let answer = app
+            .post(
+                "/return",
+                &json!({"shipment": "810-1", "products": {ids[1].clone(): 1},
+                        "refund": {"refundPayment": true, "sendEmail": true}}),
+            )
+            .json();
+        assert_eq!(answer["refund"]["status"], "no", "{answer}");
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(
+            sink.messages().len(),
+            0,
+            "{backend:?}: nothing refunded yet"
+        );
+        let id = answer["return"].as_i64().unwrap();
+        let paid = app
+            .put(&format!("/returns/{id}"), &json!({"refundPayment": true}))
+            .json();
+        assert_eq!(paid["return"]["refundState"], "refunded", "{paid}");
+        wait_for("the refund confirmation", || sink.messages().len() == 1);
+        let message = &sink.messages()[0];
+        for expected in [
+            "To: anna@example.com",
+            "Subject: Your refund for order 810",
+            "199.00",
+            "1 x Cap (CAP)",
+        ] {
+            assert!(
+                message.contains(expected),
+                "missing {expected:?} in:\n{message}"
+            );
+        }
+        // Once only; a refund without sendEmail sends nothing.
+        app.post(
+            "/return",
+            &json!({"shipment": "810-1", "products": {ids[0].clone(): 1}, "refund": {"refundPayment": true}}),
+        );
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(sink.messages().len(), 1, "{backend:?}");
+    }
 }

@@ -120,13 +120,24 @@ pub trait Mailer: Send + Sync {
     async fn send(&self, email: &Email) -> Result<(), MailError>;
 }
 
-/// A shipping confirmation waiting in the outbox.
+/// What an outbox message confirms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxKind {
+    /// The shipment was sent.
+    ShippingConfirmation,
+    /// This return of the shipment was refunded.
+    RefundConfirmation(consign_domain::ReturnId),
+}
+
+/// A confirmation waiting in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
     /// Its id.
     pub id: i64,
-    /// The shipment it confirms.
+    /// The shipment it is about.
     pub shipment: consign_domain::ShipmentId,
+    /// What it confirms.
+    pub kind: OutboxKind,
     /// Sends tried so far.
     pub attempts: u32,
 }

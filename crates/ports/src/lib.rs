@@ -18,7 +18,7 @@ mod store;
 pub use clock::{Clock, IdSource, Timestamp};
 pub use documents::{
     DocumentData, DocumentError, DocumentKind, DocumentRenderer, Email, Invoice, MailError, Mailer,
-    OutboxMessage, Seller,
+    OutboxKind, OutboxMessage, Seller,
 };
 pub use gateway::{CaptureOutcome, CaptureRequest, PaymentGateway, RefundOutcome, RefundRequest};
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, StoredAnswer};

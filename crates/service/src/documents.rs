@@ -1,7 +1,7 @@
-//! Shipment documents and the shipping-confirmation outbox.
+//! Shipment documents, credit notes, and the outbox of shipping and refund confirmations.
 
 use consign_domain::ShipmentId;
-use consign_ports::{DocumentData, DocumentKind, Email, ShipmentListing};
+use consign_ports::{DocumentData, DocumentKind, Email, OutboxKind, ReturnView, ShipmentListing};
 
 use crate::consign::Consign;
 use crate::error::ServiceError;
@@ -95,7 +95,16 @@ impl Consign {
                 self.store.outbox_sent(message.id, self.clock.now()).await?;
                 continue;
             };
-            let email = self.confirmation(&listing, message.id);
+            let email = match message.kind {
+                OutboxKind::ShippingConfirmation => self.confirmation(&listing, message.id),
+                OutboxKind::RefundConfirmation(id) => match self.returns.find_return(id).await? {
+                    Some(ret) => self.refund_confirmation(&listing, &ret, message.id),
+                    None => {
+                        self.store.outbox_sent(message.id, self.clock.now()).await?;
+                        continue;
+                    }
+                },
+            };
             match self.mailer.send(&email).await {
                 Ok(()) => {
                     self.store.outbox_sent(message.id, self.clock.now()).await?;
@@ -105,7 +114,7 @@ impl Consign {
                     let wait =
                         backoff_millis(self.settings.mail_retry_base_millis, message.attempts);
                     let retry_at = self.clock.now().minus_millis(-wait);
-                    tracing::warn!(shipment = %message.shipment, %error, attempts = message.attempts + 1, "shipping confirmation not sent; will retry");
+                    tracing::warn!(shipment = %message.shipment, kind = ?message.kind, %error, attempts = message.attempts + 1, "confirmation not sent; will retry");
                     self.store
                         .outbox_failed(message.id, &error.to_string(), retry_at)
                         .await?;
@@ -114,6 +123,60 @@ impl Consign {
             }
         }
         Ok(report)
+    }
+
+    fn greeting(listing: &ShipmentListing) -> String {
+        let customer = &listing.order.customer;
+        let name = format!("{} {}", customer.first_name, customer.last_name);
+        if name.trim().is_empty() {
+            "Hello".to_owned()
+        } else {
+            format!("Hello {}", name.trim())
+        }
+    }
+
+    fn refund_confirmation(
+        &self,
+        listing: &ShipmentListing,
+        ret: &ReturnView,
+        outbox_id: i64,
+    ) -> Email {
+        let order = listing.order.order.id();
+        let greeting = Self::greeting(listing);
+        let mut text = format!(
+            "{greeting},\n\nwe have refunded {} {} for your return {} of order {order}.\n\nReturned:\n",
+            ret.refund,
+            ret.refund.currency(),
+            ret.id
+        );
+        let mut html = format!(
+            "<html><body><p>{}</p><p>We have refunded {} {} for your return {} of order {order}.</p><p>Returned:</p><ul>",
+            escape(&format!("{greeting},")),
+            ret.refund,
+            ret.refund.currency(),
+            ret.id
+        );
+        for line in &ret.lines {
+            text.push_str(&format!(
+                "  {} x {} ({})\n",
+                line.quantity, line.name, line.sku
+            ));
+            html.push_str(&format!(
+                "<li>{} x {} ({})</li>",
+                line.quantity,
+                escape(&line.name),
+                escape(&line.sku)
+            ));
+        }
+        html.push_str("</ul></body></html>");
+        Email {
+            from: self.settings.mail_from.clone(),
+            to: listing.order.customer.email.clone(),
+            subject: format!("Your refund for order {order}"),
+            text,
+            html,
+            message_id: format!("refund-confirmation-{}-{outbox_id}@consign", ret.id),
+        }
     }
 
     fn confirmation(&self, listing: &ShipmentListing, outbox_id: i64) -> Email {

@@ -348,3 +348,256 @@ impl Consign {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use consign_domain::*;
+    use consign_ports::*;
+
+    use super::*;
+    use crate::test_support::*;
+
+    fn return_view(state: RefundState) -> ReturnView {
+        let money = |minor| Money::from_minor(minor, sek());
+        ReturnView {
+            id: ReturnId(5397),
+            shipment: shipment_id(),
+            shipment_row_id: 1,
+            customer_id: 4,
+            completed: state == RefundState::Refunded,
+            return_to_stock: true,
+            comment: String::new(),
+            lines: vec![],
+            shipping: money(0),
+            handling: money(0),
+            voucher: money(0),
+            return_cost: money(0),
+            tax: money(4_990),
+            refund: money(24_950),
+            refund_state: state,
+            refund_reference: None,
+            decline: None,
+            credit_note: None,
+            created_at: Timestamp(0),
+        }
+    }
+
+    fn refund_attempt() -> RefundAttempt {
+        RefundAttempt {
+            return_id: ReturnId(5397),
+            order: OrderId(83651),
+            authorization: attempt(0).authorization,
+            amount: Money::from_minor(24_950, sek()),
+            idempotency_key: "refund-key-1".into(),
+            created_at: Timestamp(0),
+        }
+    }
+
+    fn listing() -> ShipmentListing {
+        let order = Order::new(
+            OrderId(83651),
+            sek(),
+            vec![OrderLine::new(
+                LineId(17),
+                "TSHIRT",
+                "T-shirt",
+                Money::from_minor(24_950, sek()),
+                TaxRate(2500),
+                1,
+            )],
+            Money::zero(sek()),
+            None,
+        )
+        .unwrap();
+        ShipmentListing {
+            order: OrderView {
+                order,
+                customer_id: 4,
+                customer: Customer::default(),
+                created_at: Timestamp(0),
+                shipments: vec![],
+                refunded: Money::zero(sek()),
+                returned: vec![],
+            },
+            shipment: view(ShipmentState::Captured),
+        }
+    }
+
+    fn ask(refund: bool) -> ReturnAsk {
+        ReturnAsk {
+            shipment: shipment_id(),
+            lines: None,
+            shipping: CostAsk::None,
+            handling: CostAsk::None,
+            voucher: CostAsk::None,
+            return_cost: Some("20.00".into()),
+            refund,
+            send_email: false,
+            return_to_stock: None,
+            comment: String::new(),
+        }
+    }
+
+    fn store_with_listing() -> MockOrderStore {
+        let mut store = MockOrderStore::new();
+        store
+            .expect_find_shipment()
+            .returning(|_| Ok(Some(listing())));
+        store
+    }
+
+    #[tokio::test]
+    async fn a_refund_is_sent_once_with_its_key_and_settled() {
+        let mut returns = MockReturnStore::new();
+        returns
+            .expect_create_return()
+            .withf(|_, request, refund, _, details, _| {
+                *refund
+                    && request.return_cost.map(|m| m.minor()) == Some(2_000)
+                    && details.return_to_stock
+            })
+            .times(1)
+            .returning(|_, _, _, _, _, _| {
+                Ok(ReturnCreated {
+                    view: return_view(RefundState::Pending),
+                    not_returned: vec![],
+                    attempt: Some(refund_attempt()),
+                })
+            });
+        returns
+            .expect_settle_refund()
+            .withf(|a, outcome, _| {
+                a.idempotency_key == "refund-key-1"
+                    && matches!(outcome, RefundSettle::Refunded { reference, .. } if reference == "re_1")
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(return_view(RefundState::Refunded)));
+        let mut gateway = sandbox_named_mock();
+        gateway
+            .expect_refund()
+            .withf(|r| {
+                r.idempotency_key == "refund-key-1"
+                    && r.amount.minor() == 24_950
+                    && r.metadata
+                        .contains(&("consign_return".into(), "5397".into()))
+            })
+            .times(1)
+            .returning(|_| RefundOutcome::Refunded {
+                reference: "re_1".into(),
+                status: "succeeded".into(),
+            });
+        let consign = service_with(store_with_listing(), returns, gateway, MockKeyStore::new());
+        let outcome = consign.create_return(ask(true)).await.unwrap();
+        assert_eq!(outcome.refund, Some(RefundResult::Refunded));
+        assert!(outcome.view.completed);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_refund_stays_pending_and_is_not_settled() {
+        let mut returns = MockReturnStore::new();
+        returns
+            .expect_create_return()
+            .returning(|_, _, _, _, _, _| {
+                Ok(ReturnCreated {
+                    view: return_view(RefundState::Pending),
+                    not_returned: vec![],
+                    attempt: Some(refund_attempt()),
+                })
+            });
+        returns.expect_settle_refund().never();
+        returns
+            .expect_record_refund_unknown()
+            .withf(|a, reason, _, after| {
+                a.idempotency_key == "refund-key-1"
+                    && reason == "timeout"
+                    && *after == REVIEW_AFTER_PASSES
+            })
+            .times(1)
+            .returning(|_, _, _, _| Ok(false));
+        let mut gateway = sandbox_named_mock();
+        gateway
+            .expect_refund()
+            .times(1)
+            .returning(|_| RefundOutcome::Unknown {
+                reason: "timeout".into(),
+            });
+        let consign = service_with(store_with_listing(), returns, gateway, MockKeyStore::new());
+        assert_eq!(
+            consign.create_return(ask(true)).await.unwrap_err(),
+            ServiceError::RefundUnknown(ReturnId(5397))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_amount_the_currency_cannot_hold_is_refused_before_the_store() {
+        let mut returns = MockReturnStore::new();
+        returns.expect_create_return().never();
+        let mut gateway = sandbox_named_mock();
+        gateway.expect_refund().never();
+        let consign = service_with(store_with_listing(), returns, gateway, MockKeyStore::new());
+        let mut too_precise = ask(true);
+        too_precise.return_cost = Some("1.005".into());
+        assert!(matches!(
+            consign.create_return(too_precise).await.unwrap_err(),
+            ServiceError::InvalidAmount {
+                field: "returnCost",
+                ..
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_refunded_return_is_never_sent_again() {
+        let mut returns = MockReturnStore::new();
+        returns
+            .expect_begin_refund()
+            .times(1)
+            .returning(|_, _, _, _| {
+                Ok(BeginRefund::AlreadyRefunded(return_view(
+                    RefundState::Refunded,
+                )))
+            });
+        let mut gateway = sandbox_named_mock();
+        gateway.expect_refund().never();
+        let consign = service_with(MockOrderStore::new(), returns, gateway, MockKeyStore::new());
+        let view = consign
+            .update_return(ReturnId(5397), None, true, None)
+            .await
+            .unwrap();
+        assert_eq!(view.refund_state, RefundState::Refunded);
+    }
+
+    #[tokio::test]
+    async fn recovery_replays_pending_refunds_with_their_own_keys() {
+        let mut returns = MockReturnStore::new();
+        returns
+            .expect_pending_refunds()
+            .withf(|before| *before == Timestamp(1_000_000 - 5_000))
+            .returning(|_| Ok(vec![refund_attempt()]));
+        returns
+            .expect_settle_refund()
+            .withf(|_, outcome, _| matches!(outcome, RefundSettle::Declined { .. }))
+            .times(1)
+            .returning(|_, _, _| Ok(return_view(RefundState::Declined)));
+        let mut gateway = sandbox_named_mock();
+        gateway
+            .expect_refund()
+            .withf(|r| r.idempotency_key == "refund-key-1")
+            .times(1)
+            .returning(|_| RefundOutcome::Declined {
+                code: "expired".into(),
+                message: "charge expired".into(),
+            });
+        let consign = service_with(MockOrderStore::new(), returns, gateway, MockKeyStore::new());
+        let report = consign.recover_pending_refunds(5_000).await.unwrap();
+        assert_eq!(
+            report,
+            RefundRecoveryReport {
+                examined: 1,
+                refunded: 0,
+                declined: 1,
+                unresolved: 0
+            }
+        );
+    }
+}

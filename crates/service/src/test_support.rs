@@ -74,6 +74,15 @@ pub(crate) fn service_with_keys(
     gateway: MockPaymentGateway,
     keys: MockKeyStore,
 ) -> Consign {
+    service_with(store, MockReturnStore::new(), gateway, keys)
+}
+
+pub(crate) fn service_with(
+    store: MockOrderStore,
+    returns: MockReturnStore,
+    gateway: MockPaymentGateway,
+    keys: MockKeyStore,
+) -> Consign {
     let mut clock = MockClock::new();
     clock.expect_now().return_const(Timestamp(1_000_000));
     let mut ids = MockIdSource::new();
@@ -81,7 +90,7 @@ pub(crate) fn service_with_keys(
     Consign::new(
         crate::Ports {
             store: Arc::new(store),
-            returns: Arc::new(MockReturnStore::new()),
+            returns: Arc::new(returns),
             keys: Arc::new(keys),
             idempotency: Arc::new(MockIdempotencyStore::new()),
             renderer: Arc::new(MockDocumentRenderer::new()),

@@ -1,7 +1,7 @@
-//! The outbox of shipping confirmations and the invoices issued on capture.
+//! The outbox of shipping and refund confirmations, and the invoices issued on capture.
 
-use consign_domain::{OrderId, ShipmentId};
-use consign_ports::{Invoice, OutboxMessage, Timestamp};
+use consign_domain::{OrderId, ReturnId, ShipmentId};
+use consign_ports::{Invoice, OutboxKind, OutboxMessage, Timestamp};
 use diesel::prelude::*;
 
 use crate::connection::AnyConnection;
@@ -11,6 +11,8 @@ use crate::rows::int;
 use crate::schema::{invoices, outbox};
 
 const SHIPPING_CONFIRMATION: &str = "shipping_confirmation";
+/// Followed by `:<return id>`: one per return (the table keeps one row per shipment and kind).
+const REFUND_CONFIRMATION: &str = "refund_confirmation";
 const PENDING: &str = "pending";
 const SENDING: &str = "sending";
 const SENT: &str = "sent";
@@ -46,6 +48,43 @@ pub(crate) fn queue_confirmation(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// Queues the refund confirmation of a return, inside the transaction that records its refund
+/// (once per return).
+pub(crate) fn queue_refund_confirmation(
+    conn: &mut AnyConnection,
+    order_id: i64,
+    number: i32,
+    return_id: i64,
+    now: Timestamp,
+) -> Result<(), DbError> {
+    let id = bump_counter(conn, "outbox_id", 1)?;
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::id.eq(id),
+            outbox::order_id.eq(order_id),
+            outbox::number.eq(number),
+            outbox::kind.eq(format!("{REFUND_CONFIRMATION}:{return_id}")),
+            outbox::state.eq(PENDING),
+            outbox::attempts.eq(0),
+            outbox::due_at.eq(now.0),
+            outbox::created_at.eq(now.0),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// What a stored kind names.
+fn kind_of(kind: &str) -> Result<OutboxKind, DbError> {
+    if kind == SHIPPING_CONFIRMATION {
+        return Ok(OutboxKind::ShippingConfirmation);
+    }
+    kind.strip_prefix(REFUND_CONFIRMATION)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(|id| id.parse().ok())
+        .map(|id| OutboxKind::RefundConfirmation(ReturnId(id)))
+        .ok_or_else(|| DbError::Corrupt(format!("outbox kind {kind:?}")))
 }
 
 /// Issues the invoice of a captured shipment, inside the settle transaction: the counter and
@@ -99,7 +138,7 @@ pub(crate) fn claim(
         diesel::update(outbox::table.filter(outbox::id.eq(-1)))
             .set(outbox::due_at.eq(outbox::due_at))
             .execute(conn)?;
-        let due: Vec<(i64, i64, i32, i32)> = outbox::table
+        let due: Vec<(i64, i64, i32, i32, String)> = outbox::table
             .filter(outbox::state.eq_any([PENDING, SENDING]))
             .filter(outbox::due_at.le(now.0))
             .order(outbox::due_at.asc())
@@ -109,10 +148,11 @@ pub(crate) fn claim(
                 outbox::order_id,
                 outbox::number,
                 outbox::attempts,
+                outbox::kind,
             ))
             .load(conn)?;
         let mut claimed = Vec::with_capacity(due.len());
-        for (id, order_id, number, attempts) in due {
+        for (id, order_id, number, attempts, kind) in due {
             // Guarded: on PostgreSQL another instance may have claimed the row since it was
             // read; then this update matches nothing and the message is left to that instance.
             let taken = diesel::update(
@@ -131,6 +171,7 @@ pub(crate) fn claim(
             }
             claimed.push(OutboxMessage {
                 id,
+                kind: kind_of(&kind)?,
                 shipment: ShipmentId {
                     order: OrderId(order_id),
                     number: u32::try_from(number).unwrap_or(0),

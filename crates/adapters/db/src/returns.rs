@@ -517,7 +517,7 @@ pub(crate) fn begin_refund(
 }
 
 /// Records a refund attempt's outcome. Only an open attempt is settled, so settling twice
-/// changes nothing; refunded issues the credit note and .
+/// changes nothing; refunded issues the credit note and queues the confirmation when asked.
 pub(crate) fn settle_refund(
     conn: &mut AnyConnection,
     attempt: &RefundAttempt,
@@ -578,6 +578,15 @@ pub(crate) fn settle_refund(
                         credit_notes::issued_at.eq(now.0),
                     ))
                     .execute(conn)?;
+                if row.send_email != 0 {
+                    crate::outbox::queue_refund_confirmation(
+                        conn,
+                        row.order_id,
+                        row.number,
+                        row.id,
+                        now,
+                    )?;
+                }
             }
         }
         view(conn, id)
