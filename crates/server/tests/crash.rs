@@ -288,3 +288,212 @@ fn a_crash_between_commit_and_send_still_sends_the_confirmation_exactly_once() {
     child.kill().ok();
     child.wait().ok();
 }
+
+const REFUND_FAULT_POINTS: [&str; 3] = [
+    "after-refund-reserve",
+    "after-refund",
+    "after-refund-settle",
+];
+
+/// What one kill-and-recover cycle of refunds found.
+#[derive(Debug, Default)]
+struct RefundFindings {
+    requests: usize,
+    parked_at_the_point: usize,
+    killed_in_flight: usize,
+    refunds_at_provider: usize,
+    refunded_returns: usize,
+    double_refunds: usize,
+    refunds_without_return: usize,
+    refunded_without_provider: usize,
+    amount_mismatches: usize,
+    pending_left: usize,
+    refunded_above_captured: usize,
+}
+
+/// Ships and captures every order, then returns two lines of each with a refund at once, all
+/// parked at `point`; kills, restarts, and compares Consign's returns with the refund ledger.
+fn refund_cycle(db_url: &str, point: &str, orders: std::ops::Range<i64>) -> RefundFindings {
+    let stand_in = StandIn::start_in_background();
+    let arrivals = std::env::temp_dir().join(format!(
+        "consign-crash-refunds-{}-{point}-{}",
+        std::process::id(),
+        orders.start
+    ));
+    let _ = std::fs::remove_file(&arrivals);
+    let arrivals_path = arrivals.display().to_string();
+    let server = start_with(
+        db_url,
+        &stand_in,
+        None,
+        &[
+            ("CONSIGN_FAILPOINT_PAUSE", point),
+            ("CONSIGN_FAILPOINT_ARRIVALS", arrivals_path.as_str()),
+            ("CONSIGN_WORKERS", "8"),
+        ],
+    );
+    let mut lines = HashMap::new();
+    for id in orders.clone() {
+        stand_in.authorize(&format!("pi_{id}"), 5_900, true);
+        let order = json!({"order": id, "currency": "EUR", "email": format!("c{id}@example.com"),
+            "products": [{"sku": "A", "qty": 2, "price": "20.00", "vat": "25"}, {"sku": "B", "qty": 1, "price": "15.00", "vat": "25"}],
+            "shippingValue": "4.00", "payment": {"provider": "stripe", "reference": format!("pi_{id}"), "amount": "59.00"}});
+        let answer = call(&server.base, "POST", "/order", Some(&order)).unwrap();
+        let ids: Vec<String> = answer["products"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["lineId"].as_str().unwrap().to_owned())
+            .collect();
+        let shipped = call(
+            &server.base,
+            "POST",
+            "/shipments",
+            Some(&json!({"order": id, "products": {ids[0].clone(): 2, ids[1].clone(): 1}})),
+        )
+        .unwrap();
+        assert_eq!(shipped["status"], "ok", "{shipped}");
+        lines.insert(id, ids);
+    }
+    let lines = Arc::new(lines);
+    let base = server.base.clone();
+    let clients: Vec<_> = orders
+        .clone()
+        .flat_map(|id| [(id, 0usize), (id, 1usize)])
+        .map(|(id, which)| {
+            let (base, lines) = (base.clone(), lines.clone());
+            thread::spawn(move || {
+                let line = &lines[&id][which];
+                call(
+                    &base,
+                    "POST",
+                    "/return",
+                    Some(
+                        &json!({"shipment": format!("{id}-1"), "products": {line.clone(): 1},
+                                 "refund": {"refundPayment": true}}),
+                    ),
+                )
+            })
+        })
+        .collect();
+    let expected = clients.len();
+    let parked = || {
+        std::fs::read_to_string(&arrivals)
+            .map(|text| text.lines().filter(|l| *l == point).count())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while parked() < expected && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let parked_at_the_point = parked();
+    let Server { mut child, .. } = server;
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    let _ = std::fs::remove_file(&arrivals);
+    let outcomes: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let mut findings = RefundFindings {
+        requests: outcomes.len(),
+        parked_at_the_point,
+        killed_in_flight: outcomes.iter().filter(|o| o.is_err()).count(),
+        ..RefundFindings::default()
+    };
+    let server = start(db_url, &stand_in, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let returns = loop {
+        let mut all = Vec::new();
+        for id in orders.clone() {
+            let answer = call(&server.base, "GET", &format!("/returns?order={id}"), None).unwrap();
+            all.extend(answer["returns"].as_array().unwrap().iter().cloned());
+        }
+        let open = all
+            .iter()
+            .filter(|r| r["refundState"] == "pending" || r["refundState"] == "needsReview")
+            .count();
+        if open == 0 || Instant::now() > deadline {
+            findings.pending_left = open;
+            break all;
+        }
+        thread::sleep(Duration::from_millis(250));
+    };
+    for id in orders.clone() {
+        let order = call(&server.base, "GET", &format!("/orders?order={id}"), None).unwrap()
+            ["orders"][0]
+            .clone();
+        if minor(&order["refundedValue"]) > minor(&order["capturedValue"]) {
+            findings.refunded_above_captured += 1;
+        }
+    }
+    let Server { mut child, .. } = server;
+    child.kill().ok();
+    child.wait().ok();
+
+    let mut at_provider: HashMap<String, Vec<i64>> = HashMap::new();
+    let ledger = stand_in.refund_ledger();
+    findings.refunds_at_provider = ledger.len();
+    for refund in &ledger {
+        let return_id = refund
+            .metadata
+            .iter()
+            .find(|(k, _)| k == "consign_return")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        at_provider
+            .entry(return_id)
+            .or_default()
+            .push(refund.amount);
+    }
+    let refunded: HashMap<String, i64> = returns
+        .iter()
+        .filter(|r| r["refundState"] == "refunded")
+        .map(|r| (r["returnId"].to_string(), minor(&r["refundValue"])))
+        .collect();
+    findings.refunded_returns = refunded.len();
+    for (ret, amounts) in &at_provider {
+        findings.double_refunds += amounts.len().saturating_sub(1);
+        match refunded.get(ret) {
+            None => findings.refunds_without_return += 1,
+            Some(value) if *value != amounts.iter().sum::<i64>() => findings.amount_mismatches += 1,
+            Some(_) => {}
+        }
+    }
+    findings.refunded_without_provider = refunded
+        .keys()
+        .filter(|r| !at_provider.contains_key(*r))
+        .count();
+    findings
+}
+
+#[test]
+fn sigkill_at_each_refund_fault_point_then_recovery_leaves_no_double_orphan_or_missing_refund() {
+    let mut databases = vec![("sqlite", Throwaway::sqlite())];
+    match Throwaway::postgres() {
+        Ok(pg) => databases.push(("postgres", pg)),
+        Err(why) if postgres_required() => panic!("CI=true but PostgreSQL is unreachable: {why}"),
+        Err(why) => eprintln!("SKIPPED on PostgreSQL (unreachable: {why})"),
+    }
+    for (backend, db) in &databases {
+        for (i, point) in REFUND_FAULT_POINTS.iter().enumerate() {
+            let first = 1000 + 100 * (i as i64 + 1);
+            let f = refund_cycle(&db.url, point, first..first + 4);
+            let label = format!("{backend} {point}");
+            eprintln!("{label}: {f:?}");
+            assert_eq!(f.parked_at_the_point, f.requests, "{label}: all parked");
+            assert_eq!(f.killed_in_flight, f.requests, "{label}: all in flight");
+            assert_eq!(
+                f.refunded_returns, f.requests,
+                "{label}: every return refunded"
+            );
+            assert_eq!(
+                f.refunds_at_provider, f.requests,
+                "{label}: one refund each"
+            );
+            assert_eq!(f.double_refunds, 0, "{label}");
+            assert_eq!(f.refunds_without_return, 0, "{label}");
+            assert_eq!(f.refunded_without_provider, 0, "{label}");
+            assert_eq!(f.amount_mismatches, 0, "{label}");
+            assert_eq!(f.pending_left, 0, "{label}");
+            assert_eq!(f.refunded_above_captured, 0, "{label}");
+        }
+    }
+}
