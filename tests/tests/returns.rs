@@ -379,6 +379,33 @@ fn a_refund_whose_outcome_is_unknown_is_settled_by_recovery_once() {
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
         assert_eq!(app.sandbox.refunded_minor(), 24_950, "{backend:?}: once");
+        // A client that retries with its Idempotency-Key after a 503 continues the same
+        // return: the items do not come back twice and the refund is made once.
+        let body = json!({"shipment": shipment, "products": {tshirt.clone(): 1},
+                          "refund": {"refundPayment": true}})
+        .to_string();
+        let send = || {
+            app.raw(
+                "POST",
+                "/return",
+                &[
+                    ("API-Authorization", TEST_KEY),
+                    ("Content-Type", "application/json"),
+                    ("Idempotency-Key", "return-7005-second"),
+                ],
+                Some(body.as_bytes()),
+            )
+        };
+        let first = no(&send(), 503);
+        let retried = ok(&send());
+        assert_eq!(retried["return"], first["return"], "{backend:?}");
+        assert_eq!(retried["refund"]["status"], "ok");
+        assert_eq!(
+            returns_of(&app, &shipment).len(),
+            2,
+            "{backend:?}: one return per request"
+        );
+        assert_eq!(app.sandbox.refunded_minor(), 2 * 24_950, "{backend:?}");
     }
 }
 

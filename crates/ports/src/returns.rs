@@ -180,6 +180,10 @@ pub trait ReturnStore: Send + Sync {
     /// ([`consign_domain::Order::plan_return`]) and, with `refund`, start its refund
     /// ([`consign_domain::Return::request_refund`], only through `providers`), write the return,
     /// its lines and the returned units, and a pending refund attempt with a stable key.
+    ///
+    /// `request_key` (the client's idempotency key, scoped to its API key) is recorded on the
+    /// return so a retry of the same request finds it ([`ReturnStore::find_by_request_key`]).
+    #[allow(clippy::too_many_arguments)]
     async fn create_return(
         &self,
         shipment: ShipmentId,
@@ -187,8 +191,15 @@ pub trait ReturnStore: Send + Sync {
         refund: bool,
         providers: Providers,
         details: ReturnDetails,
+        request_key: Option<String>,
         now: Timestamp,
     ) -> Result<ReturnCreated, StoreError>;
+
+    /// The return a request with this key created, if any.
+    async fn find_by_request_key(&self, key: &str) -> Result<Option<ReturnView>, StoreError>;
+
+    /// The open (not yet definite) refund attempt of a return, if any.
+    async fn open_refund(&self, id: ReturnId) -> Result<Option<RefundAttempt>, StoreError>;
 
     /// One transaction: asks for a return's refund (a new attempt, a new key), as the domain
     /// decides; `send_email`, when given, is recorded for the confirmation.

@@ -102,7 +102,20 @@ impl Consign {
     /// [`ServiceError::RefundUnknown`] (the return exists; its refund stays pending until
     /// recovery settles it). A declined refund is not an error: the return exists, not
     /// completed, and the outcome says why.
-    pub async fn create_return(&self, ask: ReturnAsk) -> Result<ReturnOutcome, ServiceError> {
+    ///
+    /// With a `request_key` (the client's idempotency key, scoped to its API key) a retry of a
+    /// request that already created a return continues from it instead of returning the items
+    /// again: a pending refund is driven to its outcome, a settled one is answered as it settled.
+    pub async fn create_return(
+        &self,
+        ask: ReturnAsk,
+        request_key: Option<String>,
+    ) -> Result<ReturnOutcome, ServiceError> {
+        if let Some(key) = &request_key {
+            if let Some(existing) = self.returns.find_by_request_key(key).await? {
+                return self.resume_return(existing).await;
+            }
+        }
         let listing = self
             .store
             .find_shipment(ask.shipment)
@@ -146,6 +159,7 @@ impl Consign {
                 ask.refund,
                 self.gateways.providers(),
                 details,
+                request_key,
                 self.clock.now(),
             )
             .await?;
@@ -163,6 +177,36 @@ impl Consign {
             view,
             not_returned: created.not_returned,
             refund: Some(refund),
+        })
+    }
+
+    /// Answers a return created by an earlier run of the same request.
+    async fn resume_return(&self, view: ReturnView) -> Result<ReturnOutcome, ServiceError> {
+        use consign_domain::RefundState;
+        let refund = match view.refund_state {
+            RefundState::None => None,
+            RefundState::Refunded => Some(RefundResult::Refunded),
+            RefundState::Declined => Some(RefundResult::Declined {
+                message: view.decline.clone().map(|d| d.1).unwrap_or_default(),
+            }),
+            RefundState::Pending | RefundState::NeedsReview => {
+                let attempt = self
+                    .returns
+                    .open_refund(view.id)
+                    .await?
+                    .ok_or(ServiceError::RefundUnknown(view.id))?;
+                let (view, refund) = self.refund_and_settle(&attempt).await?;
+                return Ok(ReturnOutcome {
+                    view,
+                    not_returned: Vec::new(),
+                    refund: Some(refund),
+                });
+            }
+        };
+        Ok(ReturnOutcome {
+            view,
+            not_returned: Vec::new(),
+            refund,
         })
     }
 
@@ -451,13 +495,13 @@ mod tests {
         let mut returns = MockReturnStore::new();
         returns
             .expect_create_return()
-            .withf(|_, request, refund, _, details, _| {
+            .withf(|_, request, refund, _, details, _, _| {
                 *refund
                     && request.return_cost.map(|m| m.minor()) == Some(2_000)
                     && details.return_to_stock
             })
             .times(1)
-            .returning(|_, _, _, _, _, _| {
+            .returning(|_, _, _, _, _, _, _| {
                 Ok(ReturnCreated {
                     view: return_view(RefundState::Pending),
                     not_returned: vec![],
@@ -487,7 +531,7 @@ mod tests {
                 status: "succeeded".into(),
             });
         let consign = service_with(store_with_listing(), returns, gateway, MockKeyStore::new());
-        let outcome = consign.create_return(ask(true)).await.unwrap();
+        let outcome = consign.create_return(ask(true), None).await.unwrap();
         assert_eq!(outcome.refund, Some(RefundResult::Refunded));
         assert!(outcome.view.completed);
     }
@@ -497,7 +541,7 @@ mod tests {
         let mut returns = MockReturnStore::new();
         returns
             .expect_create_return()
-            .returning(|_, _, _, _, _, _| {
+            .returning(|_, _, _, _, _, _, _| {
                 Ok(ReturnCreated {
                     view: return_view(RefundState::Pending),
                     not_returned: vec![],
@@ -523,7 +567,7 @@ mod tests {
             });
         let consign = service_with(store_with_listing(), returns, gateway, MockKeyStore::new());
         assert_eq!(
-            consign.create_return(ask(true)).await.unwrap_err(),
+            consign.create_return(ask(true), None).await.unwrap_err(),
             ServiceError::RefundUnknown(ReturnId(5397))
         );
     }
@@ -538,7 +582,7 @@ mod tests {
         let mut too_precise = ask(true);
         too_precise.return_cost = Some("1.005".into());
         assert!(matches!(
-            consign.create_return(too_precise).await.unwrap_err(),
+            consign.create_return(too_precise, None).await.unwrap_err(),
             ServiceError::InvalidAmount {
                 field: "returnCost",
                 ..

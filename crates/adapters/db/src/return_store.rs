@@ -19,6 +19,7 @@ impl ReturnStore for Database {
         refund: bool,
         providers: Providers,
         details: ReturnDetails,
+        request_key: Option<String>,
         now: Timestamp,
     ) -> Result<ReturnCreated, StoreError> {
         let installation = self.installation().to_owned();
@@ -32,6 +33,7 @@ impl ReturnStore for Database {
                     refund,
                     &providers,
                     &details,
+                    request_key.as_deref(),
                     now,
                 )
             })
@@ -95,6 +97,17 @@ impl ReturnStore for Database {
         Ok(self
             .run_write(move |conn| returns::set_completed(conn, id, completed, now))
             .await?)
+    }
+
+    async fn find_by_request_key(&self, key: &str) -> Result<Option<ReturnView>, StoreError> {
+        let key = key.to_owned();
+        Ok(self
+            .run(move |conn| returns::find_by_request_key(conn, &key))
+            .await?)
+    }
+
+    async fn open_refund(&self, id: ReturnId) -> Result<Option<RefundAttempt>, StoreError> {
+        Ok(self.run(move |conn| returns::open_refund(conn, id)).await?)
     }
 
     async fn find_return(&self, id: ReturnId) -> Result<Option<ReturnView>, StoreError> {

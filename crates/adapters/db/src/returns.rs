@@ -49,6 +49,7 @@ pub(crate) struct ReturnRow {
     pub decline_code: Option<String>,
     pub decline_message: Option<String>,
     pub send_email: i32,
+    pub request_key: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -309,6 +310,7 @@ pub(crate) fn create_return(
     refund: bool,
     providers: &Providers,
     details: &ReturnDetails,
+    request_key: Option<&str>,
     now: Timestamp,
 ) -> Result<ReturnCreated, DbError> {
     conn.transaction(|conn| {
@@ -380,6 +382,7 @@ pub(crate) fn create_return(
                 decline_code: None,
                 decline_message: None,
                 send_email: flag(details.send_email),
+                request_key: request_key.map(str::to_owned),
                 created_at: now.0,
                 updated_at: now.0,
             })
@@ -452,6 +455,27 @@ pub(crate) fn create_return(
             attempt,
         })
     })
+}
+
+/// The return a request with this key created, if any.
+pub(crate) fn find_by_request_key(
+    conn: &mut AnyConnection,
+    key: &str,
+) -> Result<Option<ReturnView>, DbError> {
+    let row: Option<ReturnRow> = returns::table
+        .filter(returns::request_key.eq(key))
+        .select(ReturnRow::as_select())
+        .first(conn)
+        .optional()?;
+    row.map(|row| to_view(conn, row)).transpose()
+}
+
+/// The open (not yet definite) refund attempt of a return, if any.
+pub(crate) fn open_refund(
+    conn: &mut AnyConnection,
+    id: ReturnId,
+) -> Result<Option<RefundAttempt>, DbError> {
+    Ok(attempts(conn, Some(id), None)?.into_iter().next())
 }
 
 /// Locks a return's order and reads the return again under the lock.
@@ -643,12 +667,19 @@ pub(crate) fn pending_refunds(
     conn: &mut AnyConnection,
     before: Timestamp,
 ) -> Result<Vec<RefundAttempt>, DbError> {
-    let rows: Vec<(RefundAttemptRow, crate::shipments::PaymentColumns)> = refund_attempts::table
+    attempts(conn, None, Some(before))
+}
+
+/// Open refund attempts, of one return or last touched before a time, oldest first, with what
+/// is needed to replay them.
+fn attempts(
+    conn: &mut AnyConnection,
+    of: Option<ReturnId>,
+    before: Option<Timestamp>,
+) -> Result<Vec<RefundAttempt>, DbError> {
+    let mut select = refund_attempts::table
         .inner_join(orders::table.on(orders::id.eq(refund_attempts::order_id)))
         .filter(refund_attempts::state.eq_any(ATTEMPT_OPEN))
-        .filter(refund_attempts::updated_at.lt(before.0))
-        .order(refund_attempts::created_at.asc())
-        .limit(500)
         .select((
             RefundAttemptRow::as_select(),
             (
@@ -658,6 +689,16 @@ pub(crate) fn pending_refunds(
                 orders::authorized,
             ),
         ))
+        .into_boxed();
+    if let Some(id) = of {
+        select = select.filter(refund_attempts::return_id.eq(id.0));
+    }
+    if let Some(before) = before {
+        select = select.filter(refund_attempts::updated_at.lt(before.0));
+    }
+    let rows: Vec<(RefundAttemptRow, crate::shipments::PaymentColumns)> = select
+        .order(refund_attempts::created_at.asc())
+        .limit(500)
         .load(conn)?;
     rows.into_iter()
         .map(|(a, (currency, provider, reference, authorized))| {

@@ -195,6 +195,7 @@ diesel::table! {
         decline_code -> Nullable<Text>,
         decline_message -> Nullable<Text>,
         send_email -> Integer,
+        request_key -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
     }

@@ -46,12 +46,16 @@ CREATE TABLE returns (
     decline_code TEXT,
     decline_message TEXT,
     send_email INTEGER NOT NULL DEFAULT 0,
+    request_key TEXT,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
     FOREIGN KEY (order_id, number) REFERENCES shipments (order_id, number)
 );
 CREATE INDEX returns_by_created ON returns (created_at, id);
 CREATE INDEX returns_by_shipment ON returns (order_id, number);
+-- The client request (its idempotency key, scoped to its API key) that created a return, so a
+-- retry of the same request finds it instead of returning the items twice.
+CREATE UNIQUE INDEX returns_by_request_key ON returns (request_key);
 
 CREATE TABLE return_lines (
     return_id BIGINT NOT NULL REFERENCES returns (id),

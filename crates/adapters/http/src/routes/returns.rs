@@ -11,6 +11,7 @@ use crate::edge::lenient::{flag, Amount, Flag};
 use crate::edge::requests::{CreateReturn, ReturnsQuery, UpdateReturn};
 use crate::edge::{Body, Params};
 use crate::error::ApiError;
+use crate::idempotency::RequestKey;
 use crate::routes::shipments::page;
 use crate::{render, ApiState};
 
@@ -24,8 +25,10 @@ use crate::{render, ApiState};
 pub async fn create_return(
     state: web::Data<ApiState>,
     body: Body<CreateReturn>,
+    request_key: Option<web::ReqData<RequestKey>>,
 ) -> Result<Answer, ApiError> {
-    create(&state, &body.request)
+    let request_key = request_key.map(|k| k.into_inner().0);
+    create(&state, &body.request, request_key)
         .await
         .map(|answer| answer.xml(body.xml))
         .map_err(|error| body.refuse(error))
@@ -47,7 +50,11 @@ fn cost(
     }
 }
 
-async fn create(state: &ApiState, r: &CreateReturn) -> Result<Answer, ApiError> {
+async fn create(
+    state: &ApiState,
+    r: &CreateReturn,
+    request_key: Option<String>,
+) -> Result<Answer, ApiError> {
     let refund = r.refund.as_ref();
     let ask = ReturnAsk {
         shipment: r.shipment.0,
@@ -73,7 +80,7 @@ async fn create(state: &ApiState, r: &CreateReturn) -> Result<Answer, ApiError> 
         return_to_stock: r.return_stock.map(|f| f.0),
         comment: r.comment.as_ref().map(|c| c.0.clone()).unwrap_or_default(),
     };
-    let outcome = state.consign.create_return(ask).await?;
+    let outcome = state.consign.create_return(ask, request_key).await?;
     let view = &outcome.view;
     let mut answer = Answer::ok([
         ("order", Value::from(view.shipment.order.0)),
