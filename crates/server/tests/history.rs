@@ -1,5 +1,6 @@
 //! A history check in the style of Jepsen's bank test: concurrent clients run random mixes of
-//! create (capture on and off), update, delete, complete and capture against the real server,
+//! create (capture on and off), update, delete, complete, capture, and returns with refunds
+//! (retried with `PUT returns/<id>` after a decline) against the real server,
 //! with the provider stand-in injecting faults, while a controller SIGKILLs and restarts the
 //! server (on PostgreSQL two instances, at different moments). Clients retry with their
 //! Idempotency-Key after connection errors, 409 and 503, as a real client would. After recovery
@@ -42,6 +43,21 @@ struct Figures {
     acknowledged_missing: u64,
     /// Shipments a client was told were deleted that are still listed.
     deleted_but_listed: u64,
+    refunds_at_provider: u64,
+    refunded_returns: u64,
+    /// More than one refund at the provider for one return.
+    double_refunds: u64,
+    /// A refund at the provider whose return Consign does not report refunded by that amount.
+    refunds_without_return: u64,
+    /// A return reported refunded that the provider never refunded.
+    refunded_without_provider: u64,
+    /// Returns whose refund is still pending after recovery.
+    refunds_pending_left: u64,
+    /// Orders that report more refunded than captured, or more returned than captured.
+    refunded_above_captured: u64,
+    returned_above_captured: u64,
+    /// Returns a client was told were created that are not listed.
+    acknowledged_returns_missing: u64,
 }
 
 struct Cluster {
@@ -132,6 +148,8 @@ struct Client {
     shipments: Vec<String>,
     /// Shipments answered `ok` on delete.
     deleted: Vec<String>,
+    /// Returns answered `ok` on create.
+    returns: Vec<i64>,
 }
 
 fn run_client(
@@ -157,7 +175,7 @@ fn run_client(
         let order = 1 + (r % ORDERS as u64) as i64;
         let shipment = (!client.shipments.is_empty())
             .then(|| client.shipments[(r >> 20) as usize % client.shipments.len()].clone());
-        let (method, path, body) = match ((r >> 8) % 10, shipment) {
+        let (method, path, body) = match ((r >> 8) % 12, shipment) {
             (0..=3, _) | (_, None) => {
                 let line = lines[&order][((r >> 12) % 2) as usize].clone();
                 (
@@ -174,6 +192,23 @@ fn run_client(
             (6, Some(s)) => ("PUT", "/capture".to_owned(), json!({"shipment": s})),
             (7, Some(s)) => ("PUT", format!("/shipments/{s}"), json!({"gtg": true})),
             (8, Some(s)) => ("DELETE", format!("/shipments/{s}"), json!(null)),
+            (9, Some(s)) => {
+                let order: i64 = s.split('-').next().unwrap().parse().unwrap();
+                let line = lines[&order][((r >> 12) % 2) as usize].clone();
+                (
+                    "POST",
+                    "/return".to_owned(),
+                    json!({"shipment": s, "products": {line: 1}, "refund": {"refundPayment": (r >> 24) % 4 != 0}}),
+                )
+            }
+            (10, _) if !client.returns.is_empty() => {
+                let id = client.returns[(r >> 20) as usize % client.returns.len()];
+                (
+                    "PUT",
+                    format!("/returns/{id}"),
+                    json!({"refundPayment": true}),
+                )
+            }
             (_, Some(_)) => {
                 // Send an earlier request again with its key: a client that did not see the answer.
                 let index = (r >> 28) as usize % client.answers.len().max(1);
@@ -193,7 +228,11 @@ fn run_client(
             call_until_final(&cluster, id, method, &path, &key, &body, &stop, &requests)
         {
             let answer = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
-            if answer["status"] == "ok" {
+            if answer["status"] == "ok" && path == "/return" {
+                if let Some(id) = answer["return"].as_i64() {
+                    client.returns.push(id);
+                }
+            } else if answer["status"] == "ok" {
                 if let Some(s) = answer["shipment"].as_str().map(str::to_owned) {
                     match method {
                         "POST" => client.shipments.push(s),
@@ -365,8 +404,16 @@ fn history(db_url: &str, instances: usize, kills: u64) -> Figures {
             .flat_map(|o| o["shipments"].as_array().cloned().unwrap_or_default())
             .filter(|s| s["captureState"] == "pending" || s["captureState"] == "needsReview")
             .count();
-        if (open == 0 && orders.len() == ORDERS as usize) || Instant::now() > deadline {
+        let returns = all_returns(&cluster);
+        let refunds_open = returns
+            .iter()
+            .filter(|r| r["refundState"] == "pending" || r["refundState"] == "needsReview")
+            .count();
+        if (open == 0 && refunds_open == 0 && orders.len() == ORDERS as usize)
+            || Instant::now() > deadline
+        {
             figures.pending_left = open as u64;
+            figures.refunds_pending_left = refunds_open as u64;
             if open > 0 {
                 report_open_shipments(&cluster, instances, &orders);
             }
@@ -374,10 +421,12 @@ fn history(db_url: &str, instances: usize, kills: u64) -> Figures {
         }
         thread::sleep(Duration::from_millis(300));
     };
+    let returns = all_returns(&cluster);
     for i in 0..instances {
         cluster.kill(i);
         let _ = std::fs::remove_file(cluster.log(i));
     }
+    check_refunds(&mut figures, &stand_in, &orders, &returns, &client_views);
     let mut at_provider: HashMap<String, Vec<i64>> = HashMap::new();
     for capture in stand_in.ledger() {
         let parts: Vec<&str> = capture.idempotency_key.rsplitn(4, '-').collect();
@@ -442,6 +491,94 @@ fn history(db_url: &str, instances: usize, kills: u64) -> Figures {
     figures
 }
 
+/// Every return, newest first (the history makes far fewer than a thousand).
+fn all_returns(cluster: &Cluster) -> Vec<Value> {
+    let mut all = Vec::new();
+    for page in 1..=10 {
+        let answer: Value = send(
+            &cluster.base(0),
+            "GET",
+            &format!("/returns?limit=100&page={page}"),
+            "",
+            &json!(null),
+        )
+        .ok()
+        .and_then(|(_, t, _)| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+        let returns = answer["returns"].as_array().cloned().unwrap_or_default();
+        let done = returns.len() < 100;
+        all.extend(returns);
+        if done {
+            break;
+        }
+    }
+    all
+}
+
+/// The refund side of the comparison: the provider's refund ledger against the returns Consign
+/// reports, and the money rule per order.
+fn check_refunds(
+    figures: &mut Figures,
+    stand_in: &StandIn,
+    orders: &[Value],
+    returns: &[Value],
+    clients: &[Client],
+) {
+    let mut at_provider: HashMap<String, Vec<i64>> = HashMap::new();
+    for refund in stand_in.refund_ledger() {
+        figures.refunds_at_provider += 1;
+        let id = refund
+            .metadata
+            .iter()
+            .find(|(k, _)| k == "consign_return")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        at_provider.entry(id).or_default().push(refund.amount);
+    }
+    let refunded: HashMap<String, i64> = returns
+        .iter()
+        .filter(|r| r["refundState"] == "refunded")
+        .map(|r| (r["returnId"].to_string(), minor(&r["refundValue"])))
+        .collect();
+    figures.refunded_returns = refunded.len() as u64;
+    for (id, amounts) in &at_provider {
+        figures.double_refunds += amounts.len().saturating_sub(1) as u64;
+        if refunded.get(id) != Some(&amounts.iter().sum::<i64>()) {
+            figures.refunds_without_return += 1;
+            eprintln!(
+                "refund at the provider for return {id}: {amounts:?}, reported {:?}",
+                refunded.get(id)
+            );
+        }
+    }
+    figures.refunded_without_provider = refunded
+        .iter()
+        .filter(|(id, value)| **value > 0 && !at_provider.contains_key(*id))
+        .count() as u64;
+    for order in orders {
+        if minor(&order["refundedValue"]) > minor(&order["capturedValue"]) {
+            figures.refunded_above_captured += 1;
+        }
+        for line in order["products"].as_array().cloned().unwrap_or_default() {
+            if line["qtyReturned"].as_u64() > line["qtyCaptured"].as_u64() {
+                figures.returned_above_captured += 1;
+            }
+        }
+    }
+    let listed: std::collections::HashSet<i64> = returns
+        .iter()
+        .filter_map(|r| r["returnId"].as_i64())
+        .collect();
+    for client in clients {
+        for id in &client.returns {
+            if !listed.contains(id) {
+                figures.acknowledged_returns_missing += 1;
+                eprintln!("acknowledged return {id} is not listed after the kills");
+            }
+        }
+    }
+}
+
 /// What a failed recovery check needs to be understood: the shipments still open, and the last
 /// warnings of each instance.
 fn report_open_shipments(cluster: &Cluster, instances: usize, orders: &[Value]) {
@@ -493,6 +630,23 @@ fn random_histories_with_kills_and_provider_faults_keep_every_guarantee() {
                 f.deleted_but_listed
             ),
             (0, 0, 0, 0, 0, 0, 0, 0),
+            "{backend}: {f:?}"
+        );
+        assert!(
+            f.refunded_returns > 0,
+            "{backend}: no refund happened: {f:?}"
+        );
+        assert_eq!(
+            (
+                f.double_refunds,
+                f.refunds_without_return,
+                f.refunded_without_provider,
+                f.refunds_pending_left,
+                f.refunded_above_captured,
+                f.returned_above_captured,
+                f.acknowledged_returns_missing
+            ),
+            (0, 0, 0, 0, 0, 0, 0),
             "{backend}: {f:?}"
         );
     }
