@@ -1,5 +1,6 @@
 //! Model-based property test of the shipment lifecycle: random sequences of create (capture on
-//! and off), complete, capture, update and delete run against the real service (in-memory SQLite
+//! and off), complete, capture, update, delete and return (with and without a refund) run
+//! against the real service (in-memory SQLite
 //! store, sandbox gateway with declining authorisations), compared after every step with a model
 //! small enough to be obviously right.
 
@@ -37,6 +38,12 @@ enum Command {
     Delete {
         pick: usize,
     },
+    Return {
+        pick: usize,
+        line: usize,
+        quantity: u32,
+        refund: bool,
+    },
 }
 
 fn command() -> impl Strategy<Value = Command> {
@@ -50,6 +57,7 @@ fn command() -> impl Strategy<Value = Command> {
         1 => any::<usize>().prop_map(|pick| Command::Capture { pick }),
         2 => (any::<usize>(), 0usize..2, 0u32..4).prop_map(|(pick, line, quantity)| Command::Update { pick, line, quantity }),
         1 => any::<usize>().prop_map(|pick| Command::Delete { pick }),
+        2 => (any::<usize>(), 0usize..2, 1u32..3, any::<bool>()).prop_map(|(pick, line, quantity, refund)| Command::Return { pick, line, quantity, refund }),
     ]
 }
 
@@ -68,9 +76,21 @@ struct Model {
     declines: bool,
     shipments: Vec<ModelShipment>,
     next_number: u32,
+    /// (shipment number, line, units) per return.
+    returns: Vec<(u32, usize, u32)>,
+    /// Minor units refunded.
+    refunded: i64,
 }
 
 impl Model {
+    fn returned(&self, number: u32, line: usize) -> u32 {
+        self.returns
+            .iter()
+            .filter(|(n, l, _)| *n == number && *l == line)
+            .map(|(_, _, q)| q)
+            .sum()
+    }
+
     fn allocated(&self, line: usize) -> u32 {
         self.shipments
             .iter()
@@ -107,7 +127,21 @@ async fn check(
     line_ids: &[LineId; 2],
 ) -> Result<(), TestCaseError> {
     let view = &consign.list_orders(OrderQuery::default()).await.unwrap()[0];
+    prop_assert_eq!(view.refunded.minor(), model.refunded, "refunded");
     for (i, line) in line_ids.iter().enumerate() {
+        let returned: u32 = view
+            .returned
+            .iter()
+            .filter(|(l, _)| l == line)
+            .map(|(_, q)| q)
+            .sum();
+        let in_model: u32 = model
+            .returns
+            .iter()
+            .filter(|(_, l, _)| *l == i)
+            .map(|(_, _, q)| q)
+            .sum();
+        prop_assert_eq!(returned, in_model, "returned of line {}", i);
         let stored = view.order.line(*line).unwrap();
         prop_assert_eq!(
             stored.allocated(),
@@ -211,6 +245,8 @@ async fn run(
         declines,
         shipments: Vec::new(),
         next_number: 1,
+        returns: Vec::new(),
+        refunded: 0,
     };
     for command in commands {
         let pick = |p: usize| (!model.shipments.is_empty()).then(|| p % model.shipments.len());
@@ -352,6 +388,75 @@ async fn run(
                         "{:?}",
                         result
                     ),
+                }
+            }
+            Command::Return {
+                pick: p,
+                line,
+                quantity,
+                refund,
+            } => {
+                let Some(i) = pick(p) else { continue };
+                let s = model.shipments[i].clone();
+                let id = ShipmentId {
+                    order: OrderId(1),
+                    number: s.number,
+                };
+                let result = consign
+                    .create_return(
+                        consign_service::ReturnAsk {
+                            shipment: id,
+                            lines: Some(vec![ShipmentLine {
+                                line_id: line_ids[line],
+                                quantity,
+                            }]),
+                            shipping: consign_service::CostAsk::None,
+                            handling: consign_service::CostAsk::None,
+                            voucher: consign_service::CostAsk::None,
+                            return_cost: None,
+                            refund,
+                            send_email: false,
+                            return_to_stock: None,
+                            comment: String::new(),
+                        },
+                        None,
+                    )
+                    .await;
+                let shipped = s.lines.get(&line).copied().unwrap_or(0);
+                if !s.captured {
+                    prop_assert!(
+                        matches!(
+                            result,
+                            Err(ServiceError::ReturnRejected(ReturnError::NotCaptured(_)))
+                        ),
+                        "{:?}",
+                        result
+                    );
+                } else if model.returned(s.number, line) + quantity > shipped {
+                    prop_assert!(
+                        matches!(
+                            result,
+                            Err(ServiceError::ReturnRejected(
+                                ReturnError::NothingReturnable(_)
+                            ))
+                        ),
+                        "{:?}",
+                        result
+                    );
+                } else {
+                    let outcome = result.unwrap();
+                    let amount = (1_000 + 250 * line as i64) * i64::from(quantity);
+                    prop_assert_eq!(outcome.view.refund.minor(), amount);
+                    if refund {
+                        prop_assert_eq!(
+                            outcome.refund,
+                            Some(consign_service::RefundResult::Refunded)
+                        );
+                        model.refunded += amount;
+                    } else {
+                        prop_assert_eq!(outcome.refund, None);
+                    }
+                    model.returns.push((s.number, line, quantity));
                 }
             }
             Command::Delete { pick: p } => {
