@@ -56,6 +56,9 @@ fn the_openapi_document_parses_and_lists_every_route() {
         ("put", "/api/order/shipment"),
         ("put", "/api/order/capture"),
         ("get", "/api/order/documents/{shipment}/{file}"),
+        ("post", "/api/order/return"),
+        ("put", "/api/order/returns/{returnId}"),
+        ("get", "/api/order/returns"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     let mut count = 0;
