@@ -184,7 +184,17 @@ fn classify(
     false
 }
 
-/// Drives create-shipment for `duration`; answers the tally and the shipments made.
+/// What the clients made.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Made {
+    /// Captured shipments.
+    pub shipments: u64,
+    /// Returns refunded.
+    pub refunds: u64,
+}
+
+/// Drives create-shipment (and, for `returns_percent` of the captured shipments, a return with
+/// a refund of the whole shipment) for `duration`; answers the tally and what was made.
 pub async fn drive(
     client: &reqwest::Client,
     base: &str,
@@ -192,7 +202,8 @@ pub async fn drive(
     clients: usize,
     duration: Duration,
     uncaptured_percent: u32,
-) -> Result<(Tally, u64), String> {
+    returns_percent: u32,
+) -> Result<(Tally, Made), String> {
     let deadline = Instant::now() + duration;
     let next_full = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -200,10 +211,11 @@ pub async fn drive(
         let (client, seeded, next_full) = (client.clone(), seeded.clone(), next_full.clone());
         let create = format!("{base}/shipments");
         let complete = format!("{base}/shipment");
+        let give_back = format!("{base}/return");
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((c as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d)));
             let mut tally = Tally::default();
-            let mut shipments = 0u64;
+            let mut made = Made::default();
             while Instant::now() < deadline {
                 let r = rng.next();
                 let capture = (r % 100) as u32 >= uncaptured_percent;
@@ -223,28 +235,40 @@ let started = Instant::now();
                 let result = send_lean(&client, reqwest::Method::POST, &create, body.to_string()).await;
                 let created = classify(&mut tally, &result, started);
                 if created && capture {
-                    shipments += 1;
+                    made.shipments += 1;
+                    if ((r >> 48) % 100) < u64::from(returns_percent) {
+                        let shipment = result.ok().and_then(|(_, _, s)| s).unwrap_or_default();
+                        let started = Instant::now();
+                        let body = format!(
+                            r#"{{"shipment":"{shipment}","refund":{{"refundPayment":true}}}}"#
+                        );
+                        let done = send_lean(&client, reqwest::Method::POST, &give_back, body).await;
+                        if classify(&mut tally, &done, started) {
+                            made.refunds += 1;
+                        }
+                    }
                 } else if created {
                     let shipment = result.ok().and_then(|(_, _, s)| s).unwrap_or_default();
                     let started = Instant::now();
                     let body = format!(r#"{{"shipment":"{shipment}","tracking":"T1"}}"#);
                     let done = send_lean(&client, reqwest::Method::PUT, &complete, body).await;
                     if classify(&mut tally, &done, started) {
-                        shipments += 1;
+                        made.shipments += 1;
                     }
                 }
             }
-            (tally, shipments)
+            (tally, made)
         }));
     }
     let mut all = Tally::default();
-    let mut shipments = 0;
+    let mut total = Made::default();
     for task in tasks {
         let (tally, made) = task.await.map_err(|e| e.to_string())?;
         all.merge(tally);
-        shipments += made;
+        total.shipments += made.shipments;
+        total.refunds += made.refunds;
     }
-    Ok((all, shipments))
+    Ok((all, total))
 }
 
 /// Checks the invariants through the API; answers the failures found.
@@ -290,6 +314,12 @@ pub async fn check_invariants(
                 if captured != minor(&order["capturedValue"]) {
                     failures.push(format!(
                         "order {}: capturedValue differs from its shipments",
+                        order["orderId"]
+                    ));
+                }
+                if minor(&order["refundedValue"]) > minor(&order["capturedValue"]) {
+                    failures.push(format!(
+                        "order {}: refunded above captured",
                         order["orderId"]
                     ));
                 }

@@ -79,15 +79,17 @@ async fn run(options: Options) -> Result<bool, String> {
     let cpu_before = consign.cpu_seconds();
     let generator_before = own_cpu_seconds();
     let started = Instant::now();
-    let (mut tally, shipments) = load::drive(
+    let (mut tally, made) = load::drive(
         &client,
         &consign.base,
         Arc::new(seeded),
         options.clients(),
         options.duration(),
         options.uncaptured_percent,
+        options.returns_percent,
     )
     .await?;
+    let shipments = made.shipments;
     let elapsed = started.elapsed();
     let cpu = consign.cpu_seconds() - cpu_before;
     let generator_cpu = own_cpu_seconds() - generator_before;
@@ -166,6 +168,15 @@ async fn run(options: Options) -> Result<bool, String> {
         requests as f64 / elapsed.as_secs_f64(),
         measured.throughput()
     );
+    if options.returns_percent > 0 {
+        println!(
+            "refunds: {} returns refunded in {:.1}s: {:.0} refunds/s ({}% of captured shipments asked)",
+            made.refunds,
+            elapsed.as_secs_f64(),
+            made.refunds as f64 / elapsed.as_secs_f64(),
+            options.returns_percent
+        );
+    }
     println!(
         "answers: ok {} / no {} / 4xx {} / 5xx {} / transport {}",
         measured.tally.ok,
@@ -204,7 +215,7 @@ async fn run(options: Options) -> Result<bool, String> {
         }
     }
     if failures.is_empty() {
-        println!("invariants: ok (no line over-allocated, captured values match their shipments, nothing left pending)");
+        println!("invariants: ok (no line over-allocated, captured values match their shipments, nothing refunded above its capture, nothing left pending)");
     } else {
         for failure in failures.iter().take(20) {
             println!("invariant violated: {failure}");
@@ -213,6 +224,7 @@ async fn run(options: Options) -> Result<bool, String> {
     if let Some(path) = &options.json {
         let document = json!({
             "consign": measured.json(),
+            "refunds": made.refunds,
             "baselines": baselines.iter().map(|(_, b)| b.json()).collect::<Vec<_>>(),
             "ratios": ratios,
             "cpu_ms_per_request": if requests > 0 { cpu * 1000.0 / requests as f64 } else { 0.0 },

@@ -48,6 +48,9 @@ pub struct Options {
     /// Share created with capture off, then completed, in percent.
     #[arg(long = "uncaptured", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub uncaptured_percent: u32,
+    /// Share of captured shipments returned whole with a refund right after, in percent.
+    #[arg(long = "returns", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub returns_percent: u32,
     /// The server's database pool size.
     #[arg(long = "pool", value_parser = clap::value_parser!(u32).range(1..))]
     pub pool_size: Option<u32>,
