@@ -77,6 +77,21 @@ pub enum RefundOutcome {
     },
 }
 
+/// What the provider knows of one refund attempt, looked up by the metadata Consign sent with it
+/// (for an attempt whose key the provider may no longer remember).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundLookup {
+    /// The provider has it: refunded, or declined.
+    Found(RefundOutcome),
+    /// The provider has no refund for this attempt: none was made.
+    NotFound,
+    /// The lookup did not answer.
+    Unknown {
+        /// Why.
+        reason: String,
+    },
+}
+
 /// A payment provider's capture and refund API.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
@@ -97,4 +112,13 @@ pub trait PaymentGateway: Send + Sync {
     /// Refunds `request.amount` of what was captured. Must be safe to call again with the same
     /// key.
     async fn refund(&self, request: RefundRequest) -> RefundOutcome;
+
+    /// Looks the refund of `request` up at the provider by the metadata it was sent with,
+    /// without making one: for an attempt older than the provider keeps idempotency keys.
+    async fn find_refund(&self, request: RefundRequest) -> RefundLookup {
+        let _ = request;
+        RefundLookup::Unknown {
+            reason: format!("provider {:?} cannot look refunds up", self.name()),
+        }
+    }
 }

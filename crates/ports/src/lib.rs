@@ -20,7 +20,9 @@ pub use documents::{
     DocumentData, DocumentError, DocumentKind, DocumentRenderer, Email, Invoice, MailError, Mailer,
     OutboxKind, OutboxMessage, Seller,
 };
-pub use gateway::{CaptureOutcome, CaptureRequest, PaymentGateway, RefundOutcome, RefundRequest};
+pub use gateway::{
+    CaptureOutcome, CaptureRequest, PaymentGateway, RefundLookup, RefundOutcome, RefundRequest,
+};
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, StoredAnswer};
 pub use keys::{ApiKeyId, ApiKeyInfo, KeyStore};
 pub use records::{

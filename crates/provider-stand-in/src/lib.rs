@@ -2,7 +2,7 @@
 //!
 //! Test code, never part of the product: a stateful HTTP server on loopback that behaves like
 //! Stripe's capture API (`POST /v1/payment_intents/{id}/capture`) and refund API
-//! (`POST /v1/refunds`), so the real payment adapter and the real server binary can be tested
+//! (`POST /v1/refunds`, and `GET /v1/refunds?payment_intent=` to look them up), so the real payment adapter and the real server binary can be tested
 //! against it. Refunds are kept in a ledger of their own, never above what was captured on the
 //! intent; intents whose id starts with `pi_norefund` answer every refund `failed`.
 //!
@@ -350,6 +350,9 @@ fn begin(state: &Arc<Mutex<State>>, request: &Request) -> Begin {
         .strip_prefix("/v1/payment_intents/")
         .and_then(|rest| rest.strip_suffix("/capture"))
         .map(|intent| Operation::Capture(intent.to_owned()));
+    if let Some(query) = request.path.strip_prefix("/v1/refunds?") {
+        return Begin::Answer(200, refund_list(&s, query));
+    }
     let refund = (request.path == "/v1/refunds").then_some(Operation::Refund);
     let Some(operation) = capture.or(refund) else {
         return Begin::Answer(
@@ -504,6 +507,29 @@ fn capture(s: &mut State, intent_id: &str, key: &str, form: &str) -> (u16, Strin
                "amount_received": captured, "latest_charge": charge})
         .to_string(),
     )
+}
+
+/// `GET /v1/refunds?payment_intent=...`: the intent's refunds with their metadata, one page.
+fn refund_list(s: &State, query: &str) -> String {
+    let intent = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "payment_intent")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let data: Vec<serde_json::Value> = s
+        .refunds
+        .iter()
+        .filter(|r| r.intent == intent)
+        .map(|r| {
+            let metadata: serde_json::Map<String, serde_json::Value> = r
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+                .collect();
+            json!({"id": r.id, "object": "refund", "status": "succeeded", "amount": r.amount,
+                   "payment_intent": r.intent, "metadata": metadata})
+        })
+        .collect();
+    json!({"object": "list", "data": data, "has_more": false}).to_string()
 }
 
 fn refund(s: &mut State, key: &str, form: &str) -> (u16, String) {

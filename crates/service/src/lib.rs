@@ -30,4 +30,6 @@ pub use failpoints::install_fail_points_from_env;
 pub use gateways::Gateways;
 pub use idempotency::{KEEP_ANSWERS_MILLIS, TAKEOVER_AFTER_MILLIS};
 pub use recovery::RecoveryReport;
-pub use returns::{CostAsk, RefundRecoveryReport, RefundResult, ReturnAsk, ReturnOutcome};
+pub use returns::{
+    CostAsk, RefundRecoveryReport, RefundResult, ReturnAsk, ReturnOutcome, KEY_WINDOW_MILLIS,
+};

@@ -13,8 +13,8 @@
 
 use consign_domain::{Cost, Money, NotReturned, ReturnId, ReturnRequest, ShipmentId, ShipmentLine};
 use consign_ports::{
-    BeginRefund, RefundAttempt, RefundOutcome, RefundRequest, RefundSettle, ReturnDetails,
-    ReturnQuery, ReturnView,
+    BeginRefund, RefundAttempt, RefundLookup, RefundOutcome, RefundRequest, RefundSettle,
+    ReturnDetails, ReturnQuery, ReturnView,
 };
 
 use crate::consign::Consign;
@@ -298,12 +298,19 @@ impl Consign {
         Ok(report)
     }
 
-    /// Steps 2 and 3 of the refund saga for one attempt; also what recovery replays.
+    /// Steps 2 and 3 of the refund saga for one attempt; also what recovery replays. An attempt
+    /// older than the provider keeps idempotency keys is looked up instead of sent again: the
+    /// same key could then make a second refund.
     async fn refund_and_settle(
         &self,
         attempt: &RefundAttempt,
     ) -> Result<(ReturnView, RefundResult), ServiceError> {
-        let outcome = self.call_refund(attempt).await;
+        let age = self.clock.now().0 - attempt.created_at.0;
+        let outcome = if age > KEY_WINDOW_MILLIS {
+            self.look_up_refund(attempt).await
+        } else {
+            self.call_refund(attempt).await
+        };
         crate::failpoints::reached("after-refund").await;
         fail::fail_point!("after-refund");
         let (settle, result) = match outcome {
@@ -364,6 +371,29 @@ impl Consign {
         }
     }
 
+    /// What the provider says of an attempt past the key window: found, it settles as the
+    /// provider has it; not there, no refund was made (the request never arrived or failed), so
+    /// it settles as declined and can be asked again; no answer, it stays unknown.
+    async fn look_up_refund(&self, attempt: &RefundAttempt) -> RefundOutcome {
+        let Some(gateway) = self.gateways.get(&attempt.authorization.provider) else {
+            return RefundOutcome::Unknown {
+                reason: format!(
+                    "no gateway configured for provider {:?}",
+                    attempt.authorization.provider
+                ),
+            };
+        };
+        match gateway.find_refund(refund_request(attempt)).await {
+            RefundLookup::Found(outcome) => outcome,
+            RefundLookup::NotFound => RefundOutcome::Declined {
+                code: "not_found_at_provider".into(),
+                message: "the provider made no refund for this attempt; ask for the refund again"
+                    .into(),
+            },
+            RefundLookup::Unknown { reason } => RefundOutcome::Unknown { reason },
+        }
+    }
+
     async fn call_refund(&self, attempt: &RefundAttempt) -> RefundOutcome {
         if attempt.amount.minor() == 0 {
             return RefundOutcome::Refunded {
@@ -379,17 +409,26 @@ impl Consign {
                 ),
             };
         };
-        gateway
-            .refund(RefundRequest {
-                authorization: attempt.authorization.clone(),
-                amount: attempt.amount,
-                idempotency_key: attempt.idempotency_key.clone(),
-                metadata: vec![
-                    ("consign_order".to_owned(), attempt.order.to_string()),
-                    ("consign_return".to_owned(), attempt.return_id.to_string()),
-                ],
-            })
-            .await
+        gateway.refund(refund_request(attempt)).await
+    }
+}
+
+/// Providers keep idempotency keys for at least 24 hours (Stripe); an attempt older than half
+/// that is looked up, never sent again.
+pub const KEY_WINDOW_MILLIS: i64 = 12 * 3_600_000;
+
+/// The provider request of an attempt, with metadata naming the order, the return and the
+/// attempt's key, by which the refund can be found again.
+fn refund_request(attempt: &RefundAttempt) -> RefundRequest {
+    RefundRequest {
+        authorization: attempt.authorization.clone(),
+        amount: attempt.amount,
+        idempotency_key: attempt.idempotency_key.clone(),
+        metadata: vec![
+            ("consign_order".to_owned(), attempt.order.to_string()),
+            ("consign_return".to_owned(), attempt.return_id.to_string()),
+            ("consign_key".to_owned(), attempt.idempotency_key.clone()),
+        ],
     }
 }
 
@@ -609,6 +648,59 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(view.refund_state, RefundState::Refunded);
+    }
+
+    #[tokio::test]
+    async fn an_attempt_past_the_key_window_is_looked_up_never_sent_again() {
+        for (found, expected) in [
+            (
+                RefundLookup::Found(RefundOutcome::Refunded {
+                    reference: "re_9".into(),
+                    status: "succeeded".into(),
+                }),
+                "refunded",
+            ),
+            (RefundLookup::NotFound, "declined"),
+        ] {
+            let mut returns = MockReturnStore::new();
+            returns.expect_pending_refunds().returning(|_| {
+                let mut old = refund_attempt();
+                old.created_at = Timestamp(1_000_000 - KEY_WINDOW_MILLIS - 1);
+                Ok(vec![old])
+            });
+            returns
+                .expect_settle_refund()
+                .withf(move |_, outcome, _| match outcome {
+                    RefundSettle::Refunded { reference, .. } => {
+                        expected == "refunded" && reference == "re_9"
+                    }
+                    RefundSettle::Declined { code, .. } => {
+                        expected == "declined" && code == "not_found_at_provider"
+                    }
+                })
+                .times(1)
+                .returning(move |_, _, _| {
+                    Ok(return_view(if expected == "refunded" {
+                        RefundState::Refunded
+                    } else {
+                        RefundState::Declined
+                    }))
+                });
+            let mut gateway = sandbox_named_mock();
+            gateway.expect_refund().never();
+            gateway
+                .expect_find_refund()
+                .withf(|r| {
+                    r.metadata
+                        .contains(&("consign_key".into(), "refund-key-1".into()))
+                })
+                .times(1)
+                .return_const(found);
+            let consign =
+                service_with(MockOrderStore::new(), returns, gateway, MockKeyStore::new());
+            let report = consign.recover_pending_refunds(5_000).await.unwrap();
+            assert_eq!(report.examined, 1, "{expected}");
+        }
     }
 
     #[tokio::test]

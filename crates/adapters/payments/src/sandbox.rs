@@ -18,7 +18,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use consign_ports::{CaptureOutcome, CaptureRequest, PaymentGateway, RefundOutcome, RefundRequest};
+use consign_ports::{
+    CaptureOutcome, CaptureRequest, PaymentGateway, RefundLookup, RefundOutcome, RefundRequest,
+};
 
 /// Sandbox settings.
 #[derive(Debug, Clone)]
@@ -195,6 +197,16 @@ impl PaymentGateway for SandboxGateway {
         };
         refunds.insert(request.idempotency_key.clone(), outcome.clone());
         outcome
+    }
+
+    async fn find_refund(&self, request: RefundRequest) -> RefundLookup {
+        let refunds = self.refunds.lock().unwrap_or_else(|p| p.into_inner());
+        match refunds.get(&request.idempotency_key) {
+            Some(outcome @ (RefundOutcome::Refunded { .. } | RefundOutcome::Declined { .. })) => {
+                RefundLookup::Found(outcome.clone())
+            }
+            _ => RefundLookup::NotFound,
+        }
     }
 }
 

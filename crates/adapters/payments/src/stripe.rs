@@ -10,7 +10,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use consign_ports::{CaptureOutcome, CaptureRequest, PaymentGateway, RefundOutcome, RefundRequest};
+use consign_ports::{
+    CaptureOutcome, CaptureRequest, PaymentGateway, RefundLookup, RefundOutcome, RefundRequest,
+};
 use serde_json::Value;
 
 /// Stripe settings.
@@ -255,6 +257,78 @@ impl PaymentGateway for StripeGateway {
             |reason| RefundOutcome::Unknown { reason },
         )
         .await
+    }
+
+    /// `GET /v1/refunds?payment_intent=...`: the refund whose `metadata[consign_key]` is the
+    /// attempt's key, if the provider has one.
+    async fn find_refund(&self, request: RefundRequest) -> RefundLookup {
+        let intent: String =
+            form_urlencoded::byte_serialize(request.authorization.reference.as_bytes()).collect();
+        let url = format!(
+            "{}/v1/refunds?payment_intent={intent}&limit=100",
+            self.config.api_base.trim_end_matches('/')
+        );
+        let answer = self
+            .client
+            .get(&url)
+            .bearer_auth(&self.config.secret_key)
+            .send()
+            .await;
+        let response = match answer {
+            Ok(response) if response.status().is_success() => response,
+            Ok(response) => {
+                return RefundLookup::Unknown {
+                    reason: format!("the refund lookup answered {}", response.status()),
+                }
+            }
+            Err(error) => {
+                return RefundLookup::Unknown {
+                    reason: format!("network: {error}"),
+                }
+            }
+        };
+        let body: Value = match response.text().await {
+            Ok(text) => serde_json::from_str(&text).unwrap_or(Value::Null),
+            Err(error) => {
+                return RefundLookup::Unknown {
+                    reason: format!("reading the lookup: {error}"),
+                }
+            }
+        };
+        find_in_list(&body, &request.idempotency_key)
+    }
+}
+
+/// The refund of a list answer whose metadata names `key`: found, not there, or undecidable
+/// (a list with more pages than one request reads).
+fn find_in_list(body: &Value, key: &str) -> RefundLookup {
+    let Some(refunds) = body["data"].as_array() else {
+        return RefundLookup::Unknown {
+            reason: "the refund lookup answered no list".into(),
+        };
+    };
+    let found = refunds
+        .iter()
+        .find(|r| r["metadata"]["consign_key"].as_str() == Some(key));
+    match found {
+        Some(refund) => {
+            let status = refund["status"].as_str().unwrap_or("unknown").to_owned();
+            let reference = refund["id"].as_str().unwrap_or("refund").to_owned();
+            RefundLookup::Found(match status.as_str() {
+                "failed" | "canceled" => RefundOutcome::Declined {
+                    code: refund["failure_reason"]
+                        .as_str()
+                        .unwrap_or(&status)
+                        .to_owned(),
+                    message: format!("refund {reference} {status}"),
+                },
+                _ => RefundOutcome::Refunded { reference, status },
+            })
+        }
+        None if body["has_more"] == Value::Bool(false) => RefundLookup::NotFound,
+        None => RefundLookup::Unknown {
+            reason: "more refunds on the intent than one lookup reads".into(),
+        },
     }
 }
 

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use consign_domain::{Money, PaymentAuthorization};
 use consign_payments::{StripeConfig, StripeGateway};
-use consign_ports::{CaptureOutcome, CaptureRequest, PaymentGateway, RefundOutcome, RefundRequest};
+use consign_ports::{
+    CaptureOutcome, CaptureRequest, PaymentGateway, RefundLookup, RefundOutcome, RefundRequest,
+};
 use consign_provider_stand_in::{Fault, StandIn, SECRET_KEY};
 
 fn gateway(stand_in: &StandIn, tune: impl FnOnce(&mut StripeConfig)) -> StripeGateway {
@@ -231,6 +233,7 @@ fn refund(intent: &str, amount: i64, key: &str) -> RefundRequest {
         metadata: vec![
             ("order".into(), "83651".into()),
             ("return".into(), "1".into()),
+            ("consign_key".into(), key.into()),
         ],
     }
 }
@@ -335,4 +338,39 @@ async fn a_refund_that_times_out_is_unknown_then_settled_by_the_replay() {
         "{replay:?}"
     );
     assert_eq!(stand_in.refunded_total(), 1_500, "refunded once");
+}
+
+#[tokio::test]
+async fn a_refund_past_the_key_window_is_found_by_its_metadata_and_an_absent_one_is_not() {
+    let stand_in = StandIn::start().await;
+    let stripe = gateway(&stand_in, |_| {});
+    captured(&stand_in, &stripe, "pi_r9").await;
+    // The answer was lost (connection dropped after the refund was made).
+    stand_in.inject([
+        Fault::DropAfterProcessing,
+        Fault::DropAfterProcessing,
+        Fault::DropAfterProcessing,
+    ]);
+    let lost = stripe.refund(refund("pi_r9", 1_500, "rk9")).await;
+    assert!(matches!(lost, RefundOutcome::Unknown { .. }), "{lost:?}");
+    assert_eq!(stand_in.refund_ledger().len(), 1, "the provider did refund");
+    // The lookup finds it without making another.
+    assert_eq!(
+        stripe.find_refund(refund("pi_r9", 1_500, "rk9")).await,
+        RefundLookup::Found(RefundOutcome::Refunded {
+            reference: "re_1".into(),
+            status: "succeeded".into()
+        })
+    );
+    // Another attempt's key was never refunded.
+    assert_eq!(
+        stripe.find_refund(refund("pi_r9", 1_500, "rk10")).await,
+        RefundLookup::NotFound
+    );
+    assert_eq!(
+        stand_in.refund_ledger().len(),
+        1,
+        "a lookup refunds nothing"
+    );
+    assert_eq!(stand_in.refunded_total(), 1_500);
 }
