@@ -5,19 +5,20 @@
 
 -- Money the shipment's returns hold (refunded, pending or needing review), what was refunded,
 -- and whether a return took its shipping fee. row_id is Centra's integer shipmentId, given the
--- first time a return needs it.
+-- first time a return needs it. The row_id indexes are partial: shipments and lines without a
+-- return are not in them, so creating a shipment maintains no extra index.
 ALTER TABLE shipments ADD COLUMN refund_held BIGINT NOT NULL DEFAULT 0
     CHECK (refund_held >= 0 AND refund_held <= COALESCE(capture_amount, 0));
 ALTER TABLE shipments ADD COLUMN refunded BIGINT NOT NULL DEFAULT 0
     CHECK (refunded >= 0 AND refunded <= refund_held);
 ALTER TABLE shipments ADD COLUMN shipping_fee_returned INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE shipments ADD COLUMN row_id BIGINT;
-CREATE UNIQUE INDEX shipments_by_row_id ON shipments (row_id);
+CREATE UNIQUE INDEX shipments_by_row_id ON shipments (row_id) WHERE row_id IS NOT NULL;
 
 ALTER TABLE shipment_lines ADD COLUMN returned INTEGER NOT NULL DEFAULT 0
     CHECK (returned >= 0 AND returned <= quantity);
 ALTER TABLE shipment_lines ADD COLUMN row_id BIGINT;
-CREATE UNIQUE INDEX shipment_lines_by_row_id ON shipment_lines (row_id);
+CREATE UNIQUE INDEX shipment_lines_by_row_id ON shipment_lines (row_id) WHERE row_id IS NOT NULL;
 
 ALTER TABLE order_lines ADD COLUMN returned INTEGER NOT NULL DEFAULT 0
     CHECK (returned >= 0 AND returned <= allocated);
