@@ -43,30 +43,88 @@ struct Findings {
     over_allocated: usize,
 }
 
+/// A server whose requests pause at one fault point, each arrival recorded in a file, so the
+/// test kills it only once every request in flight is parked exactly there.
+struct Parked {
+    server: Server,
+    point: String,
+    arrivals: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl Parked {
+    fn start(db_url: &str, stand_in: &StandIn, point: &str, tag: &str) -> Parked {
+        let arrivals = std::env::temp_dir().join(format!(
+            "consign-crash-{tag}-{}-{point}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&arrivals);
+        let log = arrivals.with_extension("log");
+        let (arrivals_path, log_path) = (arrivals.display().to_string(), log.display().to_string());
+        let server = start_with(
+            db_url,
+            stand_in,
+            None,
+            &[
+                ("CONSIGN_FAILPOINT_PAUSE", point),
+                ("CONSIGN_FAILPOINT_ARRIVALS", arrivals_path.as_str()),
+                // The pause does not block a worker; more workers than requests make sure of it.
+                ("CONSIGN_WORKERS", "8"),
+                ("RUST_LOG", "info"),
+                ("STDERR_TO", log_path.as_str()),
+            ],
+        );
+        Parked {
+            server,
+            point: point.to_owned(),
+            arrivals,
+            log,
+        }
+    }
+
+    fn parked(&self) -> usize {
+        std::fs::read_to_string(&self.arrivals)
+            .map(|text| text.lines().filter(|l| *l == self.point).count())
+            .unwrap_or(0)
+    }
+
+    /// Waits until `expected` requests are parked (or 30 s, and then says why), kills the
+    /// server with SIGKILL, and answers how many were parked.
+    fn kill_when_parked(self, expected: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.parked() < expected && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+        }
+        let parked = self.parked();
+        if parked < expected {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!(
+                "{}: {parked} of {expected} parked; the server's last lines:",
+                self.point
+            );
+            for line in &lines[lines.len().saturating_sub(60)..] {
+                eprintln!("  {line}");
+            }
+        }
+        let Server { mut child, .. } = self.server;
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        let _ = std::fs::remove_file(&self.arrivals);
+        let _ = std::fs::remove_file(&self.log);
+        parked
+    }
+}
+
 fn cycle(db_url: &str, point: &str, orders: std::ops::Range<i64>) -> Findings {
     let stand_in = StandIn::start_in_background();
-    let arrivals = std::env::temp_dir().join(format!(
-        "consign-crash-arrivals-{}-{point}-{}",
-        std::process::id(),
-        orders.start
-    ));
-    let _ = std::fs::remove_file(&arrivals);
-    let arrivals_path = arrivals.display().to_string();
-    let log = arrivals.with_extension("log");
-    let log_path = log.display().to_string();
-    let server = start_with(
+    let parking = Parked::start(
         db_url,
         &stand_in,
-        None,
-        &[
-            ("CONSIGN_FAILPOINT_PAUSE", point),
-            ("CONSIGN_FAILPOINT_ARRIVALS", arrivals_path.as_str()),
-            // The pause does not block a worker; more workers than requests make sure of it.
-            ("CONSIGN_WORKERS", "8"),
-            ("RUST_LOG", "info"),
-            ("STDERR_TO", log_path.as_str()),
-        ],
+        point,
+        &format!("shipments-{}", orders.start),
     );
+    let server = &parking.server;
     let mut lines = HashMap::new();
     for id in orders.clone() {
         stand_in.authorize(&format!("pi_{id}"), 5_900, true);
@@ -103,32 +161,9 @@ fn cycle(db_url: &str, point: &str, orders: std::ops::Range<i64>) -> Findings {
             })
         })
         .collect();
-    // Kill only once every request is parked at the point (or after 20 s, and then say so).
+    // Kill only once every request is parked at the point (or after 30 s, and then say so).
     let expected = clients.len();
-    let parked = || {
-        std::fs::read_to_string(&arrivals)
-            .map(|text| text.lines().filter(|l| *l == point).count())
-            .unwrap_or(0)
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while parked() < expected && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(50));
-    }
-    let parked_at_the_point = parked();
-    if parked_at_the_point < expected {
-        // Say why before the kill: what the server logged while the requests were coming in.
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        eprintln!("{point}: {parked_at_the_point} of {expected} parked; the server's last lines:");
-        for line in &lines[lines.len().saturating_sub(60)..] {
-            eprintln!("  {line}");
-        }
-    }
-    let Server { mut child, .. } = server;
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
-    let _ = std::fs::remove_file(&arrivals);
-    let _ = std::fs::remove_file(&log);
+    let parked_at_the_point = parking.kill_when_parked(expected);
     let outcomes: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
     let mut findings = Findings {
         requests: outcomes.len(),
@@ -315,23 +350,13 @@ struct RefundFindings {
 /// parked at `point`; kills, restarts, and compares Consign's returns with the refund ledger.
 fn refund_cycle(db_url: &str, point: &str, orders: std::ops::Range<i64>) -> RefundFindings {
     let stand_in = StandIn::start_in_background();
-    let arrivals = std::env::temp_dir().join(format!(
-        "consign-crash-refunds-{}-{point}-{}",
-        std::process::id(),
-        orders.start
-    ));
-    let _ = std::fs::remove_file(&arrivals);
-    let arrivals_path = arrivals.display().to_string();
-    let server = start_with(
+    let parking = Parked::start(
         db_url,
         &stand_in,
-        None,
-        &[
-            ("CONSIGN_FAILPOINT_PAUSE", point),
-            ("CONSIGN_FAILPOINT_ARRIVALS", arrivals_path.as_str()),
-            ("CONSIGN_WORKERS", "8"),
-        ],
+        point,
+        &format!("refunds-{}", orders.start),
     );
+    let server = &parking.server;
     let mut lines = HashMap::new();
     for id in orders.clone() {
         stand_in.authorize(&format!("pi_{id}"), 5_900, true);
@@ -377,20 +402,7 @@ fn refund_cycle(db_url: &str, point: &str, orders: std::ops::Range<i64>) -> Refu
         })
         .collect();
     let expected = clients.len();
-    let parked = || {
-        std::fs::read_to_string(&arrivals)
-            .map(|text| text.lines().filter(|l| *l == point).count())
-            .unwrap_or(0)
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while parked() < expected && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(50));
-    }
-    let parked_at_the_point = parked();
-    let Server { mut child, .. } = server;
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
-    let _ = std::fs::remove_file(&arrivals);
+    let parked_at_the_point = parking.kill_when_parked(expected);
     let outcomes: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
     let mut findings = RefundFindings {
         requests: outcomes.len(),

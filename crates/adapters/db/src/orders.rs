@@ -30,7 +30,9 @@ pub(crate) fn bump_counter(conn: &mut AnyConnection, name: &str, by: i64) -> Res
 }
 
 /// Locks an order for the rest of the transaction and reads it, in one round trip: the row lock
-/// on PostgreSQL, the write lock on SQLite. `None` when there is no such order.
+/// on PostgreSQL, the write lock on SQLite. `None` when there is no such order. It also bumps the
+/// order's version, so a shipment planned from an unlocked read before this transaction is not
+/// written over what it changes.
 pub(crate) fn lock_order(
     conn: &mut AnyConnection,
     id: i64,
@@ -39,7 +41,8 @@ pub(crate) fn lock_order(
     // Columns named, not `*`: a kept-prepared `*` fails once a migration adds a column.
     Ok(returning_one(
         conn,
-        "UPDATE orders SET updated_at = $1 WHERE id = $2 RETURNING id, currency, customer_id, \
+        "UPDATE orders SET updated_at = $1, version = version + 1 WHERE id = $2 RETURNING id, \
+         currency, customer_id, \
          email, first_name, last_name, address, zipcode, city, country, shipping_fee, \
          payment_provider, payment_reference, authorized, committed, shipping_fee_committed, \
          next_shipment_number, created_at, updated_at, refunded",

@@ -34,13 +34,24 @@ pub(crate) fn queue_confirmation(
     if exists > 0 {
         return Ok(());
     }
+    queue(conn, order_id, number, SHIPPING_CONFIRMATION, now)
+}
+
+/// Writes one message, due now.
+fn queue(
+    conn: &mut AnyConnection,
+    order_id: i64,
+    number: i32,
+    kind: &str,
+    now: Timestamp,
+) -> Result<(), DbError> {
     let id = bump_counter(conn, "outbox_id", 1)?;
     diesel::insert_into(outbox::table)
         .values((
             outbox::id.eq(id),
             outbox::order_id.eq(order_id),
             outbox::number.eq(number),
-            outbox::kind.eq(SHIPPING_CONFIRMATION),
+            outbox::kind.eq(kind),
             outbox::state.eq(PENDING),
             outbox::attempts.eq(0),
             outbox::due_at.eq(now.0),
@@ -59,20 +70,8 @@ pub(crate) fn queue_refund_confirmation(
     return_id: i64,
     now: Timestamp,
 ) -> Result<(), DbError> {
-    let id = bump_counter(conn, "outbox_id", 1)?;
-    diesel::insert_into(outbox::table)
-        .values((
-            outbox::id.eq(id),
-            outbox::order_id.eq(order_id),
-            outbox::number.eq(number),
-            outbox::kind.eq(format!("{REFUND_CONFIRMATION}:{return_id}")),
-            outbox::state.eq(PENDING),
-            outbox::attempts.eq(0),
-            outbox::due_at.eq(now.0),
-            outbox::created_at.eq(now.0),
-        ))
-        .execute(conn)?;
-    Ok(())
+    let kind = format!("{REFUND_CONFIRMATION}:{return_id}");
+    queue(conn, order_id, number, &kind, now)
 }
 
 /// What a stored kind names.

@@ -113,5 +113,14 @@ pub(crate) fn write_change(
             .set(orders::shipping_fee_committed.eq(flag(carried)))
             .execute(conn)?;
     }
+    // Counters moved: a shipment planned from a read before this is planned again.
+    if !change.line_moves().is_empty()
+        || committed != 0
+        || change.shipping_fee_committed().is_some()
+    {
+        diesel::update(orders::table.find(order_id))
+            .set(orders::version.eq(orders::version + 1))
+            .execute(conn)?;
+    }
     Ok(())
 }

@@ -16,7 +16,8 @@ use consign_ports::Timestamp;
 use crate::error::DbError;
 use crate::prepared::{Param, Prepared};
 use crate::reservation::{line_changed, ReservationWrite};
-use crate::rows::{int, ShipmentRow};
+use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
+use crate::schema::{order_lines, orders};
 
 /// The reserve step's writes after the order is locked and the domain has planned: the
 /// shipment, its lines, the guarded allocation of each line, the order's counters and the
@@ -108,13 +109,141 @@ pub(crate) fn write_reservation(
     Ok(())
 }
 
+/// The order, its lines (in import order) and its version, in one statement and no transaction:
+/// what an unlocked plan is made from.
+pub(crate) fn read_order(
+    conn: &mut PgConnection,
+    id: i64,
+) -> Result<Option<(OrderRow, Vec<LineRow>, i64)>, DbError> {
+    let rows: Vec<(OrderRow, LineRow, i64)> = orders::table
+        .inner_join(order_lines::table.on(order_lines::order_id.eq(orders::id)))
+        .filter(orders::id.eq(id))
+        .order(order_lines::position.asc())
+        .select((OrderRow::as_select(), LineRow::as_select(), orders::version))
+        .load(conn)?;
+    let Some((order, _, version)) = rows.first().cloned() else {
+        return Ok(None);
+    };
+    Ok(Some((
+        order,
+        rows.into_iter().map(|(_, line, _)| line).collect(),
+        version,
+    )))
+}
+
+/// The reserve step's writes as one statement that commits on its own, only if the order's
+/// version is still `version` (compare-and-set; the version is bumped with it). Answers whether
+/// it was written; `false` means a concurrent writer changed the order since it was read and
+/// nothing was written. No line is guarded by a `WHERE`: the version guarantees the plan was
+/// made from the lines as they are, and the lines' `CHECK` constraints abort the whole
+/// statement if it ever were not so (a guard that skipped a row would commit the rest).
+pub(crate) fn write_reservation_if_unchanged(
+    conn: &mut PgConnection,
+    write: &ReservationWrite,
+    version: i64,
+    now: Timestamp,
+) -> Result<bool, DbError> {
+    #[derive(QueryableByName)]
+    struct Outcome {
+        #[diesel(sql_type = BigInt)]
+        won: i64,
+        #[diesel(sql_type = BigInt)]
+        moved: i64,
+    }
+    let s = write.shipment;
+    let line_ids: Vec<i64> = write.lines.iter().map(|l| l.line_id).collect();
+    let quantities: Vec<i32> = write.lines.iter().map(|l| l.quantity).collect();
+    let attempt = write.attempt.as_ref();
+    let outcome: Outcome = Prepared::new(
+        "WITH counters AS ( \
+           UPDATE orders SET next_shipment_number = $2 + 1, committed = committed + $20, \
+             shipping_fee_committed = CASE WHEN $21 = 1 THEN 1 ELSE shipping_fee_committed END, \
+             version = version + 1, updated_at = $37 \
+           WHERE id = $1 AND version = $36 \
+           RETURNING 1), \
+         shipment AS ( \
+           INSERT INTO shipments (order_id, number, state, gtg, shipped, carrier, service, \
+             packages, tracking, return_slip_tracking, send_email, capture_amount, \
+             carries_shipping_fee, capture_reference, created_at, updated_at, shipped_at, \
+             needs_review, request_key, internal_comment) \
+           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $25, $14, $26, $15, \
+             $27, $16, $28 \
+           WHERE EXISTS (SELECT 1 FROM counters)), \
+         line AS ( \
+           INSERT INTO shipment_lines (order_id, number, line_id, quantity) \
+           SELECT $1, $2, x.line_id, x.quantity FROM unnest($17, $18) AS x(line_id, quantity) \
+           WHERE EXISTS (SELECT 1 FROM counters)), \
+         moved AS ( \
+           UPDATE order_lines SET allocated = allocated + x.quantity, \
+             in_capture = in_capture + x.quantity * $19 \
+           FROM unnest($17, $18) AS x(line_id, quantity) \
+           WHERE order_lines.order_id = $1 AND order_lines.line_id = x.line_id \
+             AND EXISTS (SELECT 1 FROM counters) \
+           RETURNING 1), \
+         attempt AS ( \
+           INSERT INTO capture_attempts (order_id, number, attempt, idempotency_key, amount, \
+             final_capture, state, created_at, updated_at, passes, void_on_decline, on_capture) \
+           SELECT $1, $2, $29, $22, $23, $24, $30, $31, $32, $33, $34, $35 \
+           WHERE $22 IS NOT NULL AND EXISTS (SELECT 1 FROM counters)) \
+         SELECT (SELECT count(*) FROM counters) AS won, (SELECT count(*) FROM moved) AS moved",
+        vec![
+            Param::BigInt(s.order_id),
+            Param::Integer(s.number),
+            Param::Text(&s.state),
+            Param::Integer(s.gtg),
+            Param::Integer(s.shipped),
+            Param::Text(&s.carrier),
+            Param::Text(&s.service),
+            Param::Integer(s.packages),
+            Param::Text(&s.tracking),
+            Param::Text(&s.return_slip_tracking),
+            Param::NullableInteger(s.send_email),
+            Param::NullableBigInt(s.capture_amount),
+            Param::Integer(s.carries_shipping_fee),
+            Param::BigInt(s.created_at),
+            Param::NullableBigInt(s.shipped_at),
+            Param::NullableText(s.request_key.as_deref()),
+            Param::BigInts(&line_ids),
+            Param::Integers(&quantities),
+            Param::Integer(i32::from(write.in_capture)),
+            Param::BigInt(write.committed),
+            Param::Integer(i32::from(write.carries_fee)),
+            Param::NullableText(attempt.map(|a| a.idempotency_key.as_str())),
+            Param::BigInt(attempt.map_or(0, |a| a.amount)),
+            Param::Integer(attempt.map_or(0, |a| a.final_capture)),
+            Param::NullableText(s.capture_reference.as_deref()),
+            Param::BigInt(s.updated_at),
+            Param::Integer(s.needs_review),
+            Param::Text(&s.internal_comment),
+            Param::Integer(attempt.map_or(1, |a| a.attempt)),
+            Param::Text(attempt.map_or("", |a| a.state.as_str())),
+            Param::BigInt(attempt.map_or(0, |a| a.created_at)),
+            Param::BigInt(attempt.map_or(0, |a| a.updated_at)),
+            Param::Integer(attempt.map_or(0, |a| a.passes)),
+            Param::Integer(attempt.map_or(0, |a| a.void_on_decline)),
+            Param::NullableText(attempt.and_then(|a| a.on_capture.as_deref())),
+            Param::BigInt(version),
+            Param::BigInt(now.0),
+        ],
+    )
+    .get_result(conn)?;
+    match (outcome.won, outcome.moved) {
+        (0, _) => Ok(false),
+        (_, moved) if moved == i64::try_from(write.lines.len()).unwrap_or(i64::MAX) => Ok(true),
+        // The statement committed; a line it should have moved was not there. The CHECK
+        // constraints make this unreachable for lines that exist; say so loudly if it happens.
+        _ => Err(line_changed(write.lines.first().map_or(0, |l| l.line_id))),
+    }
+}
+
 /// Settles a capture that succeeded, in one statement and its own transaction: the open attempt
 /// becomes succeeded, its pending shipment captured, and the invoice is numbered and written.
 /// The shipment's states come from the domain's state machine (a pending shipment that takes
 /// `CaptureSucceeded`); the statement only guards that it is still pending, so it needs no read
 /// first. A shipment whose capture carries waiting changes goes the portable way.
-/// Answers the captured shipment, or `None` when nothing was changed here (the attempt was
-/// settled already, or changes wait for its capture): the portable path then decides.
+/// Answers the captured shipment with its lines (read in the same statement: no round trip
+/// after), or `None` when nothing was changed here (the attempt was settled already, or changes
+/// wait for its capture): the portable path then decides.
 pub(crate) fn settle_captured(
     conn: &mut PgConnection,
     order_id: i64,
@@ -123,7 +252,23 @@ pub(crate) fn settle_captured(
     amount: i64,
     reference: &str,
     now: Timestamp,
-) -> Result<Option<ShipmentRow>, DbError> {
+) -> Result<Option<(ShipmentRow, Vec<ShipmentLineRow>)>, DbError> {
+    /// The shipment's columns and its lines, from one row.
+    struct Settled {
+        row: ShipmentRow,
+        lines: Option<String>,
+    }
+    impl QueryableByName<diesel::pg::Pg> for Settled {
+        fn build<'a>(
+            row: &impl diesel::row::NamedRow<'a, diesel::pg::Pg>,
+        ) -> diesel::deserialize::Result<Self> {
+            use diesel::sql_types::{Nullable, Text};
+            Ok(Settled {
+                row: <ShipmentRow as QueryableByName<diesel::pg::Pg>>::build(row)?,
+                lines: diesel::row::NamedRow::get::<Nullable<Text>, _>(row, "lines")?,
+            })
+        }
+    }
     let pending = ShipmentState::CapturePending;
     let captured = pending.on(ShipmentEvent::CaptureSucceeded)?;
     Ok(Prepared::new(
@@ -149,7 +294,10 @@ pub(crate) fn settle_captured(
          invoice AS ( \
            INSERT INTO invoices (number, order_id, shipment_number, amount, issued_at) \
            SELECT value, $1, $5, $6, $4 FROM invoice_number) \
-         SELECT * FROM shipment",
+         SELECT shipment.*, (SELECT string_agg(l.line_id::text || ':' || l.quantity::text, ',' \
+           ORDER BY l.line_id) FROM shipment_lines l WHERE l.order_id = $1 AND l.number = $5) \
+           AS lines \
+         FROM shipment",
         vec![
             Param::BigInt(order_id),
             Param::Text(idempotency_key),
@@ -161,6 +309,28 @@ pub(crate) fn settle_captured(
             Param::Text(pending.as_str()),
         ],
     )
-    .get_result(conn)
-    .optional()?)
+    .get_result::<Settled>(conn)
+    .optional()?
+    .map(|settled| {
+        let lines = settled
+            .lines
+            .unwrap_or_default()
+            .split(',')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (line_id, quantity) = l.split_once(':').unwrap_or(("", ""));
+                match (line_id.parse(), quantity.parse()) {
+                    (Ok(line_id), Ok(quantity)) => Ok(ShipmentLineRow {
+                        order_id,
+                        number: int(number),
+                        line_id,
+                        quantity,
+                    }),
+                    _ => Err(DbError::Corrupt(format!("shipment line {l:?}"))),
+                }
+            })
+            .collect::<Result<Vec<_>, DbError>>()?;
+        Ok::<_, DbError>((settled.row, lines))
+    })
+    .transpose()?)
 }

@@ -44,6 +44,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         refunded -> BigInt,
+        version -> BigInt,
     }
 }
 

@@ -15,14 +15,159 @@ use crate::attempts::{
 };
 use crate::connection::AnyConnection;
 use crate::error::DbError;
-use crate::orders::{load_lines, load_shipment, load_shipment_lines, lock_order};
+use crate::orders::{load_lines, load_shipment, lock_order};
 use crate::persist::write_change;
 use crate::reservation::{self, ReservationWrite};
-use crate::rows::{flag, int, AttemptRow, ShipmentLineRow, ShipmentRow};
+use crate::rows::{flag, int, AttemptRow, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{capture_attempts, orders};
 
-/// Reserve: lock the order, plan with the domain, write the shipment, its reserved units and the
-/// pending capture attempt. A refusal rolls everything back.
+/// A shipment the domain planned from an order as read, ready to be written.
+struct Planned {
+    row: ShipmentRow,
+    lines: Vec<ShipmentLineRow>,
+    in_capture: bool,
+    committed: i64,
+    carries_fee: bool,
+    attempt: Option<CaptureAttempt>,
+    attempt_row: Option<AttemptRow>,
+    currency: consign_domain::Currency,
+}
+
+impl Planned {
+    fn write(&self) -> ReservationWrite<'_> {
+        ReservationWrite {
+            shipment: &self.row,
+            lines: &self.lines,
+            in_capture: self.in_capture,
+            committed: self.committed,
+            carries_fee: self.carries_fee,
+            attempt: self.attempt_row.clone(),
+        }
+    }
+
+    fn reservation(self) -> Result<Reservation, DbError> {
+        Ok(Reservation {
+            shipment: self.row.into_view(self.currency, &self.lines)?,
+            attempt: self.attempt,
+        })
+    }
+}
+
+/// The domain plans the shipment from the order as read; the rows to write follow from the plan.
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    installation: &str,
+    order_row: &OrderRow,
+    line_rows: &[LineRow],
+    request: &ShipmentRequest,
+    providers: &Providers,
+    details: &ShipmentDetails,
+    request_key: Option<&str>,
+    now: Timestamp,
+) -> Result<Planned, DbError> {
+    let order = order_row.to_order(line_rows)?;
+    let plan = order.plan_shipment_with(request, providers)?;
+    let order_id = order_row.id;
+    let number = int(plan.id.number);
+    let state = if plan.capture.is_some() {
+        ShipmentState::CapturePending
+    } else {
+        ShipmentState::Uncaptured
+    };
+    let shipped = details.shipped;
+    let shipping = if shipped {
+        details.shipping.clone()
+    } else {
+        Default::default()
+    };
+    let row = ShipmentRow {
+        order_id,
+        number,
+        state: state.as_str().to_owned(),
+        gtg: flag(details.gtg),
+        shipped: flag(shipped),
+        carrier: shipping.carrier,
+        service: shipping.service,
+        packages: int(shipping.packages),
+        tracking: shipping.tracking,
+        return_slip_tracking: shipping.return_slip_tracking,
+        send_email: if shipped {
+            details.send_email.map(flag)
+        } else {
+            None
+        },
+        capture_amount: plan.capture.map(|c| c.amount.minor()),
+        carries_shipping_fee: flag(plan.capture.is_some_and(|c| c.carries_shipping_fee)),
+        capture_reference: None,
+        created_at: now.0,
+        updated_at: now.0,
+        shipped_at: shipped.then_some(now.0),
+        needs_review: 0,
+        request_key: request_key.map(str::to_owned),
+        internal_comment: String::new(),
+        refunded: 0,
+    };
+    let lines: Vec<ShipmentLineRow> = plan
+        .lines
+        .iter()
+        .map(|line| ShipmentLineRow {
+            order_id,
+            number,
+            line_id: line.line_id.0,
+            quantity: int(line.quantity),
+        })
+        .collect();
+    let (committed, carries_fee) = plan
+        .capture
+        .map_or((0, false), |c| (c.amount.minor(), c.carries_shipping_fee));
+    let attempt = match (plan.capture, order.payment().cloned()) {
+        (Some(capture), Some(authorization)) => Some(CaptureAttempt {
+            shipment: plan.id,
+            authorization,
+            amount: capture.amount,
+            idempotency_key: provider_key(installation, plan.id, 1),
+            final_capture: capture.completes_order,
+            created_at: now,
+        }),
+        _ => None,
+    };
+    let attempt_row = attempt.as_ref().map(|a| {
+        AttemptRow::pending(
+            order_id,
+            number,
+            1,
+            a.idempotency_key.clone(),
+            a.amount.minor(),
+            a.final_capture,
+            true,
+            None,
+            now.0,
+        )
+    });
+    Ok(Planned {
+        row,
+        lines,
+        in_capture: plan.capture.is_some(),
+        committed,
+        carries_fee,
+        attempt,
+        attempt_row,
+        currency: order.currency(),
+    })
+}
+
+/// Times the unlocked path plans again after losing the compare-and-set to a concurrent writer
+/// before it takes the order's lock instead (a hot order: the lock queues writers fairly).
+const OPTIMISTIC_TRIES: usize = 4;
+
+/// Reserve: plan with the domain, then write the shipment, its reserved units and the pending
+/// capture attempt. A refusal writes nothing.
+///
+/// On PostgreSQL the order and its lines are read with one statement and no lock, and the
+/// decision is written by one statement that commits only if the order's version is still the
+/// one read (every write that changes what a plan depends on bumps it): two round trips, no
+/// transaction held open. A concurrent writer in between makes it plan again; after a few lost
+/// races, and whenever a confirmation must be queued too, it takes the locked transaction below.
 #[allow(clippy::too_many_arguments)] // the port call's own arguments, plus the connection
 pub(crate) fn reserve_shipment(
     conn: &mut AnyConnection,
@@ -34,6 +179,30 @@ pub(crate) fn reserve_shipment(
     request_key: Option<&str>,
     now: Timestamp,
 ) -> Result<Reservation, DbError> {
+    let queues_confirmation = details.shipped && details.send_email == Some(true);
+    if let (AnyConnection::Postgresql(pg), false) = (&mut *conn, queues_confirmation) {
+        for _ in 0..OPTIMISTIC_TRIES {
+            let (order_row, line_rows, version) = crate::postgres::read_order(pg, order_id.0)?
+                .ok_or(DbError::OrderNotFound(order_id))?;
+            let planned = plan(
+                installation,
+                &order_row,
+                &line_rows,
+                request,
+                providers,
+                details,
+                request_key,
+                now,
+            )?;
+            let write = planned.write();
+            if !write.lines_are_distinct() {
+                break;
+            }
+            if crate::postgres::write_reservation_if_unchanged(pg, &write, version, now)? {
+                return planned.reservation();
+            }
+        }
+    }
     conn.transaction(|conn| {
         // Writing the order row first takes its row lock on PostgreSQL and the write lock on
         // SQLite: concurrent shipments of one order queue here, with one query for both.
@@ -42,107 +211,27 @@ pub(crate) fn reserve_shipment(
         let order_row =
             lock_order(conn, order_id.0, now)?.ok_or(DbError::OrderNotFound(order_id))?;
         let line_rows = load_lines(conn, order_id.0)?;
-        let order = order_row.to_order(&line_rows)?;
-        let plan = order.plan_shipment_with(request, providers)?;
-        let number = int(plan.id.number);
-        let state = if plan.capture.is_some() {
-            ShipmentState::CapturePending
-        } else {
-            ShipmentState::Uncaptured
-        };
-        let shipped = details.shipped;
-        let shipping = if shipped {
-            details.shipping.clone()
-        } else {
-            Default::default()
-        };
-        let row = ShipmentRow {
-            order_id: order_id.0,
-            number,
-            state: state.as_str().to_owned(),
-            gtg: flag(details.gtg),
-            shipped: flag(shipped),
-            carrier: shipping.carrier,
-            service: shipping.service,
-            packages: int(shipping.packages),
-            tracking: shipping.tracking,
-            return_slip_tracking: shipping.return_slip_tracking,
-            send_email: if shipped {
-                details.send_email.map(flag)
-            } else {
-                None
-            },
-            capture_amount: plan.capture.map(|c| c.amount.minor()),
-            carries_shipping_fee: flag(plan.capture.is_some_and(|c| c.carries_shipping_fee)),
-            capture_reference: None,
-            created_at: now.0,
-            updated_at: now.0,
-            shipped_at: shipped.then_some(now.0),
-            needs_review: 0,
-            request_key: request_key.map(str::to_owned),
-            internal_comment: String::new(),
-            refunded: 0,
-        };
-        let lines: Vec<ShipmentLineRow> = plan
-            .lines
-            .iter()
-            .map(|line| ShipmentLineRow {
-                order_id: order_id.0,
-                number,
-                line_id: line.line_id.0,
-                quantity: int(line.quantity),
-            })
-            .collect();
-        let (amount, carries_fee) = plan
-            .capture
-            .map_or((0, false), |c| (c.amount.minor(), c.carries_shipping_fee));
-        let attempt = match (plan.capture, order.payment().cloned()) {
-            (Some(capture), Some(authorization)) => {
-                let key = provider_key(installation, plan.id, 1);
-                Some(CaptureAttempt {
-                    shipment: plan.id,
-                    authorization,
-                    amount: capture.amount,
-                    idempotency_key: key,
-                    final_capture: capture.completes_order,
-                    created_at: now,
-                })
-            }
-            _ => None,
-        };
-        let write = ReservationWrite {
-            shipment: &row,
-            lines: &lines,
-            in_capture: plan.capture.is_some(),
-            committed: amount,
-            carries_fee,
-            attempt: attempt.as_ref().map(|a| {
-                AttemptRow::pending(
-                    order_id.0,
-                    number,
-                    1,
-                    a.idempotency_key.clone(),
-                    a.amount.minor(),
-                    a.final_capture,
-                    true,
-                    None,
-                    now.0,
-                )
-            }),
-        };
+        let planned = plan(
+            installation,
+            &order_row,
+            &line_rows,
+            request,
+            providers,
+            details,
+            request_key,
+            now,
+        )?;
+        let write = planned.write();
         match &mut *conn {
             AnyConnection::Postgresql(pg) if write.lines_are_distinct() => {
                 crate::postgres::write_reservation(pg, &write)?
             }
             conn => reservation::write_reservation(conn, &write)?,
         }
-        if shipped && details.send_email == Some(true) {
-            crate::outbox::queue_confirmation(conn, order_id.0, number, now)?;
+        if queues_confirmation {
+            crate::outbox::queue_confirmation(conn, order_id.0, planned.row.number, now)?;
         }
-        Ok(Reservation {
-            shipment: row.into_view(order.currency(), &lines)?,
-            attempt,
-        })
+        planned.reservation()
     })
 }
 
@@ -170,8 +259,7 @@ pub(crate) fn settle_capture(
             reference,
             now,
         )?;
-        if let Some(row) = captured {
-            let lines = load_shipment_lines(conn, order_id, number)?;
+        if let Some((row, lines)) = captured {
             return row.into_view(attempt.amount.currency(), &lines);
         }
     }

@@ -1,0 +1,188 @@
+//! Round trips to PostgreSQL per captured shipment, counted by a proxy in front of the server
+//! that reads the client's side of the wire protocol: every simple query (`Q`) and every `Sync`
+//! (`S`, which ends an extended-protocol exchange and makes the server answer) is one round trip.
+//! The store is driven through its port as the create-shipment saga drives it: reserve, then
+//! settle the capture.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use consign_db::testing::{postgres_required, Throwaway};
+use consign_db::{Database, DbConfig};
+use consign_domain::*;
+use consign_ports::*;
+
+/// A TCP proxy to `upstream` that counts the client's round trips.
+struct Proxy {
+    address: String,
+    round_trips: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    fn start(upstream: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        let round_trips = Arc::new(AtomicU64::new(0));
+        let (upstream, counter) = (upstream.to_owned(), round_trips.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut from_server, mut to_client) = (
+                    server.try_clone().expect("clone"),
+                    client.try_clone().expect("clone"),
+                );
+                std::thread::spawn(move || std::io::copy(&mut from_server, &mut to_client));
+                let counter = counter.clone();
+                std::thread::spawn(move || count_and_forward(client, server, &counter));
+            }
+        });
+        Proxy {
+            address,
+            round_trips,
+        }
+    }
+
+    fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::SeqCst)
+    }
+}
+
+/// Forwards the client's messages, counting `Q` and `S`. The first messages have no type byte
+/// (an SSL or GSS request, then the startup message, protocol 3.0).
+fn count_and_forward(mut client: TcpStream, mut server: TcpStream, counter: &AtomicU64) {
+    let mut started = false;
+    loop {
+        let mut kind = [0u8; 1];
+        if started && client.read_exact(&mut kind).is_err() {
+            return;
+        }
+        let mut length = [0u8; 4];
+        if client.read_exact(&mut length).is_err() {
+            return;
+        }
+        let mut body = vec![0u8; (u32::from_be_bytes(length) as usize).saturating_sub(4)];
+        if client.read_exact(&mut body).is_err() {
+            return;
+        }
+        if started {
+            if kind[0] == b'Q' || kind[0] == b'S' {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            if server.write_all(&kind).is_err() {
+                return;
+            }
+        } else if body.get(..4) == Some(&196_608u32.to_be_bytes()[..]) {
+            started = true;
+        }
+        if server.write_all(&length).is_err() || server.write_all(&body).is_err() {
+            return;
+        }
+    }
+}
+
+fn sek() -> Currency {
+    "SEK".parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_shipment_costs_at_most_three_round_trips_on_postgresql() {
+    let throwaway = match Throwaway::postgres() {
+        Ok(t) => t,
+        Err(why) if postgres_required() => panic!("CI=true but PostgreSQL is unreachable: {why}"),
+        Err(why) => return eprintln!("SKIPPED (PostgreSQL unreachable: {why})"),
+    };
+    // postgres://user@host:port/name: the proxy takes the place of host:port.
+    let (scheme_user, rest) = throwaway.url.split_once('@').expect("user@host");
+    let (host, database) = rest.split_once('/').expect("host/database");
+    let proxy = Proxy::start(host);
+    let url = format!("{scheme_user}@{}/{database}?sslmode=disable", proxy.address);
+    let db = Database::open(&DbConfig::from_url(&url)).expect("open through the proxy");
+    let imported = db
+        .import_order(
+            OrderImport {
+                id: Some(OrderId(1)),
+                currency: sek(),
+                customer: Customer {
+                    email: "r@example.com".into(),
+                    ..Customer::default()
+                },
+                lines: vec![LineImport {
+                    sku: "A".into(),
+                    name: "A".into(),
+                    unit_price: Money::from_minor(1_000, sek()),
+                    tax_rate: TaxRate(2500),
+                    quantity: 1_000,
+                }],
+                shipping_fee: Money::zero(sek()),
+                payment: Some(PaymentAuthorization {
+                    provider: "sandbox".into(),
+                    reference: "auth".into(),
+                    amount: Money::from_minor(1_000_000, sek()),
+                }),
+            },
+            Timestamp(1),
+        )
+        .await
+        .expect("import");
+    let line = imported.order.lines()[0].line_id();
+    let ship = || async {
+        let reservation = db
+            .reserve_shipment(
+                OrderId(1),
+                ShipmentRequest {
+                    lines: vec![ShipmentLine {
+                        line_id: line,
+                        quantity: 1,
+                    }],
+                    capture: true,
+                    deduct_previous_costs: false,
+                },
+                Providers::any(),
+                ShipmentDetails::default(),
+                None,
+                Timestamp(2),
+            )
+            .await
+            .expect("reserve");
+        let attempt = reservation.attempt.expect("a capture attempt");
+        let settled = db
+            .settle_capture(
+                &attempt,
+                SettleOutcome::Captured {
+                    reference: "ch_1".into(),
+                },
+                Timestamp(3),
+            )
+            .await
+            .expect("settle");
+        assert_eq!(settled.state, ShipmentState::Captured);
+        assert_eq!(
+            settled.lines.len(),
+            1,
+            "the settled shipment comes with its lines"
+        );
+    };
+    // The first shipments prepare each statement once per connection (a round trip of its own).
+    for _ in 0..5 {
+        ship().await;
+    }
+    let before = proxy.round_trips();
+    let shipments = 20;
+    for _ in 0..shipments {
+        ship().await;
+    }
+    let per_shipment = (proxy.round_trips() - before) as f64 / f64::from(shipments);
+    eprintln!("round trips per captured shipment: {per_shipment:.2}");
+    assert!(
+        per_shipment <= 3.0,
+        "{per_shipment:.2} round trips per captured shipment"
+    );
+    assert!(per_shipment >= 2.0, "the proxy saw the traffic");
+    let order = &db.list_orders(OrderQuery::default()).await.expect("list")[0];
+    assert_eq!(order.order.line(line).unwrap().allocated(), 25);
+    assert_eq!(order.order.committed().minor(), 25 * 1_000);
+}
