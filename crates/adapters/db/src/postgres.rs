@@ -271,7 +271,7 @@ pub(crate) fn settle_captured(
     }
     let pending = ShipmentState::CapturePending;
     let captured = pending.on(ShipmentEvent::CaptureSucceeded)?;
-    Ok(Prepared::new(
+    Prepared::new(
         "WITH attempt AS ( \
            UPDATE capture_attempts SET state = 'succeeded', provider_reference = $3, \
              updated_at = $4 \
@@ -332,5 +332,5 @@ pub(crate) fn settle_captured(
             .collect::<Result<Vec<_>, DbError>>()?;
         Ok::<_, DbError>((settled.row, lines))
     })
-    .transpose()?)
+    .transpose()
 }
