@@ -394,6 +394,65 @@ async fn concurrent_reservations_never_over_allocate() {
     .await;
 }
 
+/// Many writers on one order at once (on PostgreSQL most lose the compare-and-set, plan again
+/// and some fall back to the lock): every reservation is written exactly once, numbers are
+/// unique and dense, and the counters equal what the shipments hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_order_takes_every_reservation_once_with_consistent_counters() {
+    each_backend(|t| async move {
+        let mut big = import(Some(14), "hot@example.com", "auth");
+        big.lines[0].quantity = 1_000;
+        big.payment.as_mut().unwrap().amount = Money::from_minor(100_000_000, sek());
+        let order = t.db.import_order(big, Timestamp(1)).await.unwrap().order;
+        let l1 = order.lines()[0].line_id().0;
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let db = t.db.clone();
+            tasks.push(tokio::spawn(async move {
+                db.reserve_shipment(
+                    OrderId(14),
+                    ship(&[(l1, 1 + i % 2)], i % 3 != 0),
+                    Providers::any(),
+                    ShipmentDetails::default(),
+                    None,
+                    Timestamp(2),
+                )
+                .await
+            }));
+        }
+        let mut units = 0;
+        let mut committed = 0;
+        for task in tasks {
+            let reservation = task
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{}: {e:?}", t.name));
+            units += reservation.shipment.lines[0].quantity;
+            committed += reservation.shipment.capture_amount.map_or(0, |m| m.minor());
+        }
+        let view = &t
+            .db
+            .list_orders(OrderQuery {
+                order: Some(order.id()),
+                ..OrderQuery::default()
+            })
+            .await
+            .unwrap()[0];
+        let mut numbers: Vec<u32> = view.shipments.iter().map(|s| s.id.number).collect();
+        numbers.sort_unstable();
+        assert_eq!(numbers, (1..=40).collect::<Vec<_>>(), "{}", t.name);
+        let held: u32 = view.shipments.iter().map(|s| s.lines[0].quantity).sum();
+        assert_eq!(
+            (held, view.order.lines()[0].allocated()),
+            (units, units),
+            "{}",
+            t.name
+        );
+        assert_eq!(view.order.committed().minor(), committed, "{}", t.name);
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_orders_filters_and_pages_oldest_first() {
     each_backend(|t| async move {
