@@ -19,6 +19,54 @@ use crate::reservation::{line_changed, ReservationWrite};
 use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{order_lines, orders};
 
+/// The parameters `$1`..`$35` both reserve statements bind: the shipment, its lines (as two
+/// arrays), the counters' changes and the attempt.
+fn reservation_params<'a>(
+    write: &'a ReservationWrite,
+    line_ids: &'a [i64],
+    quantities: &'a [i32],
+) -> Vec<Param<'a>> {
+    let s = write.shipment;
+    let attempt = write.attempt.as_ref();
+    vec![
+        Param::BigInt(s.order_id),
+        Param::Integer(s.number),
+        Param::Text(&s.state),
+        Param::Integer(s.gtg),
+        Param::Integer(s.shipped),
+        Param::Text(&s.carrier),
+        Param::Text(&s.service),
+        Param::Integer(s.packages),
+        Param::Text(&s.tracking),
+        Param::Text(&s.return_slip_tracking),
+        Param::NullableInteger(s.send_email),
+        Param::NullableBigInt(s.capture_amount),
+        Param::Integer(s.carries_shipping_fee),
+        Param::BigInt(s.created_at),
+        Param::NullableBigInt(s.shipped_at),
+        Param::NullableText(s.request_key.as_deref()),
+        Param::BigInts(&line_ids),
+        Param::Integers(&quantities),
+        Param::Integer(i32::from(write.in_capture)),
+        Param::BigInt(write.committed),
+        Param::Integer(i32::from(write.carries_fee)),
+        Param::NullableText(attempt.map(|a| a.idempotency_key.as_str())),
+        Param::BigInt(attempt.map_or(0, |a| a.amount)),
+        Param::Integer(attempt.map_or(0, |a| a.final_capture)),
+        Param::NullableText(s.capture_reference.as_deref()),
+        Param::BigInt(s.updated_at),
+        Param::Integer(s.needs_review),
+        Param::Text(&s.internal_comment),
+        Param::Integer(attempt.map_or(1, |a| a.attempt)),
+        Param::Text(attempt.map_or("", |a| a.state.as_str())),
+        Param::BigInt(attempt.map_or(0, |a| a.created_at)),
+        Param::BigInt(attempt.map_or(0, |a| a.updated_at)),
+        Param::Integer(attempt.map_or(0, |a| a.passes)),
+        Param::Integer(attempt.map_or(0, |a| a.void_on_decline)),
+        Param::NullableText(attempt.and_then(|a| a.on_capture.as_deref())),
+    ]
+}
+
 /// The reserve step's writes after the order is locked and the domain has planned: the
 /// shipment, its lines, the guarded allocation of each line, the order's counters and the
 /// pending capture attempt. The caller's transaction rolls it all back if a guard fails.
@@ -31,10 +79,8 @@ pub(crate) fn write_reservation(
         #[diesel(sql_type = BigInt)]
         moved: i64,
     }
-    let s = write.shipment;
     let line_ids: Vec<i64> = write.lines.iter().map(|l| l.line_id).collect();
     let quantities: Vec<i32> = write.lines.iter().map(|l| l.quantity).collect();
-    let attempt = write.attempt.as_ref();
     let moved: Moved = Prepared::new(
         "WITH shipment AS ( \
            INSERT INTO shipments (order_id, number, state, gtg, shipped, carrier, service, \
@@ -63,43 +109,7 @@ pub(crate) fn write_reservation(
            SELECT $1, $2, $29, $22, $23, $24, $30, $31, $32, $33, $34, $35 \
            WHERE $22 IS NOT NULL) \
          SELECT count(*) AS moved FROM moved",
-        vec![
-            Param::BigInt(s.order_id),
-            Param::Integer(s.number),
-            Param::Text(&s.state),
-            Param::Integer(s.gtg),
-            Param::Integer(s.shipped),
-            Param::Text(&s.carrier),
-            Param::Text(&s.service),
-            Param::Integer(s.packages),
-            Param::Text(&s.tracking),
-            Param::Text(&s.return_slip_tracking),
-            Param::NullableInteger(s.send_email),
-            Param::NullableBigInt(s.capture_amount),
-            Param::Integer(s.carries_shipping_fee),
-            Param::BigInt(s.created_at),
-            Param::NullableBigInt(s.shipped_at),
-            Param::NullableText(s.request_key.as_deref()),
-            Param::BigInts(&line_ids),
-            Param::Integers(&quantities),
-            Param::Integer(i32::from(write.in_capture)),
-            Param::BigInt(write.committed),
-            Param::Integer(i32::from(write.carries_fee)),
-            Param::NullableText(attempt.map(|a| a.idempotency_key.as_str())),
-            Param::BigInt(attempt.map_or(0, |a| a.amount)),
-            Param::Integer(attempt.map_or(0, |a| a.final_capture)),
-            Param::NullableText(s.capture_reference.as_deref()),
-            Param::BigInt(s.updated_at),
-            Param::Integer(s.needs_review),
-            Param::Text(&s.internal_comment),
-            Param::Integer(attempt.map_or(1, |a| a.attempt)),
-            Param::Text(attempt.map_or("", |a| a.state.as_str())),
-            Param::BigInt(attempt.map_or(0, |a| a.created_at)),
-            Param::BigInt(attempt.map_or(0, |a| a.updated_at)),
-            Param::Integer(attempt.map_or(0, |a| a.passes)),
-            Param::Integer(attempt.map_or(0, |a| a.void_on_decline)),
-            Param::NullableText(attempt.and_then(|a| a.on_capture.as_deref())),
-        ],
+        reservation_params(write, &line_ids, &quantities),
     )
     .get_result(conn)?;
     if moved.moved != i64::try_from(write.lines.len()).unwrap_or(i64::MAX) {
@@ -150,10 +160,8 @@ pub(crate) fn write_reservation_if_unchanged(
         #[diesel(sql_type = BigInt)]
         moved: i64,
     }
-    let s = write.shipment;
     let line_ids: Vec<i64> = write.lines.iter().map(|l| l.line_id).collect();
     let quantities: Vec<i32> = write.lines.iter().map(|l| l.quantity).collect();
-    let attempt = write.attempt.as_ref();
     let outcome: Outcome = Prepared::new(
         "WITH counters AS ( \
            UPDATE orders SET next_shipment_number = $2 + 1, committed = committed + $20, \
@@ -186,45 +194,11 @@ pub(crate) fn write_reservation_if_unchanged(
            SELECT $1, $2, $29, $22, $23, $24, $30, $31, $32, $33, $34, $35 \
            WHERE $22 IS NOT NULL AND EXISTS (SELECT 1 FROM counters)) \
          SELECT (SELECT count(*) FROM counters) AS won, (SELECT count(*) FROM moved) AS moved",
-        vec![
-            Param::BigInt(s.order_id),
-            Param::Integer(s.number),
-            Param::Text(&s.state),
-            Param::Integer(s.gtg),
-            Param::Integer(s.shipped),
-            Param::Text(&s.carrier),
-            Param::Text(&s.service),
-            Param::Integer(s.packages),
-            Param::Text(&s.tracking),
-            Param::Text(&s.return_slip_tracking),
-            Param::NullableInteger(s.send_email),
-            Param::NullableBigInt(s.capture_amount),
-            Param::Integer(s.carries_shipping_fee),
-            Param::BigInt(s.created_at),
-            Param::NullableBigInt(s.shipped_at),
-            Param::NullableText(s.request_key.as_deref()),
-            Param::BigInts(&line_ids),
-            Param::Integers(&quantities),
-            Param::Integer(i32::from(write.in_capture)),
-            Param::BigInt(write.committed),
-            Param::Integer(i32::from(write.carries_fee)),
-            Param::NullableText(attempt.map(|a| a.idempotency_key.as_str())),
-            Param::BigInt(attempt.map_or(0, |a| a.amount)),
-            Param::Integer(attempt.map_or(0, |a| a.final_capture)),
-            Param::NullableText(s.capture_reference.as_deref()),
-            Param::BigInt(s.updated_at),
-            Param::Integer(s.needs_review),
-            Param::Text(&s.internal_comment),
-            Param::Integer(attempt.map_or(1, |a| a.attempt)),
-            Param::Text(attempt.map_or("", |a| a.state.as_str())),
-            Param::BigInt(attempt.map_or(0, |a| a.created_at)),
-            Param::BigInt(attempt.map_or(0, |a| a.updated_at)),
-            Param::Integer(attempt.map_or(0, |a| a.passes)),
-            Param::Integer(attempt.map_or(0, |a| a.void_on_decline)),
-            Param::NullableText(attempt.and_then(|a| a.on_capture.as_deref())),
-            Param::BigInt(version),
-            Param::BigInt(now.0),
-        ],
+        {
+            let mut params = reservation_params(write, &line_ids, &quantities);
+            params.extend([Param::BigInt(version), Param::BigInt(now.0)]);
+            params
+        },
     )
     .get_result(conn)?;
     match (outcome.won, outcome.moved) {
