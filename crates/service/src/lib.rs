@@ -32,4 +32,5 @@ pub use idempotency::{KEEP_ANSWERS_MILLIS, TAKEOVER_AFTER_MILLIS};
 pub use recovery::RecoveryReport;
 pub use returns::{
     CostAsk, RefundRecoveryReport, RefundResult, ReturnAsk, ReturnOutcome, KEY_WINDOW_MILLIS,
+    REPLAY_MARGIN_MILLIS,
 };

@@ -306,25 +306,19 @@ impl Consign {
         attempt: &RefundAttempt,
     ) -> Result<(ReturnView, RefundResult), ServiceError> {
         let age = self.clock.now().0 - attempt.created_at.0;
-        let outcome = if age > KEY_WINDOW_MILLIS {
-            self.look_up_refund(attempt).await
+        // A zero refund never reaches the provider: there is nothing to look up.
+        let outcome = if age > KEY_WINDOW_MILLIS && attempt.amount.minor() != 0 {
+            self.look_up_refund(attempt, age).await
         } else {
             self.call_refund(attempt).await
         };
         crate::failpoints::reached("after-refund").await;
         fail::fail_point!("after-refund");
-        let (settle, result) = match outcome {
-            RefundOutcome::Refunded { reference, status } => (
-                RefundSettle::Refunded { reference, status },
-                RefundResult::Refunded,
-            ),
-            RefundOutcome::Declined { code, message } => (
-                RefundSettle::Declined {
-                    code,
-                    message: message.clone(),
-                },
-                RefundResult::Declined { message },
-            ),
+        let settle = match outcome {
+            RefundOutcome::Refunded { reference, status } => {
+                RefundSettle::Refunded { reference, status }
+            }
+            RefundOutcome::Declined { code, message } => RefundSettle::Declined { code, message },
             RefundOutcome::Unknown { reason } => {
                 self.record_refund_unknown(attempt, &reason).await;
                 return Err(ServiceError::RefundUnknown(attempt.return_id));
@@ -341,7 +335,11 @@ impl Consign {
             Ok(view) => {
                 let result = match view.refund_state {
                     consign_domain::RefundState::Refunded => RefundResult::Refunded,
-                    consign_domain::RefundState::Declined => result,
+                    // What the database holds, not this run's answer: another run may have
+                    // settled the attempt first.
+                    consign_domain::RefundState::Declined => RefundResult::Declined {
+                        message: view.decline.clone().map(|d| d.1).unwrap_or_default(),
+                    },
                     _ => return Err(ServiceError::RefundUnknown(attempt.return_id)),
                 };
                 Ok((view, result))
@@ -372,9 +370,12 @@ impl Consign {
     }
 
     /// What the provider says of an attempt past the key window: found, it settles as the
-    /// provider has it; not there, no refund was made (the request never arrived or failed), so
-    /// it settles as declined and can be asked again; no answer, it stays unknown.
-    async fn look_up_refund(&self, attempt: &RefundAttempt) -> RefundOutcome {
+    /// provider has it; no answer, it stays unknown. Not there: no refund was made, so it
+    /// settles as declined and can be asked again, but only once the attempt is older than the
+    /// window by a margin: a replay with the key, started just inside the window by another
+    /// run (a client's retry, say), may still be on its way, and declining under it could let
+    /// the refund be made twice. Inside the margin it stays unknown.
+    async fn look_up_refund(&self, attempt: &RefundAttempt, age: i64) -> RefundOutcome {
         let Some(gateway) = self.gateways.get(&attempt.authorization.provider) else {
             return RefundOutcome::Unknown {
                 reason: format!(
@@ -385,10 +386,16 @@ impl Consign {
         };
         match gateway.find_refund(refund_request(attempt)).await {
             RefundLookup::Found(outcome) => outcome,
-            RefundLookup::NotFound => RefundOutcome::Declined {
-                code: "not_found_at_provider".into(),
-                message: "the provider made no refund for this attempt; ask for the refund again"
-                    .into(),
+            RefundLookup::NotFound if age > KEY_WINDOW_MILLIS + REPLAY_MARGIN_MILLIS => {
+                RefundOutcome::Declined {
+                    code: "not_found_at_provider".into(),
+                    message:
+                        "the provider made no refund for this attempt; ask for the refund again"
+                            .into(),
+                }
+            }
+            RefundLookup::NotFound => RefundOutcome::Unknown {
+                reason: "not found at the provider yet; a replay may still be on its way".into(),
             },
             RefundLookup::Unknown { reason } => RefundOutcome::Unknown { reason },
         }
@@ -416,6 +423,11 @@ impl Consign {
 /// Providers keep idempotency keys for at least 24 hours (Stripe); an attempt older than half
 /// that is looked up, never sent again.
 pub const KEY_WINDOW_MILLIS: i64 = 12 * 3_600_000;
+
+/// How long past the key window a refund the provider does not have is still treated as
+/// unknown: longer than any replay started inside the window can take (a request's timeout
+/// times its retries is minutes).
+pub const REPLAY_MARGIN_MILLIS: i64 = 3_600_000;
 
 /// The provider request of an attempt, with metadata naming the order, the return and the
 /// attempt's key, by which the refund can be found again.
@@ -665,7 +677,8 @@ mod tests {
             let mut returns = MockReturnStore::new();
             returns.expect_pending_refunds().returning(|_| {
                 let mut old = refund_attempt();
-                old.created_at = Timestamp(1_000_000 - KEY_WINDOW_MILLIS - 1);
+                old.created_at =
+                    Timestamp(1_000_000 - KEY_WINDOW_MILLIS - REPLAY_MARGIN_MILLIS - 1);
                 Ok(vec![old])
             });
             returns
@@ -701,6 +714,30 @@ mod tests {
             let report = consign.recover_pending_refunds(5_000).await.unwrap();
             assert_eq!(report.examined, 1, "{expected}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_refund_not_found_just_past_the_window_stays_unknown_a_replay_may_be_on_its_way() {
+        let mut returns = MockReturnStore::new();
+        returns.expect_pending_refunds().returning(|_| {
+            let mut old = refund_attempt();
+            old.created_at = Timestamp(1_000_000 - KEY_WINDOW_MILLIS - 1);
+            Ok(vec![old])
+        });
+        returns.expect_settle_refund().never();
+        returns
+            .expect_record_refund_unknown()
+            .times(1)
+            .returning(|_, _, _, _| Ok(false));
+        let mut gateway = sandbox_named_mock();
+        gateway.expect_refund().never();
+        gateway
+            .expect_find_refund()
+            .times(1)
+            .return_const(RefundLookup::NotFound);
+        let consign = service_with(MockOrderStore::new(), returns, gateway, MockKeyStore::new());
+        let report = consign.recover_pending_refunds(5_000).await.unwrap();
+        assert_eq!(report.unresolved, 1);
     }
 
     #[tokio::test]
