@@ -435,9 +435,12 @@ pub(crate) fn create_return(
         }
         write_money(conn, &Return::created(id, &plan), &after, now)?;
         let attempt = if after.refund_state() == RefundState::Pending {
-            let payment = locked.order.payment().ok_or(DbError::ReturnRejected(
-                consign_domain::ReturnError::NoPayment,
-            ))?;
+            // The domain refused a refund without a payment; one here is a stored inconsistency.
+            let payment = locked.order.payment().ok_or_else(|| {
+                DbError::Corrupt(format!(
+                    "refund of return {return_id} planned without a payment"
+                ))
+            })?;
             Some(write_attempt(
                 conn,
                 installation,
@@ -513,22 +516,22 @@ pub(crate) fn begin_refund(
             }
             RefundStart::Started(pending) => pending,
         };
-        let mut update = diesel::update(returns::table.find(id.0))
+        diesel::update(returns::table.find(id.0))
             .set((
                 returns::refund_state.eq(pending.refund_state().as_str()),
                 returns::updated_at.eq(now.0),
             ))
             .execute(conn)?;
         if let Some(send) = send_email {
-            update += diesel::update(returns::table.find(id.0))
+            diesel::update(returns::table.find(id.0))
                 .set(returns::send_email.eq(flag(send)))
                 .execute(conn)?;
         }
-        debug_assert!(update >= 1);
         write_money(conn, &ret, &pending, now)?;
-        let payment = locked.order.payment().ok_or(DbError::ReturnRejected(
-            consign_domain::ReturnError::NoPayment,
-        ))?;
+        // The domain refused a refund without a payment; one here is a stored inconsistency.
+        let payment = locked.order.payment().ok_or_else(|| {
+            DbError::Corrupt(format!("refund of return {id} planned without a payment"))
+        })?;
         Ok(BeginRefund::Started(write_attempt(
             conn,
             installation,
