@@ -17,6 +17,12 @@ fn order_with(id: i64, quantities: &[u32]) -> Value {
            "shippingValue": "19.00", "payment": {"provider": "sandbox", "reference": format!("auth-{id}"), "amount": "100000.00"}})
 }
 
+/// An app with eight HTTP workers: PostgreSQL writes run on the worker that took the request,
+/// so the workers are how many requests contend in the database at once.
+fn racing_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[("CONSIGN_WORKERS", "8")])
+}
+
 /// Minor units of an exact decimal amount as the API writes it (`298.50` -> 29850).
 fn minor(amount: &Value) -> i64 {
     let text = amount.to_string();
@@ -69,7 +75,7 @@ fn check_invariants(app: &TestApp, orders: &[i64]) -> i64 {
 #[test]
 fn fifty_concurrent_requests_for_one_line_never_ship_more_than_ordered() {
     for backend in backends() {
-        let app = Arc::new(spawn_app(backend));
+        let app = Arc::new(racing_app(backend));
         let line = app.import(&order_with(1, &[10]))[0].clone();
         let handles: Vec<_> = (0..50)
             .map(|_| {
@@ -122,7 +128,7 @@ fn fifty_concurrent_requests_for_one_line_never_ship_more_than_ordered() {
 #[test]
 fn two_hundred_requests_across_twenty_orders_keep_every_invariant() {
     for backend in backends() {
-        let app = Arc::new(spawn_app(backend));
+        let app = Arc::new(racing_app(backend));
         let orders: Vec<i64> = (100..120).collect();
         let lines: Vec<Vec<String>> = orders
             .iter()

@@ -74,6 +74,24 @@ fn metrics_count_requests_by_route_and_outcome_and_show_captures_pool_and_outbox
     }
     assert!(text.contains("consign_outbox_depth "));
     assert!(text.contains("le=\"+Inf\""));
+    // The live count of statements sent grows with the work: a shipment adds its statements.
+    let sent = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("consign_db_statements_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no consign_db_statements_total in:\n{text}"))
+    };
+    let before = sent(&text);
+    assert!(before > 0, "the import and the shipments sent statements");
+    app.post(
+        "/shipments",
+        &json!({"order": 900, "products": {ids[0].clone(): 1}}),
+    );
+    let after = sent(&metrics(&app).1);
+    assert!(
+        after > before,
+        "{after} statements after a shipment, {before} before"
+    );
 }
 
 #[test]

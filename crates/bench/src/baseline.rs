@@ -63,6 +63,7 @@ pub fn pgbench(
     };
     std::fs::write(&script, text).map_err(|e| e.to_string())?;
     let prefix = dir.join("log");
+    let cpu_before = crate::cpu::children_seconds();
     let output = Command::new("pgbench")
         .args([
             "-n",
@@ -84,6 +85,7 @@ pub fn pgbench(
         .args(["-l", &format!("--log-prefix={}", prefix.display()), url])
         .output()
         .map_err(|e| format!("pgbench: {e}"))?;
+    let pgbench_cpu = crate::cpu::children_seconds() - cpu_before;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         return Err(format!(
@@ -118,6 +120,7 @@ pub fn pgbench(
         p99,
         max,
         tally: Tally::default(),
+        client_cpu_seconds: pgbench_cpu,
     })
 }
 
@@ -154,6 +157,7 @@ pub fn sqlite_single_writer(
     .map(|r| i64::from(r.n))
     .map_err(|e| e.to_string())?;
     let started = Instant::now();
+    let cpu_before = crate::cpu::own_seconds();
     let mut seed = 88172645463325252u64;
     while started.elapsed() < duration {
         let oids: Vec<i64> = (0..group)
@@ -187,6 +191,7 @@ pub fn sqlite_single_writer(
         latencies.extend(std::iter::repeat_n(micros, oids.len()));
     }
     let elapsed = started.elapsed();
+    let writer_cpu = crate::cpu::own_seconds() - cpu_before;
     let transactions = latencies.len() as u64;
     let (p50, p90, p99, max) = percentiles(&mut latencies);
     Ok(Measured {
@@ -202,6 +207,7 @@ pub fn sqlite_single_writer(
         p99,
         max,
         tally: Tally::default(),
+        client_cpu_seconds: writer_cpu,
     })
 }
 

@@ -3,6 +3,7 @@
 //! work directly on the database to print Consign's figures as ratios of the database's own.
 
 mod baseline;
+mod cpu;
 mod history;
 mod load;
 mod options;
@@ -76,8 +77,9 @@ async fn run(options: Options) -> Result<bool, String> {
         &db.url,
         (options.backend == Backend::Sqlite).then_some(db.config.target.as_str()),
     )?)?;
+    let statements_before = consign.statements_sent(&client).await?;
     let cpu_before = consign.cpu_seconds();
-    let generator_before = own_cpu_seconds();
+    let generator_before = cpu::own_seconds();
     let started = Instant::now();
     let (mut tally, made) = load::drive(
         &client,
@@ -92,7 +94,8 @@ async fn run(options: Options) -> Result<bool, String> {
     let shipments = made.shipments;
     let elapsed = started.elapsed();
     let cpu = consign.cpu_seconds() - cpu_before;
-    let generator_cpu = own_cpu_seconds() - generator_before;
+    let generator_cpu = cpu::own_seconds() - generator_before;
+    let statements = consign.statements_sent(&client).await? - statements_before;
     let rss = consign.peak_rss_mib();
     let failures = load::check_invariants(
         &client,
@@ -122,6 +125,7 @@ async fn run(options: Options) -> Result<bool, String> {
         p99,
         max,
         tally,
+        client_cpu_seconds: cpu,
     };
     println!("{}", header());
     println!("{}", measured.row());
@@ -190,6 +194,15 @@ async fn run(options: Options) -> Result<bool, String> {
         generator_cpu * 1000.0 / requests.max(1) as f64,
         requests as f64 / generator_cpu.max(f64::MIN_POSITIVE)
     );
+    println!(
+        "statements to the database: {:.2} per request, {:.2} per shipment ({}; prepares included)",
+        statements as f64 / requests.max(1) as f64,
+        statements as f64 / shipments.max(1) as f64,
+        match options.backend {
+            Backend::Postgres => "each a round trip",
+            Backend::Sqlite => "calls into the embedded library",
+        }
+    );
     println!("server CPU: {:.3} ms per request ({requests_per_cpu_second:.0} requests per CPU second); peak RSS {rss:.1} MiB; ready in {ready_ms:.0} ms", if requests > 0 { cpu * 1000.0 / requests as f64 } else { 0.0 });
     let mut ratios = json!({});
     for (kind, base) in &baselines {
@@ -227,6 +240,8 @@ async fn run(options: Options) -> Result<bool, String> {
             "refunds": made.refunds,
             "baselines": baselines.iter().map(|(_, b)| b.json()).collect::<Vec<_>>(),
             "ratios": ratios,
+            "statements_per_request": statements as f64 / requests.max(1) as f64,
+            "statements_per_shipment": statements as f64 / shipments.max(1) as f64,
             "cpu_ms_per_request": if requests > 0 { cpu * 1000.0 / requests as f64 } else { 0.0 },
             "peak_rss_mib": rss,
             "ready_ms": ready_ms,
@@ -241,20 +256,6 @@ async fn run(options: Options) -> Result<bool, String> {
     Ok(failures.is_empty()
         && measured.tally.server_errors == 0
         && measured.tally.transport_errors == 0)
-}
-
-/// This process's own user + system CPU seconds (not its children's).
-fn own_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn main() -> ExitCode {

@@ -60,11 +60,19 @@ pub struct Measured {
     pub p99: f64,
     pub max: f64,
     pub tally: Tally,
+    /// CPU seconds the database's client used for the run: Consign's server process, pgbench,
+    /// or the SQLite writer loop.
+    pub client_cpu_seconds: f64,
 }
 
 impl Measured {
     pub fn throughput(&self) -> f64 {
         self.shipments as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The database client's CPU per shipment, in milliseconds.
+    pub fn cpu_ms_per_shipment(&self) -> f64 {
+        self.client_cpu_seconds * 1000.0 / self.shipments.max(1) as f64
     }
 
     pub fn json(&self) -> Value {
@@ -75,6 +83,7 @@ impl Measured {
             "seconds": self.elapsed.as_secs_f64(),
             "shipments_per_second": self.throughput(),
             "latency_ms": {"p50": self.p50, "p90": self.p90, "p99": self.p99, "max": self.max},
+            "client_cpu_ms_per_shipment": self.cpu_ms_per_shipment(),
             "answers": {"ok": self.tally.ok, "no": self.tally.no, "4xx": self.tally.client_errors,
                         "5xx": self.tally.server_errors, "transport": self.tally.transport_errors},
         })
@@ -82,20 +91,21 @@ impl Measured {
 
     pub fn row(&self) -> String {
         format!(
-            "{:<34} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            "{:<34} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>12.3}",
             self.label,
             self.throughput(),
             self.p50,
             self.p90,
             self.p99,
-            self.max
+            self.max,
+            self.cpu_ms_per_shipment()
         )
     }
 }
 
 pub fn header() -> String {
     format!(
-        "{:<34} {:>9} {:>8} {:>8} {:>8} {:>8}",
-        "run", "ships/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
+        "{:<34} {:>9} {:>8} {:>8} {:>8} {:>8} {:>12}",
+        "run", "ships/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "CPU ms/ship"
     )
 }

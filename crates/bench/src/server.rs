@@ -6,9 +6,14 @@ use std::time::{Duration, Instant};
 
 pub const KEY: &str = "csk_bench-key-000000000000000000";
 
+/// Opens `/metrics` on the measured server, for its count of statements sent.
+const METRICS_TOKEN: &str = "bench-metrics-token";
+
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// `http://host:port`, where `/metrics` is.
+    root: String,
     /// From spawn to `/readyz` answering 200.
     pub ready_after: Duration,
 }
@@ -54,6 +59,7 @@ pub async fn start(
         .env_remove("RUST_LOG")
         // The load generator uses one key; the per-key limit would measure itself.
         .env("CONSIGN_RATE_LIMIT", "0")
+        .env("CONSIGN_METRICS_TOKEN", METRICS_TOKEN)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if let Some(pool) = pool {
@@ -78,6 +84,7 @@ pub async fn start(
     Ok(Server {
         child,
         base: format!("{address}/api/order"),
+        root: address,
         ready_after: started.elapsed(),
     })
 }
@@ -85,18 +92,26 @@ pub async fn start(
 impl Server {
     /// User + system CPU seconds the process has used.
     pub fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which is in parentheses): utime is 14th, stime 15th.
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (ticks(11) + ticks(12)) / 100.0
+        crate::cpu::of_process(self.child.id())
+    }
+
+    /// Statements the server has sent to its database (`consign_db_statements_total` in its
+    /// metrics): on PostgreSQL, its round trips.
+    pub async fn statements_sent(&self, client: &reqwest::Client) -> Result<u64, String> {
+        let text = client
+            .get(format!("{}/metrics", self.root))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| format!("metrics: {e}"))?
+            .text()
+            .await
+            .map_err(|e| format!("metrics: {e}"))?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("consign_db_statements_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| "metrics: no consign_db_statements_total".to_owned())
     }
 
     /// Peak resident memory, MiB.

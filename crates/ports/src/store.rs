@@ -249,6 +249,10 @@ pub trait OrderStore: Send + Sync {
     /// Figures for monitoring.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
 
+    /// Statements sent to the database since the store opened, prepares included (on a
+    /// networked database, a round trip each). Read on every metrics scrape: no I/O.
+    fn statements_sent(&self) -> u64;
+
     /// Orders matching `query`, oldest first, with their live shipments.
     async fn list_orders(&self, query: OrderQuery) -> Result<Vec<OrderView>, StoreError>;
 }

@@ -116,6 +116,11 @@ impl Consign {
         Ok(self.store.stats().await?)
     }
 
+    /// Statements the store has sent to the database since it opened (a live counter).
+    pub fn statements_sent(&self) -> u64 {
+        self.store.statements_sent()
+    }
+
     /// Orders matching Centra's `GET orders` filters, oldest first, with their live shipments.
     pub async fn list_orders(&self, query: OrderQuery) -> Result<Vec<OrderView>, ServiceError> {
         Ok(self.store.list_orders(query).await?)

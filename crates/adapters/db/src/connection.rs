@@ -9,6 +9,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::config::{Backend, DbConfig};
 use crate::error::DbError;
+use crate::statements::StatementCounter;
 
 /// The migrations in `migrations/`, written once for both backends and embedded in the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -32,23 +33,28 @@ const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode =
 pub struct Manager {
     backend: Backend,
     target: String,
+    statements: StatementCounter,
 }
 
 impl Manager {
-    pub fn new(config: &DbConfig) -> Self {
+    pub(crate) fn new(config: &DbConfig, statements: StatementCounter) -> Self {
         Manager {
             backend: config.backend,
             target: config.target.clone(),
+            statements,
         }
     }
 
     pub(crate) fn open(&self) -> Result<AnyConnection, diesel::ConnectionError> {
         match self.backend {
             Backend::Postgres => {
-                PgConnection::establish(&self.target).map(AnyConnection::Postgresql)
+                let mut conn = PgConnection::establish(&self.target)?;
+                conn.set_instrumentation(self.statements.instrumentation());
+                Ok(AnyConnection::Postgresql(conn))
             }
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.target)?;
+                conn.set_instrumentation(self.statements.instrumentation());
                 conn.batch_execute(SQLITE_PRAGMAS)
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(AnyConnection::Sqlite(conn))
@@ -78,7 +84,7 @@ impl ManageConnection for Manager {
 /// The pool: bounded, with a bounded wait for a connection.
 pub type Pool = r2d2::Pool<Manager>;
 
-pub fn build_pool(config: &DbConfig) -> Result<Pool, DbError> {
+pub(crate) fn build_pool(config: &DbConfig, statements: StatementCounter) -> Result<Pool, DbError> {
     r2d2::Pool::builder()
         .max_size(config.pool_size)
         // No `SELECT 1` before every checkout: it doubled the round trips of short
@@ -87,7 +93,7 @@ pub fn build_pool(config: &DbConfig) -> Result<Pool, DbError> {
         .min_idle(Some(1))
         .connection_timeout(config.connection_timeout)
         .idle_timeout(Some(Duration::from_secs(600)))
-        .build(Manager::new(config))
+        .build(Manager::new(config, statements))
         .map_err(|e| DbError::Connect(e.to_string()))
 }
 

@@ -9,6 +9,7 @@ use crate::config::{Backend, DbConfig};
 use crate::connection::{build_pool, run_migrations, AnyConnection, Manager, Pool};
 use crate::error::DbError;
 use crate::schema::settings;
+use crate::statements::StatementCounter;
 use crate::writer::Writer;
 
 /// The Diesel store for PostgreSQL and SQLite. Cheap to clone.
@@ -26,6 +27,8 @@ pub struct Database {
     /// Requests waiting for a permit (for metrics).
     waiting: Arc<std::sync::atomic::AtomicU32>,
     pool_size: u32,
+    /// Statements sent by every connection of this database (pool and writer).
+    statements: StatementCounter,
     backend: Backend,
     /// Random per database; part of every provider idempotency key, so two databases (a test and
     /// production, say) can never send the same key for different captures.
@@ -44,7 +47,8 @@ impl Database {
                     .into(),
             ));
         }
-        let pool = build_pool(config)?;
+        let statements = StatementCounter::default();
+        let pool = build_pool(config, statements.clone())?;
         let mut conn = pool.get().map_err(|e| DbError::Connect(e.to_string()))?;
         run_migrations(&mut conn)?;
         let installation = setting_or_create(&mut conn, "installation_id", 8)?;
@@ -53,7 +57,7 @@ impl Database {
         let waiting = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let writer = match config.backend {
             Backend::Sqlite => Some(Writer::start(
-                Manager::new(config),
+                Manager::new(config, statements.clone()),
                 waiting.clone(),
                 config.connection_timeout,
             )?),
@@ -65,6 +69,7 @@ impl Database {
             writer,
             wait_limit: config.connection_timeout,
             pool_size: config.pool_size,
+            statements,
             pool,
             backend: config.backend,
             installation: installation.into(),
@@ -99,6 +104,12 @@ impl Database {
         )
     }
 
+    /// Statements sent to the database since it was opened, prepares included: on PostgreSQL
+    /// each one is a round trip (for metrics, and the benchmark's round trips per request).
+    pub fn statements_sent(&self) -> u64 {
+        self.statements.sent()
+    }
+
     /// On SQLite, the most writes one group commit has held so far (`None` on PostgreSQL).
     pub fn largest_write_group(&self) -> Option<usize> {
         self.writer.as_ref().map(|w| w.largest_group())
@@ -124,7 +135,18 @@ impl Database {
         }
     }
 
-    /// [`Database::run`] for work that writes: on SQLite it goes to the writer thread.
+    /// A turn at the database: a permit, counted as waiting until it is given.
+    async fn turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, DbError> {
+        use std::sync::atomic::Ordering;
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let permit = self.wait_for(&self.permits).await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        permit
+    }
+
+    /// Work that writes: a short transaction on one order (the saga's steps, imports, updates).
+    /// On SQLite it goes to the writer thread; on PostgreSQL it runs on the calling thread
+    /// ([`Database::run_here`]).
     pub(crate) async fn run_write<T, F>(&self, work: F) -> Result<T, DbError>
     where
         T: Send + 'static,
@@ -132,21 +154,46 @@ impl Database {
     {
         match &self.writer {
             Some(writer) => writer.run(work).await,
-            None => self.run(work).await,
+            None => self.run_here(work).await,
         }
     }
 
-    /// Runs `work` on a pooled connection on the blocking pool, again on transient failures.
+    /// Runs short work on the calling thread with an idle pooled connection, once.
+    ///
+    /// Why: a hop to the blocking pool and back is two thread wake-ups per call; on a loaded
+    /// server they cost more CPU than the statements (docs/benchmarks.md). The work is one
+    /// order's short transaction and holds nothing across an await, so the thread is blocked
+    /// for its few round trips only, and the permit bounds it as it bounds the blocking pool.
+    /// What could block for long goes to the blocking pool instead: a transient failure (its
+    /// backoff and retries), and no idle connection (the wait for one, or a new connection).
+    async fn run_here<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        let permit = self.turn().await?;
+        let first = match self.pool.try_get() {
+            Some(mut conn) => work(&mut conn),
+            None => {
+                drop(permit);
+                return self.run(work).await;
+            }
+        };
+        drop(permit);
+        match first {
+            Err(error) if error.is_transient() => self.run(work).await,
+            result => result,
+        }
+    }
+
+    /// Runs `work` on a pooled connection on the blocking pool, again on transient failures:
+    /// reads that may scan (listings, figures, recovery) and what [`Database::run_here`] hands on.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: Fn(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
     {
-        use std::sync::atomic::Ordering;
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        let permit = self.wait_for(&self.permits).await;
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
-        let _permit = permit?;
+        let _permit = self.turn().await?;
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool

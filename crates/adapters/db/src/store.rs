@@ -156,6 +156,10 @@ impl OrderStore for Database {
         self.gather_stats().await
     }
 
+    fn statements_sent(&self) -> u64 {
+        Database::statements_sent(self)
+    }
+
     async fn find_invoice(&self, shipment: ShipmentId) -> Result<Option<Invoice>, StoreError> {
         Ok(self
             .run(move |conn| outbox::find_invoice(conn, shipment))

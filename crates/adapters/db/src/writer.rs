@@ -320,11 +320,11 @@ mod tests {
         ));
         let file = File(path.display().to_string());
         let config = DbConfig::from_url(&format!("sqlite://{}", file.0));
-        let mut conn = Manager::new(&config).open().unwrap();
+        let mut conn = Manager::new(&config, Default::default()).open().unwrap();
         conn.batch_execute("CREATE TABLE t (x INTEGER NOT NULL)")
             .unwrap();
         let writer = Writer::start(
-            Manager::new(&config),
+            Manager::new(&config, Default::default()),
             Arc::new(AtomicU32::new(0)),
             Duration::from_secs(5),
         )

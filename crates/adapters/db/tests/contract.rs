@@ -397,7 +397,9 @@ async fn concurrent_reservations_never_over_allocate() {
 /// Many writers on one order at once (on PostgreSQL most lose the compare-and-set, plan again
 /// and some fall back to the lock): every reservation is written exactly once, numbers are
 /// unique and dense, and the counters equal what the shipments hold.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Eight runtime threads: PostgreSQL writes run on the calling thread, so the threads are how
+// many reservations contend at once (more than a two-core server's workers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn a_hot_order_takes_every_reservation_once_with_consistent_counters() {
     each_backend(|t| async move {
         let mut big = import(Some(14), "hot@example.com", "auth");

@@ -59,6 +59,7 @@ pub struct RequestMetrics {
     outbox_depth: Gauge,
     pool: Family<StateLabel, Gauge>,
     up: Gauge,
+    statements: Counter,
     /// When the store figures were last read, in Unix milliseconds (0: never).
     store_read_at: AtomicI64,
     next_id: AtomicU64,
@@ -103,6 +104,12 @@ impl Default for RequestMetrics {
             "Connection pool",
             pool.clone(),
         );
+        let statements = Counter::default();
+        registry.register(
+            "consign_db_statements",
+            "Statements sent to the database, prepares included (a round trip each on PostgreSQL)",
+            statements.clone(),
+        );
         let up = Gauge::default();
         registry.register(
             "consign_up",
@@ -118,6 +125,7 @@ impl Default for RequestMetrics {
             outbox_depth,
             pool,
             up,
+            statements,
             store_read_at: AtomicI64::new(0),
             next_id: AtomicU64::new(0),
         }
@@ -172,6 +180,11 @@ impl RequestMetrics {
                 .set(i64::from(n));
         }
         self.up.set(1);
+    }
+
+    /// Keeps the store's live count of statements sent (read on every scrape: it costs nothing).
+    pub fn set_statements_sent(&self, sent: u64) {
+        self.statements.inner().store(sent, Ordering::Relaxed);
     }
 
     /// The OpenMetrics text of every metric.

@@ -1,0 +1,31 @@
+//! CPU time from `/proc`: this process's own, its reaped children's, or another process's.
+
+/// User + system seconds of `/proc/<pid>/stat`, from field `utime_index` and the one after it
+/// (counted after the command name, which is in parentheses and may hold spaces).
+fn seconds(pid: &str, utime_index: usize) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(utime_index) + ticks(utime_index + 1)) / 100.0
+}
+
+/// Another process's CPU seconds (utime, stime).
+pub fn of_process(pid: u32) -> f64 {
+    seconds(&pid.to_string(), 11)
+}
+
+/// This process's own CPU seconds (not its children's).
+pub fn own_seconds() -> f64 {
+    seconds("self", 11)
+}
+
+/// CPU seconds of this process's children that have been waited for (cutime, cstime).
+pub fn children_seconds() -> f64 {
+    seconds("self", 13)
+}
