@@ -50,7 +50,13 @@ fn prepared(options: &Options) -> Result<Throwaway, String> {
 async fn run(options: Options) -> Result<bool, String> {
     let binary = server::binary(options.server.as_deref())?;
     let db = prepared(&options)?;
-    let consign = server::start(&binary, &db.url, options.latency_ms, options.pool_size).await?;
+    let consign = server::start(
+        &binary,
+        &options.client_url(&db.url),
+        options.latency_ms,
+        options.pool_size,
+    )
+    .await?;
     eprintln!(
         "consign ready in {:.0} ms on an existing database",
         consign.ready_after.as_secs_f64() * 1000.0
@@ -77,7 +83,8 @@ async fn run(options: Options) -> Result<bool, String> {
         &db.url,
         (options.backend == Backend::Sqlite).then_some(db.config.target.as_str()),
     )?)?;
-    let statements_before = consign.statements_sent(&client).await?;
+    // An older server does not count its statements: the figure is then left out.
+    let statements_before = consign.statements_sent(&client).await.ok();
     let cpu_before = consign.cpu_seconds();
     let generator_before = cpu::own_seconds();
     let started = Instant::now();
@@ -95,7 +102,10 @@ async fn run(options: Options) -> Result<bool, String> {
     let elapsed = started.elapsed();
     let cpu = consign.cpu_seconds() - cpu_before;
     let generator_cpu = cpu::own_seconds() - generator_before;
-    let statements = consign.statements_sent(&client).await? - statements_before;
+    let statements = match statements_before {
+        Some(before) => Some(consign.statements_sent(&client).await? - before),
+        None => None,
+    };
     let rss = consign.peak_rss_mib();
     let failures = load::check_invariants(
         &client,
@@ -127,6 +137,17 @@ async fn run(options: Options) -> Result<bool, String> {
         tally,
         client_cpu_seconds: cpu,
     };
+    if options.backend == Backend::Postgres {
+        let url = options.client_url(&db.url);
+        let mode = url
+            .split("sslmode=")
+            .nth(1)
+            .and_then(|m| m.split('&').next());
+        println!(
+            "PostgreSQL clients (Consign, pgbench) connect with sslmode={}",
+            mode.unwrap_or("prefer (libpq's default)")
+        );
+    }
     println!("{}", header());
     println!("{}", measured.row());
     // The database running the same durable work: the ordinary way, then at its ceiling.
@@ -142,7 +163,7 @@ async fn run(options: Options) -> Result<bool, String> {
             drop(raw);
             let result = match options.backend {
                 Backend::Postgres => baseline::pgbench(
-                    &base_db.url,
+                    &options.client_url(&base_db.url),
                     kind,
                     options.pgbench_clients(),
                     options.duration(),
@@ -194,15 +215,18 @@ async fn run(options: Options) -> Result<bool, String> {
         generator_cpu * 1000.0 / requests.max(1) as f64,
         requests as f64 / generator_cpu.max(f64::MIN_POSITIVE)
     );
-    println!(
-        "statements to the database: {:.2} per request, {:.2} per shipment ({}; prepares included)",
-        statements as f64 / requests.max(1) as f64,
-        statements as f64 / shipments.max(1) as f64,
-        match options.backend {
-            Backend::Postgres => "each a round trip",
-            Backend::Sqlite => "calls into the embedded library",
-        }
-    );
+    match statements {
+        Some(statements) => println!(
+            "statements to the database: {:.2} per request, {:.2} per shipment ({}; prepares included)",
+            statements as f64 / requests.max(1) as f64,
+            statements as f64 / shipments.max(1) as f64,
+            match options.backend {
+                Backend::Postgres => "each a round trip",
+                Backend::Sqlite => "calls into the embedded library",
+            }
+        ),
+        None => println!("statements to the database: not counted by this server"),
+    }
     println!("server CPU: {:.3} ms per request ({requests_per_cpu_second:.0} requests per CPU second); peak RSS {rss:.1} MiB; ready in {ready_ms:.0} ms", if requests > 0 { cpu * 1000.0 / requests as f64 } else { 0.0 });
     let mut ratios = json!({});
     for (kind, base) in &baselines {
@@ -240,8 +264,8 @@ async fn run(options: Options) -> Result<bool, String> {
             "refunds": made.refunds,
             "baselines": baselines.iter().map(|(_, b)| b.json()).collect::<Vec<_>>(),
             "ratios": ratios,
-            "statements_per_request": statements as f64 / requests.max(1) as f64,
-            "statements_per_shipment": statements as f64 / shipments.max(1) as f64,
+            "statements_per_request": statements.map(|n| n as f64 / requests.max(1) as f64),
+            "statements_per_shipment": statements.map(|n| n as f64 / shipments.max(1) as f64),
             "cpu_ms_per_request": if requests > 0 { cpu * 1000.0 / requests as f64 } else { 0.0 },
             "peak_rss_mib": rss,
             "ready_ms": ready_ms,

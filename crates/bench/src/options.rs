@@ -51,6 +51,10 @@ pub struct Options {
     /// Share of captured shipments returned whole with a refund right after, in percent.
     #[arg(long = "returns", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub returns_percent: u32,
+    /// PostgreSQL: libpq's sslmode for Consign and pgbench alike (default: as Consign completes a
+    /// URL without one: `disable` on loopback, libpq's `prefer` elsewhere).
+    #[arg(long, value_parser = ["disable", "allow", "prefer", "require"])]
+    pub sslmode: Option<String>,
     /// The server's database pool size.
     #[arg(long = "pool", value_parser = clap::value_parser!(u32).range(1..))]
     pub pool_size: Option<u32>,
@@ -69,6 +73,20 @@ pub struct Options {
 }
 
 impl Options {
+    /// The URL the database clients (Consign, pgbench) are given for `url`: on PostgreSQL with
+    /// `--sslmode` when given, and as Consign itself completes it (so pgbench connects as
+    /// Consign does: without TLS on loopback unless told otherwise).
+    pub fn client_url(&self, url: &str) -> String {
+        match (&self.sslmode, self.backend) {
+            (_, Backend::Sqlite) => url.to_owned(),
+            (None, Backend::Postgres) => consign_db::postgres_connection_url(url),
+            (Some(mode), Backend::Postgres) => {
+                let joiner = if url.contains('?') { '&' } else { '?' };
+                consign_db::postgres_connection_url(&format!("{url}{joiner}sslmode={mode}"))
+            }
+        }
+    }
+
     /// Concurrent clients.
     pub fn clients(&self) -> usize {
         self.clients as usize
