@@ -786,3 +786,83 @@ fn an_in_memory_sqlite_database_is_refused_with_a_reason() {
         assert!(error.to_string().contains("in-memory"), "{url}: {error}");
     }
 }
+
+/// A PostgreSQL write that loses a deadlock runs again and succeeds: writes run on the calling
+/// thread once, and a transient failure hands the retries (with backoff) to the blocking pool.
+/// Another session holds the shipment row and then asks for the order row, which the store's
+/// update holds while it waits for the shipment row; the store's session, waiting first, is the
+/// one PostgreSQL aborts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_loses_a_deadlock_runs_again_and_succeeds() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    for t in backends().await {
+        if t.name != "postgres" {
+            continue;
+        }
+        let order =
+            t.db.import_order(import(Some(31), "dead@example.com", "auth"), Timestamp(1))
+                .await
+                .unwrap()
+                .order;
+        let l1 = order.lines()[0].line_id().0;
+        let shipment =
+            t.db.reserve_shipment(
+                order.id(),
+                ship(&[(l1, 1)], false),
+                Providers::any(),
+                ShipmentDetails::default(),
+                None,
+                Timestamp(2),
+            )
+            .await
+            .unwrap()
+            .shipment;
+        let mut other = diesel::PgConnection::establish(&t.throwaway.url).expect("connect");
+        other
+            .batch_execute(
+                "SET deadlock_timeout = '10s'; BEGIN; \
+                 UPDATE shipments SET internal_comment = 'held' WHERE order_id = 31 AND number = 1",
+            )
+            .unwrap();
+        let db = t.db.clone();
+        let update = tokio::spawn(async move {
+            db.update_shipment(shipment.id, None, None, Some(true), Timestamp(3))
+                .await
+        });
+        // Wait until the update holds the order and waits for the shipment row.
+        let mut watcher = diesel::PgConnection::establish(&t.throwaway.url).expect("connect");
+        let waiting = || {
+            diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+        };
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let started = std::time::Instant::now();
+        while diesel::RunQueryDsl::get_result::<Count>(waiting(), &mut watcher)
+            .unwrap()
+            .n
+            == 0
+        {
+            assert!(started.elapsed().as_secs() < 10, "the update never waited");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let closing = tokio::task::spawn_blocking(move || {
+            // Waits for the order row until PostgreSQL aborts the update's transaction.
+            other.batch_execute("UPDATE orders SET updated_at = updated_at WHERE id = 31; COMMIT")
+        });
+        let updated = update
+            .await
+            .unwrap()
+            .expect("the update runs again after losing the deadlock");
+        closing.await.unwrap().expect("the other session commits");
+        assert!(updated.details.gtg, "the update's change is written");
+        let view = t.db.find_shipment(shipment.id).await.unwrap().unwrap();
+        assert!(view.shipment.details.gtg, "and stored");
+    }
+}
