@@ -160,8 +160,8 @@ impl Database {
 
     /// Runs short work on the calling thread with an idle pooled connection, once.
     ///
-    /// Why: a hop to the blocking pool and back is two thread wake-ups per call; on a loaded
-    /// server they cost more CPU than the statements (docs/benchmarks.md). The work is one
+    /// Why: a hop to the blocking pool and back is two thread wake-ups per call; dropping them
+    /// cut the server's CPU per request by about a quarter (docs/benchmarks.md). The work is one
     /// order's short transaction and holds nothing across an await, so the thread is blocked
     /// for its few round trips only, and the permit bounds it as it bounds the blocking pool.
     /// What could block for long goes to the blocking pool instead: a transient failure (its
