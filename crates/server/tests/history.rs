@@ -43,6 +43,10 @@ struct Figures {
     acknowledged_missing: u64,
     /// Shipments a client was told were deleted that are still listed.
     deleted_but_listed: u64,
+    /// Deletes answered "shipment does not exist" after an earlier attempt with the same key
+    /// lost its connection: that attempt may have deleted it (killed after the commit, before its
+    /// answer was stored), so the client cannot know, and neither can the check.
+    deletes_outcome_unknown: u64,
     refunds_at_provider: u64,
     refunded_returns: u64,
     /// More than one refund at the provider for one return.
@@ -148,6 +152,8 @@ struct Client {
     shipments: Vec<String>,
     /// Shipments answered `ok` on delete.
     deleted: Vec<String>,
+    /// Shipments whose delete was answered "does not exist" after a lost connection.
+    maybe_deleted: Vec<String>,
     /// Returns answered `ok` on create.
     returns: Vec<i64>,
 }
@@ -215,7 +221,7 @@ fn run_client(
                 if let Some((k, (m, p, b, first))) = client.answers.iter().nth(index) {
                     let (k, m, p, b, first) =
                         (k.clone(), m.clone(), p.clone(), b.clone(), first.clone());
-                    if let Some((_, again)) =
+                    if let Some((_, again, _)) =
                         call_until_final(&cluster, id, &m, &p, &k, &b, &stop, &requests)
                     {
                         client.replays.push((k, first, again));
@@ -224,11 +230,14 @@ fn run_client(
                 continue;
             }
         };
-        if let Some((_, text)) =
+        if let Some((status, text, lost_connection)) =
             call_until_final(&cluster, id, method, &path, &key, &body, &stop, &requests)
         {
             let answer = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
-            if answer["status"] == "ok" && path == "/return" {
+            if method == "DELETE" && status == 400 && lost_connection {
+                let shipment = path.trim_start_matches("/shipments/").to_owned();
+                client.maybe_deleted.push(shipment);
+            } else if answer["status"] == "ok" && path == "/return" {
                 if let Some(id) = answer["return"].as_i64() {
                     client.returns.push(id);
                 }
@@ -250,7 +259,8 @@ fn run_client(
 }
 
 /// Sends until a final answer (200 or 400), retrying with the same key after connection
-/// errors, 409 and 503, against whichever instance answers.
+/// errors, 409 and 503, against whichever instance answers. Also says whether an attempt lost
+/// its connection (the server may have been killed after doing the work).
 #[allow(clippy::too_many_arguments)]
 fn call_until_final(
     cluster: &Cluster,
@@ -261,17 +271,21 @@ fn call_until_final(
     body: &Value,
     stop: &AtomicBool,
     requests: &AtomicU64,
-) -> Option<(u16, String)> {
+) -> Option<(u16, String, bool)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut instance = id;
+    let mut lost_connection = false;
     loop {
         requests.fetch_add(1, Ordering::Relaxed);
         match send(&cluster.base(instance), method, path, key, body) {
-            Ok((status, text, _)) if status == 200 || status == 400 => return Some((status, text)),
+            Ok((status, text, _)) if status == 200 || status == 400 => {
+                return Some((status, text, lost_connection))
+            }
             Ok((status, text, _)) if ![409, 503, 429].contains(&status) => {
                 panic!("{method} {path}: unexpected {status} {text}")
             }
-            _ => {}
+            Ok(_) => {}
+            Err(_) => lost_connection = true,
         }
         if Instant::now() > deadline
             || (stop.load(Ordering::Relaxed) && Instant::now() + Duration::from_secs(50) > deadline)
@@ -454,24 +468,36 @@ fn history(db_url: &str, instances: usize, kills: u64) -> Figures {
     }
     figures.captured_shipments = captured.len() as u64;
     // Acknowledged writes survive the kills: every shipment a client was told was created is
-    // listed, unless it was told it was deleted; every one it was told was deleted is not.
+    // listed, unless it was told it was deleted (or, after a lost connection, that it no longer
+    // exists); every one it was told was deleted, or does not exist, is not.
     let listed: std::collections::HashSet<String> = orders
         .iter()
         .flat_map(|o| o["shipments"].as_array().cloned().unwrap_or_default())
         .filter_map(|s| s["shipmentId"].as_str().map(str::to_owned))
         .collect();
     for view in &client_views {
+        figures.deletes_outcome_unknown += view.maybe_deleted.len() as u64;
         for s in &view.shipments {
-            if view.deleted.contains(s) {
+            if view.deleted.contains(s) || view.maybe_deleted.contains(s) {
                 continue;
             }
             figures.acknowledged_shipments += 1;
             if !listed.contains(s) {
                 figures.acknowledged_missing += 1;
-                eprintln!("acknowledged shipment {s} is not listed after the kills");
+                eprintln!("acknowledged shipment {s} is not listed after the kills; its calls:");
+                for (key, (method, path, body, answer)) in &view.answers {
+                    let quoted = format!("\"{s}\"");
+                    if path.ends_with(&format!("/{s}"))
+                        || body.to_string().contains(&quoted)
+                        || answer.contains(&quoted)
+                    {
+                        eprintln!("  {key} {method} {path} {body} -> {answer}");
+                    }
+                }
             }
         }
-        for s in &view.deleted {
+        // "Does not exist" is also an answer: that shipment must not come back either.
+        for s in view.deleted.iter().chain(&view.maybe_deleted) {
             if listed.contains(s) {
                 figures.deleted_but_listed += 1;
                 eprintln!("shipment {s} was answered deleted but is listed");

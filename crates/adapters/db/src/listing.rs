@@ -33,13 +33,16 @@ pub(crate) fn find_shipment(
     conn: &mut AnyConnection,
     id: ShipmentId,
 ) -> Result<Option<ShipmentListing>, DbError> {
+    // Read by key and checked here: a filter on the states (`IN (...)`) is never kept prepared.
     let row: Option<ShipmentRow> = shipments::table
         .find((id.order.0, int(id.number)))
-        .filter(shipments::state.eq_any(LIVE))
         .select(ShipmentRow::as_select())
         .first(conn)
         .optional()?;
-    row.map(|row| listing(conn, row)).transpose()
+    match row {
+        Some(row) if row.state()?.is_live() => listing(conn, row).map(Some),
+        _ => Ok(None),
+    }
 }
 
 pub(crate) fn list_shipments(

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::bump_counter;
+use crate::prepared::{execute, Param};
 use crate::rows::int;
 use crate::schema::{invoices, outbox};
 
@@ -154,17 +155,18 @@ pub(crate) fn claim(
         for (id, order_id, number, attempts, kind) in due {
             // Guarded: on PostgreSQL another instance may have claimed the row since it was
             // read; then this update matches nothing and the message is left to that instance.
-            let taken = diesel::update(
-                outbox::table
-                    .find(id)
-                    .filter(outbox::state.ne(SENT))
-                    .filter(outbox::due_at.le(now.0)),
-            )
-            .set((
-                outbox::state.eq(SENDING),
-                outbox::due_at.eq(now.0 + lease_millis),
-            ))
-            .execute(conn)?;
+            let taken = execute(
+                conn,
+                "UPDATE outbox SET state = $1, due_at = $2 \
+                 WHERE id = $3 AND state <> $4 AND due_at <= $5",
+                vec![
+                    Param::Text(SENDING),
+                    Param::BigInt(now.0 + lease_millis),
+                    Param::BigInt(id),
+                    Param::Text(SENT),
+                    Param::BigInt(now.0),
+                ],
+            )?;
             if taken != 1 {
                 continue;
             }
@@ -183,9 +185,11 @@ pub(crate) fn claim(
 }
 
 pub(crate) fn mark_sent(conn: &mut AnyConnection, id: i64, now: Timestamp) -> Result<(), DbError> {
-    diesel::update(outbox::table.find(id))
-        .set((outbox::state.eq(SENT), outbox::sent_at.eq(Some(now.0))))
-        .execute(conn)?;
+    execute(
+        conn,
+        "UPDATE outbox SET state = $1, sent_at = $2 WHERE id = $3",
+        vec![Param::Text(SENT), Param::BigInt(now.0), Param::BigInt(id)],
+    )?;
     Ok(())
 }
 

@@ -10,9 +10,30 @@ use diesel::prelude::*;
 
 use crate::connection::AnyConnection;
 use crate::error::DbError;
+use crate::prepared::{execute, Param};
 use crate::reservation::line_changed;
 use crate::rows::{flag, int, ShipmentLineRow};
-use crate::schema::{order_lines, orders, shipment_lines, shipments};
+use crate::schema::shipment_lines;
+
+/// The shipment's new state, flags and capture (and the provider's reference of a settled
+/// capture), guarded by the state the change was decided on.
+const UPDATE_SHIPMENT: &str = "UPDATE shipments SET state = $1, capture_amount = $2, \
+     carries_shipping_fee = $3, gtg = $4, shipped = $5, needs_review = $6, updated_at = $7, \
+     capture_reference = COALESCE($8, capture_reference) \
+     WHERE order_id = $9 AND number = $10 AND state = $11";
+
+/// Moves a line's counters, guarded so that `0 <= in_capture <= allocated <= quantity` holds.
+const MOVE_LINE: &str = "UPDATE order_lines SET allocated = allocated + $1, \
+     in_capture = in_capture + $2 \
+     WHERE order_id = $3 AND line_id = $4 AND allocated + $1 <= quantity \
+     AND in_capture + $2 >= 0 AND in_capture + $2 <= allocated + $1";
+
+/// The order's counters after a change that moved them: the committed amount (never below
+/// zero), the shipping fee's flag when it changed, and a new version, so that a shipment
+/// planned from a read before this is planned again.
+const MOVE_ORDER: &str = "UPDATE orders SET committed = committed + $1, \
+     shipping_fee_committed = COALESCE($2, shipping_fee_committed), version = version + 1 \
+     WHERE id = $3 AND committed + $1 >= 0";
 
 /// Writes `change`; `capture_reference` is recorded with a settled capture.
 pub(crate) fn write_change(
@@ -25,29 +46,27 @@ pub(crate) fn write_change(
     let id = after.id();
     let (order_id, number) = (id.order.0, int(id.number));
     let flags = after.flags();
-    let shipment = shipments::table
-        .find((order_id, number))
-        .filter(shipments::state.eq(before.state().as_str()));
-    let written = diesel::update(shipment)
-        .set((
-            shipments::state.eq(after.state().as_str()),
-            shipments::capture_amount.eq(after.capture_amount().map(|m| m.minor())),
-            shipments::carries_shipping_fee.eq(flag(after.carries_shipping_fee())),
-            shipments::gtg.eq(flag(flags.good_to_go)),
-            shipments::shipped.eq(flag(flags.shipped)),
-            shipments::needs_review.eq(flag(flags.needs_review)),
-            shipments::updated_at.eq(now.0),
-        ))
-        .execute(conn)?;
+    let written = execute(
+        conn,
+        UPDATE_SHIPMENT,
+        vec![
+            Param::Text(after.state().as_str()),
+            Param::NullableBigInt(after.capture_amount().map(|m| m.minor())),
+            Param::Integer(flag(after.carries_shipping_fee())),
+            Param::Integer(flag(flags.good_to_go)),
+            Param::Integer(flag(flags.shipped)),
+            Param::Integer(flag(flags.needs_review)),
+            Param::BigInt(now.0),
+            Param::NullableText(capture_reference),
+            Param::BigInt(order_id),
+            Param::Integer(number),
+            Param::Text(before.state().as_str()),
+        ],
+    )?;
     if written != 1 {
         return Err(DbError::Corrupt(format!(
             "shipment {id} changed under the order lock"
         )));
-    }
-    if let Some(reference) = capture_reference {
-        diesel::update(shipments::table.find((order_id, number)))
-            .set(shipments::capture_reference.eq(Some(reference)))
-            .execute(conn)?;
     }
     if change.lines_changed() {
         diesel::delete(
@@ -74,53 +93,56 @@ pub(crate) fn write_change(
     }
     for m in change.line_moves() {
         let delta = |by: i64| i32::try_from(by).map_err(|_| line_changed(m.line_id.0));
-        let (allocated, in_capture) = (delta(m.allocated)?, delta(m.in_capture)?);
-        let moved = diesel::update(
-            order_lines::table
-                .find((order_id, m.line_id.0))
-                .filter((order_lines::allocated + allocated).le(order_lines::quantity))
-                .filter((order_lines::in_capture + in_capture).ge(0))
-                .filter(
-                    (order_lines::in_capture + in_capture).le(order_lines::allocated + allocated),
-                ),
-        )
-        .set((
-            order_lines::allocated.eq(order_lines::allocated + allocated),
-            order_lines::in_capture.eq(order_lines::in_capture + in_capture),
-        ))
-        .execute(conn)?;
-        if moved != 1 {
-            return Err(line_changed(m.line_id.0));
-        }
+        move_line(
+            conn,
+            order_id,
+            m.line_id.0,
+            delta(m.allocated)?,
+            delta(m.in_capture)?,
+        )?;
     }
     let committed = change.committed_change();
-    if committed != 0 {
-        let moved = diesel::update(
-            orders::table
-                .find(order_id)
-                .filter((orders::committed + committed).ge(0)),
-        )
-        .set(orders::committed.eq(orders::committed + committed))
-        .execute(conn)?;
+    let fee = change.shipping_fee_committed();
+    if !change.line_moves().is_empty() || committed != 0 || fee.is_some() {
+        let moved = execute(
+            conn,
+            MOVE_ORDER,
+            vec![
+                Param::BigInt(committed),
+                Param::NullableInteger(fee.map(flag)),
+                Param::BigInt(order_id),
+            ],
+        )?;
         if moved != 1 {
             return Err(DbError::Corrupt(format!(
                 "order {order_id}'s committed amount changed under the order lock"
             )));
         }
     }
-    if let Some(carried) = change.shipping_fee_committed() {
-        diesel::update(orders::table.find(order_id))
-            .set(orders::shipping_fee_committed.eq(flag(carried)))
-            .execute(conn)?;
-    }
-    // Counters moved: a shipment planned from a read before this is planned again.
-    if !change.line_moves().is_empty()
-        || committed != 0
-        || change.shipping_fee_committed().is_some()
-    {
-        diesel::update(orders::table.find(order_id))
-            .set(orders::version.eq(orders::version + 1))
-            .execute(conn)?;
+    Ok(())
+}
+
+/// Adds to a line's allocated and in-capture units; fails (nothing written) when the guards of
+/// [`MOVE_LINE`] do not hold.
+pub(crate) fn move_line(
+    conn: &mut AnyConnection,
+    order_id: i64,
+    line_id: i64,
+    allocated: i32,
+    in_capture: i32,
+) -> Result<(), DbError> {
+    let moved = execute(
+        conn,
+        MOVE_LINE,
+        vec![
+            Param::Integer(allocated),
+            Param::Integer(in_capture),
+            Param::BigInt(order_id),
+            Param::BigInt(line_id),
+        ],
+    )?;
+    if moved != 1 {
+        return Err(line_changed(line_id));
     }
     Ok(())
 }

@@ -120,6 +120,21 @@ where
     }
 }
 
+/// Runs a statement that answers no rows (`UPDATE`, `INSERT`) and says how many rows it changed:
+/// Diesel's own `UPDATE`s are never kept prepared (their text may vary with the values), so the
+/// writes every shipment makes are written here once instead.
+pub(crate) fn execute(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    params: Vec<Param<'_>>,
+) -> QueryResult<usize> {
+    let query = Prepared::new(sql, params);
+    match conn {
+        AnyConnection::Postgresql(c) => query.execute(c),
+        AnyConnection::Sqlite(c) => query.execute(c),
+    }
+}
+
 fn placeholder_error(sql: &str) -> diesel::result::Error {
     diesel::result::Error::QueryBuilderError(
         format!(

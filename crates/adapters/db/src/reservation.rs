@@ -5,8 +5,10 @@ use diesel::prelude::*;
 
 use crate::connection::AnyConnection;
 use crate::error::DbError;
+use crate::persist::move_line;
+use crate::prepared::{execute, Param};
 use crate::rows::{AttemptRow, ShipmentLineRow, ShipmentRow};
-use crate::schema::{capture_attempts, order_lines, orders, shipment_lines, shipments};
+use crate::schema::{shipment_lines, shipments};
 
 /// What the reserve step writes once the domain has planned the shipment.
 pub(crate) struct ReservationWrite<'a> {
@@ -31,6 +33,47 @@ impl ReservationWrite<'_> {
     }
 }
 
+/// The order's next shipment number, committed amount and (when this capture carries it) the
+/// shipping fee's flag.
+const RESERVE_ORDER: &str = "UPDATE orders SET next_shipment_number = $1, \
+     committed = committed + $2, \
+     shipping_fee_committed = CASE WHEN $3 = 1 THEN 1 ELSE shipping_fee_committed END \
+     WHERE id = $4";
+
+/// A capture attempt, every column.
+const INSERT_ATTEMPT: &str = "INSERT INTO capture_attempts (order_id, number, attempt, \
+     idempotency_key, amount, final_capture, state, provider_reference, decline_code, \
+     decline_message, created_at, updated_at, passes, last_error, void_on_decline, on_capture) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+
+/// Records a capture attempt (a statement kept prepared, unlike Diesel's insert of a row with
+/// optional columns).
+pub(crate) fn insert_attempt(conn: &mut AnyConnection, row: &AttemptRow) -> Result<(), DbError> {
+    execute(
+        conn,
+        INSERT_ATTEMPT,
+        vec![
+            Param::BigInt(row.order_id),
+            Param::Integer(row.number),
+            Param::Integer(row.attempt),
+            Param::Text(&row.idempotency_key),
+            Param::BigInt(row.amount),
+            Param::Integer(row.final_capture),
+            Param::Text(&row.state),
+            Param::NullableText(row.provider_reference.as_deref()),
+            Param::NullableText(row.decline_code.as_deref()),
+            Param::NullableText(row.decline_message.as_deref()),
+            Param::BigInt(row.created_at),
+            Param::BigInt(row.updated_at),
+            Param::Integer(row.passes),
+            Param::NullableText(row.last_error.as_deref()),
+            Param::Integer(row.void_on_decline),
+            Param::NullableText(row.on_capture.as_deref()),
+        ],
+    )?;
+    Ok(())
+}
+
 /// The reserve step's writes, a statement each (SQLite, where a statement costs no round trip).
 pub(crate) fn write_reservation(
     conn: &mut AnyConnection,
@@ -46,35 +89,26 @@ pub(crate) fn write_reservation(
             .values(line.clone())
             .execute(conn)?;
         // Guarded: can never push allocated past quantity, whatever happened before.
-        let moved = diesel::update(
-            order_lines::table
-                .find((order_id, line.line_id))
-                .filter((order_lines::allocated + line.quantity).le(order_lines::quantity)),
-        )
-        .set((
-            order_lines::allocated.eq(order_lines::allocated + line.quantity),
-            order_lines::in_capture.eq(order_lines::in_capture + line.quantity * in_capture),
-        ))
-        .execute(conn)?;
-        if moved != 1 {
-            return Err(line_changed(line.line_id));
-        }
+        move_line(
+            conn,
+            order_id,
+            line.line_id,
+            line.quantity,
+            line.quantity * in_capture,
+        )?;
     }
-    diesel::update(orders::table.find(order_id))
-        .set((
-            orders::next_shipment_number.eq(number + 1),
-            orders::committed.eq(orders::committed + write.committed),
-        ))
-        .execute(conn)?;
-    if write.carries_fee {
-        diesel::update(orders::table.find(order_id))
-            .set(orders::shipping_fee_committed.eq(1))
-            .execute(conn)?;
-    }
+    execute(
+        conn,
+        RESERVE_ORDER,
+        vec![
+            Param::Integer(number + 1),
+            Param::BigInt(write.committed),
+            Param::Integer(i32::from(write.carries_fee)),
+            Param::BigInt(order_id),
+        ],
+    )?;
     if let Some(attempt) = &write.attempt {
-        diesel::insert_into(capture_attempts::table)
-            .values(attempt.clone())
-            .execute(conn)?;
+        insert_attempt(conn, attempt)?;
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::{load_lines, load_shipment, lock_order};
 use crate::persist::write_change;
+use crate::prepared::{execute, Param};
 use crate::reservation::{self, ReservationWrite};
 use crate::rows::{flag, int, AttemptRow, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{capture_attempts, orders};
@@ -235,6 +236,14 @@ pub(crate) fn reserve_shipment(
     })
 }
 
+/// Records an open attempt's outcome (open: neither succeeded nor failed, written without
+/// `IN (...)` so the statement stays prepared); a settled attempt is left as it is.
+const SETTLE_ATTEMPT: &str = "UPDATE capture_attempts SET state = $1, \
+     provider_reference = COALESCE($2, provider_reference), \
+     decline_code = COALESCE($3, decline_code), decline_message = COALESCE($4, decline_message), \
+     updated_at = $5 \
+     WHERE order_id = $6 AND idempotency_key = $7 AND state <> $8 AND state <> $9";
+
 /// Settle: record the outcome; on a decline void the shipment and release what it held (or,
 /// for a capture started by complete/capture, return it to uncaptured). On a capture, changes
 /// that waited for it are applied. Only an open attempt is settled, so a second settle of the
@@ -269,27 +278,32 @@ pub(crate) fn settle_capture(
                 .filter(capture_attempts::order_id.eq(order_id))
                 .filter(capture_attempts::idempotency_key.eq(&attempt.idempotency_key))
         };
-        // Open = neither succeeded nor failed; written without IN (...) so the statement is cached.
-        let open = this_attempt()
-            .filter(capture_attempts::state.ne(ATTEMPT_SUCCEEDED))
-            .filter(capture_attempts::state.ne(ATTEMPT_FAILED));
-        let settled = match outcome {
-            SettleOutcome::Captured { reference } => diesel::update(open)
-                .set((
-                    capture_attempts::state.eq(ATTEMPT_SUCCEEDED),
-                    capture_attempts::provider_reference.eq(Some(reference)),
-                    capture_attempts::updated_at.eq(now.0),
-                ))
-                .execute(conn)?,
-            SettleOutcome::Declined { code, message } => diesel::update(open)
-                .set((
-                    capture_attempts::state.eq(ATTEMPT_FAILED),
-                    capture_attempts::decline_code.eq(Some(code)),
-                    capture_attempts::decline_message.eq(Some(message)),
-                    capture_attempts::updated_at.eq(now.0),
-                ))
-                .execute(conn)?,
+        let (state, reference, code, message) = match outcome {
+            SettleOutcome::Captured { reference } => {
+                (ATTEMPT_SUCCEEDED, Some(reference.as_str()), None, None)
+            }
+            SettleOutcome::Declined { code, message } => (
+                ATTEMPT_FAILED,
+                None,
+                Some(code.as_str()),
+                Some(message.as_str()),
+            ),
         };
+        let settled = execute(
+            conn,
+            SETTLE_ATTEMPT,
+            vec![
+                Param::Text(state),
+                Param::NullableText(reference),
+                Param::NullableText(code),
+                Param::NullableText(message),
+                Param::BigInt(now.0),
+                Param::BigInt(order_id),
+                Param::Text(&attempt.idempotency_key),
+                Param::Text(ATTEMPT_SUCCEEDED),
+                Param::Text(ATTEMPT_FAILED),
+            ],
+        )?;
         if settled == 1 {
             let attempt_row: AttemptRow =
                 this_attempt().select(AttemptRow::as_select()).first(conn)?;

@@ -16,6 +16,7 @@ use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::{load_lines, load_shipment, lock_order};
 use crate::persist::write_change;
+use crate::prepared::{execute, Param};
 use crate::rows::{flag, int, AttemptRow, OrderRow, ShipmentRow};
 use crate::schema::{capture_attempts, shipments};
 
@@ -104,19 +105,18 @@ pub(crate) fn begin_capture(
             + 1;
         let key = provider_key(installation, id, u32::try_from(attempt_no).unwrap_or(1));
         write_change(conn, &change, None, now)?;
-        diesel::insert_into(capture_attempts::table)
-            .values(AttemptRow::pending(
-                id.order.0,
-                located.row.number,
-                attempt_no,
-                key.clone(),
-                plan.amount.minor(),
-                plan.completes_order,
-                false,
-                Some(changes::encode(on_capture)),
-                now.0,
-            ))
-            .execute(conn)?;
+        let attempt = AttemptRow::pending(
+            id.order.0,
+            located.row.number,
+            attempt_no,
+            key.clone(),
+            plan.amount.minor(),
+            plan.completes_order,
+            false,
+            Some(changes::encode(on_capture)),
+            now.0,
+        );
+        crate::reservation::insert_attempt(conn, &attempt)?;
         Ok(BeginCapture::Started(CaptureAttempt {
             shipment: id,
             authorization,
@@ -161,6 +161,11 @@ pub(crate) fn complete(
     write_details(conn, &change, row, changes, now)
 }
 
+/// Carrier details, the confirmation choice, the comment and when it shipped.
+const WRITE_DETAILS: &str = "UPDATE shipments SET carrier = $1, service = $2, packages = $3, \
+     tracking = $4, return_slip_tracking = $5, send_email = $6, internal_comment = $7, \
+     shipped_at = $8 WHERE order_id = $9 AND number = $10";
+
 /// The non-money part of complete's changes: carrier details are kept once the shipment is (or
 /// becomes) shipped, and a shipping confirmation is queued when it becomes shipped.
 fn write_details(
@@ -177,29 +182,42 @@ fn write_details(
         crate::outbox::queue_confirmation(conn, order_id, number, now)?;
     }
     let s = &changes.shipping;
-    let keep = |new: &Option<String>, old: &String| match new {
-        Some(value) if shipped => value.clone(),
-        _ => old.clone(),
+    let keep = |new: &'_ Option<String>, old: &'_ String| -> String {
+        match new {
+            Some(value) if shipped => value.clone(),
+            _ => old.clone(),
+        }
     };
-    diesel::update(shipments::table.find((order_id, number)))
-        .set((
-            shipments::carrier.eq(keep(&s.carrier, &row.carrier)),
-            shipments::service.eq(keep(&s.service, &row.service)),
-            shipments::packages.eq(match s.packages {
-                Some(p) if shipped => int(p),
-                _ => row.packages,
-            }),
-            shipments::tracking.eq(keep(&s.tracking, &row.tracking)),
-            shipments::return_slip_tracking
-                .eq(keep(&s.return_slip_tracking, &row.return_slip_tracking)),
-            shipments::send_email.eq(changes.send_email.map(flag).or(row.send_email)),
-            shipments::internal_comment.eq(changes
-                .internal_comment
-                .clone()
-                .unwrap_or(row.internal_comment.clone())),
-            shipments::shipped_at.eq(row.shipped_at.or(shipped.then_some(now.0))),
-        ))
-        .execute(conn)?;
+    let (carrier, service) = (
+        keep(&s.carrier, &row.carrier),
+        keep(&s.service, &row.service),
+    );
+    let tracking = keep(&s.tracking, &row.tracking);
+    let return_slip = keep(&s.return_slip_tracking, &row.return_slip_tracking);
+    let packages = match s.packages {
+        Some(p) if shipped => int(p),
+        _ => row.packages,
+    };
+    let comment = changes
+        .internal_comment
+        .as_deref()
+        .unwrap_or(&row.internal_comment);
+    execute(
+        conn,
+        WRITE_DETAILS,
+        vec![
+            Param::Text(&carrier),
+            Param::Text(&service),
+            Param::Integer(packages),
+            Param::Text(&tracking),
+            Param::Text(&return_slip),
+            Param::NullableInteger(changes.send_email.map(flag).or(row.send_email)),
+            Param::Text(comment),
+            Param::NullableBigInt(row.shipped_at.or(shipped.then_some(now.0))),
+            Param::BigInt(order_id),
+            Param::Integer(number),
+        ],
+    )?;
     Ok(())
 }
 

@@ -263,12 +263,16 @@ fn group_is_open(conn: &mut AnyConnection) -> bool {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         marks: i64,
     }
-    let AnyConnection::Sqlite(sqlite) = conn else {
+    if !matches!(conn, AnyConnection::Sqlite(_)) {
         return false;
-    };
-    diesel::sql_query("SELECT count(*) AS marks FROM temp.consign_group")
-        .get_result::<Marks>(sqlite)
-        .is_ok_and(|m| m.marks == 1)
+    }
+    // Kept prepared: this runs after every write (`sql_query` would be parsed each time).
+    crate::prepared::returning_one::<Marks>(
+        conn,
+        "SELECT count(*) AS marks FROM temp.consign_group",
+        Vec::new(),
+    )
+    .is_ok_and(|m| m.is_some_and(|m| m.marks == 1))
 }
 
 /// The write connection, with the temporary table that marks a group's transaction.
