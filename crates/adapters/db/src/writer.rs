@@ -280,7 +280,12 @@ fn open(manager: &Manager) -> Result<AnyConnection, DbError> {
     let mut conn = manager
         .open()
         .map_err(|e| DbError::Connect(e.to_string()))?;
-    conn.batch_execute("CREATE TEMP TABLE IF NOT EXISTS consign_group (mark INTEGER)")?;
+    // Each write's savepoint copies the pages it changes to a sub-journal first; in memory
+    // that copy is no file write (it spilled to a temporary file past 64 KiB).
+    conn.batch_execute(
+        "PRAGMA temp_store = MEMORY; \
+         CREATE TEMP TABLE IF NOT EXISTS consign_group (mark INTEGER)",
+    )?;
     Ok(conn)
 }
 
