@@ -146,7 +146,9 @@ pub fn sqlite_single_writer(
     };
     let mut conn = SqliteConnection::establish(path).map_err(|e| e.to_string())?;
     conn.batch_execute(
-        "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
+        // As Consign's writer: its savepoints' sub-journal in memory.
+        "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+         PRAGMA temp_store = MEMORY;",
     )
     .map_err(|e| e.to_string())?;
     let mut latencies = Vec::new();
