@@ -40,40 +40,6 @@ const RESERVE_ORDER: &str = "UPDATE orders SET next_shipment_number = $1, \
      shipping_fee_committed = CASE WHEN $3 = 1 THEN 1 ELSE shipping_fee_committed END \
      WHERE id = $4";
 
-/// A capture attempt, every column.
-const INSERT_ATTEMPT: &str = "INSERT INTO capture_attempts (order_id, number, attempt, \
-     idempotency_key, amount, final_capture, state, provider_reference, decline_code, \
-     decline_message, created_at, updated_at, passes, last_error, void_on_decline, on_capture) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
-
-/// Records a capture attempt (a statement kept prepared, unlike Diesel's insert of a row with
-/// optional columns).
-pub(crate) fn insert_attempt(conn: &mut AnyConnection, row: &AttemptRow) -> Result<(), DbError> {
-    execute(
-        conn,
-        INSERT_ATTEMPT,
-        vec![
-            Param::BigInt(row.order_id),
-            Param::Integer(row.number),
-            Param::Integer(row.attempt),
-            Param::Text(&row.idempotency_key),
-            Param::BigInt(row.amount),
-            Param::Integer(row.final_capture),
-            Param::Text(&row.state),
-            Param::NullableText(row.provider_reference.as_deref()),
-            Param::NullableText(row.decline_code.as_deref()),
-            Param::NullableText(row.decline_message.as_deref()),
-            Param::BigInt(row.created_at),
-            Param::BigInt(row.updated_at),
-            Param::Integer(row.passes),
-            Param::NullableText(row.last_error.as_deref()),
-            Param::Integer(row.void_on_decline),
-            Param::NullableText(row.on_capture.as_deref()),
-        ],
-    )?;
-    Ok(())
-}
-
 /// The reserve step's writes, a statement each (SQLite, where a statement costs no round trip).
 pub(crate) fn write_reservation(
     conn: &mut AnyConnection,
@@ -108,7 +74,7 @@ pub(crate) fn write_reservation(
         ],
     )?;
     if let Some(attempt) = &write.attempt {
-        insert_attempt(conn, attempt)?;
+        crate::attempts::insert_attempt(conn, attempt)?;
     }
     Ok(())
 }

@@ -116,7 +116,7 @@ pub(crate) fn begin_capture(
             Some(changes::encode(on_capture)),
             now.0,
         );
-        crate::reservation::insert_attempt(conn, &attempt)?;
+        crate::attempts::insert_attempt(conn, &attempt)?;
         Ok(BeginCapture::Started(CaptureAttempt {
             shipment: id,
             authorization,
