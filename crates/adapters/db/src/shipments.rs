@@ -17,7 +17,7 @@ use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::{load_lines, load_shipment, lock_order};
 use crate::persist::write_change;
-use crate::prepared::{execute, Param};
+use crate::prepared::{returning_one, Param};
 use crate::reservation::{self, ReservationWrite};
 use crate::rows::{flag, int, AttemptRow, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{capture_attempts, orders};
@@ -237,12 +237,23 @@ pub(crate) fn reserve_shipment(
 }
 
 /// Records an open attempt's outcome (open: neither succeeded nor failed, written without
-/// `IN (...)` so the statement stays prepared); a settled attempt is left as it is.
+/// `IN (...)` so the statement stays prepared) and answers what the settle needs of it; a settled
+/// attempt is left as it is and answers no row.
 const SETTLE_ATTEMPT: &str = "UPDATE capture_attempts SET state = $1, \
      provider_reference = COALESCE($2, provider_reference), \
      decline_code = COALESCE($3, decline_code), decline_message = COALESCE($4, decline_message), \
      updated_at = $5 \
-     WHERE order_id = $6 AND idempotency_key = $7 AND state <> $8 AND state <> $9";
+     WHERE order_id = $6 AND idempotency_key = $7 AND state <> $8 AND state <> $9 \
+     RETURNING void_on_decline, on_capture";
+
+/// What [`SETTLE_ATTEMPT`] answers of the attempt it settled.
+#[derive(QueryableByName)]
+struct SettledAttempt {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    void_on_decline: i32,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    on_capture: Option<String>,
+}
 
 /// Settle: record the outcome; on a decline void the shipment and release what it held (or,
 /// for a capture started by complete/capture, return it to uncaptured). On a capture, changes
@@ -273,11 +284,6 @@ pub(crate) fn settle_capture(
         }
     }
     conn.transaction(|conn| {
-        let this_attempt = || {
-            capture_attempts::table
-                .filter(capture_attempts::order_id.eq(order_id))
-                .filter(capture_attempts::idempotency_key.eq(&attempt.idempotency_key))
-        };
         let (state, reference, code, message) = match outcome {
             SettleOutcome::Captured { reference } => {
                 (ATTEMPT_SUCCEEDED, Some(reference.as_str()), None, None)
@@ -289,7 +295,7 @@ pub(crate) fn settle_capture(
                 Some(message.as_str()),
             ),
         };
-        let settled = execute(
+        let settled: Option<SettledAttempt> = returning_one(
             conn,
             SETTLE_ATTEMPT,
             vec![
@@ -304,9 +310,7 @@ pub(crate) fn settle_capture(
                 Param::Text(ATTEMPT_FAILED),
             ],
         )?;
-        if settled == 1 {
-            let attempt_row: AttemptRow =
-                this_attempt().select(AttemptRow::as_select()).first(conn)?;
+        if let Some(attempt_row) = settled {
             let (row, lines) = load_shipment(conn, order_id, number)?
                 .ok_or(DbError::ShipmentNotFound(attempt.shipment))?;
             let shipment = row.to_shipment(attempt.amount.currency(), &lines)?;
