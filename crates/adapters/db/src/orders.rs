@@ -50,6 +50,29 @@ pub(crate) fn lock_order(
     )?)
 }
 
+/// The order, its lines (in import order) and its version, in one statement and without a
+/// lock: what PostgreSQL's compare-and-set reserve plans from, and what SQLite's reserve plans
+/// from inside its writer's transaction (the only writer, so nothing can change in between).
+pub(crate) fn read_order(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<Option<(OrderRow, Vec<LineRow>, i64)>, DbError> {
+    let rows: Vec<(OrderRow, LineRow, i64)> = orders::table
+        .inner_join(order_lines::table.on(order_lines::order_id.eq(orders::id)))
+        .filter(orders::id.eq(id))
+        .order(order_lines::position.asc())
+        .select((OrderRow::as_select(), LineRow::as_select(), orders::version))
+        .load(conn)?;
+    let Some((order, _, version)) = rows.first().cloned() else {
+        return Ok(None);
+    };
+    Ok(Some((
+        order,
+        rows.into_iter().map(|(_, line, _)| line).collect(),
+        version,
+    )))
+}
+
 /// An order's lines, in import order.
 pub(crate) fn load_lines(conn: &mut AnyConnection, id: i64) -> Result<Vec<LineRow>, DbError> {
     Ok(order_lines::table

@@ -16,8 +16,7 @@ use consign_ports::Timestamp;
 use crate::error::DbError;
 use crate::prepared::{Param, Prepared};
 use crate::reservation::{line_changed, ReservationWrite};
-use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
-use crate::schema::{order_lines, orders};
+use crate::rows::{int, ShipmentLineRow, ShipmentRow};
 
 /// The parameters `$1`..`$35` both reserve statements bind: the shipment, its lines (as two
 /// arrays), the counters' changes and the attempt.
@@ -117,28 +116,6 @@ pub(crate) fn write_reservation(
         return Err(line_changed(line));
     }
     Ok(())
-}
-
-/// The order, its lines (in import order) and its version, in one statement and no transaction:
-/// what an unlocked plan is made from.
-pub(crate) fn read_order(
-    conn: &mut PgConnection,
-    id: i64,
-) -> Result<Option<(OrderRow, Vec<LineRow>, i64)>, DbError> {
-    let rows: Vec<(OrderRow, LineRow, i64)> = orders::table
-        .inner_join(order_lines::table.on(order_lines::order_id.eq(orders::id)))
-        .filter(orders::id.eq(id))
-        .order(order_lines::position.asc())
-        .select((OrderRow::as_select(), LineRow::as_select(), orders::version))
-        .load(conn)?;
-    let Some((order, _, version)) = rows.first().cloned() else {
-        return Ok(None);
-    };
-    Ok(Some((
-        order,
-        rows.into_iter().map(|(_, line, _)| line).collect(),
-        version,
-    )))
 }
 
 /// The reserve step's writes as one statement that commits on its own, only if the order's

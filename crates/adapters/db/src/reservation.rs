@@ -34,11 +34,13 @@ impl ReservationWrite<'_> {
 }
 
 /// The order's next shipment number, committed amount and (when this capture carries it) the
-/// shipping fee's flag.
+/// shipping fee's flag; a new version and when it changed, as every write that moves its
+/// counters leaves it.
 const RESERVE_ORDER: &str = "UPDATE orders SET next_shipment_number = $1, \
      committed = committed + $2, \
-     shipping_fee_committed = CASE WHEN $3 = 1 THEN 1 ELSE shipping_fee_committed END \
-     WHERE id = $4";
+     shipping_fee_committed = CASE WHEN $3 = 1 THEN 1 ELSE shipping_fee_committed END, \
+     updated_at = $4, version = version + 1 \
+     WHERE id = $5";
 
 /// The reserve step's writes, a statement each (SQLite, where a statement costs no round trip).
 pub(crate) fn write_reservation(
@@ -70,6 +72,7 @@ pub(crate) fn write_reservation(
             Param::Integer(number + 1),
             Param::BigInt(write.committed),
             Param::Integer(i32::from(write.carries_fee)),
+            Param::BigInt(write.shipment.created_at), // the shipment is created now
             Param::BigInt(order_id),
         ],
     )?;

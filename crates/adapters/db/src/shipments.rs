@@ -15,8 +15,8 @@ use crate::attempts::{
 };
 use crate::connection::AnyConnection;
 use crate::error::DbError;
-use crate::orders::{load_lines, load_shipment, lock_order};
-use crate::persist::write_change;
+use crate::orders::{load_lines, load_shipment, lock_order, read_order};
+use crate::persist::{apply_written, write_change};
 use crate::prepared::{returning_one, Param};
 use crate::reservation::{self, ReservationWrite};
 use crate::rows::{flag, int, AttemptRow, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
@@ -181,10 +181,10 @@ pub(crate) fn reserve_shipment(
     now: Timestamp,
 ) -> Result<Reservation, DbError> {
     let queues_confirmation = details.shipped && details.send_email == Some(true);
-    if let (AnyConnection::Postgresql(pg), false) = (&mut *conn, queues_confirmation) {
+    if let (AnyConnection::Postgresql(_), false) = (&mut *conn, queues_confirmation) {
         for _ in 0..OPTIMISTIC_TRIES {
-            let (order_row, line_rows, version) = crate::postgres::read_order(pg, order_id.0)?
-                .ok_or(DbError::OrderNotFound(order_id))?;
+            let (order_row, line_rows, version) =
+                read_order(conn, order_id.0)?.ok_or(DbError::OrderNotFound(order_id))?;
             let planned = plan(
                 installation,
                 &order_row,
@@ -199,19 +199,35 @@ pub(crate) fn reserve_shipment(
             if !write.lines_are_distinct() {
                 break;
             }
+            let AnyConnection::Postgresql(pg) = &mut *conn else {
+                unreachable!("matched above")
+            };
             if crate::postgres::write_reservation_if_unchanged(pg, &write, version, now)? {
                 return planned.reservation();
             }
         }
     }
     conn.transaction(|conn| {
-        // Writing the order row first takes its row lock on PostgreSQL and the write lock on
-        // SQLite: concurrent shipments of one order queue here, with one query for both.
-        // Its lines are read by the next statement: one statement's snapshot is taken before it
-        // waits for the lock, so lines read with it could predate the shipment it waited for.
-        let order_row =
-            lock_order(conn, order_id.0, now)?.ok_or(DbError::OrderNotFound(order_id))?;
-        let line_rows = load_lines(conn, order_id.0)?;
+        let (order_row, line_rows) = match conn {
+            // SQLite's writes all run on its one writer thread, one at a time: nothing can
+            // change the order between this read and the writes below, so it takes no lock
+            // (and SQLite refuses a write whose transaction read a snapshot someone else has
+            // since changed, so another process sharing the file cannot slip in either).
+            AnyConnection::Sqlite(_) => {
+                let (order, lines, _) =
+                    read_order(conn, order_id.0)?.ok_or(DbError::OrderNotFound(order_id))?;
+                (order, lines)
+            }
+            // Writing the order row first takes its row lock: concurrent shipments of one
+            // order queue here. Its lines are read by the next statement: one statement's
+            // snapshot is taken before it waits for the lock, so lines read with it could
+            // predate the shipment it waited for.
+            AnyConnection::Postgresql(_) => {
+                let order =
+                    lock_order(conn, order_id.0, now)?.ok_or(DbError::OrderNotFound(order_id))?;
+                (order, load_lines(conn, order_id.0)?)
+            }
+        };
         let planned = plan(
             installation,
             &order_row,
@@ -311,7 +327,7 @@ pub(crate) fn settle_capture(
             ],
         )?;
         if let Some(attempt_row) = settled {
-            let (row, lines) = load_shipment(conn, order_id, number)?
+            let (mut row, mut lines) = load_shipment(conn, order_id, number)?
                 .ok_or(DbError::ShipmentNotFound(attempt.shipment))?;
             let shipment = row.to_shipment(attempt.amount.currency(), &lines)?;
             // An open attempt belongs to a capture-pending shipment; anything else is left as
@@ -330,19 +346,28 @@ pub(crate) fn settle_capture(
                 };
                 let change = shipment.settle(settlement, origin)?;
                 write_change(conn, &change, reference, now)?;
+                apply_written(&mut row, &mut lines, &change, reference, now);
                 if let Some(waiting) = attempt_row.on_capture.as_deref() {
                     if settlement == Settlement::Captured {
                         let changes = crate::changes::decode(waiting)?;
-                        let mut row = row.clone();
-                        row.state = change.after().state().as_str().to_owned();
-                        crate::workflow::complete(conn, change.after(), &row, &changes, now)?;
+                        crate::workflow::complete(
+                            conn,
+                            change.after(),
+                            &mut row,
+                            &mut lines,
+                            &changes,
+                            now,
+                        )?;
                     }
                 }
             }
             if let SettleOutcome::Captured { .. } = outcome {
                 crate::outbox::issue_invoice(conn, order_id, number, attempt.amount.minor(), now)?;
             }
+            // Answered from what was written: no read back.
+            return row.into_view(attempt.amount.currency(), &lines);
         }
+        // Settled before (a replay, or a concurrent settle won): answered as stored.
         let (row, lines) = load_shipment(conn, order_id, number)?
             .ok_or(DbError::ShipmentNotFound(attempt.shipment))?;
         row.into_view(attempt.amount.currency(), &lines)

@@ -15,15 +15,16 @@ use crate::changes;
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::{load_lines, load_shipment, lock_order};
-use crate::persist::write_change;
+use crate::persist::{apply_written, write_change};
 use crate::prepared::{execute, Param};
-use crate::rows::{flag, int, AttemptRow, OrderRow, ShipmentRow};
+use crate::rows::{flag, int, AttemptRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{capture_attempts, shipments};
 
 /// One live shipment with its locked order, as rows and as the domain's shipment.
 struct Located {
     order: OrderRow,
     row: ShipmentRow,
+    lines: Vec<ShipmentLineRow>,
     shipment: Shipment,
 }
 
@@ -55,18 +56,29 @@ fn locate(
     Ok(Located {
         order,
         row,
+        lines,
         shipment,
     })
 }
 
-fn view(
-    conn: &mut AnyConnection,
-    id: ShipmentId,
-    order: &OrderRow,
-) -> Result<ShipmentView, DbError> {
-    let (row, lines) =
-        load_shipment(conn, id.order.0, int(id.number))?.ok_or(DbError::ShipmentNotFound(id))?;
-    row.into_view(order.currency()?, &lines)
+impl Located {
+    /// Writes `change` and answers the shipment as it now stands, from what was written.
+    fn write(
+        mut self,
+        conn: &mut AnyConnection,
+        change: &ShipmentChange,
+        now: Timestamp,
+    ) -> Result<Self, DbError> {
+        write_change(conn, change, None, now)?;
+        apply_written(&mut self.row, &mut self.lines, change, None, now);
+        Ok(self)
+    }
+
+    /// The shipment as the domain's callers see it.
+    fn into_view(self) -> Result<ShipmentView, DbError> {
+        let currency = self.order.currency()?;
+        self.row.into_view(currency, &self.lines)
+    }
 }
 
 /// Starts the capture of an uncaptured shipment: the domain plans it and moves its units into
@@ -85,11 +97,7 @@ pub(crate) fn begin_capture(
         let order = located.order(conn)?;
         let (plan, change) = match located.shipment.begin_capture_with(&order, providers)? {
             CaptureStart::AlreadyCaptured => {
-                return Ok(BeginCapture::AlreadyCaptured(view(
-                    conn,
-                    id,
-                    &located.order,
-                )?))
+                return Ok(BeginCapture::AlreadyCaptured(located.into_view()?))
             }
             CaptureStart::Started { plan, change } => (plan, change),
         };
@@ -138,18 +146,27 @@ pub(crate) fn apply_changes(
     now: Timestamp,
 ) -> Result<ShipmentView, DbError> {
     conn.transaction(|conn| {
-        let located = locate(conn, id, order, now)?;
-        complete(conn, &located.shipment, &located.row, changes, now)?;
-        view(conn, id, &located.order)
+        let mut located = locate(conn, id, order, now)?;
+        complete(
+            conn,
+            &located.shipment,
+            &mut located.row,
+            &mut located.lines,
+            changes,
+            now,
+        )?;
+        located.into_view()
     })
 }
 
 /// Complete's changes: the domain moves the flags forward; the carrier details, the comment and
-/// the shipping confirmation are written beside them.
+/// the shipping confirmation are written beside them. `row` and `lines` (the shipment as read)
+/// are left as written.
 pub(crate) fn complete(
     conn: &mut AnyConnection,
     shipment: &Shipment,
-    row: &ShipmentRow,
+    row: &mut ShipmentRow,
+    lines: &mut Vec<ShipmentLineRow>,
     changes: &ShipmentChanges,
     now: Timestamp,
 ) -> Result<(), DbError> {
@@ -158,6 +175,7 @@ pub(crate) fn complete(
         shipped: changes.shipped,
     })?;
     write_change(conn, &change, None, now)?;
+    apply_written(row, lines, &change, None, now);
     write_details(conn, &change, row, changes, now)
 }
 
@@ -171,7 +189,7 @@ const WRITE_DETAILS: &str = "UPDATE shipments SET carrier = $1, service = $2, pa
 fn write_details(
     conn: &mut AnyConnection,
     change: &ShipmentChange,
-    row: &ShipmentRow,
+    row: &mut ShipmentRow,
     changes: &ShipmentChanges,
     now: Timestamp,
 ) -> Result<(), DbError> {
@@ -200,8 +218,10 @@ fn write_details(
     };
     let comment = changes
         .internal_comment
-        .as_deref()
-        .unwrap_or(&row.internal_comment);
+        .clone()
+        .unwrap_or_else(|| row.internal_comment.clone());
+    let send_email = changes.send_email.map(flag).or(row.send_email);
+    let shipped_at = row.shipped_at.or(shipped.then_some(now.0));
     execute(
         conn,
         WRITE_DETAILS,
@@ -211,13 +231,21 @@ fn write_details(
             Param::Integer(packages),
             Param::Text(&tracking),
             Param::Text(&return_slip),
-            Param::NullableInteger(changes.send_email.map(flag).or(row.send_email)),
-            Param::Text(comment),
-            Param::NullableBigInt(row.shipped_at.or(shipped.then_some(now.0))),
+            Param::NullableInteger(send_email),
+            Param::Text(&comment),
+            Param::NullableBigInt(shipped_at),
             Param::BigInt(order_id),
             Param::Integer(number),
         ],
     )?;
+    row.carrier = carrier;
+    row.service = service;
+    row.packages = packages;
+    row.tracking = tracking;
+    row.return_slip_tracking = return_slip;
+    row.send_email = send_email;
+    row.internal_comment = comment;
+    row.shipped_at = shipped_at;
     Ok(())
 }
 
@@ -234,8 +262,7 @@ pub(crate) fn update_shipment(
         let located = locate(conn, id, order, now)?;
         let order = located.order(conn)?;
         let change = located.shipment.update(&order, lines, gtg == Some(true))?;
-        write_change(conn, &change, None, now)?;
-        view(conn, id, &located.order)
+        located.write(conn, &change, now)?.into_view()
     })
 }
 
@@ -249,8 +276,7 @@ pub(crate) fn delete_shipment(
     conn.transaction(|conn| {
         let located = locate(conn, id, order, now)?;
         let change = located.shipment.delete()?;
-        write_change(conn, &change, None, now)?;
-        view(conn, id, &located.order)
+        located.write(conn, &change, now)?.into_view()
     })
 }
 

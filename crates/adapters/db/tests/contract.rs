@@ -866,3 +866,209 @@ async fn a_write_that_loses_a_deadlock_runs_again_and_succeeds() {
         assert!(view.shipment.details.gtg, "and stored");
     }
 }
+
+/// The shipment a request key created, as a read answers it.
+async fn read_back(t: &TestDb, key: &str) -> ShipmentView {
+    OrderStore::find_by_request_key(&t.db, key)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{}: no shipment for key {key}", t.name))
+}
+
+/// Every write answers the shipment as it was written; the answers are built from what was
+/// written, not read back, so each must equal what a read of the same shipment gives: states,
+/// flags, capture, carrier details, comment, lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_answers_what_a_read_of_the_shipment_gives() {
+    each_backend(|t| async move {
+        let order =
+            t.db.import_order(import(Some(31), "a@example.com", "auth"), Timestamp(1))
+                .await
+                .unwrap()
+                .order;
+        let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
+        let reserve = |lines: Vec<(i64, u32)>, capture: bool, key: &'static str, at: i64| {
+            let db = t.db.clone();
+            async move {
+                db.reserve_shipment(
+                    OrderId(31),
+                    ship(&lines, capture),
+                    Providers::any(),
+                    ShipmentDetails::default(),
+                    Some(key.into()),
+                    Timestamp(at),
+                )
+                .await
+                .unwrap()
+            }
+        };
+        let shipped = ShipmentChanges {
+            gtg: true,
+            shipped: true,
+            shipping: ShippingUpdate {
+                carrier: Some("DHL".into()),
+                service: Some("Express".into()),
+                packages: Some(2),
+                tracking: Some("T1".into()),
+                return_slip_tracking: Some("R1".into()),
+            },
+            send_email: Some(true),
+            internal_comment: Some("fragile".into()),
+        };
+
+        // Update: new quantities and good to go.
+        let a = reserve(vec![(l1, 1)], false, "a", 2).await.shipment.id;
+        let updated =
+            t.db.update_shipment(
+                a,
+                None,
+                Some(ship(&[(l1, 2)], false).lines),
+                Some(true),
+                Timestamp(3),
+            )
+            .await
+            .unwrap();
+        assert_eq!(updated, read_back(&t, "a").await, "{}: update", t.name);
+        assert_eq!(updated.lines[0].quantity, 2, "{}", t.name);
+
+        // A later capture that is declined returns the shipment to uncaptured; then one that
+        // succeeds applies the changes that waited for it.
+        let b = reserve(vec![(l2, 1)], false, "b", 4).await.shipment.id;
+        let begin = |at: i64| {
+            let (db, changes) = (t.db.clone(), shipped.clone());
+            async move {
+                db.begin_capture(
+                    b,
+                    Some(OrderId(31)),
+                    Providers::any(),
+                    changes,
+                    Timestamp(at),
+                )
+                .await
+                .unwrap()
+            }
+        };
+        let BeginCapture::Started(declined) = begin(5).await else {
+            panic!("{}: capture not started", t.name)
+        };
+        let answer =
+            t.db.settle_capture(
+                &declined,
+                SettleOutcome::Declined {
+                    code: "card".into(),
+                    message: "declined".into(),
+                },
+                Timestamp(6),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.state, ShipmentState::Uncaptured, "{}", t.name);
+        assert_eq!(
+            answer,
+            read_back(&t, "b").await,
+            "{}: later decline",
+            t.name
+        );
+        let BeginCapture::Started(captured) = begin(7).await else {
+            panic!("{}: capture not started again", t.name)
+        };
+        let answer =
+            t.db.settle_capture(
+                &captured,
+                SettleOutcome::Captured {
+                    reference: "ch_b".into(),
+                },
+                Timestamp(8),
+            )
+            .await
+            .unwrap();
+        assert!(
+            answer.details.shipped,
+            "{}: waiting changes applied",
+            t.name
+        );
+        assert_eq!(answer.details.shipping.carrier, "DHL", "{}", t.name);
+        assert_eq!(
+            answer,
+            read_back(&t, "b").await,
+            "{}: capture with changes",
+            t.name
+        );
+        let BeginCapture::AlreadyCaptured(answer) = begin(9).await else {
+            panic!("{}: captured twice", t.name)
+        };
+        assert_eq!(
+            answer,
+            read_back(&t, "b").await,
+            "{}: already captured",
+            t.name
+        );
+
+        // Complete's changes on a captured shipment and on an uncaptured one.
+        let more = ShipmentChanges {
+            shipping: ShippingUpdate {
+                tracking: Some("T2".into()),
+                ..ShippingUpdate::default()
+            },
+            internal_comment: Some("checked".into()),
+            ..ShipmentChanges::default()
+        };
+        let answer =
+            t.db.apply_changes(b, None, more, Timestamp(10))
+                .await
+                .unwrap();
+        assert_eq!(answer.details.shipping.tracking, "T2", "{}", t.name);
+        assert_eq!(
+            answer,
+            read_back(&t, "b").await,
+            "{}: complete, captured",
+            t.name
+        );
+
+        // Delete releases the units for the next shipments.
+        let deleted = t.db.delete_shipment(a, None, Timestamp(11)).await.unwrap();
+        assert_eq!(deleted, read_back(&t, "a").await, "{}: delete", t.name);
+
+        // Captured at creation: a decline voids it, a success captures it.
+        let c = reserve(vec![(l1, 1)], true, "c", 12).await.attempt.unwrap();
+        let voided =
+            t.db.settle_capture(
+                &c,
+                SettleOutcome::Declined {
+                    code: "card".into(),
+                    message: "declined".into(),
+                },
+                Timestamp(13),
+            )
+            .await
+            .unwrap();
+        assert_eq!(voided.state, ShipmentState::Voided, "{}", t.name);
+        assert_eq!(voided, read_back(&t, "c").await, "{}: void", t.name);
+        let d = reserve(vec![(l1, 1)], true, "d", 14).await.attempt.unwrap();
+        let answer =
+            t.db.settle_capture(
+                &d,
+                SettleOutcome::Captured {
+                    reference: "ch_d".into(),
+                },
+                Timestamp(15),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer, read_back(&t, "d").await, "{}: capture", t.name);
+
+        let e = reserve(vec![(l1, 1)], false, "e", 16).await.shipment.id;
+        let answer =
+            t.db.apply_changes(e, None, shipped.clone(), Timestamp(17))
+                .await
+                .unwrap();
+        assert_eq!(answer.shipped_at, Some(Timestamp(17)), "{}", t.name);
+        assert_eq!(
+            answer,
+            read_back(&t, "e").await,
+            "{}: complete, uncaptured",
+            t.name
+        );
+    })
+    .await;
+}
