@@ -5,8 +5,10 @@ use consign_domain::ShipmentId;
 
 use crate::connection::AnyConnection;
 use crate::error::DbError;
-use crate::prepared::{execute, Param};
-use crate::rows::AttemptRow;
+use diesel::QueryableByName;
+
+use crate::prepared::{execute, returning_one, Param};
+use crate::rows::{flag, int, AttemptRow};
 
 /// Names of a capture attempt's states.
 pub(crate) const ATTEMPT_PENDING: &str = "pending";
@@ -20,7 +22,12 @@ pub(crate) const ATTEMPT_OPEN: [&str; 3] = [ATTEMPT_PENDING, ATTEMPT_UNKNOWN, AT
 /// The provider idempotency key of one attempt: stable across retries and restarts, unique
 /// across databases.
 pub(crate) fn provider_key(installation: &str, shipment: ShipmentId, attempt: u32) -> String {
-    format!("consign-{installation}-{shipment}-{attempt}")
+    format!("{}{attempt}", provider_key_prefix(installation, shipment))
+}
+
+/// A provider key without its attempt number.
+fn provider_key_prefix(installation: &str, shipment: ShipmentId) -> String {
+    format!("consign-{installation}-{shipment}-")
 }
 
 /// A capture attempt, every column.
@@ -55,4 +62,52 @@ pub(crate) fn insert_attempt(conn: &mut AnyConnection, row: &AttemptRow) -> Resu
         ],
     )?;
     Ok(())
+}
+
+/// The next capture attempt of a shipment, numbered by the statement itself (one more than its
+/// last) with the provider key that number makes, so that no read of the last number comes
+/// first. Its columns are those of [`AttemptRow::pending`] for a capture started after creation.
+const INSERT_NEXT_ATTEMPT: &str = "INSERT INTO capture_attempts (order_id, number, attempt, \
+     idempotency_key, amount, final_capture, state, created_at, updated_at, passes, \
+     void_on_decline, on_capture) \
+     SELECT $1, $2, COALESCE(MAX(attempt), 0) + 1, \
+     $3 || CAST(COALESCE(MAX(attempt), 0) + 1 AS TEXT), $4, $5, $6, $7, $7, 0, 0, $8 \
+     FROM capture_attempts WHERE order_id = $1 AND number = $2 \
+     RETURNING idempotency_key";
+
+/// What [`INSERT_NEXT_ATTEMPT`] answers: the provider key its number made.
+#[derive(QueryableByName)]
+struct NextAttempt {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    idempotency_key: String,
+}
+
+/// Records the next pending attempt of shipment `shipment` (a capture started by complete or
+/// capture, after creation), carrying the changes that wait for it; answers its provider key.
+pub(crate) fn insert_next_attempt(
+    conn: &mut AnyConnection,
+    installation: &str,
+    shipment: ShipmentId,
+    amount: i64,
+    final_capture: bool,
+    on_capture: &str,
+    now: i64,
+) -> Result<String, DbError> {
+    let prefix = provider_key_prefix(installation, shipment);
+    returning_one::<NextAttempt>(
+        conn,
+        INSERT_NEXT_ATTEMPT,
+        vec![
+            Param::BigInt(shipment.order.0),
+            Param::Integer(int(shipment.number)),
+            Param::Text(&prefix),
+            Param::BigInt(amount),
+            Param::Integer(flag(final_capture)),
+            Param::Text(ATTEMPT_PENDING),
+            Param::BigInt(now),
+            Param::NullableText(Some(on_capture)),
+        ],
+    )?
+    .map(|next| next.idempotency_key)
+    .ok_or_else(|| DbError::Corrupt(format!("no attempt recorded for {shipment}")))
 }

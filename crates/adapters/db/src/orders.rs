@@ -200,29 +200,33 @@ pub(crate) fn load_shipment(
     order_id: i64,
     number: i32,
 ) -> Result<Option<(ShipmentRow, Vec<ShipmentLineRow>)>, DbError> {
-    let Some(row) = shipments::table
-        .find((order_id, number))
-        .select(ShipmentRow::as_select())
-        .first(conn)
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    Ok(Some((row, load_shipment_lines(conn, order_id, number)?)))
-}
-
-/// A shipment's lines, by line id.
-pub(crate) fn load_shipment_lines(
-    conn: &mut AnyConnection,
-    order_id: i64,
-    number: i32,
-) -> Result<Vec<ShipmentLineRow>, DbError> {
-    Ok(shipment_lines::table
-        .filter(shipment_lines::order_id.eq(order_id))
-        .filter(shipment_lines::number.eq(number))
+    // One statement for the row and its lines (a shipment whose lines were all removed still
+    // answers its row, with no line).
+    let rows: Vec<(ShipmentRow, Option<(i64, i32)>)> = shipments::table
+        .left_join(
+            shipment_lines::table.on(shipment_lines::order_id
+                .eq(shipments::order_id)
+                .and(shipment_lines::number.eq(shipments::number))),
+        )
+        .filter(shipments::order_id.eq(order_id))
+        .filter(shipments::number.eq(number))
         .order(shipment_lines::line_id.asc())
-        .select(ShipmentLineRow::as_select())
-        .load(conn)?)
+        .select((
+            ShipmentRow::as_select(),
+            (shipment_lines::line_id, shipment_lines::quantity).nullable(),
+        ))
+        .load(conn)?;
+    let lines = rows
+        .iter()
+        .filter_map(|(_, line)| *line)
+        .map(|(line_id, quantity)| ShipmentLineRow {
+            order_id,
+            number,
+            line_id,
+            quantity,
+        })
+        .collect();
+    Ok(rows.into_iter().next().map(|(row, _)| (row, lines)))
 }
 
 pub(crate) fn list_orders(

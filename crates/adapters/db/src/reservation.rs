@@ -8,7 +8,7 @@ use crate::error::DbError;
 use crate::persist::move_line;
 use crate::prepared::{execute, Param};
 use crate::rows::{AttemptRow, ShipmentLineRow, ShipmentRow};
-use crate::schema::{shipment_lines, shipments};
+use crate::schema::shipment_lines;
 
 /// What the reserve step writes once the domain has planned the shipment.
 pub(crate) struct ReservationWrite<'a> {
@@ -42,15 +42,53 @@ const RESERVE_ORDER: &str = "UPDATE orders SET next_shipment_number = $1, \
      updated_at = $4, version = version + 1 \
      WHERE id = $5";
 
+/// A new shipment, every column (kept prepared, unlike Diesel's insert of a row with optional
+/// columns, which is parsed and planned on every run).
+const INSERT_SHIPMENT: &str = "INSERT INTO shipments (order_id, number, state, gtg, shipped, \
+     carrier, service, packages, tracking, return_slip_tracking, send_email, capture_amount, \
+     carries_shipping_fee, capture_reference, created_at, updated_at, shipped_at, needs_review, \
+     request_key, internal_comment, refunded) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+     $19, $20, $21)";
+
+fn insert_shipment(conn: &mut AnyConnection, row: &ShipmentRow) -> Result<(), DbError> {
+    execute(
+        conn,
+        INSERT_SHIPMENT,
+        vec![
+            Param::BigInt(row.order_id),
+            Param::Integer(row.number),
+            Param::Text(&row.state),
+            Param::Integer(row.gtg),
+            Param::Integer(row.shipped),
+            Param::Text(&row.carrier),
+            Param::Text(&row.service),
+            Param::Integer(row.packages),
+            Param::Text(&row.tracking),
+            Param::Text(&row.return_slip_tracking),
+            Param::NullableInteger(row.send_email),
+            Param::NullableBigInt(row.capture_amount),
+            Param::Integer(row.carries_shipping_fee),
+            Param::NullableText(row.capture_reference.as_deref()),
+            Param::BigInt(row.created_at),
+            Param::BigInt(row.updated_at),
+            Param::NullableBigInt(row.shipped_at),
+            Param::Integer(row.needs_review),
+            Param::NullableText(row.request_key.as_deref()),
+            Param::Text(&row.internal_comment),
+            Param::BigInt(row.refunded),
+        ],
+    )?;
+    Ok(())
+}
+
 /// The reserve step's writes, a statement each (SQLite, where a statement costs no round trip).
 pub(crate) fn write_reservation(
     conn: &mut AnyConnection,
     write: &ReservationWrite,
 ) -> Result<(), DbError> {
     let (order_id, number) = (write.shipment.order_id, write.shipment.number);
-    diesel::insert_into(shipments::table)
-        .values(write.shipment.clone())
-        .execute(conn)?;
+    insert_shipment(conn, write.shipment)?;
     let in_capture = i32::from(write.in_capture);
     for line in write.lines {
         diesel::insert_into(shipment_lines::table)

@@ -10,15 +10,14 @@ use consign_domain::{
 use consign_ports::{BeginCapture, CaptureAttempt, ShipmentChanges, ShipmentView, Timestamp};
 use diesel::prelude::*;
 
-use crate::attempts::provider_key;
 use crate::changes;
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::{load_lines, load_shipment, lock_order};
 use crate::persist::{apply_written, write_change};
 use crate::prepared::{execute, Param};
-use crate::rows::{flag, int, AttemptRow, OrderRow, ShipmentLineRow, ShipmentRow};
-use crate::schema::{capture_attempts, shipments};
+use crate::rows::{flag, int, OrderRow, ShipmentLineRow, ShipmentRow};
+use crate::schema::shipments;
 
 /// One live shipment with its locked order, as rows and as the domain's shipment.
 struct Located {
@@ -104,27 +103,16 @@ pub(crate) fn begin_capture(
         let authorization = order.payment().cloned().ok_or_else(|| {
             DbError::Corrupt(format!("capture of {id} planned without an authorisation"))
         })?;
-        let attempt_no: i32 = capture_attempts::table
-            .filter(capture_attempts::order_id.eq(id.order.0))
-            .filter(capture_attempts::number.eq(located.row.number))
-            .select(diesel::dsl::max(capture_attempts::attempt))
-            .first::<Option<i32>>(conn)?
-            .unwrap_or(0)
-            + 1;
-        let key = provider_key(installation, id, u32::try_from(attempt_no).unwrap_or(1));
         write_change(conn, &change, None, now)?;
-        let attempt = AttemptRow::pending(
-            id.order.0,
-            located.row.number,
-            attempt_no,
-            key.clone(),
+        let key = crate::attempts::insert_next_attempt(
+            conn,
+            installation,
+            id,
             plan.amount.minor(),
             plan.completes_order,
-            false,
-            Some(changes::encode(on_capture)),
+            &changes::encode(on_capture),
             now.0,
-        );
-        crate::attempts::insert_attempt(conn, &attempt)?;
+        )?;
         Ok(BeginCapture::Started(CaptureAttempt {
             shipment: id,
             authorization,

@@ -972,6 +972,9 @@ async fn every_write_answers_what_a_read_of_the_shipment_gives() {
         let BeginCapture::Started(captured) = begin(7).await else {
             panic!("{}: capture not started again", t.name)
         };
+        // A new attempt, numbered after the declined one, with a key of its own.
+        assert!(declined.idempotency_key.ends_with("-31-2-1"), "{}", t.name);
+        assert!(captured.idempotency_key.ends_with("-31-2-2"), "{}", t.name);
         let answer =
             t.db.settle_capture(
                 &captured,
