@@ -158,6 +158,16 @@ impl Database {
         }
     }
 
+    /// A read of rows by key (no scan): on the calling thread, as [`Database::run_here`] runs a
+    /// write, instead of two thread wake-ups for a hop to the blocking pool and back.
+    pub(crate) async fn run_short_read<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        self.run_here(work).await
+    }
+
     /// Runs short work on the calling thread with an idle pooled connection, once.
     ///
     /// Why: a hop to the blocking pool and back is two thread wake-ups per call; dropping them

@@ -55,7 +55,7 @@ impl OrderStore for Database {
     ) -> Result<Option<ShipmentView>, StoreError> {
         let key = request_key.to_owned();
         Ok(self
-            .run(move |conn| workflow::find_by_request_key(conn, &key))
+            .run_short_read(move |conn| workflow::find_by_request_key(conn, &key))
             .await?)
     }
 
@@ -64,7 +64,7 @@ impl OrderStore for Database {
         shipment: ShipmentId,
     ) -> Result<Option<CaptureAttempt>, StoreError> {
         Ok(self
-            .run(move |conn| shipments::open_attempt(conn, shipment))
+            .run_short_read(move |conn| shipments::open_attempt(conn, shipment))
             .await?)
     }
 
@@ -135,7 +135,7 @@ impl OrderStore for Database {
         shipment: ShipmentId,
     ) -> Result<Option<ShipmentListing>, StoreError> {
         Ok(self
-            .run(move |conn| listing::find_shipment(conn, shipment))
+            .run_short_read(move |conn| listing::find_shipment(conn, shipment))
             .await?)
     }
 
@@ -162,7 +162,7 @@ impl OrderStore for Database {
 
     async fn find_invoice(&self, shipment: ShipmentId) -> Result<Option<Invoice>, StoreError> {
         Ok(self
-            .run(move |conn| outbox::find_invoice(conn, shipment))
+            .run_short_read(move |conn| outbox::find_invoice(conn, shipment))
             .await?)
     }
 
@@ -225,7 +225,7 @@ impl OrderStore for Database {
     async fn other_open_captures(&self, attempt: &CaptureAttempt) -> Result<usize, StoreError> {
         let attempt = attempt.clone();
         Ok(self
-            .run(move |conn| shipments::other_open_captures(conn, &attempt))
+            .run_short_read(move |conn| shipments::other_open_captures(conn, &attempt))
             .await?)
     }
 
