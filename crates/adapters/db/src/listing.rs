@@ -6,8 +6,8 @@ use diesel::prelude::*;
 
 use crate::connection::AnyConnection;
 use crate::error::DbError;
-use crate::orders::{load_shipment, order_view};
-use crate::rows::{int, OrderRow, ShipmentRow};
+use crate::orders::{load_shipment, order_summary, read_order};
+use crate::rows::{int, ShipmentLineRow, ShipmentRow};
 use crate::schema::{orders, shipments};
 
 /// The states of listed shipments (voided and deleted ones are kept for audit, never listed).
@@ -17,15 +17,18 @@ const LIVE: [&str; 3] = [
     ShipmentState::Captured.as_str(),
 ];
 
-fn listing(conn: &mut AnyConnection, row: ShipmentRow) -> Result<ShipmentListing, DbError> {
-    let order_row: OrderRow = orders::table
-        .find(row.order_id)
-        .select(OrderRow::as_select())
-        .first(conn)?;
-    let order = order_view(conn, order_row, false)?;
-    let (_, lines) = load_shipment(conn, row.order_id, row.number)?
-        .ok_or_else(|| DbError::Corrupt("shipment vanished while listing".into()))?;
-    let shipment = row.into_view(order.order.currency(), &lines)?;
+/// A shipment as read (row and lines) with its order: one more statement, the order with its
+/// lines.
+fn listing(
+    conn: &mut AnyConnection,
+    row: ShipmentRow,
+    lines: &[ShipmentLineRow],
+) -> Result<ShipmentListing, DbError> {
+    let (order_row, line_rows, _) = read_order(conn, row.order_id)?.ok_or_else(|| {
+        DbError::Corrupt(format!("order {} vanished while listing", row.order_id))
+    })?;
+    let order = order_summary(order_row, &line_rows)?;
+    let shipment = row.into_view(order.order.currency(), lines)?;
     Ok(ShipmentListing { order, shipment })
 }
 
@@ -34,13 +37,8 @@ pub(crate) fn find_shipment(
     id: ShipmentId,
 ) -> Result<Option<ShipmentListing>, DbError> {
     // Read by key and checked here: a filter on the states (`IN (...)`) is never kept prepared.
-    let row: Option<ShipmentRow> = shipments::table
-        .find((id.order.0, int(id.number)))
-        .select(ShipmentRow::as_select())
-        .first(conn)
-        .optional()?;
-    match row {
-        Some(row) if row.state()?.is_live() => listing(conn, row).map(Some),
+    match load_shipment(conn, id.order.0, int(id.number))? {
+        Some((row, lines)) if row.state()?.is_live() => listing(conn, row, &lines).map(Some),
         _ => Ok(None),
     }
 }
@@ -84,5 +82,11 @@ pub(crate) fn list_shipments(
         .limit(i64::from(query.limit))
         .offset(i64::from(query.offset))
         .load(conn)?;
-    rows.into_iter().map(|row| listing(conn, row)).collect()
+    rows.into_iter()
+        .map(|row| {
+            let (_, lines) = load_shipment(conn, row.order_id, row.number)?
+                .ok_or_else(|| DbError::Corrupt("shipment vanished while listing".into()))?;
+            listing(conn, row, &lines)
+        })
+        .collect()
 }

@@ -256,6 +256,29 @@ pub(crate) fn list_orders(
         .collect()
 }
 
+/// An order with its lines, without its shipments, from rows already read.
+pub(crate) fn order_summary(row: OrderRow, lines: &[LineRow]) -> Result<OrderView, DbError> {
+    let order = row.to_order(lines)?;
+    Ok(OrderView {
+        refunded: consign_domain::Money::from_minor(row.refunded, order.currency()),
+        returned: returned_units(lines),
+        customer_id: row.customer_id,
+        customer: row.customer(),
+        created_at: Timestamp(row.created_at),
+        order,
+        shipments: Vec::new(),
+    })
+}
+
+/// The units returned on each line that has any.
+fn returned_units(lines: &[LineRow]) -> Vec<(consign_domain::LineId, u32)> {
+    lines
+        .iter()
+        .filter(|l| l.returned > 0)
+        .map(|l| (consign_domain::LineId(l.line_id), l.returned.unsigned_abs()))
+        .collect()
+}
+
 /// An order with its lines and, when `with_shipments`, its live shipments.
 pub(crate) fn order_view(
     conn: &mut AnyConnection,
@@ -267,24 +290,12 @@ pub(crate) fn order_view(
         .order(order_lines::position.asc())
         .select(LineRow::as_select())
         .load(conn)?;
+    if !with_shipments {
+        return order_summary(row, &lines);
+    }
     let order = row.to_order(&lines)?;
     let refunded = consign_domain::Money::from_minor(row.refunded, order.currency());
-    let returned: Vec<(consign_domain::LineId, u32)> = lines
-        .iter()
-        .filter(|l| l.returned > 0)
-        .map(|l| (consign_domain::LineId(l.line_id), l.returned.unsigned_abs()))
-        .collect();
-    if !with_shipments {
-        return Ok(OrderView {
-            refunded,
-            returned,
-            customer_id: row.customer_id,
-            customer: row.customer(),
-            created_at: Timestamp(row.created_at),
-            order,
-            shipments: Vec::new(),
-        });
-    }
+    let returned = returned_units(&lines);
     let live = [
         ShipmentState::Uncaptured.as_str(),
         ShipmentState::CapturePending.as_str(),

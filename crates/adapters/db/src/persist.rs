@@ -4,7 +4,7 @@
 //! every line stays within `0 <= in_capture <= allocated <= quantity`. A guard that fails means
 //! the rows changed under the order lock, and the transaction is rolled back.
 
-use consign_domain::ShipmentChange;
+use consign_domain::{ShipmentChange, ShipmentState};
 use consign_ports::Timestamp;
 use diesel::prelude::*;
 
@@ -68,6 +68,69 @@ pub(crate) fn write_change(
             "shipment {id} changed under the order lock"
         )));
     }
+    write_moves(conn, change)
+}
+
+/// Every column a settle or complete decides, from a row the caller computed: the changes
+/// applied to the row read under the lock ([`apply_written`]) and complete's details.
+const WRITE_ROW: &str = "UPDATE shipments SET state = $1, capture_amount = $2, \
+     carries_shipping_fee = $3, gtg = $4, shipped = $5, needs_review = $6, updated_at = $7, \
+     capture_reference = $8, carrier = $9, service = $10, packages = $11, tracking = $12, \
+     return_slip_tracking = $13, send_email = $14, internal_comment = $15, shipped_at = $16 \
+     WHERE order_id = $17 AND number = $18 AND state = $19";
+
+/// Writes the shipment's row as computed by the caller from the changes it decided (one
+/// statement for several changes: a settle and the complete that waited for it), guarded by
+/// the state the first of them was decided on. The counters each change moves are written by
+/// [`write_moves`].
+pub(crate) fn write_row(
+    conn: &mut AnyConnection,
+    row: &ShipmentRow,
+    decided_from: ShipmentState,
+) -> Result<(), DbError> {
+    let written = execute(
+        conn,
+        WRITE_ROW,
+        vec![
+            Param::Text(&row.state),
+            Param::NullableBigInt(row.capture_amount),
+            Param::Integer(row.carries_shipping_fee),
+            Param::Integer(row.gtg),
+            Param::Integer(row.shipped),
+            Param::Integer(row.needs_review),
+            Param::BigInt(row.updated_at),
+            Param::NullableText(row.capture_reference.as_deref()),
+            Param::Text(&row.carrier),
+            Param::Text(&row.service),
+            Param::Integer(row.packages),
+            Param::Text(&row.tracking),
+            Param::Text(&row.return_slip_tracking),
+            Param::NullableInteger(row.send_email),
+            Param::Text(&row.internal_comment),
+            Param::NullableBigInt(row.shipped_at),
+            Param::BigInt(row.order_id),
+            Param::Integer(row.number),
+            Param::Text(decided_from.as_str()),
+        ],
+    )?;
+    if written != 1 {
+        return Err(DbError::Corrupt(format!(
+            "shipment {}-{} changed under the order lock",
+            row.order_id, row.number
+        )));
+    }
+    Ok(())
+}
+
+/// What a change moves besides the shipment's row: its lines when they changed, each order
+/// line's counters and the order's committed amount, all guarded.
+pub(crate) fn write_moves(
+    conn: &mut AnyConnection,
+    change: &ShipmentChange,
+) -> Result<(), DbError> {
+    let id = change.after().id();
+    let (order_id, number) = (id.order.0, int(id.number));
+    let after = change.after();
     if change.lines_changed() {
         diesel::delete(
             shipment_lines::table

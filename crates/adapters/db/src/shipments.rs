@@ -16,7 +16,7 @@ use crate::attempts::{
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::{load_lines, load_shipment, lock_order, read_order};
-use crate::persist::{apply_written, write_change};
+use crate::persist::{apply_written, write_change, write_moves, write_row};
 use crate::prepared::{returning_one, Param};
 use crate::reservation::{self, ReservationWrite};
 use crate::rows::{flag, int, AttemptRow, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
@@ -345,12 +345,16 @@ pub(crate) fn settle_capture(
                     SettleOutcome::Declined { .. } => (Settlement::Declined, None),
                 };
                 let change = shipment.settle(settlement, origin)?;
-                write_change(conn, &change, reference, now)?;
-                apply_written(&mut row, &mut lines, &change, reference, now);
-                if let Some(waiting) = attempt_row.on_capture.as_deref() {
-                    if settlement == Settlement::Captured {
-                        let changes = crate::changes::decode(waiting)?;
-                        crate::workflow::complete(
+                let waiting = match (attempt_row.on_capture.as_deref(), settlement) {
+                    (Some(waiting), Settlement::Captured) => Some(crate::changes::decode(waiting)?),
+                    _ => None,
+                };
+                match waiting {
+                    // The settle and the complete that waited for it: the shipment's row is
+                    // written once, with both.
+                    Some(changes) => {
+                        apply_written(&mut row, &mut lines, &change, reference, now);
+                        let completed = crate::workflow::complete(
                             conn,
                             change.after(),
                             &mut row,
@@ -358,6 +362,13 @@ pub(crate) fn settle_capture(
                             &changes,
                             now,
                         )?;
+                        write_row(conn, &row, change.before().state())?;
+                        write_moves(conn, &change)?;
+                        write_moves(conn, &completed)?;
+                    }
+                    None => {
+                        write_change(conn, &change, reference, now)?;
+                        apply_written(&mut row, &mut lines, &change, reference, now);
                     }
                 }
             }

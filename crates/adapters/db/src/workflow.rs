@@ -14,8 +14,7 @@ use crate::changes;
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::{load_lines, load_shipment, lock_order};
-use crate::persist::{apply_written, write_change};
-use crate::prepared::{execute, Param};
+use crate::persist::{apply_written, write_change, write_moves, write_row};
 use crate::rows::{flag, int, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::shipments;
 
@@ -135,7 +134,7 @@ pub(crate) fn apply_changes(
 ) -> Result<ShipmentView, DbError> {
     conn.transaction(|conn| {
         let mut located = locate(conn, id, order, now)?;
-        complete(
+        let change = complete(
             conn,
             &located.shipment,
             &mut located.row,
@@ -143,13 +142,17 @@ pub(crate) fn apply_changes(
             changes,
             now,
         )?;
+        write_row(conn, &located.row, change.before().state())?;
+        write_moves(conn, &change)?;
         located.into_view()
     })
 }
 
-/// Complete's changes: the domain moves the flags forward; the carrier details, the comment and
-/// the shipping confirmation are written beside them. `row` and `lines` (the shipment as read)
-/// are left as written.
+/// Complete's changes, decided: the domain moves the flags forward, and the carrier details,
+/// the comment and the shipped time go beside them into `row` (the shipment as read, or as an
+/// earlier change of the same transaction left it), which the caller writes with
+/// [`write_row`], with the change's counters ([`crate::persist::write_moves`]). A shipping
+/// confirmation is queued here when the shipment becomes shipped.
 pub(crate) fn complete(
     conn: &mut AnyConnection,
     shipment: &Shipment,
@@ -157,24 +160,19 @@ pub(crate) fn complete(
     lines: &mut Vec<ShipmentLineRow>,
     changes: &ShipmentChanges,
     now: Timestamp,
-) -> Result<(), DbError> {
+) -> Result<ShipmentChange, DbError> {
     let change = shipment.complete(Completion {
         good_to_go: changes.gtg,
         shipped: changes.shipped,
     })?;
-    write_change(conn, &change, None, now)?;
     apply_written(row, lines, &change, None, now);
-    write_details(conn, &change, row, changes, now)
+    details(conn, &change, row, changes, now)?;
+    Ok(change)
 }
-
-/// Carrier details, the confirmation choice, the comment and when it shipped.
-const WRITE_DETAILS: &str = "UPDATE shipments SET carrier = $1, service = $2, packages = $3, \
-     tracking = $4, return_slip_tracking = $5, send_email = $6, internal_comment = $7, \
-     shipped_at = $8 WHERE order_id = $9 AND number = $10";
 
 /// The non-money part of complete's changes: carrier details are kept once the shipment is (or
 /// becomes) shipped, and a shipping confirmation is queued when it becomes shipped.
-fn write_details(
+fn details(
     conn: &mut AnyConnection,
     change: &ShipmentChange,
     row: &mut ShipmentRow,
@@ -208,32 +206,14 @@ fn write_details(
         .internal_comment
         .clone()
         .unwrap_or_else(|| row.internal_comment.clone());
-    let send_email = changes.send_email.map(flag).or(row.send_email);
-    let shipped_at = row.shipped_at.or(shipped.then_some(now.0));
-    execute(
-        conn,
-        WRITE_DETAILS,
-        vec![
-            Param::Text(&carrier),
-            Param::Text(&service),
-            Param::Integer(packages),
-            Param::Text(&tracking),
-            Param::Text(&return_slip),
-            Param::NullableInteger(send_email),
-            Param::Text(&comment),
-            Param::NullableBigInt(shipped_at),
-            Param::BigInt(order_id),
-            Param::Integer(number),
-        ],
-    )?;
+    row.send_email = changes.send_email.map(flag).or(row.send_email);
+    row.shipped_at = row.shipped_at.or(shipped.then_some(now.0));
     row.carrier = carrier;
     row.service = service;
     row.packages = packages;
     row.tracking = tracking;
     row.return_slip_tracking = return_slip;
-    row.send_email = send_email;
     row.internal_comment = comment;
-    row.shipped_at = shipped_at;
     Ok(())
 }
 
