@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::prepared::{execute, Param};
-use crate::reservation::line_changed;
+use crate::reservation::{line_changed, shipment_params};
 use crate::rows::{flag, int, ShipmentLineRow, ShipmentRow};
 use crate::schema::shipment_lines;
 
@@ -73,11 +73,12 @@ pub(crate) fn write_change(
 
 /// Every column a settle or complete decides, from a row the caller computed: the changes
 /// applied to the row read under the lock ([`apply_written`]) and complete's details.
-const WRITE_ROW: &str = "UPDATE shipments SET state = $1, capture_amount = $2, \
-     carries_shipping_fee = $3, gtg = $4, shipped = $5, needs_review = $6, updated_at = $7, \
-     capture_reference = $8, carrier = $9, service = $10, packages = $11, tracking = $12, \
-     return_slip_tracking = $13, send_email = $14, internal_comment = $15, shipped_at = $16 \
-     WHERE order_id = $17 AND number = $18 AND state = $19";
+const WRITE_ROW: &str = "UPDATE shipments SET state = $3, gtg = $4, shipped = $5, \
+     carrier = $6, service = $7, packages = $8, tracking = $9, return_slip_tracking = $10, \
+     send_email = $11, capture_amount = $12, carries_shipping_fee = $13, \
+     capture_reference = $14, updated_at = $16, shipped_at = $17, needs_review = $18, \
+     internal_comment = $20 \
+     WHERE order_id = $1 AND number = $2 AND state = $22";
 
 /// Writes the shipment's row as computed by the caller from the changes it decided (one
 /// statement for several changes: a settle and the complete that waited for it), guarded by
@@ -88,31 +89,10 @@ pub(crate) fn write_row(
     row: &ShipmentRow,
     decided_from: ShipmentState,
 ) -> Result<(), DbError> {
-    let written = execute(
-        conn,
-        WRITE_ROW,
-        vec![
-            Param::Text(&row.state),
-            Param::NullableBigInt(row.capture_amount),
-            Param::Integer(row.carries_shipping_fee),
-            Param::Integer(row.gtg),
-            Param::Integer(row.shipped),
-            Param::Integer(row.needs_review),
-            Param::BigInt(row.updated_at),
-            Param::NullableText(row.capture_reference.as_deref()),
-            Param::Text(&row.carrier),
-            Param::Text(&row.service),
-            Param::Integer(row.packages),
-            Param::Text(&row.tracking),
-            Param::Text(&row.return_slip_tracking),
-            Param::NullableInteger(row.send_email),
-            Param::Text(&row.internal_comment),
-            Param::NullableBigInt(row.shipped_at),
-            Param::BigInt(row.order_id),
-            Param::Integer(row.number),
-            Param::Text(decided_from.as_str()),
-        ],
-    )?;
+    // The row's columns as `$1`..`$21` (as the shipment's insert numbers them), then the guard.
+    let mut params = shipment_params(row);
+    params.push(Param::Text(decided_from.as_str()));
+    let written = execute(conn, WRITE_ROW, params)?;
     if written != 1 {
         return Err(DbError::Corrupt(format!(
             "shipment {}-{} changed under the order lock",

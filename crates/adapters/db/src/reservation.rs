@@ -52,34 +52,36 @@ const INSERT_SHIPMENT: &str = "INSERT INTO shipments (order_id, number, state, g
      $19, $20, $21)";
 
 fn insert_shipment(conn: &mut AnyConnection, row: &ShipmentRow) -> Result<(), DbError> {
-    execute(
-        conn,
-        INSERT_SHIPMENT,
-        vec![
-            Param::BigInt(row.order_id),
-            Param::Integer(row.number),
-            Param::Text(&row.state),
-            Param::Integer(row.gtg),
-            Param::Integer(row.shipped),
-            Param::Text(&row.carrier),
-            Param::Text(&row.service),
-            Param::Integer(row.packages),
-            Param::Text(&row.tracking),
-            Param::Text(&row.return_slip_tracking),
-            Param::NullableInteger(row.send_email),
-            Param::NullableBigInt(row.capture_amount),
-            Param::Integer(row.carries_shipping_fee),
-            Param::NullableText(row.capture_reference.as_deref()),
-            Param::BigInt(row.created_at),
-            Param::BigInt(row.updated_at),
-            Param::NullableBigInt(row.shipped_at),
-            Param::Integer(row.needs_review),
-            Param::NullableText(row.request_key.as_deref()),
-            Param::Text(&row.internal_comment),
-            Param::BigInt(row.refunded),
-        ],
-    )?;
+    execute(conn, INSERT_SHIPMENT, shipment_params(row))?;
     Ok(())
+}
+
+/// A shipment row's columns as `$1`..`$21`, in [`INSERT_SHIPMENT`]'s order; the statements that
+/// write a whole row (`persist::write_row` too) number their placeholders the same way.
+pub(crate) fn shipment_params(row: &ShipmentRow) -> Vec<Param<'_>> {
+    vec![
+        Param::BigInt(row.order_id),
+        Param::Integer(row.number),
+        Param::Text(&row.state),
+        Param::Integer(row.gtg),
+        Param::Integer(row.shipped),
+        Param::Text(&row.carrier),
+        Param::Text(&row.service),
+        Param::Integer(row.packages),
+        Param::Text(&row.tracking),
+        Param::Text(&row.return_slip_tracking),
+        Param::NullableInteger(row.send_email),
+        Param::NullableBigInt(row.capture_amount),
+        Param::Integer(row.carries_shipping_fee),
+        Param::NullableText(row.capture_reference.as_deref()),
+        Param::BigInt(row.created_at),
+        Param::BigInt(row.updated_at),
+        Param::NullableBigInt(row.shipped_at),
+        Param::Integer(row.needs_review),
+        Param::NullableText(row.request_key.as_deref()),
+        Param::Text(&row.internal_comment),
+        Param::BigInt(row.refunded),
+    ]
 }
 
 /// The reserve step's writes, a statement each (SQLite, where a statement costs no round trip).
