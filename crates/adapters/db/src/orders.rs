@@ -251,9 +251,7 @@ pub(crate) fn list_orders(
         .limit(i64::from(query.limit))
         .offset(i64::from(query.offset))
         .load(conn)?;
-    rows.into_iter()
-        .map(|row| order_view(conn, row, true))
-        .collect()
+    rows.into_iter().map(|row| order_view(conn, row)).collect()
 }
 
 /// An order with its lines, without its shipments, from rows already read.
@@ -279,40 +277,33 @@ fn returned_units(lines: &[LineRow]) -> Vec<(consign_domain::LineId, u32)> {
         .collect()
 }
 
-/// An order with its lines and, when `with_shipments`, its live shipments.
-pub(crate) fn order_view(
-    conn: &mut AnyConnection,
-    row: OrderRow,
-    with_shipments: bool,
-) -> Result<OrderView, DbError> {
+/// An order with its lines and its live shipments.
+pub(crate) fn order_view(conn: &mut AnyConnection, row: OrderRow) -> Result<OrderView, DbError> {
+    let id = row.id;
     let lines: Vec<LineRow> = order_lines::table
-        .filter(order_lines::order_id.eq(row.id))
+        .filter(order_lines::order_id.eq(id))
         .order(order_lines::position.asc())
         .select(LineRow::as_select())
         .load(conn)?;
-    if !with_shipments {
-        return order_summary(row, &lines);
-    }
-    let order = row.to_order(&lines)?;
-    let refunded = consign_domain::Money::from_minor(row.refunded, order.currency());
-    let returned = returned_units(&lines);
+    let mut view = order_summary(row, &lines)?;
+    let currency = view.order.currency();
     let live = [
         ShipmentState::Uncaptured.as_str(),
         ShipmentState::CapturePending.as_str(),
         ShipmentState::Captured.as_str(),
     ];
     let shipment_rows: Vec<ShipmentRow> = shipments::table
-        .filter(shipments::order_id.eq(row.id))
+        .filter(shipments::order_id.eq(id))
         .filter(shipments::state.eq_any(live))
         .order(shipments::number.asc())
         .select(ShipmentRow::as_select())
         .load(conn)?;
     let all_lines: Vec<ShipmentLineRow> = shipment_lines::table
-        .filter(shipment_lines::order_id.eq(row.id))
+        .filter(shipment_lines::order_id.eq(id))
         .order((shipment_lines::number.asc(), shipment_lines::line_id.asc()))
         .select(ShipmentLineRow::as_select())
         .load(conn)?;
-    let shipments = shipment_rows
+    view.shipments = shipment_rows
         .into_iter()
         .map(|s| {
             let mine: Vec<ShipmentLineRow> = all_lines
@@ -320,16 +311,8 @@ pub(crate) fn order_view(
                 .filter(|l| l.number == s.number)
                 .cloned()
                 .collect();
-            s.into_view(order.currency(), &mine)
+            s.into_view(currency, &mine)
         })
         .collect::<Result<Vec<_>, DbError>>()?;
-    Ok(OrderView {
-        refunded,
-        returned,
-        customer_id: row.customer_id,
-        customer: row.customer(),
-        created_at: Timestamp(row.created_at),
-        order,
-        shipments,
-    })
+    Ok(view)
 }

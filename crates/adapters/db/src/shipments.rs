@@ -200,7 +200,7 @@ pub(crate) fn reserve_shipment(
                 break;
             }
             let AnyConnection::Postgresql(pg) = &mut *conn else {
-                unreachable!("matched above")
+                break; // matched above; the locked path below serves any other backend
             };
             if crate::postgres::write_reservation_if_unchanged(pg, &write, version, now)? {
                 return planned.reservation();
