@@ -7,7 +7,7 @@ use crate::connection::AnyConnection;
 use crate::error::DbError;
 use diesel::QueryableByName;
 
-use crate::prepared::{execute, returning_one, Param};
+use crate::prepared::{execute, returning_one, statement, Param};
 use crate::rows::{flag, int, AttemptRow};
 
 /// Names of a capture attempt's states.
@@ -41,7 +41,7 @@ const INSERT_ATTEMPT: &str = "INSERT INTO capture_attempts (order_id, number, at
 pub(crate) fn insert_attempt(conn: &mut AnyConnection, row: &AttemptRow) -> Result<(), DbError> {
     execute(
         conn,
-        INSERT_ATTEMPT,
+        statement!(INSERT_ATTEMPT),
         vec![
             Param::BigInt(row.order_id),
             Param::Integer(row.number),
@@ -94,9 +94,9 @@ pub(crate) fn insert_next_attempt(
     now: i64,
 ) -> Result<String, DbError> {
     let prefix = provider_key_prefix(installation, shipment);
-    returning_one::<NextAttempt>(
+    returning_one::<NextAttempt, _>(
         conn,
-        INSERT_NEXT_ATTEMPT,
+        statement!(INSERT_NEXT_ATTEMPT),
         vec![
             Param::BigInt(shipment.order.0),
             Param::Integer(int(shipment.number)),

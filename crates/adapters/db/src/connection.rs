@@ -23,6 +23,22 @@ pub enum AnyConnection {
     Sqlite(SqliteConnection),
 }
 
+/// Runs a Diesel query on the backend's own connection: `on_backend!(conn, |c| query.load(c))`.
+///
+/// Why: through `AnyConnection` every run of a query writes its whole SQL text again, even when
+/// the statement is cached (the multi-backend wrapper renders it to collect the binds); on the
+/// backend's own connection a cached statement only collects its binds. For the reads every
+/// shipment makes; the query is written once, the body is compiled once per backend.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::connection::AnyConnection::Postgresql($c) => $body,
+            $crate::connection::AnyConnection::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 /// Per-connection SQLite settings: a busy timeout first (switching to WAL needs the lock another
 /// connection may be holding while it closes), WAL so readers never block the writer, FULL sync
 /// because a capture attempt must survive a power cut.

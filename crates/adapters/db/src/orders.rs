@@ -5,9 +5,9 @@ use consign_ports::{ImportedOrder, OrderImport, OrderQuery, OrderView, Timestamp
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-use crate::connection::AnyConnection;
+use crate::connection::{on_backend, AnyConnection};
 use crate::error::DbError;
-use crate::prepared::{returning_one, Param};
+use crate::prepared::{returning_one, statement, Param};
 use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{customers, order_lines, orders, shipment_lines, shipments};
 
@@ -21,7 +21,7 @@ pub(crate) fn bump_counter(conn: &mut AnyConnection, name: &str, by: i64) -> Res
     }
     let bumped: Option<Value> = returning_one(
         conn,
-        "UPDATE counters SET value = value + $1 WHERE name = $2 RETURNING value",
+        statement!("UPDATE counters SET value = value + $1 WHERE name = $2 RETURNING value"),
         vec![Param::BigInt(by), Param::Text(name)],
     )?;
     bumped
@@ -41,11 +41,13 @@ pub(crate) fn lock_order(
     // Columns named, not `*`: a kept-prepared `*` fails once a migration adds a column.
     Ok(returning_one(
         conn,
-        "UPDATE orders SET updated_at = $1, version = version + 1 WHERE id = $2 RETURNING id, \
+        statement!(
+            "UPDATE orders SET updated_at = $1, version = version + 1 WHERE id = $2 RETURNING id, \
          currency, customer_id, \
          email, first_name, last_name, address, zipcode, city, country, shipping_fee, \
          payment_provider, payment_reference, authorized, committed, shipping_fee_committed, \
-         next_shipment_number, created_at, updated_at, refunded",
+         next_shipment_number, created_at, updated_at, refunded"
+        ),
         vec![Param::BigInt(now.0), Param::BigInt(id)],
     )?)
 }
@@ -57,12 +59,12 @@ pub(crate) fn read_order(
     conn: &mut AnyConnection,
     id: i64,
 ) -> Result<Option<(OrderRow, Vec<LineRow>, i64)>, DbError> {
-    let rows: Vec<(OrderRow, LineRow, i64)> = orders::table
+    let rows: Vec<(OrderRow, LineRow, i64)> = on_backend!(conn, |c| orders::table
         .inner_join(order_lines::table.on(order_lines::order_id.eq(orders::id)))
         .filter(orders::id.eq(id))
         .order(order_lines::position.asc())
         .select((OrderRow::as_select(), LineRow::as_select(), orders::version))
-        .load(conn)?;
+        .load(c))?;
     let Some((order, _, version)) = rows.first().cloned() else {
         return Ok(None);
     };
@@ -202,7 +204,7 @@ pub(crate) fn load_shipment(
 ) -> Result<Option<(ShipmentRow, Vec<ShipmentLineRow>)>, DbError> {
     // One statement for the row and its lines (a shipment whose lines were all removed still
     // answers its row, with no line).
-    let rows: Vec<(ShipmentRow, Option<(i64, i32)>)> = shipments::table
+    let rows: Vec<(ShipmentRow, Option<(i64, i32)>)> = on_backend!(conn, |c| shipments::table
         .left_join(
             shipment_lines::table.on(shipment_lines::order_id
                 .eq(shipments::order_id)
@@ -215,7 +217,7 @@ pub(crate) fn load_shipment(
             ShipmentRow::as_select(),
             (shipment_lines::line_id, shipment_lines::quantity).nullable(),
         ))
-        .load(conn)?;
+        .load(c))?;
     let lines = rows
         .iter()
         .filter_map(|(_, line)| *line)

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::bump_counter;
-use crate::prepared::{execute, Param};
+use crate::prepared::{execute, statement, Param};
 use crate::rows::int;
 use crate::schema::{invoices, outbox};
 
@@ -157,8 +157,10 @@ pub(crate) fn claim(
             // read; then this update matches nothing and the message is left to that instance.
             let taken = execute(
                 conn,
-                "UPDATE outbox SET state = $1, due_at = $2 \
-                 WHERE id = $3 AND state <> $4 AND due_at <= $5",
+                statement!(
+                    "UPDATE outbox SET state = $1, due_at = $2 \
+                 WHERE id = $3 AND state <> $4 AND due_at <= $5"
+                ),
                 vec![
                     Param::Text(SENDING),
                     Param::BigInt(now.0 + lease_millis),
@@ -187,7 +189,7 @@ pub(crate) fn claim(
 pub(crate) fn mark_sent(conn: &mut AnyConnection, id: i64, now: Timestamp) -> Result<(), DbError> {
     execute(
         conn,
-        "UPDATE outbox SET state = $1, sent_at = $2 WHERE id = $3",
+        statement!("UPDATE outbox SET state = $1, sent_at = $2 WHERE id = $3"),
         vec![Param::Text(SENT), Param::BigInt(now.0), Param::BigInt(id)],
     )?;
     Ok(())

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 
 use crate::connection::AnyConnection;
 use crate::error::DbError;
-use crate::prepared::{execute, Param};
+use crate::prepared::{execute, statement, Param};
 use crate::reservation::{line_changed, shipment_params};
 use crate::rows::{flag, int, ShipmentLineRow, ShipmentRow};
 use crate::schema::shipment_lines;
@@ -48,7 +48,7 @@ pub(crate) fn write_change(
     let flags = after.flags();
     let written = execute(
         conn,
-        UPDATE_SHIPMENT,
+        statement!(UPDATE_SHIPMENT),
         vec![
             Param::Text(after.state().as_str()),
             Param::NullableBigInt(after.capture_amount().map(|m| m.minor())),
@@ -92,7 +92,7 @@ pub(crate) fn write_row(
     // The row's columns as `$1`..`$21` (as the shipment's insert numbers them), then the guard.
     let mut params = shipment_params(row);
     params.push(Param::Text(decided_from.as_str()));
-    let written = execute(conn, WRITE_ROW, params)?;
+    let written = execute(conn, statement!(WRITE_ROW), params)?;
     if written != 1 {
         return Err(DbError::Corrupt(format!(
             "shipment {}-{} changed under the order lock",
@@ -149,7 +149,7 @@ pub(crate) fn write_moves(
     if !change.line_moves().is_empty() || committed != 0 || fee.is_some() {
         let moved = execute(
             conn,
-            MOVE_ORDER,
+            statement!(MOVE_ORDER),
             vec![
                 Param::BigInt(committed),
                 Param::NullableInteger(fee.map(flag)),
@@ -213,7 +213,7 @@ pub(crate) fn move_line(
 ) -> Result<(), DbError> {
     let moved = execute(
         conn,
-        MOVE_LINE,
+        statement!(MOVE_LINE),
         vec![
             Param::Integer(allocated),
             Param::Integer(in_capture),

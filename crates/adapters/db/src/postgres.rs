@@ -14,7 +14,7 @@ use consign_domain::{ShipmentEvent, ShipmentState};
 use consign_ports::Timestamp;
 
 use crate::error::DbError;
-use crate::prepared::{Param, Prepared};
+use crate::prepared::{statement, Param, Prepared};
 use crate::reservation::{line_changed, ReservationWrite};
 use crate::rows::{int, ShipmentLineRow, ShipmentRow};
 
@@ -81,7 +81,8 @@ pub(crate) fn write_reservation(
     let line_ids: Vec<i64> = write.lines.iter().map(|l| l.line_id).collect();
     let quantities: Vec<i32> = write.lines.iter().map(|l| l.quantity).collect();
     let moved: Moved = Prepared::new(
-        "WITH shipment AS ( \
+        statement!(
+            "WITH shipment AS ( \
            INSERT INTO shipments (order_id, number, state, gtg, shipped, carrier, service, \
              packages, tracking, return_slip_tracking, send_email, capture_amount, \
              carries_shipping_fee, capture_reference, created_at, updated_at, shipped_at, \
@@ -107,7 +108,8 @@ pub(crate) fn write_reservation(
              final_capture, state, created_at, updated_at, passes, void_on_decline, on_capture) \
            SELECT $1, $2, $29, $22, $23, $24, $30, $31, $32, $33, $34, $35 \
            WHERE $22 IS NOT NULL) \
-         SELECT count(*) AS moved FROM moved",
+         SELECT count(*) AS moved FROM moved"
+        ),
         reservation_params(write, &line_ids, &quantities),
     )
     .get_result(conn)?;
@@ -140,7 +142,8 @@ pub(crate) fn write_reservation_if_unchanged(
     let line_ids: Vec<i64> = write.lines.iter().map(|l| l.line_id).collect();
     let quantities: Vec<i32> = write.lines.iter().map(|l| l.quantity).collect();
     let outcome: Outcome = Prepared::new(
-        "WITH counters AS ( \
+        statement!(
+            "WITH counters AS ( \
            UPDATE orders SET next_shipment_number = $2 + 1, committed = committed + $20, \
              shipping_fee_committed = CASE WHEN $21 = 1 THEN 1 ELSE shipping_fee_committed END, \
              version = version + 1, updated_at = $37 \
@@ -170,7 +173,8 @@ pub(crate) fn write_reservation_if_unchanged(
              final_capture, state, created_at, updated_at, passes, void_on_decline, on_capture) \
            SELECT $1, $2, $29, $22, $23, $24, $30, $31, $32, $33, $34, $35 \
            WHERE $22 IS NOT NULL AND EXISTS (SELECT 1 FROM counters)) \
-         SELECT (SELECT count(*) FROM counters) AS won, (SELECT count(*) FROM moved) AS moved",
+         SELECT (SELECT count(*) FROM counters) AS won, (SELECT count(*) FROM moved) AS moved"
+        ),
         {
             let mut params = reservation_params(write, &line_ids, &quantities);
             params.extend([Param::BigInt(version), Param::BigInt(now.0)]);
@@ -223,7 +227,8 @@ pub(crate) fn settle_captured(
     let pending = ShipmentState::CapturePending;
     let captured = pending.on(ShipmentEvent::CaptureSucceeded)?;
     Prepared::new(
-        "WITH attempt AS ( \
+        statement!(
+            "WITH attempt AS ( \
            UPDATE capture_attempts SET state = 'succeeded', provider_reference = $3, \
              updated_at = $4 \
            WHERE order_id = $1 AND idempotency_key = $2 AND state <> 'succeeded' \
@@ -248,7 +253,8 @@ pub(crate) fn settle_captured(
          SELECT shipment.*, (SELECT string_agg(l.line_id::text || ':' || l.quantity::text, ',' \
            ORDER BY l.line_id) FROM shipment_lines l WHERE l.order_id = $1 AND l.number = $5) \
            AS lines \
-         FROM shipment",
+         FROM shipment"
+        ),
         vec![
             Param::BigInt(order_id),
             Param::Text(idempotency_key),

@@ -3,7 +3,11 @@
 //! `diesel::sql_query` never caches its statement, so the database parses and plans it on every
 //! run; for the saga's large `WITH` statements that was a visible share of the database's CPU.
 //! [`Prepared`] carries the same text with `$n` placeholders, binds each placeholder where it
-//! appears, and lets Diesel's statement cache keep it prepared (keyed by its text).
+//! appears, and lets Diesel's statement cache keep it prepared.
+//!
+//! Each statement is its own type ([`statement!`]), so the cache finds it by that type: keyed
+//! by its text instead, every run built the whole text again (placeholders renumbered), copied
+//! it into a key and hashed it, about a tenth of the server's CPU per request.
 
 use diesel::backend::Backend;
 use diesel::pg::Pg;
@@ -28,20 +32,44 @@ pub(crate) enum Param<'a> {
     Integers(&'a [i32]),
 }
 
-/// A statement with `$1 ... $n` placeholders and the values they stand for. The text holds no
-/// other `$` (no dollar quoting, no `$` in literals): every `$` starts a placeholder.
-pub(crate) struct Prepared<'a> {
-    sql: &'static str,
+/// One statement's text, as a type of its own: made by [`statement!`], one type per place the
+/// macro is used, so two statements can never share a cache entry. The text holds no `$` other
+/// than placeholders (no dollar quoting, no `$` in literals), and each placeholder stands for a
+/// value of the same SQL type on every run (the cache keeps the types it was prepared with).
+pub(crate) trait Statement: 'static {
+    /// The text, with `$1 ... $n` placeholders.
+    const SQL: &'static str;
+}
+
+/// The [`Statement`] for a text: `statement!("UPDATE ... WHERE id = $1")` or
+/// `statement!(A_CONSTANT)`.
+macro_rules! statement {
+    ($sql:expr) => {{
+        struct Text;
+        impl $crate::prepared::Statement for Text {
+            const SQL: &'static str = $sql;
+        }
+        Text
+    }};
+}
+pub(crate) use statement;
+
+/// A statement with `$1 ... $n` placeholders and the values they stand for.
+pub(crate) struct Prepared<'a, S> {
+    statement: std::marker::PhantomData<S>,
     params: Vec<Param<'a>>,
 }
 
-impl<'a> Prepared<'a> {
-    pub(crate) fn new(sql: &'static str, params: Vec<Param<'a>>) -> Self {
-        Prepared { sql, params }
+impl<'a, S: Statement> Prepared<'a, S> {
+    pub(crate) fn new(_statement: S, params: Vec<Param<'a>>) -> Self {
+        Prepared {
+            statement: std::marker::PhantomData,
+            params,
+        }
     }
 }
 
-impl<'a> Prepared<'a> {
+impl<'a, S: Statement> Prepared<'a, S> {
     /// Walks the text: each `$n` becomes a bind of the n-th value at that place, through `bind`
     /// (Diesel numbers placeholders in the order values are bound, so a value used twice is
     /// bound twice).
@@ -50,7 +78,7 @@ impl<'a> Prepared<'a> {
         mut out: AstPass<'_, 'b, DB>,
         bind: impl Fn(&mut AstPass<'_, 'b, DB>, &'b Param<'a>) -> QueryResult<()>,
     ) -> QueryResult<()> {
-        let mut rest = self.sql;
+        let mut rest = S::SQL;
         while let Some(at) = rest.find('$') {
             out.push_sql(&rest[..at]);
             let digits = rest[at + 1..]
@@ -59,11 +87,11 @@ impl<'a> Prepared<'a> {
                 .count();
             let index: usize = rest[at + 1..at + 1 + digits]
                 .parse()
-                .map_err(|_| placeholder_error(self.sql))?;
+                .map_err(|_| placeholder_error(S::SQL))?;
             let param = index
                 .checked_sub(1)
                 .and_then(|i| self.params.get(i))
-                .ok_or_else(|| placeholder_error(self.sql))?;
+                .ok_or_else(|| placeholder_error(S::SQL))?;
             bind(&mut out, param)?;
             rest = &rest[at + 1 + digits..];
         }
@@ -72,7 +100,12 @@ impl<'a> Prepared<'a> {
     }
 }
 
-impl QueryFragment<Pg> for Prepared<'_> {
+impl<S: Statement> QueryFragment<Pg> for Prepared<'_, S> {
+    // Fixed text: always safe to keep prepared, without walking it to find out.
+    fn is_safe_to_cache_prepared(&self, _backend: &Pg) -> QueryResult<bool> {
+        Ok(true)
+    }
+
     fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         self.walk(out, |out, param| match param {
             Param::BigInt(v) => out.push_bind_param::<BigInt, _>(v),
@@ -87,7 +120,11 @@ impl QueryFragment<Pg> for Prepared<'_> {
     }
 }
 
-impl QueryFragment<Sqlite> for Prepared<'_> {
+impl<S: Statement> QueryFragment<Sqlite> for Prepared<'_, S> {
+    fn is_safe_to_cache_prepared(&self, _backend: &Sqlite) -> QueryResult<bool> {
+        Ok(true)
+    }
+
     fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         self.walk(out, |out, param| match param {
             Param::BigInt(v) => out.push_bind_param::<BigInt, _>(v),
@@ -105,15 +142,15 @@ impl QueryFragment<Sqlite> for Prepared<'_> {
 
 /// Runs a statement that answers at most one row (`... RETURNING` with named columns) on
 /// whichever backend `conn` is: the statements `MultiConnection`'s DSL cannot express.
-pub(crate) fn returning_one<U>(
+pub(crate) fn returning_one<U, S: Statement>(
     conn: &mut AnyConnection,
-    sql: &'static str,
+    statement: S,
     params: Vec<Param<'_>>,
 ) -> QueryResult<Option<U>>
 where
     U: QueryableByName<Pg> + QueryableByName<Sqlite> + 'static,
 {
-    let query = Prepared::new(sql, params);
+    let query = Prepared::new(statement, params);
     match conn {
         AnyConnection::Postgresql(c) => query.get_result(c).optional(),
         AnyConnection::Sqlite(c) => query.get_result(c).optional(),
@@ -123,12 +160,12 @@ where
 /// Runs a statement that answers no rows (`UPDATE`, `INSERT`) and says how many rows it changed:
 /// Diesel's own `UPDATE`s are never kept prepared (their text may vary with the values), so the
 /// writes every shipment makes are written here once instead.
-pub(crate) fn execute(
+pub(crate) fn execute<S: Statement>(
     conn: &mut AnyConnection,
-    sql: &'static str,
+    statement: S,
     params: Vec<Param<'_>>,
 ) -> QueryResult<usize> {
-    let query = Prepared::new(sql, params);
+    let query = Prepared::new(statement, params);
     match conn {
         AnyConnection::Postgresql(c) => query.execute(c),
         AnyConnection::Sqlite(c) => query.execute(c),
@@ -145,19 +182,19 @@ fn placeholder_error(sql: &str) -> diesel::result::Error {
     )
 }
 
-impl QueryId for Prepared<'_> {
-    type QueryId = ();
-    // No type-level id: the statement cache keys it by its text, which is fixed per statement.
-    const HAS_STATIC_QUERY_ID: bool = false;
+impl<S: Statement> QueryId for Prepared<'_, S> {
+    // The statement's own type: the cache finds it without building its text.
+    type QueryId = S;
+    const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl Query for Prepared<'_> {
+impl<S: Statement> Query for Prepared<'_, S> {
     type SqlType = Untyped;
 }
 
-impl RunQueryDsl<PgConnection> for Prepared<'_> {}
+impl<S: Statement> RunQueryDsl<PgConnection> for Prepared<'_, S> {}
 
-impl RunQueryDsl<SqliteConnection> for Prepared<'_> {}
+impl<S: Statement> RunQueryDsl<SqliteConnection> for Prepared<'_, S> {}
 
 #[cfg(test)]
 mod tests {
@@ -167,7 +204,7 @@ mod tests {
     fn each_placeholder_binds_its_value_where_it_appears() {
         let ids = [7_i64, 8];
         let query = Prepared::new(
-            "SELECT $2, $1 WHERE $2 = ANY($3)",
+            statement!("SELECT $2, $1 WHERE $2 = ANY($3)"),
             vec![Param::Integer(1), Param::BigInt(7), Param::BigInts(&ids)],
         );
         let sql = diesel::debug_query::<Pg, _>(&query).to_string();
@@ -176,8 +213,25 @@ mod tests {
     }
 
     #[test]
+    fn each_statement_is_kept_under_a_type_of_its_own() {
+        fn cache_id<S: Statement>(_: &S) -> Option<std::any::TypeId> {
+            Prepared::<S>::query_id()
+        }
+        // The same text twice still makes two types: a cache entry is never shared by accident.
+        let first = statement!("SELECT $1");
+        let second = statement!("SELECT $1");
+        assert!(
+            cache_id(&first).is_some(),
+            "found by type, not by building its text"
+        );
+        assert_ne!(cache_id(&first), cache_id(&second));
+        let query = Prepared::new(first, vec![Param::Integer(1)]);
+        assert!(QueryFragment::<Pg>::is_safe_to_cache_prepared(&query, &Pg).unwrap_or(false));
+    }
+
+    #[test]
     fn a_placeholder_without_a_value_is_an_error_not_a_panic() {
-        let query = Prepared::new("SELECT $2", vec![Param::Integer(1)]);
+        let query = Prepared::new(statement!("SELECT $2"), vec![Param::Integer(1)]);
         let error = query
             .to_sql(&mut diesel::pg::PgQueryBuilder::default(), &Pg)
             .unwrap_err();

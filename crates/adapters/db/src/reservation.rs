@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::persist::move_line;
-use crate::prepared::{execute, Param};
+use crate::prepared::{execute, statement, Param};
 use crate::rows::{AttemptRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::shipment_lines;
 
@@ -52,7 +52,7 @@ const INSERT_SHIPMENT: &str = "INSERT INTO shipments (order_id, number, state, g
      $19, $20, $21)";
 
 fn insert_shipment(conn: &mut AnyConnection, row: &ShipmentRow) -> Result<(), DbError> {
-    execute(conn, INSERT_SHIPMENT, shipment_params(row))?;
+    execute(conn, statement!(INSERT_SHIPMENT), shipment_params(row))?;
     Ok(())
 }
 
@@ -107,7 +107,7 @@ pub(crate) fn write_reservation(
     }
     execute(
         conn,
-        RESERVE_ORDER,
+        statement!(RESERVE_ORDER),
         vec![
             Param::Integer(number + 1),
             Param::BigInt(write.committed),

@@ -17,7 +17,7 @@ use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::{load_lines, load_shipment, lock_order, read_order};
 use crate::persist::{apply_written, write_change, write_moves, write_row};
-use crate::prepared::{returning_one, Param};
+use crate::prepared::{returning_one, statement, Param};
 use crate::reservation::{self, ReservationWrite};
 use crate::rows::{flag, int, AttemptRow, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{capture_attempts, orders};
@@ -313,7 +313,7 @@ pub(crate) fn settle_capture(
         };
         let settled: Option<SettledAttempt> = returning_one(
             conn,
-            SETTLE_ATTEMPT,
+            statement!(SETTLE_ATTEMPT),
             vec![
                 Param::Text(state),
                 Param::NullableText(reference),

@@ -267,9 +267,9 @@ fn group_is_open(conn: &mut AnyConnection) -> bool {
         return false;
     }
     // Kept prepared: this runs after every write (`sql_query` would be parsed each time).
-    crate::prepared::returning_one::<Marks>(
+    crate::prepared::returning_one::<Marks, _>(
         conn,
-        "SELECT count(*) AS marks FROM temp.consign_group",
+        crate::prepared::statement!("SELECT count(*) AS marks FROM temp.consign_group"),
         Vec::new(),
     )
     .is_ok_and(|m| m.is_some_and(|m| m.marks == 1))

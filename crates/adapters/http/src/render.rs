@@ -26,47 +26,66 @@ pub fn flag(value: bool) -> Value {
 /// Each URL carries `token=<expiry>.<hmac>`: an HMAC-SHA256 of shipment, kind and expiry under a
 /// secret shared by every instance, so a warehouse can open or print the link without the API
 /// key, and a token works for no other shipment or kind and not after it expires.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DocumentLinks {
     /// `CONSIGN_PUBLIC_URL` followed by the base path.
     pub prefix: String,
-    secret: std::sync::Arc<str>,
+    /// The HMAC with its key already absorbed: every answer signs three links, and keying anew
+    /// each time hashed the key's two blocks again.
+    keyed: hmac::Hmac<sha2::Sha256>,
     ttl_secs: i64,
+}
+
+impl std::fmt::Debug for DocumentLinks {
+    // The keyed state is derived from the secret: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocumentLinks")
+            .field("prefix", &self.prefix)
+            .field("ttl_secs", &self.ttl_secs)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DocumentLinks {
     /// Links under `prefix`, signed with `secret`, valid for `ttl_secs`.
     pub fn new(prefix: String, secret: &str, ttl_secs: i64) -> Self {
+        use hmac::Mac;
         DocumentLinks {
             prefix,
-            secret: secret.into(),
+            keyed: hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+                .expect("HMAC takes keys of any length"),
             ttl_secs,
         }
     }
 
+    /// The MAC of `<shipment>:<kind>:<expiry>`.
     fn mac(&self, shipment: &str, kind: &str, expiry: i64) -> hmac::Hmac<sha2::Sha256> {
         use hmac::Mac;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(self.secret.as_bytes())
-            .expect("HMAC takes keys of any length");
-        mac.update(format!("{shipment}:{kind}:{expiry}").as_bytes());
+        let mut mac = self.keyed.clone();
+        mac.update(shipment.as_bytes());
+        mac.update(b":");
+        mac.update(kind.as_bytes());
+        mac.update(b":");
+        mac.update(expiry.to_string().as_bytes());
         mac
     }
 
     /// The signed URL of one document kind (`delivery-note`, `proforma`, `invoice`).
     pub fn url(&self, shipment: ShipmentId, kind: &str) -> String {
         use hmac::Mac;
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let expiry = now_secs() + self.ttl_secs;
-        let tag: String = self
-            .mac(&shipment.to_string(), kind, expiry)
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!(
-            "{}/documents/{shipment}/{kind}.pdf?token={expiry}.{tag}",
+        let tag = self.mac(&shipment.to_string(), kind, expiry).finalize();
+        let mut url = format!(
+            "{}/documents/{shipment}/{kind}.pdf?token={expiry}.",
             self.prefix
-        )
+        );
+        url.reserve(64);
+        for byte in tag.into_bytes() {
+            url.push(char::from(HEX[usize::from(byte >> 4)]));
+            url.push(char::from(HEX[usize::from(byte & 0xf)]));
+        }
+        url
     }
 
     /// The signed URL of a return's credit note (`credit-note-<return>` of its shipment).
@@ -399,6 +418,27 @@ pub fn return_object(r: &ReturnView, links: Option<&DocumentLinks>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn document_tokens_are_the_hmac_of_shipment_kind_and_expiry() {
+        // Links already sent (in mails, on printed notes) must keep verifying: the tag is the
+        // HMAC-SHA256 of `<shipment>:<kind>:<expiry>` under the secret, in lowercase hex.
+        use hmac::Mac;
+        let links = DocumentLinks::new("http://x/api/order".into(), "secret", 60);
+        let url = links.url("83651-1".parse().unwrap(), "invoice");
+        let (path, token) = url.split_once("?token=").unwrap();
+        assert_eq!(path, "http://x/api/order/documents/83651-1/invoice.pdf");
+        let (expiry, tag) = token.split_once('.').unwrap();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"secret").unwrap();
+        mac.update(format!("83651-1:invoice:{expiry}").as_bytes());
+        let expected: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(tag, expected);
+    }
 
     #[test]
     fn document_tokens_bind_shipment_kind_and_expiry() {
