@@ -97,15 +97,20 @@ pub(crate) fn issue_invoice(
     now: Timestamp,
 ) -> Result<(), DbError> {
     let invoice_number = bump_counter(conn, "invoice_number", 1)?;
-    diesel::insert_into(invoices::table)
-        .values((
-            invoices::number.eq(invoice_number),
-            invoices::order_id.eq(order_id),
-            invoices::shipment_number.eq(number),
-            invoices::amount.eq(amount),
-            invoices::issued_at.eq(now.0),
-        ))
-        .execute(conn)?;
+    execute(
+        conn,
+        statement!(
+            "INSERT INTO invoices (number, order_id, shipment_number, amount, issued_at) \
+             VALUES ($1, $2, $3, $4, $5)"
+        ),
+        vec![
+            Param::BigInt(invoice_number),
+            Param::BigInt(order_id),
+            Param::Integer(number),
+            Param::BigInt(amount),
+            Param::BigInt(now.0),
+        ],
+    )?;
     Ok(())
 }
 

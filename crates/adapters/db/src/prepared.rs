@@ -39,6 +39,10 @@ pub(crate) enum Param<'a> {
 pub(crate) trait Statement: 'static {
     /// The text, with `$1 ... $n` placeholders.
     const SQL: &'static str;
+
+    /// The text split at its placeholders, once per process: every run binds its values
+    /// without searching the text again.
+    fn layout() -> &'static Layout;
 }
 
 /// The [`Statement`] for a text: `statement!("UPDATE ... WHERE id = $1")` or
@@ -48,11 +52,53 @@ macro_rules! statement {
         struct Text;
         impl $crate::prepared::Statement for Text {
             const SQL: &'static str = $sql;
+
+            fn layout() -> &'static $crate::prepared::Layout {
+                static LAYOUT: std::sync::OnceLock<$crate::prepared::Layout> =
+                    std::sync::OnceLock::new();
+                LAYOUT.get_or_init(|| $crate::prepared::Layout::of(Self::SQL))
+            }
         }
         Text
     }};
 }
 pub(crate) use statement;
+
+/// A statement's text split at its placeholders: the text before each placeholder with the
+/// placeholder's number (from 1), then the rest.
+pub(crate) struct Layout {
+    parts: Vec<(&'static str, usize)>,
+    rest: &'static str,
+    /// The text has a `$` without a number after it.
+    malformed: bool,
+}
+
+impl Layout {
+    pub(crate) fn of(sql: &'static str) -> Layout {
+        let mut parts = Vec::new();
+        let mut rest = sql;
+        while let Some(at) = rest.find('$') {
+            let digits = rest[at + 1..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            let Ok(number) = rest[at + 1..at + 1 + digits].parse::<usize>() else {
+                return Layout {
+                    parts,
+                    rest,
+                    malformed: true,
+                };
+            };
+            parts.push((&rest[..at], number));
+            rest = &rest[at + 1 + digits..];
+        }
+        Layout {
+            parts,
+            rest,
+            malformed: false,
+        }
+    }
+}
 
 /// A statement with `$1 ... $n` placeholders and the values they stand for.
 pub(crate) struct Prepared<'a, S> {
@@ -78,24 +124,19 @@ impl<'a, S: Statement> Prepared<'a, S> {
         mut out: AstPass<'_, 'b, DB>,
         bind: impl Fn(&mut AstPass<'_, 'b, DB>, &'b Param<'a>) -> QueryResult<()>,
     ) -> QueryResult<()> {
-        let mut rest = S::SQL;
-        while let Some(at) = rest.find('$') {
-            out.push_sql(&rest[..at]);
-            let digits = rest[at + 1..]
-                .bytes()
-                .take_while(u8::is_ascii_digit)
-                .count();
-            let index: usize = rest[at + 1..at + 1 + digits]
-                .parse()
-                .map_err(|_| placeholder_error(S::SQL))?;
-            let param = index
+        let layout = S::layout();
+        if layout.malformed {
+            return Err(placeholder_error(S::SQL));
+        }
+        for &(text, number) in &layout.parts {
+            out.push_sql(text);
+            let param = number
                 .checked_sub(1)
                 .and_then(|i| self.params.get(i))
                 .ok_or_else(|| placeholder_error(S::SQL))?;
             bind(&mut out, param)?;
-            rest = &rest[at + 1 + digits..];
         }
-        out.push_sql(rest);
+        out.push_sql(layout.rest);
         Ok(())
     }
 }
@@ -232,6 +273,11 @@ mod tests {
     #[test]
     fn a_placeholder_without_a_value_is_an_error_not_a_panic() {
         let query = Prepared::new(statement!("SELECT $2"), vec![Param::Integer(1)]);
+        let error = query
+            .to_sql(&mut diesel::pg::PgQueryBuilder::default(), &Pg)
+            .unwrap_err();
+        assert!(error.to_string().contains("placeholder without a value"));
+        let query = Prepared::new(statement!("SELECT $x"), vec![Param::Integer(1)]);
         let error = query
             .to_sql(&mut diesel::pg::PgQueryBuilder::default(), &Pg)
             .unwrap_err();

@@ -1,14 +1,11 @@
 //! What the reserve step writes once the domain has planned a shipment, and the portable way of
 //! writing it (a statement each; PostgreSQL's one-statement version is in `postgres.rs`).
 
-use diesel::prelude::*;
-
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::persist::move_line;
 use crate::prepared::{execute, statement, Param};
 use crate::rows::{AttemptRow, ShipmentLineRow, ShipmentRow};
-use crate::schema::shipment_lines;
 
 /// What the reserve step writes once the domain has planned the shipment.
 pub(crate) struct ReservationWrite<'a> {
@@ -93,9 +90,19 @@ pub(crate) fn write_reservation(
     insert_shipment(conn, write.shipment)?;
     let in_capture = i32::from(write.in_capture);
     for line in write.lines {
-        diesel::insert_into(shipment_lines::table)
-            .values(line.clone())
-            .execute(conn)?;
+        execute(
+            conn,
+            statement!(
+                "INSERT INTO shipment_lines (order_id, number, line_id, quantity) \
+                 VALUES ($1, $2, $3, $4)"
+            ),
+            vec![
+                Param::BigInt(line.order_id),
+                Param::Integer(line.number),
+                Param::BigInt(line.line_id),
+                Param::Integer(line.quantity),
+            ],
+        )?;
         // Guarded: can never push allocated past quantity, whatever happened before.
         move_line(
             conn,
