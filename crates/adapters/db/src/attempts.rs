@@ -26,7 +26,7 @@ pub(crate) fn provider_key(installation: &str, shipment: ShipmentId, attempt: u3
 }
 
 /// A provider key without its attempt number.
-fn provider_key_prefix(installation: &str, shipment: ShipmentId) -> String {
+pub(crate) fn provider_key_prefix(installation: &str, shipment: ShipmentId) -> String {
     format!("consign-{installation}-{shipment}-")
 }
 

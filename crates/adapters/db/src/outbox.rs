@@ -14,7 +14,7 @@ use crate::schema::{invoices, outbox};
 const SHIPPING_CONFIRMATION: &str = "shipping_confirmation";
 /// Followed by `:<return id>`: one per return (the table keeps one row per shipment and kind).
 const REFUND_CONFIRMATION: &str = "refund_confirmation";
-const PENDING: &str = "pending";
+pub(crate) const PENDING: &str = "pending";
 const SENDING: &str = "sending";
 const SENT: &str = "sent";
 
@@ -26,6 +26,9 @@ pub(crate) fn queue_confirmation(
     number: i32,
     now: Timestamp,
 ) -> Result<(), DbError> {
+    if let AnyConnection::Postgresql(pg) = conn {
+        return crate::postgres::queue_once(pg, order_id, number, SHIPPING_CONFIRMATION, now);
+    }
     let exists: i64 = outbox::table
         .filter(outbox::order_id.eq(order_id))
         .filter(outbox::number.eq(number))
@@ -96,6 +99,9 @@ pub(crate) fn issue_invoice(
     amount: i64,
     now: Timestamp,
 ) -> Result<(), DbError> {
+    if let AnyConnection::Postgresql(pg) = conn {
+        return crate::postgres::issue_invoice(pg, order_id, number, amount, now);
+    }
     let invoice_number = bump_counter(conn, "invoice_number", 1)?;
     execute(
         conn,

@@ -4,19 +4,21 @@
 //! load those round trips, not the work inside them, bounded the throughput: the reserve step
 //! took eleven and the settle step nine. Data-modifying `WITH` clauses let one statement do what
 //! the portable statements do one by one, with the same guards; SQLite (no such clauses, and no
-//! round trips to save) keeps the portable versions. The contract tests run both.
+//! round trips to save) keeps the portable versions. The contract tests run both. A later
+//! capture's start (complete or capture on an uncaptured shipment) is written the same way.
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel::PgConnection;
 
-use consign_domain::{ShipmentEvent, ShipmentState};
+use consign_domain::{ShipmentChange, ShipmentEvent, ShipmentState};
 use consign_ports::Timestamp;
 
+use crate::attempts::ATTEMPT_PENDING;
 use crate::error::DbError;
 use crate::prepared::{statement, Param, Prepared};
 use crate::reservation::{line_changed, ReservationWrite};
-use crate::rows::{int, ShipmentLineRow, ShipmentRow};
+use crate::rows::{flag, int, ShipmentLineRow, ShipmentRow};
 
 /// The parameters `$1`..`$35` both reserve statements bind: the shipment, its lines (as two
 /// arrays), the counters' changes and the attempt.
@@ -290,4 +292,213 @@ pub(crate) fn settle_captured(
         Ok::<_, DbError>((settled.row, lines))
     })
     .transpose()
+}
+
+/// What starting a later capture writes, as [`start_capture`] takes it: the decided change and
+/// the attempt's columns.
+pub(crate) struct CaptureStartWrite<'a> {
+    pub(crate) change: &'a ShipmentChange,
+    /// The provider key without its attempt number (`attempts::provider_key_prefix`).
+    pub(crate) key_prefix: &'a str,
+    pub(crate) amount: i64,
+    pub(crate) final_capture: bool,
+    /// The changes that wait for the capture, encoded (`changes::encode`).
+    pub(crate) on_capture: &'a str,
+    pub(crate) now: Timestamp,
+}
+
+impl CaptureStartWrite<'_> {
+    /// Whether one statement can write it: its lines are unchanged and each line moves once
+    /// (an `UPDATE ... FROM unnest(...)` changes a row once however often it is named).
+    pub(crate) fn fits_one_statement(&self) -> bool {
+        let moves = self.change.line_moves();
+        !self.change.lines_changed()
+            && moves
+                .iter()
+                .enumerate()
+                .all(|(i, a)| moves[..i].iter().all(|b| b.line_id != a.line_id))
+    }
+}
+
+/// Starts a later capture (complete or capture on an uncaptured shipment) in one statement,
+/// inside the caller's transaction, under the order lock: the shipment's state, flags and
+/// capture amount (guarded by the state the change was decided on), the line moves and the
+/// order's counters with the portable statements' guards (`persist.rs`), and the next attempt
+/// numbered by the statement itself. Answers the attempt's provider key; a guard that did not
+/// hold is an error, and the caller's transaction rolls everything back.
+pub(crate) fn start_capture(
+    conn: &mut PgConnection,
+    write: &CaptureStartWrite<'_>,
+) -> Result<String, DbError> {
+    #[derive(QueryableByName)]
+    struct Started {
+        #[diesel(sql_type = BigInt)]
+        shipment: i64,
+        #[diesel(sql_type = BigInt)]
+        moved: i64,
+        #[diesel(sql_type = BigInt)]
+        counters: i64,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        idempotency_key: Option<String>,
+    }
+    let change = write.change;
+    let (before, after) = (change.before(), change.after());
+    let id = after.id();
+    let flags = after.flags();
+    let moves = change.line_moves();
+    let line_ids: Vec<i64> = moves.iter().map(|m| m.line_id.0).collect();
+    let to_i32 = |by: i64, line: i64| i32::try_from(by).map_err(|_| line_changed(line));
+    let allocated = moves
+        .iter()
+        .map(|m| to_i32(m.allocated, m.line_id.0))
+        .collect::<Result<Vec<i32>, _>>()?;
+    let in_capture = moves
+        .iter()
+        .map(|m| to_i32(m.in_capture, m.line_id.0))
+        .collect::<Result<Vec<i32>, _>>()?;
+    let committed = change.committed_change();
+    let fee = change.shipping_fee_committed();
+    let moves_order = !moves.is_empty() || committed != 0 || fee.is_some();
+    let started: Started = Prepared::new(
+        statement!(
+            "WITH shipment AS ( \
+               UPDATE shipments SET state = $1, capture_amount = $2, carries_shipping_fee = $3, \
+                 gtg = $4, shipped = $5, needs_review = $6, updated_at = $7 \
+               WHERE order_id = $8 AND number = $9 AND state = $10 \
+               RETURNING 1), \
+             moved AS ( \
+               UPDATE order_lines SET allocated = order_lines.allocated + x.add_allocated, \
+                 in_capture = order_lines.in_capture + x.add_in_capture \
+               FROM unnest($11, $12, $13) AS x(line_id, add_allocated, add_in_capture) \
+               WHERE order_lines.order_id = $8 AND order_lines.line_id = x.line_id \
+                 AND order_lines.allocated + x.add_allocated <= order_lines.quantity \
+                 AND order_lines.in_capture + x.add_in_capture >= 0 \
+                 AND order_lines.in_capture + x.add_in_capture \
+                   <= order_lines.allocated + x.add_allocated \
+               RETURNING 1), \
+             counters AS ( \
+               UPDATE orders SET committed = committed + $14, \
+                 shipping_fee_committed = COALESCE($15, shipping_fee_committed), \
+                 version = version + 1 \
+               WHERE id = $8 AND committed + $14 >= 0 AND $16 = 1 \
+               RETURNING 1), \
+             attempt AS ( \
+               INSERT INTO capture_attempts (order_id, number, attempt, idempotency_key, amount, \
+                 final_capture, state, created_at, updated_at, passes, void_on_decline, \
+                 on_capture) \
+               SELECT $8, $9, COALESCE(MAX(attempt), 0) + 1, \
+                 $17 || CAST(COALESCE(MAX(attempt), 0) + 1 AS TEXT), $18, $19, $20, $7, $7, 0, 0, \
+                 $21 \
+               FROM capture_attempts WHERE order_id = $8 AND number = $9 \
+               RETURNING idempotency_key) \
+             SELECT (SELECT count(*) FROM shipment) AS shipment, \
+               (SELECT count(*) FROM moved) AS moved, \
+               (SELECT count(*) FROM counters) AS counters, \
+               (SELECT idempotency_key FROM attempt) AS idempotency_key"
+        ),
+        vec![
+            Param::Text(after.state().as_str()),
+            Param::NullableBigInt(after.capture_amount().map(|m| m.minor())),
+            Param::Integer(flag(after.carries_shipping_fee())),
+            Param::Integer(flag(flags.good_to_go)),
+            Param::Integer(flag(flags.shipped)),
+            Param::Integer(flag(flags.needs_review)),
+            Param::BigInt(write.now.0),
+            Param::BigInt(id.order.0),
+            Param::Integer(int(id.number)),
+            Param::Text(before.state().as_str()),
+            Param::BigInts(&line_ids),
+            Param::Integers(&allocated),
+            Param::Integers(&in_capture),
+            Param::BigInt(committed),
+            Param::NullableInteger(fee.map(flag)),
+            Param::Integer(flag(moves_order)),
+            Param::Text(write.key_prefix),
+            Param::BigInt(write.amount),
+            Param::Integer(flag(write.final_capture)),
+            Param::Text(ATTEMPT_PENDING),
+            Param::NullableText(Some(write.on_capture)),
+        ],
+    )
+    .get_result(conn)?;
+    if started.shipment != 1 {
+        return Err(DbError::Corrupt(format!(
+            "shipment {id} changed under the order lock"
+        )));
+    }
+    if started.moved != i64::try_from(moves.len()).unwrap_or(i64::MAX) {
+        return Err(line_changed(line_ids.first().copied().unwrap_or(0)));
+    }
+    if started.counters != i64::from(flag(moves_order)) {
+        return Err(DbError::Corrupt(format!(
+            "order {}'s committed amount changed under the order lock",
+            id.order.0
+        )));
+    }
+    started
+        .idempotency_key
+        .ok_or_else(|| DbError::Corrupt(format!("no attempt recorded for {id}")))
+}
+
+/// Queues an outbox message of `kind` for a shipment unless one is queued already, in one
+/// statement (the portable path: a check, the counter, the row), inside the caller's
+/// transaction, whose order lock keeps two from being queued at once.
+pub(crate) fn queue_once(
+    conn: &mut PgConnection,
+    order_id: i64,
+    number: i32,
+    kind: &str,
+    now: Timestamp,
+) -> Result<(), DbError> {
+    Prepared::new(
+        statement!(
+            "WITH id AS ( \
+               UPDATE counters SET value = value + 1 \
+               WHERE name = 'outbox_id' AND NOT EXISTS (SELECT 1 FROM outbox \
+                 WHERE order_id = $1 AND number = $2 AND kind = $3) \
+               RETURNING value) \
+             INSERT INTO outbox (id, order_id, number, kind, state, attempts, due_at, created_at) \
+             SELECT value, $1, $2, $3, $4, 0, $5, $5 FROM id"
+        ),
+        vec![
+            Param::BigInt(order_id),
+            Param::Integer(number),
+            Param::Text(kind),
+            Param::Text(crate::outbox::PENDING),
+            Param::BigInt(now.0),
+        ],
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Numbers and writes a captured shipment's invoice in one statement (the portable path: the
+/// counter, then the row), inside the caller's transaction: both commit or neither.
+pub(crate) fn issue_invoice(
+    conn: &mut PgConnection,
+    order_id: i64,
+    number: i32,
+    amount: i64,
+    now: Timestamp,
+) -> Result<(), DbError> {
+    let written = Prepared::new(
+        statement!(
+            "WITH invoice_number AS ( \
+               UPDATE counters SET value = value + 1 WHERE name = 'invoice_number' \
+               RETURNING value) \
+             INSERT INTO invoices (number, order_id, shipment_number, amount, issued_at) \
+             SELECT value, $1, $2, $3, $4 FROM invoice_number"
+        ),
+        vec![
+            Param::BigInt(order_id),
+            Param::Integer(number),
+            Param::BigInt(amount),
+            Param::BigInt(now.0),
+        ],
+    )
+    .execute(conn)?;
+    if written != 1 {
+        return Err(DbError::Corrupt("no invoice_number counter".into()));
+    }
+    Ok(())
 }

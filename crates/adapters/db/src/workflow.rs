@@ -15,6 +15,7 @@ use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::{load_lines, load_shipment, lock_order};
 use crate::persist::{apply_written, write_change, write_moves, write_row};
+use crate::postgres::CaptureStartWrite;
 use crate::rows::{flag, int, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::shipments;
 
@@ -102,16 +103,34 @@ pub(crate) fn begin_capture(
         let authorization = order.payment().cloned().ok_or_else(|| {
             DbError::Corrupt(format!("capture of {id} planned without an authorisation"))
         })?;
-        write_change(conn, &change, None, now)?;
-        let key = crate::attempts::insert_next_attempt(
-            conn,
-            installation,
-            id,
-            plan.amount.minor(),
-            plan.completes_order,
-            &changes::encode(on_capture),
-            now.0,
-        )?;
+        let on_capture = changes::encode(on_capture);
+        let key_prefix = crate::attempts::provider_key_prefix(installation, id);
+        let write = CaptureStartWrite {
+            change: &change,
+            key_prefix: &key_prefix,
+            amount: plan.amount.minor(),
+            final_capture: plan.completes_order,
+            on_capture: &on_capture,
+            now,
+        };
+        let key = match &mut *conn {
+            // One statement instead of one per row (the round trips are what cost there).
+            AnyConnection::Postgresql(pg) if write.fits_one_statement() => {
+                crate::postgres::start_capture(pg, &write)?
+            }
+            conn => {
+                write_change(conn, &change, None, now)?;
+                crate::attempts::insert_next_attempt(
+                    conn,
+                    installation,
+                    id,
+                    write.amount,
+                    write.final_capture,
+                    &on_capture,
+                    now.0,
+                )?
+            }
+        };
         Ok(BeginCapture::Started(CaptureAttempt {
             shipment: id,
             authorization,

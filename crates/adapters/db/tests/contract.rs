@@ -1072,6 +1072,38 @@ async fn every_write_answers_what_a_read_of_the_shipment_gives() {
             "{}: complete, uncaptured",
             t.name
         );
+
+        // Invoices are issued in the settle that records a capture, numbered one after another
+        // (b's capture started later, d's at creation); a shipment has its confirmation queued
+        // once, when it becomes shipped (b by the changes that waited for its capture, e by its
+        // first complete and not again by its second).
+        t.db.apply_changes(e, None, shipped.clone(), Timestamp(18))
+            .await
+            .unwrap();
+        let invoice = |id| {
+            let db = &t.db;
+            async move { db.find_invoice(id).await.unwrap().map(|i| i.number) }
+        };
+        let (b_invoice, d_invoice) = (invoice(b).await, invoice(d.shipment).await);
+        assert!(b_invoice.is_some(), "{}: b invoiced", t.name);
+        assert_eq!(d_invoice, b_invoice.map(|n| n + 1), "{}", t.name);
+        assert_eq!(invoice(e).await, None, "{}: e is not captured", t.name);
+        let queued =
+            t.db.claim_outbox(Timestamp(100), 60_000, 100)
+                .await
+                .unwrap();
+        let confirmations = |id| {
+            queued
+                .iter()
+                .filter(|m| m.shipment == id && m.kind == OutboxKind::ShippingConfirmation)
+                .count()
+        };
+        assert_eq!(
+            (confirmations(b), confirmations(e), confirmations(a)),
+            (1, 1, 0),
+            "{}: {queued:?}",
+            t.name
+        );
     })
     .await;
 }

@@ -88,12 +88,16 @@ fn sek() -> Currency {
     "SEK".parse().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_captured_shipment_costs_at_most_three_round_trips_on_postgresql() {
+/// A throwaway PostgreSQL database reached through a counting proxy, with order 1 imported
+/// (one line of 1,000 units); `None` when PostgreSQL is unreachable outside CI.
+async fn order_through_a_proxy() -> Option<(Throwaway, Proxy, Database, LineId)> {
     let throwaway = match Throwaway::postgres() {
         Ok(t) => t,
         Err(why) if postgres_required() => panic!("CI=true but PostgreSQL is unreachable: {why}"),
-        Err(why) => return eprintln!("SKIPPED (PostgreSQL unreachable: {why})"),
+        Err(why) => {
+            eprintln!("SKIPPED (PostgreSQL unreachable: {why})");
+            return None;
+        }
     };
     // postgres://user@host:port/name: the proxy takes the place of host:port.
     let (scheme_user, rest) = throwaway.url.split_once('@').expect("user@host");
@@ -129,6 +133,14 @@ async fn a_captured_shipment_costs_at_most_three_round_trips_on_postgresql() {
         .await
         .expect("import");
     let line = imported.order.lines()[0].line_id();
+    Some((throwaway, proxy, db, line))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_shipment_costs_at_most_three_round_trips_on_postgresql() {
+    let Some((_throwaway, proxy, db, line)) = order_through_a_proxy().await else {
+        return;
+    };
     let ship = || async {
         let reservation = db
             .reserve_shipment(
@@ -192,4 +204,76 @@ async fn a_captured_shipment_costs_at_most_three_round_trips_on_postgresql() {
     let order = &db.list_orders(OrderQuery::default()).await.expect("list")[0];
     assert_eq!(order.order.line(line).unwrap().allocated(), 25);
     assert_eq!(order.order.committed().minor(), 25 * 1_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_capture_starts_in_six_round_trips_on_postgresql() {
+    let Some((_throwaway, proxy, db, line)) = order_through_a_proxy().await else {
+        return;
+    };
+    let mut number = 0;
+    let mut start = || {
+        number += 1;
+        let (db, proxy) = (&db, &proxy);
+        async move {
+            let reservation = db
+                .reserve_shipment(
+                    OrderId(1),
+                    ShipmentRequest {
+                        lines: vec![ShipmentLine {
+                            line_id: line,
+                            quantity: 2,
+                        }],
+                        capture: false,
+                        deduct_previous_costs: false,
+                    },
+                    Providers::any(),
+                    ShipmentDetails::default(),
+                    None,
+                    Timestamp(2),
+                )
+                .await
+                .expect("reserve uncaptured");
+            assert!(reservation.attempt.is_none());
+            let id = reservation.shipment.id;
+            assert_eq!(id.number, number);
+            let before = proxy.round_trips();
+            let started = db
+                .begin_capture(
+                    id,
+                    None,
+                    Providers::any(),
+                    ShipmentChanges {
+                        shipped: true,
+                        ..ShipmentChanges::default()
+                    },
+                    Timestamp(3),
+                )
+                .await
+                .expect("begin capture");
+            let BeginCapture::Started(attempt) = started else {
+                panic!("an uncaptured shipment starts its capture");
+            };
+            assert!(
+                attempt.idempotency_key.ends_with(&format!("-{number}-1")),
+                "{}",
+                attempt.idempotency_key
+            );
+            proxy.round_trips() - before
+        }
+    };
+    // The first ones prepare each statement once per connection (a round trip of its own).
+    for _ in 0..3 {
+        start().await;
+    }
+    let trips = start().await;
+    eprintln!("round trips to start a later capture: {trips}");
+    // Written as the statement-per-row path writes it (which sends 9).
+    let order = &db.list_orders(OrderQuery::default()).await.expect("list")[0];
+    let line = order.order.line(line).unwrap();
+    assert_eq!((line.allocated(), line.in_capture()), (8, 8));
+    assert_eq!(order.order.committed().minor(), 8 * 1_000);
+    // Begin, the order's lock, the shipment with its lines, the order's lines, one write of the
+    // shipment, the line moves, the counters and the attempt, commit.
+    assert!(trips <= 6, "{trips} round trips to start a later capture");
 }
