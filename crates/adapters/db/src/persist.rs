@@ -45,30 +45,37 @@ pub(crate) fn write_change(
     let (before, after) = (change.before(), change.after());
     let id = after.id();
     let (order_id, number) = (id.order.0, int(id.number));
-    let flags = after.flags();
-    let written = execute(
-        conn,
-        statement!(UPDATE_SHIPMENT),
-        vec![
-            Param::Text(after.state().as_str()),
-            Param::NullableBigInt(after.capture_amount().map(|m| m.minor())),
-            Param::Integer(flag(after.carries_shipping_fee())),
-            Param::Integer(flag(flags.good_to_go)),
-            Param::Integer(flag(flags.shipped)),
-            Param::Integer(flag(flags.needs_review)),
-            Param::BigInt(now.0),
-            Param::NullableText(capture_reference),
-            Param::BigInt(order_id),
-            Param::Integer(number),
-            Param::Text(before.state().as_str()),
-        ],
-    )?;
+    let mut params = decided_columns(change, now);
+    params.extend([
+        Param::NullableText(capture_reference),
+        Param::BigInt(order_id),
+        Param::Integer(number),
+        Param::Text(before.state().as_str()),
+    ]);
+    let written = execute(conn, statement!(UPDATE_SHIPMENT), params)?;
     if written != 1 {
         return Err(DbError::Corrupt(format!(
             "shipment {id} changed under the order lock"
         )));
     }
     write_moves(conn, change)
+}
+
+/// The shipment's columns a change decides, as `$1`..`$7`: state, capture amount, shipping
+/// fee, good to go, shipped, needs review, updated at (PostgreSQL's start of a capture numbers
+/// them the same way).
+pub(crate) fn decided_columns(change: &ShipmentChange, now: Timestamp) -> Vec<Param<'_>> {
+    let after = change.after();
+    let flags = after.flags();
+    vec![
+        Param::Text(after.state().as_str()),
+        Param::NullableBigInt(after.capture_amount().map(|m| m.minor())),
+        Param::Integer(flag(after.carries_shipping_fee())),
+        Param::Integer(flag(flags.good_to_go)),
+        Param::Integer(flag(flags.shipped)),
+        Param::Integer(flag(flags.needs_review)),
+        Param::BigInt(now.0),
+    ]
 }
 
 /// Every column a settle or complete decides, from a row the caller computed: the changes

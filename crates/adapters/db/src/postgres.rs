@@ -344,7 +344,6 @@ pub(crate) fn start_capture(
     let change = write.change;
     let (before, after) = (change.before(), change.after());
     let id = after.id();
-    let flags = after.flags();
     let moves = change.line_moves();
     let line_ids: Vec<i64> = moves.iter().map(|m| m.line_id.0).collect();
     let to_i32 = |by: i64, line: i64| i32::try_from(by).map_err(|_| line_changed(line));
@@ -396,29 +395,26 @@ pub(crate) fn start_capture(
                (SELECT count(*) FROM counters) AS counters, \
                (SELECT idempotency_key FROM attempt) AS idempotency_key"
         ),
-        vec![
-            Param::Text(after.state().as_str()),
-            Param::NullableBigInt(after.capture_amount().map(|m| m.minor())),
-            Param::Integer(flag(after.carries_shipping_fee())),
-            Param::Integer(flag(flags.good_to_go)),
-            Param::Integer(flag(flags.shipped)),
-            Param::Integer(flag(flags.needs_review)),
-            Param::BigInt(write.now.0),
-            Param::BigInt(id.order.0),
-            Param::Integer(int(id.number)),
-            Param::Text(before.state().as_str()),
-            Param::BigInts(&line_ids),
-            Param::Integers(&allocated),
-            Param::Integers(&in_capture),
-            Param::BigInt(committed),
-            Param::NullableInteger(fee.map(flag)),
-            Param::Integer(flag(moves_order)),
-            Param::Text(write.key_prefix),
-            Param::BigInt(write.amount),
-            Param::Integer(flag(write.final_capture)),
-            Param::Text(ATTEMPT_PENDING),
-            Param::NullableText(Some(write.on_capture)),
-        ],
+        {
+            let mut params = crate::persist::decided_columns(change, write.now);
+            params.extend([
+                Param::BigInt(id.order.0),
+                Param::Integer(int(id.number)),
+                Param::Text(before.state().as_str()),
+                Param::BigInts(&line_ids),
+                Param::Integers(&allocated),
+                Param::Integers(&in_capture),
+                Param::BigInt(committed),
+                Param::NullableInteger(fee.map(flag)),
+                Param::Integer(flag(moves_order)),
+                Param::Text(write.key_prefix),
+                Param::BigInt(write.amount),
+                Param::Integer(flag(write.final_capture)),
+                Param::Text(ATTEMPT_PENDING),
+                Param::NullableText(Some(write.on_capture)),
+            ]);
+            params
+        },
     )
     .get_result(conn)?;
     if started.shipment != 1 {

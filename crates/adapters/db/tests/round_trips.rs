@@ -136,30 +136,34 @@ async fn order_through_a_proxy() -> Option<(Throwaway, Proxy, Database, LineId)>
     Some((throwaway, proxy, db, line))
 }
 
+/// Reserves `quantity` units of order 1's `line`, captured or not.
+async fn reserve(db: &Database, line: LineId, quantity: u32, capture: bool) -> Reservation {
+    db.reserve_shipment(
+        OrderId(1),
+        ShipmentRequest {
+            lines: vec![ShipmentLine {
+                line_id: line,
+                quantity,
+            }],
+            capture,
+            deduct_previous_costs: false,
+        },
+        Providers::any(),
+        ShipmentDetails::default(),
+        None,
+        Timestamp(2),
+    )
+    .await
+    .expect("reserve")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_captured_shipment_costs_at_most_three_round_trips_on_postgresql() {
     let Some((_throwaway, proxy, db, line)) = order_through_a_proxy().await else {
         return;
     };
     let ship = || async {
-        let reservation = db
-            .reserve_shipment(
-                OrderId(1),
-                ShipmentRequest {
-                    lines: vec![ShipmentLine {
-                        line_id: line,
-                        quantity: 1,
-                    }],
-                    capture: true,
-                    deduct_previous_costs: false,
-                },
-                Providers::any(),
-                ShipmentDetails::default(),
-                None,
-                Timestamp(2),
-            )
-            .await
-            .expect("reserve");
+        let reservation = reserve(&db, line, 1, true).await;
         let attempt = reservation.attempt.expect("a capture attempt");
         let settled = db
             .settle_capture(
@@ -216,24 +220,7 @@ async fn a_later_capture_starts_in_six_round_trips_on_postgresql() {
         number += 1;
         let (db, proxy) = (&db, &proxy);
         async move {
-            let reservation = db
-                .reserve_shipment(
-                    OrderId(1),
-                    ShipmentRequest {
-                        lines: vec![ShipmentLine {
-                            line_id: line,
-                            quantity: 2,
-                        }],
-                        capture: false,
-                        deduct_previous_costs: false,
-                    },
-                    Providers::any(),
-                    ShipmentDetails::default(),
-                    None,
-                    Timestamp(2),
-                )
-                .await
-                .expect("reserve uncaptured");
+            let reservation = reserve(db, line, 2, false).await;
             assert!(reservation.attempt.is_none());
             let id = reservation.shipment.id;
             assert_eq!(id.number, number);
