@@ -14,7 +14,7 @@ use crate::schema::{invoices, outbox};
 const SHIPPING_CONFIRMATION: &str = "shipping_confirmation";
 /// Followed by `:<return id>`: one per return (the table keeps one row per shipment and kind).
 const REFUND_CONFIRMATION: &str = "refund_confirmation";
-pub(crate) const PENDING: &str = "pending";
+const PENDING: &str = "pending";
 const SENDING: &str = "sending";
 const SENT: &str = "sent";
 
@@ -27,7 +27,13 @@ pub(crate) fn queue_confirmation(
     now: Timestamp,
 ) -> Result<(), DbError> {
     if let AnyConnection::Postgresql(pg) = conn {
-        return crate::postgres::queue_once(pg, order_id, number, SHIPPING_CONFIRMATION, now);
+        return crate::postgres::queue_once(
+            pg,
+            order_id,
+            number,
+            (SHIPPING_CONFIRMATION, PENDING),
+            now,
+        );
     }
     let exists: i64 = outbox::table
         .filter(outbox::order_id.eq(order_id))

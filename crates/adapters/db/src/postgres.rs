@@ -436,14 +436,15 @@ pub(crate) fn start_capture(
         .ok_or_else(|| DbError::Corrupt(format!("no attempt recorded for {id}")))
 }
 
-/// Queues an outbox message of `kind` for a shipment unless one is queued already, in one
-/// statement (the portable path: a check, the counter, the row), inside the caller's
-/// transaction, whose order lock keeps two from being queued at once.
+/// Queues an outbox message of `kind` for a shipment, in the outbox's `state` for a message
+/// due now, unless one of that kind is queued already, in one statement (the portable path: a
+/// check, the counter, the row), inside the caller's transaction, whose order lock keeps two
+/// from being queued at once.
 pub(crate) fn queue_once(
     conn: &mut PgConnection,
     order_id: i64,
     number: i32,
-    kind: &str,
+    (kind, state): (&str, &str),
     now: Timestamp,
 ) -> Result<(), DbError> {
     Prepared::new(
@@ -460,7 +461,7 @@ pub(crate) fn queue_once(
             Param::BigInt(order_id),
             Param::Integer(number),
             Param::Text(kind),
-            Param::Text(crate::outbox::PENDING),
+            Param::Text(state),
             Param::BigInt(now.0),
         ],
     )
