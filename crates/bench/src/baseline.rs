@@ -121,6 +121,7 @@ pub fn pgbench(
         max,
         tally: Tally::default(),
         client_cpu_seconds: pgbench_cpu,
+        database_cpu_seconds: None,
     })
 }
 
@@ -210,6 +211,7 @@ pub fn sqlite_single_writer(
         max,
         tally: Tally::default(),
         client_cpu_seconds: writer_cpu,
+        database_cpu_seconds: None,
     })
 }
 

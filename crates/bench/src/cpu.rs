@@ -29,3 +29,25 @@ pub fn own_seconds() -> f64 {
 pub fn children_seconds() -> f64 {
     seconds("self", 13)
 }
+
+/// CPU seconds of every PostgreSQL process on this machine, when the server is local: its live
+/// processes' own and what the postmaster has reaped of the backends that ended (cutime,
+/// cstime). `None` when no `postgres` process is visible. Other databases of the same server
+/// count too (autovacuum, other clients): compare runs made alone on it.
+pub fn of_local_postgres() -> Option<f64> {
+    let mut total = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim_end() == "postgres" {
+            *total.get_or_insert(0.0) += seconds(pid, 11) + seconds(pid, 13);
+        }
+    }
+    total
+}

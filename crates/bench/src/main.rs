@@ -86,6 +86,7 @@ async fn run(options: Options) -> Result<bool, String> {
     // An older server does not count its statements: the figure is then left out.
     let statements_before = consign.statements_sent(&client).await.ok();
     let cpu_before = consign.cpu_seconds();
+    let database_before = database_cpu(&options);
     let generator_before = cpu::own_seconds();
     let started = Instant::now();
     let (mut tally, made) = load::drive(
@@ -101,6 +102,9 @@ async fn run(options: Options) -> Result<bool, String> {
     let shipments = made.shipments;
     let elapsed = started.elapsed();
     let cpu = consign.cpu_seconds() - cpu_before;
+    let database_cpu_seconds = database_cpu(&options)
+        .zip(database_before)
+        .map(|(a, b)| a - b);
     let generator_cpu = cpu::own_seconds() - generator_before;
     let statements = match statements_before {
         Some(before) => Some(consign.statements_sent(&client).await? - before),
@@ -136,6 +140,7 @@ async fn run(options: Options) -> Result<bool, String> {
         max,
         tally,
         client_cpu_seconds: cpu,
+        database_cpu_seconds,
     };
     if options.backend == Backend::Postgres {
         let url = options.client_url(&db.url);
@@ -161,7 +166,8 @@ async fn run(options: Options) -> Result<bool, String> {
             baseline::seed_orders(&mut raw, options.orders())?;
             history::analyze(&mut raw)?;
             drop(raw);
-            let result = match options.backend {
+            let database_before = database_cpu(&options);
+            let mut result = match options.backend {
                 Backend::Postgres => baseline::pgbench(
                     &options.client_url(&base_db.url),
                     kind,
@@ -177,6 +183,9 @@ async fn run(options: Options) -> Result<bool, String> {
                     options.orders(),
                 )?,
             };
+            result.database_cpu_seconds = database_cpu(&options)
+                .zip(database_before)
+                .map(|(a, b)| a - b);
             println!("{}", result.row());
             baselines.push((kind, result));
         }
@@ -280,6 +289,14 @@ async fn run(options: Options) -> Result<bool, String> {
     Ok(failures.is_empty()
         && measured.tally.server_errors == 0
         && measured.tally.transport_errors == 0)
+}
+
+/// The local PostgreSQL server's CPU seconds so far (`None` on SQLite).
+fn database_cpu(options: &Options) -> Option<f64> {
+    match options.backend {
+        Backend::Postgres => cpu::of_local_postgres(),
+        Backend::Sqlite => None,
+    }
 }
 
 fn main() -> ExitCode {

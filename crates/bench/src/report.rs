@@ -63,6 +63,9 @@ pub struct Measured {
     /// CPU seconds the database's client used for the run: Consign's server process, pgbench,
     /// or the SQLite writer loop.
     pub client_cpu_seconds: f64,
+    /// CPU seconds the (local) PostgreSQL server used for the run; `None` on SQLite, where the
+    /// database runs inside its client, or when the server is on another machine.
+    pub database_cpu_seconds: Option<f64>,
 }
 
 impl Measured {
@@ -75,6 +78,12 @@ impl Measured {
         self.client_cpu_seconds * 1000.0 / self.shipments.max(1) as f64
     }
 
+    /// The database server's CPU per shipment, in milliseconds, when it was measured.
+    pub fn database_cpu_ms_per_shipment(&self) -> Option<f64> {
+        self.database_cpu_seconds
+            .map(|seconds| seconds * 1000.0 / self.shipments.max(1) as f64)
+    }
+
     pub fn json(&self) -> Value {
         json!({
             "label": self.label,
@@ -84,6 +93,7 @@ impl Measured {
             "shipments_per_second": self.throughput(),
             "latency_ms": {"p50": self.p50, "p90": self.p90, "p99": self.p99, "max": self.max},
             "client_cpu_ms_per_shipment": self.cpu_ms_per_shipment(),
+            "database_cpu_ms_per_shipment": self.database_cpu_ms_per_shipment(),
             "answers": {"ok": self.tally.ok, "no": self.tally.no, "4xx": self.tally.client_errors,
                         "5xx": self.tally.server_errors, "transport": self.tally.transport_errors},
         })
@@ -91,21 +101,23 @@ impl Measured {
 
     pub fn row(&self) -> String {
         format!(
-            "{:<34} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>12.3}",
+            "{:<34} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>12.3} {:>15}",
             self.label,
             self.throughput(),
             self.p50,
             self.p90,
             self.p99,
             self.max,
-            self.cpu_ms_per_shipment()
+            self.cpu_ms_per_shipment(),
+            self.database_cpu_ms_per_shipment()
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.3}"))
         )
     }
 }
 
 pub fn header() -> String {
     format!(
-        "{:<34} {:>9} {:>8} {:>8} {:>8} {:>8} {:>12}",
-        "run", "ships/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "CPU ms/ship"
+        "{:<34} {:>9} {:>8} {:>8} {:>8} {:>8} {:>12} {:>15}",
+        "run", "ships/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "CPU ms/ship", "DB CPU ms/ship"
     )
 }

@@ -9,6 +9,7 @@ use crate::config::{Backend, DbConfig};
 use crate::connection::{build_pool, run_migrations, AnyConnection, Manager, Pool};
 use crate::error::DbError;
 use crate::schema::settings;
+use crate::snapshots::OrderSnapshots;
 use crate::statements::StatementCounter;
 use crate::writer::Writer;
 
@@ -22,6 +23,9 @@ pub struct Database {
     /// and commits what is queued together. `None` on PostgreSQL, whose row locks let writes to
     /// different orders run in parallel on the pool.
     writer: Option<Writer>,
+    /// Orders as this instance last wrote them, to plan a shipment without reading first
+    /// (PostgreSQL only: there a read is a round trip; SQLite reads in-process).
+    snapshots: Option<Arc<OrderSnapshots>>,
     /// The longest wait for a turn at the database before answering "unavailable".
     wait_limit: std::time::Duration,
     /// Requests waiting for a permit (for metrics).
@@ -63,7 +67,12 @@ impl Database {
             )?),
             Backend::Postgres => None,
         };
+        let snapshots = match config.backend {
+            Backend::Postgres => Some(Arc::new(OrderSnapshots::default())),
+            Backend::Sqlite => None,
+        };
         Ok(Database {
+            snapshots,
             permits: Arc::new(Semaphore::new(config.pool_size as usize)),
             waiting,
             writer,
@@ -113,6 +122,20 @@ impl Database {
     /// On SQLite, the most writes one group commit has held so far (`None` on PostgreSQL).
     pub fn largest_write_group(&self) -> Option<usize> {
         self.writer.as_ref().map(|w| w.largest_group())
+    }
+
+    /// The order snapshots, on PostgreSQL.
+    pub(crate) fn snapshots(&self) -> Option<Arc<OrderSnapshots>> {
+        self.snapshots.clone()
+    }
+
+    /// Forgets the snapshot of `order` after a write that changed its version (a locked
+    /// transaction): the next shipment reads the order instead of first trying a write that
+    /// cannot match.
+    pub(crate) fn outdated(&self, order: consign_domain::OrderId) {
+        if let Some(snapshots) = &self.snapshots {
+            snapshots.forget(order.0);
+        }
     }
 
     pub(crate) fn installation(&self) -> &str {

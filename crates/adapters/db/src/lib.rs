@@ -34,6 +34,7 @@ mod returns;
 mod rows;
 mod schema;
 mod shipments;
+mod snapshots;
 mod statements;
 mod store;
 mod workflow;

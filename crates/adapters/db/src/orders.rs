@@ -10,6 +10,7 @@ use crate::error::DbError;
 use crate::prepared::{returning_one, statement, Param};
 use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{customers, order_lines, orders, shipment_lines, shipments};
+use crate::snapshots::Snapshot;
 
 /// Adds `by` to a counter and answers its new value. As the first statement of a transaction it
 /// also takes the write lock, so SQLite queues writers instead of failing them mid-transaction.
@@ -88,7 +89,7 @@ pub(crate) fn import_order(
     conn: &mut AnyConnection,
     import: &OrderImport,
     now: Timestamp,
-) -> Result<ImportedOrder, DbError> {
+) -> Result<(ImportedOrder, Snapshot), DbError> {
     conn.transaction(|conn| {
         let last_line = bump_counter(conn, "line_id", import.lines.len() as i64)?;
         let first_line = last_line - import.lines.len() as i64 + 1;
@@ -180,10 +181,19 @@ pub(crate) fn import_order(
                 .values(line.clone())
                 .execute(conn)?;
         }
-        Ok(ImportedOrder {
+        let imported = ImportedOrder {
             order: row.to_order(&lines)?,
             customer_id,
-        })
+        };
+        // A new order's version is the column's default, 0 (migration 000006).
+        Ok((
+            imported,
+            Snapshot {
+                order: row,
+                lines,
+                version: 0,
+            },
+        ))
     })
 }
 

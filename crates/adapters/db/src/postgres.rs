@@ -122,24 +122,36 @@ pub(crate) fn write_reservation(
     Ok(())
 }
 
+/// What the compare-and-set write of a reservation did.
+pub(crate) enum Reserved {
+    /// It was written.
+    Written,
+    /// A concurrent writer changed the order first; nothing was written. With what the order's
+    /// progress is now (`Progress::parse`), as the statement read it.
+    Lost(Option<String>),
+}
+
 /// The reserve step's writes as one statement that commits on its own, only if the order's
-/// version is still `version` (compare-and-set; the version is bumped with it). Answers whether
-/// it was written; `false` means a concurrent writer changed the order since it was read and
-/// nothing was written. No line is guarded by a `WHERE`: the version guarantees the plan was
-/// made from the lines as they are, and the lines' `CHECK` constraints abort the whole
-/// statement if it ever were not so (a guard that skipped a row would commit the rest).
+/// version is still `version` (compare-and-set; the version is bumped with it). No line is
+/// guarded by a `WHERE`: the version guarantees the plan was made from the lines as they are,
+/// and the lines' `CHECK` constraints abort the whole statement if it ever were not so (a guard
+/// that skipped a row would commit the rest). When it loses, it answers the order's progress
+/// as it found it (the counters a plan reads, and the version), so that planning again needs
+/// no read of its own.
 pub(crate) fn write_reservation_if_unchanged(
     conn: &mut PgConnection,
     write: &ReservationWrite,
     version: i64,
     now: Timestamp,
-) -> Result<bool, DbError> {
+) -> Result<Reserved, DbError> {
     #[derive(QueryableByName)]
     struct Outcome {
         #[diesel(sql_type = BigInt)]
         won: i64,
         #[diesel(sql_type = BigInt)]
         moved: i64,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        progress: Option<String>,
     }
     let line_ids: Vec<i64> = write.lines.iter().map(|l| l.line_id).collect();
     let quantities: Vec<i32> = write.lines.iter().map(|l| l.quantity).collect();
@@ -175,7 +187,13 @@ pub(crate) fn write_reservation_if_unchanged(
              final_capture, state, created_at, updated_at, passes, void_on_decline, on_capture) \
            SELECT $1, $2, $29, $22, $23, $24, $30, $31, $32, $33, $34, $35 \
            WHERE $22 IS NOT NULL AND EXISTS (SELECT 1 FROM counters)) \
-         SELECT (SELECT count(*) FROM counters) AS won, (SELECT count(*) FROM moved) AS moved"
+         SELECT (SELECT count(*) FROM counters) AS won, (SELECT count(*) FROM moved) AS moved, \
+           CASE WHEN NOT EXISTS (SELECT 1 FROM counters) THEN ( \
+             SELECT o.version || ',' || o.committed || ',' || o.shipping_fee_committed || ',' \
+               || o.next_shipment_number || ';' || COALESCE((SELECT string_agg(l.line_id || ':' \
+               || l.allocated || ':' || l.in_capture, ',' ORDER BY l.position) \
+               FROM order_lines l WHERE l.order_id = $1), '') \
+             FROM orders o WHERE o.id = $1) END AS progress"
         ),
         {
             let mut params = reservation_params(write, &line_ids, &quantities);
@@ -185,8 +203,10 @@ pub(crate) fn write_reservation_if_unchanged(
     )
     .get_result(conn)?;
     match (outcome.won, outcome.moved) {
-        (0, _) => Ok(false),
-        (_, moved) if moved == i64::try_from(write.lines.len()).unwrap_or(i64::MAX) => Ok(true),
+        (0, _) => Ok(Reserved::Lost(outcome.progress)),
+        (_, moved) if moved == i64::try_from(write.lines.len()).unwrap_or(i64::MAX) => {
+            Ok(Reserved::Written)
+        }
         // The statement committed; a line it should have moved was not there. The CHECK
         // constraints make this unreachable for lines that exist; say so loudly if it happens.
         _ => Err(line_changed(write.lines.first().map_or(0, |l| l.line_id))),

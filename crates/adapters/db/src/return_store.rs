@@ -23,7 +23,7 @@ impl ReturnStore for Database {
         now: Timestamp,
     ) -> Result<ReturnCreated, StoreError> {
         let installation = self.installation().to_owned();
-        Ok(self
+        let written = self
             .run_write(move |conn| {
                 returns::create_return(
                     conn,
@@ -37,7 +37,9 @@ impl ReturnStore for Database {
                     now,
                 )
             })
-            .await?)
+            .await;
+        self.outdated(shipment.order);
+        Ok(written?)
     }
 
     async fn begin_refund(

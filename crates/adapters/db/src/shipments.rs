@@ -1,5 +1,7 @@
 //! The two transactions of the create-shipment saga (reserve, settle) and recovery's query.
 
+use std::sync::Arc;
+
 use consign_domain::{
     CaptureOrigin, Money, OrderId, PaymentAuthorization, Providers, Settlement, Shipment,
     ShipmentId, ShipmentRequest, ShipmentState,
@@ -17,10 +19,12 @@ use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::{load_lines, load_shipment, lock_order, read_order};
 use crate::persist::{apply_written, write_change, write_moves, write_row};
+use crate::postgres::Reserved;
 use crate::prepared::{returning_one, statement, Param};
 use crate::reservation::{self, ReservationWrite};
 use crate::rows::{flag, int, AttemptRow, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{capture_attempts, orders};
+use crate::snapshots::{OrderSnapshots, Snapshot};
 
 /// A shipment the domain planned from an order as read, ready to be written.
 struct Planned {
@@ -164,14 +168,17 @@ const OPTIMISTIC_TRIES: usize = 4;
 /// Reserve: plan with the domain, then write the shipment, its reserved units and the pending
 /// capture attempt. A refusal writes nothing.
 ///
-/// On PostgreSQL the order and its lines are read with one statement and no lock, and the
-/// decision is written by one statement that commits only if the order's version is still the
-/// one read (every write that changes what a plan depends on bumps it): two round trips, no
-/// transaction held open. A concurrent writer in between makes it plan again; after a few lost
-/// races, and whenever a confirmation must be queued too, it takes the locked transaction below.
+/// On PostgreSQL the decision is written by one statement that commits only if the order's
+/// version is still the one planned from (every write that changes what a plan depends on bumps
+/// it): no transaction held open. The order is planned from this instance's snapshot of it when
+/// one is kept (`snapshots`: one round trip in all), else from one unlocked read (two). A
+/// concurrent writer in between makes the write change nothing and answer the order's progress
+/// as it found it, and the next try plans from that; after a few lost races, and whenever a
+/// confirmation must be queued too, it takes the locked transaction below.
 #[allow(clippy::too_many_arguments)] // the port call's own arguments, plus the connection
 pub(crate) fn reserve_shipment(
     conn: &mut AnyConnection,
+    snapshots: Option<&OrderSnapshots>,
     installation: &str,
     order_id: OrderId,
     request: &ShipmentRequest,
@@ -182,19 +189,40 @@ pub(crate) fn reserve_shipment(
 ) -> Result<Reservation, DbError> {
     let queues_confirmation = details.shipped && details.send_email == Some(true);
     if let (AnyConnection::Postgresql(_), false) = (&mut *conn, queues_confirmation) {
+        // What the order is planned from: this instance's snapshot (a guess), or what the
+        // database said (a read, or the progress a lost write found), which alone may refuse.
+        let mut known = snapshots
+            .and_then(|s| s.get(order_id.0))
+            .map(|s| (s, false));
         for _ in 0..OPTIMISTIC_TRIES {
-            let (order_row, line_rows, version) =
-                read_order(conn, order_id.0)?.ok_or(DbError::OrderNotFound(order_id))?;
+            let (snapshot, authoritative) = match known.take() {
+                Some(known) => known,
+                None => {
+                    let (order, lines, version) =
+                        read_order(conn, order_id.0)?.ok_or(DbError::OrderNotFound(order_id))?;
+                    let read = Snapshot {
+                        order,
+                        lines,
+                        version,
+                    };
+                    (Arc::new(read), true)
+                }
+            };
             let planned = plan(
                 installation,
-                &order_row,
-                &line_rows,
+                &snapshot.order,
+                &snapshot.lines,
                 request,
                 providers,
                 details,
                 request_key,
                 now,
-            )?;
+            );
+            let planned = match planned {
+                // A snapshot may be out of date: a refusal is only given from the database's word.
+                Err(_) if !authoritative => continue,
+                planned => planned?,
+            };
             let write = planned.write();
             if !write.lines_are_distinct() {
                 break;
@@ -202,10 +230,29 @@ pub(crate) fn reserve_shipment(
             let AnyConnection::Postgresql(pg) = &mut *conn else {
                 break; // matched above; the locked path below serves any other backend
             };
-            if crate::postgres::write_reservation_if_unchanged(pg, &write, version, now)? {
-                return planned.reservation();
+            match crate::postgres::write_reservation_if_unchanged(
+                pg,
+                &write,
+                snapshot.version,
+                now,
+            )? {
+                Reserved::Written => {
+                    if let Some(snapshots) = snapshots {
+                        snapshots.put(snapshot.after_reservation(&write, now.0));
+                    }
+                    return planned.reservation();
+                }
+                Reserved::Lost(progress) => {
+                    known = progress
+                        .and_then(|p| snapshot.with_progress(&p))
+                        .map(|s| (Arc::new(s), true));
+                }
             }
         }
+    }
+    // The locked path below changes the order's version: a kept snapshot would not match.
+    if let Some(snapshots) = snapshots {
+        snapshots.forget(order_id.0);
     }
     conn.transaction(|conn| {
         let (order_row, line_rows) = match conn {

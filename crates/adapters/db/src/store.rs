@@ -18,9 +18,13 @@ impl OrderStore for Database {
         order: OrderImport,
         now: Timestamp,
     ) -> Result<ImportedOrder, StoreError> {
-        Ok(self
+        let (imported, snapshot) = self
             .run_write(move |conn| orders::import_order(conn, &order, now))
-            .await?)
+            .await?;
+        if let Some(snapshots) = self.snapshots() {
+            snapshots.put(snapshot);
+        }
+        Ok(imported)
     }
 
     async fn reserve_shipment(
@@ -33,10 +37,12 @@ impl OrderStore for Database {
         now: Timestamp,
     ) -> Result<Reservation, StoreError> {
         let installation = self.installation().to_owned();
+        let snapshots = self.snapshots();
         Ok(self
             .run_write(move |conn| {
                 shipments::reserve_shipment(
                     conn,
+                    snapshots.as_deref(),
                     &installation,
                     order,
                     &request,
@@ -77,7 +83,7 @@ impl OrderStore for Database {
         now: Timestamp,
     ) -> Result<BeginCapture, StoreError> {
         let installation = self.installation().to_owned();
-        Ok(self
+        let written = self
             .run_write(move |conn| {
                 workflow::begin_capture(
                     conn,
@@ -89,7 +95,9 @@ impl OrderStore for Database {
                     now,
                 )
             })
-            .await?)
+            .await;
+        self.outdated(shipment.order);
+        Ok(written?)
     }
 
     async fn apply_changes(
@@ -99,9 +107,11 @@ impl OrderStore for Database {
         changes: ShipmentChanges,
         now: Timestamp,
     ) -> Result<ShipmentView, StoreError> {
-        Ok(self
+        let written = self
             .run_write(move |conn| workflow::apply_changes(conn, shipment, order, &changes, now))
-            .await?)
+            .await;
+        self.outdated(shipment.order);
+        Ok(written?)
     }
 
     async fn update_shipment(
@@ -112,11 +122,13 @@ impl OrderStore for Database {
         gtg: Option<bool>,
         now: Timestamp,
     ) -> Result<ShipmentView, StoreError> {
-        Ok(self
+        let written = self
             .run_write(move |conn| {
                 workflow::update_shipment(conn, shipment, order, lines.as_deref(), gtg, now)
             })
-            .await?)
+            .await;
+        self.outdated(shipment.order);
+        Ok(written?)
     }
 
     async fn delete_shipment(
@@ -125,9 +137,11 @@ impl OrderStore for Database {
         order: Option<OrderId>,
         now: Timestamp,
     ) -> Result<ShipmentView, StoreError> {
-        Ok(self
+        let written = self
             .run_write(move |conn| workflow::delete_shipment(conn, shipment, order, now))
-            .await?)
+            .await;
+        self.outdated(shipment.order);
+        Ok(written?)
     }
 
     async fn find_shipment(
@@ -202,9 +216,15 @@ impl OrderStore for Database {
         now: Timestamp,
     ) -> Result<ShipmentView, StoreError> {
         let attempt = attempt.clone();
-        Ok(self
+        let order = attempt.shipment.order;
+        let releases = matches!(outcome, SettleOutcome::Declined { .. });
+        let settled = self
             .run_write(move |conn| shipments::settle_capture(conn, &attempt, &outcome, now))
-            .await?)
+            .await;
+        if releases {
+            self.outdated(order);
+        }
+        Ok(settled?)
     }
 
     async fn record_unknown(

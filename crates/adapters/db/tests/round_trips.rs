@@ -264,3 +264,209 @@ async fn a_later_capture_starts_in_six_round_trips_on_postgresql() {
     // shipment, the line moves, the counters and the attempt, commit.
     assert!(trips <= 6, "{trips} round trips to start a later capture");
 }
+
+/// Opens a second instance on the proxy's database, straight to PostgreSQL (not counted).
+fn another_instance(throwaway: &Throwaway) -> Database {
+    Database::open(&DbConfig::from_url(&format!(
+        "{}?sslmode=disable",
+        throwaway.url
+    )))
+    .expect("a second instance")
+}
+
+/// Imports order `id`: one line of `quantity` units at 10.00, authorized in full.
+async fn import(db: &Database, id: i64, quantity: u32) -> LineId {
+    let imported = db
+        .import_order(
+            OrderImport {
+                id: Some(OrderId(id)),
+                currency: sek(),
+                customer: Customer {
+                    email: "r@example.com".into(),
+                    ..Customer::default()
+                },
+                lines: vec![LineImport {
+                    sku: "B".into(),
+                    name: "B".into(),
+                    unit_price: Money::from_minor(1_000, sek()),
+                    tax_rate: TaxRate(2500),
+                    quantity,
+                }],
+                shipping_fee: Money::zero(sek()),
+                payment: Some(PaymentAuthorization {
+                    provider: "sandbox".into(),
+                    reference: "auth".into(),
+                    amount: Money::from_minor(1_000 * i64::from(quantity), sek()),
+                }),
+            },
+            Timestamp(1),
+        )
+        .await
+        .expect("import");
+    imported.order.lines()[0].line_id()
+}
+
+/// Ships `quantity` units of order `id`'s `line`, captured or not.
+async fn ship(
+    db: &Database,
+    id: i64,
+    line: LineId,
+    quantity: u32,
+    capture: bool,
+) -> Result<Reservation, StoreError> {
+    db.reserve_shipment(
+        OrderId(id),
+        ShipmentRequest {
+            lines: vec![ShipmentLine {
+                line_id: line,
+                quantity,
+            }],
+            capture,
+            deduct_previous_costs: false,
+        },
+        Providers::any(),
+        ShipmentDetails::default(),
+        None,
+        Timestamp(2),
+    )
+    .await
+}
+
+/// (allocated, committed minor units) of order `id`, as read from the database.
+async fn progress(db: &Database, id: i64) -> (u32, i64) {
+    let orders = db.list_orders(OrderQuery::default()).await.expect("list");
+    let order = &orders
+        .iter()
+        .find(|o| o.order.id() == OrderId(id))
+        .expect("the order")
+        .order;
+    (order.lines()[0].allocated(), order.committed().minor())
+}
+
+/// An order this instance imported or shipped last is planned from what it wrote: the reserve
+/// is one round trip (its compare-and-set write), so a captured shipment costs two. Planned
+/// from the snapshot, every unit is shipped exactly once, the last capture is the final one,
+/// and a shipment beyond the order is refused as a read would refuse it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shipment_of_an_order_this_instance_wrote_costs_two_round_trips() {
+    let Some((_throwaway, proxy, db, _)) = order_through_a_proxy().await else {
+        return;
+    };
+    // Each statement is prepared once per connection (a round trip of its own): warm up.
+    let warm = import(&db, 2, 3).await;
+    for _ in 0..3 {
+        let attempt = ship(&db, 2, warm, 1, true).await.expect("ship").attempt;
+        let attempt = attempt.expect("captured");
+        db.settle_capture(
+            &attempt,
+            SettleOutcome::Captured {
+                reference: "w".into(),
+            },
+            Timestamp(3),
+        )
+        .await
+        .expect("settle");
+    }
+    let line = import(&db, 3, 10).await;
+    let before = proxy.round_trips();
+    let mut finals = Vec::new();
+    for number in 1..=10 {
+        let reservation = ship(&db, 3, line, 1, true).await.expect("ship");
+        assert_eq!(reservation.shipment.id.number, number, "numbered in turn");
+        let attempt = reservation.attempt.expect("captured");
+        finals.push(attempt.final_capture);
+        let settled = db
+            .settle_capture(
+                &attempt,
+                SettleOutcome::Captured {
+                    reference: "c".into(),
+                },
+                Timestamp(3),
+            )
+            .await
+            .expect("settle");
+        assert_eq!(settled.state, ShipmentState::Captured);
+    }
+    let per_shipment = (proxy.round_trips() - before) as f64 / 10.0;
+    eprintln!("round trips per captured shipment of a known order: {per_shipment:.2}");
+    assert!(
+        per_shipment <= 2.0,
+        "{per_shipment:.2} round trips per shipment"
+    );
+    assert_eq!(progress(&db, 3).await, (10, 10_000));
+    assert_eq!(
+        finals.iter().filter(|f| **f).count(),
+        1,
+        "only the last capture completes the order: {finals:?}"
+    );
+    assert!(finals[9], "the tenth capture is the final one");
+    match ship(&db, 3, line, 1, true).await {
+        Err(StoreError::Rejected(_)) => {}
+        other => panic!("an eleventh unit must be refused, got {other:?}"),
+    }
+    assert_eq!(
+        progress(&db, 3).await,
+        (10, 10_000),
+        "the refusal wrote nothing"
+    );
+}
+
+/// Another instance ships the same order in between: this instance's snapshot is out of date,
+/// its write changes nothing, and it plans again from what that write found (no read of its
+/// own), so the shipment still costs at most three round trips and takes the next number and
+/// the units that are left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_changed_by_another_instance_is_planned_again_from_what_the_write_found() {
+    let Some((throwaway, proxy, db, _)) = order_through_a_proxy().await else {
+        return;
+    };
+    let other = another_instance(&throwaway);
+    let line = import(&db, 2, 10).await;
+    // Warm up this instance's statements, and leave it a snapshot of order 2.
+    ship(&db, 2, line, 1, false).await.expect("ship");
+    ship(&db, 2, line, 1, false).await.expect("ship");
+    let taken = ship(&other, 2, line, 3, false)
+        .await
+        .expect("the other instance ships");
+    assert_eq!(taken.shipment.id.number, 3);
+    let before = proxy.round_trips();
+    let reservation = ship(&db, 2, line, 5, true).await.expect("ship");
+    let trips = proxy.round_trips() - before;
+    assert_eq!(
+        reservation.shipment.id.number, 4,
+        "the next number, not the snapshot's"
+    );
+    assert_eq!(reservation.attempt.expect("captured").amount.minor(), 5_000);
+    eprintln!("round trips to reserve from an outdated snapshot: {trips}");
+    assert!(
+        trips <= 2,
+        "{trips} round trips to reserve from an outdated snapshot"
+    );
+    assert_eq!(progress(&db, 2).await, (10, 5_000));
+    // What is left is refused as a read would refuse it.
+    match ship(&db, 2, line, 1, true).await {
+        Err(StoreError::Rejected(_)) => {}
+        other => panic!("an eleventh unit must be refused, got {other:?}"),
+    }
+}
+
+/// A snapshot that says the order is fully shipped is not the database's word: after another
+/// instance deletes a shipment, the units it released ship from here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_is_never_given_from_an_outdated_snapshot() {
+    let Some((throwaway, _proxy, db, _)) = order_through_a_proxy().await else {
+        return;
+    };
+    let other = another_instance(&throwaway);
+    let line = import(&db, 2, 4).await;
+    let first = ship(&db, 2, line, 4, false).await.expect("ship all four");
+    other
+        .delete_shipment(first.shipment.id, None, Timestamp(3))
+        .await
+        .expect("the other instance deletes it");
+    let again = ship(&db, 2, line, 4, false)
+        .await
+        .expect("the released units ship");
+    assert_eq!(again.shipment.id.number, 2);
+    assert_eq!(progress(&db, 2).await.0, 4);
+}
