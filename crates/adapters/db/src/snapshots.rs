@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::reservation::ReservationWrite;
 use crate::rows::{LineRow, OrderRow};
 
-/// How many orders are kept (oldest put first out): about 0.5-1 KiB each.
-const CAPACITY: usize = 2_048;
+/// How many orders are kept (oldest put first out): about half a KiB each.
+const CAPACITY: usize = 1_024;
 
 /// An order's row, its lines in import order and the version they had.
 #[derive(Debug, Clone)]
@@ -112,8 +112,26 @@ impl OrderSnapshots {
         kept.by_order.get(&order).cloned()
     }
 
-    /// Keeps `snapshot` unless a later version of its order is kept already.
-    pub(crate) fn put(&self, snapshot: Snapshot) {
+    /// Keeps `snapshot` unless a later version of its order is kept already. The customer's
+    /// email, name and address and the lines' SKUs and names are not kept: no plan reads them
+    /// (a confirmation, which does, takes the locked path and reads the order).
+    pub(crate) fn put(&self, mut snapshot: Snapshot) {
+        for line in &mut snapshot.lines {
+            line.sku = String::new();
+            line.name = String::new();
+        }
+        let order = &mut snapshot.order;
+        for unread in [
+            &mut order.email,
+            &mut order.first_name,
+            &mut order.last_name,
+            &mut order.address,
+            &mut order.zipcode,
+            &mut order.city,
+            &mut order.country,
+        ] {
+            *unread = String::new();
+        }
         let id = snapshot.order.id;
         let mut kept = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         match kept.by_order.get(&id) {
@@ -239,7 +257,13 @@ mod tests {
     #[test]
     fn a_kept_snapshot_is_replaced_only_by_a_later_version() {
         let kept = OrderSnapshots::default();
-        kept.put(snapshot(1, 3));
+        let mut first = snapshot(1, 3);
+        first.order.email = "someone@example.com".into();
+        kept.put(first);
+        assert_eq!(
+            kept.get(1).map(|s| s.order.email.clone()),
+            Some(String::new())
+        );
         kept.put(snapshot(1, 2));
         assert_eq!(kept.get(1).map(|s| s.version), Some(3));
         kept.put(snapshot(1, 4));
