@@ -22,7 +22,7 @@ use crate::reservation::ReservationWrite;
 use crate::rows::{LineRow, OrderRow};
 
 /// How many orders are kept (oldest put first out): about half a KiB each.
-const CAPACITY: usize = 1_024;
+const CAPACITY: usize = 2_048;
 
 /// An order's row, its lines in import order and the version they had.
 #[derive(Debug, Clone)]
