@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::bump_counter;
-use crate::prepared::{execute, statement, Param};
+use crate::prepared::{execute, statement, Param, Prepared};
 use crate::rows::int;
 use crate::schema::{invoices, outbox};
 
@@ -142,65 +142,79 @@ pub(crate) fn find_invoice(
     }))
 }
 
-/// Due messages (pending, or sending with a lapsed lease), leased to this caller.
+/// A due message (pending, or sending with a lapsed lease) as a claim leases it.
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    order_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    number: i32,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    attempts: i32,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+}
+
+/// The earliest due messages, leased to this caller: one statement that picks and leases
+/// them (a transaction of a read and an update per message before), so a claim is one round
+/// trip on PostgreSQL and one write on SQLite's writer however many messages it takes.
+///
+/// On PostgreSQL, rows another claimer has locked are skipped, not waited for: each message is
+/// leased by one claimer. On SQLite the statement is one write, and writes are serial.
 pub(crate) fn claim(
     conn: &mut AnyConnection,
     now: Timestamp,
     lease_millis: i64,
     limit: u32,
 ) -> Result<Vec<OutboxMessage>, DbError> {
-    conn.transaction(|conn| {
-        // On SQLite this write (matching no row) takes the write lock before the read, so claimers
-        // queue instead of failing on upgrade; on PostgreSQL the guarded update below decides.
-        diesel::update(outbox::table.filter(outbox::id.eq(-1)))
-            .set(outbox::due_at.eq(outbox::due_at))
-            .execute(conn)?;
-        let due: Vec<(i64, i64, i32, i32, String)> = outbox::table
-            .filter(outbox::state.eq_any([PENDING, SENDING]))
-            .filter(outbox::due_at.le(now.0))
-            .order(outbox::due_at.asc())
-            .limit(i64::from(limit))
-            .select((
-                outbox::id,
-                outbox::order_id,
-                outbox::number,
-                outbox::attempts,
-                outbox::kind,
-            ))
-            .load(conn)?;
-        let mut claimed = Vec::with_capacity(due.len());
-        for (id, order_id, number, attempts, kind) in due {
-            // Guarded: on PostgreSQL another instance may have claimed the row since it was
-            // read; then this update matches nothing and the message is left to that instance.
-            let taken = execute(
-                conn,
-                statement!(
-                    "UPDATE outbox SET state = $1, due_at = $2 \
-                 WHERE id = $3 AND state <> $4 AND due_at <= $5"
-                ),
-                vec![
-                    Param::Text(SENDING),
-                    Param::BigInt(now.0 + lease_millis),
-                    Param::BigInt(id),
-                    Param::Text(SENT),
-                    Param::BigInt(now.0),
-                ],
-            )?;
-            if taken != 1 {
-                continue;
-            }
-            claimed.push(OutboxMessage {
-                id,
-                kind: kind_of(&kind)?,
+    let params = vec![
+        Param::Text(PENDING),
+        Param::Text(SENDING),
+        Param::BigInt(now.0),
+        Param::BigInt(i64::from(limit)),
+        Param::BigInt(now.0 + lease_millis),
+    ];
+    let mut rows: Vec<Claimed> = match conn {
+        AnyConnection::Postgresql(c) => Prepared::new(
+            statement!(
+                "UPDATE outbox SET state = $2, due_at = $5 \
+                 WHERE id IN (SELECT id FROM outbox \
+                   WHERE (state = $1 OR state = $2) AND due_at <= $3 \
+                   ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, order_id, number, attempts, kind"
+            ),
+            params,
+        )
+        .load(c)?,
+        AnyConnection::Sqlite(c) => Prepared::new(
+            statement!(
+                "UPDATE outbox SET state = $2, due_at = $5 \
+                 WHERE id IN (SELECT id FROM outbox \
+                   WHERE (state = $1 OR state = $2) AND due_at <= $3 \
+                   ORDER BY due_at LIMIT $4) \
+                 RETURNING id, order_id, number, attempts, kind"
+            ),
+            params,
+        )
+        .load(c)?,
+    };
+    // `RETURNING` answers in no set order: queued first, sent first.
+    rows.sort_by_key(|r| r.id);
+    rows.into_iter()
+        .map(|r| {
+            Ok(OutboxMessage {
+                id: r.id,
+                kind: kind_of(&r.kind)?,
                 shipment: ShipmentId {
-                    order: OrderId(order_id),
-                    number: u32::try_from(number).unwrap_or(0),
+                    order: OrderId(r.order_id),
+                    number: u32::try_from(r.number).unwrap_or(0),
                 },
-                attempts: u32::try_from(attempts).unwrap_or(0),
-            });
-        }
-        Ok(claimed)
-    })
+                attempts: u32::try_from(r.attempts).unwrap_or(0),
+            })
+        })
+        .collect()
 }
 
 pub(crate) fn mark_sent(conn: &mut AnyConnection, id: i64, now: Timestamp) -> Result<(), DbError> {

@@ -1107,3 +1107,94 @@ async fn every_write_answers_what_a_read_of_the_shipment_gives() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_due_message_is_leased_to_one_claimer_earliest_due_first() {
+    each_backend(|t| async move {
+        let other = consign_db::Database::open(&t.throwaway.config).expect("a second instance");
+        // Six shipped shipments with a confirmation each, queued at 2..=7.
+        let mut queued = Vec::new();
+        for order in [41, 42] {
+            let imported =
+                t.db.import_order(import(Some(order), "c@example.com", "auth"), Timestamp(1))
+                    .await
+                    .unwrap()
+                    .order;
+            let (l1, l2) = (
+                imported.lines()[0].line_id().0,
+                imported.lines()[1].line_id().0,
+            );
+            for line in [l1, l1, l2] {
+                let details = ShipmentDetails {
+                    shipped: true,
+                    send_email: Some(true),
+                    ..ShipmentDetails::default()
+                };
+                let at = Timestamp(2 + queued.len() as i64);
+                let reserved =
+                    t.db.reserve_shipment(
+                        OrderId(order),
+                        ship(&[(line, 1)], false),
+                        Providers::any(),
+                        details,
+                        None,
+                        at,
+                    )
+                    .await
+                    .unwrap();
+                queued.push(reserved.shipment.id);
+            }
+        }
+        // Two instances claim at once, four at most each: every message is leased exactly once.
+        let claim = |db: consign_db::Database| {
+            tokio::spawn(async move { db.claim_outbox(Timestamp(100), 60_000, 4).await.unwrap() })
+        };
+        let (a, b) = tokio::join!(claim(t.db.clone()), claim(other.clone()));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let mut ids: Vec<i64> = a.iter().chain(&b).map(|m| m.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), a.len() + b.len(), "{}: {a:?} {b:?}", t.name);
+        let mut shipments: Vec<ShipmentId> = a.iter().chain(&b).map(|m| m.shipment).collect();
+        shipments.sort_by_key(|s| (s.order.0, s.number));
+        assert_eq!(shipments, queued, "{}: {a:?} {b:?}", t.name);
+        assert!(a.len() <= 4 && b.len() <= 4, "{}: the limit", t.name);
+        for batch in [&a, &b] {
+            assert!(batch.windows(2).all(|w| w[0].id < w[1].id), "{}", t.name);
+        }
+
+        // Leased: nothing is due again until the lease lapses.
+        let early = t.db.claim_outbox(Timestamp(60_099), 60_000, 10).await;
+        assert_eq!(early.unwrap(), vec![], "{}", t.name);
+
+        // One sent, one failed with a retry due after the others' leases lapse.
+        t.db.outbox_sent(ids[0], Timestamp(101)).await.unwrap();
+        t.db.outbox_failed(ids[1], "mail server down", Timestamp(200_000))
+            .await
+            .unwrap();
+        let again =
+            t.db.claim_outbox(Timestamp(60_100), 60_000, 10)
+                .await
+                .unwrap();
+        let again_ids: Vec<i64> = again.iter().map(|m| m.id).collect();
+        assert_eq!(again_ids, ids[2..].to_vec(), "{}", t.name);
+
+        // The earliest due goes first: the four leased until 120,100 before the retry due at
+        // 200,000, although the retry was queued first.
+        let first =
+            t.db.claim_outbox(Timestamp(300_000), 60_000, 1)
+                .await
+                .unwrap();
+        assert_eq!(first.len(), 1, "{}", t.name);
+        assert!(ids[2..].contains(&first[0].id), "{}: {first:?}", t.name);
+        let rest =
+            t.db.claim_outbox(Timestamp(300_000), 60_000, 10)
+                .await
+                .unwrap();
+        let retry: Vec<&OutboxMessage> = rest.iter().filter(|m| m.id == ids[1]).collect();
+        assert_eq!(retry.len(), 1, "{}: {rest:?}", t.name);
+        assert_eq!(retry[0].attempts, 1, "{}", t.name);
+        assert_eq!(rest.len(), 4, "{}: {rest:?}", t.name);
+    })
+    .await;
+}
