@@ -147,9 +147,12 @@ pub fn sqlite_single_writer(
     };
     let mut conn = SqliteConnection::establish(path).map_err(|e| e.to_string())?;
     conn.batch_execute(
-        // As Consign's writer: its savepoints' sub-journal in memory.
-        "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-         PRAGMA temp_store = MEMORY;",
+        // As Consign's writer: its savepoints' sub-journal in memory, its checkpoint interval.
+        &format!(
+            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {};",
+            consign_db::WAL_AUTOCHECKPOINT_PAGES
+        ),
     )
     .map_err(|e| e.to_string())?;
     let mut latencies = Vec::new();
