@@ -209,7 +209,7 @@ fn an_unknown_capture_outcome_answers_503_and_recovery_settles_it() {
             );
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
-        assert_eq!(app.sandbox.captures().len(), 1, "captured exactly once");
+        assert_eq!(app.sandbox.capture_count(), 1, "captured exactly once");
         assert_eq!(app.sandbox.captured_minor(), 29_850);
     }
 }

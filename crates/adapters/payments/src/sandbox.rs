@@ -11,9 +11,11 @@
 //! successful retry); `timeout` answers "unknown" to the first call of each refund attempt too;
 //! anything else is refunded.
 //!
-//! Like a real provider it answers a repeated idempotency key with its first answer.
+//! Like a real provider it answers a repeated idempotency key with its first answer, for as many
+//! keys as [`REMEMBERED_KEYS`] (a provider keeps its keys for a day).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -21,6 +23,13 @@ use async_trait::async_trait;
 use consign_ports::{
     CaptureOutcome, CaptureRequest, PaymentGateway, RefundLookup, RefundOutcome, RefundRequest,
 };
+
+/// Idempotency keys the sandbox remembers, per kind (captures, refunds): past this the oldest
+/// is forgotten, so its memory stays bounded however long it runs (a real provider forgets its
+/// keys after a day). A remembered capture takes about 60 bytes: some 4 MiB at most, where
+/// every capture's key and reference kept as text grew the server by about 210 bytes per
+/// shipment without end (docs/benchmarks.md).
+pub const REMEMBERED_KEYS: usize = 1 << 16;
 
 /// Sandbox settings.
 #[derive(Debug, Clone)]
@@ -49,57 +58,116 @@ impl Default for SandboxConfig {
     }
 }
 
+/// Answers by key, at most `capacity`, the oldest forgotten first. Keys are kept as 64-bit
+/// hashes: a capture's answer is rebuilt from its request, so a remembered capture is a few
+/// words, not its key and reference as text.
+struct Memory<V> {
+    answers: HashMap<u64, V>,
+    order: VecDeque<u64>,
+    capacity: usize,
+}
+
+impl<V: Clone> Memory<V> {
+    fn new(capacity: usize) -> Self {
+        Memory {
+            answers: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&V> {
+        self.answers.get(&hashed(key))
+    }
+
+    fn insert(&mut self, key: &str, answer: V) {
+        let key = hashed(key);
+        if self.answers.insert(key, answer).is_none() {
+            self.order.push_back(key);
+            if self.order.len() > self.capacity {
+                if let Some(oldest) = self.order.pop_front() {
+                    self.answers.remove(&oldest);
+                }
+            }
+        }
+    }
+}
+
+fn hashed(key: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// A capture key's first definite answer, or that its first call answered "unknown".
+#[derive(Debug, Clone, Copy)]
+enum CaptureAnswer {
+    Captured { minor: i64 },
+    Declined,
+    Seen,
+}
+
+/// What the sandbox remembers, and its running totals.
+struct Books<V> {
+    memory: Memory<V>,
+    /// First-time successes so far, and their minor units (forgotten keys included).
+    count: u64,
+    minor: i64,
+}
+
+impl<V: Clone> Books<V> {
+    fn new(capacity: usize) -> Self {
+        Books {
+            memory: Memory::new(capacity),
+            count: 0,
+            minor: 0,
+        }
+    }
+}
+
 /// The in-process sandbox gateway (provider name `sandbox`). Moves no money.
 pub struct SandboxGateway {
     config: SandboxConfig,
     /// First definite answer per idempotency key, replayed for repeats.
-    answered: Mutex<HashMap<String, CaptureOutcome>>,
+    captures: Mutex<Books<CaptureAnswer>>,
     /// The same for refunds.
-    refunds: Mutex<HashMap<String, RefundOutcome>>,
+    refunds: Mutex<Books<RefundOutcome>>,
 }
 
 impl SandboxGateway {
     /// A sandbox with these settings.
     pub fn new(config: SandboxConfig) -> Self {
+        Self::remembering(config, REMEMBERED_KEYS)
+    }
+
+    /// A sandbox that remembers at most `keys` idempotency keys per kind.
+    pub fn remembering(config: SandboxConfig, keys: usize) -> Self {
         SandboxGateway {
             config,
-            answered: Mutex::new(HashMap::new()),
-            refunds: Mutex::new(HashMap::new()),
+            captures: Mutex::new(Books::new(keys)),
+            refunds: Mutex::new(Books::new(keys)),
         }
     }
 
     /// Sum of the minor units captured so far, for tests and demos.
     pub fn captured_minor(&self) -> i64 {
-        self.captures().iter().map(|(_, minor)| minor).sum()
+        self.captures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .minor
+    }
+
+    /// Captures made so far (a replayed key counts once), for tests and demos.
+    pub fn capture_count(&self) -> u64 {
+        self.captures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .count
     }
 
     /// Sum of the minor units refunded so far, for tests and demos.
     pub fn refunded_minor(&self) -> i64 {
-        let refunds = self.refunds.lock().unwrap_or_else(|p| p.into_inner());
-        refunds
-            .values()
-            .filter_map(|outcome| match outcome {
-                RefundOutcome::Refunded { reference, .. } => reference
-                    .rsplit_once(':')
-                    .and_then(|(_, minor)| minor.parse::<i64>().ok()),
-                _ => None,
-            })
-            .sum()
-    }
-
-    /// Every capture made so far: (idempotency key, minor units).
-    pub fn captures(&self) -> Vec<(String, i64)> {
-        let answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
-        answered
-            .iter()
-            .filter_map(|(key, outcome)| match outcome {
-                CaptureOutcome::Captured { reference } => reference
-                    .rsplit_once(':')
-                    .and_then(|(_, minor)| minor.parse().ok())
-                    .map(|minor| (key.clone(), minor)),
-                _ => None,
-            })
-            .collect()
+        self.refunds.lock().unwrap_or_else(|p| p.into_inner()).minor
     }
 }
 
@@ -113,48 +181,45 @@ impl PaymentGateway for SandboxGateway {
         if !self.config.latency.is_zero() {
             tokio::time::sleep(self.config.latency).await;
         }
+        let key = &request.idempotency_key;
         let reference = &request.authorization.reference;
-        let mut answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(first) = answered.get(&request.idempotency_key) {
-            return first.clone();
+        let mut books = self.captures.lock().unwrap_or_else(|p| p.into_inner());
+        let first_call = match books.memory.get(key) {
+            Some(CaptureAnswer::Captured { minor }) => return captured(key, *minor),
+            Some(CaptureAnswer::Declined) => return declined(),
+            // A first call answered "unknown": this replay decides.
+            Some(CaptureAnswer::Seen) => false,
+            None => true,
+        };
+        if reference.starts_with(&self.config.decline_prefix) {
+            books.memory.insert(key, CaptureAnswer::Declined);
+            return declined();
         }
-        let outcome = if reference.starts_with(&self.config.decline_prefix) {
-            CaptureOutcome::Declined {
-                code: "card_declined".into(),
-                message: "sandbox: authorisation reference starts with 'decline'".into(),
-            }
-        } else if reference.starts_with(&self.config.timeout_prefix)
-            && !answered.contains_key(&format!("seen:{}", request.idempotency_key))
-        {
+        if reference.starts_with(&self.config.timeout_prefix) && first_call {
             // Remember that the first call happened, but answer nothing definite yet.
-            answered.insert(
-                format!("seen:{}", request.idempotency_key),
-                CaptureOutcome::Unknown {
-                    reason: "seen".into(),
-                },
-            );
+            books.memory.insert(key, CaptureAnswer::Seen);
             return CaptureOutcome::Unknown {
                 reason: "sandbox: simulated provider timeout".into(),
             };
-        } else {
-            CaptureOutcome::Captured {
-                reference: format!("sbx_{}:{}", request.idempotency_key, request.amount.minor()),
-            }
-        };
-        answered.insert(request.idempotency_key.clone(), outcome.clone());
-        outcome
+        }
+        let minor = request.amount.minor();
+        books.memory.insert(key, CaptureAnswer::Captured { minor });
+        books.count += 1;
+        books.minor += minor;
+        captured(key, minor)
     }
 
     async fn refund(&self, request: RefundRequest) -> RefundOutcome {
         if !self.config.latency.is_zero() {
             tokio::time::sleep(self.config.latency).await;
         }
+        let key = &request.idempotency_key;
         let reference = &request.authorization.reference;
-        let mut refunds = self.refunds.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(first) = refunds.get(&request.idempotency_key) {
+        let mut books = self.refunds.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(first) = books.memory.get(key) {
             return first.clone();
         }
-        let seen = format!("seen:{}", request.idempotency_key);
+        let seen = format!("seen:{key}");
         let declined_once = format!("declined-once:{reference}");
         let outcome = if reference.starts_with(&self.config.no_refund_prefix) {
             RefundOutcome::Declined {
@@ -162,10 +227,10 @@ impl PaymentGateway for SandboxGateway {
                 message: "sandbox: authorisation reference starts with 'norefund'".into(),
             }
         } else if reference.starts_with(&self.config.refund_later_prefix)
-            && !refunds.contains_key(&declined_once)
+            && books.memory.get(&declined_once).is_none()
         {
-            refunds.insert(
-                declined_once,
+            books.memory.insert(
+                &declined_once,
                 RefundOutcome::Unknown {
                     reason: "declined once".into(),
                 },
@@ -174,10 +239,11 @@ impl PaymentGateway for SandboxGateway {
                 code: "insufficient_funds".into(),
                 message: "sandbox: the first refund against 'refundlater' is declined".into(),
             }
-        } else if reference.starts_with(&self.config.timeout_prefix) && !refunds.contains_key(&seen)
+        } else if reference.starts_with(&self.config.timeout_prefix)
+            && books.memory.get(&seen).is_none()
         {
-            refunds.insert(
-                seen,
+            books.memory.insert(
+                &seen,
                 RefundOutcome::Unknown {
                     reason: "seen".into(),
                 },
@@ -186,27 +252,40 @@ impl PaymentGateway for SandboxGateway {
                 reason: "sandbox: simulated provider timeout".into(),
             };
         } else {
+            let minor = request.amount.minor();
+            books.count += 1;
+            books.minor += minor;
             RefundOutcome::Refunded {
-                reference: format!(
-                    "sbx_re_{}:{}",
-                    request.idempotency_key,
-                    request.amount.minor()
-                ),
+                reference: format!("sbx_re_{key}:{minor}"),
                 status: "succeeded".into(),
             }
         };
-        refunds.insert(request.idempotency_key.clone(), outcome.clone());
+        books.memory.insert(key, outcome.clone());
         outcome
     }
 
     async fn find_refund(&self, request: RefundRequest) -> RefundLookup {
-        let refunds = self.refunds.lock().unwrap_or_else(|p| p.into_inner());
-        match refunds.get(&request.idempotency_key) {
+        let books = self.refunds.lock().unwrap_or_else(|p| p.into_inner());
+        match books.memory.get(&request.idempotency_key) {
             Some(outcome @ (RefundOutcome::Refunded { .. } | RefundOutcome::Declined { .. })) => {
                 RefundLookup::Found(outcome.clone())
             }
             _ => RefundLookup::NotFound,
         }
+    }
+}
+
+/// A capture's answer, the same for every call with its key.
+fn captured(key: &str, minor: i64) -> CaptureOutcome {
+    CaptureOutcome::Captured {
+        reference: format!("sbx_{key}:{minor}"),
+    }
+}
+
+fn declined() -> CaptureOutcome {
+    CaptureOutcome::Declined {
+        code: "card_declined".into(),
+        message: "sandbox: authorisation reference starts with 'decline'".into(),
     }
 }
 
@@ -238,6 +317,7 @@ mod tests {
         assert_eq!(sandbox.captured_minor(), 2_500);
         sandbox.capture(request("auth-1", "k2")).await;
         assert_eq!(sandbox.captured_minor(), 5_000);
+        assert_eq!(sandbox.capture_count(), 2);
     }
 
     #[tokio::test]
@@ -276,6 +356,32 @@ mod tests {
             RefundOutcome::Refunded { .. }
         ));
         assert_eq!(sandbox.refunded_minor(), 5_000);
+    }
+
+    #[tokio::test]
+    async fn remembers_the_latest_keys_only_and_keeps_counting() {
+        let sandbox = SandboxGateway::remembering(SandboxConfig::default(), 2);
+        let first = sandbox.capture(request("auth-1", "k1")).await;
+        sandbox.capture(request("auth-1", "k2")).await;
+        sandbox.capture(request("auth-1", "k3")).await;
+        // k2 and k3 are remembered: replays answer as before and capture nothing more.
+        sandbox.capture(request("auth-1", "k3")).await;
+        sandbox.capture(request("auth-1", "k2")).await;
+        assert_eq!(
+            (sandbox.capture_count(), sandbox.captured_minor()),
+            (3, 7_500)
+        );
+        // k1 was forgotten: like a provider past its key window, it is a new capture.
+        assert_eq!(sandbox.capture(request("auth-1", "k1")).await, first);
+        assert_eq!(
+            (sandbox.capture_count(), sandbox.captured_minor()),
+            (4, 10_000)
+        );
+        let books = sandbox.captures.lock().unwrap();
+        assert_eq!(
+            (books.memory.answers.len(), books.memory.order.len()),
+            (2, 2)
+        );
     }
 
     #[tokio::test]
