@@ -230,11 +230,14 @@ fn run_client(
                 continue;
             }
         };
-        if let Some((status, text, lost_connection)) =
+        if let Some((_, text, lost_connection)) =
             call_until_final(&cluster, id, method, &path, &key, &body, &stop, &requests)
         {
             let answer = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
-            if method == "DELETE" && status == 400 && lost_connection {
+            // Centra answers "does not exist" with 200 (a refusal, not a malformed request): the
+            // message, not the status, says the shipment was gone when this attempt arrived.
+            let gone = answer["status"] == "no" && answer["msg"] == "shipment does not exist";
+            if method == "DELETE" && gone && lost_connection {
                 let shipment = path.trim_start_matches("/shipments/").to_owned();
                 client.maybe_deleted.push(shipment);
             } else if answer["status"] == "ok" && path == "/return" {
