@@ -7,6 +7,8 @@ mod cpu;
 mod history;
 mod load;
 mod options;
+mod prepared;
+mod queued_writer;
 mod report;
 mod server;
 
@@ -158,7 +160,15 @@ async fn run(options: Options) -> Result<bool, String> {
     // The database running the same durable work: the ordinary way, then at its ceiling.
     let mut baselines = Vec::new();
     if options.baseline {
-        for kind in [baseline::Kind::Ordinary, baseline::Kind::Ceiling] {
+        let kinds: &[baseline::Kind] = match options.backend {
+            Backend::Postgres => &[baseline::Kind::Ordinary, baseline::Kind::Ceiling],
+            Backend::Sqlite => &[
+                baseline::Kind::Ordinary,
+                baseline::Kind::Ceiling,
+                baseline::Kind::Lockstep,
+            ],
+        };
+        for &kind in kinds {
             let base_db = prepared(&options)?;
             let sqlite =
                 (options.backend == Backend::Sqlite).then_some(base_db.config.target.as_str());
@@ -174,6 +184,13 @@ async fn run(options: Options) -> Result<bool, String> {
                     options.pgbench_clients(),
                     options.duration(),
                     options.orders(),
+                )?,
+                Backend::Sqlite if kind == baseline::Kind::Ceiling => queued_writer::run(
+                    &base_db.config.target,
+                    options.clients(),
+                    options.duration(),
+                    options.orders(),
+                    options.uncaptured_percent,
                 )?,
                 Backend::Sqlite => baseline::sqlite_single_writer(
                     &base_db.config.target,
@@ -242,6 +259,7 @@ async fn run(options: Options) -> Result<bool, String> {
         let name = match kind {
             baseline::Kind::Ordinary => "ordinary",
             baseline::Kind::Ceiling => "ceiling",
+            baseline::Kind::Lockstep => "lockstep",
         };
         let throughput = measured.throughput() / base.throughput().max(f64::MIN_POSITIVE);
         let p99 = measured.p99 / base.p99.max(f64::MIN_POSITIVE);
@@ -261,10 +279,15 @@ async fn run(options: Options) -> Result<bool, String> {
         }
     }
     if !baselines.is_empty() && (options.uncaptured_percent > 0 || options.returns_percent > 0) {
-        // The baselines do a capture at creation's two transactions only; uncaptured shipments
-        // also take a complete (its write, a confirmation queued and sent) and returns a refund.
+        // The baselines do a capture at creation's two transactions only (SQLite's ceiling also
+        // completes the uncaptured share); uncaptured shipments also take a complete (its write,
+        // a confirmation queued and sent) and returns a refund.
+        let completing = match options.backend {
+            Backend::Sqlite => "all but the SQLite ceiling (which completes the same share)",
+            Backend::Postgres => "the baselines",
+        };
         println!(
-            "the baselines do the reserve and settle of a shipment captured at creation only; \
+            "{completing} do the reserve and settle of a shipment captured at creation only; \
              {}% of these shipments were completed later and {}% returned, work they do not do \
              (--uncaptured 0 --returns 0 compares the same work)",
             options.uncaptured_percent, options.returns_percent

@@ -23,9 +23,9 @@ pub struct Database {
     /// and commits what is queued together. `None` on PostgreSQL, whose row locks let writes to
     /// different orders run in parallel on the pool.
     writer: Option<Writer>,
-    /// Orders as this instance last wrote them, to plan a shipment without reading first
-    /// (PostgreSQL only: there a read is a round trip; SQLite reads in-process).
-    snapshots: Option<Arc<OrderSnapshots>>,
+    /// Orders as this instance last wrote them, to plan a shipment without reading first: on
+    /// PostgreSQL a read is a round trip; on SQLite the plan is made off the writer thread.
+    snapshots: Arc<OrderSnapshots>,
     /// The longest wait for a turn at the database before answering "unavailable".
     wait_limit: std::time::Duration,
     /// Requests waiting for a permit (for metrics).
@@ -67,12 +67,8 @@ impl Database {
             )?),
             Backend::Postgres => None,
         };
-        let snapshots = match config.backend {
-            Backend::Postgres => Some(Arc::new(OrderSnapshots::default())),
-            Backend::Sqlite => None,
-        };
         Ok(Database {
-            snapshots,
+            snapshots: Arc::default(),
             permits: Arc::new(Semaphore::new(config.pool_size as usize)),
             waiting,
             writer,
@@ -124,8 +120,8 @@ impl Database {
         self.writer.as_ref().map(|w| w.largest_group())
     }
 
-    /// The order snapshots, on PostgreSQL.
-    pub(crate) fn snapshots(&self) -> Option<Arc<OrderSnapshots>> {
+    /// The order snapshots.
+    pub(crate) fn snapshots(&self) -> Arc<OrderSnapshots> {
         self.snapshots.clone()
     }
 
@@ -133,9 +129,7 @@ impl Database {
     /// transaction): the next shipment reads the order instead of first trying a write that
     /// cannot match.
     pub(crate) fn outdated(&self, order: consign_domain::OrderId) {
-        if let Some(snapshots) = &self.snapshots {
-            snapshots.forget(order.0);
-        }
+        self.snapshots.forget(order.0);
     }
 
     pub(crate) fn installation(&self) -> &str {

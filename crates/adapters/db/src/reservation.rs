@@ -39,6 +39,14 @@ const RESERVE_ORDER: &str = "UPDATE orders SET next_shipment_number = $1, \
      updated_at = $4, version = version + 1 \
      WHERE id = $5";
 
+/// [`RESERVE_ORDER`] only if the order is still at version `$6`: the compare-and-set of a
+/// reservation planned ahead from a snapshot.
+const RESERVE_ORDER_IF_UNCHANGED: &str = "UPDATE orders SET next_shipment_number = $1, \
+     committed = committed + $2, \
+     shipping_fee_committed = CASE WHEN $3 = 1 THEN 1 ELSE shipping_fee_committed END, \
+     updated_at = $4, version = version + 1 \
+     WHERE id = $5 AND version = $6";
+
 /// A new shipment, every column (kept prepared, unlike Diesel's insert of a row with optional
 /// columns, which is parsed and planned on every run).
 const INSERT_SHIPMENT: &str = "INSERT INTO shipments (order_id, number, state, gtg, shipped, \
@@ -81,12 +89,48 @@ pub(crate) fn shipment_params(row: &ShipmentRow) -> Vec<Param<'_>> {
     ]
 }
 
+/// The order's counters as the reservation leaves them, as `$1`..`$5` of [`RESERVE_ORDER`].
+fn order_params<'a>(write: &ReservationWrite<'a>) -> Vec<Param<'a>> {
+    vec![
+        Param::Integer(write.shipment.number + 1),
+        Param::BigInt(write.committed),
+        Param::Integer(i32::from(write.carries_fee)),
+        Param::BigInt(write.shipment.created_at), // the shipment is created now
+        Param::BigInt(write.shipment.order_id),
+    ]
+}
+
 /// The reserve step's writes, a statement each (SQLite, where a statement costs no round trip).
 pub(crate) fn write_reservation(
     conn: &mut AnyConnection,
     write: &ReservationWrite,
 ) -> Result<(), DbError> {
-    let (order_id, number) = (write.shipment.order_id, write.shipment.number);
+    write_rows(conn, write)?;
+    execute(conn, statement!(RESERVE_ORDER), order_params(write))?;
+    Ok(())
+}
+
+/// The reserve step's writes if the order is still at `version` (the one it was planned from):
+/// the order's counters first, guarded by the version, then the rest. `false`, with nothing
+/// written, when another write changed the order since. The caller's transaction (a savepoint)
+/// rolls everything back if a later statement fails.
+pub(crate) fn write_reservation_if_unchanged(
+    conn: &mut AnyConnection,
+    write: &ReservationWrite,
+    version: i64,
+) -> Result<bool, DbError> {
+    let mut params = order_params(write);
+    params.push(Param::BigInt(version));
+    if execute(conn, statement!(RESERVE_ORDER_IF_UNCHANGED), params)? == 0 {
+        return Ok(false);
+    }
+    write_rows(conn, write)?;
+    Ok(true)
+}
+
+/// The shipment, its lines with the guarded move of each order line, and the pending attempt.
+fn write_rows(conn: &mut AnyConnection, write: &ReservationWrite) -> Result<(), DbError> {
+    let order_id = write.shipment.order_id;
     insert_shipment(conn, write.shipment)?;
     let in_capture = i32::from(write.in_capture);
     for line in write.lines {
@@ -112,17 +156,6 @@ pub(crate) fn write_reservation(
             line.quantity * in_capture,
         )?;
     }
-    execute(
-        conn,
-        statement!(RESERVE_ORDER),
-        vec![
-            Param::Integer(number + 1),
-            Param::BigInt(write.committed),
-            Param::Integer(i32::from(write.carries_fee)),
-            Param::BigInt(write.shipment.created_at), // the shipment is created now
-            Param::BigInt(order_id),
-        ],
-    )?;
     if let Some(attempt) = &write.attempt {
         crate::attempts::insert_attempt(conn, attempt)?;
     }

@@ -8,6 +8,7 @@ use consign_ports::{
     ShipmentListing, ShipmentQuery, ShipmentView, StoreError, StoreStats, Timestamp,
 };
 
+use crate::config::Backend;
 use crate::database::Database;
 use crate::{listing, orders, outbox, shipments, workflow};
 
@@ -21,9 +22,7 @@ impl OrderStore for Database {
         let (imported, snapshot) = self
             .run_write(move |conn| orders::import_order(conn, &order, now))
             .await?;
-        if let Some(snapshots) = self.snapshots() {
-            snapshots.put(snapshot);
-        }
+        self.snapshots().put(snapshot);
         Ok(imported)
     }
 
@@ -38,11 +37,26 @@ impl OrderStore for Database {
     ) -> Result<Reservation, StoreError> {
         let installation = self.installation().to_owned();
         let snapshots = self.snapshots();
-        Ok(self
+        // SQLite: planned here, off its one writer thread, when a snapshot of the order is kept.
+        let ahead = match self.backend() {
+            Backend::Sqlite => shipments::plan_ahead(
+                &snapshots,
+                &installation,
+                order,
+                &request,
+                &providers,
+                &details,
+                request_key.as_deref(),
+                now,
+            ),
+            Backend::Postgres => None,
+        };
+        let (reservation, after) = self
             .run_write(move |conn| {
                 shipments::reserve_shipment(
                     conn,
-                    snapshots.as_deref(),
+                    &snapshots,
+                    ahead.as_ref(),
                     &installation,
                     order,
                     &request,
@@ -52,7 +66,13 @@ impl OrderStore for Database {
                     now,
                 )
             })
-            .await?)
+            .await?;
+        // Kept once the write is committed (a SQLite group commits after all its writes ran):
+        // a snapshot only ever holds what the database holds at its version.
+        if let Some(after) = after {
+            self.snapshots().put(after);
+        }
+        Ok(reservation)
     }
 
     async fn find_by_request_key(

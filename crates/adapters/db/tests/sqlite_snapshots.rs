@@ -1,0 +1,142 @@
+//! SQLite plans a shipment from this instance's snapshot of the order before its turn at the
+//! writer thread, and the writer writes it only if the order is still at the snapshot's
+//! version. A second instance on the same file makes the snapshot out of date: the write must
+//! then be planned again from the database, never from the snapshot.
+
+use consign_db::testing::Throwaway;
+use consign_db::Database;
+use consign_domain::*;
+use consign_ports::*;
+
+fn sek() -> Currency {
+    "SEK".parse().unwrap()
+}
+
+/// Imports order `id`: one line of `quantity` units at 10.00, authorized in full, no fee.
+async fn import(db: &Database, id: i64, quantity: u32) -> LineId {
+    let imported = db
+        .import_order(
+            OrderImport {
+                id: Some(OrderId(id)),
+                currency: sek(),
+                customer: Customer {
+                    email: "s@example.com".into(),
+                    ..Customer::default()
+                },
+                lines: vec![LineImport {
+                    sku: "B".into(),
+                    name: "B".into(),
+                    unit_price: Money::from_minor(1_000, sek()),
+                    tax_rate: TaxRate(2500),
+                    quantity,
+                }],
+                shipping_fee: Money::zero(sek()),
+                payment: Some(PaymentAuthorization {
+                    provider: "sandbox".into(),
+                    reference: "auth".into(),
+                    amount: Money::from_minor(1_000 * i64::from(quantity), sek()),
+                }),
+            },
+            Timestamp(1),
+        )
+        .await
+        .expect("import");
+    imported.order.lines()[0].line_id()
+}
+
+/// Ships `quantity` units of order `id`'s `line`, captured or not.
+async fn ship(
+    db: &Database,
+    id: i64,
+    line: LineId,
+    quantity: u32,
+    capture: bool,
+) -> Result<Reservation, StoreError> {
+    db.reserve_shipment(
+        OrderId(id),
+        ShipmentRequest {
+            lines: vec![ShipmentLine {
+                line_id: line,
+                quantity,
+            }],
+            capture,
+            deduct_previous_costs: false,
+        },
+        Providers::any(),
+        ShipmentDetails::default(),
+        None,
+        Timestamp(2),
+    )
+    .await
+}
+
+/// (allocated, committed minor units) of order `id`, as read from the database.
+async fn progress(db: &Database, id: i64) -> (u32, i64) {
+    let orders = db.list_orders(OrderQuery::default()).await.expect("list");
+    let order = &orders
+        .iter()
+        .find(|o| o.order.id() == OrderId(id))
+        .expect("the order")
+        .order;
+    (order.lines()[0].allocated(), order.committed().minor())
+}
+
+/// This instance and a second one on the same file.
+fn two_instances() -> (Throwaway, Database, Database) {
+    let file = Throwaway::sqlite();
+    let here = Database::open(&file.config).expect("open");
+    let other = Database::open(&file.config).expect("a second instance");
+    (file, here, other)
+}
+
+/// From this instance's snapshot, shipments are numbered in turn and every unit ships once;
+/// after the other instance ships from the same order, the next shipment here takes the next
+/// number and only the units left, and what is left beyond is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shipment_planned_from_an_outdated_snapshot_is_planned_again() {
+    let (_file, here, other) = two_instances();
+    let line = import(&here, 1, 10).await;
+    for number in 1..=2 {
+        let shipped = ship(&here, 1, line, 1, false).await.expect("ship");
+        assert_eq!(shipped.shipment.id.number, number, "numbered in turn");
+    }
+    let taken = ship(&other, 1, line, 3, false)
+        .await
+        .expect("the other instance ships");
+    assert_eq!(taken.shipment.id.number, 3);
+    let reservation = ship(&here, 1, line, 5, true).await.expect("ship");
+    assert_eq!(
+        reservation.shipment.id.number, 4,
+        "the next number, not the snapshot's"
+    );
+    let attempt = reservation.attempt.expect("captured");
+    assert_eq!(attempt.amount.minor(), 5_000);
+    assert_eq!(progress(&here, 1).await, (10, 5_000));
+    match ship(&here, 1, line, 1, true).await {
+        Err(StoreError::Rejected(_)) => {}
+        other => panic!("an eleventh unit must be refused, got {other:?}"),
+    }
+    assert_eq!(
+        progress(&here, 1).await,
+        (10, 5_000),
+        "the refusal wrote nothing"
+    );
+}
+
+/// A snapshot that says the order is fully shipped is not the database's word: after the other
+/// instance deletes a shipment, the units it released ship from here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_is_never_given_from_an_outdated_snapshot() {
+    let (_file, here, other) = two_instances();
+    let line = import(&here, 1, 4).await;
+    let first = ship(&here, 1, line, 4, false).await.expect("ship all four");
+    other
+        .delete_shipment(first.shipment.id, None, Timestamp(3))
+        .await
+        .expect("the other instance deletes it");
+    let again = ship(&here, 1, line, 4, false)
+        .await
+        .expect("the released units ship");
+    assert_eq!(again.shipment.id.number, 2);
+    assert_eq!(progress(&here, 1).await.0, 4);
+}
