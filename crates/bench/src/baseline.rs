@@ -17,7 +17,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Integer;
 
 use crate::history::Raw;
-use crate::report::{percentiles, Measured, Tally};
+use crate::report::Measured;
 
 pub const SCRIPT: &str = include_str!("../../../bench/pgbench/reserve_settle.sql");
 pub const CEILING: &str = include_str!("../../../bench/pgbench/ceiling.sql");
@@ -115,21 +115,12 @@ pub fn pgbench(
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let transactions = latencies.len() as u64;
-    let (p50, p90, p99, max) = percentiles(&mut latencies);
-    Ok(Measured {
-        label: format!("{label}, {clients} clients"),
-        requests: transactions,
-        shipments: transactions,
-        elapsed: duration,
-        p50,
-        p90,
-        p99,
-        max,
-        tally: Tally::default(),
-        client_cpu_seconds: pgbench_cpu,
-        database_cpu_seconds: None,
-    })
+    Ok(Measured::of_baseline(
+        format!("{label}, {clients} clients"),
+        latencies,
+        duration,
+        pgbench_cpu,
+    ))
 }
 
 #[derive(QueryableByName)]
@@ -204,26 +195,11 @@ pub fn sqlite_single_writer(
     }
     let elapsed = started.elapsed();
     let writer_cpu = crate::cpu::own_seconds() - cpu_before;
-    let transactions = latencies.len() as u64;
-    let (p50, p90, p99, max) = percentiles(&mut latencies);
-    Ok(Measured {
-        label: match kind {
-            Kind::Ordinary => "SQLite ordinary: a commit per transaction".into(),
-            Kind::Ceiling | Kind::Lockstep => {
-                format!("SQLite lockstep: groups of {group} per commit")
-            }
-        },
-        requests: transactions,
-        shipments: transactions,
-        elapsed,
-        p50,
-        p90,
-        p99,
-        max,
-        tally: Tally::default(),
-        client_cpu_seconds: writer_cpu,
-        database_cpu_seconds: None,
-    })
+    let label = match kind {
+        Kind::Ordinary => "SQLite ordinary: a commit per transaction".into(),
+        Kind::Ceiling | Kind::Lockstep => format!("SQLite lockstep: groups of {group} per commit"),
+    };
+    Ok(Measured::of_baseline(label, latencies, elapsed, writer_cpu))
 }
 
 /// The reserve transaction's statements for one shipment of order `oid`; answers its number.

@@ -20,7 +20,7 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
 use crate::prepared::{sql, stmt, Stmt};
-use crate::report::{percentiles, Measured, Tally};
+use crate::report::Measured;
 
 /// The most writes one commit takes, as Consign's writer.
 const MAX_GROUP: usize = 64;
@@ -157,21 +157,12 @@ pub fn run(
         .join()
         .map_err(|_| "the writer thread panicked".to_string())?;
     let cpu = crate::cpu::own_seconds() - cpu_before;
-    let shipments = latencies.len() as u64;
-    let (p50, p90, p99, max) = percentiles(&mut latencies);
-    Ok(Measured {
-        label: format!("SQLite ceiling: one writer, what {clients} clients queued per commit"),
-        requests: shipments,
-        shipments,
+    Ok(Measured::of_baseline(
+        format!("SQLite ceiling: one writer, what {clients} clients queued per commit"),
+        latencies,
         elapsed,
-        p50,
-        p90,
-        p99,
-        max,
-        tally: Tally::default(),
-        client_cpu_seconds: cpu,
-        database_cpu_seconds: None,
-    })
+        cpu,
+    ))
 }
 
 /// One client: shipments until `deadline`, each its writes in turn; answers their latencies

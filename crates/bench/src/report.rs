@@ -69,6 +69,31 @@ pub struct Measured {
 }
 
 impl Measured {
+    /// A baseline's run: one latency (microseconds) per shipment, each shipment one request,
+    /// with the CPU seconds its database client used.
+    pub fn of_baseline(
+        label: String,
+        mut latencies: Vec<u64>,
+        elapsed: Duration,
+        client_cpu_seconds: f64,
+    ) -> Measured {
+        let shipments = latencies.len() as u64;
+        let (p50, p90, p99, max) = percentiles(&mut latencies);
+        Measured {
+            label,
+            requests: shipments,
+            shipments,
+            elapsed,
+            p50,
+            p90,
+            p99,
+            max,
+            tally: Tally::default(),
+            client_cpu_seconds,
+            database_cpu_seconds: None,
+        }
+    }
+
     pub fn throughput(&self) -> f64 {
         self.shipments as f64 / self.elapsed.as_secs_f64()
     }

@@ -3,83 +3,12 @@
 //! version. A second instance on the same file makes the snapshot out of date: the write must
 //! then be planned again from the database, never from the snapshot.
 
+mod shipping;
+
 use consign_db::testing::Throwaway;
 use consign_db::Database;
-use consign_domain::*;
 use consign_ports::*;
-
-fn sek() -> Currency {
-    "SEK".parse().unwrap()
-}
-
-/// Imports order `id`: one line of `quantity` units at 10.00, authorized in full, no fee.
-async fn import(db: &Database, id: i64, quantity: u32) -> LineId {
-    let imported = db
-        .import_order(
-            OrderImport {
-                id: Some(OrderId(id)),
-                currency: sek(),
-                customer: Customer {
-                    email: "s@example.com".into(),
-                    ..Customer::default()
-                },
-                lines: vec![LineImport {
-                    sku: "B".into(),
-                    name: "B".into(),
-                    unit_price: Money::from_minor(1_000, sek()),
-                    tax_rate: TaxRate(2500),
-                    quantity,
-                }],
-                shipping_fee: Money::zero(sek()),
-                payment: Some(PaymentAuthorization {
-                    provider: "sandbox".into(),
-                    reference: "auth".into(),
-                    amount: Money::from_minor(1_000 * i64::from(quantity), sek()),
-                }),
-            },
-            Timestamp(1),
-        )
-        .await
-        .expect("import");
-    imported.order.lines()[0].line_id()
-}
-
-/// Ships `quantity` units of order `id`'s `line`, captured or not.
-async fn ship(
-    db: &Database,
-    id: i64,
-    line: LineId,
-    quantity: u32,
-    capture: bool,
-) -> Result<Reservation, StoreError> {
-    db.reserve_shipment(
-        OrderId(id),
-        ShipmentRequest {
-            lines: vec![ShipmentLine {
-                line_id: line,
-                quantity,
-            }],
-            capture,
-            deduct_previous_costs: false,
-        },
-        Providers::any(),
-        ShipmentDetails::default(),
-        None,
-        Timestamp(2),
-    )
-    .await
-}
-
-/// (allocated, committed minor units) of order `id`, as read from the database.
-async fn progress(db: &Database, id: i64) -> (u32, i64) {
-    let orders = db.list_orders(OrderQuery::default()).await.expect("list");
-    let order = &orders
-        .iter()
-        .find(|o| o.order.id() == OrderId(id))
-        .expect("the order")
-        .order;
-    (order.lines()[0].allocated(), order.committed().minor())
-}
+use shipping::{import, progress, ship};
 
 /// This instance and a second one on the same file.
 fn two_instances() -> (Throwaway, Database, Database) {
