@@ -67,9 +67,18 @@ fn serve(mut conn: SqliteConnection, mut counters: Counters, queue: mpsc::Receiv
         }
         let mut replies = Vec::with_capacity(group.len());
         let committed = conn.transaction::<_, diesel::result::Error, _>(|c| {
-            for job in group {
-                let done = c.transaction(|c| (job.work)(c, &mut counters));
-                replies.push((job.reply, done.map_err(|e| e.to_string())));
+            // The writes queued while the group runs join it, as they do Consign's.
+            while !group.is_empty() {
+                for job in group.drain(..) {
+                    let done = c.transaction(|c| (job.work)(c, &mut counters));
+                    replies.push((job.reply, done.map_err(|e| e.to_string())));
+                }
+                while replies.len() + group.len() < MAX_GROUP {
+                    match queue.try_recv() {
+                        Ok(job) => group.push(job),
+                        Err(_) => break,
+                    }
+                }
             }
             Ok(())
         });

@@ -8,6 +8,7 @@ use tokio::sync::Semaphore;
 use crate::config::{Backend, DbConfig};
 use crate::connection::{build_pool, run_migrations, AnyConnection, Manager, Pool};
 use crate::error::DbError;
+use crate::reserved::ReservedShipments;
 use crate::schema::settings;
 use crate::snapshots::OrderSnapshots;
 use crate::statements::StatementCounter;
@@ -26,6 +27,8 @@ pub struct Database {
     /// Orders as this instance last wrote them, to plan a shipment without reading first: on
     /// PostgreSQL a read is a round trip; on SQLite the plan is made off the writer thread.
     snapshots: Arc<OrderSnapshots>,
+    /// SQLite: shipments reserved with capture, until their settle (which answers from them).
+    reserved: Arc<ReservedShipments>,
     /// The longest wait for a turn at the database before answering "unavailable".
     wait_limit: std::time::Duration,
     /// Requests waiting for a permit (for metrics).
@@ -69,6 +72,7 @@ impl Database {
         };
         Ok(Database {
             snapshots: Arc::default(),
+            reserved: Arc::default(),
             permits: Arc::new(Semaphore::new(config.pool_size as usize)),
             waiting,
             writer,
@@ -123,6 +127,11 @@ impl Database {
     /// The order snapshots.
     pub(crate) fn snapshots(&self) -> Arc<OrderSnapshots> {
         self.snapshots.clone()
+    }
+
+    /// The shipments reserved with capture and not yet settled (kept on SQLite only).
+    pub(crate) fn reserved(&self) -> &ReservedShipments {
+        &self.reserved
     }
 
     /// Forgets the snapshot of `order` after a write that changed its version (a locked

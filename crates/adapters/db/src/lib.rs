@@ -28,6 +28,7 @@ mod persist;
 mod postgres;
 mod prepared;
 mod reservation;
+mod reserved;
 mod retry;
 mod return_store;
 mod returns;

@@ -18,10 +18,11 @@ use crate::attempts::{
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::{load_lines, load_shipment, lock_order, read_order};
-use crate::persist::{apply_written, write_change, write_moves, write_row};
-use crate::postgres::Reserved;
-use crate::prepared::{returning_one, statement, Param};
+use crate::persist::{apply_written, decided_columns, write_change, write_moves, write_row};
+use crate::postgres::Reserved as PgReserved;
+use crate::prepared::{execute, returning_one, statement, Param};
 use crate::reservation::{self, ReservationWrite};
+use crate::reserved::ReservedRows;
 use crate::rows::{flag, int, AttemptRow, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{capture_attempts, orders};
 use crate::snapshots::{OrderSnapshots, Snapshot};
@@ -51,12 +52,30 @@ impl Planned {
         }
     }
 
+    /// What this instance keeps of a shipment reserved with capture, for its settle.
+    fn kept(&self) -> Option<ReservedRows> {
+        self.attempt.as_ref().map(|_| ReservedRows {
+            row: self.row.clone(),
+            lines: self.lines.clone(),
+            currency: self.currency,
+        })
+    }
+
     fn reservation(self) -> Result<Reservation, DbError> {
         Ok(Reservation {
             shipment: self.row.into_view(self.currency, &self.lines)?,
             attempt: self.attempt,
         })
     }
+}
+
+/// What the reserve step answers, and what the instance keeps of it once it is committed.
+pub(crate) struct Reserved {
+    pub(crate) reservation: Reservation,
+    /// The order as the write left it, for the next shipment to be planned from.
+    pub(crate) order_after: Option<Snapshot>,
+    /// SQLite: the shipment's rows, for its settle to answer from.
+    pub(crate) rows: Option<ReservedRows>,
 }
 
 /// The domain plans the shipment from the order as read; the rows to write follow from the plan.
@@ -236,7 +255,7 @@ pub(crate) fn reserve_shipment(
     details: &ShipmentDetails,
     request_key: Option<&str>,
     now: Timestamp,
-) -> Result<(Reservation, Option<Snapshot>), DbError> {
+) -> Result<Reserved, DbError> {
     let queues_confirmation = details.shipped && details.send_email == Some(true);
     if let (AnyConnection::Sqlite(_), Some(ahead)) = (&mut *conn, ahead) {
         let write = ahead.planned.write();
@@ -245,7 +264,11 @@ pub(crate) fn reserve_shipment(
             reservation::write_reservation_if_unchanged(conn, &write, version)
         })? {
             let after = ahead.snapshot.after_reservation(&write, now.0);
-            return Ok((ahead.planned.clone().reservation()?, Some(after)));
+            return Ok(Reserved {
+                rows: ahead.planned.kept(),
+                reservation: ahead.planned.clone().reservation()?,
+                order_after: Some(after),
+            });
         }
         // Another write changed the order since the snapshot: read it and plan again below.
     }
@@ -295,11 +318,15 @@ pub(crate) fn reserve_shipment(
                 snapshot.version,
                 now,
             )? {
-                Reserved::Written => {
+                PgReserved::Written => {
                     let after = snapshot.after_reservation(&write, now.0);
-                    return Ok((planned.reservation()?, Some(after)));
+                    return Ok(Reserved {
+                        reservation: planned.reservation()?,
+                        order_after: Some(after),
+                        rows: None,
+                    });
                 }
-                Reserved::Lost(progress) => {
+                PgReserved::Lost(progress) => {
                     known = progress
                         .and_then(|p| snapshot.with_progress(&p))
                         .map(|s| (Arc::new(s), true));
@@ -351,7 +378,8 @@ pub(crate) fn reserve_shipment(
             crate::outbox::queue_confirmation(conn, order_id.0, planned.row.number, now)?;
         }
         // On SQLite, the order as this leaves it (the version read, bumped once by the write),
-        // for the next shipment of it to be planned ahead. (PostgreSQL's lock bumped it too.)
+        // for the next shipment of it to be planned ahead, and the shipment's rows for its
+        // settle. (PostgreSQL's lock bumped the version too.)
         let after = version.map(|version| {
             let read = Snapshot {
                 order: order_row,
@@ -360,7 +388,12 @@ pub(crate) fn reserve_shipment(
             };
             read.after_reservation(&write, now.0)
         });
-        Ok((planned.reservation()?, after))
+        let rows = version.and_then(|_| planned.kept());
+        Ok(Reserved {
+            reservation: planned.reservation()?,
+            order_after: after,
+            rows,
+        })
     })
 }
 
@@ -387,14 +420,25 @@ struct SettledAttempt {
 /// for a capture started by complete/capture, return it to uncaptured). On a capture, changes
 /// that waited for it are applied. Only an open attempt is settled, so a second settle of the
 /// same attempt changes nothing.
+///
+/// `reserved`, the shipment's rows as this instance reserved it (SQLite), lets a capture be
+/// settled without reading the shipment first ([`settle_as_reserved`]).
 pub(crate) fn settle_capture(
     conn: &mut AnyConnection,
     attempt: &CaptureAttempt,
     outcome: &SettleOutcome,
+    reserved: Option<&ReservedRows>,
     now: Timestamp,
 ) -> Result<ShipmentView, DbError> {
     let order_id = attempt.shipment.order.0;
     let number = int(attempt.shipment.number);
+    if let (AnyConnection::Sqlite(_), SettleOutcome::Captured { reference }, Some(reserved)) =
+        (&mut *conn, outcome, reserved)
+    {
+        if let Some(view) = settle_as_reserved(conn, attempt, reference, reserved, now)? {
+            return Ok(view);
+        }
+    }
     if let (AnyConnection::Postgresql(pg), SettleOutcome::Captured { reference }) =
         (&mut *conn, outcome)
     {
@@ -494,6 +538,81 @@ pub(crate) fn settle_capture(
         let (row, lines) = load_shipment(conn, order_id, number)?
             .ok_or(DbError::ShipmentNotFound(attempt.shipment))?;
         row.into_view(attempt.amount.currency(), &lines)
+    })
+}
+
+/// [`SETTLE_ATTEMPT`]'s work on a shipment as it was reserved: the domain's decided columns as
+/// `$1`..`$7` (`persist::decided_columns`), the reference, then the guards: still in the state
+/// the decision was made from, unchanged since it was reserved, and its attempt still open with
+/// no changes waiting for the capture.
+const CAPTURE_AS_RESERVED: &str = "UPDATE shipments SET state = $1, capture_amount = $2, \
+     carries_shipping_fee = $3, gtg = $4, shipped = $5, needs_review = $6, updated_at = $7, \
+     capture_reference = $8 \
+     WHERE order_id = $9 AND number = $10 AND state = $11 AND updated_at = $12 \
+     AND EXISTS (SELECT 1 FROM capture_attempts WHERE order_id = $9 AND idempotency_key = $13 \
+     AND state <> $14 AND state <> $15 AND on_capture IS NULL)";
+
+/// The attempt [`CAPTURE_AS_RESERVED`] found open, succeeded.
+const ATTEMPT_CAPTURED: &str = "UPDATE capture_attempts SET state = $1, provider_reference = $2, \
+     updated_at = $3 WHERE order_id = $4 AND idempotency_key = $5 AND state <> $1 AND state <> $6";
+
+/// Settles a capture that succeeded from the shipment's rows as this instance reserved it
+/// (SQLite): the domain settles that shipment, and its change is written only if the shipment
+/// is still as reserved and its attempt open; then the attempt and the invoice. Answers the
+/// shipment from the rows and the change, with no read on the writer thread; `None`, with
+/// nothing written, when the guards did not hold (the settle then reads what is stored).
+fn settle_as_reserved(
+    conn: &mut AnyConnection,
+    attempt: &CaptureAttempt,
+    reference: &str,
+    reserved: &ReservedRows,
+    now: Timestamp,
+) -> Result<Option<ShipmentView>, DbError> {
+    let (order_id, number) = (reserved.row.order_id, reserved.row.number);
+    let shipment = reserved
+        .row
+        .to_shipment(reserved.currency, &reserved.lines)?;
+    if shipment.id() != attempt.shipment || shipment.state() != ShipmentState::CapturePending {
+        return Ok(None);
+    }
+    let change = shipment.settle(Settlement::Captured, CaptureOrigin::AtCreation)?;
+    conn.transaction(|conn| {
+        let mut params = decided_columns(&change, now);
+        params.extend([
+            Param::Text(reference),
+            Param::BigInt(order_id),
+            Param::Integer(number),
+            Param::Text(change.before().state().as_str()),
+            Param::BigInt(reserved.row.updated_at),
+            Param::Text(&attempt.idempotency_key),
+            Param::Text(ATTEMPT_SUCCEEDED),
+            Param::Text(ATTEMPT_FAILED),
+        ]);
+        if execute(conn, statement!(CAPTURE_AS_RESERVED), params)? == 0 {
+            return Ok(None);
+        }
+        let settled = execute(
+            conn,
+            statement!(ATTEMPT_CAPTURED),
+            vec![
+                Param::Text(ATTEMPT_SUCCEEDED),
+                Param::Text(reference),
+                Param::BigInt(now.0),
+                Param::BigInt(order_id),
+                Param::Text(&attempt.idempotency_key),
+                Param::Text(ATTEMPT_FAILED),
+            ],
+        )?;
+        if settled != 1 {
+            return Err(DbError::Corrupt(format!(
+                "the open attempt of {} changed within its settle",
+                attempt.shipment
+            )));
+        }
+        crate::outbox::issue_invoice(conn, order_id, number, attempt.amount.minor(), now)?;
+        let (mut row, mut lines) = (reserved.row.clone(), reserved.lines.clone());
+        apply_written(&mut row, &mut lines, &change, Some(reference), now);
+        Ok(Some(row.into_view(reserved.currency, &lines)?))
     })
 }
 

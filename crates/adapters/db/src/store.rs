@@ -51,7 +51,7 @@ impl OrderStore for Database {
             ),
             Backend::Postgres => None,
         };
-        let (reservation, after) = self
+        let reserved = self
             .run_write(move |conn| {
                 shipments::reserve_shipment(
                     conn,
@@ -69,10 +69,13 @@ impl OrderStore for Database {
             .await?;
         // Kept once the write is committed (a SQLite group commits after all its writes ran):
         // a snapshot only ever holds what the database holds at its version.
-        if let Some(after) = after {
+        if let Some(after) = reserved.order_after {
             self.snapshots().put(after);
         }
-        Ok(reservation)
+        if let Some(rows) = reserved.rows {
+            self.reserved().put(rows);
+        }
+        Ok(reserved.reservation)
     }
 
     async fn find_by_request_key(
@@ -238,8 +241,12 @@ impl OrderStore for Database {
         let attempt = attempt.clone();
         let order = attempt.shipment.order;
         let releases = matches!(outcome, SettleOutcome::Declined { .. });
+        // Taken whatever the outcome: a settle ends what was kept of the reservation.
+        let reserved = self.reserved().take(attempt.shipment);
         let settled = self
-            .run_write(move |conn| shipments::settle_capture(conn, &attempt, &outcome, now))
+            .run_write(move |conn| {
+                shipments::settle_capture(conn, &attempt, &outcome, reserved.as_ref(), now)
+            })
             .await;
         if releases {
             self.outdated(order);

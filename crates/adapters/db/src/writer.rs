@@ -4,9 +4,9 @@
 //! SQLite lets one connection write at a time, and with `synchronous = FULL` every commit is an
 //! fsync. Handing each write to the blocking pool in turn left the write lock idle while the
 //! next thread woke up, and paid one fsync per transaction. Here the writer thread takes every
-//! write that is queued when it looks (up to [`MAX_GROUP`]), runs each in a savepoint of one
-//! transaction and commits them together: one fsync for the group, and no answer before the
-//! commit that makes it durable. A write that fails rolls back its own savepoint only. If the
+//! write that is queued when it looks, and those queued while they run (up to [`MAX_GROUP`]),
+//! runs each in a savepoint of one transaction and commits them together: one fsync for the
+//! group, and no answer before the commit that makes it durable. A write that fails rolls back its own savepoint only. If the
 //! group's commit fails, each write of the group runs again alone, so one write's trouble never
 //! becomes another's.
 
@@ -68,7 +68,9 @@ impl Writer {
     }
 
     /// Runs `work` on the writer thread and answers once its write is committed. A write still
-    /// queued after the wait limit (or whose caller has gone) is not run.
+    /// queued after the wait limit (or whose caller has gone) is not run. `work` answers every
+    /// failed statement with an error (it never goes on after one): the group it runs in learns
+    /// from its error whether SQLite ended the group's transaction.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, DbError>
     where
         T: Send + 'static,
@@ -100,6 +102,8 @@ trait Job: Send {
     /// Runs the write and keeps the result; alone, again after transient failures (in a group a
     /// retry would meet the same lock inside the same transaction).
     fn run(&mut self, conn: &mut AnyConnection, alone: bool);
+    /// Its kept result is a failure.
+    fn failed(&self) -> bool;
     /// Its kept result is a failure that may pass when it runs again alone.
     fn failed_transiently(&self) -> bool;
     /// Sends the kept result: the write is committed, or it failed and was rolled back.
@@ -135,6 +139,10 @@ where
         });
     }
 
+    fn failed(&self) -> bool {
+        matches!(&self.result, Some(Err(_)))
+    }
+
     fn failed_transiently(&self) -> bool {
         matches!(&self.result, Some(Err(e)) if e.is_transient())
     }
@@ -167,27 +175,43 @@ fn serve(
     largest_group: &AtomicUsize,
 ) {
     while let Ok(first) = queue.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
-        waiting.fetch_sub(group.len() as u32, Ordering::Relaxed);
-        let now = Instant::now();
-        let (live, late): (Vec<_>, Vec<_>) = group.into_iter().partition(|j| !j.expired(now));
-        for job in late {
-            let error = job.too_late();
-            job.fail(error);
-        }
+        let mut live = Vec::new();
+        take(first, &mut live);
+        take_queued(queue, waiting, &mut live);
+        waiting.fetch_sub(1, Ordering::Relaxed);
         if live.len() == 1 {
             for job in live {
                 run_alone(&mut conn, manager, job);
             }
         } else if !live.is_empty() {
-            largest_group.fetch_max(live.len(), Ordering::Relaxed);
-            run_group(&mut conn, manager, live);
+            run_group(&mut conn, manager, live, queue, waiting, largest_group);
+        }
+    }
+}
+
+/// Adds `job` to `live`, or answers it at once if it was not run in time.
+fn take(job: Box<dyn Job>, live: &mut Vec<Box<dyn Job>>) {
+    if job.expired(Instant::now()) {
+        let error = job.too_late();
+        job.fail(error);
+    } else {
+        live.push(job);
+    }
+}
+
+/// Moves what is queued now into `live`, up to [`MAX_GROUP`] writes.
+fn take_queued(
+    queue: &mpsc::Receiver<Box<dyn Job>>,
+    waiting: &AtomicU32,
+    live: &mut Vec<Box<dyn Job>>,
+) {
+    while live.len() < MAX_GROUP {
+        match queue.try_recv() {
+            Ok(job) => {
+                waiting.fetch_sub(1, Ordering::Relaxed);
+                take(job, live);
+            }
+            Err(_) => break,
         }
     }
 }
@@ -210,25 +234,47 @@ fn run_alone(conn: &mut AnyConnection, manager: &Manager, mut job: Box<dyn Job>)
 
 /// Several writes, each in a savepoint of one transaction, committed together.
 ///
+/// The writes queued while the group runs join it before the commit (up to [`MAX_GROUP`]):
+/// a client answered by the last commit queues its next write while this group runs, and
+/// would otherwise wait for this group's commit and the whole next group, so the clients
+/// split into two cohorts that each commit every other time, in groups half as large.
+///
 /// SQLite ends the whole transaction itself on some errors (disk full, I/O, out of memory). The
 /// writes after that would each commit on their own, and running the group again would apply
 /// them twice; so a marker row written at the start of the group is looked for after every
-/// write, and the group stops at the first write after which it is gone. Everything before was
-/// rolled back and nothing after ran, so every write of the group can run again alone.
-fn run_group(conn: &mut AnyConnection, manager: &Manager, mut group: Vec<Box<dyn Job>>) {
+/// write that failed (only a failed statement ends it, and a write that runs in a transaction
+/// of its own fails when it cannot release it), and the group stops at the first write after
+/// which it is gone. Everything before was rolled back and nothing after ran, so every write
+/// of the group can run again alone.
+fn run_group(
+    conn: &mut AnyConnection,
+    manager: &Manager,
+    mut group: Vec<Box<dyn Job>>,
+    queue: &mpsc::Receiver<Box<dyn Job>>,
+    waiting: &AtomicU32,
+    largest_group: &AtomicUsize,
+) {
     let committed = catch_unwind(AssertUnwindSafe(|| {
         conn.transaction::<_, diesel::result::Error, _>(|conn| {
             conn.batch_execute("INSERT INTO temp.consign_group VALUES (1)")?;
-            for job in group.iter_mut() {
+            let mut next = 0;
+            while next < group.len() {
+                let job = &mut group[next];
                 job.run(conn, false);
-                if !group_is_open(conn) {
+                if job.failed() && !group_is_open(conn) {
                     return Err(diesel::result::Error::RollbackTransaction);
+                }
+                next += 1;
+                if next == group.len() {
+                    take_queued(queue, waiting, &mut group);
                 }
             }
             conn.batch_execute("DELETE FROM temp.consign_group")?;
             Ok(())
         })
     }));
+    // Before any answer: a caller that saw its write committed sees its group counted.
+    largest_group.fetch_max(group.len(), Ordering::Relaxed);
     let failed = match committed {
         Ok(Ok(())) => {
             // Transient failures rolled back their savepoints: they run again alone, with retries.
@@ -419,6 +465,43 @@ mod tests {
         assert!(ending.is_err());
         assert_eq!(count(&writer, 1).await, 1, "the first write");
         assert_eq!(count(&writer, 3).await, 1, "the last write");
+    }
+
+    /// Writes queued while a group runs join it before its commit: a group of two whose first
+    /// write is slow takes the two queued meanwhile, and all four are committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_queued_while_a_group_runs_join_it() {
+        let (writer, _file) = writer();
+        let slow = |x: i64, millis: u64| {
+            let insert = insert(x);
+            move |conn: &mut AnyConnection| {
+                std::thread::sleep(Duration::from_millis(millis));
+                insert(conn)
+            }
+        };
+        // Holds the writer while the next two are queued: they start a group together.
+        let holding = writer.run(slow(0, 100));
+        let group = async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            tokio::join!(writer.run(slow(1, 300)), writer.run(insert(2)))
+        };
+        // Queued while the group's first write runs.
+        let joining = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::join!(writer.run(insert(3)), writer.run(insert(4)))
+        };
+        let (held, (first, second), (third, fourth)) = tokio::join!(holding, group, joining);
+        for result in [held, first, second, third, fourth] {
+            result.unwrap();
+        }
+        assert_eq!(
+            writer.largest_group(),
+            4,
+            "the two queued later joined the group"
+        );
+        for x in 0..=4 {
+            assert_eq!(count(&writer, x).await, 1, "write {x}");
+        }
     }
 
     /// The log grows past SQLite's default 1,000 pages before a commit copies it into the

@@ -7,6 +7,7 @@ mod shipping;
 
 use consign_db::testing::Throwaway;
 use consign_db::Database;
+use consign_domain::ShipmentState;
 use consign_ports::*;
 use shipping::{import, progress, ship};
 
@@ -68,4 +69,72 @@ async fn a_refusal_is_never_given_from_an_outdated_snapshot() {
         .expect("the released units ship");
     assert_eq!(again.shipment.id.number, 2);
     assert_eq!(progress(&here, 1).await.0, 4);
+}
+
+/// Settles `reservation`'s capture on `db` as captured with `reference`.
+async fn settle(db: &Database, reservation: &Reservation, reference: &str) -> ShipmentView {
+    let attempt = reservation.attempt.as_ref().expect("captured");
+    db.settle_capture(
+        attempt,
+        SettleOutcome::Captured {
+            reference: reference.into(),
+        },
+        Timestamp(7),
+    )
+    .await
+    .expect("settle")
+}
+
+/// The shipment as stored, read back.
+async fn stored(db: &Database, reservation: &Reservation) -> ShipmentView {
+    db.find_shipment(reservation.shipment.id)
+        .await
+        .expect("read")
+        .expect("the shipment")
+        .shipment
+}
+
+/// A capture settled from the rows this instance reserved (no read on the writer thread)
+/// answers the shipment exactly as it is stored, captured with its reference, and issues its
+/// invoice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_settled_from_its_reserved_rows_answers_what_is_stored() {
+    let (_file, here, _other) = two_instances();
+    let line = import(&here, 1, 10).await;
+    for units in [3, 2] {
+        let reservation = ship(&here, 1, line, units, true).await.expect("ship");
+        let settled = settle(&here, &reservation, "cap-1").await;
+        assert_eq!(settled, stored(&here, &reservation).await);
+        assert_eq!(settled.state, ShipmentState::Captured);
+        assert_eq!(settled.capture_reference.as_deref(), Some("cap-1"));
+        assert!(here
+            .find_invoice(reservation.shipment.id)
+            .await
+            .expect("read")
+            .is_some());
+    }
+}
+
+/// A capture another instance settled first is not settled again from the rows kept here: the
+/// settle answers what is stored, and the shipment keeps its one invoice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_settled_elsewhere_is_not_settled_again_from_its_reserved_rows() {
+    let (_file, here, other) = two_instances();
+    let line = import(&here, 1, 10).await;
+    let reservation = ship(&here, 1, line, 3, true).await.expect("ship");
+    let first = settle(&other, &reservation, "cap-other").await;
+    let invoice = other
+        .find_invoice(reservation.shipment.id)
+        .await
+        .expect("read")
+        .expect("invoiced");
+    let again = settle(&here, &reservation, "cap-here").await;
+    assert_eq!(again, first, "answered as the first settle left it");
+    assert_eq!(again, stored(&here, &reservation).await);
+    assert_eq!(
+        here.find_invoice(reservation.shipment.id)
+            .await
+            .expect("read"),
+        Some(invoice)
+    );
 }
