@@ -7,6 +7,10 @@
 //!   shipment (`bench/pgbench/ceiling.sql` with `pgbench -M prepared`); on SQLite one writer
 //!   that commits groups of transactions together, as Consign's writer does.
 //!
+//! On PostgreSQL both also create the `--uncaptured` share uncaptured and complete it
+//! (`*_complete.sql`), as SQLite's ceiling does; SQLite's ordinary writer and lockstep loop do
+//! the captured flow only.
+//!
 //! SQLite runs WAL with synchronous = FULL, as the service.
 
 use std::process::Command;
@@ -21,6 +25,10 @@ use crate::report::Measured;
 
 pub const SCRIPT: &str = include_str!("../../../bench/pgbench/reserve_settle.sql");
 pub const CEILING: &str = include_str!("../../../bench/pgbench/ceiling.sql");
+/// The flow of the share created uncaptured and completed later, each way.
+pub const SCRIPT_COMPLETE: &str =
+    include_str!("../../../bench/pgbench/reserve_settle_complete.sql");
+pub const CEILING_COMPLETE: &str = include_str!("../../../bench/pgbench/ceiling_complete.sql");
 
 /// Which baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,22 +61,38 @@ pub fn seed_orders(conn: &mut Raw, n: usize) -> Result<(), String> {
     ))
 }
 
-/// pgbench with `clients` on `url` for `duration`, running the `kind` script.
+/// pgbench with `clients` on `url` for `duration`, running the `kind` scripts: a shipment
+/// captured at creation, and for `uncaptured_percent` of the shipments (as Consign's load
+/// makes them) one created uncaptured and completed.
 pub fn pgbench(
     url: &str,
     kind: Kind,
     clients: usize,
     duration: Duration,
     orders: usize,
+    uncaptured_percent: u32,
 ) -> Result<Measured, String> {
     let dir = std::env::temp_dir().join(format!("consign-pgbench-{}-{kind:?}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let script = dir.join("script.sql");
-    let (text, mode, label) = match kind {
-        Kind::Ordinary => (SCRIPT, "simple", "pgbench ordinary"),
-        Kind::Ceiling | Kind::Lockstep => (CEILING, "prepared", "pgbench ceiling"),
+    let (captured, completed, mode, label) = match kind {
+        Kind::Ordinary => (SCRIPT, SCRIPT_COMPLETE, "simple", "pgbench ordinary"),
+        Kind::Ceiling | Kind::Lockstep => {
+            (CEILING, CEILING_COMPLETE, "prepared", "pgbench ceiling")
+        }
     };
-    std::fs::write(&script, text).map_err(|e| e.to_string())?;
+    // pgbench picks a script per run in proportion to its weight (`-f file@weight`).
+    let mut scripts = Vec::new();
+    let uncaptured = uncaptured_percent.min(100);
+    for (name, text, weight) in [
+        ("captured.sql", captured, 100 - uncaptured),
+        ("completed.sql", completed, uncaptured),
+    ] {
+        if weight > 0 {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|e| e.to_string())?;
+            scripts.extend(["-f".to_string(), format!("{}@{weight}", path.display())]);
+        }
+    }
     let prefix = dir.join("log");
     let cpu_before = crate::cpu::children_seconds();
     let output = Command::new("pgbench")
@@ -83,12 +107,8 @@ pub fn pgbench(
             "-T",
             &duration.as_secs().to_string(),
         ])
-        .args([
-            "-D",
-            &format!("orders={orders}"),
-            "-f",
-            &script.display().to_string(),
-        ])
+        .args(["-D", &format!("orders={orders}")])
+        .args(&scripts)
         .args(["-l", &format!("--log-prefix={}", prefix.display()), url])
         .output()
         .map_err(|e| format!("pgbench: {e}"))?;

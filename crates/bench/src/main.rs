@@ -184,6 +184,7 @@ async fn run(options: Options) -> Result<bool, String> {
                     options.pgbench_clients(),
                     options.duration(),
                     options.orders(),
+                    options.uncaptured_percent,
                 )?,
                 Backend::Sqlite if kind == baseline::Kind::Ceiling => queued_writer::run(
                     &base_db.config.target,
@@ -278,19 +279,28 @@ async fn run(options: Options) -> Result<bool, String> {
             ratios[name]["of_bound"] = json!(of_bound);
         }
     }
-    if !baselines.is_empty() && (options.uncaptured_percent > 0 || options.returns_percent > 0) {
-        // The baselines do a capture at creation's two transactions only (SQLite's ceiling also
-        // completes the uncaptured share); uncaptured shipments also take a complete (its write,
-        // a confirmation queued and sent) and returns a refund.
-        let completing = match options.backend {
-            Backend::Sqlite => "all but the SQLite ceiling (which completes the same share)",
-            Backend::Postgres => "the baselines",
+    // The baselines complete the uncaptured share as Consign's load does (pgbench's scripts,
+    // SQLite's ceiling) except SQLite's ordinary writer and lockstep loop; none returns.
+    let completes_missing = options.backend == Backend::Sqlite && options.uncaptured_percent > 0;
+    if !baselines.is_empty() && (completes_missing || options.returns_percent > 0) {
+        let missing = match (completes_missing, options.returns_percent > 0) {
+            (true, true) => format!(
+                "SQLite's ordinary and lockstep baselines do not complete the {}% of shipments \
+                 completed later, and no baseline returns the {}% returned",
+                options.uncaptured_percent, options.returns_percent
+            ),
+            (true, false) => format!(
+                "SQLite's ordinary and lockstep baselines do not complete the {}% of shipments \
+                 completed later (the ceiling does)",
+                options.uncaptured_percent
+            ),
+            _ => format!(
+                "no baseline returns the {}% of shipments returned",
+                options.returns_percent
+            ),
         };
         println!(
-            "{completing} do the reserve and settle of a shipment captured at creation only; \
-             {}% of these shipments were completed later and {}% returned, work they do not do \
-             (--uncaptured 0 --returns 0 compares the same work)",
-            options.uncaptured_percent, options.returns_percent
+            "{missing}: work they do not do (--uncaptured 0 --returns 0 compares the same work)"
         );
     }
     if failures.is_empty() {
