@@ -6,9 +6,9 @@
 //! next thread woke up, and paid one fsync per transaction. Here the writer thread takes every
 //! write that is queued when it looks, and those queued while they run (up to [`MAX_GROUP`]),
 //! runs each in a savepoint of one transaction and commits them together: one fsync for the
-//! group, and no answer before the commit that makes it durable. A write that fails rolls back its own savepoint only. If the
-//! group's commit fails, each write of the group runs again alone, so one write's trouble never
-//! becomes another's.
+//! group, and no answer before the commit that makes it durable. A write that fails rolls back
+//! its own savepoint only. If the group's commit fails, each write of the group runs again
+//! alone, so one write's trouble never becomes another's.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
