@@ -74,23 +74,36 @@ fn metrics_count_requests_by_route_and_outcome_and_show_captures_pool_and_outbox
     }
     assert!(text.contains("consign_outbox_depth "));
     assert!(text.contains("le=\"+Inf\""));
-    // The live count of statements sent grows with the work: a shipment adds its statements.
-    let sent = |text: &str| -> u64 {
+    // The live counts of statements sent and of the SQLite writer's commits grow with the
+    // work: a captured shipment adds its statements and two commits (reserve, then settle, one
+    // after the other, so never in one commit).
+    let count = |text: &str, name: &str| -> u64 {
         text.lines()
-            .find_map(|l| l.strip_prefix("consign_db_statements_total "))
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
             .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no consign_db_statements_total in:\n{text}"))
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
     };
-    let before = sent(&text);
-    assert!(before > 0, "the import and the shipments sent statements");
+    let sent = |text: &str| count(text, "consign_db_statements_total");
+    let commits = |text: &str| count(text, "consign_db_writer_commits_total");
+    let (sent_before, commits_before) = (sent(&text), commits(&text));
+    assert!(
+        sent_before > 0,
+        "the import and the shipments sent statements"
+    );
     app.post(
         "/shipments",
         &json!({"order": 900, "products": {ids[0].clone(): 1}}),
     );
-    let after = sent(&metrics(&app).1);
+    let text = metrics(&app).1;
+    let (sent_after, commits_after) = (sent(&text), commits(&text));
     assert!(
-        after > before,
-        "{after} statements after a shipment, {before} before"
+        sent_after > sent_before,
+        "{sent_after} statements after a shipment, {sent_before} before"
+    );
+    // At least two: the outbox's own writes may commit in between (or share a commit).
+    assert!(
+        commits_after >= commits_before + 2,
+        "{commits_after} writer commits after a captured shipment, {commits_before} before"
     );
 }
 

@@ -20,6 +20,28 @@ pub fn of_process(pid: u32) -> f64 {
     seconds(&pid.to_string(), 11)
 }
 
+/// CPU seconds of the first thread of process `pid` (or "self") whose name starts with `name`;
+/// `None` when it has none (a server without that thread, or one that has gone).
+pub fn of_thread(pid: &str, name: &str) -> Option<f64> {
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let tid = entry.file_name();
+        let tid = tid.to_str()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
+        if comm.starts_with(name) {
+            return Some(seconds(&format!("{pid}/task/{tid}"), 11));
+        }
+    }
+    None
+}
+
+/// The calling thread's own CPU seconds.
+pub fn this_thread_seconds() -> f64 {
+    seconds("thread-self", 11)
+}
+
 /// This process's own CPU seconds (not its children's).
 pub fn own_seconds() -> f64 {
     seconds("self", 11)

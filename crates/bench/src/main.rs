@@ -20,7 +20,7 @@ use consign_db::testing::Throwaway;
 use consign_db::Database;
 use history::Raw;
 use options::{Backend, Options};
-use report::{header, percentiles, Measured};
+use report::{header, percentiles, Measured, WriterFigures};
 use serde_json::json;
 
 fn throwaway(options: &Options) -> Result<Throwaway, String> {
@@ -87,6 +87,12 @@ async fn run(options: Options) -> Result<bool, String> {
     )?)?;
     // An older server does not count its statements: the figure is then left out.
     let statements_before = consign.statements_sent(&client).await.ok();
+    // SQLite's writer: its commits (an older server does not count them) and its thread's CPU.
+    let writer_before = consign
+        .writer_commits(&client)
+        .await
+        .ok()
+        .zip(consign.writer_cpu_seconds());
     let cpu_before = consign.cpu_seconds();
     let database_before = database_cpu(&options);
     let generator_before = cpu::own_seconds();
@@ -110,6 +116,13 @@ async fn run(options: Options) -> Result<bool, String> {
     let generator_cpu = cpu::own_seconds() - generator_before;
     let statements = match statements_before {
         Some(before) => Some(consign.statements_sent(&client).await? - before),
+        None => None,
+    };
+    let writer = match writer_before {
+        Some((commits, cpu)) => Some(WriterFigures {
+            commits: consign.writer_commits(&client).await? - commits,
+            cpu_seconds: consign.writer_cpu_seconds().unwrap_or(cpu) - cpu,
+        }),
         None => None,
     };
     let rss = consign.peak_rss_mib();
@@ -143,6 +156,7 @@ async fn run(options: Options) -> Result<bool, String> {
         tally,
         client_cpu_seconds: cpu,
         database_cpu_seconds,
+        writer,
     };
     if options.backend == Backend::Postgres {
         let url = options.client_url(&db.url);
@@ -253,6 +267,12 @@ async fn run(options: Options) -> Result<bool, String> {
             }
         ),
         None => println!("statements to the database: not counted by this server"),
+    }
+    for line in std::iter::once(&measured)
+        .chain(baselines.iter().map(|(_, b)| b))
+        .filter_map(Measured::writer_line)
+    {
+        println!("{line}");
     }
     println!("server CPU: {:.3} ms per request ({requests_per_cpu_second:.0} requests per CPU second); peak RSS {rss:.1} MiB; ready in {ready_ms:.0} ms", if requests > 0 { cpu * 1000.0 / requests as f64 } else { 0.0 });
     let mut ratios = json!({});

@@ -20,7 +20,7 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
 use crate::prepared::{sql, stmt, Stmt};
-use crate::report::Measured;
+use crate::report::{Measured, WriterFigures};
 
 /// The most writes one commit takes, as Consign's writer.
 const MAX_GROUP: usize = 64;
@@ -55,9 +55,16 @@ fn counter(conn: &mut SqliteConnection, name: &str) -> Result<i64, String> {
 }
 
 /// The writer: takes every write queued when it looks (up to [`MAX_GROUP`]), runs each in a
-/// savepoint of one transaction, commits, then answers them.
-fn serve(mut conn: SqliteConnection, mut counters: Counters, queue: mpsc::Receiver<Job>) {
+/// savepoint of one transaction, commits, then answers them. Answers its commits and CPU.
+fn serve(
+    mut conn: SqliteConnection,
+    mut counters: Counters,
+    queue: mpsc::Receiver<Job>,
+) -> WriterFigures {
+    let cpu_before = crate::cpu::this_thread_seconds();
+    let mut commits = 0;
     while let Ok(first) = queue.recv() {
+        commits += 1;
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match queue.try_recv() {
@@ -89,6 +96,10 @@ fn serve(mut conn: SqliteConnection, mut counters: Counters, queue: mpsc::Receiv
             };
             let _ = reply.send(answer);
         }
+    }
+    WriterFigures {
+        commits,
+        cpu_seconds: crate::cpu::this_thread_seconds() - cpu_before,
     }
 }
 
@@ -162,16 +173,18 @@ pub fn run(
         );
     }
     let elapsed = started.elapsed();
-    server
+    let writer = server
         .join()
         .map_err(|_| "the writer thread panicked".to_string())?;
     let cpu = crate::cpu::own_seconds() - cpu_before;
-    Ok(Measured::of_baseline(
+    let mut measured = Measured::of_baseline(
         format!("SQLite ceiling: one writer, what {clients} clients queued per commit"),
         latencies,
         elapsed,
         cpu,
-    ))
+    );
+    measured.writer = Some(writer);
+    Ok(measured)
 }
 
 /// One client: shipments until `deadline`, each its writes in turn; answers their latencies

@@ -50,6 +50,13 @@ pub fn percentiles(samples: &mut [u64]) -> (f64, f64, f64, f64) {
     )
 }
 
+/// A single SQLite writer's share of a run: how many writes each commit held, and its CPU.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterFigures {
+    pub commits: u64,
+    pub cpu_seconds: f64,
+}
+
 pub struct Measured {
     pub label: String,
     pub requests: u64,
@@ -66,6 +73,8 @@ pub struct Measured {
     /// CPU seconds the (local) PostgreSQL server used for the run; `None` on SQLite, where the
     /// database runs inside its client, or when the server is on another machine.
     pub database_cpu_seconds: Option<f64>,
+    /// On SQLite, the writer thread's commits and CPU (Consign's, or the ceiling's).
+    pub writer: Option<WriterFigures>,
 }
 
 impl Measured {
@@ -91,6 +100,7 @@ impl Measured {
             tally: Tally::default(),
             client_cpu_seconds,
             database_cpu_seconds: None,
+            writer: None,
         }
     }
 
@@ -109,7 +119,32 @@ impl Measured {
             .map(|seconds| seconds * 1000.0 / self.shipments.max(1) as f64)
     }
 
+    /// Shipments per commit of the SQLite writer, and its CPU per shipment in milliseconds.
+    pub fn writer_per_shipment(&self) -> Option<(f64, f64)> {
+        self.writer.map(|w| {
+            let shipments = self.shipments.max(1) as f64;
+            (
+                shipments / w.commits.max(1) as f64,
+                w.cpu_seconds * 1000.0 / shipments,
+            )
+        })
+    }
+
+    /// The writer's line under the table, when there is a single writer.
+    pub fn writer_line(&self) -> Option<String> {
+        let (per_commit, cpu) = self.writer_per_shipment()?;
+        Some(format!(
+            "{}: its SQLite writer committed {per_commit:.2} shipments per commit and spent \
+             {cpu:.3} ms of CPU per shipment",
+            self.label
+        ))
+    }
+
     pub fn json(&self) -> Value {
+        let writer = self.writer_per_shipment().map(|(per_commit, cpu)| {
+            json!({"commits": self.writer.map(|w| w.commits), "shipments_per_commit": per_commit,
+                   "cpu_ms_per_shipment": cpu})
+        });
         json!({
             "label": self.label,
             "requests": self.requests,
@@ -119,6 +154,7 @@ impl Measured {
             "latency_ms": {"p50": self.p50, "p90": self.p90, "p99": self.p99, "max": self.max},
             "client_cpu_ms_per_shipment": self.cpu_ms_per_shipment(),
             "database_cpu_ms_per_shipment": self.database_cpu_ms_per_shipment(),
+            "sqlite_writer": writer,
             "answers": {"ok": self.tally.ok, "no": self.tally.no, "4xx": self.tally.client_errors,
                         "5xx": self.tally.server_errors, "transport": self.tally.transport_errors},
         })

@@ -98,6 +98,23 @@ impl Server {
     /// Statements the server has sent to its database (`consign_db_statements_total` in its
     /// metrics): on PostgreSQL, its round trips.
     pub async fn statements_sent(&self, client: &reqwest::Client) -> Result<u64, String> {
+        self.counter(client, "consign_db_statements_total").await
+    }
+
+    /// Commits of the server's SQLite writer (`consign_db_writer_commits_total`; 0 on
+    /// PostgreSQL).
+    pub async fn writer_commits(&self, client: &reqwest::Client) -> Result<u64, String> {
+        self.counter(client, "consign_db_writer_commits_total")
+            .await
+    }
+
+    /// The SQLite writer thread's CPU seconds so far (`None` without one).
+    pub fn writer_cpu_seconds(&self) -> Option<f64> {
+        crate::cpu::of_thread(&self.child.id().to_string(), "consign-sqlite")
+    }
+
+    /// The value of counter `name` in the server's metrics.
+    async fn counter(&self, client: &reqwest::Client, name: &str) -> Result<u64, String> {
         let text = client
             .get(format!("{}/metrics", self.root))
             .bearer_auth(METRICS_TOKEN)
@@ -109,9 +126,9 @@ impl Server {
             .await
             .map_err(|e| format!("metrics: {e}"))?;
         text.lines()
-            .find_map(|l| l.strip_prefix("consign_db_statements_total "))
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
             .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| "metrics: no consign_db_statements_total".to_owned())
+            .ok_or_else(|| format!("metrics: no {name}"))
     }
 
     /// Peak resident memory, MiB.

@@ -253,6 +253,11 @@ pub trait OrderStore: Send + Sync {
     /// networked database, a round trip each). Read on every metrics scrape: no I/O.
     fn statements_sent(&self) -> u64;
 
+    /// Commits made by a store that writes through one serial writer (SQLite's), each holding
+    /// one or more writes; 0 for a store whose writes commit on connections of their own. With
+    /// the writes made, it tells how many a commit holds. Read on every scrape: no I/O.
+    fn writer_commits(&self) -> u64;
+
     /// Orders matching `query`, oldest first, with their live shipments.
     async fn list_orders(&self, query: OrderQuery) -> Result<Vec<OrderView>, StoreError>;
 }

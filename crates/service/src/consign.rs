@@ -121,6 +121,11 @@ impl Consign {
         self.store.statements_sent()
     }
 
+    /// The store's commits through its serial writer (0 without one), for metrics.
+    pub fn writer_commits(&self) -> u64 {
+        self.store.writer_commits()
+    }
+
     /// Orders matching Centra's `GET orders` filters, oldest first, with their live shipments.
     pub async fn list_orders(&self, query: OrderQuery) -> Result<Vec<OrderView>, ServiceError> {
         Ok(self.store.list_orders(query).await?)

@@ -119,6 +119,13 @@ impl Database {
         self.statements.sent()
     }
 
+    /// On SQLite, the transactions its writer thread has committed (or tried to) so far: a group
+    /// of writes once, a write run alone once. 0 on PostgreSQL, where each write commits on a
+    /// connection of its own.
+    pub fn writer_commits(&self) -> u64 {
+        self.writer.as_ref().map_or(0, |w| w.commits())
+    }
+
     /// On SQLite, the most writes one group commit has held so far (`None` on PostgreSQL).
     pub fn largest_write_group(&self) -> Option<usize> {
         self.writer.as_ref().map(|w| w.largest_group())

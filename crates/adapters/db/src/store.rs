@@ -197,6 +197,10 @@ impl OrderStore for Database {
         Database::statements_sent(self)
     }
 
+    fn writer_commits(&self) -> u64 {
+        Database::writer_commits(self)
+    }
+
     async fn find_invoice(&self, shipment: ShipmentId) -> Result<Option<Invoice>, StoreError> {
         Ok(self
             .run_short_read(move |conn| outbox::find_invoice(conn, shipment))

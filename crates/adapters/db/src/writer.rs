@@ -11,7 +11,7 @@
 //! alone, so one write's trouble never becomes another's.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +36,8 @@ pub(crate) struct Writer {
     wait_limit: Duration,
     /// The most writes one group has committed together (tests check that groups form).
     largest_group: Arc<AtomicUsize>,
+    /// Transactions the writer has committed or tried to (a group once, a write run alone once).
+    commits: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -47,24 +49,35 @@ impl Writer {
     ) -> Result<Writer, DbError> {
         let conn = open(&manager)?;
         let (jobs, queue) = mpsc::channel();
-        let taken = waiting.clone();
         let largest_group = Arc::new(AtomicUsize::new(0));
-        let largest = largest_group.clone();
+        let commits = Arc::new(AtomicU64::new(0));
+        let figures = Figures {
+            waiting: waiting.clone(),
+            largest_group: largest_group.clone(),
+            commits: commits.clone(),
+        };
         std::thread::Builder::new()
             .name("consign-sqlite-writer".into())
-            .spawn(move || serve(conn, &manager, &queue, &taken, &largest))
+            .spawn(move || serve(conn, &manager, &queue, &figures))
             .map_err(|e| DbError::Task(e.to_string()))?;
         Ok(Writer {
             jobs,
             waiting,
             wait_limit,
             largest_group,
+            commits,
         })
     }
 
     /// The most writes one group has committed together so far.
     pub(crate) fn largest_group(&self) -> usize {
         self.largest_group.load(Ordering::Relaxed)
+    }
+
+    /// Transactions committed (or tried) so far: with the writes answered, how many writes a
+    /// commit holds on average.
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Runs `work` on the writer thread and answers once its write is committed. A write still
@@ -166,14 +179,21 @@ where
     }
 }
 
+/// What the writer thread shares with its [`Writer`]s.
+struct Figures {
+    waiting: Arc<AtomicU32>,
+    largest_group: Arc<AtomicUsize>,
+    commits: Arc<AtomicU64>,
+}
+
 /// The writer thread: until every [`Writer`] is dropped, takes what is queued and commits it.
 fn serve(
     mut conn: AnyConnection,
     manager: &Manager,
     queue: &mpsc::Receiver<Box<dyn Job>>,
-    waiting: &AtomicU32,
-    largest_group: &AtomicUsize,
+    figures: &Figures,
 ) {
+    let waiting = &*figures.waiting;
     while let Ok(first) = queue.recv() {
         let mut live = Vec::new();
         take(first, &mut live);
@@ -181,10 +201,10 @@ fn serve(
         waiting.fetch_sub(1, Ordering::Relaxed);
         if live.len() == 1 {
             for job in live {
-                run_alone(&mut conn, manager, job);
+                run_alone(&mut conn, manager, job, figures);
             }
         } else if !live.is_empty() {
-            run_group(&mut conn, manager, live, queue, waiting, largest_group);
+            run_group(&mut conn, manager, live, queue, figures);
         }
     }
 }
@@ -217,7 +237,13 @@ fn take_queued(
 }
 
 /// One write in its own transaction (the work opens it).
-fn run_alone(conn: &mut AnyConnection, manager: &Manager, mut job: Box<dyn Job>) {
+fn run_alone(
+    conn: &mut AnyConnection,
+    manager: &Manager,
+    mut job: Box<dyn Job>,
+    figures: &Figures,
+) {
+    figures.commits.fetch_add(1, Ordering::Relaxed);
     match catch_unwind(AssertUnwindSafe(|| job.run(conn, true))) {
         Ok(()) => {
             job.answer();
@@ -251,9 +277,9 @@ fn run_group(
     manager: &Manager,
     mut group: Vec<Box<dyn Job>>,
     queue: &mpsc::Receiver<Box<dyn Job>>,
-    waiting: &AtomicU32,
-    largest_group: &AtomicUsize,
+    figures: &Figures,
 ) {
+    let waiting = &*figures.waiting;
     let committed = catch_unwind(AssertUnwindSafe(|| {
         conn.transaction::<_, diesel::result::Error, _>(|conn| {
             conn.batch_execute("INSERT INTO temp.consign_group VALUES (1)")?;
@@ -274,7 +300,10 @@ fn run_group(
         })
     }));
     // Before any answer: a caller that saw its write committed sees its group counted.
-    largest_group.fetch_max(group.len(), Ordering::Relaxed);
+    figures.commits.fetch_add(1, Ordering::Relaxed);
+    figures
+        .largest_group
+        .fetch_max(group.len(), Ordering::Relaxed);
     let failed = match committed {
         Ok(Ok(())) => {
             // Transient failures rolled back their savepoints: they run again alone, with retries.
@@ -298,7 +327,7 @@ fn run_group(
         reopen(conn, manager);
     }
     for job in failed {
-        run_alone(conn, manager, job);
+        run_alone(conn, manager, job, figures);
     }
 }
 
@@ -498,6 +527,11 @@ mod tests {
             writer.largest_group(),
             4,
             "the two queued later joined the group"
+        );
+        assert_eq!(
+            writer.commits(),
+            2,
+            "the first write alone, then the four in one commit"
         );
         for x in 0..=4 {
             assert_eq!(count(&writer, x).await, 1, "write {x}");

@@ -60,6 +60,7 @@ pub struct RequestMetrics {
     pool: Family<StateLabel, Gauge>,
     up: Gauge,
     statements: Counter,
+    writer_commits: Counter,
     /// When the store figures were last read, in Unix milliseconds (0: never).
     store_read_at: AtomicI64,
     next_id: AtomicU64,
@@ -110,6 +111,12 @@ impl Default for RequestMetrics {
             "Statements sent to the database, prepares included (a round trip each on PostgreSQL)",
             statements.clone(),
         );
+        let writer_commits = Counter::default();
+        registry.register(
+            "consign_db_writer_commits",
+            "Commits of SQLite's single writer, each holding one or more writes (0 on PostgreSQL)",
+            writer_commits.clone(),
+        );
         let up = Gauge::default();
         registry.register(
             "consign_up",
@@ -126,6 +133,7 @@ impl Default for RequestMetrics {
             pool,
             up,
             statements,
+            writer_commits,
             store_read_at: AtomicI64::new(0),
             next_id: AtomicU64::new(0),
         }
@@ -185,6 +193,13 @@ impl RequestMetrics {
     /// Keeps the store's live count of statements sent (read on every scrape: it costs nothing).
     pub fn set_statements_sent(&self, sent: u64) {
         self.statements.inner().store(sent, Ordering::Relaxed);
+    }
+
+    /// Keeps the store's live count of its serial writer's commits (read on every scrape).
+    pub fn set_writer_commits(&self, commits: u64) {
+        self.writer_commits
+            .inner()
+            .store(commits, Ordering::Relaxed);
     }
 
     /// The OpenMetrics text of every metric.

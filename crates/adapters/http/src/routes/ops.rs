@@ -63,6 +63,7 @@ async fn metrics_text(state: &ApiState, metrics: &RequestMetrics) -> HttpRespons
         }
     }
     metrics.set_statements_sent(state.consign.statements_sent());
+    metrics.set_writer_commits(state.consign.writer_commits());
     let mut out = String::with_capacity(4096);
     metrics.render(&mut out);
     HttpResponse::Ok()
