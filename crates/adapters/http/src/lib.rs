@@ -20,7 +20,7 @@ mod render;
 mod routes;
 mod telemetry;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use actix_web::{middleware, web};
 use consign_service::Consign;
@@ -40,8 +40,9 @@ pub struct HttpSettings {
     pub max_body: usize,
     /// Where document links point.
     pub documents: DocumentLinks,
-    /// The OpenAPI document, built once.
-    openapi: String,
+    /// The OpenAPI document, built at its first request and shared by every clone: building it
+    /// was a third of the instructions of start-up.
+    openapi: Arc<OnceLock<String>>,
     /// Requests per second per API key, with a burst of twice that; `None`: unlimited.
     pub rate_limit: Option<Arc<governor::DefaultKeyedRateLimiter<i64>>>,
     /// The bearer token that opens `/metrics` on the main listener; `None`: not served there.
@@ -51,6 +52,12 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
+    /// The OpenAPI document of these settings' base path.
+    fn openapi(&self) -> &str {
+        self.openapi
+            .get_or_init(|| openapi::document(&self.base_path).to_string())
+    }
+
     /// Settings for a base path, a public URL (`http://127.0.0.1:8080`), a body limit, and the
     /// secret and lifetime of document links.
     pub fn new(
@@ -62,7 +69,7 @@ impl HttpSettings {
     ) -> Self {
         let base_path = base_path.trim_end_matches('/').to_owned();
         HttpSettings {
-            openapi: openapi::document(&base_path).to_string(),
+            openapi: Arc::default(),
             documents: DocumentLinks::new(
                 format!("{}{base_path}", public_url.trim_end_matches('/')),
                 document_secret,
@@ -117,7 +124,7 @@ pub struct ApiState {
 async fn openapi_json(state: web::Data<ApiState>) -> actix_web::HttpResponse {
     actix_web::HttpResponse::Ok()
         .content_type("application/json")
-        .body(state.settings.openapi.clone())
+        .body(state.settings.openapi().to_owned())
 }
 
 /// Registers every route; `App::new().configure(consign_http::routes(state))`.
