@@ -31,13 +31,8 @@ const MAX_GROUP: usize = 64;
 #[derive(Clone)]
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Box<dyn Job>>,
-    /// Writes queued and not yet taken (shared with the pool's waiting count, for metrics).
-    waiting: Arc<AtomicU32>,
     wait_limit: Duration,
-    /// The most writes one group has committed together (tests check that groups form).
-    largest_group: Arc<AtomicUsize>,
-    /// Transactions the writer has committed or tried to (a group once, a write run alone once).
-    commits: Arc<AtomicU64>,
+    figures: Arc<Figures>,
 }
 
 impl Writer {
@@ -49,35 +44,32 @@ impl Writer {
     ) -> Result<Writer, DbError> {
         let conn = open(&manager)?;
         let (jobs, queue) = mpsc::channel();
-        let largest_group = Arc::new(AtomicUsize::new(0));
-        let commits = Arc::new(AtomicU64::new(0));
-        let figures = Figures {
-            waiting: waiting.clone(),
-            largest_group: largest_group.clone(),
-            commits: commits.clone(),
-        };
+        let figures = Arc::new(Figures {
+            waiting,
+            largest_group: AtomicUsize::new(0),
+            commits: AtomicU64::new(0),
+        });
+        let shared = figures.clone();
         std::thread::Builder::new()
             .name("consign-sqlite-writer".into())
-            .spawn(move || serve(conn, &manager, &queue, &figures))
+            .spawn(move || serve(conn, &manager, &queue, &shared))
             .map_err(|e| DbError::Task(e.to_string()))?;
         Ok(Writer {
             jobs,
-            waiting,
             wait_limit,
-            largest_group,
-            commits,
+            figures,
         })
     }
 
     /// The most writes one group has committed together so far.
     pub(crate) fn largest_group(&self) -> usize {
-        self.largest_group.load(Ordering::Relaxed)
+        self.figures.largest_group.load(Ordering::Relaxed)
     }
 
     /// Transactions committed (or tried) so far: with the writes answered, how many writes a
     /// commit holds on average.
     pub(crate) fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
+        self.figures.commits.load(Ordering::Relaxed)
     }
 
     /// Runs `work` on the writer thread and answers once its write is committed. A write still
@@ -97,9 +89,9 @@ impl Writer {
             deadline: Instant::now() + self.wait_limit,
             wait_limit: self.wait_limit,
         };
-        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.figures.waiting.fetch_add(1, Ordering::Relaxed);
         if self.jobs.send(Box::new(job)).is_err() {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            self.figures.waiting.fetch_sub(1, Ordering::Relaxed);
             return Err(DbError::Task("the SQLite writer has stopped".into()));
         }
         answer
@@ -181,9 +173,12 @@ where
 
 /// What the writer thread shares with its [`Writer`]s.
 struct Figures {
+    /// Writes queued and not yet taken (shared with the pool's waiting count, for metrics).
     waiting: Arc<AtomicU32>,
-    largest_group: Arc<AtomicUsize>,
-    commits: Arc<AtomicU64>,
+    /// The most writes one group has committed together (tests check that groups form).
+    largest_group: AtomicUsize,
+    /// Transactions the writer has committed or tried to (a group once, a write run alone once).
+    commits: AtomicU64,
 }
 
 /// The writer thread: until every [`Writer`] is dropped, takes what is queued and commits it.
