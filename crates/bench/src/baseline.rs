@@ -61,13 +61,14 @@ pub fn seed_orders(conn: &mut Raw, n: usize) -> Result<(), String> {
     ))
 }
 
-/// pgbench with `clients` on `url` for `duration`, running the `kind` scripts: a shipment
+/// pgbench with `clients` (on `threads` threads) on `url` for `duration`, running the `kind` scripts: a shipment
 /// captured at creation, and for `uncaptured_percent` of the shipments (as Consign's load
 /// makes them) one created uncaptured and completed.
 pub fn pgbench(
     url: &str,
     kind: Kind,
     clients: usize,
+    threads: usize,
     duration: Duration,
     orders: usize,
     uncaptured_percent: u32,
@@ -103,7 +104,7 @@ pub fn pgbench(
             "-c",
             &clients.to_string(),
             "-j",
-            "2",
+            &threads.to_string(),
             "-T",
             &duration.as_secs().to_string(),
         ])

@@ -196,6 +196,7 @@ async fn run(options: Options) -> Result<bool, String> {
                     &options.client_url(&base_db.url),
                     kind,
                     options.pgbench_clients(),
+                    options.pgbench_threads(),
                     options.duration(),
                     options.orders(),
                     options.uncaptured_percent,

@@ -64,6 +64,11 @@ pub struct Options {
     /// pgbench clients (default: --clients, at most 16).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     baseline_clients: Option<u32>,
+    /// pgbench threads (`-j`), each driving its share of the clients' connections without
+    /// blocking on any one of them (at most the pgbench clients). With one thread per client,
+    /// each thread waits on its one connection, as a blocking client does.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    baseline_threads: u32,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     pub json: Option<String>,
@@ -117,5 +122,10 @@ impl Options {
     pub fn pgbench_clients(&self) -> usize {
         self.baseline_clients
             .map_or(self.clients().min(16), |c| c as usize)
+    }
+
+    /// The threads of the pgbench baselines (pgbench refuses more threads than clients).
+    pub fn pgbench_threads(&self) -> usize {
+        (self.baseline_threads as usize).min(self.pgbench_clients())
     }
 }

@@ -80,9 +80,13 @@ impl Answer {
                 .content_type("application/xml; charset=utf-8")
                 .body(out)
         } else {
-            response
-                .content_type("application/json")
-                .body(object.to_string())
+            // Straight into bytes: `to_string` goes through `Display`, a formatter per write.
+            let mut body = Vec::with_capacity(1024);
+            if serde_json::to_writer(&mut body, &object).is_err() {
+                // Unreachable (a `Value`'s keys are strings and a `Vec` grows); never half a body.
+                body = object.to_string().into_bytes();
+            }
+            response.content_type("application/json").body(body)
         }
     }
 }
