@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Instructions per create-shipment, counted by valgrind's callgrind on the release binary:
-# one run imports an order and creates N shipments, another only imports it; the difference
-# divided by N is the cost of one create-shipment (HTTP, JSON, auth, reserve, capture, settle).
+# one run imports an order and creates 20 + N shipments, another 20; the difference divided by
+# N is the cost of one create-shipment (HTTP, JSON, auth, reserve, capture, settle). The first
+# 20 open the connections the pool opens on demand, in both runs, so that cost is in neither.
 # Usage: bench/callgrind.sh [N] [sqlite|postgres]   (needs valgrind; build first:
 # cargo build --release -p consign-server). With `postgres`, each run gets a throwaway database
 # on the server CALLGRIND_POSTGRES names (default postgres://postgres@127.0.0.1:5432; needs psql).
@@ -39,8 +40,8 @@ run() {
   callgrind_annotate "$work/$label.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'
 }
 
-base=$(run base 0 18931)
-loaded=$(run loaded "$n" 18932)
+base=$(run base 20 18931)
+loaded=$(run loaded $((n + 20)) 18932)
 echo "instructions: base $base, with $n creates $loaded"
 echo "per create-shipment: $(( (loaded - base) / n )) instructions"
 [ -z "${KEEP:-}" ] || echo "callgrind files kept in $work"
