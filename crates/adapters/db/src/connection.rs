@@ -187,4 +187,29 @@ mod tests {
         assert_eq!(read, -64, "a pool (reader) connection's cache, in KiB");
         assert_eq!(written, -2000, "the writer's cache: SQLite's default");
     }
+
+    #[derive(QueryableByName)]
+    struct CompileOption {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        compile_options: String,
+    }
+
+    /// The bundled SQLite is built as `.cargo/config.toml` asks: no STAT4, multi-thread mode,
+    /// no memory statistics. A build that lost those flags would still pass every other test.
+    #[test]
+    fn the_bundled_sqlite_is_built_with_consigns_options() {
+        let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
+        let options: Vec<String> = diesel::sql_query("PRAGMA compile_options")
+            .load::<CompileOption>(&mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.compile_options)
+            .collect();
+        assert!(options.iter().any(|o| o == "THREADSAFE=2"), "{options:?}");
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+        assert!(!options.iter().any(|o| o == "ENABLE_STAT4"), "{options:?}");
+    }
 }
