@@ -61,9 +61,9 @@ pub fn seed_orders(conn: &mut Raw, n: usize) -> Result<(), String> {
     ))
 }
 
-/// pgbench with `clients` (on `threads` threads) on `url` for `duration`, running the `kind` scripts: a shipment
-/// captured at creation, and for `uncaptured_percent` of the shipments (as Consign's load
-/// makes them) one created uncaptured and completed.
+/// pgbench with `clients` (on `threads` threads) on `url` for `duration`, running the `kind`
+/// scripts: a shipment captured at creation, and for `uncaptured_percent` of the shipments (as
+/// Consign's load makes them) one created uncaptured and completed.
 pub fn pgbench(
     url: &str,
     kind: Kind,
