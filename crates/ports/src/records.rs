@@ -117,6 +117,10 @@ pub struct CaptureAttempt {
     pub final_capture: bool,
     /// When the attempt was written.
     pub created_at: Timestamp,
+    /// Whether a complete's changes wait for this capture, to be applied when it settles as
+    /// captured. A hint for the store's settle (it picks its way of writing by it); the stored
+    /// attempt stays what decides.
+    pub changes_waiting: bool,
 }
 
 /// A shipment as listed.

@@ -49,6 +49,7 @@ pub(crate) fn attempt(amount: i64) -> CaptureAttempt {
         idempotency_key: "key-83651-1-1".into(),
         final_capture: false,
         created_at: Timestamp(0),
+        changes_waiting: false,
     }
 }
 

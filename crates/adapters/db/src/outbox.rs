@@ -11,10 +11,10 @@ use crate::prepared::{execute, statement, Param, Prepared};
 use crate::rows::int;
 use crate::schema::{invoices, outbox};
 
-const SHIPPING_CONFIRMATION: &str = "shipping_confirmation";
+pub(crate) const SHIPPING_CONFIRMATION: &str = "shipping_confirmation";
 /// Followed by `:<return id>`: one per return (the table keeps one row per shipment and kind).
 const REFUND_CONFIRMATION: &str = "refund_confirmation";
-const PENDING: &str = "pending";
+pub(crate) const PENDING: &str = "pending";
 const SENDING: &str = "sending";
 const SENT: &str = "sent";
 

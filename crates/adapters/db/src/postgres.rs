@@ -18,7 +18,8 @@ use crate::attempts::ATTEMPT_PENDING;
 use crate::error::DbError;
 use crate::prepared::{statement, Param, Prepared};
 use crate::reservation::{line_changed, ReservationWrite};
-use crate::rows::{flag, int, ShipmentLineRow, ShipmentRow};
+use crate::rows::{flag, int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
+use crate::shipments::SettledAttempt;
 
 /// The parameters `$1`..`$35` both reserve statements bind: the shipment, its lines (as two
 /// arrays), the counters' changes and the attempt.
@@ -291,27 +292,86 @@ pub(crate) fn settle_captured(
     .get_result::<Settled>(conn)
     .optional()?
     .map(|settled| {
-        let lines = settled
-            .lines
-            .unwrap_or_default()
-            .split(',')
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                let (line_id, quantity) = l.split_once(':').unwrap_or(("", ""));
-                match (line_id.parse(), quantity.parse()) {
-                    (Ok(line_id), Ok(quantity)) => Ok(ShipmentLineRow {
-                        order_id,
-                        number: int(number),
-                        line_id,
-                        quantity,
-                    }),
-                    _ => Err(DbError::Corrupt(format!("shipment line {l:?}"))),
-                }
-            })
-            .collect::<Result<Vec<_>, DbError>>()?;
+        let lines = shipment_lines(order_id, int(number), settled.lines)?;
         Ok::<_, DbError>((settled.row, lines))
     })
     .transpose()
+}
+
+/// A shipment's lines as the statements here aggregate them (`line_id:quantity,...`).
+fn shipment_lines(
+    order_id: i64,
+    number: i32,
+    aggregated: Option<String>,
+) -> Result<Vec<ShipmentLineRow>, DbError> {
+    aggregated
+        .unwrap_or_default()
+        .split(',')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (line_id, quantity) = l.split_once(':').unwrap_or(("", ""));
+            match (line_id.parse(), quantity.parse()) {
+                (Ok(line_id), Ok(quantity)) => Ok(ShipmentLineRow {
+                    order_id,
+                    number,
+                    line_id,
+                    quantity,
+                }),
+                _ => Err(DbError::Corrupt(format!("shipment line {l:?}"))),
+            }
+        })
+        .collect()
+}
+
+/// The settle's first step in one statement: records an open attempt's outcome (`params` as
+/// `shipments::SETTLE_ATTEMPT` binds them, `$6` the order and `$7` the key) and, when it did,
+/// answers what the settle needs of it with the shipment as it stands and its lines. No row
+/// when the attempt was settled already.
+pub(crate) fn settle_attempt(
+    conn: &mut PgConnection,
+    params: Vec<Param<'_>>,
+    order_id: i64,
+    number: i32,
+) -> Result<Option<(SettledAttempt, ShipmentRow, Vec<ShipmentLineRow>)>, DbError> {
+    #[derive(QueryableByName)]
+    struct Settled {
+        #[diesel(embed)]
+        attempt: SettledAttempt,
+        #[diesel(embed)]
+        shipment: ShipmentRow,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        lines: Option<String>,
+    }
+    let settled: Option<Settled> = Prepared::new(
+        statement!(
+            "WITH a AS ( \
+               UPDATE capture_attempts SET state = $1, \
+                 provider_reference = COALESCE($2, provider_reference), \
+                 decline_code = COALESCE($3, decline_code), \
+                 decline_message = COALESCE($4, decline_message), updated_at = $5 \
+               WHERE order_id = $6 AND idempotency_key = $7 AND state <> $8 AND state <> $9 \
+               RETURNING number, void_on_decline, on_capture) \
+             SELECT a.void_on_decline, a.on_capture, s.order_id, s.number, s.state, s.gtg, \
+               s.shipped, s.carrier, s.service, s.packages, s.tracking, s.return_slip_tracking, \
+               s.send_email, s.capture_amount, s.carries_shipping_fee, s.capture_reference, \
+               s.created_at, s.updated_at, s.shipped_at, s.needs_review, s.request_key, \
+               s.internal_comment, s.refunded, \
+               (SELECT string_agg(l.line_id::text || ':' || l.quantity::text, ',' \
+                 ORDER BY l.line_id) FROM shipment_lines l \
+                 WHERE l.order_id = $6 AND l.number = a.number) AS lines \
+             FROM a JOIN shipments s ON s.order_id = $6 AND s.number = a.number"
+        ),
+        params,
+    )
+    .get_result(conn)
+    .optional()?;
+    match settled {
+        Some(settled) => {
+            let lines = shipment_lines(order_id, number, settled.lines)?;
+            Ok(Some((settled.attempt, settled.shipment, lines)))
+        }
+        None => Ok(None),
+    }
 }
 
 /// What starting a later capture writes, as [`start_capture`] takes it: the decided change and
@@ -518,4 +578,99 @@ pub(crate) fn issue_invoice(
         return Err(DbError::Corrupt("no invoice_number counter".into()));
     }
     Ok(())
+}
+
+/// `persist::write_row`'s statement (`params` `$1`..`$22` as it binds them) and, when it wrote
+/// the row, the invoice of `$23` issued at `$24` and, when `$25` is 1, the shipping
+/// confirmation (kind `$26`, state `$27`) queued as [`queue_once`] does, in one statement inside the caller's
+/// transaction. Answers how many rows the row's write and the invoice wrote; the caller rolls
+/// back unless both are 1.
+pub(crate) fn write_row_and_invoice(
+    conn: &mut PgConnection,
+    params: Vec<Param<'_>>,
+) -> Result<(i64, i64), DbError> {
+    #[derive(QueryableByName)]
+    struct Written {
+        #[diesel(sql_type = BigInt)]
+        written: i64,
+        #[diesel(sql_type = BigInt)]
+        invoiced: i64,
+    }
+    let counts: Written = Prepared::new(
+        statement!(
+            "WITH w AS ( \
+               UPDATE shipments SET state = $3, gtg = $4, shipped = $5, carrier = $6, \
+                 service = $7, packages = $8, tracking = $9, return_slip_tracking = $10, \
+                 send_email = $11, capture_amount = $12, carries_shipping_fee = $13, \
+                 capture_reference = $14, updated_at = $16, shipped_at = $17, \
+                 needs_review = $18, internal_comment = $20 \
+               WHERE order_id = $1 AND number = $2 AND state = $22 \
+               RETURNING 1), \
+             invoice_number AS ( \
+               UPDATE counters SET value = value + 1 \
+               WHERE name = 'invoice_number' AND EXISTS (SELECT 1 FROM w) \
+               RETURNING value), \
+             invoice AS ( \
+               INSERT INTO invoices (number, order_id, shipment_number, amount, issued_at) \
+               SELECT value, $1, $2, $23, $24 FROM invoice_number \
+               RETURNING 1), \
+             outbox_id AS ( \
+               UPDATE counters SET value = value + 1 \
+               WHERE name = 'outbox_id' AND $25 = 1 AND EXISTS (SELECT 1 FROM w) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox \
+                   WHERE order_id = $1 AND number = $2 AND kind = $26) \
+               RETURNING value), \
+             confirmation AS ( \
+               INSERT INTO outbox (id, order_id, number, kind, state, attempts, due_at, \
+                 created_at) \
+               SELECT value, $1, $2, $26, $27, 0, $24, $24 \
+               FROM outbox_id) \
+             SELECT (SELECT count(*) FROM w) AS written, \
+               (SELECT count(*) FROM invoice) AS invoiced"
+        ),
+        params,
+    )
+    .get_result(conn)?;
+    Ok((counts.written, counts.invoiced))
+}
+
+/// `orders::lock_order` and `orders::load_lines` in one statement: locks the order for the rest
+/// of the caller's transaction (bumping its version, as the lock always does) and answers it
+/// with its lines in import order, one row per line. No row when there is no such order, or
+/// when it has no line: the caller then takes the two statements.
+pub(crate) fn lock_order_with_lines(
+    conn: &mut PgConnection,
+    id: i64,
+    now: Timestamp,
+) -> Result<Option<(OrderRow, Vec<LineRow>)>, DbError> {
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(embed)]
+        order: OrderRow,
+        #[diesel(embed)]
+        line: LineRow,
+    }
+    // Columns named, not `*`: a kept-prepared `*` fails once a migration adds a column.
+    let rows: Vec<Locked> = Prepared::new(
+        statement!(
+            "WITH o AS ( \
+               UPDATE orders SET updated_at = $1, version = version + 1 WHERE id = $2 \
+               RETURNING id, currency, customer_id, email, first_name, last_name, address, \
+                 zipcode, city, country, shipping_fee, payment_provider, payment_reference, \
+                 authorized, committed, shipping_fee_committed, next_shipment_number, \
+                 created_at, updated_at, refunded) \
+             SELECT o.*, l.order_id, l.line_id, l.position, l.sku, l.name, l.unit_price, \
+               l.tax_rate, l.quantity, l.allocated, l.in_capture, l.returned \
+             FROM o JOIN order_lines l ON l.order_id = o.id ORDER BY l.position"
+        ),
+        vec![Param::BigInt(now.0), Param::BigInt(id)],
+    )
+    .load(conn)?;
+    let mut rows = rows.into_iter();
+    let Some(first) = rows.next() else {
+        return Ok(None);
+    };
+    let mut lines = vec![first.line];
+    lines.extend(rows.map(|r| r.line));
+    Ok(Some((first.order, lines)))
 }

@@ -18,7 +18,7 @@ use crate::attempts::{
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::orders::{load_lines, load_shipment, lock_order, read_order};
-use crate::persist::{apply_written, decided_columns, write_change, write_moves, write_row};
+use crate::persist::{apply_written, decided_columns, write_change, write_moves};
 use crate::postgres::Reserved as PgReserved;
 use crate::prepared::{execute, returning_one, statement, Param};
 use crate::reservation::{self, ReservationWrite};
@@ -153,6 +153,7 @@ fn plan(
             idempotency_key: provider_key(installation, plan.id, 1),
             final_capture: capture.completes_order,
             created_at: now,
+            changes_waiting: false,
         }),
         _ => None,
     };
@@ -409,11 +410,34 @@ const SETTLE_ATTEMPT: &str = "UPDATE capture_attempts SET state = $1, \
 
 /// What [`SETTLE_ATTEMPT`] answers of the attempt it settled.
 #[derive(QueryableByName)]
-struct SettledAttempt {
+pub(crate) struct SettledAttempt {
     #[diesel(sql_type = diesel::sql_types::Integer)]
-    void_on_decline: i32,
+    pub(crate) void_on_decline: i32,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    on_capture: Option<String>,
+    pub(crate) on_capture: Option<String>,
+}
+
+/// [`SETTLE_ATTEMPT`] and, when it settled the attempt, the shipment as it stands: one
+/// statement on PostgreSQL (`postgres::settle_attempt`), two on SQLite.
+fn settle_attempt(
+    conn: &mut AnyConnection,
+    params: Vec<Param<'_>>,
+    order_id: i64,
+    number: i32,
+) -> Result<Option<(SettledAttempt, ShipmentRow, Vec<ShipmentLineRow>)>, DbError> {
+    if let AnyConnection::Postgresql(pg) = &mut *conn {
+        return crate::postgres::settle_attempt(pg, params, order_id, number);
+    }
+    let settled: Option<SettledAttempt> = returning_one(conn, statement!(SETTLE_ATTEMPT), params)?;
+    let Some(settled) = settled else {
+        return Ok(None);
+    };
+    let (row, lines) = load_shipment(conn, order_id, number)?.ok_or_else(|| {
+        DbError::Corrupt(format!(
+            "attempt settled for a missing shipment {order_id}/{number}"
+        ))
+    })?;
+    Ok(Some((settled, row, lines)))
 }
 
 /// Settle: record the outcome; on a decline void the shipment and release what it held (or,
@@ -439,8 +463,9 @@ pub(crate) fn settle_capture(
             return Ok(view);
         }
     }
-    if let (AnyConnection::Postgresql(pg), SettleOutcome::Captured { reference }) =
-        (&mut *conn, outcome)
+    // Its one statement changes nothing when changes wait for the capture: not sent then.
+    if let (AnyConnection::Postgresql(pg), SettleOutcome::Captured { reference }, false) =
+        (&mut *conn, outcome, attempt.changes_waiting)
     {
         let captured = crate::postgres::settle_captured(
             pg,
@@ -467,9 +492,8 @@ pub(crate) fn settle_capture(
                 Some(message.as_str()),
             ),
         };
-        let settled: Option<SettledAttempt> = returning_one(
+        let settled = settle_attempt(
             conn,
-            statement!(SETTLE_ATTEMPT),
             vec![
                 Param::Text(state),
                 Param::NullableText(reference),
@@ -481,10 +505,11 @@ pub(crate) fn settle_capture(
                 Param::Text(ATTEMPT_SUCCEEDED),
                 Param::Text(ATTEMPT_FAILED),
             ],
+            order_id,
+            number,
         )?;
-        if let Some(attempt_row) = settled {
-            let (mut row, mut lines) = load_shipment(conn, order_id, number)?
-                .ok_or(DbError::ShipmentNotFound(attempt.shipment))?;
+        if let Some((attempt_row, mut row, mut lines)) = settled {
+            let mut invoiced = false;
             let shipment = row.to_shipment(attempt.amount.currency(), &lines)?;
             // An open attempt belongs to a capture-pending shipment; anything else is left as
             // it is, as the guarded statements always did.
@@ -511,16 +536,25 @@ pub(crate) fn settle_capture(
                     Some(changes) => {
                         apply_written(&mut row, &mut lines, &change, reference, now);
                         let completed = crate::workflow::complete(
-                            conn,
                             change.after(),
                             &mut row,
                             &mut lines,
                             &changes,
                             now,
                         )?;
-                        write_row(conn, &row, change.before().state())?;
+                        // Only a capture applies waiting changes: its invoice (and the confirmation they
+                        // make due) go with the row.
+                        crate::persist::write_row_and_invoice(
+                            conn,
+                            &row,
+                            change.before().state(),
+                            attempt.amount.minor(),
+                            completed.confirm,
+                            now,
+                        )?;
+                        invoiced = true;
                         write_moves(conn, &change)?;
-                        write_moves(conn, &completed)?;
+                        write_moves(conn, &completed.change)?;
                     }
                     None => {
                         write_change(conn, &change, reference, now)?;
@@ -528,7 +562,7 @@ pub(crate) fn settle_capture(
                     }
                 }
             }
-            if let SettleOutcome::Captured { .. } = outcome {
+            if let (SettleOutcome::Captured { .. }, false) = (outcome, invoiced) {
                 crate::outbox::issue_invoice(conn, order_id, number, attempt.amount.minor(), now)?;
             }
             // Answered from what was written: no read back.
@@ -670,6 +704,7 @@ pub(crate) fn attempt_from_row(
         idempotency_key: a.idempotency_key,
         final_capture: a.final_capture != 0,
         created_at: Timestamp(a.created_at),
+        changes_waiting: a.on_capture.is_some(),
     })
 }
 

@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use crate::changes;
 use crate::connection::AnyConnection;
 use crate::error::DbError;
-use crate::orders::{load_lines, load_shipment, lock_order};
+use crate::orders::{load_shipment, lock_order, lock_order_with_lines};
 use crate::persist::{apply_written, write_change, write_moves, write_row};
 use crate::postgres::CaptureStartWrite;
 use crate::rows::{flag, int, OrderRow, ShipmentLineRow, ShipmentRow};
@@ -27,14 +27,6 @@ struct Located {
     shipment: Shipment,
 }
 
-impl Located {
-    /// The domain's order (its lines are read only by the calls that need them).
-    fn order(&self, conn: &mut AnyConnection) -> Result<Order, DbError> {
-        let lines = load_lines(conn, self.order.id)?;
-        self.order.to_order(&lines)
-    }
-}
-
 /// Locks the order and loads one live shipment of it; `order`, when given, must be its order.
 fn locate(
     conn: &mut AnyConnection,
@@ -42,11 +34,33 @@ fn locate(
     order: Option<OrderId>,
     now: Timestamp,
 ) -> Result<Located, DbError> {
-    let not_found = || DbError::ShipmentNotFound(id);
     if order.is_some_and(|o| o != id.order) {
-        return Err(not_found());
+        return Err(DbError::ShipmentNotFound(id));
     }
-    let order = lock_order(conn, id.order.0, now)?.ok_or_else(not_found)?;
+    let order = lock_order(conn, id.order.0, now)?.ok_or(DbError::ShipmentNotFound(id))?;
+    located(conn, id, order)
+}
+
+/// [`locate`] with the domain's order, its lines read with the lock (the calls that plan money
+/// need them).
+fn locate_with_order(
+    conn: &mut AnyConnection,
+    id: ShipmentId,
+    order: Option<OrderId>,
+    now: Timestamp,
+) -> Result<(Located, Order), DbError> {
+    if order.is_some_and(|o| o != id.order) {
+        return Err(DbError::ShipmentNotFound(id));
+    }
+    let (order, lines) =
+        lock_order_with_lines(conn, id.order.0, now)?.ok_or(DbError::ShipmentNotFound(id))?;
+    let domain_order = order.to_order(&lines)?;
+    Ok((located(conn, id, order)?, domain_order))
+}
+
+/// One live shipment of the locked `order`.
+fn located(conn: &mut AnyConnection, id: ShipmentId, order: OrderRow) -> Result<Located, DbError> {
+    let not_found = || DbError::ShipmentNotFound(id);
     let (row, lines) = load_shipment(conn, id.order.0, int(id.number))?.ok_or_else(not_found)?;
     if !row.state()?.is_live() {
         return Err(not_found());
@@ -92,8 +106,7 @@ pub(crate) fn begin_capture(
     now: Timestamp,
 ) -> Result<BeginCapture, DbError> {
     conn.transaction(|conn| {
-        let located = locate(conn, id, order, now)?;
-        let order = located.order(conn)?;
+        let (located, order) = locate_with_order(conn, id, order, now)?;
         let (plan, change) = match located.shipment.begin_capture_with(&order, providers)? {
             CaptureStart::AlreadyCaptured => {
                 return Ok(BeginCapture::AlreadyCaptured(located.into_view()?))
@@ -138,6 +151,8 @@ pub(crate) fn begin_capture(
             idempotency_key: key,
             final_capture: plan.completes_order,
             created_at: now,
+            // Written with `on_capture` always (the changes, or none, encoded).
+            changes_waiting: true,
         }))
     })
 }
@@ -153,57 +168,64 @@ pub(crate) fn apply_changes(
 ) -> Result<ShipmentView, DbError> {
     conn.transaction(|conn| {
         let mut located = locate(conn, id, order, now)?;
-        let change = complete(
-            conn,
+        let completed = complete(
             &located.shipment,
             &mut located.row,
             &mut located.lines,
             changes,
             now,
         )?;
-        write_row(conn, &located.row, change.before().state())?;
-        write_moves(conn, &change)?;
+        write_row(conn, &located.row, completed.change.before().state())?;
+        write_moves(conn, &completed.change)?;
+        if completed.confirm {
+            crate::outbox::queue_confirmation(conn, id.order.0, int(id.number), now)?;
+        }
         located.into_view()
     })
+}
+
+/// Complete's changes as decided: what the caller writes.
+pub(crate) struct Completed {
+    /// The domain's change (its counters go to [`crate::persist::write_moves`]).
+    pub(crate) change: ShipmentChange,
+    /// Whether the shipment's confirmation is to be queued
+    /// ([`crate::outbox::queue_confirmation`]) in the same transaction.
+    pub(crate) confirm: bool,
 }
 
 /// Complete's changes, decided: the domain moves the flags forward, and the carrier details,
 /// the comment and the shipped time go beside them into `row` (the shipment as read, or as an
 /// earlier change of the same transaction left it), which the caller writes with
-/// [`write_row`], with the change's counters ([`crate::persist::write_moves`]). A shipping
-/// confirmation is queued here when the shipment becomes shipped.
+/// [`write_row`]. A shipping confirmation is due when the shipment becomes shipped and its
+/// email is on.
 pub(crate) fn complete(
-    conn: &mut AnyConnection,
     shipment: &Shipment,
     row: &mut ShipmentRow,
     lines: &mut Vec<ShipmentLineRow>,
     changes: &ShipmentChanges,
     now: Timestamp,
-) -> Result<ShipmentChange, DbError> {
+) -> Result<Completed, DbError> {
     let change = shipment.complete(Completion {
         good_to_go: changes.gtg,
         shipped: changes.shipped,
     })?;
     apply_written(row, lines, &change, None, now);
-    details(conn, &change, row, changes, now)?;
-    Ok(change)
+    let confirm = details(&change, row, changes, now);
+    Ok(Completed { change, confirm })
 }
 
 /// The non-money part of complete's changes: carrier details are kept once the shipment is (or
-/// becomes) shipped, and a shipping confirmation is queued when it becomes shipped.
+/// becomes) shipped. Answers whether a shipping confirmation is due: it becomes shipped with
+/// its email on.
 fn details(
-    conn: &mut AnyConnection,
     change: &ShipmentChange,
     row: &mut ShipmentRow,
     changes: &ShipmentChanges,
     now: Timestamp,
-) -> Result<(), DbError> {
-    let (order_id, number) = (row.order_id, row.number);
+) -> bool {
     let shipped = change.after().flags().shipped;
     let send_email = changes.send_email.or(row.send_email.map(|v| v != 0));
-    if change.becomes_shipped() && send_email == Some(true) {
-        crate::outbox::queue_confirmation(conn, order_id, number, now)?;
-    }
+    let confirm = change.becomes_shipped() && send_email == Some(true);
     let s = &changes.shipping;
     let keep = |new: &'_ Option<String>, old: &'_ String| -> String {
         match new {
@@ -233,7 +255,7 @@ fn details(
     row.tracking = tracking;
     row.return_slip_tracking = return_slip;
     row.internal_comment = comment;
-    Ok(())
+    confirm
 }
 
 /// Update shipment: new quantities and/or good-to-go, as the domain decides.
@@ -246,8 +268,7 @@ pub(crate) fn update_shipment(
     now: Timestamp,
 ) -> Result<ShipmentView, DbError> {
     conn.transaction(|conn| {
-        let located = locate(conn, id, order, now)?;
-        let order = located.order(conn)?;
+        let (located, order) = locate_with_order(conn, id, order, now)?;
         let change = located.shipment.update(&order, lines, gtg == Some(true))?;
         located.write(conn, &change, now)?.into_view()
     })

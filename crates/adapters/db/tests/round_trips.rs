@@ -171,12 +171,12 @@ async fn a_captured_shipment_costs_at_most_three_round_trips_on_postgresql() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_later_capture_starts_in_six_round_trips_on_postgresql() {
+async fn a_later_capture_starts_in_five_round_trips_and_settles_with_its_changes_in_four() {
     let Some((_throwaway, proxy, db, line)) = order_through_a_proxy().await else {
         return;
     };
     let mut number = 0;
-    let mut start = || {
+    let mut complete = || {
         number += 1;
         let (db, proxy) = (&db, &proxy);
         async move {
@@ -192,6 +192,7 @@ async fn a_later_capture_starts_in_six_round_trips_on_postgresql() {
                     Providers::any(),
                     ShipmentChanges {
                         shipped: true,
+                        send_email: Some(true),
                         ..ShipmentChanges::default()
                     },
                     Timestamp(3),
@@ -206,23 +207,59 @@ async fn a_later_capture_starts_in_six_round_trips_on_postgresql() {
                 "{}",
                 attempt.idempotency_key
             );
-            proxy.round_trips() - before
+            let started_in = proxy.round_trips() - before;
+            let before = proxy.round_trips();
+            let settled = settle(db, &attempt).await;
+            assert_eq!(settled.state, ShipmentState::Captured);
+            assert!(
+                settled.details.shipped,
+                "the changes that waited are applied"
+            );
+            assert_eq!(settled.lines.len(), 1, "answered with its lines");
+            let settled_in = proxy.round_trips() - before;
+            let invoice = db.find_invoice(id).await.expect("read the invoice");
+            assert_eq!(
+                invoice.map(|i| i.number),
+                Some(i64::from(number)),
+                "invoiced with the capture, numbered in turn"
+            );
+            (started_in, settled_in)
         }
     };
     // The first ones prepare each statement once per connection (a round trip of its own).
     for _ in 0..3 {
-        start().await;
+        complete().await;
     }
-    let trips = start().await;
-    eprintln!("round trips to start a later capture: {trips}");
-    // Written as the statement-per-row path writes it (which sends 9).
+    let (start, settle) = complete().await;
+    eprintln!("round trips to start a later capture: {start}, to settle it: {settle}");
     let order = &db.list_orders(OrderQuery::default()).await.expect("list")[0];
     let line = order.order.line(line).unwrap();
     assert_eq!((line.allocated(), line.in_capture()), (8, 8));
     assert_eq!(order.order.committed().minor(), 8 * 1_000);
-    // Begin, the order's lock, the shipment with its lines, the order's lines, one write of the
+    // Begin, the order's lock with its lines, the shipment with its lines, one write of the
     // shipment, the line moves, the counters and the attempt, commit.
-    assert!(trips <= 6, "{trips} round trips to start a later capture");
+    assert!(start <= 5, "{start} round trips to start a later capture");
+    // Begin, the attempt settled with the shipment read, the shipment written with its invoice
+    // and its confirmation, commit.
+    assert!(
+        settle <= 4,
+        "{settle} round trips to settle it with its changes"
+    );
+    let due = db
+        .claim_outbox(Timestamp(4), 60_000, 100)
+        .await
+        .expect("claim the outbox");
+    let confirmed: Vec<(u32, OutboxKind)> = due
+        .into_iter()
+        .map(|m| (m.shipment.number, m.kind))
+        .collect();
+    assert_eq!(
+        confirmed,
+        (1..=4)
+            .map(|n| (n, OutboxKind::ShippingConfirmation))
+            .collect::<Vec<_>>(),
+        "each shipment's confirmation queued once, with its capture"
+    );
 }
 
 /// Opens a second instance on the proxy's database, straight to PostgreSQL (not counted).
