@@ -53,25 +53,6 @@ pub(crate) fn lock_order(
     )?)
 }
 
-/// [`lock_order`] with the order's lines (in import order): one round trip on PostgreSQL,
-/// the two statements on SQLite (in its writer, where statements cost no round trip).
-pub(crate) fn lock_order_with_lines(
-    conn: &mut AnyConnection,
-    id: i64,
-    now: Timestamp,
-) -> Result<Option<(OrderRow, Vec<LineRow>)>, DbError> {
-    if let AnyConnection::Postgresql(pg) = &mut *conn {
-        if let Some(locked) = crate::postgres::lock_order_with_lines(pg, id, now)? {
-            return Ok(Some(locked));
-        }
-    }
-    let Some(order) = lock_order(conn, id, now)? else {
-        return Ok(None);
-    };
-    let lines = load_lines(conn, id)?;
-    Ok(Some((order, lines)))
-}
-
 /// The order, its lines (in import order) and its version, in one statement and without a
 /// lock: what PostgreSQL's compare-and-set reserve plans from, and what SQLite's reserve plans
 /// from inside its writer's transaction (the only writer, so nothing can change in between).

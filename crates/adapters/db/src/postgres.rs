@@ -18,7 +18,7 @@ use crate::attempts::ATTEMPT_PENDING;
 use crate::error::DbError;
 use crate::prepared::{statement, Param, Prepared};
 use crate::reservation::{line_changed, ReservationWrite};
-use crate::rows::{flag, int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
+use crate::rows::{flag, int, ShipmentLineRow, ShipmentRow};
 use crate::shipments::SettledAttempt;
 
 /// The parameters `$1`..`$35` both reserve statements bind: the shipment, its lines (as two
@@ -326,7 +326,11 @@ fn shipment_lines(
 /// The settle's first step in one statement: records an open attempt's outcome (`params` as
 /// `shipments::SETTLE_ATTEMPT` binds them, `$6` the order and `$7` the key) and, when it did,
 /// answers what the settle needs of it with the shipment as it stands and its lines. No row
-/// when the attempt was settled already.
+/// when the attempt was settled already. The shipment is read `FOR UPDATE`, which takes its
+/// newest committed version: a plain read would use the statement's snapshot, which predates
+/// the attempt's row lock if the update had to wait for it (the settle writes the shipment
+/// next, in the same transaction, so the lock is taken earlier, in the same order as before:
+/// attempt, then shipment).
 pub(crate) fn settle_attempt(
     conn: &mut PgConnection,
     params: Vec<Param<'_>>,
@@ -359,7 +363,8 @@ pub(crate) fn settle_attempt(
                (SELECT string_agg(l.line_id::text || ':' || l.quantity::text, ',' \
                  ORDER BY l.line_id) FROM shipment_lines l \
                  WHERE l.order_id = $6 AND l.number = a.number) AS lines \
-             FROM a JOIN shipments s ON s.order_id = $6 AND s.number = a.number"
+             FROM a JOIN shipments s ON s.order_id = $6 AND s.number = a.number \
+             FOR UPDATE OF s"
         ),
         params,
     )
@@ -632,45 +637,4 @@ pub(crate) fn write_row_and_invoice(
     )
     .get_result(conn)?;
     Ok((counts.written, counts.invoiced))
-}
-
-/// `orders::lock_order` and `orders::load_lines` in one statement: locks the order for the rest
-/// of the caller's transaction (bumping its version, as the lock always does) and answers it
-/// with its lines in import order, one row per line. No row when there is no such order, or
-/// when it has no line: the caller then takes the two statements.
-pub(crate) fn lock_order_with_lines(
-    conn: &mut PgConnection,
-    id: i64,
-    now: Timestamp,
-) -> Result<Option<(OrderRow, Vec<LineRow>)>, DbError> {
-    #[derive(QueryableByName)]
-    struct Locked {
-        #[diesel(embed)]
-        order: OrderRow,
-        #[diesel(embed)]
-        line: LineRow,
-    }
-    // Columns named, not `*`: a kept-prepared `*` fails once a migration adds a column.
-    let rows: Vec<Locked> = Prepared::new(
-        statement!(
-            "WITH o AS ( \
-               UPDATE orders SET updated_at = $1, version = version + 1 WHERE id = $2 \
-               RETURNING id, currency, customer_id, email, first_name, last_name, address, \
-                 zipcode, city, country, shipping_fee, payment_provider, payment_reference, \
-                 authorized, committed, shipping_fee_committed, next_shipment_number, \
-                 created_at, updated_at, refunded) \
-             SELECT o.*, l.order_id, l.line_id, l.position, l.sku, l.name, l.unit_price, \
-               l.tax_rate, l.quantity, l.allocated, l.in_capture, l.returned \
-             FROM o JOIN order_lines l ON l.order_id = o.id ORDER BY l.position"
-        ),
-        vec![Param::BigInt(now.0), Param::BigInt(id)],
-    )
-    .load(conn)?;
-    let mut rows = rows.into_iter();
-    let Some(first) = rows.next() else {
-        return Ok(None);
-    };
-    let mut lines = vec![first.line];
-    lines.extend(rows.map(|r| r.line));
-    Ok(Some((first.order, lines)))
 }

@@ -36,7 +36,7 @@ pub struct OrderRow {
     pub refunded: i64,
 }
 
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = order_lines)]
 pub struct LineRow {
     pub order_id: i64,

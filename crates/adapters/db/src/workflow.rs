@@ -4,7 +4,7 @@
 //! them, lets the domain decide, and writes the decided change (`persist.rs`).
 
 use consign_domain::{
-    CaptureStart, Completion, Order, OrderId, Providers, Shipment, ShipmentChange, ShipmentId,
+    CaptureStart, Completion, OrderId, Providers, Shipment, ShipmentChange, ShipmentId,
     ShipmentLine,
 };
 use consign_ports::{BeginCapture, CaptureAttempt, ShipmentChanges, ShipmentView, Timestamp};
@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use crate::changes;
 use crate::connection::AnyConnection;
 use crate::error::DbError;
-use crate::orders::{load_shipment, lock_order, lock_order_with_lines};
+use crate::orders::{load_lines, load_shipment, lock_order};
 use crate::persist::{apply_written, write_change, write_moves, write_row};
 use crate::postgres::CaptureStartWrite;
 use crate::rows::{flag, int, OrderRow, ShipmentLineRow, ShipmentRow};
@@ -39,23 +39,6 @@ fn locate(
     }
     let order = lock_order(conn, id.order.0, now)?.ok_or(DbError::ShipmentNotFound(id))?;
     located(conn, id, order)
-}
-
-/// [`locate`] with the domain's order, its lines read with the lock (the calls that plan money
-/// need them).
-fn locate_with_order(
-    conn: &mut AnyConnection,
-    id: ShipmentId,
-    order: Option<OrderId>,
-    now: Timestamp,
-) -> Result<(Located, Order), DbError> {
-    if order.is_some_and(|o| o != id.order) {
-        return Err(DbError::ShipmentNotFound(id));
-    }
-    let (order, lines) =
-        lock_order_with_lines(conn, id.order.0, now)?.ok_or(DbError::ShipmentNotFound(id))?;
-    let domain_order = order.to_order(&lines)?;
-    Ok((located(conn, id, order)?, domain_order))
 }
 
 /// One live shipment of the locked `order`.
@@ -106,7 +89,12 @@ pub(crate) fn begin_capture(
     now: Timestamp,
 ) -> Result<BeginCapture, DbError> {
     conn.transaction(|conn| {
-        let (located, order) = locate_with_order(conn, id, order, now)?;
+        let located = locate(conn, id, order, now)?;
+        // Read after the lock, by a statement of its own: a statement's snapshot predates the
+        // lock it waits for, so lines read with the lock could miss the change it waited for.
+        let order = located
+            .order
+            .to_order(&load_lines(conn, located.order.id)?)?;
         let (plan, change) = match located.shipment.begin_capture_with(&order, providers)? {
             CaptureStart::AlreadyCaptured => {
                 return Ok(BeginCapture::AlreadyCaptured(located.into_view()?))
@@ -268,7 +256,12 @@ pub(crate) fn update_shipment(
     now: Timestamp,
 ) -> Result<ShipmentView, DbError> {
     conn.transaction(|conn| {
-        let (located, order) = locate_with_order(conn, id, order, now)?;
+        let located = locate(conn, id, order, now)?;
+        // Read after the lock, by a statement of its own: a statement's snapshot predates the
+        // lock it waits for, so lines read with the lock could miss the change it waited for.
+        let order = located
+            .order
+            .to_order(&load_lines(conn, located.order.id)?)?;
         let change = located.shipment.update(&order, lines, gtg == Some(true))?;
         located.write(conn, &change, now)?.into_view()
     })

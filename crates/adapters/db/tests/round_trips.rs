@@ -171,7 +171,7 @@ async fn a_captured_shipment_costs_at_most_three_round_trips_on_postgresql() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_later_capture_starts_in_five_round_trips_and_settles_with_its_changes_in_four() {
+async fn a_later_capture_starts_in_six_round_trips_and_settles_with_its_changes_in_four() {
     let Some((_throwaway, proxy, db, line)) = order_through_a_proxy().await else {
         return;
     };
@@ -236,9 +236,10 @@ async fn a_later_capture_starts_in_five_round_trips_and_settles_with_its_changes
     let line = order.order.line(line).unwrap();
     assert_eq!((line.allocated(), line.in_capture()), (8, 8));
     assert_eq!(order.order.committed().minor(), 8 * 1_000);
-    // Begin, the order's lock with its lines, the shipment with its lines, one write of the
-    // shipment, the line moves, the counters and the attempt, commit.
-    assert!(start <= 5, "{start} round trips to start a later capture");
+    // Begin, the order's lock, the shipment with its lines, the order's lines (after the lock,
+    // by a statement of its own), one write of the shipment, the line moves, the counters and
+    // the attempt, commit.
+    assert!(start <= 6, "{start} round trips to start a later capture");
     // Begin, the attempt settled with the shipment read, the shipment written with its invoice
     // and its confirmation, commit.
     assert!(
@@ -380,4 +381,57 @@ async fn a_refusal_is_never_given_from_an_outdated_snapshot() {
         .expect("the released units ship");
     assert_eq!(again.shipment.id.number, 2);
     assert_eq!(progress(&db, 2).await.0, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settle_that_waits_for_its_attempt_writes_the_shipment_as_it_then_stands() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection};
+    let Some((throwaway, _proxy, db, line)) = order_through_a_proxy().await else {
+        return;
+    };
+    let id = reserve(&db, line, 2, false).await.shipment.id;
+    let started = db
+        .begin_capture(
+            id,
+            None,
+            Providers::any(),
+            ShipmentChanges {
+                shipped: true,
+                ..ShipmentChanges::default()
+            },
+            Timestamp(3),
+        )
+        .await
+        .expect("begin capture");
+    let BeginCapture::Started(attempt) = started else {
+        panic!("an uncaptured shipment starts its capture");
+    };
+    // Another transaction holds the attempt's row and changes a column of the shipment that
+    // the settle keeps as it finds it (the tracking, since the waiting changes bring none).
+    let mut other = PgConnection::establish(&throwaway.url).expect("a second connection");
+    other
+        .batch_execute(&format!(
+            "BEGIN; \
+             UPDATE capture_attempts SET passes = passes + 1 WHERE idempotency_key = '{}'; \
+             UPDATE shipments SET tracking = 'set meanwhile' \
+             WHERE order_id = {} AND number = {};",
+            attempt.idempotency_key, id.order.0, id.number
+        ))
+        .expect("hold the attempt");
+    let settling = {
+        let db = db.clone();
+        tokio::spawn(async move { settle(&db, &attempt).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!settling.is_finished(), "the settle waits for the attempt");
+    other.batch_execute("COMMIT").expect("commit");
+    let settled = settling.await.expect("settled");
+    assert_eq!(settled.state, ShipmentState::Captured);
+    assert!(settled.details.shipped);
+    let stored = db.find_shipment(id).await.expect("read").expect("live");
+    assert_eq!(
+        stored.shipment.details.shipping.tracking, "set meanwhile",
+        "the settle wrote the shipment as it stood once its attempt was free"
+    );
 }
