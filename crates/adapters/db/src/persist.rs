@@ -109,47 +109,6 @@ pub(crate) fn write_row(
     Ok(())
 }
 
-/// [`write_row`], the invoice of the capture it records ([`crate::outbox::issue_invoice`]) and,
-/// when `confirm`, the shipment's confirmation ([`crate::outbox::queue_confirmation`]): one
-/// statement on PostgreSQL, one each on SQLite.
-pub(crate) fn write_row_and_invoice(
-    conn: &mut AnyConnection,
-    row: &ShipmentRow,
-    decided_from: ShipmentState,
-    amount: i64,
-    confirm: bool,
-    now: Timestamp,
-) -> Result<(), DbError> {
-    let AnyConnection::Postgresql(pg) = &mut *conn else {
-        write_row(conn, row, decided_from)?;
-        crate::outbox::issue_invoice(conn, row.order_id, row.number, amount, now)?;
-        if confirm {
-            crate::outbox::queue_confirmation(conn, row.order_id, row.number, now)?;
-        }
-        return Ok(());
-    };
-    let mut params = shipment_params(row);
-    params.extend([
-        Param::Text(decided_from.as_str()),
-        Param::BigInt(amount),
-        Param::BigInt(now.0),
-        Param::Integer(flag(confirm)),
-        Param::Text(crate::outbox::SHIPPING_CONFIRMATION),
-        Param::Text(crate::outbox::PENDING),
-    ]);
-    let (written, invoiced) = crate::postgres::write_row_and_invoice(pg, params)?;
-    if written != 1 {
-        return Err(DbError::Corrupt(format!(
-            "shipment {}-{} changed under the order lock",
-            row.order_id, row.number
-        )));
-    }
-    if invoiced != 1 {
-        return Err(DbError::Corrupt("no invoice_number counter".into()));
-    }
-    Ok(())
-}
-
 /// What a change moves besides the shipment's row: its lines when they changed, each order
 /// line's counters and the order's committed amount, all guarded.
 pub(crate) fn write_moves(

@@ -18,8 +18,7 @@ use crate::attempts::ATTEMPT_PENDING;
 use crate::error::DbError;
 use crate::prepared::{statement, Param, Prepared};
 use crate::reservation::{line_changed, ReservationWrite};
-use crate::rows::{flag, int, ShipmentLineRow, ShipmentRow};
-use crate::shipments::SettledAttempt;
+use crate::rows::{flag, int, SettledAttempt, ShipmentLineRow, ShipmentRow};
 
 /// The parameters `$1`..`$35` both reserve statements bind: the shipment, its lines (as two
 /// arrays), the counters' changes and the attempt.

@@ -324,3 +324,12 @@ pub fn flag(value: bool) -> i32 {
 pub fn int(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }
+
+/// What settling an open capture attempt answers of it (`shipments::SETTLE_ATTEMPT`).
+#[derive(QueryableByName)]
+pub struct SettledAttempt {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub void_on_decline: i32,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub on_capture: Option<String>,
+}

@@ -23,7 +23,9 @@ use crate::postgres::Reserved as PgReserved;
 use crate::prepared::{execute, returning_one, statement, Param};
 use crate::reservation::{self, ReservationWrite};
 use crate::reserved::ReservedRows;
-use crate::rows::{flag, int, AttemptRow, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
+use crate::rows::{
+    flag, int, AttemptRow, LineRow, OrderRow, SettledAttempt, ShipmentLineRow, ShipmentRow,
+};
 use crate::schema::{capture_attempts, orders};
 use crate::snapshots::{OrderSnapshots, Snapshot};
 
@@ -408,15 +410,6 @@ const SETTLE_ATTEMPT: &str = "UPDATE capture_attempts SET state = $1, \
      WHERE order_id = $6 AND idempotency_key = $7 AND state <> $8 AND state <> $9 \
      RETURNING void_on_decline, on_capture";
 
-/// What [`SETTLE_ATTEMPT`] answers of the attempt it settled.
-#[derive(QueryableByName)]
-pub(crate) struct SettledAttempt {
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    pub(crate) void_on_decline: i32,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    pub(crate) on_capture: Option<String>,
-}
-
 /// [`SETTLE_ATTEMPT`] and, when it settled the attempt, the shipment as it stands: one
 /// statement on PostgreSQL (`postgres::settle_attempt`), two on SQLite.
 fn settle_attempt(
@@ -438,6 +431,47 @@ fn settle_attempt(
         ))
     })?;
     Ok(Some((settled, row, lines)))
+}
+
+/// [`crate::persist::write_row`], the invoice of the capture it records ([`crate::outbox::issue_invoice`]) and,
+/// when `confirm`, the shipment's confirmation ([`crate::outbox::queue_confirmation`]): one
+/// statement on PostgreSQL, one each on SQLite.
+fn write_row_and_invoice(
+    conn: &mut AnyConnection,
+    row: &ShipmentRow,
+    decided_from: ShipmentState,
+    amount: i64,
+    confirm: bool,
+    now: Timestamp,
+) -> Result<(), DbError> {
+    let AnyConnection::Postgresql(pg) = &mut *conn else {
+        crate::persist::write_row(conn, row, decided_from)?;
+        crate::outbox::issue_invoice(conn, row.order_id, row.number, amount, now)?;
+        if confirm {
+            crate::outbox::queue_confirmation(conn, row.order_id, row.number, now)?;
+        }
+        return Ok(());
+    };
+    let mut params = crate::reservation::shipment_params(row);
+    params.extend([
+        Param::Text(decided_from.as_str()),
+        Param::BigInt(amount),
+        Param::BigInt(now.0),
+        Param::Integer(flag(confirm)),
+        Param::Text(crate::outbox::SHIPPING_CONFIRMATION),
+        Param::Text(crate::outbox::PENDING),
+    ]);
+    let (written, invoiced) = crate::postgres::write_row_and_invoice(pg, params)?;
+    if written != 1 {
+        return Err(DbError::Corrupt(format!(
+            "shipment {}-{} changed under the order lock",
+            row.order_id, row.number
+        )));
+    }
+    if invoiced != 1 {
+        return Err(DbError::Corrupt("no invoice_number counter".into()));
+    }
+    Ok(())
 }
 
 /// Settle: record the outcome; on a decline void the shipment and release what it held (or,
@@ -544,7 +578,7 @@ pub(crate) fn settle_capture(
                         )?;
                         // Only a capture applies waiting changes: its invoice (and the confirmation they
                         // make due) go with the row.
-                        crate::persist::write_row_and_invoice(
+                        write_row_and_invoice(
                             conn,
                             &row,
                             change.before().state(),

@@ -121,6 +121,29 @@ async fn settle(db: &Database, attempt: &CaptureAttempt) -> ShipmentView {
     .expect("settle")
 }
 
+/// Starts the capture of an uncaptured shipment, with changes that ship it (and set its
+/// email) waiting for the capture.
+async fn start_capture(db: &Database, id: ShipmentId, send_email: Option<bool>) -> CaptureAttempt {
+    let started = db
+        .begin_capture(
+            id,
+            None,
+            Providers::any(),
+            ShipmentChanges {
+                shipped: true,
+                send_email,
+                ..ShipmentChanges::default()
+            },
+            Timestamp(3),
+        )
+        .await
+        .expect("begin capture");
+    let BeginCapture::Started(attempt) = started else {
+        panic!("an uncaptured shipment starts its capture");
+    };
+    attempt
+}
+
 /// Reserves `quantity` units of order 1's `line`, captured or not.
 async fn reserve(db: &Database, line: LineId, quantity: u32, capture: bool) -> Reservation {
     ship(db, 1, line, quantity, capture).await.expect("reserve")
@@ -185,23 +208,7 @@ async fn a_later_capture_starts_in_six_round_trips_and_settles_with_its_changes_
             let id = reservation.shipment.id;
             assert_eq!(id.number, number);
             let before = proxy.round_trips();
-            let started = db
-                .begin_capture(
-                    id,
-                    None,
-                    Providers::any(),
-                    ShipmentChanges {
-                        shipped: true,
-                        send_email: Some(true),
-                        ..ShipmentChanges::default()
-                    },
-                    Timestamp(3),
-                )
-                .await
-                .expect("begin capture");
-            let BeginCapture::Started(attempt) = started else {
-                panic!("an uncaptured shipment starts its capture");
-            };
+            let attempt = start_capture(db, id, Some(true)).await;
             assert!(
                 attempt.idempotency_key.ends_with(&format!("-{number}-1")),
                 "{}",
@@ -391,22 +398,7 @@ async fn a_settle_that_waits_for_its_attempt_writes_the_shipment_as_it_then_stan
         return;
     };
     let id = reserve(&db, line, 2, false).await.shipment.id;
-    let started = db
-        .begin_capture(
-            id,
-            None,
-            Providers::any(),
-            ShipmentChanges {
-                shipped: true,
-                ..ShipmentChanges::default()
-            },
-            Timestamp(3),
-        )
-        .await
-        .expect("begin capture");
-    let BeginCapture::Started(attempt) = started else {
-        panic!("an uncaptured shipment starts its capture");
-    };
+    let attempt = start_capture(&db, id, None).await;
     // Another transaction holds the attempt's row and changes a column of the shipment that
     // the settle keeps as it finds it (the tracking, since the waiting changes bring none).
     let mut other = PgConnection::establish(&throwaway.url).expect("a second connection");
