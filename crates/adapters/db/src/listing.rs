@@ -6,8 +6,8 @@ use diesel::prelude::*;
 
 use crate::connection::AnyConnection;
 use crate::error::DbError;
-use crate::orders::{load_shipment, order_summary, read_order};
-use crate::rows::{int, ShipmentLineRow, ShipmentRow};
+use crate::orders::{load_shipment, order_summary, read_order, shipment_with_order};
+use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{orders, shipments};
 
 /// The states of listed shipments (voided and deleted ones are kept for audit, never listed).
@@ -27,7 +27,17 @@ fn listing(
     let (order_row, line_rows, _) = read_order(conn, row.order_id)?.ok_or_else(|| {
         DbError::Corrupt(format!("order {} vanished while listing", row.order_id))
     })?;
-    let order = order_summary(order_row, &line_rows)?;
+    assemble(row, lines, order_row, &line_rows)
+}
+
+/// A shipment and its order, as read, as the port's listing.
+fn assemble(
+    row: ShipmentRow,
+    lines: &[ShipmentLineRow],
+    order_row: OrderRow,
+    line_rows: &[LineRow],
+) -> Result<ShipmentListing, DbError> {
+    let order = order_summary(order_row, line_rows)?;
     let shipment = row.into_view(order.order.currency(), lines)?;
     Ok(ShipmentListing { order, shipment })
 }
@@ -37,6 +47,15 @@ pub(crate) fn find_shipment(
     id: ShipmentId,
 ) -> Result<Option<ShipmentListing>, DbError> {
     // Read by key and checked here: a filter on the states (`IN (...)`) is never kept prepared.
+    // One statement for all of it; the two below only when it finds nothing, to tell why.
+    if let Some((row, lines, order_row, line_rows)) =
+        shipment_with_order(conn, id.order.0, int(id.number))?
+    {
+        if !row.state()?.is_live() {
+            return Ok(None);
+        }
+        return assemble(row, &lines, order_row, &line_rows).map(Some);
+    }
     match load_shipment(conn, id.order.0, int(id.number))? {
         Some((row, lines)) if row.state()?.is_live() => listing(conn, row, &lines).map(Some),
         _ => Ok(None),

@@ -76,6 +76,59 @@ pub(crate) fn read_order(
     )))
 }
 
+/// A shipment's row and lines, its order's row and lines, as [`shipment_with_order`] reads them.
+pub(crate) type ShipmentWithOrder = (ShipmentRow, Vec<ShipmentLineRow>, OrderRow, Vec<LineRow>);
+
+/// A shipment with its lines, its order and the order's lines (in import order), in one
+/// statement: a row per order line, carrying the shipment's quantity of it when it has one
+/// (a shipment line always names a line of its order: the foreign key). `None` when there is
+/// no such shipment, or its order has no line: [`load_shipment`] and [`read_order`] then say
+/// which.
+pub(crate) fn shipment_with_order(
+    conn: &mut AnyConnection,
+    order_id: i64,
+    number: i32,
+) -> Result<Option<ShipmentWithOrder>, DbError> {
+    type Row = (ShipmentRow, OrderRow, LineRow, Option<i32>);
+    let rows: Vec<Row> = on_backend!(conn, |c| shipments::table
+        .inner_join(orders::table.on(orders::id.eq(shipments::order_id)))
+        .inner_join(order_lines::table.on(order_lines::order_id.eq(shipments::order_id)))
+        .left_join(
+            shipment_lines::table.on(shipment_lines::order_id
+                .eq(shipments::order_id)
+                .and(shipment_lines::number.eq(shipments::number))
+                .and(shipment_lines::line_id.eq(order_lines::line_id))),
+        )
+        .filter(shipments::order_id.eq(order_id))
+        .filter(shipments::number.eq(number))
+        .order(order_lines::position.asc())
+        .select((
+            ShipmentRow::as_select(),
+            OrderRow::as_select(),
+            LineRow::as_select(),
+            shipment_lines::quantity.nullable(),
+        ))
+        .load(c))?;
+    let Some((shipment, order, _, _)) = rows.first().cloned() else {
+        return Ok(None);
+    };
+    let mut shipped: Vec<ShipmentLineRow> = rows
+        .iter()
+        .filter_map(|(_, _, line, quantity)| {
+            quantity.map(|quantity| ShipmentLineRow {
+                order_id,
+                number,
+                line_id: line.line_id,
+                quantity,
+            })
+        })
+        .collect();
+    // As `load_shipment` answers them.
+    shipped.sort_by_key(|l| l.line_id);
+    let lines = rows.into_iter().map(|(_, _, line, _)| line).collect();
+    Ok(Some((shipment, shipped, order, lines)))
+}
+
 /// An order's lines, in import order.
 pub(crate) fn load_lines(conn: &mut AnyConnection, id: i64) -> Result<Vec<LineRow>, DbError> {
     Ok(order_lines::table

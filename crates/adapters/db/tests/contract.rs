@@ -867,6 +867,73 @@ async fn a_write_that_loses_a_deadlock_runs_again_and_succeeds() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shipment_reads_with_its_order_as_the_listing_gives_it() {
+    each_backend(|t| async move {
+        let order =
+            t.db.import_order(import(Some(30), "r@example.com", "auth"), Timestamp(1))
+                .await
+                .unwrap()
+                .order;
+        let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
+        let mut ids = Vec::new();
+        // Both lines, named last one first; then one line only.
+        for lines in [vec![(l2, 1), (l1, 1)], vec![(l1, 1)]] {
+            let reservation =
+                t.db.reserve_shipment(
+                    order.id(),
+                    ship(&lines, false),
+                    Providers::any(),
+                    ShipmentDetails::default(),
+                    None,
+                    Timestamp(5),
+                )
+                .await
+                .unwrap();
+            ids.push(reservation.shipment.id);
+        }
+        let listed =
+            t.db.list_shipments(ShipmentQuery {
+                status: ShipmentStatus::InProgress,
+                order: Some(order.id()),
+                customer_id: None,
+                newer_than: None,
+                older_than: None,
+                limit: 10,
+                offset: 0,
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 2, "{}", t.name);
+        for (id, from_list) in ids.iter().zip(&listed) {
+            let found = t.db.find_shipment(*id).await.unwrap();
+            assert_eq!(found.as_ref(), Some(from_list), "{}: {id}", t.name);
+        }
+        let both = &listed[0].shipment.lines;
+        assert_eq!(
+            both.iter().map(|l| l.line_id.0).collect::<Vec<_>>(),
+            vec![l1, l2],
+            "{}: lines in line order",
+            t.name
+        );
+        assert_eq!(listed[1].shipment.lines.len(), 1, "{}", t.name);
+        assert_eq!(listed[1].order.order.lines().len(), 2, "{}", t.name);
+        let deleted = ids[1];
+        t.db.delete_shipment(deleted, None, Timestamp(6))
+            .await
+            .unwrap();
+        let gone = t.db.find_shipment(deleted).await.unwrap();
+        assert_eq!(gone, None, "{}: a deleted shipment", t.name);
+        let missing = ShipmentId {
+            order: order.id(),
+            number: 9,
+        };
+        let none = t.db.find_shipment(missing).await.unwrap();
+        assert_eq!(none, None, "{}: no such shipment", t.name);
+    })
+    .await;
+}
+
 /// The shipment a request key created, as a read answers it.
 async fn read_back(t: &TestDb, key: &str) -> ShipmentView {
     OrderStore::find_by_request_key(&t.db, key)

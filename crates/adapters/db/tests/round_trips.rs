@@ -224,21 +224,33 @@ async fn a_later_capture_starts_in_six_round_trips_and_settles_with_its_changes_
             );
             assert_eq!(settled.lines.len(), 1, "answered with its lines");
             let settled_in = proxy.round_trips() - before;
+            // What the confirmation's dispatch and `GET shipment` read: one statement.
+            let before = proxy.round_trips();
+            let listed = db.find_shipment(id).await.expect("read").expect("live");
+            let listed_in = proxy.round_trips() - before;
+            assert_eq!(listed.shipment, settled, "listed as the settle answered it");
+            assert_eq!(
+                listed.order.order.line(line).unwrap().in_capture(),
+                2 * number
+            );
             let invoice = db.find_invoice(id).await.expect("read the invoice");
             assert_eq!(
                 invoice.map(|i| i.number),
                 Some(i64::from(number)),
                 "invoiced with the capture, numbered in turn"
             );
-            (started_in, settled_in)
+            (started_in, settled_in, listed_in)
         }
     };
     // The first ones prepare each statement once per connection (a round trip of its own).
     for _ in 0..3 {
         complete().await;
     }
-    let (start, settle) = complete().await;
-    eprintln!("round trips to start a later capture: {start}, to settle it: {settle}");
+    let (start, settle, listed) = complete().await;
+    eprintln!(
+        "round trips to start a later capture: {start}, to settle it: {settle}, \
+         to read it with its order: {listed}"
+    );
     let order = &db.list_orders(OrderQuery::default()).await.expect("list")[0];
     let line = order.order.line(line).unwrap();
     assert_eq!((line.allocated(), line.in_capture()), (8, 8));
@@ -253,6 +265,8 @@ async fn a_later_capture_starts_in_six_round_trips_and_settles_with_its_changes_
         settle <= 4,
         "{settle} round trips to settle it with its changes"
     );
+    // What the confirmation's dispatch and `GET shipment` read.
+    assert_eq!(listed, 1, "a shipment with its order in one read");
     let due = db
         .claim_outbox(Timestamp(4), 60_000, 100)
         .await
