@@ -586,9 +586,9 @@ pub(crate) fn issue_invoice(
 
 /// `persist::write_row`'s statement (`params` `$1`..`$22` as it binds them) and, when it wrote
 /// the row, the invoice of `$23` issued at `$24` and, when `$25` is 1, the shipping
-/// confirmation (kind `$26`, state `$27`) queued as [`queue_once`] does, in one statement inside the caller's
-/// transaction. Answers how many rows the row's write and the invoice wrote; the caller rolls
-/// back unless both are 1.
+/// confirmation (kind `$26`, state `$27`) queued as [`queue_once`] does, in one statement
+/// inside the caller's transaction. Answers how many rows the row's write and the invoice
+/// wrote; the caller rolls back unless both are 1.
 pub(crate) fn write_row_and_invoice(
     conn: &mut PgConnection,
     params: Vec<Param<'_>>,

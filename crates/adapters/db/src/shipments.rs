@@ -415,9 +415,9 @@ const SETTLE_ATTEMPT: &str = "UPDATE capture_attempts SET state = $1, \
 fn settle_attempt(
     conn: &mut AnyConnection,
     params: Vec<Param<'_>>,
-    order_id: i64,
-    number: i32,
+    id: ShipmentId,
 ) -> Result<Option<(SettledAttempt, ShipmentRow, Vec<ShipmentLineRow>)>, DbError> {
+    let (order_id, number, not_found) = (id.order.0, int(id.number), DbError::ShipmentNotFound(id));
     if let AnyConnection::Postgresql(pg) = &mut *conn {
         return crate::postgres::settle_attempt(pg, params, order_id, number);
     }
@@ -425,17 +425,13 @@ fn settle_attempt(
     let Some(settled) = settled else {
         return Ok(None);
     };
-    let (row, lines) = load_shipment(conn, order_id, number)?.ok_or_else(|| {
-        DbError::Corrupt(format!(
-            "attempt settled for a missing shipment {order_id}/{number}"
-        ))
-    })?;
+    let (row, lines) = load_shipment(conn, order_id, number)?.ok_or(not_found)?;
     Ok(Some((settled, row, lines)))
 }
 
-/// [`crate::persist::write_row`], the invoice of the capture it records ([`crate::outbox::issue_invoice`]) and,
-/// when `confirm`, the shipment's confirmation ([`crate::outbox::queue_confirmation`]): one
-/// statement on PostgreSQL, one each on SQLite.
+/// [`crate::persist::write_row`], the invoice of the capture it records
+/// ([`crate::outbox::issue_invoice`]) and, when `confirm`, the shipment's confirmation
+/// ([`crate::outbox::queue_confirmation`]): one statement on PostgreSQL, one each on SQLite.
 fn write_row_and_invoice(
     conn: &mut AnyConnection,
     row: &ShipmentRow,
@@ -539,8 +535,7 @@ pub(crate) fn settle_capture(
                 Param::Text(ATTEMPT_SUCCEEDED),
                 Param::Text(ATTEMPT_FAILED),
             ],
-            order_id,
-            number,
+            attempt.shipment,
         )?;
         if let Some((attempt_row, mut row, mut lines)) = settled {
             let mut invoiced = false;
@@ -576,8 +571,8 @@ pub(crate) fn settle_capture(
                             &changes,
                             now,
                         )?;
-                        // Only a capture applies waiting changes: its invoice (and the confirmation they
-                        // make due) go with the row.
+                        // Only a capture applies waiting changes: its invoice (and the
+                        // confirmation they make due) go with the row.
                         write_row_and_invoice(
                             conn,
                             &row,

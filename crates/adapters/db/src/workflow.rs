@@ -4,7 +4,7 @@
 //! them, lets the domain decide, and writes the decided change (`persist.rs`).
 
 use consign_domain::{
-    CaptureStart, Completion, OrderId, Providers, Shipment, ShipmentChange, ShipmentId,
+    CaptureStart, Completion, Order, OrderId, Providers, Shipment, ShipmentChange, ShipmentId,
     ShipmentLine,
 };
 use consign_ports::{BeginCapture, CaptureAttempt, ShipmentChanges, ShipmentView, Timestamp};
@@ -27,6 +27,16 @@ struct Located {
     shipment: Shipment,
 }
 
+impl Located {
+    /// The domain's order (its lines are read only by the calls that need them). Read after the
+    /// lock, by a statement of its own: a statement's snapshot predates the lock it waits for,
+    /// so lines read with the lock could miss the change it waited for.
+    fn order(&self, conn: &mut AnyConnection) -> Result<Order, DbError> {
+        let lines = load_lines(conn, self.order.id)?;
+        self.order.to_order(&lines)
+    }
+}
+
 /// Locks the order and loads one live shipment of it; `order`, when given, must be its order.
 fn locate(
     conn: &mut AnyConnection,
@@ -34,16 +44,11 @@ fn locate(
     order: Option<OrderId>,
     now: Timestamp,
 ) -> Result<Located, DbError> {
-    if order.is_some_and(|o| o != id.order) {
-        return Err(DbError::ShipmentNotFound(id));
-    }
-    let order = lock_order(conn, id.order.0, now)?.ok_or(DbError::ShipmentNotFound(id))?;
-    located(conn, id, order)
-}
-
-/// One live shipment of the locked `order`.
-fn located(conn: &mut AnyConnection, id: ShipmentId, order: OrderRow) -> Result<Located, DbError> {
     let not_found = || DbError::ShipmentNotFound(id);
+    if order.is_some_and(|o| o != id.order) {
+        return Err(not_found());
+    }
+    let order = lock_order(conn, id.order.0, now)?.ok_or_else(not_found)?;
     let (row, lines) = load_shipment(conn, id.order.0, int(id.number))?.ok_or_else(not_found)?;
     if !row.state()?.is_live() {
         return Err(not_found());
@@ -90,11 +95,7 @@ pub(crate) fn begin_capture(
 ) -> Result<BeginCapture, DbError> {
     conn.transaction(|conn| {
         let located = locate(conn, id, order, now)?;
-        // Read after the lock, by a statement of its own: a statement's snapshot predates the
-        // lock it waits for, so lines read with the lock could miss the change it waited for.
-        let order = located
-            .order
-            .to_order(&load_lines(conn, located.order.id)?)?;
+        let order = located.order(conn)?;
         let (plan, change) = match located.shipment.begin_capture_with(&order, providers)? {
             CaptureStart::AlreadyCaptured => {
                 return Ok(BeginCapture::AlreadyCaptured(located.into_view()?))
@@ -257,11 +258,7 @@ pub(crate) fn update_shipment(
 ) -> Result<ShipmentView, DbError> {
     conn.transaction(|conn| {
         let located = locate(conn, id, order, now)?;
-        // Read after the lock, by a statement of its own: a statement's snapshot predates the
-        // lock it waits for, so lines read with the lock could miss the change it waited for.
-        let order = located
-            .order
-            .to_order(&load_lines(conn, located.order.id)?)?;
+        let order = located.order(conn)?;
         let change = located.shipment.update(&order, lines, gtg == Some(true))?;
         located.write(conn, &change, now)?.into_view()
     })
