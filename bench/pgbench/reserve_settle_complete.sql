@@ -1,5 +1,5 @@
 -- The ordinary baseline's second flow, for the share Consign's load creates uncaptured and
--- completes later (`--uncaptured`): the same four transactions as `ceiling_complete.sql`, written
+-- completes later (`--uncaptured`): the same three transactions as `ceiling_complete.sql`, written
 -- the ordinary way, a statement per round trip, each transaction locking its order first.
 \set oid random(1, :orders)
 BEGIN;
@@ -25,4 +25,3 @@ INSERT INTO invoices (number, order_id, shipment_number, amount, issued_at) VALU
 UPDATE counters SET value = value + 1 WHERE name = 'outbox_id' RETURNING value AS msg \gset
 INSERT INTO outbox (id, order_id, number, kind, state, attempts, due_at, created_at) VALUES (:msg, :oid, :n, 'shipping_confirmation', 'pending', 0, 0, 0);
 COMMIT;
-UPDATE outbox SET state = 'sent', sent_at = 1 WHERE id = :msg;

@@ -8,9 +8,10 @@
 //! for Consign's way of committing, without HTTP, JSON or the domain.
 //!
 //! A share of the shipments (`uncaptured_percent`, as the load's) is created uncaptured and
-//! completed: the reserve without capture, the capture's start, a settle that also applies the
-//! completion and queues the confirmation, and the confirmation marked sent (Consign claims
-//! messages in batches; that claim is left out, so this does a little less than Consign).
+//! completed: the reserve without capture, the capture's start, and a settle that also applies
+//! the completion and queues the confirmation. Consign claims confirmations and marks them sent
+//! a pass at a time (up to 20 in one statement each); both are left out, so this does a little
+//! less than Consign.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -210,8 +211,7 @@ fn client(
             call(writer, move |c, k| settle(c, k, oid, n, false))?;
         } else {
             call(writer, move |c, _| begin_capture(c, oid, n))?;
-            let message = call(writer, move |c, k| settle(c, k, oid, n, true))?;
-            call(writer, move |c, _| mark_sent(c, message))?;
+            call(writer, move |c, k| settle(c, k, oid, n, true))?;
         }
         latencies.push(t.elapsed().as_micros() as u64);
     }
@@ -295,10 +295,6 @@ sql!(
     "INSERT INTO outbox (id, order_id, number, kind, state, attempts, due_at, created_at) \
      VALUES (?, ?, ?, 'shipping_confirmation', 'pending', 0, 0, 0)"
 );
-sql!(
-    MarkSent,
-    "UPDATE outbox SET state = 'sent', sent_at = 1 WHERE id = ?"
-);
 
 /// The reserve: the order's counters, the shipment, its line, the line's allocation and, when
 /// captured, the pending attempt; answers the shipment's number.
@@ -367,10 +363,4 @@ fn settle(
     once(c, stmt::<BumpOutbox>(vec![]))?;
     once(c, stmt::<QueueConfirmation>(vec![k.outbox, oid, n]))?;
     Ok(k.outbox)
-}
-
-/// The confirmation delivered.
-fn mark_sent(c: &mut SqliteConnection, id: i64) -> QueryResult<i64> {
-    once(c, stmt::<MarkSent>(vec![id]))?;
-    Ok(id)
 }

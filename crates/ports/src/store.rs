@@ -182,6 +182,14 @@ pub trait OrderStore: Send + Sync {
         shipment: ShipmentId,
     ) -> Result<Option<ShipmentListing>, StoreError>;
 
+    /// The live ones of `shipments` with their orders, in the order asked, each once: what
+    /// [`OrderStore::find_shipment`] answers for each, read together (one round trip where
+    /// round trips cost). A missing or dead shipment is left out.
+    async fn find_shipments(
+        &self,
+        shipments: &[ShipmentId],
+    ) -> Result<Vec<ShipmentListing>, StoreError>;
+
     /// The invoice issued for a shipment (issued in the transaction that records its capture,
     /// numbered from one counter, so numbers have no gaps or duplicates).
     async fn find_invoice(
@@ -198,8 +206,8 @@ pub trait OrderStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<crate::OutboxMessage>, StoreError>;
 
-    /// Marks an outbox message sent.
-    async fn outbox_sent(&self, id: i64, now: Timestamp) -> Result<(), StoreError>;
+    /// Marks outbox messages sent, all in one write.
+    async fn outbox_sent(&self, ids: &[i64], now: Timestamp) -> Result<(), StoreError>;
 
     /// Records a failed send; the message is due again at `retry_at`.
     async fn outbox_failed(

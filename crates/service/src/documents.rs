@@ -81,33 +81,60 @@ impl Consign {
     }
 
     /// Sends the shipping confirmations that are due; a failure is retried with backoff.
+    ///
+    /// A pass reads its messages' shipments together and marks what it sent in one write at the
+    /// end (also when the pass stops on an error), instead of two statements a message. A crash
+    /// before that write sends the pass's messages again once their lease runs out, as a crash
+    /// between a send and its mark always did: delivery is at least once, and each message keeps
+    /// its `Message-ID` for the receiver to recognise it.
     pub async fn deliver_outbox(&self) -> Result<OutboxReport, ServiceError> {
         let now = self.clock.now();
         let due = self
             .store
             .claim_outbox(now, self.settings.mail_lease_millis, OUTBOX_BATCH)
             .await?;
+        if due.is_empty() {
+            return Ok(OutboxReport::default());
+        }
         let mut report = OutboxReport::default();
+        let mut done = Vec::with_capacity(due.len());
+        let passed = self.send_due(&due, &mut report, &mut done).await;
+        if !done.is_empty() {
+            self.store.outbox_sent(&done, self.clock.now()).await?;
+        }
+        passed.map(|()| report)
+    }
+
+    /// Sends each claimed message; `done` collects the ids to mark sent (sent, or nothing left
+    /// to confirm).
+    async fn send_due(
+        &self,
+        due: &[consign_ports::OutboxMessage],
+        report: &mut OutboxReport,
+        done: &mut Vec<i64>,
+    ) -> Result<(), ServiceError> {
+        let shipments: Vec<ShipmentId> = due.iter().map(|m| m.shipment).collect();
+        let listings = self.store.find_shipments(&shipments).await?;
         for message in due {
             fail::fail_point!("outbox-before-send");
-            let Some(listing) = self.store.find_shipment(message.shipment).await? else {
+            let Some(listing) = listings.iter().find(|l| l.shipment.id == message.shipment) else {
                 // Deleted since: nothing to confirm.
-                self.store.outbox_sent(message.id, self.clock.now()).await?;
+                done.push(message.id);
                 continue;
             };
             let email = match message.kind {
-                OutboxKind::ShippingConfirmation => self.confirmation(&listing, message.id),
+                OutboxKind::ShippingConfirmation => self.confirmation(listing, message.id),
                 OutboxKind::RefundConfirmation(id) => match self.returns.find_return(id).await? {
-                    Some(ret) => self.refund_confirmation(&listing, &ret, message.id),
+                    Some(ret) => self.refund_confirmation(listing, &ret, message.id),
                     None => {
-                        self.store.outbox_sent(message.id, self.clock.now()).await?;
+                        done.push(message.id);
                         continue;
                     }
                 },
             };
             match self.mailer.send(&email).await {
                 Ok(()) => {
-                    self.store.outbox_sent(message.id, self.clock.now()).await?;
+                    done.push(message.id);
                     report.sent += 1;
                 }
                 Err(error) => {
@@ -122,7 +149,7 @@ impl Consign {
                 }
             }
         }
-        Ok(report)
+        Ok(())
     }
 
     fn greeting(listing: &ShipmentListing) -> String {
@@ -245,4 +272,146 @@ fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use consign_domain::*;
+    use consign_ports::*;
+
+    use crate::test_support::*;
+
+    fn id(number: u32) -> ShipmentId {
+        ShipmentId {
+            order: OrderId(83651),
+            number,
+        }
+    }
+
+    fn message(id_: i64, number: u32, kind: OutboxKind) -> OutboxMessage {
+        OutboxMessage {
+            id: id_,
+            shipment: id(number),
+            kind,
+            attempts: 0,
+        }
+    }
+
+    fn listing(number: u32) -> ShipmentListing {
+        let order = Order::new(
+            OrderId(83651),
+            sek(),
+            vec![OrderLine::new(
+                LineId(17),
+                "TSHIRT",
+                "T-shirt",
+                Money::from_minor(24_950, sek()),
+                TaxRate(2500),
+                3,
+            )],
+            Money::zero(sek()),
+            None,
+        )
+        .unwrap();
+        let mut shipment = view(ShipmentState::Captured);
+        shipment.id = id(number);
+        shipment.details.shipping.tracking = format!("T{number}");
+        ShipmentListing {
+            order: OrderView {
+                order,
+                customer_id: 4,
+                customer: Customer::default(),
+                created_at: Timestamp(0),
+                shipments: vec![],
+                refunded: Money::zero(sek()),
+                returned: vec![],
+            },
+            shipment,
+        }
+    }
+
+    /// A store whose claim answers `due`, with shipments 1 and 3 live (2 deleted since), read
+    /// once for the whole pass.
+    fn store_claiming(due: Vec<OutboxMessage>) -> MockOrderStore {
+        let mut store = MockOrderStore::new();
+        store
+            .expect_claim_outbox()
+            .times(1)
+            .returning(move |_, _, _| Ok(due.clone()));
+        store.expect_find_shipments().times(1).returning(|ids| {
+            Ok(ids
+                .iter()
+                .filter(|i| i.number != 2)
+                .map(|i| listing(i.number))
+                .collect())
+        });
+        store
+    }
+
+    #[tokio::test]
+    async fn a_pass_reads_its_shipments_once_and_marks_what_it_sent_in_one_write() {
+        let mut store = store_claiming(vec![
+            message(11, 1, OutboxKind::ShippingConfirmation),
+            message(12, 2, OutboxKind::ShippingConfirmation),
+            message(13, 3, OutboxKind::ShippingConfirmation),
+        ]);
+        // 12's shipment is gone: nothing to confirm, marked with the sent one; 13's send fails.
+        store
+            .expect_outbox_sent()
+            .withf(|ids, _| ids == [11, 12])
+            .times(1)
+            .returning(|_, _| Ok(()));
+        store
+            .expect_outbox_failed()
+            .withf(|id, error, _| *id == 13 && error.contains("mail server down"))
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let mut mailer = MockMailer::new();
+        mailer
+            .expect_send()
+            .withf(|email| email.text.contains("T1"))
+            .times(1)
+            .returning(|_| Ok(()));
+        mailer
+            .expect_send()
+            .withf(|email| email.text.contains("T3"))
+            .times(1)
+            .returning(|_| Err(MailError("mail server down".into())));
+        let consign = service_with_mailer(
+            store,
+            MockReturnStore::new(),
+            sandbox_named_mock(),
+            MockKeyStore::new(),
+            mailer,
+        );
+        let report = consign.deliver_outbox().await.unwrap();
+        assert_eq!(report, crate::OutboxReport { sent: 1, failed: 1 });
+    }
+
+    #[tokio::test]
+    async fn a_pass_that_stops_on_an_error_still_marks_what_it_sent() {
+        let mut store = store_claiming(vec![
+            message(21, 1, OutboxKind::ShippingConfirmation),
+            message(22, 3, OutboxKind::RefundConfirmation(ReturnId(5))),
+        ]);
+        store
+            .expect_outbox_sent()
+            .withf(|ids, _| ids == [21])
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut returns = MockReturnStore::new();
+        returns
+            .expect_find_return()
+            .returning(|_| Err(StoreError::Unavailable("database down".into())));
+        let mut mailer = MockMailer::new();
+        mailer.expect_send().times(1).returning(|_| Ok(()));
+        let consign = service_with_mailer(
+            store,
+            returns,
+            sandbox_named_mock(),
+            MockKeyStore::new(),
+            mailer,
+        );
+        assert!(consign.deliver_outbox().await.is_err());
+    }
 }

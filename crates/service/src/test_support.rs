@@ -84,6 +84,16 @@ pub(crate) fn service_with(
     gateway: MockPaymentGateway,
     keys: MockKeyStore,
 ) -> Consign {
+    service_with_mailer(store, returns, gateway, keys, MockMailer::new())
+}
+
+pub(crate) fn service_with_mailer(
+    store: MockOrderStore,
+    returns: MockReturnStore,
+    gateway: MockPaymentGateway,
+    keys: MockKeyStore,
+    mailer: MockMailer,
+) -> Consign {
     let mut clock = MockClock::new();
     clock.expect_now().return_const(Timestamp(1_000_000));
     let mut ids = MockIdSource::new();
@@ -95,7 +105,7 @@ pub(crate) fn service_with(
             keys: Arc::new(keys),
             idempotency: Arc::new(MockIdempotencyStore::new()),
             renderer: Arc::new(MockDocumentRenderer::new()),
-            mailer: Arc::new(MockMailer::new()),
+            mailer: Arc::new(mailer),
             clock: Arc::new(clock),
             ids: Arc::new(ids),
         },

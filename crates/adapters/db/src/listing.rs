@@ -3,10 +3,14 @@
 use consign_domain::{OrderId, ShipmentId, ShipmentState};
 use consign_ports::{ShipmentListing, ShipmentQuery, ShipmentStatus};
 use diesel::prelude::*;
+use std::collections::HashMap;
 
 use crate::connection::AnyConnection;
 use crate::error::DbError;
-use crate::orders::{load_shipment, order_summary, read_order, shipment_with_order};
+use crate::orders::{
+    load_shipment, order_summary, read_order, shipment_with_order, shipments_with_orders,
+    ShipmentWithOrder,
+};
 use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{orders, shipments};
 
@@ -62,6 +66,35 @@ pub(crate) fn find_shipment(
     }
 }
 
+/// The live ones of `ids` with their orders, in the order asked, each once: what
+/// [`find_shipment`] answers for each, in one statement on PostgreSQL.
+pub(crate) fn find_shipments(
+    conn: &mut AnyConnection,
+    ids: &[ShipmentId],
+) -> Result<Vec<ShipmentListing>, DbError> {
+    let mut wanted: Vec<ShipmentId> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !wanted.contains(id) {
+            wanted.push(*id);
+        }
+    }
+    let mut found: HashMap<(i64, i32), ShipmentWithOrder> = shipments_with_orders(conn, &wanted)?
+        .into_iter()
+        .map(|entry| ((entry.0.order_id, entry.0.number), entry))
+        .collect();
+    let mut listed = Vec::with_capacity(wanted.len());
+    for id in wanted {
+        let Some((row, lines, order_row, line_rows)) = found.remove(&(id.order.0, int(id.number)))
+        else {
+            continue;
+        };
+        if row.state()?.is_live() {
+            listed.push(assemble(row, &lines, order_row, &line_rows)?);
+        }
+    }
+    Ok(listed)
+}
+
 pub(crate) fn list_shipments(
     conn: &mut AnyConnection,
     query: &ShipmentQuery,
@@ -101,11 +134,10 @@ pub(crate) fn list_shipments(
         .limit(i64::from(query.limit))
         .offset(i64::from(query.offset))
         .load(conn)?;
-    rows.into_iter()
-        .map(|row| {
-            let (_, lines) = load_shipment(conn, row.order_id, row.number)?
-                .ok_or_else(|| DbError::Corrupt("shipment vanished while listing".into()))?;
-            listing(conn, row, &lines)
-        })
-        .collect()
+    // The page's shipments with their orders in one more statement, not two per shipment.
+    let ids = rows
+        .iter()
+        .map(ShipmentRow::id)
+        .collect::<Result<Vec<_>, _>>()?;
+    find_shipments(conn, &ids)
 }

@@ -1,9 +1,10 @@
 //! Importing and listing orders.
 
-use consign_domain::{OrderId, ShipmentState};
+use consign_domain::{OrderId, ShipmentId, ShipmentState};
 use consign_ports::{ImportedOrder, OrderImport, OrderQuery, OrderView, Timestamp};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use std::collections::HashMap;
 
 use crate::connection::{on_backend, AnyConnection};
 use crate::error::DbError;
@@ -79,54 +80,116 @@ pub(crate) fn read_order(
 /// A shipment's row and lines, its order's row and lines, as [`shipment_with_order`] reads them.
 pub(crate) type ShipmentWithOrder = (ShipmentRow, Vec<ShipmentLineRow>, OrderRow, Vec<LineRow>);
 
+/// One row of the join below: a shipment, its order, one line of the order, and the shipment's
+/// quantity of that line when it has one.
+type JoinedRow = (ShipmentRow, OrderRow, LineRow, Option<i32>);
+
+/// Shipments joined with their orders and the orders' lines, each order line joined with the
+/// shipment's quantity of it (a shipment line always names a line of its order: the foreign
+/// key). Filtered, ordered and loaded by the caller.
+macro_rules! shipments_joined_with_orders {
+    () => {
+        shipments::table
+            .inner_join(orders::table.on(orders::id.eq(shipments::order_id)))
+            .inner_join(order_lines::table.on(order_lines::order_id.eq(shipments::order_id)))
+            .left_join(
+                shipment_lines::table.on(shipment_lines::order_id
+                    .eq(shipments::order_id)
+                    .and(shipment_lines::number.eq(shipments::number))
+                    .and(shipment_lines::line_id.eq(order_lines::line_id))),
+            )
+            .select((
+                ShipmentRow::as_select(),
+                OrderRow::as_select(),
+                LineRow::as_select(),
+                shipment_lines::quantity.nullable(),
+            ))
+    };
+}
+
+/// Joined rows, ordered by shipment and then by line position, as one entry per shipment with
+/// its lines in the order `load_shipment` answers them.
+fn group_joined(rows: Vec<JoinedRow>) -> Vec<ShipmentWithOrder> {
+    let mut grouped: Vec<ShipmentWithOrder> = Vec::new();
+    for (shipment, order, line, quantity) in rows {
+        let next = grouped
+            .last()
+            .is_none_or(|(s, ..)| (s.order_id, s.number) != (shipment.order_id, shipment.number));
+        if next {
+            grouped.push((shipment, Vec::new(), order, Vec::new()));
+        }
+        let Some((shipment, shipped, _, lines)) = grouped.last_mut() else {
+            continue;
+        };
+        if let Some(quantity) = quantity {
+            shipped.push(ShipmentLineRow {
+                order_id: shipment.order_id,
+                number: shipment.number,
+                line_id: line.line_id,
+                quantity,
+            });
+        }
+        lines.push(line);
+    }
+    for (_, shipped, _, _) in &mut grouped {
+        shipped.sort_by_key(|l| l.line_id);
+    }
+    grouped
+}
+
 /// A shipment with its lines, its order and the order's lines (in import order), in one
-/// statement: a row per order line, carrying the shipment's quantity of it when it has one
-/// (a shipment line always names a line of its order: the foreign key). `None` when there is
-/// no such shipment, or its order has no line: [`load_shipment`] and [`read_order`] then say
-/// which.
+/// statement: a row per order line. `None` when there is no such shipment, or its order has no
+/// line: [`load_shipment`] and [`read_order`] then say which.
 pub(crate) fn shipment_with_order(
     conn: &mut AnyConnection,
     order_id: i64,
     number: i32,
 ) -> Result<Option<ShipmentWithOrder>, DbError> {
-    type Row = (ShipmentRow, OrderRow, LineRow, Option<i32>);
-    let rows: Vec<Row> = on_backend!(conn, |c| shipments::table
-        .inner_join(orders::table.on(orders::id.eq(shipments::order_id)))
-        .inner_join(order_lines::table.on(order_lines::order_id.eq(shipments::order_id)))
-        .left_join(
-            shipment_lines::table.on(shipment_lines::order_id
-                .eq(shipments::order_id)
-                .and(shipment_lines::number.eq(shipments::number))
-                .and(shipment_lines::line_id.eq(order_lines::line_id))),
-        )
+    let rows: Vec<JoinedRow> = on_backend!(conn, |c| shipments_joined_with_orders!()
         .filter(shipments::order_id.eq(order_id))
         .filter(shipments::number.eq(number))
         .order(order_lines::position.asc())
-        .select((
-            ShipmentRow::as_select(),
-            OrderRow::as_select(),
-            LineRow::as_select(),
-            shipment_lines::quantity.nullable(),
-        ))
         .load(c))?;
-    let Some((shipment, order, _, _)) = rows.first().cloned() else {
-        return Ok(None);
-    };
-    let mut shipped: Vec<ShipmentLineRow> = rows
-        .iter()
-        .filter_map(|(_, _, line, quantity)| {
-            quantity.map(|quantity| ShipmentLineRow {
-                order_id,
-                number,
-                line_id: line.line_id,
-                quantity,
-            })
-        })
-        .collect();
-    // As `load_shipment` answers them.
-    shipped.sort_by_key(|l| l.line_id);
-    let lines = rows.into_iter().map(|(_, _, line, _)| line).collect();
-    Ok(Some((shipment, shipped, order, lines)))
+    Ok(group_joined(rows).into_iter().next())
+}
+
+/// What [`shipment_with_order`] reads, for several shipments, each found once, in no
+/// particular order. One statement on PostgreSQL whatever their number (the pairs are passed as
+/// two arrays); SQLite reads them one by one, which costs no round trips.
+pub(crate) fn shipments_with_orders(
+    conn: &mut AnyConnection,
+    ids: &[ShipmentId],
+) -> Result<Vec<ShipmentWithOrder>, DbError> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Array, BigInt, Bool, Integer};
+    match conn {
+        AnyConnection::Postgresql(c) => {
+            let order_ids: Vec<i64> = ids.iter().map(|id| id.order.0).collect();
+            let numbers: Vec<i32> = ids.iter().map(|id| int(id.number)).collect();
+            let wanted =
+                sql::<Bool>("(shipments.order_id, shipments.number) IN (SELECT * FROM unnest(")
+                    .bind::<Array<BigInt>, _>(order_ids)
+                    .sql(", ")
+                    .bind::<Array<Integer>, _>(numbers)
+                    .sql("))");
+            let rows: Vec<JoinedRow> = shipments_joined_with_orders!()
+                .filter(wanted)
+                .order((
+                    shipments::order_id.asc(),
+                    shipments::number.asc(),
+                    order_lines::position.asc(),
+                ))
+                .load(c)?;
+            Ok(group_joined(rows))
+        }
+        conn => {
+            let mut found = Vec::with_capacity(ids.len());
+            for id in ids {
+                found.extend(shipment_with_order(conn, id.order.0, int(id.number))?);
+            }
+            Ok(found)
+        }
+    }
 }
 
 /// An order's lines, in import order.
@@ -316,7 +379,7 @@ pub(crate) fn list_orders(
         .limit(i64::from(query.limit))
         .offset(i64::from(query.offset))
         .load(conn)?;
-    rows.into_iter().map(|row| order_view(conn, row)).collect()
+    order_views(conn, rows)
 }
 
 /// An order with its lines, without its shipments, from rows already read.
@@ -342,42 +405,74 @@ fn returned_units(lines: &[LineRow]) -> Vec<(consign_domain::LineId, u32)> {
         .collect()
 }
 
-/// An order with its lines and its live shipments.
-pub(crate) fn order_view(conn: &mut AnyConnection, row: OrderRow) -> Result<OrderView, DbError> {
-    let id = row.id;
-    let lines: Vec<LineRow> = order_lines::table
-        .filter(order_lines::order_id.eq(id))
-        .order(order_lines::position.asc())
-        .select(LineRow::as_select())
-        .load(conn)?;
-    let mut view = order_summary(row, &lines)?;
-    let currency = view.order.currency();
+/// Orders with their lines and their live shipments, in the order of `rows`: four statements
+/// whatever their number (the lines, the live shipments and their lines, each for all the
+/// orders at once), where it was three an order.
+fn order_views(conn: &mut AnyConnection, rows: Vec<OrderRow>) -> Result<Vec<OrderView>, DbError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let live = [
         ShipmentState::Uncaptured.as_str(),
         ShipmentState::CapturePending.as_str(),
         ShipmentState::Captured.as_str(),
     ];
+    let lines: Vec<LineRow> = order_lines::table
+        .filter(order_lines::order_id.eq_any(&ids))
+        .order((order_lines::order_id.asc(), order_lines::position.asc()))
+        .select(LineRow::as_select())
+        .load(conn)?;
     let shipment_rows: Vec<ShipmentRow> = shipments::table
-        .filter(shipments::order_id.eq(id))
+        .filter(shipments::order_id.eq_any(&ids))
         .filter(shipments::state.eq_any(live))
-        .order(shipments::number.asc())
+        .order((shipments::order_id.asc(), shipments::number.asc()))
         .select(ShipmentRow::as_select())
         .load(conn)?;
-    let all_lines: Vec<ShipmentLineRow> = shipment_lines::table
-        .filter(shipment_lines::order_id.eq(id))
-        .order((shipment_lines::number.asc(), shipment_lines::line_id.asc()))
+    let shipped: Vec<ShipmentLineRow> = shipment_lines::table
+        .filter(shipment_lines::order_id.eq_any(&ids))
+        .order((
+            shipment_lines::order_id.asc(),
+            shipment_lines::number.asc(),
+            shipment_lines::line_id.asc(),
+        ))
         .select(ShipmentLineRow::as_select())
         .load(conn)?;
-    view.shipments = shipment_rows
-        .into_iter()
-        .map(|s| {
-            let mine: Vec<ShipmentLineRow> = all_lines
-                .iter()
-                .filter(|l| l.number == s.number)
-                .cloned()
-                .collect();
-            s.into_view(currency, &mine)
+    let mut lines_of: HashMap<i64, Vec<LineRow>> = HashMap::new();
+    for line in lines {
+        lines_of.entry(line.order_id).or_default().push(line);
+    }
+    let mut shipments_of: HashMap<i64, Vec<ShipmentRow>> = HashMap::new();
+    for shipment in shipment_rows {
+        shipments_of
+            .entry(shipment.order_id)
+            .or_default()
+            .push(shipment);
+    }
+    let mut shipped_of: HashMap<(i64, i32), Vec<ShipmentLineRow>> = HashMap::new();
+    for line in shipped {
+        shipped_of
+            .entry((line.order_id, line.number))
+            .or_default()
+            .push(line);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let id = row.id;
+            let mut view = order_summary(row, lines_of.get(&id).map_or(&[], Vec::as_slice))?;
+            let currency = view.order.currency();
+            view.shipments = shipments_of
+                .remove(&id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| {
+                    let its = shipped_of
+                        .get(&(id, s.number))
+                        .map_or(&[][..], Vec::as_slice);
+                    s.into_view(currency, its)
+                })
+                .collect::<Result<Vec<_>, DbError>>()?;
+            Ok(view)
         })
-        .collect::<Result<Vec<_>, DbError>>()?;
-    Ok(view)
+        .collect()
 }

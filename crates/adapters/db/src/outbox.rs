@@ -217,12 +217,32 @@ pub(crate) fn claim(
         .collect()
 }
 
-pub(crate) fn mark_sent(conn: &mut AnyConnection, id: i64, now: Timestamp) -> Result<(), DbError> {
-    execute(
-        conn,
-        statement!("UPDATE outbox SET state = $1, sent_at = $2 WHERE id = $3"),
-        vec![Param::Text(SENT), Param::BigInt(now.0), Param::BigInt(id)],
-    )?;
+/// Marks messages sent: one statement on PostgreSQL (the ids as an array), one per message on
+/// SQLite (no round trips there), in one transaction either way.
+pub(crate) fn mark_sent(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    now: Timestamp,
+) -> Result<(), DbError> {
+    match conn {
+        AnyConnection::Postgresql(_) => {
+            execute(
+                conn,
+                statement!("UPDATE outbox SET state = $1, sent_at = $2 WHERE id = ANY($3)"),
+                vec![Param::Text(SENT), Param::BigInt(now.0), Param::BigInts(ids)],
+            )?;
+        }
+        AnyConnection::Sqlite(_) => conn.transaction(|conn| {
+            for id in ids {
+                execute(
+                    conn,
+                    statement!("UPDATE outbox SET state = $1, sent_at = $2 WHERE id = $3"),
+                    vec![Param::Text(SENT), Param::BigInt(now.0), Param::BigInt(*id)],
+                )?;
+            }
+            Ok::<_, DbError>(())
+        })?,
+    }
     Ok(())
 }
 

@@ -176,6 +176,16 @@ impl OrderStore for Database {
             .await?)
     }
 
+    async fn find_shipments(
+        &self,
+        shipments: &[ShipmentId],
+    ) -> Result<Vec<ShipmentListing>, StoreError> {
+        let shipments = shipments.to_vec();
+        Ok(self
+            .run_short_read(move |conn| listing::find_shipments(conn, &shipments))
+            .await?)
+    }
+
     async fn list_shipments(
         &self,
         query: ShipmentQuery,
@@ -218,9 +228,10 @@ impl OrderStore for Database {
             .await?)
     }
 
-    async fn outbox_sent(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
+    async fn outbox_sent(&self, ids: &[i64], now: Timestamp) -> Result<(), StoreError> {
+        let ids = ids.to_vec();
         Ok(self
-            .run_write(move |conn| outbox::mark_sent(conn, id, now))
+            .run_write(move |conn| outbox::mark_sent(conn, &ids, now))
             .await?)
     }
 

@@ -284,6 +284,103 @@ async fn a_later_capture_starts_in_six_round_trips_and_settles_with_its_changes_
     );
 }
 
+/// A page of shipments is read in two statements whatever its length (the page, then its
+/// shipments with their orders), not two more a shipment; the shipments an outbox pass confirms
+/// are read in one, and the pass marks its messages sent in one; a page of orders in four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_and_batches_are_read_and_marked_in_a_fixed_number_of_round_trips() {
+    let Some((_throwaway, proxy, db, line)) = order_through_a_proxy().await else {
+        return;
+    };
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        ids.push(reserve(&db, line, 1, false).await.shipment.id);
+    }
+    // Three completed, each with its confirmation queued; nine left in progress.
+    for id in &ids[..3] {
+        let attempt = start_capture(&db, *id, Some(true)).await;
+        settle(&db, &attempt).await;
+    }
+    let in_progress = || ShipmentQuery {
+        status: ShipmentStatus::InProgress,
+        order: Some(OrderId(1)),
+        customer_id: None,
+        newer_than: None,
+        older_than: None,
+        limit: 100,
+        offset: 0,
+    };
+    let counted = |before: u64| proxy.round_trips() - before;
+    // The first of each prepares its statements (a round trip of its own).
+    db.find_shipments(&ids).await.expect("read");
+    db.list_shipments(in_progress()).await.expect("list");
+    db.outbox_sent(&[], Timestamp(4)).await.expect("mark none");
+
+    let before = proxy.round_trips();
+    let together = db.find_shipments(&ids).await.expect("read");
+    assert_eq!(
+        counted(before),
+        1,
+        "twelve shipments with their order in one read"
+    );
+    assert_eq!(together.len(), 12);
+    assert_eq!(
+        together.iter().map(|l| l.shipment.id).collect::<Vec<_>>(),
+        ids,
+        "in the order asked"
+    );
+    let before = proxy.round_trips();
+    let page = db.list_shipments(in_progress()).await.expect("list");
+    assert_eq!(counted(before), 2, "a page of nine in two statements");
+    assert_eq!(
+        page.iter().map(|l| l.shipment.id).collect::<Vec<_>>(),
+        ids[3..].to_vec()
+    );
+
+    let due = db
+        .claim_outbox(Timestamp(4), 60_000, 100)
+        .await
+        .expect("claim");
+    assert_eq!(due.len(), 3, "{due:?}");
+    let messages: Vec<i64> = due.iter().map(|m| m.id).collect();
+    let before = proxy.round_trips();
+    db.outbox_sent(&messages, Timestamp(5))
+        .await
+        .expect("mark sent");
+    assert_eq!(
+        counted(before),
+        1,
+        "three messages marked sent in one write"
+    );
+    let later = db
+        .claim_outbox(Timestamp(1_000_000), 60_000, 100)
+        .await
+        .expect("claim after the lease");
+    assert_eq!(later, vec![], "sent messages are not due again");
+
+    // A page of orders: four statements however many (the page, then the orders' lines, live
+    // shipments and shipment lines), where it was three more an order.
+    for order in 2..=6 {
+        import(&db, order, 10).await;
+    }
+    db.list_orders(OrderQuery::default()).await.expect("list");
+    let before = proxy.round_trips();
+    let orders = db.list_orders(OrderQuery::default()).await.expect("list");
+    assert_eq!(
+        counted(before),
+        4,
+        "a page of six orders in four statements"
+    );
+    assert_eq!(orders.len(), 6);
+    assert_eq!(orders[0].shipments.len(), 12, "order 1's live shipments");
+    assert_eq!(
+        orders[0].shipments[0].lines.len(),
+        1,
+        "each with its own lines"
+    );
+    assert!(orders[1..].iter().all(|o| o.shipments.is_empty()));
+}
+
 /// Opens a second instance on the proxy's database, straight to PostgreSQL (not counted).
 fn another_instance(throwaway: &Throwaway) -> Database {
     Database::open(&DbConfig::from_url(&format!(
