@@ -298,36 +298,10 @@ mod tests {
     }
 
     fn listing(number: u32) -> ShipmentListing {
-        let order = Order::new(
-            OrderId(83651),
-            sek(),
-            vec![OrderLine::new(
-                LineId(17),
-                "TSHIRT",
-                "T-shirt",
-                Money::from_minor(24_950, sek()),
-                TaxRate(2500),
-                3,
-            )],
-            Money::zero(sek()),
-            None,
-        )
-        .unwrap();
         let mut shipment = view(ShipmentState::Captured);
         shipment.id = id(number);
         shipment.details.shipping.tracking = format!("T{number}");
-        ShipmentListing {
-            order: OrderView {
-                order,
-                customer_id: 4,
-                customer: Customer::default(),
-                created_at: Timestamp(0),
-                shipments: vec![],
-                refunded: Money::zero(sek()),
-                returned: vec![],
-            },
-            shipment,
-        }
+        listing_of(shipment, 3)
     }
 
     /// A store whose claim answers `due`, with shipments 1 and 3 live (2 deleted since), read

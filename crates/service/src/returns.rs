@@ -489,33 +489,7 @@ mod tests {
     }
 
     fn listing() -> ShipmentListing {
-        let order = Order::new(
-            OrderId(83651),
-            sek(),
-            vec![OrderLine::new(
-                LineId(17),
-                "TSHIRT",
-                "T-shirt",
-                Money::from_minor(24_950, sek()),
-                TaxRate(2500),
-                1,
-            )],
-            Money::zero(sek()),
-            None,
-        )
-        .unwrap();
-        ShipmentListing {
-            order: OrderView {
-                order,
-                customer_id: 4,
-                customer: Customer::default(),
-                created_at: Timestamp(0),
-                shipments: vec![],
-                refunded: Money::zero(sek()),
-                returned: vec![],
-            },
-            shipment: view(ShipmentState::Captured),
-        }
+        listing_of(view(ShipmentState::Captured), 1)
     }
 
     fn ask(refund: bool) -> ReturnAsk {

@@ -37,6 +37,37 @@ pub(crate) fn view(state: ShipmentState) -> ShipmentView {
     }
 }
 
+/// `shipment` with its order: one line of `quantity` T-shirts, no payment.
+pub(crate) fn listing_of(shipment: ShipmentView, quantity: u32) -> ShipmentListing {
+    let order = Order::new(
+        OrderId(83651),
+        sek(),
+        vec![OrderLine::new(
+            LineId(17),
+            "TSHIRT",
+            "T-shirt",
+            Money::from_minor(24_950, sek()),
+            TaxRate(2500),
+            quantity,
+        )],
+        Money::zero(sek()),
+        None,
+    )
+    .unwrap();
+    ShipmentListing {
+        order: OrderView {
+            order,
+            customer_id: 4,
+            customer: Customer::default(),
+            created_at: Timestamp(0),
+            shipments: vec![],
+            refunded: Money::zero(sek()),
+            returned: vec![],
+        },
+        shipment,
+    }
+}
+
 pub(crate) fn attempt(amount: i64) -> CaptureAttempt {
     CaptureAttempt {
         shipment: shipment_id(),

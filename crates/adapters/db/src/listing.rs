@@ -52,13 +52,11 @@ pub(crate) fn find_shipment(
 ) -> Result<Option<ShipmentListing>, DbError> {
     // Read by key and checked here: a filter on the states (`IN (...)`) is never kept prepared.
     // One statement for all of it; the two below only when it finds nothing, to tell why.
-    if let Some((row, lines, order_row, line_rows)) =
-        shipment_with_order(conn, id.order.0, int(id.number))?
-    {
-        if !row.state()?.is_live() {
+    if let Some(found) = shipment_with_order(conn, id.order.0, int(id.number))? {
+        if !found.shipment.state()?.is_live() {
             return Ok(None);
         }
-        return assemble(row, &lines, order_row, &line_rows).map(Some);
+        return assemble(found.shipment, &found.shipped, found.order, &found.lines).map(Some);
     }
     match load_shipment(conn, id.order.0, int(id.number))? {
         Some((row, lines)) if row.state()?.is_live() => listing(conn, row, &lines).map(Some),
@@ -80,16 +78,20 @@ pub(crate) fn find_shipments(
     }
     let mut found: HashMap<(i64, i32), ShipmentWithOrder> = shipments_with_orders(conn, &wanted)?
         .into_iter()
-        .map(|entry| ((entry.0.order_id, entry.0.number), entry))
+        .map(|entry| ((entry.shipment.order_id, entry.shipment.number), entry))
         .collect();
     let mut listed = Vec::with_capacity(wanted.len());
     for id in wanted {
-        let Some((row, lines, order_row, line_rows)) = found.remove(&(id.order.0, int(id.number)))
-        else {
+        let Some(entry) = found.remove(&(id.order.0, int(id.number))) else {
             continue;
         };
-        if row.state()?.is_live() {
-            listed.push(assemble(row, &lines, order_row, &line_rows)?);
+        if entry.shipment.state()?.is_live() {
+            listed.push(assemble(
+                entry.shipment,
+                &entry.shipped,
+                entry.order,
+                &entry.lines,
+            )?);
         }
     }
     Ok(listed)

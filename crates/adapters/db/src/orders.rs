@@ -77,12 +77,22 @@ pub(crate) fn read_order(
     )))
 }
 
-/// A shipment's row and lines, its order's row and lines, as [`shipment_with_order`] reads them.
-pub(crate) type ShipmentWithOrder = (ShipmentRow, Vec<ShipmentLineRow>, OrderRow, Vec<LineRow>);
+/// A shipment's row and lines, its order's row, lines and version, as [`shipment_with_order`]
+/// reads them.
+pub(crate) struct ShipmentWithOrder {
+    pub(crate) shipment: ShipmentRow,
+    /// The shipment's lines, by line id.
+    pub(crate) shipped: Vec<ShipmentLineRow>,
+    pub(crate) order: OrderRow,
+    /// The order's lines, in import order.
+    pub(crate) lines: Vec<LineRow>,
+    /// The order's version when read (what a compare-and-set write checks).
+    pub(crate) version: i64,
+}
 
-/// One row of the join below: a shipment, its order, one line of the order, and the shipment's
-/// quantity of that line when it has one.
-type JoinedRow = (ShipmentRow, OrderRow, LineRow, Option<i32>);
+/// One row of the join below: a shipment, its order, one line of the order, the shipment's
+/// quantity of that line when it has one, and the order's version.
+type JoinedRow = (ShipmentRow, OrderRow, LineRow, Option<i32>, i64);
 
 /// Shipments joined with their orders and the orders' lines, each order line joined with the
 /// shipment's quantity of it (a shipment line always names a line of its order: the foreign
@@ -103,6 +113,7 @@ macro_rules! shipments_joined_with_orders {
                 OrderRow::as_select(),
                 LineRow::as_select(),
                 shipment_lines::quantity.nullable(),
+                orders::version,
             ))
     };
 }
@@ -111,28 +122,34 @@ macro_rules! shipments_joined_with_orders {
 /// its lines in the order `load_shipment` answers them.
 fn group_joined(rows: Vec<JoinedRow>) -> Vec<ShipmentWithOrder> {
     let mut grouped: Vec<ShipmentWithOrder> = Vec::new();
-    for (shipment, order, line, quantity) in rows {
-        let next = grouped
-            .last()
-            .is_none_or(|(s, ..)| (s.order_id, s.number) != (shipment.order_id, shipment.number));
+    for (shipment, order, line, quantity, version) in rows {
+        let next = grouped.last().is_none_or(|g| {
+            (g.shipment.order_id, g.shipment.number) != (shipment.order_id, shipment.number)
+        });
         if next {
-            grouped.push((shipment, Vec::new(), order, Vec::new()));
+            grouped.push(ShipmentWithOrder {
+                shipment,
+                shipped: Vec::new(),
+                order,
+                lines: Vec::new(),
+                version,
+            });
         }
-        let Some((shipment, shipped, _, lines)) = grouped.last_mut() else {
+        let Some(entry) = grouped.last_mut() else {
             continue;
         };
         if let Some(quantity) = quantity {
-            shipped.push(ShipmentLineRow {
-                order_id: shipment.order_id,
-                number: shipment.number,
+            entry.shipped.push(ShipmentLineRow {
+                order_id: entry.shipment.order_id,
+                number: entry.shipment.number,
                 line_id: line.line_id,
                 quantity,
             });
         }
-        lines.push(line);
+        entry.lines.push(line);
     }
-    for (_, shipped, _, _) in &mut grouped {
-        shipped.sort_by_key(|l| l.line_id);
+    for entry in &mut grouped {
+        entry.shipped.sort_by_key(|l| l.line_id);
     }
     grouped
 }

@@ -520,6 +520,122 @@ pub(crate) fn start_capture(
         .ok_or_else(|| DbError::Corrupt(format!("no attempt recorded for {id}")))
 }
 
+/// Starts a later capture as [`start_capture`] writes it, in one statement that commits on its
+/// own, only if the order's version is still `version` and the shipment is still in the state
+/// the change was decided from (compare-and-set, as the reserve's write: the version is bumped
+/// with it). Every other write of the statement is gated on that update having happened, and
+/// none is guarded by a `WHERE` of its own: with the version unchanged, the plan was made from
+/// the lines and counters as they are (every write that changes them bumps the version), and
+/// the `CHECK` constraints abort the whole statement if that were ever not so (a guard that
+/// skipped a row would commit the rest). Answers the attempt's provider key, or `None` when the
+/// order changed since it was read and nothing was written.
+pub(crate) fn start_capture_if_unchanged(
+    conn: &mut PgConnection,
+    write: &CaptureStartWrite<'_>,
+    version: i64,
+) -> Result<Option<String>, DbError> {
+    #[derive(QueryableByName)]
+    struct Started {
+        #[diesel(sql_type = BigInt)]
+        won: i64,
+        #[diesel(sql_type = BigInt)]
+        shipment: i64,
+        #[diesel(sql_type = BigInt)]
+        moved: i64,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        idempotency_key: Option<String>,
+    }
+    let change = write.change;
+    let (before, after) = (change.before(), change.after());
+    let id = after.id();
+    let moves = change.line_moves();
+    let line_ids: Vec<i64> = moves.iter().map(|m| m.line_id.0).collect();
+    let to_i32 = |by: i64, line: i64| i32::try_from(by).map_err(|_| line_changed(line));
+    let allocated = moves
+        .iter()
+        .map(|m| to_i32(m.allocated, m.line_id.0))
+        .collect::<Result<Vec<i32>, _>>()?;
+    let in_capture = moves
+        .iter()
+        .map(|m| to_i32(m.in_capture, m.line_id.0))
+        .collect::<Result<Vec<i32>, _>>()?;
+    let started: Started = Prepared::new(
+        statement!(
+            "WITH gate AS ( \
+               UPDATE orders SET committed = committed + $14, \
+                 shipping_fee_committed = COALESCE($15, shipping_fee_committed), \
+                 version = version + 1, updated_at = $7 \
+               WHERE id = $8 AND version = $16 \
+                 AND EXISTS (SELECT 1 FROM shipments \
+                   WHERE order_id = $8 AND number = $9 AND state = $10) \
+               RETURNING 1), \
+             shipment AS ( \
+               UPDATE shipments SET state = $1, capture_amount = $2, carries_shipping_fee = $3, \
+                 gtg = $4, shipped = $5, needs_review = $6, updated_at = $7 \
+               WHERE order_id = $8 AND number = $9 AND EXISTS (SELECT 1 FROM gate) \
+               RETURNING 1), \
+             moved AS ( \
+               UPDATE order_lines SET allocated = order_lines.allocated + x.add_allocated, \
+                 in_capture = order_lines.in_capture + x.add_in_capture \
+               FROM unnest($11, $12, $13) AS x(line_id, add_allocated, add_in_capture) \
+               WHERE order_lines.order_id = $8 AND order_lines.line_id = x.line_id \
+                 AND EXISTS (SELECT 1 FROM gate) \
+               RETURNING 1), \
+             attempt AS ( \
+               INSERT INTO capture_attempts (order_id, number, attempt, idempotency_key, amount, \
+                 final_capture, state, created_at, updated_at, passes, void_on_decline, \
+                 on_capture) \
+               SELECT $8, $9, next.n, $17 || CAST(next.n AS TEXT), $18, $19, $20, $7, $7, 0, 0, \
+                 $21 \
+               FROM (SELECT COALESCE(MAX(attempt), 0) + 1 AS n FROM capture_attempts \
+                 WHERE order_id = $8 AND number = $9) AS next \
+               WHERE EXISTS (SELECT 1 FROM gate) \
+               RETURNING idempotency_key) \
+             SELECT (SELECT count(*) FROM gate) AS won, \
+               (SELECT count(*) FROM shipment) AS shipment, \
+               (SELECT count(*) FROM moved) AS moved, \
+               (SELECT idempotency_key FROM attempt) AS idempotency_key"
+        ),
+        {
+            let mut params = crate::persist::decided_columns(change, write.now);
+            params.extend([
+                Param::BigInt(id.order.0),
+                Param::Integer(int(id.number)),
+                Param::Text(before.state().as_str()),
+                Param::BigInts(&line_ids),
+                Param::Integers(&allocated),
+                Param::Integers(&in_capture),
+                Param::BigInt(change.committed_change()),
+                Param::NullableInteger(change.shipping_fee_committed().map(flag)),
+                Param::BigInt(version),
+                Param::Text(write.key_prefix),
+                Param::BigInt(write.amount),
+                Param::Integer(flag(write.final_capture)),
+                Param::Text(ATTEMPT_PENDING),
+                Param::NullableText(Some(write.on_capture)),
+            ]);
+            params
+        },
+    )
+    .get_result(conn)?;
+    if started.won == 0 {
+        return Ok(None);
+    }
+    // Committed: with the version unchanged these cannot miss; say so loudly if one ever did.
+    if started.shipment != 1 {
+        return Err(DbError::Corrupt(format!(
+            "shipment {id} was not written by its capture's start"
+        )));
+    }
+    if started.moved != i64::try_from(moves.len()).unwrap_or(i64::MAX) {
+        return Err(line_changed(line_ids.first().copied().unwrap_or(0)));
+    }
+    started
+        .idempotency_key
+        .map(Some)
+        .ok_or_else(|| DbError::Corrupt(format!("no attempt recorded for {id}")))
+}
+
 /// Queues an outbox message of `kind` for a shipment, in the outbox's `state` for a message
 /// due now, unless one of that kind is queued already, in one statement (the portable path: a
 /// check, the counter, the row), inside the caller's transaction, whose order lock keeps two

@@ -84,7 +84,118 @@ impl Located {
 
 /// Starts the capture of an uncaptured shipment: the domain plans it and moves its units into
 /// capture; the attempt is written with the changes that wait for it.
+///
+/// On PostgreSQL it first tries without a lock, as the reserve does: one statement reads the
+/// shipment with its order, the domain decides, and one statement writes the decision only if
+/// the order's version is still the one read ([`crate::postgres::start_capture_if_unchanged`]):
+/// two round trips instead of six. When the order changed in between, or the change does not
+/// fit one statement, the locked transaction below decides again from what is then committed.
 pub(crate) fn begin_capture(
+    conn: &mut AnyConnection,
+    installation: &str,
+    id: ShipmentId,
+    order: Option<OrderId>,
+    providers: &Providers,
+    on_capture: &ShipmentChanges,
+    now: Timestamp,
+) -> Result<BeginCapture, DbError> {
+    if let AnyConnection::Postgresql(_) = conn {
+        if let Some(started) =
+            begin_capture_unlocked(conn, installation, id, order, providers, on_capture, now)?
+        {
+            return Ok(started);
+        }
+    }
+    begin_capture_locked(conn, installation, id, order, providers, on_capture, now)
+}
+
+/// [`begin_capture`]'s compare-and-set: `None` when it wrote nothing and the locked
+/// transaction is to decide (the order changed since the read, the shipment or its order was
+/// not found as expected, or the change does not fit one statement). A refusal or an
+/// already-captured shipment is answered from the read: a committed state, as the locked read
+/// would have seen it an instant earlier.
+fn begin_capture_unlocked(
+    conn: &mut AnyConnection,
+    installation: &str,
+    id: ShipmentId,
+    order: Option<OrderId>,
+    providers: &Providers,
+    on_capture: &ShipmentChanges,
+    now: Timestamp,
+) -> Result<Option<BeginCapture>, DbError> {
+    if order.is_some_and(|o| o != id.order) {
+        return Err(DbError::ShipmentNotFound(id));
+    }
+    let Some(read) = crate::orders::shipment_with_order(conn, id.order.0, int(id.number))? else {
+        return Ok(None);
+    };
+    if !read.shipment.state()?.is_live() {
+        return Err(DbError::ShipmentNotFound(id));
+    }
+    let currency = read.order.currency()?;
+    let shipment = read.shipment.to_shipment(currency, &read.shipped)?;
+    let domain_order = read.order.to_order(&read.lines)?;
+    let (plan, change) = match shipment.begin_capture_with(&domain_order, providers)? {
+        CaptureStart::AlreadyCaptured => {
+            return Ok(Some(BeginCapture::AlreadyCaptured(
+                read.shipment.into_view(currency, &read.shipped)?,
+            )))
+        }
+        CaptureStart::Started { plan, change } => (plan, change),
+    };
+    let authorization = domain_order.payment().cloned().ok_or_else(|| {
+        DbError::Corrupt(format!("capture of {id} planned without an authorisation"))
+    })?;
+    let on_capture = changes::encode(on_capture);
+    let key_prefix = crate::attempts::provider_key_prefix(installation, id);
+    let write = CaptureStartWrite {
+        change: &change,
+        key_prefix: &key_prefix,
+        amount: plan.amount.minor(),
+        final_capture: plan.completes_order,
+        on_capture: &on_capture,
+        now,
+    };
+    let AnyConnection::Postgresql(pg) = conn else {
+        return Ok(None);
+    };
+    if !write.fits_one_statement() {
+        return Ok(None);
+    }
+    let Some(key) = crate::postgres::start_capture_if_unchanged(pg, &write, read.version)? else {
+        return Ok(None);
+    };
+    Ok(Some(BeginCapture::Started(started_attempt(
+        id,
+        authorization,
+        &plan,
+        key,
+        now,
+    ))))
+}
+
+/// The attempt a capture's start wrote, as the saga carries it to the provider.
+fn started_attempt(
+    id: ShipmentId,
+    authorization: consign_domain::PaymentAuthorization,
+    plan: &consign_domain::CapturePlan,
+    idempotency_key: String,
+    now: Timestamp,
+) -> CaptureAttempt {
+    CaptureAttempt {
+        shipment: id,
+        authorization,
+        amount: plan.amount,
+        idempotency_key,
+        final_capture: plan.completes_order,
+        created_at: now,
+        // Written with `on_capture` always (the changes, or none, encoded).
+        changes_waiting: true,
+    }
+}
+
+/// [`begin_capture`] under the order's lock, in one transaction.
+fn begin_capture_locked(
     conn: &mut AnyConnection,
     installation: &str,
     id: ShipmentId,
@@ -133,16 +244,13 @@ pub(crate) fn begin_capture(
                 )?
             }
         };
-        Ok(BeginCapture::Started(CaptureAttempt {
-            shipment: id,
+        Ok(BeginCapture::Started(started_attempt(
+            id,
             authorization,
-            amount: plan.amount,
-            idempotency_key: key,
-            final_capture: plan.completes_order,
-            created_at: now,
-            // Written with `on_capture` always (the changes, or none, encoded).
-            changes_waiting: true,
-        }))
+            &plan,
+            key,
+            now,
+        )))
     })
 }
 

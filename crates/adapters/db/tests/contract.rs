@@ -867,31 +867,38 @@ async fn a_write_that_loses_a_deadlock_runs_again_and_succeeds() {
     }
 }
 
+/// Imports `order` (two lines) and creates two uncaptured shipments of it: both lines, named
+/// last one first, then the first line only.
+async fn two_uncaptured_shipments(t: &TestDb, order: i64, email: &str) -> (Order, Vec<ShipmentId>) {
+    let order =
+        t.db.import_order(import(Some(order), email, "auth"), Timestamp(1))
+            .await
+            .unwrap()
+            .order;
+    let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
+    let mut ids = Vec::new();
+    for lines in [vec![(l2, 1), (l1, 1)], vec![(l1, 1)]] {
+        let reservation =
+            t.db.reserve_shipment(
+                order.id(),
+                ship(&lines, false),
+                Providers::any(),
+                ShipmentDetails::default(),
+                None,
+                Timestamp(5),
+            )
+            .await
+            .unwrap();
+        ids.push(reservation.shipment.id);
+    }
+    (order, ids)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shipment_reads_with_its_order_as_the_listing_gives_it() {
     each_backend(|t| async move {
-        let order =
-            t.db.import_order(import(Some(30), "r@example.com", "auth"), Timestamp(1))
-                .await
-                .unwrap()
-                .order;
+        let (order, ids) = two_uncaptured_shipments(&t, 30, "r@example.com").await;
         let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
-        let mut ids = Vec::new();
-        // Both lines, named last one first; then one line only.
-        for lines in [vec![(l2, 1), (l1, 1)], vec![(l1, 1)]] {
-            let reservation =
-                t.db.reserve_shipment(
-                    order.id(),
-                    ship(&lines, false),
-                    Providers::any(),
-                    ShipmentDetails::default(),
-                    None,
-                    Timestamp(5),
-                )
-                .await
-                .unwrap();
-            ids.push(reservation.shipment.id);
-        }
         let listed =
             t.db.list_shipments(ShipmentQuery {
                 status: ShipmentStatus::InProgress,
@@ -937,29 +944,8 @@ async fn a_shipment_reads_with_its_order_as_the_listing_gives_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipments_read_together_answer_what_each_reads_alone_in_the_order_asked() {
     each_backend(|t| async move {
-        let mut ids = Vec::new();
-        for (order, email) in [(31, "s@example.com"), (32, "t@example.com")] {
-            let order =
-                t.db.import_order(import(Some(order), email, "auth"), Timestamp(1))
-                    .await
-                    .unwrap()
-                    .order;
-            let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
-            for lines in [vec![(l1, 1), (l2, 1)], vec![(l1, 1)]] {
-                let reservation =
-                    t.db.reserve_shipment(
-                        order.id(),
-                        ship(&lines, false),
-                        Providers::any(),
-                        ShipmentDetails::default(),
-                        None,
-                        Timestamp(5),
-                    )
-                    .await
-                    .unwrap();
-                ids.push(reservation.shipment.id);
-            }
-        }
+        let mut ids = two_uncaptured_shipments(&t, 31, "s@example.com").await.1;
+        ids.extend(two_uncaptured_shipments(&t, 32, "t@example.com").await.1);
         // ids: order 31's two shipments (both lines, then one), then order 32's.
         let deleted = ids[3];
         t.db.delete_shipment(deleted, None, Timestamp(6))
