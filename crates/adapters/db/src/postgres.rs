@@ -404,6 +404,32 @@ impl CaptureStartWrite<'_> {
     }
 }
 
+/// A change's line moves as the three arrays `unnest` takes.
+struct MoveArrays {
+    line_ids: Vec<i64>,
+    /// What each adds to its line's allocated units.
+    allocated: Vec<i32>,
+    /// What each adds to its line's units in capture.
+    in_capture: Vec<i32>,
+}
+
+impl MoveArrays {
+    fn of(moves: &[consign_domain::LineMove]) -> Result<Self, DbError> {
+        let to_i32 = |by: i64, line: i64| i32::try_from(by).map_err(|_| line_changed(line));
+        Ok(MoveArrays {
+            line_ids: moves.iter().map(|m| m.line_id.0).collect(),
+            allocated: moves
+                .iter()
+                .map(|m| to_i32(m.allocated, m.line_id.0))
+                .collect::<Result<_, _>>()?,
+            in_capture: moves
+                .iter()
+                .map(|m| to_i32(m.in_capture, m.line_id.0))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
 /// Starts a later capture (complete or capture on an uncaptured shipment) in one statement,
 /// inside the caller's transaction, under the order lock: the shipment's state, flags and
 /// capture amount (guarded by the state the change was decided on), the line moves and the
@@ -429,16 +455,11 @@ pub(crate) fn start_capture(
     let (before, after) = (change.before(), change.after());
     let id = after.id();
     let moves = change.line_moves();
-    let line_ids: Vec<i64> = moves.iter().map(|m| m.line_id.0).collect();
-    let to_i32 = |by: i64, line: i64| i32::try_from(by).map_err(|_| line_changed(line));
-    let allocated = moves
-        .iter()
-        .map(|m| to_i32(m.allocated, m.line_id.0))
-        .collect::<Result<Vec<i32>, _>>()?;
-    let in_capture = moves
-        .iter()
-        .map(|m| to_i32(m.in_capture, m.line_id.0))
-        .collect::<Result<Vec<i32>, _>>()?;
+    let MoveArrays {
+        line_ids,
+        allocated,
+        in_capture,
+    } = MoveArrays::of(moves)?;
     let committed = change.committed_change();
     let fee = change.shipping_fee_committed();
     let moves_order = !moves.is_empty() || committed != 0 || fee.is_some();
@@ -549,16 +570,11 @@ pub(crate) fn start_capture_if_unchanged(
     let (before, after) = (change.before(), change.after());
     let id = after.id();
     let moves = change.line_moves();
-    let line_ids: Vec<i64> = moves.iter().map(|m| m.line_id.0).collect();
-    let to_i32 = |by: i64, line: i64| i32::try_from(by).map_err(|_| line_changed(line));
-    let allocated = moves
-        .iter()
-        .map(|m| to_i32(m.allocated, m.line_id.0))
-        .collect::<Result<Vec<i32>, _>>()?;
-    let in_capture = moves
-        .iter()
-        .map(|m| to_i32(m.in_capture, m.line_id.0))
-        .collect::<Result<Vec<i32>, _>>()?;
+    let MoveArrays {
+        line_ids,
+        allocated,
+        in_capture,
+    } = MoveArrays::of(moves)?;
     let started: Started = Prepared::new(
         statement!(
             "WITH gate AS ( \

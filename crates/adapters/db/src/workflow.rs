@@ -143,19 +143,8 @@ fn begin_capture_unlocked(
         }
         CaptureStart::Started { plan, change } => (plan, change),
     };
-    let authorization = domain_order.payment().cloned().ok_or_else(|| {
-        DbError::Corrupt(format!("capture of {id} planned without an authorisation"))
-    })?;
-    let on_capture = changes::encode(on_capture);
-    let key_prefix = crate::attempts::provider_key_prefix(installation, id);
-    let write = CaptureStartWrite {
-        change: &change,
-        key_prefix: &key_prefix,
-        amount: plan.amount.minor(),
-        final_capture: plan.completes_order,
-        on_capture: &on_capture,
-        now,
-    };
+    let start = DecidedStart::new(&domain_order, plan, change, installation, id, on_capture)?;
+    let write = start.write(now);
     let AnyConnection::Postgresql(pg) = conn else {
         return Ok(None);
     };
@@ -165,32 +154,65 @@ fn begin_capture_unlocked(
     let Some(key) = crate::postgres::start_capture_if_unchanged(pg, &write, read.version)? else {
         return Ok(None);
     };
-    Ok(Some(BeginCapture::Started(started_attempt(
-        id,
-        authorization,
-        &plan,
-        key,
-        now,
-    ))))
+    Ok(Some(BeginCapture::Started(start.attempt(key, now))))
 }
 
-/// The attempt a capture's start wrote, as the saga carries it to the provider.
-fn started_attempt(
+/// A capture's start as the domain decided it, with what its write and its attempt carry.
+struct DecidedStart {
     id: ShipmentId,
+    plan: consign_domain::CapturePlan,
+    change: ShipmentChange,
     authorization: consign_domain::PaymentAuthorization,
-    plan: &consign_domain::CapturePlan,
-    idempotency_key: String,
-    now: Timestamp,
-) -> CaptureAttempt {
-    CaptureAttempt {
-        shipment: id,
-        authorization,
-        amount: plan.amount,
-        idempotency_key,
-        final_capture: plan.completes_order,
-        created_at: now,
-        // Written with `on_capture` always (the changes, or none, encoded).
-        changes_waiting: true,
+    /// The changes that wait for the capture, encoded.
+    on_capture: String,
+    key_prefix: String,
+}
+
+impl DecidedStart {
+    fn new(
+        order: &Order,
+        plan: consign_domain::CapturePlan,
+        change: ShipmentChange,
+        installation: &str,
+        id: ShipmentId,
+        on_capture: &ShipmentChanges,
+    ) -> Result<Self, DbError> {
+        let authorization = order.payment().cloned().ok_or_else(|| {
+            DbError::Corrupt(format!("capture of {id} planned without an authorisation"))
+        })?;
+        Ok(DecidedStart {
+            id,
+            plan,
+            change,
+            authorization,
+            on_capture: changes::encode(on_capture),
+            key_prefix: crate::attempts::provider_key_prefix(installation, id),
+        })
+    }
+
+    fn write(&self, now: Timestamp) -> CaptureStartWrite<'_> {
+        CaptureStartWrite {
+            change: &self.change,
+            key_prefix: &self.key_prefix,
+            amount: self.plan.amount.minor(),
+            final_capture: self.plan.completes_order,
+            on_capture: &self.on_capture,
+            now,
+        }
+    }
+
+    /// The attempt written under `idempotency_key`, as the saga carries it to the provider.
+    fn attempt(self, idempotency_key: String, now: Timestamp) -> CaptureAttempt {
+        CaptureAttempt {
+            shipment: self.id,
+            authorization: self.authorization,
+            amount: self.plan.amount,
+            idempotency_key,
+            final_capture: self.plan.completes_order,
+            created_at: now,
+            // Written with `on_capture` always (the changes, or none, encoded).
+            changes_waiting: true,
+        }
     }
 }
 
@@ -213,44 +235,27 @@ fn begin_capture_locked(
             }
             CaptureStart::Started { plan, change } => (plan, change),
         };
-        let authorization = order.payment().cloned().ok_or_else(|| {
-            DbError::Corrupt(format!("capture of {id} planned without an authorisation"))
-        })?;
-        let on_capture = changes::encode(on_capture);
-        let key_prefix = crate::attempts::provider_key_prefix(installation, id);
-        let write = CaptureStartWrite {
-            change: &change,
-            key_prefix: &key_prefix,
-            amount: plan.amount.minor(),
-            final_capture: plan.completes_order,
-            on_capture: &on_capture,
-            now,
-        };
+        let start = DecidedStart::new(&order, plan, change, installation, id, on_capture)?;
+        let write = start.write(now);
         let key = match &mut *conn {
             // One statement instead of one per row (the round trips are what cost there).
             AnyConnection::Postgresql(pg) if write.fits_one_statement() => {
                 crate::postgres::start_capture(pg, &write)?
             }
             conn => {
-                write_change(conn, &change, None, now)?;
+                write_change(conn, &start.change, None, now)?;
                 crate::attempts::insert_next_attempt(
                     conn,
                     installation,
                     id,
                     write.amount,
                     write.final_capture,
-                    &on_capture,
+                    &start.on_capture,
                     now.0,
                 )?
             }
         };
-        Ok(BeginCapture::Started(started_attempt(
-            id,
-            authorization,
-            &plan,
-            key,
-            now,
-        )))
+        Ok(BeginCapture::Started(start.attempt(key, now)))
     })
 }
 
