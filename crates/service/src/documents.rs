@@ -86,7 +86,9 @@ impl Consign {
     /// end (also when the pass stops on an error), instead of two statements a message. A crash
     /// before that write sends the pass's messages again once their lease runs out, as a crash
     /// between a send and its mark always did: delivery is at least once, and each message keeps
-    /// its `Message-ID` for the receiver to recognise it.
+    /// its `Message-ID` for the receiver to recognise it. A slow pass (a mail server that takes
+    /// long to answer) marks what it sent as soon as half the lease has gone, and each message
+    /// after that as it goes, so another instance does not take them again when the lease ends.
     pub async fn deliver_outbox(&self) -> Result<OutboxReport, ServiceError> {
         let now = self.clock.now();
         let due = self
@@ -98,7 +100,8 @@ impl Consign {
         }
         let mut report = OutboxReport::default();
         let mut done = Vec::with_capacity(due.len());
-        let passed = self.send_due(&due, &mut report, &mut done).await;
+        let mark_by = now.minus_millis(-self.settings.mail_lease_millis / 2);
+        let passed = self.send_due(&due, mark_by, &mut report, &mut done).await;
         if !done.is_empty() {
             self.store.outbox_sent(&done, self.clock.now()).await?;
         }
@@ -106,16 +109,24 @@ impl Consign {
     }
 
     /// Sends each claimed message; `done` collects the ids to mark sent (sent, or nothing left
-    /// to confirm).
+    /// to confirm). From `mark_by` on, what is collected is marked before the next message.
     async fn send_due(
         &self,
         due: &[consign_ports::OutboxMessage],
+        mark_by: consign_ports::Timestamp,
         report: &mut OutboxReport,
         done: &mut Vec<i64>,
     ) -> Result<(), ServiceError> {
         let shipments: Vec<ShipmentId> = due.iter().map(|m| m.shipment).collect();
         let listings = self.store.find_shipments(&shipments).await?;
         for message in due {
+            if !done.is_empty() {
+                let now = self.clock.now();
+                if now >= mark_by {
+                    self.store.outbox_sent(done, now).await?;
+                    done.clear();
+                }
+            }
             fail::fail_point!("outbox-before-send");
             let Some(listing) = listings.iter().find(|l| l.shipment.id == message.shipment) else {
                 // Deleted since: nothing to confirm.
@@ -357,6 +368,7 @@ mod tests {
             sandbox_named_mock(),
             MockKeyStore::new(),
             mailer,
+            fixed_clock(),
         );
         let report = consign.deliver_outbox().await.unwrap();
         assert_eq!(report, crate::OutboxReport { sent: 1, failed: 1 });
@@ -385,7 +397,50 @@ mod tests {
             sandbox_named_mock(),
             MockKeyStore::new(),
             mailer,
+            fixed_clock(),
         );
         assert!(consign.deliver_outbox().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_slow_pass_marks_what_it_sent_once_half_the_lease_has_gone() {
+        let mut store = store_claiming(vec![
+            message(31, 1, OutboxKind::ShippingConfirmation),
+            message(32, 1, OutboxKind::ShippingConfirmation),
+            message(33, 3, OutboxKind::ShippingConfirmation),
+        ]);
+        let mut marks = mockall::Sequence::new();
+        store
+            .expect_outbox_sent()
+            .withf(|ids, _| ids == [31, 32])
+            .times(1)
+            .in_sequence(&mut marks)
+            .returning(|_, _| Ok(()));
+        store
+            .expect_outbox_sent()
+            .withf(|ids, _| ids == [33])
+            .times(1)
+            .in_sequence(&mut marks)
+            .returning(|_, _| Ok(()));
+        let mut mailer = MockMailer::new();
+        mailer.expect_send().times(3).returning(|_| Ok(()));
+        // Each look at the clock is 20 s after the one before: the pass starts at 1,000 s, the
+        // lease is 60 s, so from 1,030 s on what was sent is marked before the next send.
+        let mut clock = MockClock::new();
+        let mut looks = 0;
+        clock.expect_now().returning(move || {
+            looks += 1;
+            Timestamp(1_000_000 + 20_000 * (looks - 1))
+        });
+        let consign = service_with_mailer(
+            store,
+            MockReturnStore::new(),
+            sandbox_named_mock(),
+            MockKeyStore::new(),
+            mailer,
+            clock,
+        );
+        let report = consign.deliver_outbox().await.unwrap();
+        assert_eq!(report.sent, 3);
     }
 }

@@ -115,7 +115,21 @@ pub(crate) fn service_with(
     gateway: MockPaymentGateway,
     keys: MockKeyStore,
 ) -> Consign {
-    service_with_mailer(store, returns, gateway, keys, MockMailer::new())
+    service_with_mailer(
+        store,
+        returns,
+        gateway,
+        keys,
+        MockMailer::new(),
+        fixed_clock(),
+    )
+}
+
+/// A clock that always answers 1,000,000 ms.
+pub(crate) fn fixed_clock() -> MockClock {
+    let mut clock = MockClock::new();
+    clock.expect_now().return_const(Timestamp(1_000_000));
+    clock
 }
 
 pub(crate) fn service_with_mailer(
@@ -124,9 +138,8 @@ pub(crate) fn service_with_mailer(
     gateway: MockPaymentGateway,
     keys: MockKeyStore,
     mailer: MockMailer,
+    clock: MockClock,
 ) -> Consign {
-    let mut clock = MockClock::new();
-    clock.expect_now().return_const(Timestamp(1_000_000));
     let mut ids = MockIdSource::new();
     ids.expect_random_token().returning(|| "t0k3n".to_owned());
     Consign::new(
