@@ -2,8 +2,9 @@
 //!
 //! `diesel::sql_query` never caches its statement, so the database parses and plans it on every
 //! run; for the saga's large `WITH` statements that was a visible share of the database's CPU.
-//! [`Prepared`] carries the same text with `$n` placeholders, binds each placeholder where it
-//! appears, and lets Diesel's statement cache keep it prepared.
+//! [`Prepared`] carries the same text with `$n` placeholders, binds each value once (where it
+//! first appears; its later placeholders name that bind), and lets Diesel's statement cache
+//! keep it prepared.
 //!
 //! Each statement is its own type ([`statement!`]), so the cache finds it by that type: keyed
 //! by its text instead, every run built the whole text again (placeholders renumbered), copied
@@ -64,18 +65,39 @@ macro_rules! statement {
 }
 pub(crate) use statement;
 
-/// A statement's text split at its placeholders: the text before each placeholder with the
-/// placeholder's number (from 1), then the rest.
+/// A statement's text split at its placeholders: the text before each placeholder and what
+/// stands there, then the rest.
 pub(crate) struct Layout {
-    parts: Vec<(&'static str, usize)>,
+    parts: Vec<(&'static str, Placeholder)>,
     rest: &'static str,
     /// The text has a `$` without a number after it.
     malformed: bool,
 }
 
+/// What one placeholder of the text becomes when the statement runs.
+enum Placeholder {
+    /// The first place value `n` (from 1) appears: it is bound here, and the backend numbers
+    /// it by the order of binding.
+    Bind(usize),
+    /// A later place of a value already bound: the number that bind got, written as text,
+    /// so the value is sent and converted once.
+    Repeat(Repeat),
+}
+
+/// A repeated placeholder's number in binding order, in each backend's spelling.
+struct Repeat {
+    /// `$k`.
+    postgres: String,
+    /// `?k`: a later bare `?` takes the next number, so binding in order of first appearance
+    /// keeps both in step.
+    sqlite: String,
+}
+
 impl Layout {
     pub(crate) fn of(sql: &'static str) -> Layout {
         let mut parts = Vec::new();
+        // Value numbers in the order they are first bound.
+        let mut bound: Vec<usize> = Vec::new();
         let mut rest = sql;
         while let Some(at) = rest.find('$') {
             let digits = rest[at + 1..]
@@ -89,7 +111,17 @@ impl Layout {
                     malformed: true,
                 };
             };
-            parts.push((&rest[..at], number));
+            let placeholder = match bound.iter().position(|&n| n == number) {
+                Some(index) => Placeholder::Repeat(Repeat {
+                    postgres: format!("${}", index + 1),
+                    sqlite: format!("?{}", index + 1),
+                }),
+                None => {
+                    bound.push(number);
+                    Placeholder::Bind(number)
+                }
+            };
+            parts.push((&rest[..at], placeholder));
             rest = &rest[at + 1 + digits..];
         }
         Layout {
@@ -116,29 +148,43 @@ impl<'a, S: Statement> Prepared<'a, S> {
 }
 
 impl<'a, S: Statement> Prepared<'a, S> {
-    /// Walks the text: each `$n` becomes a bind of the n-th value at that place, through `bind`
-    /// (Diesel numbers placeholders in the order values are bound, so a value used twice is
-    /// bound twice).
+    /// Walks the text: the first `$n` of each value becomes a bind of the n-th value, through
+    /// `bind`, and every later `$n` of it the number that bind got (`repeat` picks the
+    /// backend's spelling): a value used in five places is sent and converted once.
     fn walk<'b, DB: Backend>(
         &'b self,
         mut out: AstPass<'_, 'b, DB>,
+        spelling: fn(&Repeat) -> &str,
         bind: impl Fn(&mut AstPass<'_, 'b, DB>, &'b Param<'a>) -> QueryResult<()>,
     ) -> QueryResult<()> {
         let layout = S::layout();
         if layout.malformed {
             return Err(placeholder_error(S::SQL));
         }
-        for &(text, number) in &layout.parts {
+        for (text, placeholder) in &layout.parts {
             out.push_sql(text);
-            let param = number
-                .checked_sub(1)
-                .and_then(|i| self.params.get(i))
-                .ok_or_else(|| placeholder_error(S::SQL))?;
-            bind(&mut out, param)?;
+            match placeholder {
+                Placeholder::Bind(number) => {
+                    let param = number
+                        .checked_sub(1)
+                        .and_then(|i| self.params.get(i))
+                        .ok_or_else(|| placeholder_error(S::SQL))?;
+                    bind(&mut out, param)?;
+                }
+                Placeholder::Repeat(repeat) => out.push_sql(spelling(repeat)),
+            }
         }
         out.push_sql(layout.rest);
         Ok(())
     }
+}
+
+fn postgres_spelling(repeat: &Repeat) -> &str {
+    &repeat.postgres
+}
+
+fn sqlite_spelling(repeat: &Repeat) -> &str {
+    &repeat.sqlite
 }
 
 impl<S: Statement> QueryFragment<Pg> for Prepared<'_, S> {
@@ -148,7 +194,7 @@ impl<S: Statement> QueryFragment<Pg> for Prepared<'_, S> {
     }
 
     fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        self.walk(out, |out, param| match param {
+        self.walk(out, postgres_spelling, |out, param| match param {
             Param::BigInt(v) => out.push_bind_param::<BigInt, _>(v),
             Param::Integer(v) => out.push_bind_param::<Integer, _>(v),
             Param::Text(v) => out.push_bind_param::<Text, _>(*v),
@@ -167,7 +213,7 @@ impl<S: Statement> QueryFragment<Sqlite> for Prepared<'_, S> {
     }
 
     fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        self.walk(out, |out, param| match param {
+        self.walk(out, sqlite_spelling, |out, param| match param {
             Param::BigInt(v) => out.push_bind_param::<BigInt, _>(v),
             Param::Integer(v) => out.push_bind_param::<Integer, _>(v),
             Param::Text(v) => out.push_bind_param::<Text, _>(*v),
@@ -242,15 +288,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_placeholder_binds_its_value_where_it_appears() {
+    fn each_value_is_bound_once_and_its_later_placeholders_name_that_bind() {
         let ids = [7_i64, 8];
         let query = Prepared::new(
             statement!("SELECT $2, $1 WHERE $2 = ANY($3)"),
             vec![Param::Integer(1), Param::BigInt(7), Param::BigInts(&ids)],
         );
         let sql = diesel::debug_query::<Pg, _>(&query).to_string();
-        assert!(sql.starts_with("SELECT $1, $2 WHERE $3 = ANY($4)"), "{sql}");
-        assert!(sql.contains("binds: [7, 1, 7, [7, 8]]"), "{sql}");
+        assert!(sql.starts_with("SELECT $1, $2 WHERE $1 = ANY($3)"), "{sql}");
+        assert!(sql.contains("binds: [7, 1, [7, 8]]"), "{sql}");
+        let query = Prepared::new(
+            statement!("SELECT $2, $1 WHERE $2 = $1 OR $3 = $2"),
+            vec![Param::Integer(1), Param::BigInt(7), Param::Integer(9)],
+        );
+        let sql = diesel::debug_query::<Sqlite, _>(&query).to_string();
+        assert!(
+            sql.starts_with("SELECT ?, ? WHERE ?1 = ?2 OR ? = ?1"),
+            "{sql}"
+        );
+        assert!(sql.contains("binds: [7, 1, 9]"), "{sql}");
+    }
+
+    #[test]
+    fn sqlite_reads_a_repeated_value_from_its_one_bind() {
+        use diesel::Connection;
+        #[derive(QueryableByName, Debug, PartialEq)]
+        struct Row {
+            #[diesel(sql_type = BigInt)]
+            a: i64,
+            #[diesel(sql_type = BigInt)]
+            b: i64,
+            #[diesel(sql_type = BigInt)]
+            c: i64,
+            #[diesel(sql_type = BigInt)]
+            d: i64,
+        }
+        let mut conn = AnyConnection::Sqlite(
+            SqliteConnection::establish(":memory:").expect("an in-memory database"),
+        );
+        let row: Option<Row> = returning_one(
+            &mut conn,
+            statement!("SELECT $2 AS a, $1 AS b, $2 + $3 AS c, $3 * 10 + $1 AS d"),
+            vec![Param::BigInt(1), Param::BigInt(20), Param::BigInt(300)],
+        )
+        .expect("the statement runs");
+        assert_eq!(
+            row,
+            Some(Row {
+                a: 20,
+                b: 1,
+                c: 320,
+                d: 3001
+            })
+        );
     }
 
     #[test]

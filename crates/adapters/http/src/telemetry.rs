@@ -4,6 +4,7 @@
 //! string (document links carry tokens there), a header or a body, so no key, token or card data
 //! reaches the logs.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -36,8 +37,9 @@ const ATTEMPT_STATES: [&str; 5] = ["pending", "unknown", "needs_review", "succee
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
-    method: String,
-    outcome: String,
+    // Borrowed for the usual methods and outcomes: no allocation per request.
+    method: Cow<'static, str>,
+    outcome: Cow<'static, str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -141,7 +143,13 @@ impl Default for RequestMetrics {
 }
 
 impl RequestMetrics {
-    fn record(&self, route: String, method: String, outcome: String, seconds: f64) {
+    fn record(
+        &self,
+        route: String,
+        method: Cow<'static, str>,
+        outcome: Cow<'static, str>,
+        seconds: f64,
+    ) {
         let labels = RequestLabels {
             route,
             method,
@@ -219,6 +227,21 @@ impl RequestMetrics {
     }
 }
 
+/// A method's name, borrowed for the methods the API serves.
+fn method_name(method: &actix_web::http::Method) -> Cow<'static, str> {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => Cow::Borrowed("GET"),
+        Method::POST => Cow::Borrowed("POST"),
+        Method::PUT => Cow::Borrowed("PUT"),
+        Method::DELETE => Cow::Borrowed("DELETE"),
+        Method::HEAD => Cow::Borrowed("HEAD"),
+        Method::OPTIONS => Cow::Borrowed("OPTIONS"),
+        Method::PATCH => Cow::Borrowed("PATCH"),
+        _ => Cow::Owned(method.to_string()),
+    }
+}
+
 /// A client's `X-Request-Id` is kept when it is short and plain; otherwise one is made.
 fn usable(id: &str) -> bool {
     !id.is_empty()
@@ -246,17 +269,17 @@ pub async fn telemetry(
                 .as_ref()
                 .map_or_else(|| "-".into(), |m| m.request_id())
         });
-    let method = request.method().to_string();
+    let method = method_name(request.method());
     let mut response = next.call(request).await?;
     let route = response
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".into());
     let status = response.status();
-    let outcome = match response.response().extensions().get::<Outcome>() {
-        Some(Outcome(true)) => "ok".to_owned(),
-        Some(Outcome(false)) if status.is_success() => "no".to_owned(),
-        _ => status.as_u16().to_string(),
+    let outcome: Cow<'static, str> = match response.response().extensions().get::<Outcome>() {
+        Some(Outcome(true)) => Cow::Borrowed("ok"),
+        Some(Outcome(false)) if status.is_success() => Cow::Borrowed("no"),
+        _ => Cow::Owned(status.as_u16().to_string()),
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response
