@@ -57,9 +57,25 @@ fn metrics_count_requests_by_route_and_outcome_and_show_captures_pool_and_outbox
         "/shipments",
         &json!({"order": 900, "products": {ids[1].clone(): 1}, "shipped": true, "capture": false}),
     );
+    // Refused before any answer of ours: labelled by the HTTP status (and an unusual method by
+    // its own name).
+    let keyed = [
+        ("API-Authorization", TEST_KEY),
+        ("Content-Type", "application/json"),
+    ];
+    assert_eq!(
+        app.raw("POST", "/shipments", &keyed, Some(b"{")).status,
+        400
+    );
+    app.raw("PROPFIND", "/shipments", &keyed, None);
     let (status, text) = metrics(&app);
     assert_eq!(status, 200);
+    assert!(
+        text.contains(r#"method="PROPFIND""#),
+        "an unusual method is labelled by its name:\n{text}"
+    );
     for expected in [
+        r#"consign_http_requests_total{route="/api/order/shipments",method="POST",outcome="400"} 1"#,
         r#"consign_http_requests_total{route="/api/order/shipments",method="POST",outcome="ok"} 2"#,
         r#"consign_http_requests_total{route="/api/order/shipments",method="POST",outcome="no"} 1"#,
         r#"consign_http_requests_total{route="/api/order/order",method="POST",outcome="ok"} 1"#,
