@@ -378,6 +378,135 @@ pub(crate) fn settle_attempt(
     }
 }
 
+/// A later capture's open attempt with the changes that wait for it, and its shipment with its
+/// lines and its row version (`xmin`, which every update of the row changes), read without a
+/// lock: what [`settle_with_changes_if_unchanged`] decides from. `$3`, `$4`: the settled
+/// states. No row when the attempt is not open.
+pub(crate) fn read_open_attempt(
+    conn: &mut PgConnection,
+    order_id: i64,
+    number: i32,
+    idempotency_key: &str,
+) -> Result<Option<OpenAttempt>, DbError> {
+    #[derive(QueryableByName)]
+    struct Read {
+        #[diesel(embed)]
+        attempt: SettledAttempt,
+        #[diesel(embed)]
+        shipment: ShipmentRow,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        lines: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
+    let read: Option<Read> = Prepared::new(
+        statement!(
+            "SELECT a.void_on_decline, a.on_capture, s.order_id, s.number, s.state, s.gtg, \
+               s.shipped, s.carrier, s.service, s.packages, s.tracking, s.return_slip_tracking, \
+               s.send_email, s.capture_amount, s.carries_shipping_fee, s.capture_reference, \
+               s.created_at, s.updated_at, s.shipped_at, s.needs_review, s.request_key, \
+               s.internal_comment, s.refunded, s.xmin::text AS version, \
+               (SELECT string_agg(l.line_id::text || ':' || l.quantity::text, ',' \
+                 ORDER BY l.line_id) FROM shipment_lines l \
+                 WHERE l.order_id = $1 AND l.number = a.number) AS lines \
+             FROM capture_attempts a JOIN shipments s ON s.order_id = $1 AND s.number = a.number \
+             WHERE a.order_id = $1 AND a.idempotency_key = $2 AND a.state <> $3 \
+               AND a.state <> $4"
+        ),
+        vec![
+            Param::BigInt(order_id),
+            Param::Text(idempotency_key),
+            Param::Text(crate::attempts::ATTEMPT_SUCCEEDED),
+            Param::Text(crate::attempts::ATTEMPT_FAILED),
+        ],
+    )
+    .get_result(conn)
+    .optional()?;
+    read.map(|read| {
+        Ok(OpenAttempt {
+            attempt: read.attempt,
+            lines: shipment_lines(order_id, number, read.lines)?,
+            shipment: read.shipment,
+            version: read.version,
+        })
+    })
+    .transpose()
+}
+
+/// What [`read_open_attempt`] answers.
+pub(crate) struct OpenAttempt {
+    pub(crate) attempt: SettledAttempt,
+    pub(crate) shipment: ShipmentRow,
+    pub(crate) lines: Vec<ShipmentLineRow>,
+    /// The shipment row's version (`xmin`) as read.
+    pub(crate) version: String,
+}
+
+/// The settle of a later capture that succeeded, with the changes that waited for it, as the
+/// domain decided them from [`read_open_attempt`]: one statement that commits on its own. The
+/// shipment's row is written (`params` `$1`..`$27` as [`write_row_and_invoice`] binds them)
+/// only if it is still the version read (`$28`); the attempt becomes succeeded (reference
+/// `$14`, state `$29`) only if that write happened and it is still open (`$30` the other
+/// settled state) with the same waiting changes (`$31`), key `$32`; the invoice and the
+/// confirmation follow the attempt. Answers how many rows the row's write, the attempt and the
+/// invoice changed: all 1, or all 0 when the shipment or its attempt changed since the read.
+pub(crate) fn settle_with_changes_if_unchanged(
+    conn: &mut PgConnection,
+    params: Vec<Param<'_>>,
+) -> Result<(i64, i64, i64), DbError> {
+    #[derive(QueryableByName)]
+    struct Written {
+        #[diesel(sql_type = BigInt)]
+        written: i64,
+        #[diesel(sql_type = BigInt)]
+        settled: i64,
+        #[diesel(sql_type = BigInt)]
+        invoiced: i64,
+    }
+    let counts: Written = Prepared::new(
+        statement!(
+            "WITH w AS ( \
+               UPDATE shipments SET state = $3, gtg = $4, shipped = $5, carrier = $6, \
+                 service = $7, packages = $8, tracking = $9, return_slip_tracking = $10, \
+                 send_email = $11, capture_amount = $12, carries_shipping_fee = $13, \
+                 capture_reference = $14, updated_at = $16, shipped_at = $17, \
+                 needs_review = $18, internal_comment = $20 \
+               WHERE order_id = $1 AND number = $2 AND state = $22 AND xmin::text = $28 \
+               RETURNING 1), \
+             a AS ( \
+               UPDATE capture_attempts SET state = $29, provider_reference = $14, \
+                 updated_at = $24 \
+               WHERE order_id = $1 AND idempotency_key = $32 AND state <> $29 \
+                 AND state <> $30 AND on_capture = $31 AND EXISTS (SELECT 1 FROM w) \
+               RETURNING 1), \
+             invoice_number AS ( \
+               UPDATE counters SET value = value + 1 \
+               WHERE name = 'invoice_number' AND EXISTS (SELECT 1 FROM a) \
+               RETURNING value), \
+             invoice AS ( \
+               INSERT INTO invoices (number, order_id, shipment_number, amount, issued_at) \
+               SELECT value, $1, $2, $23, $24 FROM invoice_number \
+               RETURNING 1), \
+             outbox_id AS ( \
+               UPDATE counters SET value = value + 1 \
+               WHERE name = 'outbox_id' AND $25 = 1 AND EXISTS (SELECT 1 FROM a) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox \
+                   WHERE order_id = $1 AND number = $2 AND kind = $26) \
+               RETURNING value), \
+             confirmation AS ( \
+               INSERT INTO outbox (id, order_id, number, kind, state, attempts, due_at, \
+                 created_at) \
+               SELECT value, $1, $2, $26, $27, 0, $24, $24 \
+               FROM outbox_id) \
+             SELECT (SELECT count(*) FROM w) AS written, (SELECT count(*) FROM a) AS settled, \
+               (SELECT count(*) FROM invoice) AS invoiced"
+        ),
+        params,
+    )
+    .get_result(conn)?;
+    Ok((counts.written, counts.settled, counts.invoiced))
+}
+
 /// What starting a later capture writes, as [`start_capture`] takes it: the decided change and
 /// the attempt's columns.
 pub(crate) struct CaptureStartWrite<'a> {

@@ -493,6 +493,15 @@ pub(crate) fn settle_capture(
             return Ok(view);
         }
     }
+    // Changes wait for the capture: decided from one read, written by one statement if the
+    // shipment and its attempt are still as read; otherwise the locked transaction decides.
+    if let (AnyConnection::Postgresql(pg), SettleOutcome::Captured { reference }, true) =
+        (&mut *conn, outcome, attempt.changes_waiting)
+    {
+        if let Some(view) = settle_with_changes_unlocked(pg, attempt, reference, now)? {
+            return Ok(view);
+        }
+    }
     // Its one statement changes nothing when changes wait for the capture: not sent then.
     if let (AnyConnection::Postgresql(pg), SettleOutcome::Captured { reference }, false) =
         (&mut *conn, outcome, attempt.changes_waiting)
@@ -602,6 +611,95 @@ pub(crate) fn settle_capture(
             .ok_or(DbError::ShipmentNotFound(attempt.shipment))?;
         row.into_view(attempt.amount.currency(), &lines)
     })
+}
+
+/// Settles a later capture that succeeded with the changes that waited for it, without a lock
+/// (PostgreSQL): one statement reads the open attempt and its shipment, the domain settles the
+/// shipment and applies the changes, and one statement writes the result only if the
+/// shipment's row is still the version read and the attempt still open with the same changes
+/// (`postgres::settle_with_changes_if_unchanged`): two round trips where the locked
+/// transaction takes four. `None`, with nothing written, when the attempt is not open, the
+/// shipment is not pending, the domain refuses, the decision moves an order's counters (the
+/// locked transaction writes those), or something changed since the read: the locked
+/// transaction then decides from what is committed.
+fn settle_with_changes_unlocked(
+    pg: &mut diesel::PgConnection,
+    attempt: &CaptureAttempt,
+    reference: &str,
+    now: Timestamp,
+) -> Result<Option<ShipmentView>, DbError> {
+    let (order_id, number) = (attempt.shipment.order.0, int(attempt.shipment.number));
+    let Some(read) =
+        crate::postgres::read_open_attempt(pg, order_id, number, &attempt.idempotency_key)?
+    else {
+        return Ok(None);
+    };
+    let Some(waiting) = read.attempt.on_capture.as_deref() else {
+        return Ok(None);
+    };
+    let (mut row, mut lines) = (read.shipment, read.lines);
+    let currency = attempt.amount.currency();
+    let Ok(shipment) = row.to_shipment(currency, &lines) else {
+        return Ok(None);
+    };
+    if shipment.state() != ShipmentState::CapturePending {
+        return Ok(None);
+    }
+    let origin = if read.attempt.void_on_decline != 0 {
+        CaptureOrigin::AtCreation
+    } else {
+        CaptureOrigin::Later
+    };
+    let (Ok(change), Ok(changes)) = (
+        shipment.settle(Settlement::Captured, origin),
+        crate::changes::decode(waiting),
+    ) else {
+        return Ok(None);
+    };
+    apply_written(&mut row, &mut lines, &change, Some(reference), now);
+    let Ok(completed) =
+        crate::workflow::complete(change.after(), &mut row, &mut lines, &changes, now)
+    else {
+        return Ok(None);
+    };
+    if moves_counters(&change) || moves_counters(&completed.change) {
+        return Ok(None);
+    }
+    let mut params = crate::reservation::shipment_params(&row);
+    params.extend([
+        Param::Text(change.before().state().as_str()),
+        Param::BigInt(attempt.amount.minor()),
+        Param::BigInt(now.0),
+        Param::Integer(flag(completed.confirm)),
+        Param::Text(crate::outbox::SHIPPING_CONFIRMATION),
+        Param::Text(crate::outbox::PENDING),
+        Param::Text(&read.version),
+        Param::Text(ATTEMPT_SUCCEEDED),
+        Param::Text(ATTEMPT_FAILED),
+        Param::Text(waiting),
+        Param::Text(&attempt.idempotency_key),
+    ]);
+    match crate::postgres::settle_with_changes_if_unchanged(pg, params)? {
+        (1, 1, 1) => Ok(Some(row.into_view(currency, &lines)?)),
+        (0, 0, 0) => Ok(None),
+        // The statement committed with a part missing. The attempt's update follows the row's
+        // and every settle writes both (their row locks would deadlock, and one roll back, before
+        // either committed alone); the invoice counter is created by the migrations.
+        (written, settled, invoiced) => Err(DbError::Corrupt(format!(
+            "the settle of {} wrote its row {written}, its attempt {settled} and its invoice \
+             {invoiced} times",
+            attempt.shipment
+        ))),
+    }
+}
+
+/// Whether a change moves anything besides the shipment's row: its lines, an order line's
+/// counters, the order's committed amount or its shipping fee.
+fn moves_counters(change: &consign_domain::ShipmentChange) -> bool {
+    change.lines_changed()
+        || !change.line_moves().is_empty()
+        || change.committed_change() != 0
+        || change.shipping_fee_committed().is_some()
 }
 
 /// [`SETTLE_ATTEMPT`]'s work on a shipment as it was reserved: the domain's decided columns as
