@@ -378,6 +378,49 @@ pub(crate) fn settle_attempt(
     }
 }
 
+/// `persist::write_row`'s update of a decided shipment row (`$1`..`$22` as it binds them), for
+/// the statements below that write the row with what follows from it; each adds its guards.
+macro_rules! write_row {
+    () => {
+        "UPDATE shipments SET state = $3, gtg = $4, shipped = $5, carrier = $6, service = $7, \
+         packages = $8, tracking = $9, return_slip_tracking = $10, send_email = $11, \
+         capture_amount = $12, carries_shipping_fee = $13, capture_reference = $14, \
+         updated_at = $16, shipped_at = $17, needs_review = $18, internal_comment = $20 \
+         WHERE order_id = $1 AND number = $2 AND state = $22"
+    };
+}
+
+/// The `WITH` clauses that number and write the invoice of `$23` issued at `$24` and, when
+/// `$25` is 1, queue the shipment's confirmation (kind `$26`, state `$27`) unless one is
+/// queued, once the clause named `$after` has written its row: `invoice` answers the invoice.
+macro_rules! invoice_and_confirmation {
+    ($after:literal) => {
+        concat!(
+            "invoice_number AS ( \
+               UPDATE counters SET value = value + 1 \
+               WHERE name = 'invoice_number' AND EXISTS (SELECT 1 FROM ",
+            $after,
+            ") RETURNING value), \
+             invoice AS ( \
+               INSERT INTO invoices (number, order_id, shipment_number, amount, issued_at) \
+               SELECT value, $1, $2, $23, $24 FROM invoice_number \
+               RETURNING 1), \
+             outbox_id AS ( \
+               UPDATE counters SET value = value + 1 \
+               WHERE name = 'outbox_id' AND $25 = 1 AND EXISTS (SELECT 1 FROM ",
+            $after,
+            ") AND NOT EXISTS (SELECT 1 FROM outbox \
+                   WHERE order_id = $1 AND number = $2 AND kind = $26) \
+               RETURNING value), \
+             confirmation AS ( \
+               INSERT INTO outbox (id, order_id, number, kind, state, attempts, due_at, \
+                 created_at) \
+               SELECT value, $1, $2, $26, $27, 0, $24, $24 \
+               FROM outbox_id)"
+        )
+    };
+}
+
 /// A later capture's open attempt with the changes that wait for it, and its shipment with its
 /// lines and its row version (`xmin`, which every update of the row changes), read without a
 /// lock: what [`settle_with_changes_if_unchanged`] decides from. `$3`, `$4`: the settled
@@ -464,43 +507,21 @@ pub(crate) fn settle_with_changes_if_unchanged(
         invoiced: i64,
     }
     let counts: Written = Prepared::new(
-        statement!(
-            "WITH w AS ( \
-               UPDATE shipments SET state = $3, gtg = $4, shipped = $5, carrier = $6, \
-                 service = $7, packages = $8, tracking = $9, return_slip_tracking = $10, \
-                 send_email = $11, capture_amount = $12, carries_shipping_fee = $13, \
-                 capture_reference = $14, updated_at = $16, shipped_at = $17, \
-                 needs_review = $18, internal_comment = $20 \
-               WHERE order_id = $1 AND number = $2 AND state = $22 AND xmin::text = $28 \
-               RETURNING 1), \
-             a AS ( \
-               UPDATE capture_attempts SET state = $29, provider_reference = $14, \
-                 updated_at = $24 \
-               WHERE order_id = $1 AND idempotency_key = $32 AND state <> $29 \
-                 AND state <> $30 AND on_capture = $31 AND EXISTS (SELECT 1 FROM w) \
-               RETURNING 1), \
-             invoice_number AS ( \
-               UPDATE counters SET value = value + 1 \
-               WHERE name = 'invoice_number' AND EXISTS (SELECT 1 FROM a) \
-               RETURNING value), \
-             invoice AS ( \
-               INSERT INTO invoices (number, order_id, shipment_number, amount, issued_at) \
-               SELECT value, $1, $2, $23, $24 FROM invoice_number \
-               RETURNING 1), \
-             outbox_id AS ( \
-               UPDATE counters SET value = value + 1 \
-               WHERE name = 'outbox_id' AND $25 = 1 AND EXISTS (SELECT 1 FROM a) \
-                 AND NOT EXISTS (SELECT 1 FROM outbox \
-                   WHERE order_id = $1 AND number = $2 AND kind = $26) \
-               RETURNING value), \
-             confirmation AS ( \
-               INSERT INTO outbox (id, order_id, number, kind, state, attempts, due_at, \
-                 created_at) \
-               SELECT value, $1, $2, $26, $27, 0, $24, $24 \
-               FROM outbox_id) \
-             SELECT (SELECT count(*) FROM w) AS written, (SELECT count(*) FROM a) AS settled, \
-               (SELECT count(*) FROM invoice) AS invoiced"
-        ),
+        statement!(concat!(
+            "WITH w AS (",
+            write_row!(),
+            " AND xmin::text = $28 RETURNING 1), \
+                 a AS ( \
+                   UPDATE capture_attempts SET state = $29, provider_reference = $14, \
+                     updated_at = $24 \
+                   WHERE order_id = $1 AND idempotency_key = $32 AND state <> $29 \
+                     AND state <> $30 AND on_capture = $31 AND EXISTS (SELECT 1 FROM w) \
+                   RETURNING 1), ",
+            invoice_and_confirmation!("a"),
+            " SELECT (SELECT count(*) FROM w) AS written, \
+                   (SELECT count(*) FROM a) AS settled, \
+                   (SELECT count(*) FROM invoice) AS invoiced"
+        )),
         params,
     )
     .get_result(conn)?;
@@ -862,37 +883,14 @@ pub(crate) fn write_row_and_invoice(
         invoiced: i64,
     }
     let counts: Written = Prepared::new(
-        statement!(
-            "WITH w AS ( \
-               UPDATE shipments SET state = $3, gtg = $4, shipped = $5, carrier = $6, \
-                 service = $7, packages = $8, tracking = $9, return_slip_tracking = $10, \
-                 send_email = $11, capture_amount = $12, carries_shipping_fee = $13, \
-                 capture_reference = $14, updated_at = $16, shipped_at = $17, \
-                 needs_review = $18, internal_comment = $20 \
-               WHERE order_id = $1 AND number = $2 AND state = $22 \
-               RETURNING 1), \
-             invoice_number AS ( \
-               UPDATE counters SET value = value + 1 \
-               WHERE name = 'invoice_number' AND EXISTS (SELECT 1 FROM w) \
-               RETURNING value), \
-             invoice AS ( \
-               INSERT INTO invoices (number, order_id, shipment_number, amount, issued_at) \
-               SELECT value, $1, $2, $23, $24 FROM invoice_number \
-               RETURNING 1), \
-             outbox_id AS ( \
-               UPDATE counters SET value = value + 1 \
-               WHERE name = 'outbox_id' AND $25 = 1 AND EXISTS (SELECT 1 FROM w) \
-                 AND NOT EXISTS (SELECT 1 FROM outbox \
-                   WHERE order_id = $1 AND number = $2 AND kind = $26) \
-               RETURNING value), \
-             confirmation AS ( \
-               INSERT INTO outbox (id, order_id, number, kind, state, attempts, due_at, \
-                 created_at) \
-               SELECT value, $1, $2, $26, $27, 0, $24, $24 \
-               FROM outbox_id) \
-             SELECT (SELECT count(*) FROM w) AS written, \
-               (SELECT count(*) FROM invoice) AS invoiced"
-        ),
+        statement!(concat!(
+            "WITH w AS (",
+            write_row!(),
+            " RETURNING 1), ",
+            invoice_and_confirmation!("w"),
+            " SELECT (SELECT count(*) FROM w) AS written, \
+                   (SELECT count(*) FROM invoice) AS invoiced"
+        )),
         params,
     )
     .get_result(conn)?;
