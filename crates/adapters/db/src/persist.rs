@@ -79,13 +79,21 @@ pub(crate) fn decided_columns(change: &ShipmentChange, now: Timestamp) -> Vec<Pa
 }
 
 /// Every column a settle or complete decides, from a row the caller computed: the changes
-/// applied to the row read under the lock ([`apply_written`]) and complete's details.
-const WRITE_ROW: &str = "UPDATE shipments SET state = $3, gtg = $4, shipped = $5, \
-     carrier = $6, service = $7, packages = $8, tracking = $9, return_slip_tracking = $10, \
-     send_email = $11, capture_amount = $12, carries_shipping_fee = $13, \
-     capture_reference = $14, updated_at = $16, shipped_at = $17, needs_review = $18, \
-     internal_comment = $20 \
-     WHERE order_id = $1 AND number = $2 AND state = $22";
+/// applied to the row read under the lock ([`apply_written`]) and complete's details. A macro,
+/// so that PostgreSQL's statements that write the row with its invoice (`postgres.rs`) build on
+/// the same text; each adds its guards after it.
+macro_rules! write_row_sql {
+    () => {
+        "UPDATE shipments SET state = $3, gtg = $4, shipped = $5, carrier = $6, service = $7, \
+         packages = $8, tracking = $9, return_slip_tracking = $10, send_email = $11, \
+         capture_amount = $12, carries_shipping_fee = $13, capture_reference = $14, \
+         updated_at = $16, shipped_at = $17, needs_review = $18, internal_comment = $20 \
+         WHERE order_id = $1 AND number = $2 AND state = $22"
+    };
+}
+pub(crate) use write_row_sql;
+
+const WRITE_ROW: &str = write_row_sql!();
 
 /// Writes the shipment's row as computed by the caller from the changes it decided (one
 /// statement for several changes: a settle and the complete that waited for it), guarded by

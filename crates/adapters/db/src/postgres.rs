@@ -378,18 +378,6 @@ pub(crate) fn settle_attempt(
     }
 }
 
-/// `persist::write_row`'s update of a decided shipment row (`$1`..`$22` as it binds them), for
-/// the statements below that write the row with what follows from it; each adds its guards.
-macro_rules! write_row {
-    () => {
-        "UPDATE shipments SET state = $3, gtg = $4, shipped = $5, carrier = $6, service = $7, \
-         packages = $8, tracking = $9, return_slip_tracking = $10, send_email = $11, \
-         capture_amount = $12, carries_shipping_fee = $13, capture_reference = $14, \
-         updated_at = $16, shipped_at = $17, needs_review = $18, internal_comment = $20 \
-         WHERE order_id = $1 AND number = $2 AND state = $22"
-    };
-}
-
 /// The `WITH` clauses that number and write the invoice of `$23` issued at `$24` and, when
 /// `$25` is 1, queue the shipment's confirmation (kind `$26`, state `$27`) unless one is
 /// queued, once the clause named `$after` has written its row: `invoice` answers the invoice.
@@ -509,7 +497,7 @@ pub(crate) fn settle_with_changes_if_unchanged(
     let counts: Written = Prepared::new(
         statement!(concat!(
             "WITH w AS (",
-            write_row!(),
+            crate::persist::write_row_sql!(),
             " AND xmin::text = $28 RETURNING 1), \
                  a AS ( \
                    UPDATE capture_attempts SET state = $29, provider_reference = $14, \
@@ -885,7 +873,7 @@ pub(crate) fn write_row_and_invoice(
     let counts: Written = Prepared::new(
         statement!(concat!(
             "WITH w AS (",
-            write_row!(),
+            crate::persist::write_row_sql!(),
             " RETURNING 1), ",
             invoice_and_confirmation!("w"),
             " SELECT (SELECT count(*) FROM w) AS written, \
