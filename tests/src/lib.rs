@@ -10,8 +10,12 @@ use std::time::Duration;
 
 use consign_db::testing::{postgres_required, Throwaway};
 use consign_db::Database;
+use consign_documents::PdfRenderer;
+use consign_mail::FolderMailer;
 use consign_payments::SandboxGateway;
-use consign_server::{Application, Config};
+use consign_ports::Clock;
+use consign_server::{Application, Config, OsRandom};
+use consign_service::Ports;
 use serde_json::{json, Value};
 
 /// The API key every test app accepts.
@@ -98,6 +102,22 @@ pub fn spawn_app_with(backend: Backend, settings: &[(&str, &str)]) -> TestApp {
     let mut app = spawn_app_on(backend, &url, settings);
     app._db = Some(db);
     app
+}
+
+/// The service's ports on real adapters: `database` for every store, PDF documents, mail into
+/// a folder under the temporary directory named `mail`, OS randomness and `clock`. For tests
+/// that drive the service itself, with a gateway of their choosing.
+pub fn real_ports(database: &Database, mail: &str, clock: Arc<dyn Clock>) -> Ports {
+    Ports {
+        store: Arc::new(database.clone()),
+        returns: Arc::new(database.clone()),
+        keys: Arc::new(database.clone()),
+        idempotency: Arc::new(database.clone()),
+        renderer: Arc::new(PdfRenderer::new()),
+        mailer: Arc::new(FolderMailer::new(std::env::temp_dir().join(mail))),
+        clock,
+        ids: Arc::new(OsRandom),
+    }
 }
 
 /// Another instance on an existing database (`url`), as a second server behind a load balancer.

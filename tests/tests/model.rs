@@ -9,13 +9,12 @@ use std::sync::Arc;
 
 use consign_db::testing::Throwaway;
 use consign_db::Database;
-use consign_documents::PdfRenderer;
 use consign_domain::*;
-use consign_mail::FolderMailer;
 use consign_payments::{SandboxConfig, SandboxGateway};
 use consign_ports::*;
-use consign_server::{OsRandom, SystemClock};
-use consign_service::{Consign, Gateways, Ports, ServiceError, StoreSettings};
+use consign_server::SystemClock;
+use consign_service::{Consign, Gateways, ServiceError, StoreSettings};
+use consign_tests::real_ports;
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -101,18 +100,7 @@ impl Model {
 
 fn service(db: &Database, sandbox: Arc<SandboxGateway>) -> Consign {
     Consign::new(
-        Ports {
-            store: Arc::new(db.clone()),
-            returns: Arc::new(db.clone()),
-            keys: Arc::new(db.clone()),
-            idempotency: Arc::new(db.clone()),
-            renderer: Arc::new(PdfRenderer::new()),
-            mailer: Arc::new(FolderMailer::new(
-                std::env::temp_dir().join("consign-model-mail"),
-            )),
-            clock: Arc::new(SystemClock),
-            ids: Arc::new(OsRandom),
-        },
+        real_ports(db, "consign-model-mail", Arc::new(SystemClock)),
         Gateways::new().with(sandbox),
         StoreSettings {
             send_shipping_confirmation: false,

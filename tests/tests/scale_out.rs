@@ -7,12 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use consign_db::{Database, DbConfig};
-use consign_documents::PdfRenderer;
 use consign_domain::*;
-use consign_mail::FolderMailer;
 use consign_ports::*;
-use consign_server::{OsRandom, SystemClock};
-use consign_service::{Consign, Gateways, Ports, StoreSettings};
+use consign_server::SystemClock;
+use consign_service::{Consign, Gateways, StoreSettings};
 use consign_tests::*;
 use serde_json::json;
 
@@ -56,18 +54,7 @@ impl PaymentGateway for InspectingGateway {
 
 fn service(database: &Database, gateway: Arc<InspectingGateway>) -> Consign {
     Consign::new(
-        Ports {
-            store: Arc::new(database.clone()),
-            returns: Arc::new(database.clone()),
-            keys: Arc::new(database.clone()),
-            idempotency: Arc::new(database.clone()),
-            renderer: Arc::new(PdfRenderer::new()),
-            mailer: Arc::new(FolderMailer::new(
-                std::env::temp_dir().join("consign-test-mail"),
-            )),
-            clock: Arc::new(SystemClock),
-            ids: Arc::new(OsRandom),
-        },
+        real_ports(database, "consign-test-mail", Arc::new(SystemClock)),
         Gateways::new().with(gateway),
         StoreSettings::default(),
     )

@@ -3,6 +3,7 @@
 
 mod error;
 mod ids;
+mod lookup;
 mod money;
 mod order;
 mod plan;
@@ -12,6 +13,7 @@ mod state;
 
 pub use error::{OrderError, ShipmentError};
 pub use ids::{InvalidShipmentId, LineId, OrderId, ReturnId, ShipmentId};
+pub use lookup::CaptureFinding;
 pub use money::{Currency, Money, MoneyError};
 pub use order::{LineMove, Order, OrderLine, OrderProgress, PaymentAuthorization, TaxRate};
 pub use plan::{CapturePlan, Providers, ShipmentLine, ShipmentPlan, ShipmentRequest};

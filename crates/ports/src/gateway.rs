@@ -92,6 +92,26 @@ pub enum RefundLookup {
     },
 }
 
+/// What the provider has captured on one authorisation in all, for a capture attempt older than
+/// the provider keeps idempotency keys: replayed with its key, such an attempt could be captured
+/// a second time, so it is looked up instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CapturedTotal {
+    /// Everything captured on the authorisation so far.
+    Found {
+        /// The total captured, in the authorisation's currency.
+        captured: Money,
+        /// The provider's reference of its latest capture (a charge id), kept as the
+        /// reference of an attempt the total shows was made.
+        reference: String,
+    },
+    /// The lookup did not answer, or the provider cannot look captures up.
+    Unknown {
+        /// Why.
+        reason: String,
+    },
+}
+
 /// A payment provider's capture and refund API.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
@@ -112,6 +132,15 @@ pub trait PaymentGateway: Send + Sync {
     /// Refunds `request.amount` of what was captured. Must be safe to call again with the same
     /// key.
     async fn refund(&self, request: RefundRequest) -> RefundOutcome;
+
+    /// What the provider has captured on `authorization` in all, without capturing anything:
+    /// for a capture attempt older than the provider keeps idempotency keys.
+    async fn captured_total(&self, authorization: &PaymentAuthorization) -> CapturedTotal {
+        let _ = authorization;
+        CapturedTotal::Unknown {
+            reason: format!("provider {:?} cannot look captures up", self.name()),
+        }
+    }
 
     /// Looks the refund of `request` up at the provider by the metadata it was sent with,
     /// without making one: for an attempt older than the provider keeps idempotency keys.

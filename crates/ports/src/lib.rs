@@ -21,14 +21,15 @@ pub use documents::{
     OutboxKind, OutboxMessage, Seller,
 };
 pub use gateway::{
-    CaptureOutcome, CaptureRequest, PaymentGateway, RefundLookup, RefundOutcome, RefundRequest,
+    CaptureOutcome, CaptureRequest, CapturedTotal, PaymentGateway, RefundLookup, RefundOutcome,
+    RefundRequest,
 };
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, StoredAnswer};
 pub use keys::{ApiKeyId, ApiKeyInfo, KeyStore};
 pub use records::{
-    Address, CaptureAttempt, Customer, ImportedOrder, LineImport, OrderImport, OrderQuery,
-    OrderView, ShipmentChanges, ShipmentDetails, ShipmentListing, ShipmentQuery, ShipmentStatus,
-    ShipmentView, ShippingInfo, ShippingUpdate,
+    Address, CaptureAttempt, CaptureTally, Customer, ImportedOrder, LineImport, OrderImport,
+    OrderQuery, OrderView, ShipmentChanges, ShipmentDetails, ShipmentListing, ShipmentQuery,
+    ShipmentStatus, ShipmentView, ShippingInfo, ShippingUpdate,
 };
 pub use returns::{
     BeginRefund, CreditNote, RefundAttempt, RefundSettle, ReturnCreated, ReturnDetails,

@@ -123,6 +123,17 @@ pub struct CaptureAttempt {
     pub changes_waiting: bool,
 }
 
+/// Where the captures on an attempt's order stand in Consign's records, to compare with what
+/// the provider has captured on the authorisation (an attempt past the key window is looked up,
+/// not sent again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureTally {
+    /// The order's other attempts settled as captured, added up.
+    pub settled: Money,
+    /// How many other attempts on the order have no definite outcome yet.
+    pub others_open: usize,
+}
+
 /// A shipment as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShipmentView {

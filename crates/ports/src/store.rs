@@ -6,8 +6,8 @@ use consign_domain::{OrderError, OrderId, Providers, ShipmentError, ShipmentId, 
 
 use crate::clock::Timestamp;
 use crate::records::{
-    CaptureAttempt, ImportedOrder, OrderImport, OrderQuery, OrderView, ShipmentChanges,
-    ShipmentDetails, ShipmentListing, ShipmentQuery, ShipmentView,
+    CaptureAttempt, CaptureTally, ImportedOrder, OrderImport, OrderQuery, OrderView,
+    ShipmentChanges, ShipmentDetails, ShipmentListing, ShipmentQuery, ShipmentView,
 };
 
 /// Why a store call failed.
@@ -246,6 +246,10 @@ pub trait OrderStore: Send + Sync {
 
     /// How many other attempts on the same order have no definite outcome yet.
     async fn other_open_captures(&self, attempt: &CaptureAttempt) -> Result<usize, StoreError>;
+
+    /// The order's other attempts settled as captured, added up, and how many others are still
+    /// open: what the provider's total on the authorisation is compared with.
+    async fn capture_tally(&self, attempt: &CaptureAttempt) -> Result<CaptureTally, StoreError>;
 
     /// Capture attempts without a definite outcome (pending, unknown, needing review) last
     /// touched before `before`, oldest first.

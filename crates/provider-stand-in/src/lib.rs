@@ -2,7 +2,8 @@
 //!
 //! Test code, never part of the product: a stateful HTTP server on loopback that behaves like
 //! Stripe's capture API (`POST /v1/payment_intents/{id}/capture`) and refund API
-//! (`POST /v1/refunds`, and `GET /v1/refunds?payment_intent=` to look them up), so the real payment adapter and the real server binary can be tested
+//! (`POST /v1/refunds`, and `GET /v1/refunds?payment_intent=` to look them up) and
+//! `GET /v1/payment_intents/{id}` (what an intent has captured), so the real payment adapter and the real server binary can be tested
 //! against it. Refunds are kept in a ledger of their own, never above what was captured on the
 //! intent; intents whose id starts with `pi_norefund` answer every refund `failed`.
 //!
@@ -189,6 +190,14 @@ impl StandIn {
         self.lock().refunds.clone()
     }
 
+    /// Forgets every idempotency key answered so far, as Stripe does after 24 hours: a call
+    /// with such a key is then a new request.
+    pub fn forget_keys(&self) {
+        self.lock()
+            .keys
+            .retain(|_, state| matches!(state, KeyState::Running));
+    }
+
     /// Sum of all refunds, minor units.
     pub fn refunded_total(&self) -> i64 {
         self.lock().refunds.iter().map(|r| r.amount).sum()
@@ -201,6 +210,7 @@ impl StandIn {
 }
 
 struct Request {
+    method: String,
     path: String,
     authorization: String,
     idempotency_key: String,
@@ -225,7 +235,9 @@ async fn read_request(socket: &mut TcpStream) -> Option<Request> {
     };
     let head = String::from_utf8_lossy(&buffer[..header_end]).to_string();
     let mut lines = head.split("\r\n");
-    let path = lines.next()?.split(' ').nth(1)?.to_owned();
+    let mut request_line = lines.next()?.split(' ');
+    let method = request_line.next()?.to_owned();
+    let path = request_line.next()?.to_owned();
     let mut headers = HashMap::new();
     for line in lines {
         if let Some((name, value)) = line.split_once(':') {
@@ -244,6 +256,7 @@ async fn read_request(socket: &mut TcpStream) -> Option<Request> {
         buffer.extend_from_slice(&chunk[..n]);
     }
     Some(Request {
+        method,
         path,
         authorization: headers.get("authorization").cloned().unwrap_or_default(),
         idempotency_key: headers.get("idempotency-key").cloned().unwrap_or_default(),
@@ -352,6 +365,11 @@ fn begin(state: &Arc<Mutex<State>>, request: &Request) -> Begin {
         .map(|intent| Operation::Capture(intent.to_owned()));
     if let Some(query) = request.path.strip_prefix("/v1/refunds?") {
         return Begin::Answer(200, refund_list(&s, query));
+    }
+    if request.method == "GET" {
+        if let Some(intent) = request.path.strip_prefix("/v1/payment_intents/") {
+            return intent_answer(&s, intent);
+        }
     }
     let refund = (request.path == "/v1/refunds").then_some(Operation::Refund);
     let Some(operation) = capture.or(refund) else {
@@ -505,6 +523,39 @@ fn capture(s: &mut State, intent_id: &str, key: &str, form: &str) -> (u16, Strin
         200,
         json!({"id": intent_id, "object": "payment_intent", "status": status, "amount": authorised,
                "amount_received": captured, "latest_charge": charge})
+        .to_string(),
+    )
+}
+
+/// `GET /v1/payment_intents/{id}`: the intent with everything captured on it
+/// (`amount_received`) and its latest charge, as Stripe answers it.
+fn intent_answer(s: &State, intent_id: &str) -> Begin {
+    let Some(intent) = s.intents.get(intent_id) else {
+        return Begin::Answer(
+            404,
+            error(
+                "invalid_request_error",
+                "resource_missing",
+                &format!("No such payment_intent: '{intent_id}'"),
+            ),
+        );
+    };
+    let status = if intent.closed {
+        "succeeded"
+    } else {
+        "requires_capture"
+    };
+    let latest_charge = s
+        .ledger
+        .iter()
+        .rev()
+        .find(|c| c.intent == intent_id)
+        .map(|c| c.charge.clone());
+    Begin::Answer(
+        200,
+        json!({"id": intent_id, "object": "payment_intent", "status": status,
+               "amount": intent.amount, "amount_received": intent.captured,
+               "latest_charge": latest_charge})
         .to_string(),
     )
 }

@@ -7,7 +7,8 @@
 //!
 //! A crash or an unknown outcome between the steps leaves a pending attempt, which recovery
 //! replays with the same key: the provider answers the first result, so nothing is captured
-//! twice and nothing captured is lost.
+//! twice and nothing captured is lost. An attempt older than the provider keeps keys is looked
+//! up instead of replayed (`capture_lookup`).
 
 use consign_domain::{OrderId, ShipmentRequest, ShipmentState};
 use consign_ports::{
@@ -16,6 +17,7 @@ use consign_ports::{
 
 use crate::consign::Consign;
 use crate::error::ServiceError;
+use crate::key_window::KEY_WINDOW_MILLIS;
 
 /// The reference recorded for a capture of zero, which never reaches the provider.
 pub(crate) const ZERO_CAPTURE_REFERENCE: &str = "zero-amount";
@@ -95,7 +97,7 @@ impl Consign {
             tracing::info!(shipment = %attempt.shipment, "final capture waits for earlier captures on the authorisation");
             return Err(ServiceError::CaptureUnknown(attempt.shipment));
         }
-        let outcome = self.call_gateway(attempt).await;
+        let outcome = self.capture_outcome(attempt).await;
         crate::failpoints::reached("after-capture").await;
         fail::fail_point!("after-capture");
         let settle = match outcome {
@@ -155,6 +157,18 @@ impl Consign {
             Err(error) => {
                 tracing::error!(shipment = %attempt.shipment, %reason, %error, "capture outcome unknown and not recorded")
             }
+        }
+    }
+
+    /// The provider's answer for an attempt: sent with its key, or, once the attempt is older
+    /// than the provider keeps keys, looked up (the same key could then capture it again).
+    async fn capture_outcome(&self, attempt: &CaptureAttempt) -> CaptureOutcome {
+        let age = self.clock.now().0 - attempt.created_at.0;
+        // A zero capture never reaches the provider: there is nothing to look up.
+        if age > KEY_WINDOW_MILLIS && attempt.amount.minor() != 0 {
+            self.look_up_capture(attempt, age).await
+        } else {
+            self.call_gateway(attempt).await
         }
     }
 

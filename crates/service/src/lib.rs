@@ -6,6 +6,7 @@
 //! objects by the server crate.
 #![deny(missing_docs)]
 
+mod capture_lookup;
 mod consign;
 mod create_shipment;
 mod documents;
@@ -15,6 +16,7 @@ mod gateways;
 mod idempotency;
 mod import_order;
 mod key_cache;
+mod key_window;
 mod keys;
 mod recovery;
 mod returns;
@@ -29,8 +31,6 @@ pub use error::ServiceError;
 pub use failpoints::install_fail_points_from_env;
 pub use gateways::Gateways;
 pub use idempotency::{KEEP_ANSWERS_MILLIS, TAKEOVER_AFTER_MILLIS};
+pub use key_window::{KEY_WINDOW_MILLIS, REPLAY_MARGIN_MILLIS};
 pub use recovery::RecoveryReport;
-pub use returns::{
-    CostAsk, RefundRecoveryReport, RefundResult, ReturnAsk, ReturnOutcome, KEY_WINDOW_MILLIS,
-    REPLAY_MARGIN_MILLIS,
-};
+pub use returns::{CostAsk, RefundRecoveryReport, RefundResult, ReturnAsk, ReturnOutcome};

@@ -20,6 +20,7 @@ use consign_ports::{
 use crate::consign::Consign;
 use crate::create_shipment::{REVIEW_AFTER_PASSES, ZERO_CAPTURE_REFERENCE};
 use crate::error::ServiceError;
+use crate::key_window::{KEY_WINDOW_MILLIS, REPLAY_MARGIN_MILLIS};
 
 /// A cost of a return as the request gives it: the amount is still text, read in the order's
 /// currency once the store has it.
@@ -419,15 +420,6 @@ impl Consign {
         gateway.refund(refund_request(attempt)).await
     }
 }
-
-/// Providers keep idempotency keys for at least 24 hours (Stripe); an attempt older than half
-/// that is looked up, never sent again.
-pub const KEY_WINDOW_MILLIS: i64 = 12 * 3_600_000;
-
-/// How long past the key window a refund the provider does not have is still treated as
-/// unknown: longer than any replay started inside the window can take (a request's timeout
-/// times its retries is minutes).
-pub const REPLAY_MARGIN_MILLIS: i64 = 3_600_000;
 
 /// The provider request of an attempt, with metadata naming the order, the return and the
 /// attempt's key, by which the refund can be found again.

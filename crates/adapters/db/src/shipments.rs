@@ -7,7 +7,8 @@ use consign_domain::{
     ShipmentId, ShipmentRequest, ShipmentState,
 };
 use consign_ports::{
-    CaptureAttempt, Reservation, SettleOutcome, ShipmentDetails, ShipmentView, Timestamp,
+    CaptureAttempt, CaptureTally, Reservation, SettleOutcome, ShipmentDetails, ShipmentView,
+    Timestamp,
 };
 use diesel::prelude::*;
 
@@ -913,6 +914,34 @@ pub(crate) fn record_unknown(
             write_change(conn, &change, None, now)?;
         }
         Ok(review)
+    })
+}
+
+/// The order's other attempts settled as captured, added up in the attempt's currency, and how
+/// many others are open: what an attempt past the key window is looked up against.
+pub(crate) fn capture_tally(
+    conn: &mut AnyConnection,
+    attempt: &CaptureAttempt,
+) -> Result<CaptureTally, DbError> {
+    let others = capture_attempts::table
+        .filter(capture_attempts::order_id.eq(attempt.shipment.order.0))
+        .filter(capture_attempts::idempotency_key.ne(&attempt.idempotency_key));
+    let captured: Vec<i64> = others
+        .filter(capture_attempts::state.eq(ATTEMPT_SUCCEEDED))
+        .select(capture_attempts::amount)
+        .load(conn)?;
+    let currency = attempt.amount.currency();
+    let settled = captured
+        .into_iter()
+        .try_fold(Money::zero(currency), |sum, minor| {
+            sum.plus(Money::from_minor(minor, currency))
+        })
+        .map_err(|e| {
+            DbError::Corrupt(format!("captures of order {}: {e}", attempt.shipment.order))
+        })?;
+    Ok(CaptureTally {
+        settled,
+        others_open: other_open_captures(conn, attempt)?,
     })
 }
 

@@ -3,9 +3,10 @@
 use async_trait::async_trait;
 use consign_domain::{OrderId, Providers, ShipmentId, ShipmentLine, ShipmentRequest};
 use consign_ports::{
-    BeginCapture, CaptureAttempt, ImportedOrder, Invoice, OrderImport, OrderQuery, OrderStore,
-    OrderView, OutboxMessage, Reservation, SettleOutcome, ShipmentChanges, ShipmentDetails,
-    ShipmentListing, ShipmentQuery, ShipmentView, StoreError, StoreStats, Timestamp,
+    BeginCapture, CaptureAttempt, CaptureTally, ImportedOrder, Invoice, OrderImport, OrderQuery,
+    OrderStore, OrderView, OutboxMessage, Reservation, SettleOutcome, ShipmentChanges,
+    ShipmentDetails, ShipmentListing, ShipmentQuery, ShipmentView, StoreError, StoreStats,
+    Timestamp,
 };
 
 use crate::config::Backend;
@@ -288,6 +289,13 @@ impl OrderStore for Database {
         let attempt = attempt.clone();
         Ok(self
             .run_short_read(move |conn| shipments::other_open_captures(conn, &attempt))
+            .await?)
+    }
+
+    async fn capture_tally(&self, attempt: &CaptureAttempt) -> Result<CaptureTally, StoreError> {
+        let attempt = attempt.clone();
+        Ok(self
+            .run_short_read(move |conn| shipments::capture_tally(conn, &attempt))
             .await?)
     }
 

@@ -661,6 +661,84 @@ async fn other_open_captures_counts_the_orders_unsettled_attempts() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_tally_adds_the_orders_other_captured_attempts_and_counts_the_open_ones() {
+    each_backend(|t| async move {
+        let order =
+            t.db.import_order(import(Some(16), "a@example.com", "auth"), Timestamp(1))
+                .await
+                .unwrap()
+                .order;
+        let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
+        let mut attempts = Vec::new();
+        for (at, lines) in [(2, vec![(l1, 1)]), (3, vec![(l2, 1)]), (4, vec![(l1, 1)])] {
+            attempts.push(
+                t.db.reserve_shipment(
+                    order.id(),
+                    ship(&lines, true),
+                    Providers::any(),
+                    ShipmentDetails::default(),
+                    None,
+                    Timestamp(at),
+                )
+                .await
+                .unwrap()
+                .attempt
+                .unwrap(),
+            );
+        }
+        let (captured, declined, looked_up) = (&attempts[0], &attempts[1], &attempts[2]);
+        let zero = Money::zero(looked_up.amount.currency());
+        assert_eq!(
+            t.db.capture_tally(looked_up).await.unwrap(),
+            CaptureTally {
+                settled: zero,
+                others_open: 2
+            },
+            "{}",
+            t.name
+        );
+        t.db.settle_capture(
+            captured,
+            SettleOutcome::Captured {
+                reference: "ch_1".into(),
+            },
+            Timestamp(5),
+        )
+        .await
+        .unwrap();
+        t.db.settle_capture(
+            declined,
+            SettleOutcome::Declined {
+                code: "card_declined".into(),
+                message: "declined".into(),
+            },
+            Timestamp(6),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            t.db.capture_tally(looked_up).await.unwrap(),
+            CaptureTally {
+                settled: captured.amount,
+                others_open: 0
+            },
+            "{}: only the captured attempt counts, and never the one looked up",
+            t.name
+        );
+        assert_eq!(
+            t.db.capture_tally(captured).await.unwrap(),
+            CaptureTally {
+                settled: zero,
+                others_open: 1
+            },
+            "{}",
+            t.name
+        );
+    })
+    .await;
+}
+
 /// On SQLite the writer thread commits queued writes together, each in a savepoint: a refused
 /// write must roll back only itself (its counter bumps and customer included), never its
 /// neighbours. On PostgreSQL the same holds with one transaction each.

@@ -20,8 +20,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use consign_domain::{Money, PaymentAuthorization};
 use consign_ports::{
-    CaptureOutcome, CaptureRequest, PaymentGateway, RefundLookup, RefundOutcome, RefundRequest,
+    CaptureOutcome, CaptureRequest, CapturedTotal, PaymentGateway, RefundLookup, RefundOutcome,
+    RefundRequest,
 };
 
 /// Idempotency keys the sandbox remembers, per kind (captures, refunds): past this the oldest
@@ -110,6 +112,9 @@ enum CaptureAnswer {
 /// What the sandbox remembers, and its running totals.
 struct Books<V> {
     memory: Memory<V>,
+    /// Minor units captured per authorisation reference, for the lookup of a capture past the
+    /// key window; bounded like the keys, and a reference forgotten is unknown, never zero.
+    per_authorization: Memory<i64>,
     /// First-time successes so far, and their minor units (forgotten keys included).
     count: u64,
     minor: i64,
@@ -119,6 +124,7 @@ impl<V: Clone> Books<V> {
     fn new(capacity: usize) -> Self {
         Books {
             memory: Memory::new(capacity),
+            per_authorization: Memory::new(capacity),
             count: 0,
             minor: 0,
         }
@@ -191,6 +197,8 @@ impl PaymentGateway for SandboxGateway {
             Some(CaptureAnswer::Seen) => false,
             None => true,
         };
+        let so_far = books.per_authorization.get(reference).copied().unwrap_or(0);
+        books.per_authorization.insert(reference, so_far);
         if reference.starts_with(&self.config.decline_prefix) {
             books.memory.insert(key, CaptureAnswer::Declined);
             return declined();
@@ -204,6 +212,7 @@ impl PaymentGateway for SandboxGateway {
         }
         let minor = request.amount.minor();
         books.memory.insert(key, CaptureAnswer::Captured { minor });
+        books.per_authorization.insert(reference, so_far + minor);
         books.count += 1;
         books.minor += minor;
         captured(key, minor)
@@ -264,6 +273,19 @@ impl PaymentGateway for SandboxGateway {
         outcome
     }
 
+    async fn captured_total(&self, authorization: &PaymentAuthorization) -> CapturedTotal {
+        let books = self.captures.lock().unwrap_or_else(|p| p.into_inner());
+        match books.per_authorization.get(&authorization.reference) {
+            Some(minor) => CapturedTotal::Found {
+                captured: Money::from_minor(*minor, authorization.amount.currency()),
+                reference: format!("sbx_{}:{minor}", authorization.reference),
+            },
+            None => CapturedTotal::Unknown {
+                reason: "sandbox: no capture on this authorisation remembered".into(),
+            },
+        }
+    }
+
     async fn find_refund(&self, request: RefundRequest) -> RefundLookup {
         let books = self.refunds.lock().unwrap_or_else(|p| p.into_inner());
         match books.memory.get(&request.idempotency_key) {
@@ -292,7 +314,6 @@ fn declined() -> CaptureOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use consign_domain::{Money, PaymentAuthorization};
 
     fn request(reference: &str, key: &str) -> CaptureRequest {
         let sek = "SEK".parse().unwrap();
@@ -393,5 +414,36 @@ mod tests {
         let replay = sandbox.capture(request("timeout-1", "k1")).await;
         assert!(matches!(replay, CaptureOutcome::Captured { .. }));
         assert_eq!(sandbox.captured_minor(), 2_500);
+    }
+
+    fn total(found: CapturedTotal) -> Option<i64> {
+        match found {
+            CapturedTotal::Found { captured, .. } => Some(captured.minor()),
+            CapturedTotal::Unknown { .. } => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_authorisations_captured_total_is_what_its_keys_captured_and_unknown_once_forgotten()
+    {
+        let sandbox = SandboxGateway::remembering(SandboxConfig::default(), 2);
+        let auth = |reference: &str| request(reference, "").authorization;
+        assert_eq!(total(sandbox.captured_total(&auth("auth-1")).await), None);
+        sandbox.capture(request("auth-1", "k1")).await;
+        sandbox.capture(request("auth-1", "k1")).await;
+        sandbox.capture(request("auth-1", "k2")).await;
+        assert_eq!(
+            total(sandbox.captured_total(&auth("auth-1")).await),
+            Some(5_000)
+        );
+        // A first call that answered "unknown" captured nothing: the total says so.
+        sandbox.capture(request("timeout-1", "k3")).await;
+        assert_eq!(
+            total(sandbox.captured_total(&auth("timeout-1")).await),
+            Some(0)
+        );
+        // Past its memory the sandbox does not know, which is not the same as nothing captured.
+        sandbox.capture(request("auth-3", "k4")).await;
+        assert_eq!(total(sandbox.captured_total(&auth("auth-1")).await), None);
     }
 }

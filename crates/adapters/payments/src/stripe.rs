@@ -1,5 +1,6 @@
 //! Stripe: capture a PaymentIntent (`POST /v1/payment_intents/{id}/capture`) and refund part of
-//! what it captured (`POST /v1/refunds`).
+//! what it captured (`POST /v1/refunds`); look up what an intent has captured
+//! (`GET /v1/payment_intents/{id}`) and the refunds made on it (`GET /v1/refunds`).
 //!
 //! Every call carries the attempt's `Idempotency-Key`, so any retry (ours now, or recovery's
 //! later) gets the first answer and never captures twice. Only failures that leave the outcome
@@ -10,8 +11,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use consign_domain::{Money, PaymentAuthorization};
 use consign_ports::{
-    CaptureOutcome, CaptureRequest, PaymentGateway, RefundLookup, RefundOutcome, RefundRequest,
+    CaptureOutcome, CaptureRequest, CapturedTotal, PaymentGateway, RefundLookup, RefundOutcome,
+    RefundRequest,
 };
 use serde_json::Value;
 
@@ -268,34 +271,73 @@ impl PaymentGateway for StripeGateway {
             "{}/v1/refunds?payment_intent={intent}&limit=100",
             self.config.api_base.trim_end_matches('/')
         );
+        match self.get_json(&url).await {
+            Ok(body) => find_in_list(&body, &request.idempotency_key),
+            Err(reason) => RefundLookup::Unknown { reason },
+        }
+    }
+
+    /// `GET /v1/payment_intents/{id}`: its `amount_received`, everything captured on it (the
+    /// partial captures of a multicapture intent added up), and its `latest_charge`.
+    async fn captured_total(&self, authorization: &PaymentAuthorization) -> CapturedTotal {
+        let intent: String =
+            form_urlencoded::byte_serialize(authorization.reference.as_bytes()).collect();
+        let url = format!(
+            "{}/v1/payment_intents/{intent}",
+            self.config.api_base.trim_end_matches('/')
+        );
+        match self.get_json(&url).await {
+            Ok(body) => read_captured_total(&body, authorization),
+            Err(reason) => CapturedTotal::Unknown { reason },
+        }
+    }
+}
+
+/// The captured total of a PaymentIntent answer, in the authorisation's currency; unknown when
+/// the answer is not that intent or names another currency.
+fn read_captured_total(body: &Value, authorization: &PaymentAuthorization) -> CapturedTotal {
+    let currency = authorization.amount.currency();
+    let unknown = |reason: &str| CapturedTotal::Unknown {
+        reason: reason.to_owned(),
+    };
+    if body["id"].as_str() != Some(authorization.reference.as_str()) {
+        return unknown("the lookup answered another object than the payment intent");
+    }
+    let Some(received) = body["amount_received"].as_i64() else {
+        return unknown("the payment intent has no amount_received");
+    };
+    if let Some(code) = body["currency"].as_str() {
+        if !code.eq_ignore_ascii_case(currency.code()) {
+            return unknown("the payment intent is in another currency than the order");
+        }
+    }
+    CapturedTotal::Found {
+        captured: Money::from_minor(received, currency),
+        reference: body["latest_charge"]
+            .as_str()
+            .unwrap_or(authorization.reference.as_str())
+            .to_owned(),
+    }
+}
+
+impl StripeGateway {
+    /// A `GET` of one of Stripe's objects, read as JSON; why not, when it did not answer 2xx.
+    async fn get_json(&self, url: &str) -> Result<Value, String> {
         let answer = self
             .client
-            .get(&url)
+            .get(url)
             .bearer_auth(&self.config.secret_key)
             .send()
             .await;
         let response = match answer {
             Ok(response) if response.status().is_success() => response,
-            Ok(response) => {
-                return RefundLookup::Unknown {
-                    reason: format!("the refund lookup answered {}", response.status()),
-                }
-            }
-            Err(error) => {
-                return RefundLookup::Unknown {
-                    reason: format!("network: {error}"),
-                }
-            }
+            Ok(response) => return Err(format!("the lookup answered {}", response.status())),
+            Err(error) => return Err(format!("network: {error}")),
         };
-        let body: Value = match response.text().await {
-            Ok(text) => serde_json::from_str(&text).unwrap_or(Value::Null),
-            Err(error) => {
-                return RefundLookup::Unknown {
-                    reason: format!("reading the lookup: {error}"),
-                }
-            }
-        };
-        find_in_list(&body, &request.idempotency_key)
+        match response.text().await {
+            Ok(text) => Ok(serde_json::from_str(&text).unwrap_or(Value::Null)),
+            Err(error) => Err(format!("reading the lookup: {error}")),
+        }
     }
 }
 

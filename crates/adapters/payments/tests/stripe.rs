@@ -5,7 +5,8 @@ use std::time::Duration;
 use consign_domain::{Money, PaymentAuthorization};
 use consign_payments::{StripeConfig, StripeGateway};
 use consign_ports::{
-    CaptureOutcome, CaptureRequest, PaymentGateway, RefundLookup, RefundOutcome, RefundRequest,
+    CaptureOutcome, CaptureRequest, CapturedTotal, PaymentGateway, RefundLookup, RefundOutcome,
+    RefundRequest,
 };
 use consign_provider_stand_in::{Fault, StandIn, SECRET_KEY};
 
@@ -373,4 +374,48 @@ async fn a_refund_past_the_key_window_is_found_by_its_metadata_and_an_absent_one
         "a lookup refunds nothing"
     );
     assert_eq!(stand_in.refunded_total(), 1_500);
+}
+
+fn total(found: CapturedTotal) -> Option<(i64, String)> {
+    match found {
+        CapturedTotal::Found {
+            captured,
+            reference,
+        } => Some((captured.minor(), reference)),
+        CapturedTotal::Unknown { .. } => None,
+    }
+}
+
+#[tokio::test]
+async fn an_intents_captured_total_adds_its_partial_captures_and_captures_nothing() {
+    let stand_in = StandIn::start().await;
+    stand_in.authorize("pi_t1", 10_000, true);
+    let stripe = gateway(&stand_in, |c| c.multicapture = true);
+    let authorization = capture("pi_t1", 0, "", false).authorization;
+    assert_eq!(
+        total(stripe.captured_total(&authorization).await),
+        Some((0, "pi_t1".into())),
+        "nothing captured yet"
+    );
+    assert!(is_captured(
+        &stripe.capture(capture("pi_t1", 3_000, "t1", false)).await
+    ));
+    // A capture whose answer was lost still counts: it was made.
+    stand_in.inject([
+        Fault::DropAfterProcessing,
+        Fault::DropAfterProcessing,
+        Fault::DropAfterProcessing,
+    ]);
+    let lost = stripe.capture(capture("pi_t1", 2_500, "t2", false)).await;
+    assert!(matches!(lost, CaptureOutcome::Unknown { .. }), "{lost:?}");
+    assert_eq!(
+        total(stripe.captured_total(&authorization).await),
+        Some((5_500, "ch_2".into()))
+    );
+    assert_eq!(stand_in.ledger().len(), 2, "a lookup captures nothing");
+    // An intent the provider does not have, or a key it refuses, is unknown, never zero.
+    let missing = capture("pi_missing", 0, "", false).authorization;
+    assert_eq!(total(stripe.captured_total(&missing).await), None);
+    let refused = gateway(&stand_in, |c| c.secret_key = "sk_test_wrong".into());
+    assert_eq!(total(refused.captured_total(&authorization).await), None);
 }

@@ -1,0 +1,214 @@
+//! A capture whose outcome stays unknown for longer than the provider keeps idempotency keys:
+//! the service, the real store and the real Stripe adapter against the provider stand-in, with
+//! a clock the test moves forward and a stand-in that forgets its keys, as Stripe does after a
+//! day. Replaying such a capture with its key would capture it again; it must be looked up.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use consign_db::{Database, DbConfig};
+use consign_domain::*;
+use consign_payments::{StripeConfig, StripeGateway};
+use consign_ports::*;
+use consign_provider_stand_in::{Fault, StandIn, SECRET_KEY};
+use consign_service::{
+    Consign, Gateways, ServiceError, StoreSettings, KEY_WINDOW_MILLIS, REPLAY_MARGIN_MILLIS,
+};
+use consign_tests::*;
+
+const HOUR: i64 = 3_600_000;
+
+/// A clock the test moves.
+struct MovableClock(AtomicI64);
+
+impl Clock for MovableClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}
+
+impl MovableClock {
+    fn forward(&self, millis: i64) {
+        self.0.fetch_add(millis, Ordering::SeqCst);
+    }
+}
+
+struct Rig {
+    consign: Consign,
+    stand_in: StandIn,
+    clock: Arc<MovableClock>,
+    _db: consign_db::testing::Throwaway,
+}
+
+async fn rig(backend: Backend) -> Rig {
+    let db = throwaway(backend);
+    let database = Database::open(&DbConfig::from_url(&db.url)).unwrap();
+    let stand_in = StandIn::start().await;
+    let mut config = StripeConfig::new(SECRET_KEY);
+    config.api_base = stand_in.url.clone();
+    config.multicapture = true;
+    config.timeout = Duration::from_millis(500);
+    config.backoff = Duration::from_millis(5);
+    let stripe = Arc::new(StripeGateway::new(config).unwrap());
+    let clock = Arc::new(MovableClock(AtomicI64::new(1_800_000_000_000)));
+    let consign = Consign::new(
+        real_ports(&database, "consign-test-mail", clock.clone()),
+        Gateways::new().with(stripe),
+        StoreSettings::default(),
+    );
+    Rig {
+        consign,
+        stand_in,
+        clock,
+        _db: db,
+    }
+}
+
+/// An order of two lines (100.00 and 50.00, no fee) paid by the multicapture intent `pi_kw`.
+async fn order(rig: &Rig) -> (OrderId, LineId, LineId) {
+    let sek: Currency = "SEK".parse().unwrap();
+    rig.stand_in.authorize("pi_kw", 15_000, true);
+    let line = |sku: &str, minor| LineImport {
+        sku: sku.into(),
+        name: sku.into(),
+        unit_price: Money::from_minor(minor, sek),
+        tax_rate: TaxRate(2500),
+        quantity: 1,
+    };
+    let order = rig
+        .consign
+        .import_order(OrderImport {
+            id: Some(OrderId(71)),
+            currency: sek,
+            customer: Customer {
+                email: "a@example.com".into(),
+                ..Customer::default()
+            },
+            lines: vec![line("A", 10_000), line("B", 5_000)],
+            shipping_fee: Money::zero(sek),
+            payment: Some(PaymentAuthorization {
+                provider: "stripe".into(),
+                reference: "pi_kw".into(),
+                amount: Money::from_minor(15_000, sek),
+            }),
+        })
+        .await
+        .unwrap()
+        .order;
+    let lines = order.lines();
+    (order.id(), lines[0].line_id(), lines[1].line_id())
+}
+
+async fn ship(rig: &Rig, order: OrderId, line: LineId) -> Result<ShipmentView, ServiceError> {
+    let request = ShipmentRequest {
+        lines: vec![ShipmentLine {
+            line_id: line,
+            quantity: 1,
+        }],
+        capture: true,
+        deduct_previous_costs: false,
+    };
+    rig.consign
+        .create_shipment(order, request, ShipmentDetails::default(), None)
+        .await
+}
+
+/// Ships line A (captured), then line B with every answer of its capture lost in the way
+/// `fault` says (the Stripe adapter tries three times): B's outcome is unknown.
+async fn one_settled_and_one_lost(rig: &Rig, fault: Fault) -> (OrderId, LineId, ShipmentId) {
+    let (order, a, b) = order(rig).await;
+    let first = ship(rig, order, a).await.unwrap();
+    assert_eq!(first.state, ShipmentState::Captured);
+    rig.stand_in
+        .inject([fault.clone(), fault.clone(), fault.clone()]);
+    let lost = ship(rig, order, b).await;
+    let Err(ServiceError::CaptureUnknown(second)) = lost else {
+        panic!("expected an unknown outcome, got {lost:?}");
+    };
+    (order, b, second)
+}
+
+async fn state_of(rig: &Rig, shipment: ShipmentId) -> Option<ShipmentState> {
+    rig.consign
+        .get_shipment(shipment, None)
+        .await
+        .ok()
+        .map(|listing| listing.shipment.state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_made_but_unanswered_past_the_key_window_is_found_and_never_made_twice() {
+    for backend in backends() {
+        let rig = rig(backend).await;
+        let (_, _, second) = one_settled_and_one_lost(&rig, Fault::DropAfterProcessing).await;
+        assert_eq!(
+            rig.stand_in.ledger().len(),
+            2,
+            "{backend:?}: the provider did capture B"
+        );
+        // A day later the provider has forgotten the key: sent again, it would be a new capture.
+        rig.clock.forward(25 * HOUR);
+        rig.stand_in.forget_keys();
+        let report = rig.consign.recover_pending_captures(0).await.unwrap();
+        assert_eq!(
+            (report.examined, report.captured),
+            (1, 1),
+            "{backend:?}: {report:?}"
+        );
+        assert_eq!(
+            rig.stand_in.ledger().len(),
+            2,
+            "{backend:?}: captured twice: {:?}",
+            rig.stand_in.ledger()
+        );
+        assert_eq!(rig.stand_in.captured_total(), 15_000, "{backend:?}");
+        assert_eq!(
+            state_of(&rig, second).await,
+            Some(ShipmentState::Captured),
+            "{backend:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_never_made_past_the_key_window_is_declined_after_the_margin_and_never_sent() {
+    for backend in backends() {
+        let rig = rig(backend).await;
+        let (order, line_b, second) =
+            one_settled_and_one_lost(&rig, Fault::DropBeforeProcessing).await;
+        assert_eq!(
+            rig.stand_in.ledger().len(),
+            1,
+            "{backend:?}: B was never captured"
+        );
+        // Just past the window a replay with the key may still be on its way: it stays open.
+        rig.clock.forward(KEY_WINDOW_MILLIS + 1);
+        rig.stand_in.forget_keys();
+        let report = rig.consign.recover_pending_captures(0).await.unwrap();
+        assert_eq!(
+            (report.examined, report.unresolved),
+            (1, 1),
+            "{backend:?}: {report:?}"
+        );
+        assert_eq!(
+            state_of(&rig, second).await,
+            Some(ShipmentState::CapturePending),
+            "{backend:?}"
+        );
+        // Past the margin it is settled as the provider has it: not captured, the shipment
+        // voided and its units free to ship again. The provider was only asked, never sent it.
+        rig.clock.forward(REPLAY_MARGIN_MILLIS);
+        let report = rig.consign.recover_pending_captures(0).await.unwrap();
+        assert_eq!(
+            (report.examined, report.declined),
+            (1, 1),
+            "{backend:?}: {report:?}"
+        );
+        assert_eq!(rig.stand_in.ledger().len(), 1, "{backend:?}");
+        assert_eq!(state_of(&rig, second).await, None, "{backend:?}: voided");
+        let again = ship(&rig, order, line_b).await.unwrap();
+        assert_eq!(again.state, ShipmentState::Captured, "{backend:?}");
+        assert_eq!(rig.stand_in.captured_total(), 15_000, "{backend:?}");
+    }
+}
