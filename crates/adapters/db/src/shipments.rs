@@ -923,25 +923,28 @@ pub(crate) fn capture_tally(
     conn: &mut AnyConnection,
     attempt: &CaptureAttempt,
 ) -> Result<CaptureTally, DbError> {
-    let others = capture_attempts::table
+    let others: Vec<(String, i64)> = capture_attempts::table
         .filter(capture_attempts::order_id.eq(attempt.shipment.order.0))
-        .filter(capture_attempts::idempotency_key.ne(&attempt.idempotency_key));
-    let captured: Vec<i64> = others
-        .filter(capture_attempts::state.eq(ATTEMPT_SUCCEEDED))
-        .select(capture_attempts::amount)
+        .filter(capture_attempts::idempotency_key.ne(&attempt.idempotency_key))
+        .select((capture_attempts::state, capture_attempts::amount))
         .load(conn)?;
     let currency = attempt.amount.currency();
-    let settled = captured
-        .into_iter()
-        .try_fold(Money::zero(currency), |sum, minor| {
-            sum.plus(Money::from_minor(minor, currency))
+    let settled = others
+        .iter()
+        .filter(|(state, _)| state == ATTEMPT_SUCCEEDED)
+        .try_fold(Money::zero(currency), |sum, (_, minor)| {
+            sum.plus(Money::from_minor(*minor, currency))
         })
         .map_err(|e| {
             DbError::Corrupt(format!("captures of order {}: {e}", attempt.shipment.order))
         })?;
+    let others_open = others
+        .iter()
+        .filter(|(state, _)| ATTEMPT_OPEN.contains(&state.as_str()))
+        .count();
     Ok(CaptureTally {
         settled,
-        others_open: other_open_captures(conn, attempt)?,
+        others_open,
     })
 }
 

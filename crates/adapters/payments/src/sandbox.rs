@@ -198,14 +198,15 @@ impl PaymentGateway for SandboxGateway {
             None => true,
         };
         let so_far = books.per_authorization.get(reference).copied().unwrap_or(0);
-        books.per_authorization.insert(reference, so_far);
         if reference.starts_with(&self.config.decline_prefix) {
             books.memory.insert(key, CaptureAnswer::Declined);
             return declined();
         }
         if reference.starts_with(&self.config.timeout_prefix) && first_call {
-            // Remember that the first call happened, but answer nothing definite yet.
+            // Remember that the first call happened, but answer nothing definite yet: nothing
+            // was captured, which a lookup of the authorisation must be able to tell.
             books.memory.insert(key, CaptureAnswer::Seen);
+            books.per_authorization.insert(reference, so_far);
             return CaptureOutcome::Unknown {
                 reason: "sandbox: simulated provider timeout".into(),
             };

@@ -148,6 +148,25 @@ impl StripeGateway {
         classify(status, &body)
     }
 
+    /// A `GET` of one of Stripe's objects, read as JSON; why not, when it did not answer 2xx.
+    async fn get_json(&self, url: &str) -> Result<Value, String> {
+        let answer = self
+            .client
+            .get(url)
+            .bearer_auth(&self.config.secret_key)
+            .send()
+            .await;
+        let response = match answer {
+            Ok(response) if response.status().is_success() => response,
+            Ok(response) => return Err(format!("the lookup answered {}", response.status())),
+            Err(error) => return Err(format!("network: {error}")),
+        };
+        match response.text().await {
+            Ok(text) => Ok(serde_json::from_str(&text).unwrap_or(Value::Null)),
+            Err(error) => Err(format!("reading the lookup: {error}")),
+        }
+    }
+
     fn backoff(&self, retry: u32) -> Duration {
         let base = self
             .config
@@ -317,27 +336,6 @@ fn read_captured_total(body: &Value, authorization: &PaymentAuthorization) -> Ca
             .as_str()
             .unwrap_or(authorization.reference.as_str())
             .to_owned(),
-    }
-}
-
-impl StripeGateway {
-    /// A `GET` of one of Stripe's objects, read as JSON; why not, when it did not answer 2xx.
-    async fn get_json(&self, url: &str) -> Result<Value, String> {
-        let answer = self
-            .client
-            .get(url)
-            .bearer_auth(&self.config.secret_key)
-            .send()
-            .await;
-        let response = match answer {
-            Ok(response) if response.status().is_success() => response,
-            Ok(response) => return Err(format!("the lookup answered {}", response.status())),
-            Err(error) => return Err(format!("network: {error}")),
-        };
-        match response.text().await {
-            Ok(text) => Ok(serde_json::from_str(&text).unwrap_or(Value::Null)),
-            Err(error) => Err(format!("reading the lookup: {error}")),
-        }
     }
 }
 
