@@ -212,3 +212,56 @@ async fn a_capture_never_made_past_the_key_window_is_declined_after_the_margin_a
         assert_eq!(rig.stand_in.captured_total(), 15_000, "{backend:?}");
     }
 }
+
+/// Line A's capture is made but unanswered; line B, shipped a minute later, completes the order
+/// and so closes the authorisation: it waits for A. Past the window A is looked up. B, which
+/// waited, was never sent and cannot be in the provider's total, so it must not keep A
+/// undecided (each would wait for the other for ever, A's money taken and never recorded).
+/// B itself is then past the window too and never sent: not made, it is declined and shipped
+/// again, as any capture not made past the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_capture_waiting_behind_a_lost_one_neither_blocks_its_lookup_nor_is_sent_late() {
+    for backend in backends() {
+        let rig = rig(backend).await;
+        let (order, a, b) = order(&rig).await;
+        let fault = Fault::DropAfterProcessing;
+        rig.stand_in
+            .inject([fault.clone(), fault.clone(), fault.clone()]);
+        let Err(ServiceError::CaptureUnknown(first)) = ship(&rig, order, a).await else {
+            panic!("{backend:?}: expected A's outcome to be unknown");
+        };
+        assert_eq!(
+            rig.stand_in.ledger().len(),
+            1,
+            "{backend:?}: A was captured"
+        );
+        rig.clock.forward(60_000);
+        let Err(ServiceError::CaptureUnknown(second)) = ship(&rig, order, b).await else {
+            panic!("{backend:?}: expected B to wait for A");
+        };
+        assert_eq!(rig.stand_in.ledger().len(), 1, "{backend:?}: B waited");
+        rig.clock.forward(25 * HOUR);
+        rig.stand_in.forget_keys();
+        let report = rig.consign.recover_pending_captures(0).await.unwrap();
+        assert_eq!(
+            (report.examined, report.captured, report.declined),
+            (2, 1, 1),
+            "{backend:?}: {report:?}"
+        );
+        assert_eq!(
+            state_of(&rig, first).await,
+            Some(ShipmentState::Captured),
+            "{backend:?}: A's money was taken"
+        );
+        assert_eq!(state_of(&rig, second).await, None, "{backend:?}: B voided");
+        assert_eq!(
+            rig.stand_in.ledger().len(),
+            1,
+            "{backend:?}: B never sent late"
+        );
+        let again = ship(&rig, order, b).await.unwrap();
+        assert_eq!(again.state, ShipmentState::Captured, "{backend:?}");
+        assert_eq!(rig.stand_in.ledger().len(), 2, "{backend:?}");
+        assert_eq!(rig.stand_in.captured_total(), 15_000, "{backend:?}");
+    }
+}

@@ -132,6 +132,11 @@ pub struct CaptureTally {
     pub settled: Money,
     /// How many other attempts on the order have no definite outcome yet.
     pub others_open: usize,
+    /// Of those, the final captures written after this attempt. A final capture waits while
+    /// another capture on its order is open (on a gateway whose final capture closes the
+    /// authorisation), and this attempt has been open since before they were written: on such
+    /// a gateway none of them has reached the provider, so none can explain its total.
+    pub later_finals_open: usize,
 }
 
 /// A shipment as listed.

@@ -42,13 +42,16 @@ impl Consign {
             } => (captured, reference),
             CapturedTotal::Unknown { reason } => return CaptureOutcome::Unknown { reason },
         };
-        let finding = CaptureFinding::of(
-            captured,
-            tally.settled,
-            attempt.amount,
-            tally.others_open > 0,
-        );
-        tracing::info!(shipment = %attempt.shipment, ?finding, %captured, settled = %tally.settled, others_open = tally.others_open, "capture past the key window looked up");
+        // A final capture written after this attempt has waited for it, so it was never sent:
+        // left counted, it would keep this attempt undecided while it waits for this one.
+        let others_open = if tally.later_finals_open > 0 && gateway.final_capture_waits_for_others()
+        {
+            tally.others_open.saturating_sub(tally.later_finals_open)
+        } else {
+            tally.others_open
+        };
+        let finding = CaptureFinding::of(captured, tally.settled, attempt.amount, others_open > 0);
+        tracing::info!(shipment = %attempt.shipment, ?finding, %captured, settled = %tally.settled, others_open, "capture past the key window looked up");
         match finding {
             CaptureFinding::Made => CaptureOutcome::Captured { reference },
             CaptureFinding::NotMade if age > KEY_WINDOW_MILLIS + REPLAY_MARGIN_MILLIS => {
@@ -62,8 +65,8 @@ impl Consign {
             },
             CaptureFinding::Undecidable => CaptureOutcome::Unknown {
                 reason: format!(
-                    "the provider has captured {captured} on the authorisation, Consign settled {} on the order, this attempt is {} and {} other captures are open: a person must look",
-                    tally.settled, attempt.amount, tally.others_open
+                    "the provider has captured {captured} on the authorisation, Consign settled {} on the order, this attempt is {} and {others_open} other captures may have reached it: a person must look",
+                    tally.settled, attempt.amount
                 ),
             },
         }
@@ -88,6 +91,15 @@ mod tests {
     /// A store with that attempt pending, 300.00 settled on the order before it and
     /// `others_open` other attempts open.
     fn store_with(age: i64, others_open: usize) -> MockOrderStore {
+        store_with_later_finals(age, others_open, 0)
+    }
+
+    /// The same, `later_finals_open` of the open ones final captures written after it.
+    fn store_with_later_finals(
+        age: i64,
+        others_open: usize,
+        later_finals_open: usize,
+    ) -> MockOrderStore {
         let mut store = MockOrderStore::new();
         store
             .expect_pending_captures()
@@ -96,6 +108,7 @@ mod tests {
             Ok(CaptureTally {
                 settled: Money::from_minor(30_000, sek()),
                 others_open,
+                later_finals_open,
             })
         });
         store
@@ -185,6 +198,49 @@ mod tests {
         assert_eq!(report.unresolved, 1);
     }
 
+    /// A final capture written later has waited for this one (it closes the authorisation), so
+    /// it cannot be in the provider's total: counting it would leave both open for ever.
+    #[tokio::test]
+    async fn a_final_capture_waiting_for_this_one_does_not_keep_it_undecided() {
+        let mut store = store_with_later_finals(KEY_WINDOW_MILLIS + 1, 1, 1);
+        store
+            .expect_settle_capture()
+            .withf(|_, outcome, _| matches!(outcome, SettleOutcome::Captured { .. }))
+            .times(1)
+            .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
+        let mut gateway = gateway_holding(49_900);
+        gateway
+            .expect_final_capture_waits_for_others()
+            .return_const(true);
+        let report = service(store, gateway)
+            .recover_pending_captures(0)
+            .await
+            .unwrap();
+        assert_eq!(report.captured, 1);
+    }
+
+    /// Where a final capture does not wait (one capture per authorisation), a later one may
+    /// have been sent: the total stays undecided.
+    #[tokio::test]
+    async fn a_later_final_capture_that_need_not_wait_still_counts_as_open() {
+        let mut store = store_with_later_finals(KEY_WINDOW_MILLIS + 1, 1, 1);
+        store.expect_settle_capture().never();
+        store
+            .expect_record_unknown()
+            .withf(|_, reason, _, _| reason.contains("a person must look"))
+            .times(1)
+            .returning(|_, _, _, _| Ok(false));
+        let mut gateway = gateway_holding(49_900);
+        gateway
+            .expect_final_capture_waits_for_others()
+            .return_const(false);
+        let report = service(store, gateway)
+            .recover_pending_captures(0)
+            .await
+            .unwrap();
+        assert_eq!(report.unresolved, 1);
+    }
+
     #[tokio::test]
     async fn a_provider_that_cannot_look_captures_up_leaves_the_attempt_unknown_never_sent_again() {
         let mut store = MockOrderStore::new();
@@ -197,6 +253,7 @@ mod tests {
             Ok(CaptureTally {
                 settled: Money::zero(sek()),
                 others_open: 0,
+                later_finals_open: 0,
             })
         });
         store.expect_settle_capture().never();

@@ -917,34 +917,48 @@ pub(crate) fn record_unknown(
     })
 }
 
-/// The order's other attempts settled as captured, added up in the attempt's currency, and how
-/// many others are open: what an attempt past the key window is looked up against.
+/// The order's other attempts settled as captured, added up in the attempt's currency, how
+/// many others are open, and how many of those are final captures written after this attempt:
+/// what an attempt past the key window is looked up against.
 pub(crate) fn capture_tally(
     conn: &mut AnyConnection,
     attempt: &CaptureAttempt,
 ) -> Result<CaptureTally, DbError> {
-    let others: Vec<(String, i64)> = capture_attempts::table
+    let others: Vec<(String, i64, i32, i64)> = capture_attempts::table
         .filter(capture_attempts::order_id.eq(attempt.shipment.order.0))
         .filter(capture_attempts::idempotency_key.ne(&attempt.idempotency_key))
-        .select((capture_attempts::state, capture_attempts::amount))
+        .select((
+            capture_attempts::state,
+            capture_attempts::amount,
+            capture_attempts::final_capture,
+            capture_attempts::created_at,
+        ))
         .load(conn)?;
     let currency = attempt.amount.currency();
     let settled = others
         .iter()
-        .filter(|(state, _)| state == ATTEMPT_SUCCEEDED)
-        .try_fold(Money::zero(currency), |sum, (_, minor)| {
+        .filter(|(state, ..)| state == ATTEMPT_SUCCEEDED)
+        .try_fold(Money::zero(currency), |sum, (_, minor, ..)| {
             sum.plus(Money::from_minor(*minor, currency))
         })
         .map_err(|e| {
             DbError::Corrupt(format!("captures of order {}: {e}", attempt.shipment.order))
         })?;
-    let others_open = others
+    let open: Vec<_> = others
         .iter()
-        .filter(|(state, _)| ATTEMPT_OPEN.contains(&state.as_str()))
+        .filter(|(state, ..)| ATTEMPT_OPEN.contains(&state.as_str()))
+        .collect();
+    // Strictly later: two attempts written in the same millisecond count as possibly sent.
+    let later_finals_open = open
+        .iter()
+        .filter(|(_, _, final_capture, created_at)| {
+            *final_capture != 0 && *created_at > attempt.created_at.0
+        })
         .count();
     Ok(CaptureTally {
         settled,
-        others_open,
+        others_open: open.len(),
+        later_finals_open,
     })
 }
 

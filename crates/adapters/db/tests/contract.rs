@@ -693,7 +693,8 @@ async fn capture_tally_adds_the_orders_other_captured_attempts_and_counts_the_op
             t.db.capture_tally(looked_up).await.unwrap(),
             CaptureTally {
                 settled: zero,
-                others_open: 2
+                others_open: 2,
+                later_finals_open: 0
             },
             "{}",
             t.name
@@ -721,7 +722,8 @@ async fn capture_tally_adds_the_orders_other_captured_attempts_and_counts_the_op
             t.db.capture_tally(looked_up).await.unwrap(),
             CaptureTally {
                 settled: captured.amount,
-                others_open: 0
+                others_open: 0,
+                later_finals_open: 0
             },
             "{}: only the captured attempt counts, and never the one looked up",
             t.name
@@ -730,7 +732,8 @@ async fn capture_tally_adds_the_orders_other_captured_attempts_and_counts_the_op
             t.db.capture_tally(captured).await.unwrap(),
             CaptureTally {
                 settled: zero,
-                others_open: 1
+                others_open: 1,
+                later_finals_open: 0
             },
             "{}",
             t.name
