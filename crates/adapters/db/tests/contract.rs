@@ -733,9 +733,9 @@ async fn capture_tally_adds_the_orders_other_captured_attempts_and_counts_the_op
             CaptureTally {
                 settled: zero,
                 others_open: 1,
-                later_finals_open: 0
+                later_finals_open: 1
             },
-            "{}",
+            "{}: the open one is the final capture, written after this attempt",
             t.name
         );
     })
