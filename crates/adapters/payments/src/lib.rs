@@ -9,6 +9,7 @@
 
 mod sandbox;
 mod stripe;
+mod stripe_units;
 
 pub use sandbox::{SandboxConfig, SandboxGateway};
 pub use stripe::{StripeConfig, StripeError, StripeGateway};

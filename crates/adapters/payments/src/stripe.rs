@@ -11,12 +11,17 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use consign_domain::{Money, PaymentAuthorization};
+use consign_domain::PaymentAuthorization;
 use consign_ports::{
     CaptureOutcome, CaptureRequest, CapturedTotal, PaymentGateway, RefundLookup, RefundOutcome,
     RefundRequest,
 };
 use serde_json::Value;
+
+use crate::stripe_units::{from_stripe, to_stripe};
+
+/// The decline code of an amount Stripe's API cannot take in its currency (nothing is sent).
+const NOT_REPRESENTABLE: &str = "amount_not_supported_by_provider";
 
 /// Stripe settings.
 #[derive(Debug, Clone)]
@@ -246,9 +251,18 @@ impl PaymentGateway for StripeGateway {
             "{}/v1/payment_intents/{intent}/capture",
             self.config.api_base.trim_end_matches('/')
         );
+        let amount = match to_stripe(request.amount) {
+            Ok(amount) => amount,
+            Err(message) => {
+                return CaptureOutcome::Declined {
+                    code: NOT_REPRESENTABLE.into(),
+                    message,
+                }
+            }
+        };
         let form = {
             let mut form = form_urlencoded::Serializer::new(String::new());
-            form.append_pair("amount_to_capture", &request.amount.minor().to_string());
+            form.append_pair("amount_to_capture", &amount.to_string());
             if self.config.multicapture && !request.final_capture {
                 form.append_pair("final_capture", "false");
             }
@@ -261,11 +275,20 @@ impl PaymentGateway for StripeGateway {
     }
 
     async fn refund(&self, request: RefundRequest) -> RefundOutcome {
+        let amount = match to_stripe(request.amount) {
+            Ok(amount) => amount,
+            Err(message) => {
+                return RefundOutcome::Declined {
+                    code: NOT_REPRESENTABLE.into(),
+                    message,
+                }
+            }
+        };
         let url = format!("{}/v1/refunds", self.config.api_base.trim_end_matches('/'));
         let form = {
             let mut form = form_urlencoded::Serializer::new(String::new());
             form.append_pair("payment_intent", &request.authorization.reference);
-            form.append_pair("amount", &request.amount.minor().to_string());
+            form.append_pair("amount", &amount.to_string());
             for (name, value) in &request.metadata {
                 form.append_pair(&format!("metadata[{name}]"), value);
             }
@@ -330,8 +353,13 @@ fn read_captured_total(body: &Value, authorization: &PaymentAuthorization) -> Ca
             return unknown("the payment intent is in another currency than the order");
         }
     }
+    let Some(captured) = from_stripe(received, currency) else {
+        return unknown(
+            "the payment intent's amount_received is not a whole amount of its currency",
+        );
+    };
     CapturedTotal::Found {
-        captured: Money::from_minor(received, currency),
+        captured,
         reference: body["latest_charge"]
             .as_str()
             .unwrap_or(authorization.reference.as_str())

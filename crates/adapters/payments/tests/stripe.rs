@@ -419,3 +419,65 @@ async fn an_intents_captured_total_adds_its_partial_captures_and_captures_nothin
     let refused = gateway(&stand_in, |c| c.secret_key = "sk_test_wrong".into());
     assert_eq!(total(refused.captured_total(&authorization).await), None);
 }
+
+/// `capture` and `refund` in another currency than SEK.
+fn in_currency(code: &str, mut capture: CaptureRequest) -> CaptureRequest {
+    let currency = code.parse().unwrap();
+    capture.authorization.amount =
+        Money::from_minor(capture.authorization.amount.minor(), currency);
+    capture.amount = Money::from_minor(capture.amount.minor(), currency);
+    capture
+}
+
+#[tokio::test]
+async fn krona_are_sent_in_the_hundredths_stripe_takes_and_read_back_whole() {
+    let stand_in = StandIn::start().await;
+    // 2,000 kr authorised: 200,000 in Stripe's units for ISK.
+    stand_in.authorize("pi_isk", 200_000, true);
+    let stripe = gateway(&stand_in, |c| c.multicapture = true);
+    let first = in_currency("ISK", capture("pi_isk", 1_500, "i1", false));
+    assert!(is_captured(&stripe.capture(first.clone()).await));
+    assert_eq!(stand_in.ledger()[0].amount, 150_000, "1,500 kr, not 15 kr");
+    assert_eq!(
+        total(stripe.captured_total(&first.authorization).await),
+        Some((1_500, "ch_1".into())),
+        "read back in krónur"
+    );
+    let refund = RefundRequest {
+        authorization: first.authorization.clone(),
+        amount: first
+            .amount
+            .minus(Money::from_minor(1_000, first.amount.currency()))
+            .unwrap(),
+        idempotency_key: "r1".into(),
+        metadata: vec![("consign_key".into(), "r1".into())],
+    };
+    let refunded = stripe.refund(refund).await;
+    assert!(
+        matches!(refunded, RefundOutcome::Refunded { .. }),
+        "{refunded:?}"
+    );
+    assert_eq!(stand_in.refunded_total(), 50_000, "500 kr");
+}
+
+#[tokio::test]
+async fn an_amount_stripe_cannot_take_in_its_currency_is_declined_and_never_sent() {
+    let stand_in = StandIn::start().await;
+    stand_in.authorize("pi_kwd", 10_000, true);
+    let stripe = gateway(&stand_in, |c| c.multicapture = true);
+    let outcome = stripe
+        .capture(in_currency("KWD", capture("pi_kwd", 1_005, "k1", false)))
+        .await;
+    assert!(
+        matches!(&outcome, CaptureOutcome::Declined { code, message }
+            if code == "amount_not_supported_by_provider" && message.contains("1.005")),
+        "{outcome:?}"
+    );
+    assert_eq!(stand_in.requests(), 0, "nothing was sent");
+    assert!(is_captured(
+        &stripe
+            .capture(in_currency("KWD", capture("pi_kwd", 1_010, "k2", false)))
+            .await
+    ));
+    assert_eq!(stand_in.captured_total(), 1_010);
+}
