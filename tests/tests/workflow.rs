@@ -570,3 +570,22 @@ fn an_unknown_outcome_is_not_stored_and_the_retry_drives_the_same_capture() {
     assert_eq!(app.order(560)["shipments"].as_array().unwrap().len(), 1);
     assert_eq!(app.sandbox.capture_count(), 1, "captured once");
 }
+
+/// The largest order id an import accepts is also one whose shipments can be addressed.
+#[test]
+fn a_shipment_of_the_largest_order_id_can_be_read_and_completed() {
+    for backend in backends() {
+        let app = spawn_app(backend);
+        let order = i64::MAX;
+        let (tshirt, _) = lines(&app, order, "auth-max");
+        let created = ok(&app.post(
+            "/shipments",
+            &json!({"order": order, "products": {tshirt: 1}, "capture": false}),
+        ));
+        let id = created["shipment"].as_str().unwrap().to_owned();
+        assert_eq!(id, format!("{order}-1"), "{backend:?}");
+        let read = ok(&app.get(&format!("/shipments/{id}")));
+        assert_eq!(read["shipments"][0]["shipmentId"], json!(id), "{backend:?}");
+        ok(&app.put("/shipment", &json!({"shipment": id})));
+    }
+}

@@ -43,6 +43,10 @@ impl fmt::Display for ReturnId {
 /// assert_eq!(id, ShipmentId { order: OrderId(83651), number: 2 });
 /// assert_eq!(id.to_string(), "83651-2");
 /// assert!("83651".parse::<ShipmentId>().is_err());
+/// // Every order id can be addressed, up to the largest (19 digits).
+/// let last: ShipmentId = "9223372036854775807-1".parse().unwrap();
+/// assert_eq!(last.to_string(), "9223372036854775807-1");
+/// assert!("9223372036854775808-1".parse::<ShipmentId>().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ShipmentId {
@@ -68,9 +72,12 @@ impl FromStr for ShipmentId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (order, number) = s.split_once('-').ok_or(InvalidShipmentId)?;
-        let digits =
-            |t: &str| !t.is_empty() && t.len() <= 18 && t.bytes().all(|b| b.is_ascii_digit());
-        if !digits(order) || !digits(number) {
+        // As many digits as the largest order id (19) and shipment number (10) have; the
+        // parse below refuses what is still too large.
+        let digits = |t: &str, most: usize| {
+            !t.is_empty() && t.len() <= most && t.bytes().all(|b| b.is_ascii_digit())
+        };
+        if !digits(order, 19) || !digits(number, 10) {
             return Err(InvalidShipmentId);
         }
         let order: i64 = order.parse().map_err(|_| InvalidShipmentId)?;
