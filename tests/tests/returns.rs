@@ -380,10 +380,12 @@ fn a_refund_whose_outcome_is_unknown_is_settled_by_recovery_once() {
         assert!(reply.retry_after.is_some());
         let id = unknown["return"].as_i64().unwrap();
         assert_eq!(returns_of(&app, &shipment)[0]["refundState"], "pending");
-        // While pending, a second refund is refused, not sent.
-        no(
-            &app.put(&format!("/returns/{id}"), &json!({"refundPayment": true})),
-            409,
+        // While pending, a second refund is refused, not sent, with when to look again.
+        let in_flight = app.put(&format!("/returns/{id}"), &json!({"refundPayment": true}));
+        no(&in_flight, 409);
+        assert!(
+            in_flight.retry_after.is_some(),
+            "{backend:?}: 409 without Retry-After"
         );
         // Recovery replays the same key: refunded once.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

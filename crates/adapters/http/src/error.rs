@@ -4,7 +4,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use consign_domain::{ReturnError, ShipmentError};
+use consign_domain::{RefundState, ReturnError, ShipmentError};
 use consign_service::ServiceError;
 use serde_json::{Map, Value};
 
@@ -146,6 +146,13 @@ impl ApiError {
                     .insert("notReturned".into(), Value::Array(left_out));
             }
             ApiError::Service(ServiceError::Rejected(ShipmentError::CaptureInProgress(_))) => {
+                answer = answer.retry_after(2);
+            }
+            // A refund in flight settles within seconds (recovery replays it); one that needs
+            // review waits for a person, so no retry time is promised.
+            ApiError::Service(ServiceError::ReturnRejected(ReturnError::RefundNotDue(state)))
+                if *state == RefundState::Pending.as_str() =>
+            {
                 answer = answer.retry_after(2);
             }
             ApiError::Service(ServiceError::Unavailable(why)) => {
