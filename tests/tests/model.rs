@@ -306,10 +306,11 @@ async fn run(
                                 shipped: true,
                                 ..ShipmentChanges::default()
                             },
+                            false,
                         )
                         .await
                 } else {
-                    consign.capture_shipment(id, None).await
+                    consign.capture_shipment(id, None, false).await
                 };
                 if !model.shipments[i].captured && model.declines {
                     prop_assert_eq!(result.unwrap_err(), ServiceError::CaptureFailed(id));

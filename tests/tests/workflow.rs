@@ -589,3 +589,49 @@ fn a_shipment_of_the_largest_order_id_can_be_read_and_completed() {
         ok(&app.put("/shipment", &json!({"shipment": id})));
     }
 }
+
+/// A capture or complete answered 503 (outcome unknown) and retried with its idempotency key
+/// drives that same capture to its outcome; without a key the shipment is in flight (409).
+#[test]
+fn a_capture_or_complete_retried_with_its_key_drives_the_capture_in_flight() {
+    for backend in backends() {
+        let app = spawn_app_with(backend, &[("CONSIGN_RECOVERY_AFTER", "60s")]);
+        for (order, path, key) in [
+            (561, "/capture", "capture-1"),
+            (562, "/shipment", "complete-1"),
+        ] {
+            let (tshirt, _) = lines(&app, order, &format!("timeout-{order}"));
+            let created = ok(&app.post(
+                "/shipments",
+                &json!({"order": order, "products": {tshirt: 1}, "capture": false}),
+            ));
+            let id = created["shipment"].as_str().unwrap().to_owned();
+            let body = json!({"shipment": id}).to_string();
+            let send = |key: Option<&str>| {
+                let mut headers = vec![
+                    ("API-Authorization", TEST_KEY),
+                    ("Content-Type", "application/json"),
+                ];
+                headers.extend(key.map(|k| ("Idempotency-Key", k)));
+                app.raw("PUT", path, &headers, Some(body.as_bytes()))
+            };
+            let first = send(Some(key));
+            assert_eq!(first.status, 503, "{backend:?} {path}: {}", first.body);
+            let without_key = send(None);
+            assert_eq!(
+                without_key.status, 409,
+                "{backend:?} {path}: {}",
+                without_key.body
+            );
+            let retry = send(Some(key));
+            assert_eq!(retry.status, 200, "{backend:?} {path}: {}", retry.body);
+            assert_eq!(retry.json()["status"], "ok", "{backend:?} {path}");
+            assert_eq!(retry.json()["shipment"], json!(id), "{backend:?} {path}");
+        }
+        assert_eq!(
+            app.sandbox.capture_count(),
+            2,
+            "{backend:?}: each captured once"
+        );
+    }
+}

@@ -1,7 +1,9 @@
 //! The calls after create: complete, capture, update, delete, get and list shipments.
 
-use consign_domain::{OrderId, ShipmentId, ShipmentLine};
-use consign_ports::{BeginCapture, ShipmentChanges, ShipmentListing, ShipmentQuery, ShipmentView};
+use consign_domain::{OrderId, ShipmentError, ShipmentId, ShipmentLine};
+use consign_ports::{
+    BeginCapture, ShipmentChanges, ShipmentListing, ShipmentQuery, ShipmentView, StoreError,
+};
 
 use crate::consign::Consign;
 use crate::error::ServiceError;
@@ -12,19 +14,26 @@ impl Consign {
     /// The changes wait for the capture: they are written in the transaction that records it as
     /// captured, dropped on a decline ([`ServiceError::CaptureFailed`]), and applied by recovery
     /// if the outcome was unknown ([`ServiceError::CaptureUnknown`]) and turns out captured.
+    ///
+    /// `drive_in_flight`: the request carries an idempotency key, so it may be the retry of a
+    /// request whose capture's outcome was unknown (503). A capture already in flight is then
+    /// driven to its outcome, the same attempt with the same provider key, and answered;
+    /// without a key it is refused (409), as any change of a shipment whose capture is in
+    /// flight.
     pub async fn complete_shipment(
         &self,
         shipment: ShipmentId,
         order: Option<OrderId>,
         capture: bool,
         mut changes: ShipmentChanges,
+        drive_in_flight: bool,
     ) -> Result<ShipmentView, ServiceError> {
         if changes.shipped && changes.send_email.is_none() {
             changes.send_email = Some(self.settings.send_shipping_confirmation);
         }
         let now = self.clock.now();
         if capture {
-            match self
+            let begun = self
                 .store
                 .begin_capture(
                     shipment,
@@ -33,6 +42,9 @@ impl Consign {
                     changes.clone(),
                     now,
                 )
+                .await;
+            match self
+                .in_flight_driven(begun, shipment, drive_in_flight)
                 .await?
             {
                 BeginCapture::Started(attempt) => return self.capture_started(&attempt).await,
@@ -46,11 +58,13 @@ impl Consign {
     }
 
     /// Capture shipment: captures an uncaptured shipment; an already captured one is answered
-    /// as it is, never captured twice.
+    /// as it is, never captured twice. `drive_in_flight` as for
+    /// [`Consign::complete_shipment`].
     pub async fn capture_shipment(
         &self,
         shipment: ShipmentId,
         order: Option<OrderId>,
+        drive_in_flight: bool,
     ) -> Result<ShipmentView, ServiceError> {
         let begun = self
             .store
@@ -61,10 +75,33 @@ impl Consign {
                 ShipmentChanges::default(),
                 self.clock.now(),
             )
-            .await?;
-        match begun {
+            .await;
+        match self
+            .in_flight_driven(begun, shipment, drive_in_flight)
+            .await?
+        {
             BeginCapture::AlreadyCaptured(view) => Ok(view),
             BeginCapture::Started(attempt) => self.capture_started(&attempt).await,
+        }
+    }
+
+    /// A capture refused because one is in flight becomes that capture's open attempt, to be
+    /// driven, when `drive_in_flight`; anything else is passed on.
+    async fn in_flight_driven(
+        &self,
+        begun: Result<BeginCapture, StoreError>,
+        shipment: ShipmentId,
+        drive_in_flight: bool,
+    ) -> Result<BeginCapture, ServiceError> {
+        match begun {
+            Err(StoreError::Rejected(ShipmentError::CaptureInProgress(_))) if drive_in_flight => {
+                match self.store.open_attempt(shipment).await? {
+                    Some(attempt) => Ok(BeginCapture::Started(attempt)),
+                    // Settled in between: the shipment is as the settle left it.
+                    None => Err(ServiceError::CaptureUnknown(shipment)),
+                }
+            }
+            other => Ok(other?),
         }
     }
 

@@ -10,6 +10,7 @@ use crate::edge::lenient::flag;
 use crate::edge::requests::{CaptureShipment, CompleteShipment};
 use crate::edge::Body;
 use crate::error::ApiError;
+use crate::idempotency::RequestKey;
 use crate::routes::completion_answer;
 use crate::ApiState;
 
@@ -23,8 +24,9 @@ use crate::ApiState;
 pub async fn complete_shipment(
     state: web::Data<ApiState>,
     body: Body<CompleteShipment>,
+    request_key: Option<web::ReqData<RequestKey>>,
 ) -> Result<Answer, ApiError> {
-    complete(&state, &body.request)
+    complete(&state, &body.request, request_key.is_some())
         .await
         .map(|answer| answer.xml(body.xml))
         .map_err(|error| body.refuse(error))
@@ -40,16 +42,28 @@ pub async fn complete_shipment(
 pub async fn capture_shipment(
     state: web::Data<ApiState>,
     body: Body<CaptureShipment>,
+    request_key: Option<web::ReqData<RequestKey>>,
 ) -> Result<Answer, ApiError> {
     let r = &body.request;
     let order = r.order.map(|o| OrderId(o.0));
-    match state.consign.capture_shipment(r.shipment.0, order).await {
+    // With an idempotency key this may be the retry of a capture answered 503: it drives that
+    // capture to its outcome instead of meeting it as in flight.
+    let retried = request_key.is_some();
+    match state
+        .consign
+        .capture_shipment(r.shipment.0, order, retried)
+        .await
+    {
         Ok(shipment) => Ok(completion_answer(&shipment).xml(body.xml)),
         Err(error) => Err(body.refuse(error)),
     }
 }
 
-async fn complete(state: &ApiState, r: &CompleteShipment) -> Result<Answer, ApiError> {
+async fn complete(
+    state: &ApiState,
+    r: &CompleteShipment,
+    retried: bool,
+) -> Result<Answer, ApiError> {
     if r.tracking.is_some() && r.tracking_number.is_some() {
         return Err(ApiError::BadRequest(
             "fields tracking and trackingNumber: give one of them".into(),
@@ -73,7 +87,7 @@ async fn complete(state: &ApiState, r: &CompleteShipment) -> Result<Answer, ApiE
     let order = r.order.map(|o| OrderId(o.0));
     let shipment = state
         .consign
-        .complete_shipment(r.shipment.0, order, flag(r.capture, true), changes)
+        .complete_shipment(r.shipment.0, order, flag(r.capture, true), changes, retried)
         .await?;
     Ok(completion_answer(&shipment))
 }
