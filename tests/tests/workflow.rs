@@ -202,7 +202,8 @@ fn a_declined_capture_on_complete_applies_nothing_else() {
     assert_eq!(failed.status, 200);
     assert_eq!(
         failed.json(),
-        json!({"status": "no", "msg": "capture failed", "shipment": "520-1"})
+        json!({"status": "no", "msg": "capture failed", "order": 520, "shipment": "520-1"}),
+        "as Centra's error example: the order too, though the request named only the shipment"
     );
     let shipment = &app.order(520)["shipments"][0];
     assert_eq!(shipment["captureState"], "uncaptured");
@@ -228,7 +229,10 @@ fn a_declined_capture_on_complete_applies_nothing_else() {
     };
     assert_eq!(visible(&after).len(), visible(&before).len());
     let captures = app.put("/capture", &json!({"shipment": "520-1"})).json();
-    assert_eq!(captures["msg"], "capture failed");
+    assert_eq!(
+        captures,
+        json!({"status": "no", "msg": "capture failed", "order": 520, "shipment": "520-1"})
+    );
 }
 
 #[test]

@@ -80,6 +80,7 @@ mod tests {
 
     use crate::key_window::{KEY_WINDOW_MILLIS, REPLAY_MARGIN_MILLIS};
     use crate::test_support::*;
+    use crate::RecoveryReport;
 
     /// A pending attempt of 199.00 written `age` ms before the fixed clock's now.
     fn old_attempt(age: i64) -> CaptureAttempt {
@@ -208,14 +209,7 @@ mod tests {
             .withf(|_, outcome, _| matches!(outcome, SettleOutcome::Captured { .. }))
             .times(1)
             .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
-        let mut gateway = gateway_holding(49_900);
-        gateway
-            .expect_final_capture_waits_for_others()
-            .return_const(true);
-        let report = service(store, gateway)
-            .recover_pending_captures(0)
-            .await
-            .unwrap();
+        let report = recover_holding_a_later_final(store, true).await;
         assert_eq!(report.captured, 1);
     }
 
@@ -230,15 +224,24 @@ mod tests {
             .withf(|_, reason, _, _| reason.contains("a person must look"))
             .times(1)
             .returning(|_, _, _, _| Ok(false));
+        let report = recover_holding_a_later_final(store, false).await;
+        assert_eq!(report.unresolved, 1);
+    }
+
+    /// A recovery pass over `store` (the attempt and one later final capture open) against a
+    /// provider holding the settled captures and this one, whose final captures wait or not.
+    async fn recover_holding_a_later_final(
+        store: MockOrderStore,
+        finals_wait: bool,
+    ) -> RecoveryReport {
         let mut gateway = gateway_holding(49_900);
         gateway
             .expect_final_capture_waits_for_others()
-            .return_const(false);
-        let report = service(store, gateway)
+            .return_const(finals_wait);
+        service(store, gateway)
             .recover_pending_captures(0)
             .await
-            .unwrap();
-        assert_eq!(report.unresolved, 1);
+            .unwrap()
     }
 
     #[tokio::test]

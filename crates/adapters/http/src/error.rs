@@ -125,6 +125,17 @@ impl ApiError {
                     .insert("shipment".into(), shipment.to_string().into());
                 answer = answer.retry_after(5);
             }
+            // Centra's capture and complete answer a failed capture with its order and shipment,
+            // whichever of them the request named.
+            ApiError::Service(ServiceError::CaptureFailed(shipment)) => {
+                let fields = &mut answer.fields;
+                fields
+                    .entry("order")
+                    .or_insert_with(|| shipment.order.0.into());
+                fields
+                    .entry("shipment")
+                    .or_insert_with(|| shipment.to_string().into());
+            }
             ApiError::Service(ServiceError::RefundUnknown(id)) => {
                 answer.fields.insert("return".into(), id.0.into());
                 answer = answer.retry_after(5);
