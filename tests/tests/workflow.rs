@@ -639,3 +639,43 @@ fn a_capture_or_complete_retried_with_its_key_drives_the_capture_in_flight() {
         );
     }
 }
+
+/// A complete with another key meeting a capture in flight drives it and still applies its own
+/// changes: an ok answer never drops what the request asked.
+#[test]
+fn a_complete_with_its_own_key_meeting_a_capture_in_flight_applies_its_changes() {
+    for backend in backends() {
+        let app = spawn_app_with(backend, &[("CONSIGN_RECOVERY_AFTER", "60s")]);
+        let (tshirt, _) = lines(&app, 563, "timeout-563");
+        ok(&app.post(
+            "/shipments",
+            &json!({"order": 563, "products": {tshirt: 1}, "capture": false}),
+        ));
+        let complete = |key: &str, body: Value| {
+            app.raw(
+                "PUT",
+                "/shipment",
+                &[
+                    ("API-Authorization", TEST_KEY),
+                    ("Content-Type", "application/json"),
+                    ("Idempotency-Key", key),
+                ],
+                Some(body.to_string().as_bytes()),
+            )
+        };
+        let first = complete("first", json!({"shipment": "563-1", "shipped": false}));
+        assert_eq!(first.status, 503, "{backend:?}: {}", first.body);
+        let second = complete("second", json!({"shipment": "563-1", "tracking": "JD563"}));
+        assert_eq!(second.status, 200, "{backend:?}: {}", second.body);
+        let shipment = &app.order(563)["shipments"][0];
+        assert_eq!(
+            (
+                shipment["captureState"].clone(),
+                shipment["trackingId"].clone()
+            ),
+            (json!("captured"), json!("JD563")),
+            "{backend:?}"
+        );
+        assert_eq!(app.sandbox.capture_count(), 1, "{backend:?}");
+    }
+}

@@ -47,8 +47,15 @@ impl Consign {
                 .in_flight_driven(begun, shipment, drive_in_flight)
                 .await?
             {
-                BeginCapture::Started(attempt) => return self.capture_started(&attempt).await,
-                BeginCapture::AlreadyCaptured(_) => {} // capture is ignored once captured
+                (BeginCapture::Started(attempt), Driven::No) => {
+                    return self.capture_started(&attempt).await
+                }
+                // The capture in flight carries the changes of the request that began it; this
+                // request's are applied once it is captured (the same ones again, for a retry).
+                (BeginCapture::Started(attempt), Driven::InFlight) => {
+                    self.capture_started(&attempt).await?;
+                }
+                (BeginCapture::AlreadyCaptured(_), _) => {} // capture is ignored once captured
             }
         }
         Ok(self
@@ -79,6 +86,7 @@ impl Consign {
         match self
             .in_flight_driven(begun, shipment, drive_in_flight)
             .await?
+            .0
         {
             BeginCapture::AlreadyCaptured(view) => Ok(view),
             BeginCapture::Started(attempt) => self.capture_started(&attempt).await,
@@ -92,16 +100,16 @@ impl Consign {
         begun: Result<BeginCapture, StoreError>,
         shipment: ShipmentId,
         drive_in_flight: bool,
-    ) -> Result<BeginCapture, ServiceError> {
+    ) -> Result<(BeginCapture, Driven), ServiceError> {
         match begun {
             Err(StoreError::Rejected(ShipmentError::CaptureInProgress(_))) if drive_in_flight => {
                 match self.store.open_attempt(shipment).await? {
-                    Some(attempt) => Ok(BeginCapture::Started(attempt)),
+                    Some(attempt) => Ok((BeginCapture::Started(attempt), Driven::InFlight)),
                     // Settled in between: the shipment is as the settle left it.
                     None => Err(ServiceError::CaptureUnknown(shipment)),
                 }
             }
-            other => Ok(other?),
+            other => Ok((other?, Driven::No)),
         }
     }
 
@@ -163,4 +171,11 @@ impl Consign {
     ) -> Result<Vec<ShipmentListing>, ServiceError> {
         Ok(self.store.list_shipments(query).await?)
     }
+}
+
+/// Whether a capture to drive was begun by this request or was already in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Driven {
+    No,
+    InFlight,
 }
