@@ -251,6 +251,26 @@ fn xml_answers_have_a_response_root_and_flags_as_digits() {
         unparsable.content_type, "application/json",
         "a body that cannot be parsed is answered in JSON"
     );
+    // A bad query parameter beside a valid xml flag is answered as asked; a bad flag in JSON.
+    let bad_limit = app.get("/orders?xml=1&limit=abc");
+    assert_eq!(
+        (bad_limit.status, bad_limit.content_type.as_str()),
+        (400, "application/xml"),
+        "{}",
+        bad_limit.body
+    );
+    assert!(
+        bad_limit
+            .body
+            .contains("<status>no</status><msg>parameter limit"),
+        "{}",
+        bad_limit.body
+    );
+    let bad_flag = app.get("/orders?xml=maybe");
+    assert_eq!(
+        (bad_flag.status, bad_flag.content_type.as_str()),
+        (400, "application/json")
+    );
 }
 
 #[test]

@@ -64,7 +64,8 @@ impl<T: Request + 'static> FromRequest for Body<T> {
 }
 
 /// A query string of type `T`: known parameters only, each at most once. Errors are answered
-/// in JSON (the `xml` flag itself may be what is wrong).
+/// in XML when the query asks for it with a valid flag, and in JSON otherwise (the `xml` flag
+/// itself may be what is wrong).
 pub struct Params<T>(pub T);
 
 impl<T: DeserializeOwned + 'static> FromRequest for Params<T> {
@@ -72,8 +73,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for Params<T> {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(parse_query(request.query_string()).map(Params))
+        let query = request.query_string();
+        std::future::ready(
+            parse_query(query)
+                .map(Params)
+                .map_err(|error| error.answered(query_asks_for_xml(query), Map::new())),
+        )
     }
+}
+
+/// Whether a query asks for XML with one valid flag (`xml=1` or `xml=true`).
+fn query_asks_for_xml(query: &str) -> bool {
+    let mut flags = form_urlencoded::parse(query.as_bytes()).filter(|(name, _)| name == "xml");
+    matches!((flags.next(), flags.next()), (Some((_, value)), None) if value == "1" || value == "true")
 }
 
 /// Parses a query string into `T`, refusing unknown and repeated parameters.
