@@ -265,3 +265,50 @@ async fn a_final_capture_waiting_behind_a_lost_one_neither_blocks_its_lookup_nor
         assert_eq!(rig.stand_in.captured_total(), 15_000, "{backend:?}");
     }
 }
+
+/// Line A's capture is never made and its answer lost; line B, shipped later, completes the
+/// order and so was planned as the final capture: it waits for A. Past the window A is looked
+/// up, not found, and declined: its unit is shippable again, so B no longer completes the order
+/// and must leave the authorisation open. Sent as final, B would close it, and the unit of A
+/// shipped again could never be captured: the order would be paid 50.00 short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_planned_final_goes_out_open_when_an_earlier_one_is_declined() {
+    for backend in backends() {
+        let rig = rig(backend).await;
+        let (order, a, b) = order(&rig).await;
+        let fault = Fault::DropBeforeProcessing;
+        rig.stand_in
+            .inject([fault.clone(), fault.clone(), fault.clone()]);
+        let Err(ServiceError::CaptureUnknown(first)) = ship(&rig, order, a).await else {
+            panic!("{backend:?}: expected A's outcome to be unknown");
+        };
+        rig.clock.forward(25 * HOUR);
+        rig.stand_in.forget_keys();
+        let Err(ServiceError::CaptureUnknown(second)) = ship(&rig, order, b).await else {
+            panic!("{backend:?}: expected B to wait for A");
+        };
+        assert!(rig.stand_in.ledger().is_empty(), "{backend:?}: B waited");
+        rig.clock.forward(60_000);
+        // One pass, oldest first: A is declined, then B (read with A) goes out.
+        let report = rig.consign.recover_pending_captures(0).await.unwrap();
+        assert_eq!(
+            (report.examined, report.captured, report.declined),
+            (2, 1, 1),
+            "{backend:?}: {report:?}"
+        );
+        assert_eq!(state_of(&rig, first).await, None, "{backend:?}: A voided");
+        assert_eq!(
+            state_of(&rig, second).await,
+            Some(ShipmentState::Captured),
+            "{backend:?}"
+        );
+        let again = ship(&rig, order, a).await;
+        assert_eq!(
+            again.map(|s| s.state),
+            Ok(ShipmentState::Captured),
+            "{backend:?}: A's unit shipped again is captured"
+        );
+        assert_eq!(rig.stand_in.ledger().len(), 2, "{backend:?}");
+        assert_eq!(rig.stand_in.captured_total(), 15_000, "{backend:?}");
+    }
+}

@@ -468,6 +468,42 @@ impl ShipmentChange {
     pub fn becomes_shipped(&self) -> bool {
         !self.before.flags.shipped && self.after.flags.shipped
     }
+
+    /// Whether units leave capture with this change (a declined capture). The order then has
+    /// units outside capture, so no capture still open on it completes the order any more: none
+    /// of them may go out as the final capture, which on some providers closes the
+    /// authorisation and would leave those units unpaid when they are shipped again. Whichever
+    /// capture takes them back into capture is planned as the one that completes the order.
+    ///
+    /// ```
+    /// # use consign_domain::*;
+    /// # let sek: Currency = "SEK".parse().unwrap();
+    /// # let mut order = Order::new(OrderId(1), sek, vec![OrderLine::new(LineId(7), "S", "N",
+    /// #     Money::from_minor(100, sek), TaxRate(2500), 2)], Money::zero(sek),
+    /// #     Some(PaymentAuthorization { provider: "stripe".into(), reference: "pi".into(),
+    /// #         amount: Money::from_minor(200, sek) })).unwrap();
+    /// let one = ShipmentRequest { capture: true, deduct_previous_costs: false,
+    ///     lines: vec![ShipmentLine { line_id: LineId(7), quantity: 1 }] };
+    /// let first = order.plan_shipment(&one).unwrap();
+    /// order.reserve(&first).unwrap();
+    /// let last = order.plan_shipment(&one).unwrap();
+    /// order.reserve(&last).unwrap();
+    /// assert!(last.capture.unwrap().completes_order);
+    /// // The first capture is declined: its unit leaves capture, and the last no longer completes.
+    /// let declined = Shipment::planned(&first, ShipmentFlags::default())
+    ///     .settle(Settlement::Declined, CaptureOrigin::AtCreation).unwrap();
+    /// assert!(declined.takes_units_out_of_capture());
+    /// order.apply(&declined).unwrap();
+    /// let again = order.plan_shipment(&one).unwrap();
+    /// assert!(again.capture.unwrap().completes_order);
+    /// // A capture that succeeds takes nothing out.
+    /// let captured = Shipment::planned(&last, ShipmentFlags::default())
+    ///     .settle(Settlement::Captured, CaptureOrigin::AtCreation).unwrap();
+    /// assert!(!captured.takes_units_out_of_capture());
+    /// ```
+    pub fn takes_units_out_of_capture(&self) -> bool {
+        self.line_moves.iter().any(|m| m.in_capture < 0)
+    }
 }
 
 impl Order {

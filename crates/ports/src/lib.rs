@@ -27,9 +27,9 @@ pub use gateway::{
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, StoredAnswer};
 pub use keys::{ApiKeyId, ApiKeyInfo, KeyStore};
 pub use records::{
-    Address, CaptureAttempt, CaptureTally, Customer, ImportedOrder, LineImport, OrderImport,
-    OrderQuery, OrderView, ShipmentChanges, ShipmentDetails, ShipmentListing, ShipmentQuery,
-    ShipmentStatus, ShipmentView, ShippingInfo, ShippingUpdate,
+    Address, CaptureAttempt, CaptureTally, Customer, FinalCaptureStanding, ImportedOrder,
+    LineImport, OrderImport, OrderQuery, OrderView, ShipmentChanges, ShipmentDetails,
+    ShipmentListing, ShipmentQuery, ShipmentStatus, ShipmentView, ShippingInfo, ShippingUpdate,
 };
 pub use returns::{
     BeginRefund, CreditNote, RefundAttempt, RefundSettle, ReturnCreated, ReturnDetails,

@@ -113,7 +113,8 @@ pub struct CaptureAttempt {
     pub amount: Money,
     /// The provider idempotency key: stable for this attempt.
     pub idempotency_key: String,
-    /// Whether it is the capture that completes the order.
+    /// Whether it was planned as the capture that completes the order (the store lowers it when
+    /// a capture on the order is declined: [`FinalCaptureStanding`]).
     pub final_capture: bool,
     /// When the attempt was written.
     pub created_at: Timestamp,
@@ -121,6 +122,18 @@ pub struct CaptureAttempt {
     /// captured. A hint for the store's settle (it picks its way of writing by it); the stored
     /// attempt stays what decides.
     pub changes_waiting: bool,
+}
+
+/// Where an attempt planned as its order's final capture stands when it is about to be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FinalCaptureStanding {
+    /// Whether it is still stored as final. A capture declined on the order since it was
+    /// planned took units out of capture, so it no longer completes the order, and it is sent
+    /// as a capture that leaves the authorisation open (the store lowers it in the decline's
+    /// own transaction, never the other way, so every replay sends the same).
+    pub still_final: bool,
+    /// How many other attempts on the order have no definite outcome yet.
+    pub others_open: usize,
 }
 
 /// Where the captures on an attempt's order stand in Consign's records, to compare with what

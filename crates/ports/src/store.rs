@@ -6,8 +6,8 @@ use consign_domain::{OrderError, OrderId, Providers, ShipmentError, ShipmentId, 
 
 use crate::clock::Timestamp;
 use crate::records::{
-    CaptureAttempt, CaptureTally, ImportedOrder, OrderImport, OrderQuery, OrderView,
-    ShipmentChanges, ShipmentDetails, ShipmentListing, ShipmentQuery, ShipmentView,
+    CaptureAttempt, CaptureTally, FinalCaptureStanding, ImportedOrder, OrderImport, OrderQuery,
+    OrderView, ShipmentChanges, ShipmentDetails, ShipmentListing, ShipmentQuery, ShipmentView,
 };
 
 /// Why a store call failed.
@@ -244,8 +244,15 @@ pub trait OrderStore: Send + Sync {
         review_after_passes: u32,
     ) -> Result<bool, StoreError>;
 
-    /// How many other attempts on the same order have no definite outcome yet.
-    async fn other_open_captures(&self, attempt: &CaptureAttempt) -> Result<usize, StoreError>;
+    /// Where an attempt planned as its order's final capture stands now, read at once: whether
+    /// it is still stored as final, and how many other attempts on the order have no definite
+    /// outcome yet (on a provider whose final capture closes the authorisation, it waits for
+    /// them). The settle that declines a capture on the order stores it as not final
+    /// ([`consign_domain::ShipmentChange::takes_units_out_of_capture`]).
+    async fn final_capture_standing(
+        &self,
+        attempt: &CaptureAttempt,
+    ) -> Result<FinalCaptureStanding, StoreError>;
 
     /// The order's other attempts settled as captured, added up, and how many others are still
     /// open: what the provider's total on the authorisation is compared with.

@@ -93,11 +93,11 @@ impl Consign {
         attempt: &CaptureAttempt,
     ) -> Result<ShipmentView, ServiceError> {
         let order = attempt.shipment.order;
-        if self.must_wait_for_other_captures(attempt).await? {
+        let Some(final_capture) = self.final_flag_to_send(attempt).await? else {
             tracing::info!(shipment = %attempt.shipment, "final capture waits for earlier captures on the authorisation");
             return Err(ServiceError::CaptureUnknown(attempt.shipment));
-        }
-        let outcome = self.capture_outcome(attempt).await;
+        };
+        let outcome = self.capture_outcome(attempt, final_capture).await;
         crate::failpoints::reached("after-capture").await;
         fail::fail_point!("after-capture");
         let settle = match outcome {
@@ -127,18 +127,28 @@ impl Consign {
         }
     }
 
-    /// A final capture on a gateway that closes the authorisation with it waits until every
-    /// other capture on the order has settled.
-    async fn must_wait_for_other_captures(
+    /// Whether the capture goes out as the final one, or `None` while it must wait. On a
+    /// gateway whose final capture closes the authorisation, a capture planned as final waits
+    /// until every other capture on the order has settled, and goes out as final only if it is
+    /// still stored so: a capture declined meanwhile took units out of capture, so it no longer
+    /// completes the order (the attempt in hand may have been read before that decline).
+    async fn final_flag_to_send(
         &self,
         attempt: &CaptureAttempt,
-    ) -> Result<bool, ServiceError> {
+    ) -> Result<Option<bool>, ServiceError> {
         let closes = attempt.final_capture
             && self
                 .gateways
                 .get(&attempt.authorization.provider)
                 .is_some_and(|g| g.final_capture_waits_for_others());
-        Ok(closes && self.store.other_open_captures(attempt).await? > 0)
+        if !closes {
+            return Ok(Some(attempt.final_capture));
+        }
+        let standing = self.store.final_capture_standing(attempt).await?;
+        if !standing.still_final {
+            return Ok(Some(false));
+        }
+        Ok((standing.others_open == 0).then_some(true))
     }
 
     /// Counts one more pass without an outcome; past the limit the shipment needs review.
@@ -162,17 +172,21 @@ impl Consign {
 
     /// The provider's answer for an attempt: sent with its key, or, once the attempt is older
     /// than the provider keeps keys, looked up (the same key could then capture it again).
-    async fn capture_outcome(&self, attempt: &CaptureAttempt) -> CaptureOutcome {
+    async fn capture_outcome(
+        &self,
+        attempt: &CaptureAttempt,
+        final_capture: bool,
+    ) -> CaptureOutcome {
         let age = self.clock.now().0 - attempt.created_at.0;
         // A zero capture never reaches the provider: there is nothing to look up.
         if age > KEY_WINDOW_MILLIS && attempt.amount.minor() != 0 {
             self.look_up_capture(attempt, age).await
         } else {
-            self.call_gateway(attempt).await
+            self.call_gateway(attempt, final_capture).await
         }
     }
 
-    async fn call_gateway(&self, attempt: &CaptureAttempt) -> CaptureOutcome {
+    async fn call_gateway(&self, attempt: &CaptureAttempt, final_capture: bool) -> CaptureOutcome {
         if attempt.amount.minor() == 0 {
             return CaptureOutcome::Captured {
                 reference: ZERO_CAPTURE_REFERENCE.to_owned(),
@@ -191,7 +205,7 @@ impl Consign {
                 authorization: attempt.authorization.clone(),
                 amount: attempt.amount,
                 idempotency_key: attempt.idempotency_key.clone(),
-                final_capture: attempt.final_capture,
+                final_capture,
             })
             .await
     }
@@ -465,8 +479,13 @@ mod tests {
         let _ = Arc::clone(&consign.store);
     }
 
-    #[tokio::test]
-    async fn a_final_multicapture_waits_while_other_captures_are_open() {
+    /// Ships an order whose capture was planned as final, on a gateway whose final capture
+    /// closes the authorisation, with the store answering `standing`; `sent` is the final
+    /// flag the capture must go out with (`None`: it must not go out).
+    async fn ship_planned_final(
+        standing: FinalCaptureStanding,
+        sent: Option<bool>,
+    ) -> Result<ShipmentView, ServiceError> {
         let mut store = MockOrderStore::new();
         store
             .expect_reserve_shipment()
@@ -476,58 +495,26 @@ mod tests {
                 Ok(reservation)
             });
         store
-            .expect_other_open_captures()
+            .expect_final_capture_standing()
             .times(1)
-            .returning(|_| Ok(1));
-        store.expect_settle_capture().never();
-        store.expect_record_unknown().never();
-        let mut gateway = sandbox_named_mock();
-        gateway
-            .expect_final_capture_waits_for_others()
-            .return_const(true);
-        gateway.expect_capture().never();
-        let error = service(store, gateway)
-            .create_shipment(
-                OrderId(83651),
-                request(true),
-                ShipmentDetails::default(),
-                None,
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(error, ServiceError::CaptureUnknown(shipment_id()));
-    }
-
-    #[tokio::test]
-    async fn a_final_capture_goes_ahead_once_the_others_have_settled() {
-        let mut store = MockOrderStore::new();
-        store
-            .expect_reserve_shipment()
-            .returning(|_, _, _, _, _, _| {
-                let mut reservation = reservation(ShipmentState::CapturePending, 44_850);
-                reservation.attempt.as_mut().unwrap().final_capture = true;
-                Ok(reservation)
-            });
-        store
-            .expect_other_open_captures()
-            .times(1)
-            .returning(|_| Ok(0));
+            .returning(move |_| Ok(standing));
         store
             .expect_settle_capture()
-            .times(1)
+            .times(usize::from(sent.is_some()))
             .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
+        store.expect_record_unknown().never();
         let mut gateway = sandbox_named_mock();
         gateway
             .expect_final_capture_waits_for_others()
             .return_const(true);
         gateway
             .expect_capture()
-            .withf(|r| r.final_capture)
-            .times(1)
+            .withf(move |r| Some(r.final_capture) == sent)
+            .times(usize::from(sent.is_some()))
             .returning(|_| CaptureOutcome::Captured {
                 reference: "ch_9".into(),
             });
-        let shipment = service(store, gateway)
+        service(store, gateway)
             .create_shipment(
                 OrderId(83651),
                 request(true),
@@ -535,7 +522,40 @@ mod tests {
                 None,
             )
             .await
-            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_final_multicapture_waits_while_other_captures_are_open() {
+        let standing = FinalCaptureStanding {
+            still_final: true,
+            others_open: 1,
+        };
+        let error = ship_planned_final(standing, None).await.unwrap_err();
+        assert_eq!(error, ServiceError::CaptureUnknown(shipment_id()));
+    }
+
+    #[tokio::test]
+    async fn a_final_capture_goes_ahead_once_the_others_have_settled() {
+        let standing = FinalCaptureStanding {
+            still_final: true,
+            others_open: 0,
+        };
+        let shipment = ship_planned_final(standing, Some(true)).await.unwrap();
         assert_eq!(shipment.state, ShipmentState::Captured);
+    }
+
+    /// A capture declined on the order since this one was planned took units out of capture:
+    /// it no longer completes the order, so it neither waits nor closes the authorisation,
+    /// even though the attempt in hand still says final.
+    #[tokio::test]
+    async fn a_capture_planned_final_goes_out_open_once_a_decline_lowered_it() {
+        for others_open in [0, 1] {
+            let standing = FinalCaptureStanding {
+                still_final: false,
+                others_open,
+            };
+            let shipment = ship_planned_final(standing, Some(false)).await.unwrap();
+            assert_eq!(shipment.state, ShipmentState::Captured);
+        }
     }
 }

@@ -64,6 +64,31 @@ pub(crate) fn insert_attempt(conn: &mut AnyConnection, row: &AttemptRow) -> Resu
     Ok(())
 }
 
+/// A declined capture took units out of capture: no attempt still open on its order completes
+/// the order, so none is sent as final. `updated_at` is left alone: recovery takes its turns
+/// by it.
+const LOWER_OPEN_FINALS: &str = "UPDATE capture_attempts SET final_capture = 0 \
+     WHERE order_id = $1 AND final_capture = 1 AND state IN ($2, $3, $4)";
+
+/// Stores every open attempt on `order_id` as not final (what
+/// [`consign_domain::ShipmentChange::takes_units_out_of_capture`] calls for); answers how many.
+pub(crate) fn lower_open_final_captures(
+    conn: &mut AnyConnection,
+    order_id: i64,
+) -> Result<usize, DbError> {
+    let [pending, unknown, needs_review] = ATTEMPT_OPEN;
+    Ok(execute(
+        conn,
+        statement!(LOWER_OPEN_FINALS),
+        vec![
+            Param::BigInt(order_id),
+            Param::Text(pending),
+            Param::Text(unknown),
+            Param::Text(needs_review),
+        ],
+    )?)
+}
+
 /// The next capture attempt of a shipment, numbered by the statement itself (one more than its
 /// last) with the provider key that number makes, so that no read of the last number comes
 /// first. Its columns are those of [`AttemptRow::pending`] for a capture started after creation.

@@ -7,8 +7,8 @@ use consign_domain::{
     ShipmentId, ShipmentRequest, ShipmentState,
 };
 use consign_ports::{
-    CaptureAttempt, CaptureTally, Reservation, SettleOutcome, ShipmentDetails, ShipmentView,
-    Timestamp,
+    CaptureAttempt, CaptureTally, FinalCaptureStanding, Reservation, SettleOutcome,
+    ShipmentDetails, ShipmentView, Timestamp,
 };
 use diesel::prelude::*;
 
@@ -600,6 +600,9 @@ pub(crate) fn settle_capture(
                         apply_written(&mut row, &mut lines, &change, reference, now);
                     }
                 }
+                if change.takes_units_out_of_capture() {
+                    crate::attempts::lower_open_final_captures(conn, order_id)?;
+                }
             }
             if let (SettleOutcome::Captured { .. }, false) = (outcome, invoiced) {
                 crate::outbox::issue_invoice(conn, order_id, number, attempt.amount.minor(), now)?;
@@ -962,16 +965,34 @@ pub(crate) fn capture_tally(
     })
 }
 
-/// Open attempts on the same order other than this one (a final multicapture waits for them).
-pub(crate) fn other_open_captures(
+/// Whether an attempt planned as final is still stored so, and how many other attempts on its
+/// order are open: one statement, so a decline's transaction (which lowers the flag as it
+/// settles its own attempt) is seen whole or not at all.
+pub(crate) fn final_capture_standing(
     conn: &mut AnyConnection,
     attempt: &CaptureAttempt,
-) -> Result<usize, DbError> {
-    let count: i64 = capture_attempts::table
+) -> Result<FinalCaptureStanding, DbError> {
+    let rows: Vec<(String, i32, String)> = capture_attempts::table
         .filter(capture_attempts::order_id.eq(attempt.shipment.order.0))
-        .filter(capture_attempts::idempotency_key.ne(&attempt.idempotency_key))
-        .filter(capture_attempts::state.eq_any(ATTEMPT_OPEN))
-        .count()
-        .get_result(conn)?;
-    Ok(usize::try_from(count).unwrap_or(0))
+        .filter(
+            capture_attempts::state
+                .eq_any(ATTEMPT_OPEN)
+                .or(capture_attempts::idempotency_key.eq(&attempt.idempotency_key)),
+        )
+        .select((
+            capture_attempts::idempotency_key,
+            capture_attempts::final_capture,
+            capture_attempts::state,
+        ))
+        .load(conn)?;
+    let own = |key: &str| key == attempt.idempotency_key;
+    Ok(FinalCaptureStanding {
+        still_final: rows
+            .iter()
+            .any(|(key, final_capture, _)| own(key) && *final_capture != 0),
+        others_open: rows
+            .iter()
+            .filter(|(key, _, state)| !own(key) && ATTEMPT_OPEN.contains(&state.as_str()))
+            .count(),
+    })
 }

@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 use consign_domain::{OrderId, Providers, ShipmentId, ShipmentLine, ShipmentRequest};
 use consign_ports::{
-    BeginCapture, CaptureAttempt, CaptureTally, ImportedOrder, Invoice, OrderImport, OrderQuery,
-    OrderStore, OrderView, OutboxMessage, Reservation, SettleOutcome, ShipmentChanges,
-    ShipmentDetails, ShipmentListing, ShipmentQuery, ShipmentView, StoreError, StoreStats,
-    Timestamp,
+    BeginCapture, CaptureAttempt, CaptureTally, FinalCaptureStanding, ImportedOrder, Invoice,
+    OrderImport, OrderQuery, OrderStore, OrderView, OutboxMessage, Reservation, SettleOutcome,
+    ShipmentChanges, ShipmentDetails, ShipmentListing, ShipmentQuery, ShipmentView, StoreError,
+    StoreStats, Timestamp,
 };
 
 use crate::config::Backend;
@@ -285,10 +285,13 @@ impl OrderStore for Database {
             .await?)
     }
 
-    async fn other_open_captures(&self, attempt: &CaptureAttempt) -> Result<usize, StoreError> {
+    async fn final_capture_standing(
+        &self,
+        attempt: &CaptureAttempt,
+    ) -> Result<FinalCaptureStanding, StoreError> {
         let attempt = attempt.clone();
         Ok(self
-            .run_short_read(move |conn| shipments::other_open_captures(conn, &attempt))
+            .run_short_read(move |conn| shipments::final_capture_standing(conn, &attempt))
             .await?)
     }
 

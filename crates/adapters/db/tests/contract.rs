@@ -605,58 +605,103 @@ async fn an_attempt_unknown_for_too_many_passes_needs_review_until_it_settles() 
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn other_open_captures_counts_the_orders_unsettled_attempts() {
-    each_backend(|t| async move {
-        let order =
-            t.db.import_order(import(Some(15), "a@example.com", "auth"), Timestamp(1))
-                .await
-                .unwrap()
-                .order;
-        let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
-        let first =
-            t.db.reserve_shipment(
-                order.id(),
-                ship(&[(l1, 1)], true),
-                Providers::any(),
-                ShipmentDetails::default(),
-                None,
-                Timestamp(2),
-            )
-            .await
-            .unwrap()
-            .attempt
-            .unwrap();
-        let last =
-            t.db.reserve_shipment(
-                order.id(),
-                ship(&[(l1, 1), (l2, 1)], true),
-                Providers::any(),
-                ShipmentDetails::default(),
-                None,
-                Timestamp(3),
-            )
-            .await
-            .unwrap()
-            .attempt
-            .unwrap();
-        assert!(last.final_capture && !first.final_capture, "{}", t.name);
-        assert_eq!(t.db.other_open_captures(&last).await.unwrap(), 1);
-        t.db.settle_capture(
-            &first,
-            SettleOutcome::Captured {
-                reference: "ch_1".into(),
-            },
-            Timestamp(4),
+/// Two open attempts on a new order, the first of one unit of its first line, the second
+/// planned as final (it completes the order); answers the order and that line too.
+async fn first_and_planned_final(
+    t: &TestDb,
+    order_id: i64,
+) -> (OrderId, i64, CaptureAttempt, CaptureAttempt) {
+    let order =
+        t.db.import_order(
+            import(Some(order_id), "a@example.com", "auth"),
+            Timestamp(1),
         )
         .await
-        .unwrap();
-        assert_eq!(
-            t.db.other_open_captures(&last).await.unwrap(),
-            0,
-            "{}",
-            t.name
-        );
+        .unwrap()
+        .order;
+    let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
+    let mut attempts = Vec::new();
+    for (lines, at) in [(vec![(l1, 1)], 2), (vec![(l1, 1), (l2, 1)], 3)] {
+        let attempt =
+            t.db.reserve_shipment(
+                order.id(),
+                ship(&lines, true),
+                Providers::any(),
+                ShipmentDetails::default(),
+                None,
+                Timestamp(at),
+            )
+            .await
+            .unwrap()
+            .attempt
+            .unwrap();
+        attempts.push(attempt);
+    }
+    let last = attempts.pop().unwrap();
+    let first = attempts.pop().unwrap();
+    assert!(last.final_capture && !first.final_capture, "{}", t.name);
+    (order.id(), l1, first, last)
+}
+
+fn standing(still_final: bool, others_open: usize) -> FinalCaptureStanding {
+    FinalCaptureStanding {
+        still_final,
+        others_open,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_captures_standing_counts_the_orders_other_unsettled_attempts() {
+    each_backend(|t| async move {
+        let (_, _, first, last) = first_and_planned_final(&t, 15).await;
+        let now = t.db.final_capture_standing(&last).await.unwrap();
+        assert_eq!(now, standing(true, 1), "{}", t.name);
+        let captured = SettleOutcome::Captured {
+            reference: "ch_1".into(),
+        };
+        t.db.settle_capture(&first, captured, Timestamp(4))
+            .await
+            .unwrap();
+        let now = t.db.final_capture_standing(&last).await.unwrap();
+        assert_eq!(now, standing(true, 0), "{}", t.name);
+    })
+    .await;
+}
+
+/// The first capture is declined: its unit leaves capture, so the capture planned as final no
+/// longer completes the order and is stored as not final in the decline's transaction; the
+/// shipment that takes the unit again is planned as the final capture.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_capture_lowers_the_orders_open_final_capture() {
+    each_backend(|t| async move {
+        let (order, line, first, last) = first_and_planned_final(&t, 16).await;
+        let declined = SettleOutcome::Declined {
+            code: "card_declined".into(),
+            message: "declined".into(),
+        };
+        t.db.settle_capture(&first, declined, Timestamp(4))
+            .await
+            .unwrap();
+        let now = t.db.final_capture_standing(&last).await.unwrap();
+        assert_eq!(now, standing(false, 0), "{}", t.name);
+        let again =
+            t.db.reserve_shipment(
+                order,
+                ship(&[(line, 1)], true),
+                Providers::any(),
+                ShipmentDetails::default(),
+                None,
+                Timestamp(5),
+            )
+            .await
+            .unwrap()
+            .attempt
+            .unwrap();
+        assert!(again.final_capture, "{}", t.name);
+        let lowered = t.db.open_attempt(last.shipment).await.unwrap().unwrap();
+        assert!(!lowered.final_capture, "{}: stays lowered", t.name);
+        let now = t.db.final_capture_standing(&again).await.unwrap();
+        assert_eq!(now, standing(true, 1), "{}", t.name);
     })
     .await;
 }
@@ -699,6 +744,16 @@ async fn capture_tally_adds_the_orders_other_captured_attempts_and_counts_the_op
             "{}",
             t.name
         );
+        assert_eq!(
+            t.db.capture_tally(captured).await.unwrap(),
+            CaptureTally {
+                settled: zero,
+                others_open: 2,
+                later_finals_open: 1
+            },
+            "{}: of the open ones, the last is the final capture, written after this attempt",
+            t.name
+        );
         t.db.settle_capture(
             captured,
             SettleOutcome::Captured {
@@ -726,16 +781,6 @@ async fn capture_tally_adds_the_orders_other_captured_attempts_and_counts_the_op
                 later_finals_open: 0
             },
             "{}: only the captured attempt counts, and never the one looked up",
-            t.name
-        );
-        assert_eq!(
-            t.db.capture_tally(captured).await.unwrap(),
-            CaptureTally {
-                settled: zero,
-                others_open: 1,
-                later_finals_open: 1
-            },
-            "{}: the open one is the final capture, written after this attempt",
             t.name
         );
     })
