@@ -427,6 +427,31 @@ fn hostile_requests_get_clear_errors_and_change_nothing() {
                     .replace("\"747.00\"", "\"700.00\""),
                 "does not cover",
             ),
+            // Writes take every field in the body: a query parameter is named and refused.
+            returns(
+                "create shipment: a query parameter",
+                "POST",
+                "/shipments?bogus=1",
+                Some(r#"{"order":71,"products":{"1":1}}"#),
+                400,
+                "bogus",
+            ),
+            returns(
+                "complete: a query parameter",
+                "PUT",
+                "/shipment?xml=1",
+                Some(r#"{"shipment":"71-1"}"#),
+                400,
+                "unknown parameter",
+            ),
+            returns(
+                "update return: a query parameter",
+                "PUT",
+                "/returns/999?completed=true",
+                Some(r#"{"completed":true}"#),
+                400,
+                "unknown parameter",
+            ),
             get("list: limit 0", "?limit=0", "parameter limit"),
             get("list: limit words", "?limit=ten", "parameter limit"),
             get(
@@ -557,7 +582,7 @@ fn hostile_requests_get_clear_errors_and_change_nothing() {
                 "/returns/999",
                 Some(r#"{"completed":true}"#),
                 200,
-                "return does not exist",
+                "Return with id=999 does not exist",
             ),
             returns(
                 "update return: unknown field",

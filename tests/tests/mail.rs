@@ -65,6 +65,45 @@ fn a_shipped_shipment_sends_one_confirmation_with_carrier_tracking_and_lines() {
     assert_eq!(sink.messages().len(), 1);
 }
 
+/// A shipment created shipped whose capture is still in flight is not confirmed yet: a decline
+/// would void it, and the customer would have been told it shipped. Once recovery records the
+/// capture, the confirmation goes out, once.
+#[test]
+fn a_shipped_shipment_is_confirmed_only_once_its_capture_is_recorded() {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[
+            ("CONSIGN_SMTP_URL", &sink.url()),
+            ("CONSIGN_RECOVERY_AFTER", "3s"),
+        ],
+    );
+    // The sandbox answers the first capture on a `timeout` reference with a timeout.
+    let ids = app.import(&example_order(805, "timeout-805"));
+    let created = app.post(
+        "/shipments",
+        &json!({"order": 805, "products": {ids[0].clone(): 1}, "shipped": true, "sendEmail": true}),
+    );
+    assert_eq!(created.status, 503, "{}", created.body);
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(
+        sink.messages().len(),
+        0,
+        "confirmed while its capture was in flight"
+    );
+    wait_for("the confirmation after the capture", || {
+        sink.messages().len() == 1
+    });
+    let listed = app.get("/shipments/805-1").json();
+    assert_eq!(
+        listed["shipments"][0]["captureState"],
+        json!("captured"),
+        "{listed}"
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(sink.messages().len(), 1);
+}
+
 #[test]
 fn completing_a_shipment_sends_the_confirmation_by_the_store_setting() {
     let sink = SmtpSink::start();

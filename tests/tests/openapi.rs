@@ -101,6 +101,13 @@ fn the_openapi_document_parses_and_lists_every_route() {
         }
     }
     assert_eq!(count, expected.len(), "every route is documented once");
+    // An id as digits: as many as the largest id an import accepts (i64::MAX, 19 digits).
+    let id = &doc["components"]["schemas"]["Id"]["oneOf"][1]["pattern"];
+    assert_eq!(
+        id, "^[0-9]{1,19}$",
+        "{}",
+        doc["components"]["schemas"]["Id"]
+    );
     // Every reference anywhere in the document resolves.
     fn references<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
         match value {

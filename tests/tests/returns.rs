@@ -177,6 +177,43 @@ fn centras_request_examples_a_partial_return_and_its_refund() {
     }
 }
 
+/// A refund completes the return, so asking for one while setting the return back to pending
+/// is refused before any money moves: carried out in turn, the refund went out and the answer
+/// said `no`, and a client believing it would refund the customer again by hand.
+#[test]
+fn a_refund_asked_with_the_return_set_back_to_pending_is_refused_before_any_money_moves() {
+    for backend in backends() {
+        let app = spawn_app(backend);
+        let (shipment, tshirt, _) = shipped(&app, 120277, "auth-120277");
+        let created = ok(&app.post(
+            "/return",
+            &json!({"shipment": shipment, "products": {tshirt.clone(): 1}}),
+        ));
+        let id = created["return"].as_i64().unwrap();
+        let both = json!({"refundPayment": true, "completed": false});
+        let refused = no(&app.put(&format!("/returns/{id}"), &both), 200);
+        assert_eq!(
+            refused["msg"],
+            json!("a refunded return is completed and cannot be set back to pending"),
+            "{backend:?}"
+        );
+        assert_eq!(app.sandbox.refunded_minor(), 0, "{backend:?}: nothing sent");
+        let listed = returns_of(&app, &shipment);
+        assert_eq!(listed[0]["refundState"], "none", "{backend:?}");
+        assert_eq!(listed[0]["completed"], json!(false), "{backend:?}");
+        assert!(
+            listed[0].get("creditNote").is_none_or(Value::is_null),
+            "{}",
+            listed[0]
+        );
+        // Asked for with the return completed, it goes through.
+        let both = json!({"refundPayment": true, "completed": true});
+        let paid = ok(&app.put(&format!("/returns/{id}"), &both));
+        assert_eq!(paid["return"]["refundState"], "refunded", "{backend:?}");
+        assert_eq!(app.sandbox.refunded_minor(), 24_950, "{backend:?}");
+    }
+}
+
 #[test]
 fn a_whole_shipment_with_its_shipping_fee_and_an_over_return_left_out() {
     for backend in backends() {
@@ -277,7 +314,7 @@ fn refunds_above_what_remains_are_refused_with_nothing_written() {
             &app.put("/returns/424242", &json!({"completed": true})),
             200,
         );
-        assert_eq!(unknown["msg"], "return does not exist");
+        assert_eq!(unknown["msg"], "Return with id=424242 does not exist");
         // Strict fields.
         let stray = no(
             &app.post("/return", &json!({"shipment": shipment, "refundAll": true})),
@@ -402,7 +439,7 @@ fn a_refund_whose_outcome_is_unknown_is_settled_by_recovery_once() {
         let body = json!({"shipment": shipment, "products": {tshirt.clone(): 1},
                           "refund": {"refundPayment": true}})
         .to_string();
-        let send = || {
+        let send_body = |body: &str| {
             app.raw(
                 "POST",
                 "/return",
@@ -414,7 +451,16 @@ fn a_refund_whose_outcome_is_unknown_is_settled_by_recovery_once() {
                 Some(body.as_bytes()),
             )
         };
+        let send = || send_body(&body);
         let first = no(&send(), 503);
+        // The 503 was not stored: the same key on a return from another shipment is not the
+        // retry, and is never answered with this return.
+        let other = json!({"shipment": "999-1", "products": {tshirt.clone(): 1}}).to_string();
+        let reused = no(&send_body(&other), 422);
+        assert_eq!(
+            reused["msg"], "idempotency key reused with a different request",
+            "{backend:?}"
+        );
         let retried = ok(&send());
         assert_eq!(retried["return"], first["return"], "{backend:?}");
         assert_eq!(retried["refund"]["status"], "ok");

@@ -84,6 +84,8 @@ fn the_warehouse_flow_from_import_to_a_fully_shipped_order() {
         let shipment = &done["shipments"][0];
         assert_eq!(shipment["trackingNumber"], "JD0001");
         assert_eq!(shipment["carrier"], "DHL");
+        assert_eq!(shipment["defaultCarrier"], "DHL", "Centra's name for it");
+        assert_eq!(shipment["trackingUrl"], "");
         assert_eq!(shipment["deliveryService"], "Express");
         assert_eq!(
             (shipment["paid"].clone(), shipment["shipped"].clone()),
@@ -541,8 +543,8 @@ fn idempotency_keys_refuse_another_body_and_are_scoped_to_the_api_key() {
 fn an_unknown_outcome_is_not_stored_and_the_retry_drives_the_same_capture() {
     let app = spawn_app_with(Backend::Sqlite, &[("CONSIGN_RECOVERY_AFTER", "60s")]);
     let (tshirt, _) = lines(&app, 560, "timeout-560");
-    let body = json!({"order": 560, "products": {tshirt: 1}});
-    let send = || {
+    let body = json!({"order": 560, "products": {tshirt.clone(): 1}});
+    let send_body = |body: &Value| {
         app.raw(
             "POST",
             "/shipments",
@@ -554,9 +556,18 @@ fn an_unknown_outcome_is_not_stored_and_the_retry_drives_the_same_capture() {
             Some(body.to_string().as_bytes()),
         )
     };
+    let send = || send_body(&body);
     let first = send();
     assert_eq!(first.status, 503, "{}", first.body);
     assert_eq!(first.json()["shipment"], "560-1");
+    // The 503 was not stored, so the key is free again: a request for other units with it is
+    // not the retry, and is never answered with the first request's shipment.
+    let other = send_body(&json!({"order": 560, "products": {tshirt: 2}}));
+    assert_eq!(other.status, 422, "{}", other.body);
+    assert_eq!(
+        other.json()["msg"],
+        "idempotency key reused with a different request"
+    );
     let retry = send();
     assert_eq!(retry.status, 200, "{}", retry.body);
     assert_eq!(retry.replayed, None, "a 503 is never stored as final");

@@ -583,6 +583,25 @@ impl Return {
         })
     }
 
+    /// Checks an update's requests together, before any of them is carried out: a refund
+    /// completes the return, so a refund asked for with the return set back to pending is
+    /// refused ([`ReturnError::RefundedStaysCompleted`]) before any money moves. Carried out in
+    /// turn, the refund would be sent and the update then refused, its answer hiding the refund.
+    ///
+    /// ```
+    /// use consign_domain::{Return, ReturnError};
+    /// assert_eq!(Return::check_update(Some(false), true), Err(ReturnError::RefundedStaysCompleted));
+    /// assert_eq!(Return::check_update(Some(true), true), Ok(()));
+    /// assert_eq!(Return::check_update(Some(false), false), Ok(()));
+    /// assert_eq!(Return::check_update(None, true), Ok(()));
+    /// ```
+    pub fn check_update(completed: Option<bool>, refund: bool) -> Result<(), ReturnError> {
+        if refund && completed == Some(false) {
+            return Err(ReturnError::RefundedStaysCompleted);
+        }
+        Ok(())
+    }
+
     /// Sets it completed or pending; a refunded return stays completed.
     pub fn set_completed(&self, completed: bool) -> Result<Return, ReturnError> {
         if !completed && self.refund_state == RefundState::Refunded {

@@ -231,7 +231,9 @@ pub trait ReturnStore: Send + Sync {
         review_after_passes: u32,
     ) -> Result<bool, StoreError>;
 
-    /// Refund attempts without a definite outcome last touched before `before`, oldest first.
+    /// Refund attempts without a definite outcome last touched before `before`, at most 500,
+    /// the least recently touched first (then the oldest), as
+    /// [`crate::OrderStore::pending_captures`].
     async fn pending_refunds(&self, before: Timestamp) -> Result<Vec<RefundAttempt>, StoreError>;
 
     /// Sets a return completed or pending, as the domain allows.

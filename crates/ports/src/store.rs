@@ -32,7 +32,7 @@ pub enum StoreError {
     #[error(transparent)]
     ReturnRejected(#[from] consign_domain::ReturnError),
     /// No such return.
-    #[error("return does not exist")]
+    #[error("Return with id={0} does not exist")]
     ReturnNotFound(consign_domain::ReturnId),
     /// The database is busy or unreachable: nothing was written; try again.
     #[error("storage unavailable: {0}")]
@@ -259,7 +259,9 @@ pub trait OrderStore: Send + Sync {
     async fn capture_tally(&self, attempt: &CaptureAttempt) -> Result<CaptureTally, StoreError>;
 
     /// Capture attempts without a definite outcome (pending, unknown, needing review) last
-    /// touched before `before`, oldest first.
+    /// touched before `before`, at most 500, the least recently touched first (then the
+    /// oldest): attempts tried pass after pass without an outcome (needing review) go to the
+    /// back, so they cannot keep a newer one from ever being replayed.
     async fn pending_captures(&self, before: Timestamp) -> Result<Vec<CaptureAttempt>, StoreError>;
 
     /// Whether the database answers and every migration is applied (`Err` says why not).

@@ -10,7 +10,7 @@
 //! twice and nothing captured is lost. An attempt older than the provider keeps keys is looked
 //! up instead of replayed (`capture_lookup`).
 
-use consign_domain::{OrderId, ShipmentRequest, ShipmentState};
+use consign_domain::{LineId, OrderId, ShipmentLine, ShipmentRequest, ShipmentState};
 use consign_ports::{
     CaptureAttempt, CaptureOutcome, CaptureRequest, SettleOutcome, ShipmentDetails, ShipmentView,
 };
@@ -25,6 +25,17 @@ pub(crate) const ZERO_CAPTURE_REFERENCE: &str = "zero-amount";
 /// Passes without an outcome after which a capture is flagged `needsReview` (it is still
 /// replayed; an operator should look at the provider).
 pub const REVIEW_AFTER_PASSES: u32 = 10;
+
+/// Whether `existing` is what `request` on `order` asks for: the same order and the same units
+/// of the same lines, in any order.
+fn same_shipment(existing: &ShipmentView, order: OrderId, request: &ShipmentRequest) -> bool {
+    let units = |lines: &[ShipmentLine]| {
+        let mut units: Vec<(LineId, u32)> = lines.iter().map(|l| (l.line_id, l.quantity)).collect();
+        units.sort_unstable();
+        units
+    };
+    existing.id.order == order && units(&existing.lines) == units(&request.lines)
+}
 
 impl Consign {
     /// Creates a shipment on `order`; with `request.capture` it is answered only once captured.
@@ -50,6 +61,11 @@ impl Consign {
         }
         if let Some(key) = &request_key {
             if let Some(existing) = self.store.find_by_request_key(key).await? {
+                // The key's stored answer is gone (a 503 is not stored, nor kept for ever): a
+                // request for another order or other lines is not this one's retry.
+                if !same_shipment(&existing, order, &request) {
+                    return Err(ServiceError::IdempotencyKeyReused);
+                }
                 return self.resume(existing).await;
             }
         }

@@ -1,6 +1,6 @@
 //! Shipment documents, credit notes, and the outbox of shipping and refund confirmations.
 
-use consign_domain::ShipmentId;
+use consign_domain::{ShipmentId, ShipmentState};
 use consign_ports::{DocumentData, DocumentKind, Email, OutboxKind, ReturnView, ShipmentListing};
 
 use crate::consign::Consign;
@@ -16,6 +16,8 @@ pub struct OutboxReport {
     pub sent: usize,
     /// Failed, to be retried later.
     pub failed: usize,
+    /// Shipping confirmations put off because the shipment's capture is still in flight.
+    pub deferred: usize,
 }
 
 impl Consign {
@@ -133,6 +135,19 @@ impl Consign {
                 done.push(message.id);
                 continue;
             };
+            if message.kind == OutboxKind::ShippingConfirmation
+                && listing.shipment.state == ShipmentState::CapturePending
+            {
+                // A shipment created shipped is confirmed only once its capture is recorded:
+                // a decline voids it, and the customer must not have been told it shipped.
+                let wait = backoff_millis(self.settings.mail_retry_base_millis, message.attempts);
+                let retry_at = self.clock.now().minus_millis(-wait);
+                self.store
+                    .outbox_failed(message.id, "waits for the shipment's capture", retry_at)
+                    .await?;
+                report.deferred += 1;
+                continue;
+            }
             let email = match message.kind {
                 OutboxKind::ShippingConfirmation => self.confirmation(listing, message.id),
                 OutboxKind::RefundConfirmation(id) => match self.returns.find_return(id).await? {
@@ -371,7 +386,14 @@ mod tests {
             fixed_clock(),
         );
         let report = consign.deliver_outbox().await.unwrap();
-        assert_eq!(report, crate::OutboxReport { sent: 1, failed: 1 });
+        assert_eq!(
+            report,
+            crate::OutboxReport {
+                sent: 1,
+                failed: 1,
+                deferred: 0
+            }
+        );
     }
 
     #[tokio::test]

@@ -47,8 +47,12 @@ pub enum ServiceError {
     /// The domain refused the return or its refund; nothing changed.
     #[error(transparent)]
     ReturnRejected(#[from] ReturnError),
-    /// No such return.
-    #[error("return does not exist")]
+    /// A retry with the client's idempotency key asks for something else than the request that
+    /// created with it: another order or other lines, another shipment to return from.
+    #[error("idempotency key reused with a different request")]
+    IdempotencyKeyReused,
+    /// No such return (Centra's message, from its Update return page).
+    #[error("Return with id={0} does not exist")]
     ReturnNotFound(ReturnId),
     /// An amount that does not fit the order's currency (too many decimals, say).
     #[error("field {field}: {why}")]

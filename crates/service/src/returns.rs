@@ -11,7 +11,9 @@
 //! replays with the same key: the provider answers the first result, so nothing is refunded
 //! twice and nothing refunded is lost.
 
-use consign_domain::{Cost, Money, NotReturned, ReturnId, ReturnRequest, ShipmentId, ShipmentLine};
+use consign_domain::{
+    Cost, Money, NotReturned, Return, ReturnId, ReturnRequest, ShipmentId, ShipmentLine,
+};
 use consign_ports::{
     BeginRefund, RefundAttempt, RefundLookup, RefundOutcome, RefundRequest, RefundSettle,
     ReturnDetails, ReturnQuery, ReturnView,
@@ -114,6 +116,10 @@ impl Consign {
     ) -> Result<ReturnOutcome, ServiceError> {
         if let Some(key) = &request_key {
             if let Some(existing) = self.returns.find_by_request_key(key).await? {
+                // A return from another shipment is not this request's retry.
+                if existing.shipment != ask.shipment {
+                    return Err(ServiceError::IdempotencyKeyReused);
+                }
                 return self.resume_return(existing).await;
             }
         }
@@ -212,7 +218,9 @@ impl Consign {
     }
 
     /// Update return: `refund` asks for what the return still owes (a refunded return is
-    /// answered as it is, with no provider call), then `completed` sets its status.
+    /// answered as it is, with no provider call), then `completed` sets its status. Both are
+    /// checked together first ([`Return::check_update`]): a refund with `completed: false` is
+    /// refused with nothing sent.
     ///
     /// A declined refund is [`ServiceError::RefundDeclined`] with the return as it is now.
     pub async fn update_return(
@@ -222,6 +230,7 @@ impl Consign {
         refund: bool,
         send_email: Option<bool>,
     ) -> Result<ReturnView, ServiceError> {
+        Return::check_update(completed, refund)?;
         let mut view = None;
         if refund {
             match self

@@ -665,7 +665,8 @@ pub(crate) fn record_refund_unknown(
     })
 }
 
-/// Refund attempts without a definite outcome last touched before `before`, oldest first.
+/// Refund attempts without a definite outcome last touched before `before`, the least
+/// recently touched first.
 pub(crate) fn pending_refunds(
     conn: &mut AnyConnection,
     before: Timestamp,
@@ -673,7 +674,8 @@ pub(crate) fn pending_refunds(
     attempts(conn, None, Some(before))
 }
 
-/// Open refund attempts, of one return or last touched before a time, oldest first, with what
+/// Open refund attempts, of one return or last touched before a time, the least recently
+/// touched first (then the oldest), with what
 /// is needed to replay them.
 fn attempts(
     conn: &mut AnyConnection,
@@ -700,7 +702,10 @@ fn attempts(
         select = select.filter(refund_attempts::updated_at.lt(before.0));
     }
     let rows: Vec<(RefundAttemptRow, crate::shipments::PaymentColumns)> = select
-        .order(refund_attempts::created_at.asc())
+        .order((
+            refund_attempts::updated_at.asc(),
+            refund_attempts::created_at.asc(),
+        ))
         .limit(500)
         .load(conn)?;
     rows.into_iter()

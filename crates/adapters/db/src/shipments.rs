@@ -784,7 +784,8 @@ fn settle_as_reserved(
 /// What an attempt needs from its order to be replayed: currency, provider, reference, amount.
 pub(crate) type PaymentColumns = (String, Option<String>, Option<String>, i64);
 
-/// Pending attempts written before `before`, oldest first, with what is needed to replay them.
+/// Open attempts last touched before `before`, the least recently touched first, with what is
+/// needed to replay them.
 pub(crate) fn pending_captures(
     conn: &mut AnyConnection,
     before: Timestamp,
@@ -793,7 +794,10 @@ pub(crate) fn pending_captures(
         .inner_join(orders::table.on(orders::id.eq(capture_attempts::order_id)))
         .filter(capture_attempts::state.eq_any(ATTEMPT_OPEN))
         .filter(capture_attempts::updated_at.lt(before.0))
-        .order(capture_attempts::created_at.asc())
+        .order((
+            capture_attempts::updated_at.asc(),
+            capture_attempts::created_at.asc(),
+        ))
         .limit(500)
         .select((
             AttemptRow::as_select(),

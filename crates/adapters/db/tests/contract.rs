@@ -668,6 +668,108 @@ async fn a_final_captures_standing_counts_the_orders_other_unsettled_attempts() 
     .await;
 }
 
+/// Recovery takes the least recently touched attempts first: one tried again and again (here
+/// the older, just marked unknown) goes behind one never tried, so attempts that stay open pass
+/// after pass cannot fill every pass (500 at most) and keep a newer one from being replayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_captures_come_least_recently_touched_first() {
+    each_backend(|t| async move {
+        let (_, _, first, last) = first_and_planned_final(&t, 17).await;
+        let keys = |attempts: Vec<CaptureAttempt>| -> Vec<String> {
+            attempts.into_iter().map(|a| a.idempotency_key).collect()
+        };
+        let before = keys(t.db.pending_captures(Timestamp(20)).await.unwrap());
+        assert_eq!(
+            before,
+            [first.idempotency_key.clone(), last.idempotency_key.clone()],
+            "{}",
+            t.name
+        );
+        t.db.record_unknown(&first, "lost", Timestamp(10), 10)
+            .await
+            .unwrap();
+        let after = keys(t.db.pending_captures(Timestamp(20)).await.unwrap());
+        assert_eq!(
+            after,
+            [last.idempotency_key.clone(), first.idempotency_key.clone()],
+            "{}",
+            t.name
+        );
+    })
+    .await;
+}
+
+/// The same for refunds: a refund tried again (the older, just marked unknown) goes behind one
+/// never tried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_refunds_come_least_recently_touched_first() {
+    each_backend(|t| async move {
+        let order =
+            t.db.import_order(import(Some(18), "a@example.com", "auth"), Timestamp(1))
+                .await
+                .unwrap()
+                .order;
+        let l1 = order.lines()[0].line_id().0;
+        let attempt =
+            t.db.reserve_shipment(
+                order.id(),
+                ship(&[(l1, 2)], true),
+                Providers::any(),
+                ShipmentDetails::default(),
+                None,
+                Timestamp(2),
+            )
+            .await
+            .unwrap()
+            .attempt
+            .unwrap();
+        let captured = SettleOutcome::Captured {
+            reference: "ch_1".into(),
+        };
+        t.db.settle_capture(&attempt, captured, Timestamp(3))
+            .await
+            .unwrap();
+        let mut refunds = Vec::new();
+        for at in [4, 5] {
+            let request = ReturnRequest {
+                lines: Some(vec![ShipmentLine {
+                    line_id: LineId(l1),
+                    quantity: 1,
+                }]),
+                shipping: Cost::None,
+                handling: Cost::None,
+                voucher: Cost::None,
+                return_cost: None,
+            };
+            let created =
+                t.db.create_return(
+                    attempt.shipment,
+                    request,
+                    true,
+                    Providers::any(),
+                    ReturnDetails::default(),
+                    None,
+                    Timestamp(at),
+                )
+                .await
+                .unwrap();
+            refunds.push(created.attempt.unwrap());
+        }
+        let keys = |attempts: Vec<RefundAttempt>| -> Vec<String> {
+            attempts.into_iter().map(|a| a.idempotency_key).collect()
+        };
+        let [older, newer] = [&refunds[0], &refunds[1]].map(|a| a.idempotency_key.clone());
+        let before = keys(t.db.pending_refunds(Timestamp(20)).await.unwrap());
+        assert_eq!(before, [older.clone(), newer.clone()], "{}", t.name);
+        t.db.record_refund_unknown(&refunds[0], "lost", Timestamp(10), 10)
+            .await
+            .unwrap();
+        let after = keys(t.db.pending_refunds(Timestamp(20)).await.unwrap());
+        assert_eq!(after, [newer, older], "{}", t.name);
+    })
+    .await;
+}
+
 /// The first capture is declined: its unit leaves capture, so the capture planned as final no
 /// longer completes the order and is stored as not final in the decline's transaction; the
 /// shipment that takes the unit again is planned as the final capture.

@@ -222,6 +222,7 @@ impl ApiError {
                 | ServiceError::InvalidAmount { .. }
                 | ServiceError::RefundDeclined { .. } => StatusCode::OK,
                 ServiceError::NoInvoice(_) | ServiceError::NoCreditNote(_) => StatusCode::NOT_FOUND,
+                ServiceError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
                 ServiceError::Unauthorized => StatusCode::UNAUTHORIZED,
                 ServiceError::CaptureUnknown(_)
                 | ServiceError::RefundUnknown(_)

@@ -321,9 +321,13 @@ pub fn shipment(listing: &ShipmentListing, links: &DocumentLinks) -> Value {
         ("shipmentDate", dates::format(s.created_at).into()),
         ("shippedDate", dates::format_opt(s.shipped_at).into()),
         ("carrier", shipping.carrier.clone().into()),
+        // Centra's Get shipments pages name the carrier `defaultCarrier`: both are answered.
+        ("defaultCarrier", shipping.carrier.clone().into()),
         ("deliveryService", shipping.service.clone().into()),
         ("packages", shipping.packages.into()),
         ("trackingNumber", shipping.tracking.clone().into()),
+        // Consign keeps no carrier's tracking page (as in Get orders).
+        ("trackingUrl", "".into()),
         (
             "returnSlipTracking",
             shipping.return_slip_tracking.clone().into(),

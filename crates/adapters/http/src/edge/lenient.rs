@@ -112,7 +112,8 @@ impl<'de> Deserialize<'de> for Id {
         }
     }
 }
-schema_named!(Id, "Id", digits_or_integer(1, None, "1,18"));
+// Up to 19 digits, as many as i64::MAX has; a larger value is refused by the parse above.
+schema_named!(Id, "Id", digits_or_integer(1, None, "1,19"));
 
 /// A flag: `true/false/1/0/"true"/"false"/"1"/"0"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

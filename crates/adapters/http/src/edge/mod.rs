@@ -50,6 +50,10 @@ impl<T: Request + 'static> FromRequest for Body<T> {
             let object = parse_object(&bytes)?;
             let xml = wants_xml(&object);
             let echo = echo_of(&object, T::ECHO);
+            // Centra's writes take every field in the body: a query parameter is unknown here,
+            // refused as in the body, never silently ignored.
+            parse_query::<NoParameters>(request.query_string())
+                .map_err(|error| error.answered(xml, echo.clone()))?;
             let value = Value::Object(object);
             match serde_path_to_error::deserialize::<_, T>(&value) {
                 Ok(typed) => Ok(Body {
@@ -62,6 +66,11 @@ impl<T: Request + 'static> FromRequest for Body<T> {
         })
     }
 }
+
+/// The query of a request whose fields are all in its body: none.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParameters {}
 
 /// A query string of type `T`: known parameters only, each at most once. Errors are answered
 /// in XML when the query asks for it with a valid flag, and in JSON otherwise (the `xml` flag
