@@ -62,6 +62,27 @@ fn ship(lines: &[(i64, u32)], capture: bool) -> ShipmentRequest {
     }
 }
 
+/// Reserves a shipment of `lines` on `order` that captures, at `at`: its pending attempt.
+async fn reserve_capture(
+    t: &TestDb,
+    order: OrderId,
+    lines: &[(i64, u32)],
+    at: i64,
+) -> CaptureAttempt {
+    t.db.reserve_shipment(
+        order,
+        ship(lines, true),
+        Providers::any(),
+        ShipmentDetails::default(),
+        None,
+        Timestamp(at),
+    )
+    .await
+    .unwrap()
+    .attempt
+    .unwrap()
+}
+
 async fn each_backend<F, Fut>(test: F)
 where
     F: Fn(TestDb) -> Fut,
@@ -543,19 +564,7 @@ async fn an_attempt_unknown_for_too_many_passes_needs_review_until_it_settles() 
                 .unwrap()
                 .order;
         let l1 = order.lines()[0].line_id().0;
-        let attempt =
-            t.db.reserve_shipment(
-                order.id(),
-                ship(&[(l1, 1)], true),
-                Providers::any(),
-                ShipmentDetails::default(),
-                None,
-                Timestamp(2),
-            )
-            .await
-            .unwrap()
-            .attempt
-            .unwrap();
+        let attempt = reserve_capture(&t, order.id(), &[(l1, 1)], 2).await;
         for pass in 1..=3 {
             let review =
                 t.db.record_unknown(&attempt, "timeout", Timestamp(10 + pass), 3)
@@ -622,19 +631,7 @@ async fn first_and_planned_final(
     let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
     let mut attempts = Vec::new();
     for (lines, at) in [(vec![(l1, 1)], 2), (vec![(l1, 1), (l2, 1)], 3)] {
-        let attempt =
-            t.db.reserve_shipment(
-                order.id(),
-                ship(&lines, true),
-                Providers::any(),
-                ShipmentDetails::default(),
-                None,
-                Timestamp(at),
-            )
-            .await
-            .unwrap()
-            .attempt
-            .unwrap();
+        let attempt = reserve_capture(t, order.id(), &lines, at).await;
         attempts.push(attempt);
     }
     let last = attempts.pop().unwrap();
@@ -710,19 +707,7 @@ async fn pending_refunds_come_least_recently_touched_first() {
                 .unwrap()
                 .order;
         let l1 = order.lines()[0].line_id().0;
-        let attempt =
-            t.db.reserve_shipment(
-                order.id(),
-                ship(&[(l1, 2)], true),
-                Providers::any(),
-                ShipmentDetails::default(),
-                None,
-                Timestamp(2),
-            )
-            .await
-            .unwrap()
-            .attempt
-            .unwrap();
+        let attempt = reserve_capture(&t, order.id(), &[(l1, 2)], 2).await;
         let captured = SettleOutcome::Captured {
             reference: "ch_1".into(),
         };
@@ -786,19 +771,7 @@ async fn a_declined_capture_lowers_the_orders_open_final_capture() {
             .unwrap();
         let now = t.db.final_capture_standing(&last).await.unwrap();
         assert_eq!(now, standing(false, 0), "{}", t.name);
-        let again =
-            t.db.reserve_shipment(
-                order,
-                ship(&[(line, 1)], true),
-                Providers::any(),
-                ShipmentDetails::default(),
-                None,
-                Timestamp(5),
-            )
-            .await
-            .unwrap()
-            .attempt
-            .unwrap();
+        let again = reserve_capture(&t, order, &[(line, 1)], 5).await;
         assert!(again.final_capture, "{}", t.name);
         let lowered = t.db.open_attempt(last.shipment).await.unwrap().unwrap();
         assert!(!lowered.final_capture, "{}: stays lowered", t.name);
@@ -819,20 +792,7 @@ async fn capture_tally_adds_the_orders_other_captured_attempts_and_counts_the_op
         let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
         let mut attempts = Vec::new();
         for (at, lines) in [(2, vec![(l1, 1)]), (3, vec![(l2, 1)]), (4, vec![(l1, 1)])] {
-            attempts.push(
-                t.db.reserve_shipment(
-                    order.id(),
-                    ship(&lines, true),
-                    Providers::any(),
-                    ShipmentDetails::default(),
-                    None,
-                    Timestamp(at),
-                )
-                .await
-                .unwrap()
-                .attempt
-                .unwrap(),
-            );
+            attempts.push(reserve_capture(&t, order.id(), &lines, at).await);
         }
         let (captured, declined, looked_up) = (&attempts[0], &attempts[1], &attempts[2]);
         let zero = Money::zero(looked_up.amount.currency());
@@ -952,19 +912,7 @@ async fn settling_a_captured_attempt_again_issues_no_second_invoice() {
         let l1 = order.lines()[0].line_id().0;
         let mut invoices = Vec::new();
         for _ in 0..2 {
-            let attempt =
-                t.db.reserve_shipment(
-                    order.id(),
-                    ship(&[(l1, 1)], true),
-                    Providers::any(),
-                    ShipmentDetails::default(),
-                    None,
-                    Timestamp(2),
-                )
-                .await
-                .unwrap()
-                .attempt
-                .unwrap();
+            let attempt = reserve_capture(&t, order.id(), &[(l1, 1)], 2).await;
             for reference in ["ch_first", "ch_again"] {
                 let settled =
                     t.db.settle_capture(
