@@ -18,6 +18,8 @@ use consign_server::{Application, Config, OsRandom};
 use consign_service::Ports;
 use serde_json::{json, Value};
 
+pub mod stripe_rig;
+
 /// The API key every test app accepts.
 pub const TEST_KEY: &str = "csk_integration-test-key-0123456789";
 

@@ -3,116 +3,13 @@
 //! a clock the test moves forward and a stand-in that forgets its keys, as Stripe does after a
 //! day. Replaying such a capture with its key would capture it again; it must be looked up.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
-use consign_db::{Database, DbConfig};
 use consign_domain::*;
-use consign_payments::{StripeConfig, StripeGateway};
-use consign_ports::*;
-use consign_provider_stand_in::{Fault, StandIn, SECRET_KEY};
-use consign_service::{
-    Consign, Gateways, ServiceError, StoreSettings, KEY_WINDOW_MILLIS, REPLAY_MARGIN_MILLIS,
-};
+use consign_provider_stand_in::Fault;
+use consign_service::{ServiceError, KEY_WINDOW_MILLIS, REPLAY_MARGIN_MILLIS};
+use consign_tests::stripe_rig::*;
 use consign_tests::*;
 
 const HOUR: i64 = 3_600_000;
-
-/// A clock the test moves.
-struct MovableClock(AtomicI64);
-
-impl Clock for MovableClock {
-    fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(Ordering::SeqCst))
-    }
-}
-
-impl MovableClock {
-    fn forward(&self, millis: i64) {
-        self.0.fetch_add(millis, Ordering::SeqCst);
-    }
-}
-
-struct Rig {
-    consign: Consign,
-    stand_in: StandIn,
-    clock: Arc<MovableClock>,
-    _db: consign_db::testing::Throwaway,
-}
-
-async fn rig(backend: Backend) -> Rig {
-    let db = throwaway(backend);
-    let database = Database::open(&DbConfig::from_url(&db.url)).unwrap();
-    let stand_in = StandIn::start().await;
-    let mut config = StripeConfig::new(SECRET_KEY);
-    config.api_base = stand_in.url.clone();
-    config.multicapture = true;
-    config.timeout = Duration::from_millis(500);
-    config.backoff = Duration::from_millis(5);
-    let stripe = Arc::new(StripeGateway::new(config).unwrap());
-    let clock = Arc::new(MovableClock(AtomicI64::new(1_800_000_000_000)));
-    let consign = Consign::new(
-        real_ports(&database, "consign-test-mail", clock.clone()),
-        Gateways::new().with(stripe),
-        StoreSettings::default(),
-    );
-    Rig {
-        consign,
-        stand_in,
-        clock,
-        _db: db,
-    }
-}
-
-/// An order of two lines (100.00 and 50.00, no fee) paid by the multicapture intent `pi_kw`.
-async fn order(rig: &Rig) -> (OrderId, LineId, LineId) {
-    let sek: Currency = "SEK".parse().unwrap();
-    rig.stand_in.authorize("pi_kw", 15_000, true);
-    let line = |sku: &str, minor| LineImport {
-        sku: sku.into(),
-        name: sku.into(),
-        unit_price: Money::from_minor(minor, sek),
-        tax_rate: TaxRate(2500),
-        quantity: 1,
-    };
-    let order = rig
-        .consign
-        .import_order(OrderImport {
-            id: Some(OrderId(71)),
-            currency: sek,
-            customer: Customer {
-                email: "a@example.com".into(),
-                ..Customer::default()
-            },
-            lines: vec![line("A", 10_000), line("B", 5_000)],
-            shipping_fee: Money::zero(sek),
-            payment: Some(PaymentAuthorization {
-                provider: "stripe".into(),
-                reference: "pi_kw".into(),
-                amount: Money::from_minor(15_000, sek),
-            }),
-        })
-        .await
-        .unwrap()
-        .order;
-    let lines = order.lines();
-    (order.id(), lines[0].line_id(), lines[1].line_id())
-}
-
-async fn ship(rig: &Rig, order: OrderId, line: LineId) -> Result<ShipmentView, ServiceError> {
-    let request = ShipmentRequest {
-        lines: vec![ShipmentLine {
-            line_id: line,
-            quantity: 1,
-        }],
-        capture: true,
-        deduct_previous_costs: false,
-    };
-    rig.consign
-        .create_shipment(order, request, ShipmentDetails::default(), None)
-        .await
-}
 
 /// Ships line A (captured), then line B with every answer of its capture lost in the way
 /// `fault` says (the Stripe adapter tries three times): B's outcome is unknown.
@@ -127,14 +24,6 @@ async fn one_settled_and_one_lost(rig: &Rig, fault: Fault) -> (OrderId, LineId, 
         panic!("expected an unknown outcome, got {lost:?}");
     };
     (order, b, second)
-}
-
-async fn state_of(rig: &Rig, shipment: ShipmentId) -> Option<ShipmentState> {
-    rig.consign
-        .get_shipment(shipment, None)
-        .await
-        .ok()
-        .map(|listing| listing.shipment.state)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 
 mod baseline;
 mod cpu;
+mod floor;
 mod history;
 mod load;
 mod options;
@@ -57,6 +58,7 @@ async fn run(options: Options) -> Result<bool, String> {
         &options.client_url(&db.url),
         options.latency_ms,
         options.pool_size,
+        &[],
     )
     .await?;
     eprintln!(
@@ -223,6 +225,33 @@ async fn run(options: Options) -> Result<bool, String> {
             baselines.push((kind, result));
         }
     }
+    let floor = if options.floor && options.backend == Backend::Postgres {
+        let floor_db = prepared(&options)?;
+        let mut raw = Raw::open(&floor_db.url, None)?;
+        baseline::seed_orders(&mut raw, options.orders())?;
+        history::analyze(&mut raw)?;
+        drop(raw);
+        let database_before = database_cpu(&options);
+        let mut run = floor::run(
+            &client,
+            &options.client_url(&floor_db.url),
+            options.orders(),
+            options.full_orders(),
+            options.clients(),
+            options.duration(),
+        )
+        .await?;
+        run.measured.database_cpu_seconds = database_cpu(&options)
+            .zip(database_before)
+            .map(|(a, b)| a - b);
+        println!("{}", run.measured.row());
+        Some(run)
+    } else {
+        if options.floor {
+            println!("--floor: PostgreSQL only; not run");
+        }
+        None
+    };
     let requests_per_cpu_second = if cpu > 0.0 {
         requests as f64 / cpu
     } else {
@@ -276,6 +305,22 @@ async fn run(options: Options) -> Result<bool, String> {
         println!("{line}");
     }
     println!("server CPU: {:.3} ms per request ({requests_per_cpu_second:.0} requests per CPU second); peak RSS {rss:.1} MiB; ready in {ready_ms:.0} ms", if requests > 0 { cpu * 1000.0 / requests as f64 } else { 0.0 });
+    let cpu_ms_per_request = if requests > 0 {
+        cpu * 1000.0 / requests as f64
+    } else {
+        0.0
+    };
+    if let Some(floor) = &floor {
+        println!(
+            "floor (actix-web, the ceiling's two prepared statements, a canned answer): server CPU \
+             {:.3} ms per request, {:.2} statements per request, load generator {:.3} ms per \
+             request; Consign's server CPU / the floor's: {:.2}x",
+            floor.cpu_ms_per_request,
+            floor.statements_per_request,
+            floor.generator_cpu_ms_per_request,
+            cpu_ms_per_request / floor.cpu_ms_per_request.max(f64::MIN_POSITIVE)
+        );
+    }
     let mut ratios = json!({});
     for (kind, base) in &baselines {
         let name = match kind {
@@ -339,7 +384,13 @@ async fn run(options: Options) -> Result<bool, String> {
             "ratios": ratios,
             "statements_per_request": statements.map(|n| n as f64 / requests.max(1) as f64),
             "statements_per_shipment": statements.map(|n| n as f64 / shipments.max(1) as f64),
-            "cpu_ms_per_request": if requests > 0 { cpu * 1000.0 / requests as f64 } else { 0.0 },
+            "cpu_ms_per_request": cpu_ms_per_request,
+            "floor": floor.as_ref().map(|f| json!({
+                "run": f.measured.json(),
+                "cpu_ms_per_request": f.cpu_ms_per_request,
+                "statements_per_request": f.statements_per_request,
+                "generator_cpu_ms_per_request": f.generator_cpu_ms_per_request,
+            })),
             "peak_rss_mib": rss,
             "ready_ms": ready_ms,
             "invariant_failures": failures,
@@ -350,7 +401,19 @@ async fn run(options: Options) -> Result<bool, String> {
         )
         .map_err(|e| e.to_string())?;
     }
+    // Every floor request ships: any other answer means the floor did less than it claims.
+    let floor_shipped_all = floor.as_ref().is_none_or(|f| {
+        let shipped = f.measured.tally.ok == f.measured.requests && f.measured.requests > 0;
+        if !shipped {
+            println!(
+                "floor: not every request shipped ({} ok of {})",
+                f.measured.tally.ok, f.measured.requests
+            );
+        }
+        shipped
+    });
     Ok(failures.is_empty()
+        && floor_shipped_all
         && measured.tally.server_errors == 0
         && measured.tally.transport_errors == 0)
 }

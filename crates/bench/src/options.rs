@@ -61,6 +61,12 @@ pub struct Options {
     /// Also run the database baselines (ordinary and ceiling) and print ratios.
     #[arg(long)]
     pub baseline: bool,
+    /// PostgreSQL: also run `consign-floor` (actix-web doing only the ceiling's two prepared
+    /// statements per request, with a canned answer) under the same clients, and print
+    /// Consign's server CPU per request as a ratio of the floor's. The floor captures every
+    /// shipment at creation: compare with `--uncaptured 0`.
+    #[arg(long)]
+    pub floor: bool,
     /// pgbench clients (default: --clients, at most 16).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     baseline_clients: Option<u32>,

@@ -1,13 +1,14 @@
-//! Statements the SQLite ceiling keeps prepared, as Consign keeps its own: Diesel's
-//! `sql_query` is parsed and planned again on every run, which would make the ceiling pay a
-//! cost Consign does not.
+//! Statements kept prepared, as Consign keeps its own (SQLite's ceiling, the floor server on
+//! PostgreSQL): Diesel's `sql_query` is parsed and planned again on every run, which would make
+//! them pay a cost Consign does not.
 
 use std::marker::PhantomData;
 
+use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Untyped};
-use diesel::sqlite::Sqlite;
-use diesel::{QueryResult, RunQueryDsl, SqliteConnection};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, HasSqlType, Untyped};
+use diesel::{QueryResult, RunQueryDsl};
 
 /// One statement's text, a type of its own (so Diesel's cache finds it by type); each `?` in
 /// it stands for an integer.
@@ -15,7 +16,8 @@ pub trait Sql: 'static {
     const SQL: &'static str;
 }
 
-/// A [`Sql`] type for a text: `sql!(Name, "UPDATE ... WHERE id = ?")`.
+/// A [`Sql`] type for a text: `sql!(Name, "UPDATE ... WHERE id = ?")` (each `?` becomes the
+/// backend's own placeholder).
 macro_rules! sql {
     ($name:ident, $text:expr) => {
         struct $name;
@@ -45,12 +47,16 @@ impl<S: Sql> QueryId for Stmt<S> {
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl<S: Sql> QueryFragment<Sqlite> for Stmt<S> {
-    fn is_safe_to_cache_prepared(&self, _backend: &Sqlite) -> QueryResult<bool> {
+impl<S: Sql, DB> QueryFragment<DB> for Stmt<S>
+where
+    DB: Backend + HasSqlType<BigInt>,
+    i64: ToSql<BigInt, DB>,
+{
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
         Ok(true)
     }
 
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         let mut parts = S::SQL.split('?');
         out.push_sql(parts.next().unwrap_or_default());
         let mut values = self.values.iter();
@@ -71,4 +77,4 @@ impl<S: Sql> Query for Stmt<S> {
     type SqlType = Untyped;
 }
 
-impl<S: Sql> RunQueryDsl<SqliteConnection> for Stmt<S> {}
+impl<S: Sql, Conn> RunQueryDsl<Conn> for Stmt<S> {}

@@ -22,15 +22,21 @@ pub fn binary(explicit: Option<&str>) -> Result<String, String> {
     if let Some(path) = explicit {
         return Ok(path.to_owned());
     }
+    sibling("consign").map_err(|me| {
+        format!(
+            "no consign binary next to {me}; build it with `cargo build --release -p consign-server` or pass --server"
+        )
+    })
+}
+
+/// The program `name` next to this one, or this one's path when there is none.
+pub fn sibling(name: &str) -> Result<String, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let sibling = me.with_file_name("consign");
+    let sibling = me.with_file_name(name);
     if sibling.exists() {
         Ok(sibling.display().to_string())
     } else {
-        Err(format!(
-            "no consign binary next to {}; build it with `cargo build --release -p consign-server` or pass --server",
-            me.display()
-        ))
+        Err(me.display().to_string())
     }
 }
 
@@ -39,6 +45,7 @@ pub async fn start(
     database_url: &str,
     latency_ms: u64,
     pool: Option<u32>,
+    extra_env: &[(&str, String)],
 ) -> Result<Server, String> {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -65,6 +72,7 @@ pub async fn start(
     if let Some(pool) = pool {
         command.env("CONSIGN_DB_POOL_SIZE", pool.to_string());
     }
+    command.envs(extra_env.iter().map(|(name, value)| (name, value)));
     let started = Instant::now();
     let child = command
         .spawn()
@@ -77,7 +85,7 @@ pub async fn start(
             }
         }
         if started.elapsed() > Duration::from_secs(60) {
-            return Err("consign did not become ready".into());
+            return Err(format!("{binary} did not become ready"));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

@@ -100,6 +100,9 @@ pub enum ShipmentError {
     /// The shipment's capture is in flight: changes wait until it settles.
     #[error("the shipment's capture is in progress; retry shortly")]
     CaptureInProgress(ShipmentId),
+    /// A capture settled by hand must be one recovery flagged for review.
+    #[error("shipment {0} has no capture waiting for review; only those may be settled by hand")]
+    NotUnderReview(ShipmentId),
     /// A change the state machine does not allow (a voided or deleted shipment, say).
     #[error(transparent)]
     Illegal(#[from] IllegalTransition),

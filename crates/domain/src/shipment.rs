@@ -366,6 +366,37 @@ impl Shipment {
         passes >= review_after
     }
 
+    /// Whether an operator may settle the capture of shipment `id` by hand, from what the
+    /// provider shows: only a capture still pending that recovery flagged for review. Any other
+    /// settles by itself (its answer, a replay, a lookup), and a hand settlement could
+    /// contradict the provider's answer on its way.
+    ///
+    /// ```
+    /// use consign_domain::{OrderId, Shipment, ShipmentError, ShipmentId, ShipmentState};
+    ///
+    /// let id = ShipmentId { order: OrderId(7), number: 1 };
+    /// assert!(Shipment::check_settle_by_hand(id, ShipmentState::CapturePending, true).is_ok());
+    /// assert_eq!(
+    ///     Shipment::check_settle_by_hand(id, ShipmentState::CapturePending, false),
+    ///     Err(ShipmentError::NotUnderReview(id))
+    /// );
+    /// assert_eq!(
+    ///     Shipment::check_settle_by_hand(id, ShipmentState::Captured, false),
+    ///     Err(ShipmentError::NotUnderReview(id))
+    /// );
+    /// ```
+    pub fn check_settle_by_hand(
+        id: ShipmentId,
+        state: ShipmentState,
+        needs_review: bool,
+    ) -> Result<(), ShipmentError> {
+        if state == ShipmentState::CapturePending && needs_review {
+            Ok(())
+        } else {
+            Err(ShipmentError::NotUnderReview(id))
+        }
+    }
+
     /// The state after `event`, or the refusal a Centra client reads.
     fn transition(&self, event: ShipmentEvent) -> Result<ShipmentState, ShipmentError> {
         self.state

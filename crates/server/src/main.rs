@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use consign_domain::ShipmentState;
 use consign_ports::ApiKeyId;
 use consign_server::{Application, Config, Core, Settings};
+use consign_service::HandSettlement;
 
 /// Centra's Order API shipment workflow. Every setting is a flag and an environment variable;
 /// the environment (or --config FILE) is how operators usually set them.
@@ -33,6 +35,31 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     ApiKey(KeyCommand),
+    /// Settle captures recovery could not settle.
+    #[command(subcommand)]
+    Capture(CaptureCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CaptureCommand {
+    /// Settle a capture flagged for review (`captureState: "needsReview"`) as the provider's
+    /// dashboard shows it: --captured with the provider's reference, or --not-captured.
+    Settle {
+        /// The shipment, as the API names it (`<order>-<n>`).
+        shipment: consign_domain::ShipmentId,
+        /// The money was captured: the provider's reference of the capture.
+        #[arg(
+            long,
+            value_name = "REFERENCE",
+            conflicts_with = "not_captured",
+            required_unless_present = "not_captured"
+        )]
+        captured: Option<String>,
+        /// Nothing was captured for it: why, kept with the decline. Its shipment is voided (or,
+        /// completed later, left uncaptured) and its units can ship again.
+        #[arg(long, value_name = "NOTE")]
+        not_captured: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +120,13 @@ fn main() -> ExitCode {
             .build()
         {
             Ok(runtime) => runtime.block_on(api_key(config, command)),
+            Err(error) => Err(error.to_string()),
+        },
+        Command::Capture(command) => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(capture(config, command)),
             Err(error) => Err(error.to_string()),
         },
     };
@@ -230,5 +264,36 @@ async fn api_key(config: Config, command: KeyCommand) -> Result<(), String> {
             }
         }
     }
+    Ok(())
+}
+
+async fn capture(config: Config, command: CaptureCommand) -> Result<(), String> {
+    let CaptureCommand::Settle {
+        shipment,
+        captured,
+        not_captured,
+    } = command;
+    let finding = match (captured, not_captured) {
+        (Some(reference), None) if !reference.trim().is_empty() => {
+            HandSettlement::Captured { reference }
+        }
+        (None, Some(note)) if !note.trim().is_empty() => HandSettlement::NotCaptured { note },
+        _ => return Err("give --captured REFERENCE or --not-captured NOTE, not empty".into()),
+    };
+    let asked_captured = matches!(finding, HandSettlement::Captured { .. });
+    let core = Core::open(&config).map_err(|e| e.to_string())?;
+    let settled = core
+        .consign
+        .settle_by_hand(shipment, finding)
+        .await
+        .map_err(|e| e.to_string())?;
+    let state = settled.state;
+    if asked_captured != (state == ShipmentState::Captured) {
+        return Err(format!(
+            "shipment {shipment} was settled meanwhile, as {}; nothing changed",
+            state.as_str()
+        ));
+    }
+    println!("shipment {shipment}: {}", state.as_str());
     Ok(())
 }

@@ -20,6 +20,7 @@ mod key_window;
 mod keys;
 mod recovery;
 mod returns;
+mod review;
 #[cfg(test)]
 mod test_support;
 mod workflow;
@@ -34,3 +35,4 @@ pub use idempotency::{KEEP_ANSWERS_MILLIS, TAKEOVER_AFTER_MILLIS};
 pub use key_window::{KEY_WINDOW_MILLIS, REPLAY_MARGIN_MILLIS};
 pub use recovery::RecoveryReport;
 pub use returns::{CostAsk, RefundRecoveryReport, RefundResult, ReturnAsk, ReturnOutcome};
+pub use review::{HandSettlement, SETTLED_BY_HAND};

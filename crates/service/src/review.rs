@@ -1,0 +1,145 @@
+//! An operator's settlement of a capture recovery could not settle: after looking the payment up
+//! in the provider's dashboard, the operator records what it shows, and the capture is settled
+//! through the same store step as an answer from the provider.
+
+use consign_domain::{Shipment, ShipmentId};
+use consign_ports::{SettleOutcome, ShipmentView};
+
+use crate::consign::Consign;
+use crate::error::ServiceError;
+
+/// The provider's code stored with a capture an operator found not made.
+pub const SETTLED_BY_HAND: &str = "settled_by_operator";
+
+/// What an operator found at the provider for a capture under review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandSettlement {
+    /// The money was captured: the provider's reference of the capture (a charge, say).
+    Captured {
+        /// The provider's reference, kept as a provider's answer would be.
+        reference: String,
+    },
+    /// Nothing was captured for it: settled as declined (the shipment is voided and its units
+    /// are free to ship again, or, for a later capture, it is left uncaptured).
+    NotCaptured {
+        /// Why, in the operator's words; kept as the decline's message.
+        note: String,
+    },
+}
+
+impl Consign {
+    /// Settles the capture of `shipment` as the operator found it at the provider. Only a
+    /// capture flagged for review may be ([`Shipment::check_settle_by_hand`]); answers the
+    /// shipment as it is after. A capture that recovery settled in the meantime is left as
+    /// recovery settled it: compare the answer's state with the finding.
+    pub async fn settle_by_hand(
+        &self,
+        shipment: ShipmentId,
+        finding: HandSettlement,
+    ) -> Result<ShipmentView, ServiceError> {
+        let listing = self
+            .store
+            .find_shipment(shipment)
+            .await?
+            .ok_or(ServiceError::ShipmentNotFound(shipment))?;
+        let view = &listing.shipment;
+        Shipment::check_settle_by_hand(shipment, view.state, view.needs_review)?;
+        let attempt = self
+            .store
+            .open_attempt(shipment)
+            .await?
+            .ok_or(consign_domain::ShipmentError::NotUnderReview(shipment))?;
+        let outcome = match finding {
+            HandSettlement::Captured { reference } => SettleOutcome::Captured { reference },
+            HandSettlement::NotCaptured { note } => SettleOutcome::Declined {
+                code: SETTLED_BY_HAND.into(),
+                message: note,
+            },
+        };
+        tracing::warn!(%shipment, ?outcome, "capture settled by an operator");
+        Ok(self
+            .store
+            .settle_capture(&attempt, outcome, self.clock.now())
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use consign_domain::*;
+    use consign_ports::*;
+
+    use super::HandSettlement;
+    use crate::test_support::*;
+
+    fn under(state: ShipmentState, needs_review: bool) -> ShipmentListing {
+        let mut shipment = view(state);
+        shipment.needs_review = needs_review;
+        listing_of(shipment, 1)
+    }
+
+    #[tokio::test]
+    async fn a_capture_under_review_is_settled_as_the_operator_found_it() {
+        let mut store = MockOrderStore::new();
+        store
+            .expect_find_shipment()
+            .returning(|_| Ok(Some(under(ShipmentState::CapturePending, true))));
+        store
+            .expect_open_attempt()
+            .returning(|_| Ok(Some(attempt(29850))));
+        store
+            .expect_settle_capture()
+            .times(1)
+            .withf(|a, o, _| {
+                a.idempotency_key == "key-83651-1-1"
+                    && *o
+                        == SettleOutcome::Captured {
+                            reference: "ch_dash".into(),
+                        }
+            })
+            .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
+        let settled = service(store, sandbox_named_mock())
+            .settle_by_hand(
+                shipment_id(),
+                HandSettlement::Captured {
+                    reference: "ch_dash".into(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(settled.state, ShipmentState::Captured);
+    }
+
+    #[tokio::test]
+    async fn a_capture_not_under_review_is_refused_and_nothing_is_settled() {
+        for (state, needs_review) in [
+            (ShipmentState::CapturePending, false),
+            (ShipmentState::Captured, false),
+            (ShipmentState::Uncaptured, false),
+        ] {
+            let mut store = MockOrderStore::new();
+            store
+                .expect_find_shipment()
+                .returning(move |_| Ok(Some(under(state, needs_review))));
+            store.expect_open_attempt().never();
+            store.expect_settle_capture().never();
+            let refused = service(store, sandbox_named_mock())
+                .settle_by_hand(
+                    shipment_id(),
+                    HandSettlement::NotCaptured {
+                        note: "not in the dashboard".into(),
+                    },
+                )
+                .await;
+            assert!(
+                matches!(
+                    refused,
+                    Err(crate::ServiceError::Rejected(
+                        ShipmentError::NotUnderReview(_)
+                    ))
+                ),
+                "{state:?}: {refused:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! A capture recovery could not settle, flagged for review and settled by an operator from what
+//! the provider's dashboard shows: the service, the real store and the real Stripe adapter
+//! against the provider stand-in, whose answers are lost until the capture needs review.
+
+use consign_domain::*;
+use consign_ports::OrderQuery;
+use consign_provider_stand_in::Fault;
+use consign_service::{HandSettlement, ServiceError, REVIEW_AFTER_PASSES};
+use consign_tests::stripe_rig::*;
+use consign_tests::*;
+
+/// Runs recovery, each pass's three tries lost as `fault` says, until the capture of
+/// `shipment` needs review; before that, settling it by hand is refused and changes nothing.
+async fn until_review(rig: &Rig, shipment: ShipmentId, fault: Fault) {
+    for pass in 1..=REVIEW_AFTER_PASSES {
+        let listing = rig.consign.get_shipment(shipment, None).await.unwrap();
+        if listing.shipment.needs_review {
+            break;
+        }
+        let early = rig
+            .consign
+            .settle_by_hand(
+                shipment,
+                HandSettlement::NotCaptured {
+                    note: "too early".into(),
+                },
+            )
+            .await;
+        assert!(
+            matches!(
+                early,
+                Err(ServiceError::Rejected(ShipmentError::NotUnderReview(_)))
+            ),
+            "pass {pass}: {early:?}"
+        );
+        rig.clock.forward(60_000);
+        rig.stand_in
+            .inject([fault.clone(), fault.clone(), fault.clone()]);
+        let report = rig.consign.recover_pending_captures(0).await.unwrap();
+        assert_eq!(report.unresolved, 1, "pass {pass}: {report:?}");
+    }
+    let listing = rig.consign.get_shipment(shipment, None).await.unwrap();
+    assert!(listing.shipment.needs_review);
+    assert_eq!(listing.shipment.state, ShipmentState::CapturePending);
+}
+
+/// Ships line A with every answer of its capture lost as `first` says for the first try and
+/// `then` for the rest, and runs recovery until it needs review.
+async fn a_capture_under_review(
+    rig: &Rig,
+    first: Fault,
+    then: Fault,
+) -> (OrderId, LineId, LineId, ShipmentId) {
+    let (order, a, b) = order(rig).await;
+    rig.stand_in.inject([first, then.clone(), then.clone()]);
+    let Err(ServiceError::CaptureUnknown(shipment)) = ship(rig, order, a).await else {
+        panic!("expected A's outcome to be unknown");
+    };
+    until_review(rig, shipment, then).await;
+    (order, a, b, shipment)
+}
+
+/// What `order` has captured, as its captured shipments add up.
+async fn captured_value(rig: &Rig, order: OrderId) -> i64 {
+    let orders = rig
+        .consign
+        .list_orders(OrderQuery {
+            order: Some(order),
+            ..OrderQuery::default()
+        })
+        .await
+        .unwrap();
+    orders[0]
+        .shipments
+        .iter()
+        .filter(|s| s.state == ShipmentState::Captured)
+        .filter_map(|s| s.capture_amount)
+        .map(|m| m.minor())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_found_captured_at_the_provider_is_settled_captured_with_its_reference() {
+    for backend in backends() {
+        let rig = rig(backend).await;
+        let (order, _, b, shipment) =
+            a_capture_under_review(&rig, Fault::DropAfterProcessing, Fault::Status(500)).await;
+        let made = rig.stand_in.ledger();
+        assert_eq!(made.len(), 1, "{backend:?}: the provider captured A once");
+        let settled = rig
+            .consign
+            .settle_by_hand(
+                shipment,
+                HandSettlement::Captured {
+                    reference: made[0].charge.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(settled.state, ShipmentState::Captured, "{backend:?}");
+        assert!(!settled.needs_review, "{backend:?}");
+        assert_eq!(
+            settled.capture_reference.as_deref(),
+            Some(made[0].charge.as_str()),
+            "{backend:?}"
+        );
+        assert_eq!(captured_value(&rig, order).await, 10_000, "{backend:?}");
+        // Settled: recovery has nothing left to replay, and a second settlement is refused.
+        let report = rig.consign.recover_pending_captures(0).await.unwrap();
+        assert_eq!(report.examined, 0, "{backend:?}: {report:?}");
+        let again = rig
+            .consign
+            .settle_by_hand(
+                shipment,
+                HandSettlement::NotCaptured {
+                    note: "changed my mind".into(),
+                },
+            )
+            .await;
+        assert!(
+            matches!(
+                again,
+                Err(ServiceError::Rejected(ShipmentError::NotUnderReview(_)))
+            ),
+            "{backend:?}: {again:?}"
+        );
+        // B, the rest of the order, captures the remainder: the order is paid exactly.
+        let rest = ship(&rig, order, b).await.unwrap();
+        assert_eq!(rest.state, ShipmentState::Captured, "{backend:?}");
+        assert_eq!(rig.stand_in.captured_total(), 15_000, "{backend:?}");
+        assert_eq!(captured_value(&rig, order).await, 15_000, "{backend:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_found_not_made_is_declined_and_its_units_ship_again() {
+    for backend in backends() {
+        let rig = rig(backend).await;
+        // Here the provider's answer was lost before it captured anything.
+        let fault = Fault::DropBeforeProcessing;
+        let (order, a, b, shipment) = a_capture_under_review(&rig, fault.clone(), fault).await;
+        assert!(rig.stand_in.ledger().is_empty(), "{backend:?}");
+        let settled = rig
+            .consign
+            .settle_by_hand(
+                shipment,
+                HandSettlement::NotCaptured {
+                    note: "no capture in the dashboard".into(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(settled.state, ShipmentState::Voided, "{backend:?}");
+        assert_eq!(state_of(&rig, shipment).await, None, "{backend:?}: voided");
+        // Its unit is free again, and the order is captured in full, once.
+        let again = ship(&rig, order, a).await.unwrap();
+        assert_eq!(again.state, ShipmentState::Captured, "{backend:?}");
+        let rest = ship(&rig, order, b).await.unwrap();
+        assert_eq!(rest.state, ShipmentState::Captured, "{backend:?}");
+        assert_eq!(rig.stand_in.captured_total(), 15_000, "{backend:?}");
+        assert_eq!(rig.stand_in.ledger().len(), 2, "{backend:?}");
+    }
+}
