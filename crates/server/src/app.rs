@@ -205,7 +205,12 @@ impl Application {
 
     /// Serves until the process is told to stop (SIGINT/SIGTERM: graceful).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        // The requests in flight have finished: on SQLite, leave every write in the file.
+        if let Err(error) = self.core.database.checkpoint_at_stop().await {
+            tracing::warn!(%error, "database not checkpointed at the stop");
+        }
+        served
     }
 }
 

@@ -1,5 +1,5 @@
-//! Operations of the real binary: graceful shutdown on SIGTERM, and logs that never hold keys or
-//! tokens.
+//! Operations of the real binary: graceful shutdown on SIGTERM (leaving SQLite's file whole),
+//! and logs that never hold keys or tokens.
 
 mod support;
 
@@ -158,5 +158,52 @@ fn plain_logs_written_to_a_file_carry_no_colour_codes() {
     assert!(
         !text.contains('\u{1b}'),
         "colour codes in a log file:\n{text}"
+    );
+}
+
+/// An operator who copies the embedded database after a clean stop copies one file: it must
+/// hold every write, with nothing left only in SQLite's log beside it.
+#[test]
+fn after_a_clean_stop_the_sqlite_file_alone_holds_every_write() {
+    let db = Throwaway::sqlite();
+    let stand_in = StandIn::start_in_background();
+    let server = start_with(&db.url, &stand_in, None, &[]);
+    let line = call(&server.base, "POST", "/order", Some(&order(3))).unwrap()["products"][0]
+        ["lineId"]
+        .clone();
+    let created = call(
+        &server.base,
+        "POST",
+        "/shipments",
+        Some(&json!({"order": 3, "products": {line.as_str().unwrap(): 2}})),
+    )
+    .unwrap();
+    assert_eq!(created["shipment"], "3-1", "{created}");
+    let Server { mut child, .. } = server;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let copy = std::env::temp_dir().join(format!("consign-copy-{}.db", std::process::id()));
+    std::fs::copy(&db.config.target, &copy).unwrap();
+    let copied = consign_db::Database::open(&consign_db::DbConfig::from_url(&format!(
+        "sqlite://{}",
+        copy.display()
+    )))
+    .unwrap();
+    let rows = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(copied.dump())
+        .unwrap();
+    drop(copied);
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{}{suffix}", copy.display())).ok();
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("shipments") && r.contains("order_id: 3")),
+        "the copied file lacks the shipment: {rows:#?}"
     );
 }

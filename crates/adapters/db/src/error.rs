@@ -46,6 +46,9 @@ pub enum DbError {
     /// The blocking task died.
     #[error("database task failed: {0}")]
     Task(String),
+    /// SQLite's log could not be copied into the database file at a stop.
+    #[error("the log could not be copied into the database file: {0}")]
+    Checkpoint(String),
 }
 
 impl DbError {

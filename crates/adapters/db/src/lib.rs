@@ -37,6 +37,7 @@ mod schema;
 mod shipments;
 mod snapshots;
 mod statements;
+mod stop;
 mod store;
 mod workflow;
 mod writer;
