@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::load::{self, Seeded, FULL_BASE};
-use crate::report::{percentiles, Measured};
+use crate::report::Measured;
 use crate::server;
 
 /// The floor's run: its figures as a row, and per request what the table does not show.
@@ -57,7 +57,7 @@ pub async fn run(
     let cpu_before = floor.cpu_seconds();
     let generator_before = crate::cpu::own_seconds();
     let started = Instant::now();
-    let (mut tally, made) = load::drive(
+    let (tally, made) = load::drive(
         client,
         &floor.base,
         Arc::new(seeded),
@@ -73,22 +73,14 @@ pub async fn run(
     let statements = floor.statements_sent(client).await? - statements_before;
     floor.stop();
     let requests = tally.requests().max(1) as f64;
-    let (p50, p90, p99, max) = percentiles(&mut tally.latencies);
     Ok(FloorRun {
-        measured: Measured {
-            label: format!("floor PostgreSQL, {clients} clients"),
-            requests: tally.requests(),
-            shipments: made.shipments,
-            elapsed,
-            p50,
-            p90,
-            p99,
-            max,
+        measured: Measured::of_load(
+            format!("floor PostgreSQL, {clients} clients"),
             tally,
-            client_cpu_seconds: cpu,
-            database_cpu_seconds: None,
-            writer: None,
-        },
+            made.shipments,
+            elapsed,
+            cpu,
+        ),
         cpu_ms_per_request: cpu * 1000.0 / requests,
         statements_per_request: statements as f64 / requests,
         generator_cpu_ms_per_request: generator_cpu * 1000.0 / requests,

@@ -21,7 +21,7 @@ use consign_db::testing::Throwaway;
 use consign_db::Database;
 use history::Raw;
 use options::{Backend, Options};
-use report::{header, percentiles, Measured, WriterFigures};
+use report::{header, Measured, WriterFigures};
 use serde_json::json;
 
 fn throwaway(options: &Options) -> Result<Throwaway, String> {
@@ -99,7 +99,7 @@ async fn run(options: Options) -> Result<bool, String> {
     let database_before = database_cpu(&options);
     let generator_before = cpu::own_seconds();
     let started = Instant::now();
-    let (mut tally, made) = load::drive(
+    let (tally, made) = load::drive(
         &client,
         &consign.base,
         Arc::new(seeded),
@@ -137,29 +137,23 @@ async fn run(options: Options) -> Result<bool, String> {
     let ready_ms = consign.ready_after.as_secs_f64() * 1000.0;
     consign.stop();
     let requests = tally.requests();
-    let (p50, p90, p99, max) = percentiles(&mut tally.latencies);
     let backend = match options.backend {
         Backend::Sqlite => "SQLite",
         Backend::Postgres => "PostgreSQL",
     };
-    let measured = Measured {
-        label: format!(
+    let mut measured = Measured::of_load(
+        format!(
             "consign {backend}, {} clients, {} ms",
             options.clients(),
             options.latency_ms
         ),
-        requests,
+        tally,
         shipments,
         elapsed,
-        p50,
-        p90,
-        p99,
-        max,
-        tally,
-        client_cpu_seconds: cpu,
-        database_cpu_seconds,
-        writer,
-    };
+        cpu,
+    );
+    measured.database_cpu_seconds = database_cpu_seconds;
+    measured.writer = writer;
     if options.backend == Backend::Postgres {
         let url = options.client_url(&db.url);
         let mode = url

@@ -82,22 +82,38 @@ impl Measured {
     /// with the CPU seconds its database client used.
     pub fn of_baseline(
         label: String,
-        mut latencies: Vec<u64>,
+        latencies: Vec<u64>,
         elapsed: Duration,
         client_cpu_seconds: f64,
     ) -> Measured {
         let shipments = latencies.len() as u64;
-        let (p50, p90, p99, max) = percentiles(&mut latencies);
+        let tally = Tally {
+            latencies,
+            ..Tally::default()
+        };
+        Measured::of_load(label, tally, shipments, elapsed, client_cpu_seconds)
+    }
+
+    /// A server's run under the load generator: its answers, the shipments they made, and the
+    /// CPU seconds the server used.
+    pub fn of_load(
+        label: String,
+        mut tally: Tally,
+        shipments: u64,
+        elapsed: Duration,
+        client_cpu_seconds: f64,
+    ) -> Measured {
+        let (p50, p90, p99, max) = percentiles(&mut tally.latencies);
         Measured {
             label,
-            requests: shipments,
+            requests: tally.requests(),
             shipments,
             elapsed,
             p50,
             p90,
             p99,
             max,
-            tally: Tally::default(),
+            tally,
             client_cpu_seconds,
             database_cpu_seconds: None,
             writer: None,

@@ -111,6 +111,8 @@ impl Core {
 /// A running Consign: HTTP server, recovery worker, and what tests want to look at.
 pub struct Application {
     server: actix_web::dev::Server,
+    /// Recovery and the outbox: stopped once the server has drained, before the checkpoint.
+    background: Vec<actix_web::rt::task::JoinHandle<()>>,
     port: u16,
     /// The wired core.
     pub core: Core,
@@ -188,10 +190,13 @@ impl Application {
                 why: e.to_string(),
             })?
             .run();
-        spawn_recovery(core.consign.clone(), config.recovery_after);
-        spawn_outbox(core.consign.clone(), config.outbox_interval);
+        let background = vec![
+            spawn_recovery(core.consign.clone(), config.recovery_after),
+            spawn_outbox(core.consign.clone(), config.outbox_interval),
+        ];
         Ok(Application {
             server,
+            background,
             port,
             core,
             created_key,
@@ -206,7 +211,15 @@ impl Application {
     /// Serves until the process is told to stop (SIGINT/SIGTERM: graceful).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
-        // The requests in flight have finished: on SQLite, leave every write in the file.
+        // The requests in flight have finished. Stop the background passes too (each is safe
+        // to cut short, as a crash is: what it left open the next start recovers), so that no
+        // write follows the checkpoint; then, on SQLite, leave every write in the file.
+        for task in &self.background {
+            task.abort();
+        }
+        for task in self.background {
+            let _ = task.await;
+        }
         if let Err(error) = self.core.database.checkpoint_at_stop().await {
             tracing::warn!(%error, "database not checkpointed at the stop");
         }
@@ -229,7 +242,7 @@ async fn provision_keys(consign: &Consign, config: &Config) -> Result<Option<Str
 
 /// Settles captures and refunds left pending by crashes or unknown outcomes: once at start, then at every
 /// `age` interval, replaying attempts older than `age`.
-fn spawn_recovery(consign: Consign, age: Duration) {
+fn spawn_recovery(consign: Consign, age: Duration) -> actix_web::rt::task::JoinHandle<()> {
     let age_millis = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
     let interval = age.max(Duration::from_secs(1));
     actix_web::rt::spawn(async move {
@@ -245,12 +258,12 @@ fn spawn_recovery(consign: Consign, age: Duration) {
             }
             actix_web::rt::time::sleep(interval).await;
         }
-    });
+    })
 }
 
 /// Sends the shipping confirmations the outbox holds: every `interval`, and again at once while
 /// there is more to send.
-fn spawn_outbox(consign: Consign, interval: Duration) {
+fn spawn_outbox(consign: Consign, interval: Duration) -> actix_web::rt::task::JoinHandle<()> {
     actix_web::rt::spawn(async move {
         loop {
             match consign.deliver_outbox().await {
@@ -260,5 +273,5 @@ fn spawn_outbox(consign: Consign, interval: Duration) {
             }
             actix_web::rt::time::sleep(interval).await;
         }
-    });
+    })
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use consign_db::testing::Throwaway;
 use consign_provider_stand_in::StandIn;
 use serde_json::json;
-use support::{agent, call, start_with, Server, KEY};
+use support::{agent, call, import_and_ship, rows_of_the_file_alone, start_with, Server, KEY};
 
 fn order(id: i64) -> serde_json::Value {
     json!({"order": id, "currency": "SEK", "email": "a@example.com",
@@ -82,16 +82,7 @@ fn logs_carry_request_ids_and_never_keys_or_tokens() {
             ("STDERR_TO", &log_path),
         ],
     );
-    let line = call(&server.base, "POST", "/order", Some(&order(2))).unwrap()["products"][0]
-        ["lineId"]
-        .clone();
-    let created = call(
-        &server.base,
-        "POST",
-        "/shipments",
-        Some(&json!({"order": 2, "products": {line.as_str().unwrap(): 1}})),
-    )
-    .unwrap();
+    let created = import_and_ship(&server.base, &order(2), 1);
     let url = created["invoice"].as_str().unwrap().to_owned();
     let token = url.split("token=").nth(1).unwrap().to_owned();
     let response = agent()
@@ -168,16 +159,7 @@ fn after_a_clean_stop_the_sqlite_file_alone_holds_every_write() {
     let db = Throwaway::sqlite();
     let stand_in = StandIn::start_in_background();
     let server = start_with(&db.url, &stand_in, None, &[]);
-    let line = call(&server.base, "POST", "/order", Some(&order(3))).unwrap()["products"][0]
-        ["lineId"]
-        .clone();
-    let created = call(
-        &server.base,
-        "POST",
-        "/shipments",
-        Some(&json!({"order": 3, "products": {line.as_str().unwrap(): 2}})),
-    )
-    .unwrap();
+    let created = import_and_ship(&server.base, &order(3), 2);
     assert_eq!(created["shipment"], "3-1", "{created}");
     let Server { mut child, .. } = server;
     Command::new("kill")
@@ -186,21 +168,7 @@ fn after_a_clean_stop_the_sqlite_file_alone_holds_every_write() {
         .unwrap();
     assert!(child.wait().unwrap().success());
 
-    let copy = std::env::temp_dir().join(format!("consign-copy-{}.db", std::process::id()));
-    std::fs::copy(&db.config.target, &copy).unwrap();
-    let copied = consign_db::Database::open(&consign_db::DbConfig::from_url(&format!(
-        "sqlite://{}",
-        copy.display()
-    )))
-    .unwrap();
-    let rows = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(copied.dump())
-        .unwrap();
-    drop(copied);
-    for suffix in ["", "-wal", "-shm"] {
-        std::fs::remove_file(format!("{}{suffix}", copy.display())).ok();
-    }
+    let rows = rows_of_the_file_alone(&db.config.target);
     assert!(
         rows.iter()
             .any(|r| r.starts_with("shipments") && r.contains("order_id: 3")),

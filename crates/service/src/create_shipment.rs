@@ -124,6 +124,7 @@ impl Consign {
                 return Err(ServiceError::CaptureUnknown(attempt.shipment));
             }
         };
+        let provider_captured = matches!(settle, SettleOutcome::Captured { .. });
         let settled = self
             .store
             .settle_capture(attempt, settle, self.clock.now())
@@ -133,7 +134,14 @@ impl Consign {
         match settled {
             // The stored state decides: a concurrent settle of the same attempt may have won.
             Ok(view) if view.state == ShipmentState::Captured => Ok(view),
-            Ok(_) => Err(ServiceError::CaptureDeclined(order)),
+            Ok(view) => {
+                if provider_captured {
+                    // Settled otherwise first (an operator's "not captured", say) while the
+                    // provider captured: the money is taken and the records say it is not.
+                    tracing::error!(shipment = %attempt.shipment, state = view.state.as_str(), "the provider captured this attempt, but it was settled otherwise first: reconcile it by hand");
+                }
+                Err(ServiceError::CaptureDeclined(order))
+            }
             Err(error) => {
                 // The provider answered but the answer is not recorded: recovery will ask again
                 // with the same key and settle it, so to the client the outcome is still unknown.

@@ -37,6 +37,10 @@ impl Consign {
         shipment: ShipmentId,
         finding: HandSettlement,
     ) -> Result<ShipmentView, ServiceError> {
+        // The attempt first, then the check: had that attempt been settled and another capture
+        // started between the two reads, the new one is not under review and the check refuses;
+        // and the store's settle leaves an attempt settled meanwhile as it is.
+        let attempt = self.store.open_attempt(shipment).await?;
         let listing = self
             .store
             .find_shipment(shipment)
@@ -44,11 +48,7 @@ impl Consign {
             .ok_or(ServiceError::ShipmentNotFound(shipment))?;
         let view = &listing.shipment;
         Shipment::check_settle_by_hand(shipment, view.state, view.needs_review)?;
-        let attempt = self
-            .store
-            .open_attempt(shipment)
-            .await?
-            .ok_or(consign_domain::ShipmentError::NotUnderReview(shipment))?;
+        let attempt = attempt.ok_or(consign_domain::ShipmentError::NotUnderReview(shipment))?;
         let outcome = match finding {
             HandSettlement::Captured { reference } => SettleOutcome::Captured { reference },
             HandSettlement::NotCaptured { note } => SettleOutcome::Declined {
@@ -56,11 +56,13 @@ impl Consign {
                 message: note,
             },
         };
-        tracing::warn!(%shipment, ?outcome, "capture settled by an operator");
-        Ok(self
+        let described = format!("{outcome:?}");
+        let settled = self
             .store
             .settle_capture(&attempt, outcome, self.clock.now())
-            .await?)
+            .await?;
+        tracing::warn!(%shipment, finding = %described, state = settled.state.as_str(), "capture settled by an operator");
+        Ok(settled)
     }
 }
 
@@ -116,12 +118,15 @@ mod tests {
             (ShipmentState::CapturePending, false),
             (ShipmentState::Captured, false),
             (ShipmentState::Uncaptured, false),
+            (ShipmentState::Captured, true),
         ] {
             let mut store = MockOrderStore::new();
             store
                 .expect_find_shipment()
                 .returning(move |_| Ok(Some(under(state, needs_review))));
-            store.expect_open_attempt().never();
+            store
+                .expect_open_attempt()
+                .returning(|_| Ok(Some(attempt(29850))));
             store.expect_settle_capture().never();
             let refused = service(store, sandbox_named_mock())
                 .settle_by_hand(

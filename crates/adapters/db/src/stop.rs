@@ -10,6 +10,7 @@
 use diesel::sql_types::Integer;
 use diesel::{QueryableByName, RunQueryDsl};
 
+use crate::config::Backend;
 use crate::connection::AnyConnection;
 use crate::database::Database;
 use crate::error::DbError;
@@ -25,6 +26,9 @@ impl Database {
     /// Copies SQLite's log into the database file and empties it, once the service stopped
     /// writing (after the HTTP server drained). Fails if a connection kept it from finishing.
     pub async fn checkpoint_at_stop(&self) -> Result<(), DbError> {
+        if self.backend() == Backend::Postgres {
+            return Ok(());
+        }
         // A pool connection, not the writer's: the writer's work runs inside its group's
         // transaction, where a checkpoint cannot finish.
         self.run(|conn| match conn {
