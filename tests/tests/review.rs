@@ -3,7 +3,7 @@
 //! against the provider stand-in, whose answers are lost until the capture needs review.
 
 use consign_domain::*;
-use consign_ports::OrderQuery;
+use consign_ports::{OrderQuery, ShipmentChanges, ShipmentDetails, ShippingUpdate};
 use consign_provider_stand_in::Fault;
 use consign_service::{HandSettlement, ServiceError, REVIEW_AFTER_PASSES};
 use consign_tests::stripe_rig::*;
@@ -159,5 +159,90 @@ async fn a_capture_found_not_made_is_declined_and_its_units_ship_again() {
         assert_eq!(rest.state, ShipmentState::Captured, "{backend:?}");
         assert_eq!(rig.stand_in.captured_total(), 15_000, "{backend:?}");
         assert_eq!(rig.stand_in.ledger().len(), 2, "{backend:?}");
+    }
+}
+
+/// A shipment created uncaptured and completed later (shipped, with tracking): the complete's
+/// changes wait for the capture. Settled by hand as captured, they are applied; as not captured,
+/// they are dropped and the shipment is left uncaptured, its units still in it, to complete
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_capture_settled_by_hand_applies_or_drops_the_changes_that_waited() {
+    for backend in backends() {
+        for captured in [true, false] {
+            let rig = rig(backend).await;
+            let (order, a, _) = order(&rig).await;
+            let request = ShipmentRequest {
+                lines: vec![ShipmentLine {
+                    line_id: a,
+                    quantity: 1,
+                }],
+                capture: false,
+                deduct_previous_costs: false,
+            };
+            let shipment = rig
+                .consign
+                .create_shipment(order, request, ShipmentDetails::default(), None)
+                .await
+                .unwrap()
+                .id;
+            let changes = ShipmentChanges {
+                shipped: true,
+                shipping: ShippingUpdate {
+                    tracking: Some("T1".into()),
+                    ..ShippingUpdate::default()
+                },
+                ..ShipmentChanges::default()
+            };
+            let (first, then) = if captured {
+                (Fault::DropAfterProcessing, Fault::Status(500))
+            } else {
+                (Fault::DropBeforeProcessing, Fault::DropBeforeProcessing)
+            };
+            rig.stand_in.inject([first, then.clone(), then.clone()]);
+            let completed = rig
+                .consign
+                .complete_shipment(shipment, None, true, changes.clone(), false)
+                .await;
+            assert!(
+                matches!(completed, Err(ServiceError::CaptureUnknown(_))),
+                "{backend:?}: {completed:?}"
+            );
+            until_review(&rig, shipment, then).await;
+            let finding = if captured {
+                HandSettlement::Captured {
+                    reference: rig.stand_in.ledger()[0].charge.clone(),
+                }
+            } else {
+                HandSettlement::NotCaptured {
+                    note: "no capture in the dashboard".into(),
+                }
+            };
+            let settled = rig.consign.settle_by_hand(shipment, finding).await.unwrap();
+            let label = format!("{backend:?}, captured {captured}");
+            if captured {
+                assert_eq!(settled.state, ShipmentState::Captured, "{label}");
+                assert!(
+                    settled.details.shipped,
+                    "{label}: the complete's changes applied"
+                );
+                assert_eq!(settled.details.shipping.tracking, "T1", "{label}");
+                assert_eq!(captured_value(&rig, order).await, 10_000, "{label}");
+            } else {
+                assert_eq!(settled.state, ShipmentState::Uncaptured, "{label}");
+                assert!(!settled.details.shipped, "{label}: the changes dropped");
+                assert_eq!(captured_value(&rig, order).await, 0, "{label}");
+                // Its unit is still in it: completed again, it is captured once.
+                let again = rig
+                    .consign
+                    .complete_shipment(shipment, None, true, changes, false)
+                    .await
+                    .unwrap();
+                assert_eq!(again.state, ShipmentState::Captured, "{label}");
+                assert!(again.details.shipped, "{label}");
+                assert_eq!(rig.stand_in.captured_total(), 10_000, "{label}");
+            }
+            assert_eq!(rig.stand_in.ledger().len(), 1, "{label}");
+        }
     }
 }
