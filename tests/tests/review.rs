@@ -9,6 +9,26 @@ use consign_service::{HandSettlement, ServiceError, REVIEW_AFTER_PASSES};
 use consign_tests::stripe_rig::*;
 use consign_tests::*;
 
+/// Settling `shipment` by hand is refused: it has no capture waiting for review.
+async fn refused_by_hand(rig: &Rig, shipment: ShipmentId, context: &str) {
+    let refused = rig
+        .consign
+        .settle_by_hand(
+            shipment,
+            HandSettlement::NotCaptured {
+                note: "not captured".into(),
+            },
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(ServiceError::Rejected(ShipmentError::NotUnderReview(_)))
+        ),
+        "{context}: {refused:?}"
+    );
+}
+
 /// Runs recovery, each pass's three tries lost as `fault` says, until the capture of
 /// `shipment` needs review; before that, settling it by hand is refused and changes nothing.
 async fn until_review(rig: &Rig, shipment: ShipmentId, fault: Fault) {
@@ -17,22 +37,7 @@ async fn until_review(rig: &Rig, shipment: ShipmentId, fault: Fault) {
         if listing.shipment.needs_review {
             break;
         }
-        let early = rig
-            .consign
-            .settle_by_hand(
-                shipment,
-                HandSettlement::NotCaptured {
-                    note: "too early".into(),
-                },
-            )
-            .await;
-        assert!(
-            matches!(
-                early,
-                Err(ServiceError::Rejected(ShipmentError::NotUnderReview(_)))
-            ),
-            "pass {pass}: {early:?}"
-        );
+        refused_by_hand(rig, shipment, &format!("pass {pass}")).await;
         rig.clock.forward(60_000);
         rig.stand_in
             .inject([fault.clone(), fault.clone(), fault.clone()]);
@@ -108,22 +113,7 @@ async fn a_capture_found_captured_at_the_provider_is_settled_captured_with_its_r
         // Settled: recovery has nothing left to replay, and a second settlement is refused.
         let report = rig.consign.recover_pending_captures(0).await.unwrap();
         assert_eq!(report.examined, 0, "{backend:?}: {report:?}");
-        let again = rig
-            .consign
-            .settle_by_hand(
-                shipment,
-                HandSettlement::NotCaptured {
-                    note: "changed my mind".into(),
-                },
-            )
-            .await;
-        assert!(
-            matches!(
-                again,
-                Err(ServiceError::Rejected(ShipmentError::NotUnderReview(_)))
-            ),
-            "{backend:?}: {again:?}"
-        );
+        refused_by_hand(&rig, shipment, &format!("{backend:?}, settled")).await;
         // B, the rest of the order, captures the remainder: the order is paid exactly.
         let rest = ship(&rig, order, b).await.unwrap();
         assert_eq!(rest.state, ShipmentState::Captured, "{backend:?}");
