@@ -10,6 +10,8 @@
 # first: cargo build --release -p consign-server). With `postgres`, each run gets a throwaway
 # database on the server CALLGRIND_POSTGRES names (default postgres://postgres@127.0.0.1:5432;
 # needs psql). CALLGRIND_BINARY names another consign binary (default target/release/consign).
+# CALLGRIND_LOG is the server's log filter (default error; `info`, the server's default, also
+# counts the access log line of every request).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-50}
@@ -45,7 +47,7 @@ run() {
     url="$server/$name"
   fi
   CONSIGN_LISTEN=127.0.0.1:$port DATABASE_URL="$url" CONSIGN_API_KEY=$key \
-    CONSIGN_MAIL_DIR="$work/mail" CONSIGN_WORKERS=1 RUST_LOG=error \
+    CONSIGN_MAIL_DIR="$work/mail" CONSIGN_WORKERS=1 RUST_LOG=${CALLGRIND_LOG:-error} \
     valgrind --tool=callgrind --separate-threads=yes \
     --callgrind-out-file="$work/$label.out" "$bin" >/dev/null 2>&1 &
   local pid=$!

@@ -6,10 +6,12 @@
 
 mod app;
 mod config;
+mod log_time;
 mod system;
 
 pub use app::{Application, Core, StartError};
 pub use config::{
     empty_settings_unset, file_into_environment, keys, Config, ConfigError, GatewayKind, Settings,
 };
+pub use log_time::LogTime;
 pub use system::{OsRandom, SystemClock};

@@ -93,6 +93,7 @@ fn main() -> ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_timer(consign_server::LogTime)
         // Colours only on a terminal: a log file must be plain text.
         .with_ansi(std::io::stderr().is_terminal());
     // One JSON object per line for log shippers; readable text otherwise.

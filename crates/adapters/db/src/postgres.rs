@@ -8,7 +8,7 @@
 //! capture's start (complete or capture on an uncaptured shipment) is written the same way.
 
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::PgConnection;
 
 use consign_domain::{ShipmentChange, ShipmentEvent, ShipmentState};
@@ -18,7 +18,12 @@ use crate::attempts::ATTEMPT_PENDING;
 use crate::error::DbError;
 use crate::prepared::{statement, Param, Prepared};
 use crate::reservation::{line_changed, ReservationWrite};
-use crate::rows::{flag, int, SettledAttempt, ShipmentLineRow, ShipmentRow};
+use crate::rows::{
+    flag, int, shipment_row_columns, SettledAttempt, ShipmentLineRow, ShipmentRow, ShipmentRowSql,
+};
+
+/// The SQL types of a [`SettledAttempt`] read by position: `void_on_decline, on_capture`.
+type AttemptSql = (diesel::sql_types::Integer, Nullable<Text>);
 
 /// The parameters `$1`..`$35` both reserve statements bind: the shipment, its lines (as two
 /// arrays), the counters' changes and the attempt.
@@ -144,18 +149,10 @@ pub(crate) fn write_reservation_if_unchanged(
     version: i64,
     now: Timestamp,
 ) -> Result<Reserved, DbError> {
-    #[derive(QueryableByName)]
-    struct Outcome {
-        #[diesel(sql_type = BigInt)]
-        won: i64,
-        #[diesel(sql_type = BigInt)]
-        moved: i64,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        progress: Option<String>,
-    }
     let line_ids: Vec<i64> = write.lines.iter().map(|l| l.line_id).collect();
     let quantities: Vec<i32> = write.lines.iter().map(|l| l.quantity).collect();
-    let outcome: Outcome = Prepared::new(
+    // By position: won, moved, progress.
+    let (won, moved, progress): (i64, i64, Option<String>) = Prepared::new(
         statement!(
             "WITH counters AS ( \
            UPDATE orders SET next_shipment_number = $2 + 1, committed = committed + $20, \
@@ -201,9 +198,10 @@ pub(crate) fn write_reservation_if_unchanged(
             params
         },
     )
+    .by_position::<(BigInt, BigInt, Nullable<Text>)>()
     .get_result(conn)?;
-    match (outcome.won, outcome.moved) {
-        (0, _) => Ok(Reserved::Lost(outcome.progress)),
+    match (won, moved) {
+        (0, _) => Ok(Reserved::Lost(progress)),
         (_, moved) if moved == i64::try_from(write.lines.len()).unwrap_or(i64::MAX) => {
             Ok(Reserved::Written)
         }
@@ -230,26 +228,10 @@ pub(crate) fn settle_captured(
     reference: &str,
     now: Timestamp,
 ) -> Result<Option<(ShipmentRow, Vec<ShipmentLineRow>)>, DbError> {
-    /// The shipment's columns and its lines, from one row.
-    struct Settled {
-        row: ShipmentRow,
-        lines: Option<String>,
-    }
-    impl QueryableByName<diesel::pg::Pg> for Settled {
-        fn build<'a>(
-            row: &impl diesel::row::NamedRow<'a, diesel::pg::Pg>,
-        ) -> diesel::deserialize::Result<Self> {
-            use diesel::sql_types::{Nullable, Text};
-            Ok(Settled {
-                row: <ShipmentRow as QueryableByName<diesel::pg::Pg>>::build(row)?,
-                lines: diesel::row::NamedRow::get::<Nullable<Text>, _>(row, "lines")?,
-            })
-        }
-    }
     let pending = ShipmentState::CapturePending;
     let captured = pending.on(ShipmentEvent::CaptureSucceeded)?;
     Prepared::new(
-        statement!(
+        statement!(concat!(
             "WITH attempt AS ( \
            UPDATE capture_attempts SET state = 'succeeded', provider_reference = $3, \
              updated_at = $4 \
@@ -261,10 +243,9 @@ pub(crate) fn settle_captured(
              updated_at = $4 \
            WHERE order_id = $1 AND number = $5 AND state = $8 \
              AND EXISTS (SELECT 1 FROM attempt) \
-           RETURNING order_id, number, state, gtg, shipped, carrier, service, packages, \
-             tracking, return_slip_tracking, send_email, capture_amount, carries_shipping_fee, \
-             capture_reference, created_at, updated_at, shipped_at, needs_review, request_key, \
-             internal_comment, refunded), \
+           RETURNING ",
+            shipment_row_columns!(),
+            "), \
          invoice_number AS ( \
            UPDATE counters SET value = value + 1 \
            WHERE name = 'invoice_number' AND EXISTS (SELECT 1 FROM attempt) \
@@ -276,7 +257,7 @@ pub(crate) fn settle_captured(
            ORDER BY l.line_id) FROM shipment_lines l WHERE l.order_id = $1 AND l.number = $5) \
            AS lines \
          FROM shipment"
-        ),
+        )),
         vec![
             Param::BigInt(order_id),
             Param::Text(idempotency_key),
@@ -288,11 +269,13 @@ pub(crate) fn settle_captured(
             Param::Text(pending.as_str()),
         ],
     )
-    .get_result::<Settled>(conn)
+    // The shipment's columns in `ShipmentRow`'s order, then its lines.
+    .by_position::<(ShipmentRowSql, Nullable<Text>)>()
+    .get_result::<(ShipmentRow, Option<String>)>(conn)
     .optional()?
-    .map(|settled| {
-        let lines = shipment_lines(order_id, int(number), settled.lines)?;
-        Ok::<_, DbError>((settled.row, lines))
+    .map(|(row, lines)| {
+        let lines = shipment_lines(order_id, int(number), lines)?;
+        Ok::<_, DbError>((row, lines))
     })
     .transpose()
 }
@@ -336,17 +319,8 @@ pub(crate) fn settle_attempt(
     order_id: i64,
     number: i32,
 ) -> Result<Option<(SettledAttempt, ShipmentRow, Vec<ShipmentLineRow>)>, DbError> {
-    #[derive(QueryableByName)]
-    struct Settled {
-        #[diesel(embed)]
-        attempt: SettledAttempt,
-        #[diesel(embed)]
-        shipment: ShipmentRow,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        lines: Option<String>,
-    }
-    let settled: Option<Settled> = Prepared::new(
-        statement!(
+    let settled: Option<(SettledAttempt, ShipmentRow, Option<String>)> = Prepared::new(
+        statement!(concat!(
             "WITH a AS ( \
                UPDATE capture_attempts SET state = $1, \
                  provider_reference = COALESCE($2, provider_reference), \
@@ -354,25 +328,23 @@ pub(crate) fn settle_attempt(
                  decline_message = COALESCE($4, decline_message), updated_at = $5 \
                WHERE order_id = $6 AND idempotency_key = $7 AND state <> $8 AND state <> $9 \
                RETURNING number, void_on_decline, on_capture) \
-             SELECT a.void_on_decline, a.on_capture, s.order_id, s.number, s.state, s.gtg, \
-               s.shipped, s.carrier, s.service, s.packages, s.tracking, s.return_slip_tracking, \
-               s.send_email, s.capture_amount, s.carries_shipping_fee, s.capture_reference, \
-               s.created_at, s.updated_at, s.shipped_at, s.needs_review, s.request_key, \
-               s.internal_comment, s.refunded, \
-               (SELECT string_agg(l.line_id::text || ':' || l.quantity::text, ',' \
+             SELECT a.void_on_decline, a.on_capture, ",
+            shipment_row_columns!("s."),
+            ", (SELECT string_agg(l.line_id::text || ':' || l.quantity::text, ',' \
                  ORDER BY l.line_id) FROM shipment_lines l \
                  WHERE l.order_id = $6 AND l.number = a.number) AS lines \
              FROM a JOIN shipments s ON s.order_id = $6 AND s.number = a.number \
              FOR UPDATE OF s"
-        ),
+        )),
         params,
     )
+    .by_position::<(AttemptSql, ShipmentRowSql, Nullable<Text>)>()
     .get_result(conn)
     .optional()?;
     match settled {
-        Some(settled) => {
-            let lines = shipment_lines(order_id, number, settled.lines)?;
-            Ok(Some((settled.attempt, settled.shipment, lines)))
+        Some((attempt, shipment, lines)) => {
+            let lines = shipment_lines(order_id, number, lines)?;
+            Ok(Some((attempt, shipment, lines)))
         }
         None => Ok(None),
     }
@@ -419,31 +391,19 @@ pub(crate) fn read_open_attempt(
     number: i32,
     idempotency_key: &str,
 ) -> Result<Option<OpenAttempt>, DbError> {
-    #[derive(QueryableByName)]
-    struct Read {
-        #[diesel(embed)]
-        attempt: SettledAttempt,
-        #[diesel(embed)]
-        shipment: ShipmentRow,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        lines: Option<String>,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        version: String,
-    }
+    type Read = (SettledAttempt, ShipmentRow, String, Option<String>);
     let read: Option<Read> = Prepared::new(
-        statement!(
-            "SELECT a.void_on_decline, a.on_capture, s.order_id, s.number, s.state, s.gtg, \
-               s.shipped, s.carrier, s.service, s.packages, s.tracking, s.return_slip_tracking, \
-               s.send_email, s.capture_amount, s.carries_shipping_fee, s.capture_reference, \
-               s.created_at, s.updated_at, s.shipped_at, s.needs_review, s.request_key, \
-               s.internal_comment, s.refunded, s.xmin::text AS version, \
+        statement!(concat!(
+            "SELECT a.void_on_decline, a.on_capture, ",
+            shipment_row_columns!("s."),
+            ", s.xmin::text AS version, \
                (SELECT string_agg(l.line_id::text || ':' || l.quantity::text, ',' \
                  ORDER BY l.line_id) FROM shipment_lines l \
                  WHERE l.order_id = $1 AND l.number = a.number) AS lines \
              FROM capture_attempts a JOIN shipments s ON s.order_id = $1 AND s.number = a.number \
              WHERE a.order_id = $1 AND a.idempotency_key = $2 AND a.state <> $3 \
                AND a.state <> $4"
-        ),
+        )),
         vec![
             Param::BigInt(order_id),
             Param::Text(idempotency_key),
@@ -451,14 +411,15 @@ pub(crate) fn read_open_attempt(
             Param::Text(crate::attempts::ATTEMPT_FAILED),
         ],
     )
+    .by_position::<(AttemptSql, ShipmentRowSql, Text, Nullable<Text>)>()
     .get_result(conn)
     .optional()?;
-    read.map(|read| {
+    read.map(|(attempt, shipment, version, lines)| {
         Ok(OpenAttempt {
-            attempt: read.attempt,
-            lines: shipment_lines(order_id, number, read.lines)?,
-            shipment: read.shipment,
-            version: read.version,
+            attempt,
+            lines: shipment_lines(order_id, number, lines)?,
+            shipment,
+            version,
         })
     })
     .transpose()

@@ -78,6 +78,66 @@ pub struct ShipmentRow {
     pub refunded: i64,
 }
 
+/// A [`ShipmentRow`]'s columns, in its fields' order: a statement that reads shipments by
+/// position names them with this (a test checks the two agree).
+/// With a table alias, `shipment_row_columns!("s.")`.
+macro_rules! shipment_row_columns {
+    () => {
+        $crate::rows::shipment_row_columns!("")
+    };
+    ($alias:literal) => {
+        concat!(
+            $alias,
+            "order_id, ",
+            $alias,
+            "number, ",
+            $alias,
+            "state, ",
+            $alias,
+            "gtg, ",
+            $alias,
+            "shipped, ",
+            $alias,
+            "carrier, ",
+            $alias,
+            "service, ",
+            $alias,
+            "packages, ",
+            $alias,
+            "tracking, ",
+            $alias,
+            "return_slip_tracking, ",
+            $alias,
+            "send_email, ",
+            $alias,
+            "capture_amount, ",
+            $alias,
+            "carries_shipping_fee, ",
+            $alias,
+            "capture_reference, ",
+            $alias,
+            "created_at, ",
+            $alias,
+            "updated_at, ",
+            $alias,
+            "shipped_at, ",
+            $alias,
+            "needs_review, ",
+            $alias,
+            "request_key, ",
+            $alias,
+            "internal_comment, ",
+            $alias,
+            "refunded"
+        )
+    };
+}
+pub(crate) use shipment_row_columns;
+
+/// The SQL types of [`shipment_row_columns!`], in order: what such a statement answers.
+pub(crate) type ShipmentRowSql =
+    diesel::dsl::SqlTypeOf<<ShipmentRow as Selectable<diesel::pg::Pg>>::SelectExpression>;
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = shipment_lines)]
 pub struct ShipmentLineRow {
@@ -325,11 +385,33 @@ pub fn int(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }
 
-/// What settling an open capture attempt answers of it (`shipments::SETTLE_ATTEMPT`).
-#[derive(QueryableByName)]
+/// What settling an open capture attempt answers of it (`shipments::SETTLE_ATTEMPT`); read by
+/// name there, by position (these two columns first) on PostgreSQL.
+#[derive(Queryable, QueryableByName)]
 pub struct SettledAttempt {
     #[diesel(sql_type = diesel::sql_types::Integer)]
     pub void_on_decline: i32,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     pub on_capture: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_columns_read_by_position_are_the_shipment_rows_fields_in_order() {
+        let query = shipments::table.select(ShipmentRow::as_select());
+        let sql = diesel::debug_query::<diesel::pg::Pg, _>(&query).to_string();
+        let selected: Vec<&str> = sql
+            .trim_start_matches("SELECT ")
+            .split(" FROM ")
+            .next()
+            .unwrap_or("")
+            .split(", ")
+            .map(|column| column.rsplit('.').next().unwrap_or("").trim_matches('"'))
+            .collect();
+        let named: Vec<&str> = shipment_row_columns!().split(',').map(str::trim).collect();
+        assert_eq!(named, selected, "{sql}");
+    }
 }

@@ -7,6 +7,8 @@ pub mod lenient;
 pub mod query_values;
 pub mod requests;
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -55,7 +57,7 @@ impl<T: Request + 'static> FromRequest for Body<T> {
             parse_query::<NoParameters>(request.query_string())
                 .map_err(|error| error.answered(xml, echo.clone()))?;
             let value = Value::Object(object);
-            match serde_path_to_error::deserialize::<_, T>(&value) {
+            match typed::<T>(&value) {
                 Ok(typed) => Ok(Body {
                     request: typed,
                     xml,
@@ -111,8 +113,16 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
             )));
         }
     }
-    serde_path_to_error::deserialize(&Value::Object(params))
-        .map_err(|error| refusal(error, "parameter"))
+    typed(&Value::Object(params)).map_err(|error| refusal(error, "parameter"))
+}
+
+/// `T` from a parsed value. The path to a refused value is tracked only when there is one to
+/// report: the value is read again, tracking it (tracking every key of every request cost an
+/// allocation per field). Reading is deterministic, so the second read refuses the same value.
+fn typed<T: DeserializeOwned>(
+    value: &Value,
+) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
+    T::deserialize(value).or_else(|_| serde_path_to_error::deserialize(value))
 }
 
 /// A refused value as the message a client reads: `missing field order`, `unknown field
@@ -267,14 +277,61 @@ impl<'de> Visitor<'de> for UniqueKeys {
         Ok(self)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
-        let mut keys = std::collections::HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if !keys.insert(key.clone()) {
+        // Keys borrowed from the body where they can be (no escapes), compared one by one while
+        // the object is small, as requests' objects are: no allocation or hashing per key. A
+        // large object is checked through a set, so no body costs quadratic time.
+        const SCANNED: usize = 16;
+        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        let mut set: Option<HashSet<Cow<'de, str>>> = None;
+        while let Some(BodyKey(key)) = map.next_key::<BodyKey<'de>>()? {
+            let seen = match &mut set {
+                Some(set) => !set.insert(key.clone()),
+                None if keys.len() < SCANNED => {
+                    let seen = keys.contains(&key);
+                    keys.push(key.clone());
+                    seen
+                }
+                None => {
+                    let mut all: HashSet<Cow<'de, str>> = keys.drain(..).collect();
+                    let seen = !all.insert(key.clone());
+                    set = Some(all);
+                    seen
+                }
+            };
+            if seen {
                 return Err(de::Error::custom(format!("duplicated key {key:?}")));
             }
             map.next_value::<UniqueKeys>()?;
         }
         Ok(self)
+    }
+}
+
+/// An object's key, borrowed from the body unless it had to be unescaped.
+struct BodyKey<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for BodyKey<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(BodyKeyVisitor)
+    }
+}
+
+struct BodyKeyVisitor;
+
+impl<'de> Visitor<'de> for BodyKeyVisitor {
+    type Value = BodyKey<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(BodyKey(Cow::Borrowed(key)))
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(BodyKey(Cow::Owned(key.to_owned())))
+    }
+    fn visit_string<E>(self, key: String) -> Result<Self::Value, E> {
+        Ok(BodyKey(Cow::Owned(key)))
     }
 }
 
@@ -313,8 +370,7 @@ mod tests {
 
     fn body<T: DeserializeOwned>(json: &str) -> Result<T, String> {
         let object = parse_object(json.as_bytes()).map_err(|e| e.to_string())?;
-        serde_path_to_error::deserialize(&Value::Object(object))
-            .map_err(|e| refusal(e, "field").to_string())
+        typed(&Value::Object(object)).map_err(|e| refusal(e, "field").to_string())
     }
 
     #[test]
@@ -325,6 +381,39 @@ mod tests {
         assert!(parse_object(br#"{"products":{"17":1,"18":2}}"#).is_ok());
         // Exact numbers reach the walker as one-key maps: never a false duplicate.
         assert!(parse_object(br#"{"a":1.5,"b":[1.25,2.5,3],"c":{"d":1e3}}"#).is_ok());
+        // A key written with an escape is the same key.
+        assert!(parse_object(br#"{"order":1,"\u006frder":2}"#).is_err());
+        // Past the keys compared one by one, the set still finds a duplicate, early or late.
+        let object = |keys: &[&str]| {
+            let fields: Vec<String> = keys.iter().map(|k| format!("\"{k}\":1")).collect();
+            format!("{{{}}}", fields.join(","))
+        };
+        let many: Vec<String> = (0..40).map(|n| format!("k{n}")).collect();
+        let mut keys: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(parse_object(object(&keys).as_bytes()).is_ok());
+        for repeated in ["k3", "k16", "k20", "k39"] {
+            keys.push(repeated);
+            assert!(
+                parse_object(object(&keys).as_bytes()).is_err(),
+                "{repeated}"
+            );
+            keys.pop();
+        }
+        // The key that moves the keys into the set is checked too, and they all go with it.
+        for repeated in ["k0", "k15"] {
+            let mut keys: Vec<&str> = many[..16].iter().map(String::as_str).collect();
+            keys.push(repeated);
+            assert!(
+                parse_object(object(&keys).as_bytes()).is_err(),
+                "{repeated}"
+            );
+            keys.pop();
+            keys.extend(["k16", repeated]);
+            assert!(
+                parse_object(object(&keys).as_bytes()).is_err(),
+                "{repeated}"
+            );
+        }
     }
 
     #[test]
