@@ -79,59 +79,27 @@ pub struct ShipmentRow {
 }
 
 /// A [`ShipmentRow`]'s columns, in its fields' order: a statement that reads shipments by
-/// position names them with this (a test checks the two agree).
-/// With a table alias, `shipment_row_columns!("s.")`.
+/// position names them with this (a test checks the two agree). With a table alias,
+/// `shipment_row_columns!("s.")`.
 macro_rules! shipment_row_columns {
     () => {
         $crate::rows::shipment_row_columns!("")
     };
     ($alias:literal) => {
-        concat!(
-            $alias,
-            "order_id, ",
-            $alias,
-            "number, ",
-            $alias,
-            "state, ",
-            $alias,
-            "gtg, ",
-            $alias,
-            "shipped, ",
-            $alias,
-            "carrier, ",
-            $alias,
-            "service, ",
-            $alias,
-            "packages, ",
-            $alias,
-            "tracking, ",
-            $alias,
-            "return_slip_tracking, ",
-            $alias,
-            "send_email, ",
-            $alias,
-            "capture_amount, ",
-            $alias,
-            "carries_shipping_fee, ",
-            $alias,
-            "capture_reference, ",
-            $alias,
-            "created_at, ",
-            $alias,
-            "updated_at, ",
-            $alias,
-            "shipped_at, ",
-            $alias,
-            "needs_review, ",
-            $alias,
-            "request_key, ",
-            $alias,
-            "internal_comment, ",
-            $alias,
-            "refunded"
-        )
+        $crate::rows::columns!($alias; order_id, number, state, gtg, shipped, carrier, service,
+            packages, tracking, return_slip_tracking, send_email, capture_amount,
+            carries_shipping_fee, capture_reference, created_at, updated_at, shipped_at,
+            needs_review, request_key, internal_comment, refunded)
     };
 }
+
+/// `alias` before each name, the names separated by `, `.
+macro_rules! columns {
+    ($alias:literal; $first:ident $(, $name:ident)*) => {
+        concat!($alias, stringify!($first) $(, ", ", $alias, stringify!($name))*)
+    };
+}
+pub(crate) use columns;
 pub(crate) use shipment_row_columns;
 
 /// The SQL types of [`shipment_row_columns!`], in order: what such a statement answers.
@@ -413,5 +381,7 @@ mod tests {
             .collect();
         let named: Vec<&str> = shipment_row_columns!().split(',').map(str::trim).collect();
         assert_eq!(named, selected, "{sql}");
+        let aliased: Vec<String> = named.iter().map(|name| format!("s.{name}")).collect();
+        assert_eq!(shipment_row_columns!("s."), aliased.join(", "));
     }
 }
