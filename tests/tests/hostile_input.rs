@@ -691,3 +691,71 @@ fn hostile_requests_get_clear_errors_and_change_nothing() {
         assert_eq!(app.sandbox.captured_minor(), 0);
     }
 }
+
+/// Sends `pieces` as one chunked body (no `Content-Length`, each piece its own chunk) over a
+/// plain socket, and answers the status and the whole response text.
+fn send_chunked(app: &TestApp, path: &str, pieces: &[&[u8]]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let authority = app.address.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(authority).expect("connects");
+    let mut request = format!(
+        "POST {}{path} HTTP/1.1\r\nHost: {authority}\r\nAPI-Authorization: {TEST_KEY}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        app.base
+    )
+    .into_bytes();
+    for piece in pieces {
+        request.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        request.extend_from_slice(piece);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    // The server may answer (and close) before the whole of an oversized body is written.
+    let _ = stream.write_all(&request);
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, response)
+}
+
+#[test]
+fn a_chunked_body_is_read_whole_and_refused_past_the_limit() {
+    for backend in backends() {
+        let app = spawn_app_with(backend, &[("CONSIGN_MAX_BODY", "64KiB")]);
+        let ids = app.import(&example_order(72, "auth-72"));
+        let before = app.dump();
+        // Past the limit with no length declared: 413, as with a declared length, and nothing
+        // written.
+        let filler = "x".repeat(16_000);
+        let oversized =
+            format!(r#"{{"order":72,"carrier":"{filler}{filler}{filler}{filler}{filler}"}}"#);
+        let (status, response) = send_chunked(
+            &app,
+            "/shipments",
+            &oversized.as_bytes().chunks(8_000).collect::<Vec<_>>(),
+        );
+        assert_eq!(status, 413, "{backend:?}: {response}");
+        assert!(response.contains(r#""status":"no""#), "{response}");
+        assert!(response.contains("larger than"), "{response}");
+        assert_eq!(app.dump(), before, "{backend:?}: the database changed");
+        // A body in several chunks is read whole: the shipment is made from all of them.
+        let body = format!(r#"{{"order":72,"products":{{"{}":1}},"gtg":true}}"#, ids[0]);
+        let (status, response) = send_chunked(
+            &app,
+            "/shipments",
+            &body.as_bytes().chunks(7).collect::<Vec<_>>(),
+        );
+        assert_eq!(status, 200, "{backend:?}: {response}");
+        assert!(response.contains(r#""status":"ok""#), "{response}");
+        assert!(response.contains(r#""shipment":"72-1""#), "{response}");
+        assert_ne!(
+            app.dump(),
+            before,
+            "{backend:?}: the shipment was not written"
+        );
+    }
+}
