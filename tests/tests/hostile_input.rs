@@ -742,6 +742,26 @@ fn a_chunked_body_is_read_whole_and_refused_past_the_limit() {
         assert!(response.contains(r#""status":"no""#), "{response}");
         assert!(response.contains("larger than"), "{response}");
         assert_eq!(app.dump(), before, "{backend:?}: the database changed");
+        // The limit itself is allowed, one byte more is not (64 KiB: 65,536 bytes). The body at
+        // the limit is read and then refused for its over-long carrier, with 400.
+        let at_limit = |size: usize| {
+            let frame = r#"{"order":72,"carrier":""}"#;
+            format!(
+                r#"{{"order":72,"carrier":"{}"}}"#,
+                "x".repeat(size - frame.len())
+            )
+        };
+        for (size, expected) in [(65_536, 400), (65_537, 413)] {
+            let body = at_limit(size);
+            assert_eq!(body.len(), size);
+            let (status, response) = send_chunked(
+                &app,
+                "/shipments",
+                &body.as_bytes().chunks(10_000).collect::<Vec<_>>(),
+            );
+            assert_eq!(status, expected, "{backend:?} {size} bytes: {response}");
+        }
+        assert_eq!(app.dump(), before, "{backend:?}: the database changed");
         // A body in several chunks is read whole: the shipment is made from all of them.
         let body = format!(r#"{{"order":72,"products":{{"{}":1}},"gtg":true}}"#, ids[0]);
         let (status, response) = send_chunked(

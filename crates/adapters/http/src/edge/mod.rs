@@ -179,6 +179,9 @@ fn prefix(path: &str) -> String {
     }
 }
 
+/// The most a body in several chunks reserves before its bytes arrive.
+const FIRST_RESERVATION: usize = 32 * 1024;
+
 /// Reads the body within the configured limit, refusing non-JSON content types.
 pub async fn read_body(request: &HttpRequest, payload: Payload) -> Result<Bytes, ApiError> {
     let limit = request
@@ -209,9 +212,11 @@ pub async fn read_body(request: &HttpRequest, payload: Payload) -> Result<Bytes,
 
 /// The body's chunks, together at most `limit` bytes (413 past it, however the body is sent).
 ///
-/// actix's `to_bytes_limited` sets aside 32 KiB for every body sent without a length it is
-/// told, a large block the allocator carves out and merges back on every request; a body here
-/// is a few hundred bytes in one chunk, copied out at its own size.
+/// actix's `to_bytes_limited` set aside 32 KiB for every body (it is never told the length), a
+/// large block the allocator carves out and merges back on every request; a body here is a few
+/// hundred bytes in one chunk, copied out at its own size. A body in several chunks starts from
+/// its declared length, but at most [`FIRST_RESERVATION`]: a client that declares the limit and
+/// then stalls holds no more than that.
 async fn collect_within(
     mut payload: Payload,
     limit: usize,
@@ -232,7 +237,7 @@ async fn collect_within(
             (Some(buffer), _) => buffer.extend_from_slice(&chunk),
             (None, None) => first = Some(chunk),
             (None, Some(earlier)) => {
-                let expected = declared.unwrap_or(0).clamp(total, limit);
+                let expected = declared.unwrap_or(0).min(FIRST_RESERVATION).max(total);
                 let mut buffer = BytesMut::with_capacity(expected);
                 buffer.extend_from_slice(&earlier);
                 buffer.extend_from_slice(&chunk);
