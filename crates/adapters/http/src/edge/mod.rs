@@ -179,9 +179,6 @@ fn prefix(path: &str) -> String {
     }
 }
 
-/// The most a body in several chunks reserves before its bytes arrive.
-const FIRST_RESERVATION: usize = 32 * 1024;
-
 /// Reads the body within the configured limit, refusing non-JSON content types.
 pub async fn read_body(request: &HttpRequest, payload: Payload) -> Result<Bytes, ApiError> {
     let limit = request
@@ -207,50 +204,27 @@ pub async fn read_body(request: &HttpRequest, payload: Payload) -> Result<Bytes,
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge(limit));
     }
-    collect_within(payload, limit, declared).await
+    collect_within(payload, limit).await
 }
 
 /// The body's chunks, together at most `limit` bytes (413 past it, however the body is sent).
 ///
 /// actix's `to_bytes_limited` set aside 32 KiB for every body (it is never told the length), a
-/// large block the allocator carves out and merges back on every request; a body here is a few
-/// hundred bytes in one chunk, copied out at its own size. A body in several chunks starts from
-/// its declared length, but at most [`FIRST_RESERVATION`]: a client that declares the limit and
-/// then stalls holds no more than that.
-async fn collect_within(
-    mut payload: Payload,
-    limit: usize,
-    declared: Option<usize>,
-) -> Result<Bytes, ApiError> {
+/// large block the allocator carves out and merges back on every request. Here the buffer grows
+/// with what arrives: a body of a few hundred bytes in one chunk is one allocation of its size,
+/// and a client that stalls holds only what it sent.
+async fn collect_within(mut payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
     use futures_core::Stream;
-    let mut first: Option<Bytes> = None;
-    let mut joined: Option<BytesMut> = None;
-    let mut total = 0_usize;
+    let mut body = BytesMut::new();
     while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut payload).poll_next(cx)).await {
         let chunk =
             chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
-        total = total.saturating_add(chunk.len());
-        if total > limit {
+        if body.len().saturating_add(chunk.len()) > limit {
             return Err(ApiError::TooLarge(limit));
         }
-        match (&mut joined, first.take()) {
-            (Some(buffer), _) => buffer.extend_from_slice(&chunk),
-            (None, None) => first = Some(chunk),
-            (None, Some(earlier)) => {
-                let expected = declared.unwrap_or(0).min(FIRST_RESERVATION).max(total);
-                let mut buffer = BytesMut::with_capacity(expected);
-                buffer.extend_from_slice(&earlier);
-                buffer.extend_from_slice(&chunk);
-                joined = Some(buffer);
-            }
-        }
+        body.extend_from_slice(&chunk);
     }
-    Ok(match (joined, first) {
-        (Some(buffer), _) => buffer.freeze(),
-        // Copied, so the connection's read buffer is free again as soon as this returns.
-        (None, Some(only)) => Bytes::copy_from_slice(&only),
-        (None, None) => Bytes::new(),
-    })
+    Ok(body.freeze())
 }
 
 /// Parses a JSON object body, refusing duplicated keys at any depth.
