@@ -165,10 +165,11 @@ pub fn sqlite_single_writer(
     };
     let mut conn = SqliteConnection::establish(path).map_err(|e| e.to_string())?;
     conn.batch_execute(
-        // As Consign's writer: its savepoints' sub-journal in memory, its checkpoint interval.
+        // As Consign's writer: its savepoints' sub-journal in one block of memory (the
+        // build's SQLITE_STMTJRNL_SPILL), its checkpoint interval.
         &format!(
             "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {};",
+             PRAGMA wal_autocheckpoint = {};",
             consign_db::WAL_AUTOCHECKPOINT_PAGES
         ),
     )

@@ -132,9 +132,10 @@ pub fn run(
     let mut conn = SqliteConnection::establish(path).map_err(|e| e.to_string())?;
     conn.batch_execute(&format!(
         // As Consign's writer: WAL, a commit durable before it is answered, its savepoints'
-        // sub-journal in memory, its checkpoint interval.
+        // sub-journal in one block of memory (the build's SQLITE_STMTJRNL_SPILL), its checkpoint
+        // interval.
         "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-         PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {};",
+         PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = {};",
         consign_db::WAL_AUTOCHECKPOINT_PAGES
     ))
     .map_err(|e| e.to_string())?;

@@ -195,7 +195,8 @@ mod tests {
     }
 
     /// The bundled SQLite is built as `.cargo/config.toml` asks: no STAT4, multi-thread mode,
-    /// no memory statistics. A build that lost those flags would still pass every other test.
+    /// no memory statistics, a savepoint's sub-journal in memory up to 120 KiB. A build that
+    /// lost those flags would still pass every other test.
     #[test]
     fn the_bundled_sqlite_is_built_with_consigns_options() {
         let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
@@ -211,5 +212,9 @@ mod tests {
             "{options:?}"
         );
         assert!(!options.iter().any(|o| o == "ENABLE_STAT4"), "{options:?}");
+        assert!(
+            options.iter().any(|o| o == "STMTJRNL_SPILL=122880"),
+            "{options:?}"
+        );
     }
 }
