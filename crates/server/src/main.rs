@@ -229,7 +229,24 @@ async fn serve(config: Config) -> Result<(), String> {
 
 async fn api_key(config: Config, command: KeyCommand) -> Result<(), String> {
     let core = Core::open(&config).map_err(|e| e.to_string())?;
-    let consign = core.consign;
+    let result = key_command(&core, command).await;
+    leave_writes_in_the_file(&core).await;
+    result
+}
+
+/// A command's writes, left in the database file itself (SQLite) before the process ends: its
+/// connections close as it exits, in no set order, and the log is copied into the file only by
+/// the last one to close, so the copy is made here, as the server's clean stop makes it. A
+/// server still running on the file can keep it from finishing; the writes are safe in the log
+/// either way, so that is only a warning.
+async fn leave_writes_in_the_file(core: &Core) {
+    if let Err(error) = core.database.checkpoint_at_stop().await {
+        tracing::warn!(%error, "the database log was not copied into the file");
+    }
+}
+
+async fn key_command(core: &Core, command: KeyCommand) -> Result<(), String> {
+    let consign = &core.consign;
     match command {
         KeyCommand::Create { label } => {
             let (id, key) = consign
@@ -283,11 +300,9 @@ async fn capture(config: Config, command: CaptureCommand) -> Result<(), String> 
     };
     let asked_captured = matches!(finding, HandSettlement::Captured { .. });
     let core = Core::open(&config).map_err(|e| e.to_string())?;
-    let settled = core
-        .consign
-        .settle_by_hand(shipment, finding)
-        .await
-        .map_err(|e| e.to_string())?;
+    let settled = core.consign.settle_by_hand(shipment, finding).await;
+    leave_writes_in_the_file(&core).await;
+    let settled = settled.map_err(|e| e.to_string())?;
     let state = settled.state;
     if asked_captured != (state == ShipmentState::Captured) {
         return Err(format!(

@@ -78,8 +78,8 @@ fn an_operator_settles_a_capture_under_review_from_the_command_line() {
         String::from_utf8_lossy(&settled.stdout).trim(),
         "shipment 71-1: captured"
     );
-    // The settlement is in the database file itself (the command closes its connections, and the
-    // last one to close copies SQLite's log into the file).
+    // The settlement is in the database file itself: the command copies SQLite's log into the
+    // file before it ends (its connections close as the process exits, in no set order).
     let rows = rows_of_the_file_alone(&db.config.target);
     assert!(
         rows.iter().any(|r| r.starts_with("shipments")
