@@ -63,7 +63,9 @@ run() {
   [ "$backend" != postgres ] || psql "$server/postgres" -qc "DROP DATABASE $name" >/dev/null
   local total writer_file writer=0
   total=$(cat "$work/$label.out"-* | awk '/^summary:/ { s += $2 } END { print s }')
-  writer_file=$(grep -l 'writer::serve' "$work/$label.out"-* | head -1 || true)
+  # The writer thread is the one that runs the queued writes (the release build inlines its
+  # loop, `writer::serve`, so that name is in no thread's profile).
+  writer_file=$(grep -l 'as consign_db::writer::Job>::run' "$work/$label.out"-* | head -1 || true)
   [ -z "$writer_file" ] || writer=$(awk '/^summary:/ { print $2; exit }' "$writer_file")
   echo "$total $writer"
 }
