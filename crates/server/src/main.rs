@@ -235,13 +235,18 @@ async fn api_key(config: Config, command: KeyCommand) -> Result<(), String> {
 }
 
 /// A command's writes, left in the database file itself (SQLite) before the process ends: its
-/// connections close as it exits, in no set order, and the log is copied into the file only by
-/// the last one to close, so the copy is made here, as the server's clean stop makes it. A
-/// server still running on the file can keep it from finishing; the writes are safe in the log
-/// either way, so that is only a warning.
+/// connections close as it exits, in no set order, and SQLite copies its log into the file
+/// only when the last one closes, so the copy is made here. It never waits for a server
+/// running on the same file, nor holds up its writes; what it leaves in the log is safe there
+/// (SQLite reads it on the next open) and the server copies it in later, so that is only a
+/// warning.
 async fn leave_writes_in_the_file(core: &Core) {
-    if let Err(error) = core.database.checkpoint_at_stop().await {
-        tracing::warn!(%error, "the database log was not copied into the file");
+    match core.database.copy_log_into_file().await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "part of the database log is still beside the file: another process is using it"
+        ),
+        Err(error) => tracing::warn!(%error, "the database log was not copied into the file"),
     }
 }
 

@@ -15,11 +15,16 @@ use crate::connection::AnyConnection;
 use crate::database::Database;
 use crate::error::DbError;
 
-/// `PRAGMA wal_checkpoint`'s answer: whether a connection kept it from finishing.
+/// `PRAGMA wal_checkpoint`'s answer: whether a connection kept it from finishing, the log's
+/// pages and how many of them are now in the database file.
 #[derive(QueryableByName)]
 struct Checkpoint {
     #[diesel(sql_type = Integer)]
     busy: i32,
+    #[diesel(sql_type = Integer)]
+    log: i32,
+    #[diesel(sql_type = Integer)]
+    checkpointed: i32,
 }
 
 impl Database {
@@ -44,6 +49,26 @@ impl Database {
                 }
             }
             AnyConnection::Postgresql(_) => Ok(()),
+        })
+        .await
+    }
+
+    /// Copies into the database file as much of SQLite's log as it can without waiting for
+    /// another connection or holding up its writes: what a command does before it ends, when a
+    /// server may be running on the same file (`checkpoint_at_stop` would stop that server's
+    /// writes until it finished). `false` when part of the log was left, because another
+    /// process was using it; that process copies it in later.
+    pub async fn copy_log_into_file(&self) -> Result<bool, DbError> {
+        if self.backend() == Backend::Postgres {
+            return Ok(true);
+        }
+        self.run(|conn| match conn {
+            AnyConnection::Sqlite(sqlite) => {
+                let answer: Checkpoint =
+                    diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(sqlite)?;
+                Ok(answer.busy == 0 && answer.log == answer.checkpointed)
+            }
+            AnyConnection::Postgresql(_) => Ok(true),
         })
         .await
     }

@@ -1,0 +1,82 @@
+//! What a command leaves in the SQLite file before it ends (`Database::copy_log_into_file`):
+//! every write, while its own connections are still open, and never a wait for another
+//! connection that keeps part of the log in use.
+
+#[allow(dead_code)] // helpers shared by several test files; this one uses `import` only
+mod shipping;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use consign_db::testing::Throwaway;
+use consign_db::{Database, DbConfig};
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, SqliteConnection};
+use shipping::import;
+
+/// The rows of a copy of the database file taken alone, without the log beside it: what an
+/// operator who copies only the file gets.
+async fn rows_of_the_file_alone(path: &str) -> Vec<String> {
+    // A new name each time: the previous copy's writer thread may still hold its connection.
+    static COPIES: AtomicUsize = AtomicUsize::new(0);
+    let copy = format!("{path}.copy-{}", COPIES.fetch_add(1, Ordering::Relaxed));
+    std::fs::copy(path, &copy).expect("copy the file");
+    let copied = Database::open(&DbConfig::from_url(&format!("sqlite://{copy}"))).expect("open");
+    let rows = copied.dump().await.expect("dump");
+    drop(copied);
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{copy}{suffix}")).ok();
+    }
+    rows
+}
+
+fn has_order(rows: &[String], id: i64) -> bool {
+    rows.iter()
+        .any(|r| r.starts_with("orders") && r.contains(&format!("id: {id},")))
+}
+
+/// A write is in the log, not yet in the file; after the copy the file alone holds it, with
+/// every connection of the database still open (so no connection's close did it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_copy_leaves_every_write_in_the_file() {
+    let file = Throwaway::sqlite();
+    let db = Database::open(&file.config).expect("open");
+    import(&db, 7, 3).await;
+    assert!(
+        !has_order(&rows_of_the_file_alone(&file.config.target).await, 7),
+        "the write is still only in the log"
+    );
+    assert!(db.copy_log_into_file().await.expect("copy"), "all copied");
+    assert!(
+        has_order(&rows_of_the_file_alone(&file.config.target).await, 7),
+        "the file alone holds the write"
+    );
+}
+
+/// Another process reading from an older snapshot keeps the newer part of the log in use: the
+/// copy leaves that part, says so, and does not wait for the reader (SQLite's busy timeout
+/// here is 10 s), where the stop's checkpoint would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_copy_never_waits_for_another_connection() {
+    let file = Throwaway::sqlite();
+    let db = Database::open(&file.config).expect("open");
+    import(&db, 1, 3).await;
+    let mut reader = SqliteConnection::establish(&file.config.target).expect("a reader");
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM orders;")
+        .expect("a read that holds its snapshot");
+    import(&db, 2, 3).await;
+    let started = Instant::now();
+    let all = db.copy_log_into_file().await.expect("copy");
+    assert!(!all, "the part the reader keeps is left");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waited {:?} for the reader",
+        started.elapsed()
+    );
+    reader.batch_execute("COMMIT").expect("the read ends");
+    assert!(
+        db.copy_log_into_file().await.expect("copy"),
+        "then all of it"
+    );
+}
