@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use consign_db::LogCopy;
 use consign_domain::ShipmentState;
 use consign_ports::ApiKeyId;
 use consign_server::{Application, Config, Core, Settings};
@@ -113,9 +114,13 @@ fn main() -> ExitCode {
             print!("{}", describe(&config));
             Ok(())
         }
-        Command::Migrate => Core::open(&config)
-            .map(|_| eprintln!("migrations applied"))
-            .map_err(|e| e.to_string()),
+        Command::Migrate => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(migrate(config)),
+            Err(error) => Err(error.to_string()),
+        },
         Command::ApiKey(command) => match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -227,6 +232,13 @@ async fn serve(config: Config) -> Result<(), String> {
     app.run_until_stopped().await.map_err(|e| e.to_string())
 }
 
+async fn migrate(config: Config) -> Result<(), String> {
+    let core = Core::open(&config).map_err(|e| e.to_string())?;
+    leave_writes_in_the_file(&core).await;
+    eprintln!("migrations applied");
+    Ok(())
+}
+
 async fn api_key(config: Config, command: KeyCommand) -> Result<(), String> {
     let core = Core::open(&config).map_err(|e| e.to_string())?;
     let result = key_command(&core, command).await;
@@ -236,15 +248,16 @@ async fn api_key(config: Config, command: KeyCommand) -> Result<(), String> {
 
 /// A command's writes, left in the database file itself (SQLite) before the process ends: its
 /// connections close as it exits, in no set order, and SQLite copies its log into the file
-/// only when the last one closes, so the copy is made here. It never waits for a server
-/// running on the same file, nor holds up its writes; what it leaves in the log is safe there
-/// (SQLite reads it on the next open) and the server copies it in later, so that is only a
-/// warning.
+/// only when the last one closes, so the copy is made here. It does not wait on a server
+/// running on the same file, nor hold up its writes; what it leaves is safe in the log (SQLite
+/// reads it on the next open) and reaches the file at the server's next checkpoint, so that is
+/// only a warning. (Were the server's stop to overlap the copy, the stop's own checkpoint
+/// would find it busy and say so in the server's log.)
 async fn leave_writes_in_the_file(core: &Core) {
     match core.database.copy_log_into_file().await {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(
-            "part of the database log is still beside the file: another process is using it"
+        Ok(LogCopy::All) => {}
+        Ok(LogCopy::Part) => tracing::warn!(
+            "part of the database log is still beside the file: another connection is using it"
         ),
         Err(error) => tracing::warn!(%error, "the database log was not copied into the file"),
     }

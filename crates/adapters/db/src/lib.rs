@@ -45,6 +45,7 @@ mod writer;
 pub use config::{postgres_connection_url, Backend, DbConfig};
 pub use database::Database;
 pub use error::DbError;
+pub use stop::LogCopy;
 pub use writer::WAL_AUTOCHECKPOINT_PAGES;
 
 #[cfg(feature = "test-support")]

@@ -1,6 +1,6 @@
 //! What a command leaves in the SQLite file before it ends (`Database::copy_log_into_file`):
-//! every write, while its own connections are still open, and never a wait for another
-//! connection that keeps part of the log in use.
+//! every write, while its own connections are still open, and no wait for another connection
+//! that keeps part of the log in use.
 
 #[allow(dead_code)] // helpers shared by several test files; this one uses `import` only
 mod shipping;
@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use consign_db::testing::Throwaway;
-use consign_db::{Database, DbConfig};
+use consign_db::{Database, DbConfig, LogCopy};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 use shipping::import;
@@ -46,15 +46,15 @@ async fn the_copy_leaves_every_write_in_the_file() {
         !has_order(&rows_of_the_file_alone(&file.config.target).await, 7),
         "the write is still only in the log"
     );
-    assert!(db.copy_log_into_file().await.expect("copy"), "all copied");
+    assert_eq!(db.copy_log_into_file().await.expect("copy"), LogCopy::All);
     assert!(
         has_order(&rows_of_the_file_alone(&file.config.target).await, 7),
         "the file alone holds the write"
     );
 }
 
-/// Another process reading from an older snapshot keeps the newer part of the log in use: the
-/// copy leaves that part, says so, and does not wait for the reader (SQLite's busy timeout
+/// Another connection reading from an older snapshot keeps the newer part of the log in use:
+/// the copy leaves that part, says so, and does not wait for the reader (SQLite's busy timeout
 /// here is 10 s), where the stop's checkpoint would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_copy_never_waits_for_another_connection() {
@@ -67,16 +67,17 @@ async fn the_copy_never_waits_for_another_connection() {
         .expect("a read that holds its snapshot");
     import(&db, 2, 3).await;
     let started = Instant::now();
-    let all = db.copy_log_into_file().await.expect("copy");
-    assert!(!all, "the part the reader keeps is left");
+    let copied = db.copy_log_into_file().await.expect("copy");
+    assert_eq!(copied, LogCopy::Part, "the part the reader keeps is left");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "waited {:?} for the reader",
         started.elapsed()
     );
     reader.batch_execute("COMMIT").expect("the read ends");
-    assert!(
+    assert_eq!(
         db.copy_log_into_file().await.expect("copy"),
+        LogCopy::All,
         "then all of it"
     );
 }
