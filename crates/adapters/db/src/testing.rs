@@ -28,6 +28,21 @@ fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// Every row of a copy of the SQLite file at `path` taken alone, without its log beside it:
+/// what an operator who copies only the database file gets.
+pub async fn rows_of_the_file_alone(path: &str) -> Vec<String> {
+    let copy = format!("{}.copy.db", unique_name(path));
+    std::fs::copy(path, &copy).expect("copy the database file");
+    let copied =
+        crate::Database::open(&DbConfig::from_url(&format!("sqlite://{copy}"))).expect("open");
+    let rows = copied.dump().await.expect("dump");
+    drop(copied);
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{copy}{suffix}")).ok();
+    }
+    rows
+}
+
 /// A database that exists only for one test; removed on drop.
 pub struct Throwaway {
     /// `DATABASE_URL`-style text for it.

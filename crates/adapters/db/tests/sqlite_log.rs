@@ -5,30 +5,13 @@
 #[allow(dead_code)] // helpers shared by several test files; this one uses `import` only
 mod shipping;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use consign_db::testing::Throwaway;
-use consign_db::{Database, DbConfig, LogCopy};
+use consign_db::testing::{rows_of_the_file_alone, Throwaway};
+use consign_db::{Database, LogCopy};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 use shipping::import;
-
-/// The rows of a copy of the database file taken alone, without the log beside it: what an
-/// operator who copies only the file gets.
-async fn rows_of_the_file_alone(path: &str) -> Vec<String> {
-    // A new name each time: the previous copy's writer thread may still hold its connection.
-    static COPIES: AtomicUsize = AtomicUsize::new(0);
-    let copy = format!("{path}.copy-{}", COPIES.fetch_add(1, Ordering::Relaxed));
-    std::fs::copy(path, &copy).expect("copy the file");
-    let copied = Database::open(&DbConfig::from_url(&format!("sqlite://{copy}"))).expect("open");
-    let rows = copied.dump().await.expect("dump");
-    drop(copied);
-    for suffix in ["", "-wal", "-shm"] {
-        std::fs::remove_file(format!("{copy}{suffix}")).ok();
-    }
-    rows
-}
 
 fn has_order(rows: &[String], id: i64) -> bool {
     rows.iter()

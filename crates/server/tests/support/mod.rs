@@ -130,27 +130,9 @@ pub fn import_and_ship(base: &str, order: &Value, units: u32) -> Value {
     call(base, "POST", "/shipments", Some(&shipment)).unwrap()
 }
 
-/// Every row of a copy of the SQLite file at `path` taken alone, without its log beside it:
-/// what an operator who copies only the database file gets.
+/// Every row of a copy of the SQLite file at `path` taken alone, without its log beside it.
 pub fn rows_of_the_file_alone(path: &str) -> Vec<String> {
-    let copy = std::env::temp_dir().join(format!(
-        "consign-copy-{}-{}.db",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::copy(path, &copy).unwrap();
-    let copied = consign_db::Database::open(&consign_db::DbConfig::from_url(&format!(
-        "sqlite://{}",
-        copy.display()
-    )))
-    .unwrap();
-    let rows = tokio::runtime::Runtime::new()
+    tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(copied.dump())
-        .unwrap();
-    drop(copied);
-    for suffix in ["", "-wal", "-shm"] {
-        std::fs::remove_file(format!("{}{suffix}", copy.display())).ok();
-    }
-    rows
+        .block_on(consign_db::testing::rows_of_the_file_alone(path))
 }
