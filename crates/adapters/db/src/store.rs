@@ -11,6 +11,7 @@ use consign_ports::{
 
 use crate::config::Backend;
 use crate::database::Database;
+use crate::workflow::CaptureStartRead;
 use crate::{listing, orders, outbox, shipments, workflow};
 
 #[async_trait]
@@ -107,9 +108,44 @@ impl OrderStore for Database {
         now: Timestamp,
     ) -> Result<BeginCapture, StoreError> {
         let installation = self.installation().to_owned();
+        // SQLite: decided here, off its one writer thread, from one read; written there if
+        // nothing it relied on changed in between.
+        let decided = match self.backend() {
+            Backend::Sqlite => {
+                let (installation, providers, on_capture) =
+                    (installation.clone(), providers.clone(), on_capture.clone());
+                let read = self
+                    .run_short_read(move |conn| {
+                        workflow::read_capture_start(
+                            conn,
+                            &installation,
+                            shipment,
+                            order,
+                            &providers,
+                            &on_capture,
+                        )
+                    })
+                    .await?;
+                match read {
+                    CaptureStartRead::Answered(answer) => return Ok(answer),
+                    CaptureStartRead::Decided(decided) => Some(decided),
+                    CaptureStartRead::Undecided => None,
+                }
+            }
+            Backend::Postgres => None,
+        };
         let written = self
-            .run_write(move |conn| {
-                workflow::begin_capture(
+            .run_write(move |conn| match &decided {
+                Some(decided) => workflow::begin_decided_capture(
+                    conn,
+                    &installation,
+                    decided,
+                    order,
+                    &providers,
+                    &on_capture,
+                    now,
+                ),
+                None => workflow::begin_capture(
                     conn,
                     &installation,
                     shipment,
@@ -117,7 +153,7 @@ impl OrderStore for Database {
                     &providers,
                     &on_capture,
                     now,
-                )
+                ),
             })
             .await;
         self.outdated(shipment.order);

@@ -90,6 +90,8 @@ impl Located {
 /// the order's version is still the one read ([`crate::postgres::start_capture_if_unchanged`]):
 /// two round trips instead of six. When the order changed in between, or the change does not
 /// fit one statement, the locked transaction below decides again from what is then committed.
+/// SQLite does the same in two steps, the read off its writer thread ([`read_capture_start`],
+/// then [`begin_decided_capture`] on it); this serves it when the read found nothing.
 pub(crate) fn begin_capture(
     conn: &mut AnyConnection,
     installation: &str,
@@ -123,11 +125,60 @@ fn begin_capture_unlocked(
     on_capture: &ShipmentChanges,
     now: Timestamp,
 ) -> Result<Option<BeginCapture>, DbError> {
+    let decided = match read_capture_start(conn, installation, id, order, providers, on_capture)? {
+        CaptureStartRead::Answered(answer) => return Ok(Some(answer)),
+        CaptureStartRead::Undecided => return Ok(None),
+        CaptureStartRead::Decided(decided) => decided,
+    };
+    let write = decided.start.write(now);
+    let AnyConnection::Postgresql(pg) = conn else {
+        return Ok(None);
+    };
+    if !write.fits_one_statement() {
+        return Ok(None);
+    }
+    let Some(key) = crate::postgres::start_capture_if_unchanged(pg, &write, decided.version)?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(BeginCapture::Started(decided.start.attempt(key, now))))
+}
+
+/// What one unlocked read of a shipment with its order says of starting its capture.
+pub(crate) enum CaptureStartRead {
+    /// Answered from the read: the shipment is captured already.
+    Answered(BeginCapture),
+    /// The domain's decision, to be written only if nothing it relied on has changed.
+    Decided(DecidedCaptureStart),
+    /// Nothing to decide from (no such shipment, or an order without lines): the locked
+    /// transaction finds out which.
+    Undecided,
+}
+
+/// A capture's start decided from an unlocked read, and what that read saw: the order's
+/// version (bumped by every write that changes the order or its lines, and by every locked
+/// change of one of its shipments) and the shipment's state.
+#[derive(Clone)]
+pub(crate) struct DecidedCaptureStart {
+    start: DecidedStart,
+    version: i64,
+}
+
+/// Reads the shipment with its order in one statement, without a lock, and lets the domain
+/// decide its capture's start. A refusal is an error, as the locked path would give it.
+pub(crate) fn read_capture_start(
+    conn: &mut AnyConnection,
+    installation: &str,
+    id: ShipmentId,
+    order: Option<OrderId>,
+    providers: &Providers,
+    on_capture: &ShipmentChanges,
+) -> Result<CaptureStartRead, DbError> {
     if order.is_some_and(|o| o != id.order) {
         return Err(DbError::ShipmentNotFound(id));
     }
     let Some(read) = crate::orders::shipment_with_order(conn, id.order.0, int(id.number))? else {
-        return Ok(None);
+        return Ok(CaptureStartRead::Undecided);
     };
     if !read.shipment.state()?.is_live() {
         return Err(DbError::ShipmentNotFound(id));
@@ -137,27 +188,94 @@ fn begin_capture_unlocked(
     let domain_order = read.order.to_order(&read.lines)?;
     let (plan, change) = match shipment.begin_capture_with(&domain_order, providers)? {
         CaptureStart::AlreadyCaptured => {
-            return Ok(Some(BeginCapture::AlreadyCaptured(
+            return Ok(CaptureStartRead::Answered(BeginCapture::AlreadyCaptured(
                 read.shipment.into_view(currency, &read.shipped)?,
             )))
         }
         CaptureStart::Started { plan, change } => (plan, change),
     };
     let start = DecidedStart::new(&domain_order, plan, change, installation, id, on_capture)?;
-    let write = start.write(now);
-    let AnyConnection::Postgresql(pg) = conn else {
-        return Ok(None);
-    };
-    if !write.fits_one_statement() {
-        return Ok(None);
+    Ok(CaptureStartRead::Decided(DecidedCaptureStart {
+        start,
+        version: read.version,
+    }))
+}
+
+/// SQLite's writer thread: writes a capture's start decided off it ([`read_capture_start`])
+/// if the order is still at the version read and the shipment in the state read, so the
+/// writer, which every other write waits for, neither locks nor reads the order. Otherwise
+/// the locked transaction decides again from what is committed.
+pub(crate) fn begin_decided_capture(
+    conn: &mut AnyConnection,
+    installation: &str,
+    decided: &DecidedCaptureStart,
+    order: Option<OrderId>,
+    providers: &Providers,
+    on_capture: &ShipmentChanges,
+    now: Timestamp,
+) -> Result<BeginCapture, DbError> {
+    let start = &decided.start;
+    let key = conn.transaction(|conn| {
+        if !still_as_read(conn, start.id, decided.version, &start.change)? {
+            return Ok(None);
+        }
+        write_change(conn, &start.change, None, now)?;
+        let key = crate::attempts::insert_next_attempt(
+            conn,
+            installation,
+            start.id,
+            start.plan.amount.minor(),
+            start.plan.completes_order,
+            &start.on_capture,
+            now.0,
+        )?;
+        Ok::<_, DbError>(Some(key))
+    })?;
+    match key {
+        Some(key) => Ok(BeginCapture::Started(start.clone().attempt(key, now))),
+        None => begin_capture_locked(
+            conn,
+            installation,
+            start.id,
+            order,
+            providers,
+            on_capture,
+            now,
+        ),
     }
-    let Some(key) = crate::postgres::start_capture_if_unchanged(pg, &write, read.version)? else {
-        return Ok(None);
-    };
-    Ok(Some(BeginCapture::Started(start.attempt(key, now))))
+}
+
+/// Whether the order is at `version` and the shipment in the state `change` starts from.
+fn still_as_read(
+    conn: &mut AnyConnection,
+    id: ShipmentId,
+    version: i64,
+    change: &ShipmentChange,
+) -> Result<bool, DbError> {
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        found: i64,
+    }
+    let found = crate::prepared::returning_one::<Found, _>(
+        conn,
+        crate::prepared::statement!(
+            "SELECT count(*) AS found FROM orders JOIN shipments ON shipments.order_id = orders.id \
+             WHERE orders.id = $1 AND orders.version = $2 AND shipments.number = $3 \
+             AND shipments.state = $4"
+        ),
+        vec![
+            crate::prepared::Param::BigInt(id.order.0),
+            crate::prepared::Param::BigInt(version),
+            crate::prepared::Param::Integer(int(id.number)),
+            crate::prepared::Param::Text(change.before().state().as_str()),
+        ],
+    )?;
+    Ok(found.is_some_and(|f| f.found == 1))
 }
 
 /// A capture's start as the domain decided it, with what its write and its attempt carry.
+#[derive(Clone)]
 struct DecidedStart {
     id: ShipmentId,
     plan: consign_domain::CapturePlan,
@@ -414,4 +532,134 @@ pub(crate) fn find_by_request_key(
         .parse()
         .map_err(|_| DbError::Corrupt(format!("currency {currency:?}")))?;
     row.into_view(currency, &lines).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use consign_domain::{
+        Currency, LineId, Money, PaymentAuthorization, ShipmentLine, ShipmentRequest, TaxRate,
+    };
+    use consign_ports::{
+        Customer, LineImport, OrderImport, OrderStore, Reservation, ShipmentDetails,
+    };
+
+    use super::*;
+    use crate::testing::Throwaway;
+    use crate::Database;
+
+    fn sek() -> Currency {
+        "SEK".parse().unwrap()
+    }
+
+    /// Order 1: one line of two units at 10.00, authorised in full, no fee.
+    async fn import(db: &Database) -> LineId {
+        let imported = db
+            .import_order(
+                OrderImport {
+                    id: Some(OrderId(1)),
+                    currency: sek(),
+                    customer: Customer {
+                        email: "s@example.com".into(),
+                        ..Customer::default()
+                    },
+                    lines: vec![LineImport {
+                        sku: "B".into(),
+                        name: "B".into(),
+                        unit_price: Money::from_minor(1_000, sek()),
+                        tax_rate: TaxRate(2500),
+                        quantity: 2,
+                    }],
+                    shipping_fee: Money::zero(sek()),
+                    payment: Some(PaymentAuthorization {
+                        provider: "sandbox".into(),
+                        reference: "auth".into(),
+                        amount: Money::from_minor(2_000, sek()),
+                    }),
+                },
+                Timestamp(1),
+            )
+            .await
+            .expect("import");
+        imported.order.lines()[0].line_id()
+    }
+
+    async fn ship_one(db: &Database, line: LineId, capture: bool) -> Reservation {
+        db.reserve_shipment(
+            OrderId(1),
+            ShipmentRequest {
+                lines: vec![ShipmentLine {
+                    line_id: line,
+                    quantity: 1,
+                }],
+                capture,
+                deduct_previous_costs: false,
+            },
+            Providers::any(),
+            ShipmentDetails::default(),
+            None,
+            Timestamp(2),
+        )
+        .await
+        .expect("ship one unit")
+    }
+
+    /// SQLite decides a capture's start from a read off its writer thread. When another
+    /// shipment of the order starts its capture between that read and the write, the decision
+    /// is out of date: the first shipment's capture has become the one that completes the order
+    /// (the final capture, for the exact remainder). The write must see that and decide again,
+    /// never write the decision made from the read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_capture_start_decided_before_another_capture_of_the_order_is_decided_again() {
+        let file = Throwaway::sqlite();
+        let db = Database::open(&file.config).expect("open");
+        let line = import(&db).await;
+        let first = ship_one(&db, line, false).await.shipment.id;
+        let read = db
+            .run_short_read(move |conn| {
+                read_capture_start(
+                    conn,
+                    "test",
+                    first,
+                    None,
+                    &Providers::any(),
+                    &ShipmentChanges::default(),
+                )
+            })
+            .await
+            .expect("read");
+        let CaptureStartRead::Decided(decided) = read else {
+            panic!("an uncaptured shipment's capture is decided from the read");
+        };
+        assert!(
+            !decided.start.plan.completes_order,
+            "as read, the other unit is not in capture yet"
+        );
+        let second = ship_one(&db, line, true).await;
+        assert!(
+            !second.attempt.expect("captured").final_capture,
+            "the first unit is not in capture yet"
+        );
+        let started = db
+            .run_write(move |conn| {
+                begin_decided_capture(
+                    conn,
+                    "test",
+                    &decided,
+                    None,
+                    &Providers::any(),
+                    &ShipmentChanges::default(),
+                    Timestamp(3),
+                )
+            })
+            .await
+            .expect("start the capture");
+        let BeginCapture::Started(attempt) = started else {
+            panic!("the capture starts: {started:?}");
+        };
+        assert!(
+            attempt.final_capture,
+            "the first shipment's capture now completes the order"
+        );
+        assert_eq!(attempt.amount.minor(), 1_000, "the exact remainder");
+    }
 }
