@@ -1,7 +1,9 @@
 //! The calls after create: start a capture (complete, capture), apply complete's changes, edit
 //! and delete uncaptured shipments. Each is one transaction that locks the order row first (the
 //! same lock as the saga's reserve step), loads the order and the shipment as the domain sees
-//! them, lets the domain decide, and writes the decided change (`persist.rs`).
+//! them, lets the domain decide, and writes the decided change (`persist.rs`). A capture's
+//! start first tries without the lock: decided from one unlocked read, written only if the
+//! order's version and the shipment's state are still as read.
 
 use consign_domain::{
     CaptureStart, Completion, Order, OrderId, Providers, Shipment, ShipmentChange, ShipmentId,
