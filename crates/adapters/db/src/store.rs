@@ -110,7 +110,7 @@ impl OrderStore for Database {
         let installation = self.installation().to_owned();
         // SQLite: decided here, off its one writer thread, from one read; written there if
         // nothing it relied on changed in between.
-        let decided = match self.backend() {
+        let read = match self.backend() {
             Backend::Sqlite => {
                 let (installation, providers, on_capture) =
                     (installation.clone(), providers.clone(), on_capture.clone());
@@ -126,34 +126,25 @@ impl OrderStore for Database {
                         )
                     })
                     .await?;
-                match read {
-                    CaptureStartRead::Answered(answer) => return Ok(answer),
-                    CaptureStartRead::Decided(decided) => Some(decided),
-                    CaptureStartRead::Undecided => None,
+                if let CaptureStartRead::Answered(answer) = read {
+                    return Ok(answer);
                 }
+                read
             }
-            Backend::Postgres => None,
+            // PostgreSQL: its compare-and-set, in `workflow::begin_capture`.
+            Backend::Postgres => CaptureStartRead::Undecided(shipment),
         };
         let written = self
-            .run_write(move |conn| match &decided {
-                Some(decided) => workflow::begin_decided_capture(
+            .run_write(move |conn| {
+                workflow::begin_decided_capture(
                     conn,
                     &installation,
-                    decided,
+                    &read,
                     order,
                     &providers,
                     &on_capture,
                     now,
-                ),
-                None => workflow::begin_capture(
-                    conn,
-                    &installation,
-                    shipment,
-                    order,
-                    &providers,
-                    &on_capture,
-                    now,
-                ),
+                )
             })
             .await;
         self.outdated(shipment.order);

@@ -7,7 +7,17 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
+use consign_domain::{
+    Currency, LineId, Money, OrderId, PaymentAuthorization, Providers, ShipmentLine,
+    ShipmentRequest, TaxRate,
+};
+use consign_ports::{
+    Customer, LineImport, OrderImport, OrderStore, Reservation, ShipmentDetails, StoreError,
+    Timestamp,
+};
+
 use crate::config::{postgres_connection_url, Backend, DbConfig};
+use crate::Database;
 
 /// The PostgreSQL server tests use: `CONSIGN_TEST_POSTGRES`, else the local default.
 pub fn postgres_server_url() -> String {
@@ -130,4 +140,63 @@ impl Drop for Throwaway {
 /// Whether a missing PostgreSQL must fail the run (`CI=true`) rather than skip.
 pub fn postgres_required() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Imports order `id`: one line of `quantity` units at 10.00, authorized in full, no fee.
+pub async fn import_one_line_order(db: &Database, id: i64, quantity: u32) -> LineId {
+    let sek: Currency = "SEK".parse().expect("a currency");
+    let imported = db
+        .import_order(
+            OrderImport {
+                id: Some(OrderId(id)),
+                currency: sek,
+                customer: Customer {
+                    email: "s@example.com".into(),
+                    ..Customer::default()
+                },
+                lines: vec![LineImport {
+                    sku: "B".into(),
+                    name: "B".into(),
+                    unit_price: Money::from_minor(1_000, sek),
+                    tax_rate: TaxRate(2500),
+                    quantity,
+                }],
+                shipping_fee: Money::zero(sek),
+                payment: Some(PaymentAuthorization {
+                    provider: "sandbox".into(),
+                    reference: "auth".into(),
+                    amount: Money::from_minor(1_000 * i64::from(quantity), sek),
+                }),
+            },
+            Timestamp(1),
+        )
+        .await
+        .expect("import");
+    imported.order.lines()[0].line_id()
+}
+
+/// Ships `quantity` units of order `id`'s `line`, captured or not.
+pub async fn ship_from_one_line(
+    db: &Database,
+    id: i64,
+    line: LineId,
+    quantity: u32,
+    capture: bool,
+) -> Result<Reservation, StoreError> {
+    db.reserve_shipment(
+        OrderId(id),
+        ShipmentRequest {
+            lines: vec![ShipmentLine {
+                line_id: line,
+                quantity,
+            }],
+            capture,
+            deduct_previous_costs: false,
+        },
+        Providers::any(),
+        ShipmentDetails::default(),
+        None,
+        Timestamp(2),
+    )
+    .await
 }

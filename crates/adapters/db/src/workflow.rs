@@ -93,8 +93,8 @@ impl Located {
 /// two round trips instead of six. When the order changed in between, or the change does not
 /// fit one statement, the locked transaction below decides again from what is then committed.
 /// SQLite does the same in two steps, the read off its writer thread ([`read_capture_start`],
-/// then [`begin_decided_capture`] on it); this serves it when the read found nothing.
-pub(crate) fn begin_capture(
+/// then [`begin_decided_capture`] on it).
+fn begin_capture(
     conn: &mut AnyConnection,
     installation: &str,
     id: ShipmentId,
@@ -129,7 +129,7 @@ fn begin_capture_unlocked(
 ) -> Result<Option<BeginCapture>, DbError> {
     let decided = match read_capture_start(conn, installation, id, order, providers, on_capture)? {
         CaptureStartRead::Answered(answer) => return Ok(Some(answer)),
-        CaptureStartRead::Undecided => return Ok(None),
+        CaptureStartRead::Undecided(_) => return Ok(None),
         CaptureStartRead::Decided(decided) => decided,
     };
     let write = decided.start.write(now);
@@ -152,9 +152,9 @@ pub(crate) enum CaptureStartRead {
     Answered(BeginCapture),
     /// The domain's decision, to be written only if nothing it relied on has changed.
     Decided(DecidedCaptureStart),
-    /// Nothing to decide from (no such shipment, or an order without lines): the locked
-    /// transaction finds out which.
-    Undecided,
+    /// Not decided from a read (PostgreSQL decides in [`begin_capture`]), or nothing to decide
+    /// from (no such shipment, or an order without lines): the locked transaction finds out.
+    Undecided(ShipmentId),
 }
 
 /// A capture's start decided from an unlocked read, and what that read saw: the order's
@@ -180,7 +180,7 @@ pub(crate) fn read_capture_start(
         return Err(DbError::ShipmentNotFound(id));
     }
     let Some(read) = crate::orders::shipment_with_order(conn, id.order.0, int(id.number))? else {
-        return Ok(CaptureStartRead::Undecided);
+        return Ok(CaptureStartRead::Undecided(id));
     };
     if !read.shipment.state()?.is_live() {
         return Err(DbError::ShipmentNotFound(id));
@@ -206,16 +206,24 @@ pub(crate) fn read_capture_start(
 /// SQLite's writer thread: writes a capture's start decided off it ([`read_capture_start`])
 /// if the order is still at the version read and the shipment in the state read, so the
 /// writer, which every other write waits for, neither locks nor reads the order. Otherwise
-/// the locked transaction decides again from what is committed.
+/// (or undecided) the locked transaction decides from what is committed; PostgreSQL's
+/// undecided start tries its compare-and-set first.
 pub(crate) fn begin_decided_capture(
     conn: &mut AnyConnection,
     installation: &str,
-    decided: &DecidedCaptureStart,
+    read: &CaptureStartRead,
     order: Option<OrderId>,
     providers: &Providers,
     on_capture: &ShipmentChanges,
     now: Timestamp,
 ) -> Result<BeginCapture, DbError> {
+    let decided = match read {
+        CaptureStartRead::Decided(decided) => decided,
+        CaptureStartRead::Answered(answer) => return Ok(answer.clone()),
+        CaptureStartRead::Undecided(id) => {
+            return begin_capture(conn, installation, *id, order, providers, on_capture, now)
+        }
+    };
     let start = &decided.start;
     let key = conn.transaction(|conn| {
         if !still_as_read(conn, start.id, decided.version, &start.change)? {
@@ -538,72 +546,9 @@ pub(crate) fn find_by_request_key(
 
 #[cfg(test)]
 mod tests {
-    use consign_domain::{
-        Currency, LineId, Money, PaymentAuthorization, ShipmentLine, ShipmentRequest, TaxRate,
-    };
-    use consign_ports::{
-        Customer, LineImport, OrderImport, OrderStore, Reservation, ShipmentDetails,
-    };
-
     use super::*;
-    use crate::testing::Throwaway;
+    use crate::testing::{import_one_line_order, ship_from_one_line, Throwaway};
     use crate::Database;
-
-    fn sek() -> Currency {
-        "SEK".parse().unwrap()
-    }
-
-    /// Order 1: one line of two units at 10.00, authorised in full, no fee.
-    async fn import(db: &Database) -> LineId {
-        let imported = db
-            .import_order(
-                OrderImport {
-                    id: Some(OrderId(1)),
-                    currency: sek(),
-                    customer: Customer {
-                        email: "s@example.com".into(),
-                        ..Customer::default()
-                    },
-                    lines: vec![LineImport {
-                        sku: "B".into(),
-                        name: "B".into(),
-                        unit_price: Money::from_minor(1_000, sek()),
-                        tax_rate: TaxRate(2500),
-                        quantity: 2,
-                    }],
-                    shipping_fee: Money::zero(sek()),
-                    payment: Some(PaymentAuthorization {
-                        provider: "sandbox".into(),
-                        reference: "auth".into(),
-                        amount: Money::from_minor(2_000, sek()),
-                    }),
-                },
-                Timestamp(1),
-            )
-            .await
-            .expect("import");
-        imported.order.lines()[0].line_id()
-    }
-
-    async fn ship_one(db: &Database, line: LineId, capture: bool) -> Reservation {
-        db.reserve_shipment(
-            OrderId(1),
-            ShipmentRequest {
-                lines: vec![ShipmentLine {
-                    line_id: line,
-                    quantity: 1,
-                }],
-                capture,
-                deduct_previous_costs: false,
-            },
-            Providers::any(),
-            ShipmentDetails::default(),
-            None,
-            Timestamp(2),
-        )
-        .await
-        .expect("ship one unit")
-    }
 
     /// SQLite decides a capture's start from a read off its writer thread. When another
     /// shipment of the order starts its capture between that read and the write, the decision
@@ -614,8 +559,12 @@ mod tests {
     async fn a_capture_start_decided_before_another_capture_of_the_order_is_decided_again() {
         let file = Throwaway::sqlite();
         let db = Database::open(&file.config).expect("open");
-        let line = import(&db).await;
-        let first = ship_one(&db, line, false).await.shipment.id;
+        let line = import_one_line_order(&db, 1, 2).await;
+        let first = ship_from_one_line(&db, 1, line, 1, false)
+            .await
+            .expect("ship one unit uncaptured")
+            .shipment
+            .id;
         let read = db
             .run_short_read(move |conn| {
                 read_capture_start(
@@ -636,7 +585,9 @@ mod tests {
             !decided.start.plan.completes_order,
             "as read, the other unit is not in capture yet"
         );
-        let second = ship_one(&db, line, true).await;
+        let second = ship_from_one_line(&db, 1, line, 1, true)
+            .await
+            .expect("ship the other unit captured");
         assert!(
             !second.attempt.expect("captured").final_capture,
             "the first unit is not in capture yet"
@@ -646,7 +597,7 @@ mod tests {
                 begin_decided_capture(
                     conn,
                     "test",
-                    &decided,
+                    &CaptureStartRead::Decided(decided.clone()),
                     None,
                     &Providers::any(),
                     &ShipmentChanges::default(),

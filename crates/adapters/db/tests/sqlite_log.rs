@@ -2,16 +2,12 @@
 //! every write, while its own connections are still open, and no wait for another connection
 //! that keeps part of the log in use.
 
-#[allow(dead_code)] // helpers shared by several test files; this one uses `import` only
-mod shipping;
-
 use std::time::{Duration, Instant};
 
-use consign_db::testing::{rows_of_the_file_alone, Throwaway};
+use consign_db::testing::{import_one_line_order as import, rows_of_the_file_alone, Throwaway};
 use consign_db::{Database, LogCopy};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
-use shipping::import;
 
 fn has_order(rows: &[String], id: i64) -> bool {
     rows.iter()
