@@ -18,6 +18,7 @@ use crate::error::DbError;
 use crate::orders::{load_lines, load_shipment, lock_order};
 use crate::persist::{apply_written, write_change, write_moves, write_row};
 use crate::postgres::CaptureStartWrite;
+use crate::prepared::{returning_one, statement, Param};
 use crate::rows::{flag, int, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::shipments;
 
@@ -242,7 +243,7 @@ pub(crate) fn begin_decided_capture(
         Ok::<_, DbError>(Some(key))
     })?;
     match key {
-        Some(key) => Ok(BeginCapture::Started(start.clone().attempt(key, now))),
+        Some(key) => Ok(BeginCapture::Started(start.attempt(key, now))),
         None => begin_capture_locked(
             conn,
             installation,
@@ -267,18 +268,18 @@ fn still_as_read(
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         found: i64,
     }
-    let found = crate::prepared::returning_one::<Found, _>(
+    let found = returning_one::<Found, _>(
         conn,
-        crate::prepared::statement!(
+        statement!(
             "SELECT count(*) AS found FROM orders JOIN shipments ON shipments.order_id = orders.id \
              WHERE orders.id = $1 AND orders.version = $2 AND shipments.number = $3 \
              AND shipments.state = $4"
         ),
         vec![
-            crate::prepared::Param::BigInt(id.order.0),
-            crate::prepared::Param::BigInt(version),
-            crate::prepared::Param::Integer(int(id.number)),
-            crate::prepared::Param::Text(change.before().state().as_str()),
+            Param::BigInt(id.order.0),
+            Param::BigInt(version),
+            Param::Integer(int(id.number)),
+            Param::Text(change.before().state().as_str()),
         ],
     )?;
     Ok(found.is_some_and(|f| f.found == 1))
@@ -330,10 +331,10 @@ impl DecidedStart {
     }
 
     /// The attempt written under `idempotency_key`, as the saga carries it to the provider.
-    fn attempt(self, idempotency_key: String, now: Timestamp) -> CaptureAttempt {
+    fn attempt(&self, idempotency_key: String, now: Timestamp) -> CaptureAttempt {
         CaptureAttempt {
             shipment: self.id,
-            authorization: self.authorization,
+            authorization: self.authorization.clone(),
             amount: self.plan.amount,
             idempotency_key,
             final_capture: self.plan.completes_order,
