@@ -57,16 +57,7 @@ pub async fn run(
     let cpu_before = floor.cpu_seconds();
     let generator_before = crate::cpu::own_seconds();
     let started = Instant::now();
-    let (tally, made) = load::drive(
-        client,
-        &floor.base,
-        Arc::new(seeded),
-        clients,
-        duration,
-        0,
-        0,
-    )
-    .await?;
+    let (tally, made) = load::drive(&floor.base, Arc::new(seeded), clients, duration, 0, 0).await?;
     let elapsed = started.elapsed();
     let cpu = floor.cpu_seconds() - cpu_before;
     let generator_cpu = crate::cpu::own_seconds() - generator_before;

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::report::Tally;
 use crate::server::KEY;
+use crate::wire::{Answer, Connection};
 
 /// Partial shipments draw from these: two lines with many units each.
 pub const BIG_QTY: u64 = 100_000;
@@ -39,32 +40,6 @@ async fn send(
     let status = response.status().as_u16();
     let text = response.text().await.map_err(|e| e.to_string())?;
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-}
-
-/// The hot loop's request: the answer is only looked at as far as needed (ok or not, and the
-/// shipment id), so the load generator stays cheap next to the server it measures.
-async fn send_lean(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: &str,
-    body: String,
-) -> Result<(u16, bool, Option<String>), String> {
-    let response = client
-        .request(method, url)
-        .header("API-Authorization", KEY)
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let text = response.text().await.map_err(|e| e.to_string())?;
-    let ok = text.starts_with(r#"{"status":"ok""#);
-    let shipment = text
-        .split_once(r#""shipment":""#)
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(id, _)| id.to_owned());
-    Ok((status, ok, shipment))
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Result<(u16, Value), String> {
@@ -165,19 +140,19 @@ impl Rng {
     }
 }
 
-fn classify(
-    tally: &mut Tally,
-    result: &Result<(u16, bool, Option<String>), String>,
-    started: Instant,
-) -> bool {
+fn classify(tally: &mut Tally, result: &Result<Answer, String>, started: Instant) -> bool {
     tally.latencies.push(started.elapsed().as_micros() as u64);
     match result {
-        Ok((200, true, _)) => {
+        Ok(Answer {
+            status: 200,
+            ok: true,
+            ..
+        }) => {
             tally.ok += 1;
             return true;
         }
-        Ok((200, _, _)) => tally.no += 1,
-        Ok((status, _, _)) if *status >= 500 => tally.server_errors += 1,
+        Ok(Answer { status: 200, .. }) => tally.no += 1,
+        Ok(Answer { status, .. }) if *status >= 500 => tally.server_errors += 1,
         Ok(_) => tally.client_errors += 1,
         Err(_) => tally.transport_errors += 1,
     }
@@ -196,7 +171,6 @@ pub struct Made {
 /// Drives create-shipment (and, for `returns_percent` of the captured shipments, a return with
 /// a refund of the whole shipment) for `duration`; answers the tally and what was made.
 pub async fn drive(
-    client: &reqwest::Client,
     base: &str,
     seeded: Arc<Seeded>,
     clients: usize,
@@ -207,13 +181,22 @@ pub async fn drive(
     let deadline = Instant::now() + duration;
     let next_full = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
+    // Line ids as JSON strings, quoted once rather than per request.
+    let quoted = |lines: &[String; 2]| lines.clone().map(|l| Value::String(l).to_string());
+    let big: Arc<Vec<[String; 2]>> = Arc::new(seeded.big.iter().map(quoted).collect());
+    let full: Arc<Vec<(i64, [String; 2])>> = Arc::new(
+        seeded
+            .full
+            .iter()
+            .map(|(id, lines)| (*id, quoted(lines)))
+            .collect(),
+    );
     for c in 0..clients {
-        let (client, seeded, next_full) = (client.clone(), seeded.clone(), next_full.clone());
-        let create = format!("{base}/shipments");
-        let complete = format!("{base}/shipment");
-        let give_back = format!("{base}/return");
+        let (big, full, next_full) = (big.clone(), full.clone(), next_full.clone());
+        let mut connection = Connection::new(base)?;
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((c as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d)));
+            let mut rng =
+                Rng(0x9e37_79b9_7f4a_7c15 ^ ((c as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d)));
             let mut tally = Tally::default();
             let mut made = Made::default();
             while Instant::now() < deadline {
@@ -221,37 +204,42 @@ pub async fn drive(
                 let capture = (r % 100) as u32 >= uncaptured_percent;
                 // One in five requests ships a small order whole; the rest ship part of a big one.
                 let body = match (r >> 8) % 5 {
-                    0 => match seeded.full.get(next_full.fetch_add(1, Ordering::Relaxed)) {
-                        Some((id, lines)) => json!({"order": id, "products": {lines[0].clone(): 1, lines[1].clone(): 1}, "capture": capture}),
+                    0 => match full.get(next_full.fetch_add(1, Ordering::Relaxed)) {
+                        Some((id, [a, b])) => format!(
+                            r#"{{"order":{id},"products":{{{a}:1,{b}:1}},"capture":{capture}}}"#
+                        ),
                         None => continue,
                     },
                     _ => {
-                        let i = (r >> 16) as usize % seeded.big.len();
-                        let line = seeded.big[i][((r >> 32) % 2) as usize].clone();
-                        json!({"order": i + 1, "products": {line: 1 + (r >> 40) % 2}, "capture": capture})
+                        let i = (r >> 16) as usize % big.len();
+                        let line = &big[i][((r >> 32) % 2) as usize];
+                        let (order, qty) = (i + 1, 1 + (r >> 40) % 2);
+                        format!(
+                            r#"{{"order":{order},"products":{{{line}:{qty}}},"capture":{capture}}}"#
+                        )
                     }
                 };
-let started = Instant::now();
-                let result = send_lean(&client, reqwest::Method::POST, &create, body.to_string()).await;
+                let started = Instant::now();
+                let result = connection.send("POST", "/shipments", &body).await;
                 let created = classify(&mut tally, &result, started);
                 if created && capture {
                     made.shipments += 1;
                     if ((r >> 48) % 100) < u64::from(returns_percent) {
-                        let shipment = result.ok().and_then(|(_, _, s)| s).unwrap_or_default();
+                        let shipment = result.ok().and_then(|a| a.shipment).unwrap_or_default();
                         let started = Instant::now();
                         let body = format!(
                             r#"{{"shipment":"{shipment}","refund":{{"refundPayment":true}}}}"#
                         );
-                        let done = send_lean(&client, reqwest::Method::POST, &give_back, body).await;
+                        let done = connection.send("POST", "/return", &body).await;
                         if classify(&mut tally, &done, started) {
                             made.refunds += 1;
                         }
                     }
                 } else if created {
-                    let shipment = result.ok().and_then(|(_, _, s)| s).unwrap_or_default();
+                    let shipment = result.ok().and_then(|a| a.shipment).unwrap_or_default();
                     let started = Instant::now();
                     let body = format!(r#"{{"shipment":"{shipment}","tracking":"T1"}}"#);
-                    let done = send_lean(&client, reqwest::Method::PUT, &complete, body).await;
+                    let done = connection.send("PUT", "/shipment", &body).await;
                     if classify(&mut tally, &done, started) {
                         made.shipments += 1;
                     }

@@ -12,6 +12,7 @@ mod prepared;
 mod queued_writer;
 mod report;
 mod server;
+mod wire;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -100,7 +101,6 @@ async fn run(options: Options) -> Result<bool, String> {
     let generator_before = cpu::own_seconds();
     let started = Instant::now();
     let (tally, made) = load::drive(
-        &client,
         &consign.base,
         Arc::new(seeded),
         options.clients(),
