@@ -48,6 +48,7 @@ pub async fn run(
     // The same request bodies as Consign's run; the floor maps each order id onto its orders.
     let lines = || ["1".to_owned(), "2".to_owned()];
     let seeded = Seeded {
+        full_taken: std::sync::atomic::AtomicUsize::new(0),
         big: (0..orders).map(|_| lines()).collect(),
         full: (0..full_orders as i64)
             .map(|i| (FULL_BASE + i, lines()))

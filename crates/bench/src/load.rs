@@ -20,6 +20,8 @@ pub struct Seeded {
     pub big: Vec<[String; 2]>,
     /// (order id, line ids) of small orders.
     pub full: Vec<(i64, [String; 2])>,
+    /// How many small orders earlier drives shipped: a later drive goes on from there.
+    pub full_taken: AtomicUsize,
 }
 
 /// A JSON request with the bench's key: (status, parsed answer).
@@ -113,6 +115,7 @@ pub async fn seed(
         }));
     }
     let mut seeded = Seeded {
+        full_taken: AtomicUsize::new(0),
         big: vec![[String::new(), String::new()]; big],
         full: Vec::new(),
     };
@@ -179,7 +182,6 @@ pub async fn drive(
     returns_percent: u32,
 ) -> Result<(Tally, Made), String> {
     let deadline = Instant::now() + duration;
-    let next_full = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     // Line ids as JSON strings, quoted once rather than per request.
     let quoted = |lines: &[String; 2]| lines.clone().map(|l| Value::String(l).to_string());
@@ -192,7 +194,7 @@ pub async fn drive(
             .collect(),
     );
     for c in 0..clients {
-        let (big, full, next_full) = (big.clone(), full.clone(), next_full.clone());
+        let (big, full, seeded) = (big.clone(), full.clone(), seeded.clone());
         let mut connection = Connection::new(base)?;
         tasks.push(tokio::spawn(async move {
             let mut rng =
@@ -204,7 +206,7 @@ pub async fn drive(
                 let capture = (r % 100) as u32 >= uncaptured_percent;
                 // One in five requests ships a small order whole; the rest ship part of a big one.
                 let body = match (r >> 8) % 5 {
-                    0 => match full.get(next_full.fetch_add(1, Ordering::Relaxed)) {
+                    0 => match full.get(seeded.full_taken.fetch_add(1, Ordering::Relaxed)) {
                         Some((id, [a, b])) => format!(
                             r#"{{"order":{id},"products":{{{a}:1,{b}:1}},"capture":{capture}}}"#
                         ),

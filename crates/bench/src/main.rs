@@ -8,6 +8,7 @@ mod floor;
 mod history;
 mod load;
 mod options;
+mod pairs;
 mod prepared;
 mod queued_writer;
 mod report;
@@ -100,9 +101,10 @@ async fn run(options: Options) -> Result<bool, String> {
     let database_before = database_cpu(&options);
     let generator_before = cpu::own_seconds();
     let started = Instant::now();
+    let seeded = Arc::new(seeded);
     let (tally, made) = load::drive(
         &consign.base,
-        Arc::new(seeded),
+        seeded.clone(),
         options.clients(),
         options.duration(),
         options.uncaptured_percent,
@@ -128,6 +130,15 @@ async fn run(options: Options) -> Result<bool, String> {
         None => None,
     };
     let rss = consign.peak_rss_mib();
+    // Before the invariants are checked, so that they cover the rounds' shipments too.
+    let paired = if options.pairs > 0 && options.baseline && options.backend == Backend::Sqlite {
+        Some(pairs::run(&options, &consign.base, &seeded).await?)
+    } else {
+        if options.pairs > 0 {
+            println!("--pairs: SQLite with --baseline only; not run");
+        }
+        None
+    };
     let failures = load::check_invariants(
         &client,
         &consign.base,
@@ -339,6 +350,38 @@ async fn run(options: Options) -> Result<bool, String> {
             ratios[name]["of_bound"] = json!(of_bound);
         }
     }
+    if let Some((rounds, answers)) = &paired {
+        for (i, round) in rounds.iter().enumerate() {
+            println!(
+                "pair {}: consign {:.0} shipments/s, then the ceiling {:.0}/s: {:.2}x",
+                i + 1,
+                round.consign,
+                round.ceiling,
+                round.ratio()
+            );
+        }
+        if let Some(median) = pairs::median_ratio(rounds) {
+            println!(
+                "ratio to the ceiling, the median of {} pairs run back to back: {median:.2}x",
+                rounds.len()
+            );
+            ratios["ceiling_pairs"] = json!({
+                "median": median,
+                "rounds": rounds
+                    .iter()
+                    .map(|r| json!({"consign": r.consign, "ceiling": r.ceiling}))
+                    .collect::<Vec<_>>(),
+            });
+        }
+        println!(
+            "pairs' answers: ok {} / no {} / 4xx {} / 5xx {} / transport {}",
+            answers.ok,
+            answers.no,
+            answers.client_errors,
+            answers.server_errors,
+            answers.transport_errors
+        );
+    }
     // The baselines complete the uncaptured share as Consign's load does (pgbench's scripts,
     // SQLite's ceiling) except SQLite's ordinary writer and lockstep loop; none returns.
     let completes_missing = options.backend == Backend::Sqlite && options.uncaptured_percent > 0;
@@ -406,8 +449,12 @@ async fn run(options: Options) -> Result<bool, String> {
         }
         shipped
     });
+    let pairs_answered = paired
+        .as_ref()
+        .is_none_or(|(_, a)| a.server_errors == 0 && a.transport_errors == 0);
     Ok(failures.is_empty()
         && floor_shipped_all
+        && pairs_answered
         && measured.tally.server_errors == 0
         && measured.tally.transport_errors == 0)
 }

@@ -81,6 +81,10 @@ pub struct Options {
     /// The consign binary (default: next to this one).
     #[arg(long)]
     pub server: Option<String>,
+    /// SQLite, with --baseline: after the measured run, this many rounds of Consign's drive
+    /// then the ceiling's, each --duration long, and each round's ratio with their median.
+    #[arg(long, default_value_t = 0)]
+    pub pairs: u32,
 }
 
 impl Options {

@@ -1,0 +1,102 @@
+//! `--pairs N` (SQLite, with `--baseline`): Consign's drive and the ceiling's, alternated in N
+//! rounds of `--duration` each, so that each ratio compares two runs made seconds apart. On a
+//! shared machine the speed drifts between the two halves of one long run by more than the code
+//! moves the ratio (the ceiling alone moved between 4,997 and 6,408 shipments/s within ten
+//! minutes); the median of paired ratios is the figure to quote.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::history::{self, Raw};
+use crate::load::{self, Seeded};
+use crate::options::Options;
+use crate::report::Tally;
+use crate::{baseline, queued_writer};
+
+/// One round: shipments per second of each, measured back to back.
+pub struct Round {
+    pub consign: f64,
+    pub ceiling: f64,
+}
+
+impl Round {
+    pub fn ratio(&self) -> f64 {
+        self.consign / self.ceiling.max(f64::MIN_POSITIVE)
+    }
+}
+
+/// The rounds, and the answers of Consign's drives (to report anything but ok).
+pub async fn run(
+    options: &Options,
+    base: &str,
+    seeded: &Arc<Seeded>,
+) -> Result<(Vec<Round>, Tally), String> {
+    let mut rounds = Vec::new();
+    let mut answers = Tally::default();
+    // One database for every round of the ceiling, as Consign's serves all of its rounds: each
+    // grows as the rounds go, and a fresh one each round would favour the ceiling.
+    let db = crate::prepared(options)?;
+    let mut raw = Raw::open(&db.url, Some(db.config.target.as_str()))?;
+    baseline::seed_orders(&mut raw, options.orders())?;
+    history::analyze(&mut raw)?;
+    drop(raw);
+    for _ in 0..options.pairs {
+        let started = Instant::now();
+        let (tally, made) = load::drive(
+            base,
+            seeded.clone(),
+            options.clients(),
+            options.duration(),
+            options.uncaptured_percent,
+            options.returns_percent,
+        )
+        .await?;
+        let consign = made.shipments as f64 / started.elapsed().as_secs_f64();
+        answers.merge(tally);
+        let ceiling = queued_writer::run(
+            &db.config.target,
+            options.clients(),
+            options.duration(),
+            options.orders(),
+            options.uncaptured_percent,
+        )?
+        .throughput();
+        rounds.push(Round { consign, ceiling });
+    }
+    Ok((rounds, answers))
+}
+
+/// The median of the rounds' ratios (the mean of the middle two for an even count).
+pub fn median_ratio(rounds: &[Round]) -> Option<f64> {
+    let mut ratios: Vec<f64> = rounds.iter().map(Round::ratio).collect();
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(ratios[n / 2]),
+        _ => Some((ratios[n / 2 - 1] + ratios[n / 2]) / 2.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(consign: f64, ceiling: f64) -> Round {
+        Round { consign, ceiling }
+    }
+
+    #[test]
+    fn the_median_is_of_the_pairs_ratios_not_of_the_totals() {
+        assert_eq!(median_ratio(&[]), None);
+        // Ratios 0.5, 0.9, 0.8: the median is 0.8 (the totals' ratio would be 0.72).
+        let rounds = [
+            round(500.0, 1000.0),
+            round(900.0, 1000.0),
+            round(4000.0, 5000.0),
+        ];
+        assert_eq!(median_ratio(&rounds), Some(0.8));
+        let even = [round(1.0, 2.0), round(3.0, 4.0)];
+        assert_eq!(median_ratio(&even), Some(0.625));
+    }
+}
