@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::options::Options;
 use crate::report::Tally;
 use crate::server::KEY;
 use crate::wire::{Answer, Connection};
@@ -259,6 +260,23 @@ pub async fn drive(
         total.refunds += made.refunds;
     }
     Ok((all, total))
+}
+
+/// [`drive`] with the run's options (clients, duration, the uncaptured and returned shares).
+pub async fn drive_as_asked(
+    options: &Options,
+    base: &str,
+    seeded: Arc<Seeded>,
+) -> Result<(Tally, Made), String> {
+    drive(
+        base,
+        seeded,
+        options.clients(),
+        options.duration(),
+        options.uncaptured_percent,
+        options.returns_percent,
+    )
+    .await
 }
 
 /// Checks the invariants through the API; answers the failures found.

@@ -102,15 +102,7 @@ async fn run(options: Options) -> Result<bool, String> {
     let generator_before = cpu::own_seconds();
     let started = Instant::now();
     let seeded = Arc::new(seeded);
-    let (tally, made) = load::drive(
-        &consign.base,
-        seeded.clone(),
-        options.clients(),
-        options.duration(),
-        options.uncaptured_percent,
-        options.returns_percent,
-    )
-    .await?;
+    let (tally, made) = load::drive_as_asked(&options, &consign.base, seeded.clone()).await?;
     let shipments = made.shipments;
     let elapsed = started.elapsed();
     let cpu = consign.cpu_seconds() - cpu_before;

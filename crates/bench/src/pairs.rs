@@ -42,15 +42,7 @@ pub async fn run(
     drop(raw);
     for _ in 0..options.pairs {
         let started = Instant::now();
-        let (tally, made) = load::drive(
-            base,
-            seeded.clone(),
-            options.clients(),
-            options.duration(),
-            options.uncaptured_percent,
-            options.returns_percent,
-        )
-        .await?;
+        let (tally, made) = load::drive_as_asked(options, base, seeded.clone()).await?;
         let consign = made.shipments as f64 / started.elapsed().as_secs_f64();
         answers.merge(tally);
         let ceiling = queued_writer::run(
