@@ -191,6 +191,20 @@ impl Database {
         }
     }
 
+    /// [`Database::run_write`] for a write its caller follows with another at once (a capture's
+    /// start, before its settle): on SQLite it is answered before the rest of its group, so
+    /// that the next write can still join the group the writer is running.
+    pub(crate) async fn run_write_before_more<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.run_before_more(work).await,
+            None => self.run_here(work).await,
+        }
+    }
+
     /// A read of rows by key (no scan): on the calling thread, as [`Database::run_here`] runs a
     /// write, instead of two thread wake-ups for a hop to the blocking pool and back.
     pub(crate) async fn run_short_read<T, F>(&self, work: F) -> Result<T, DbError>

@@ -10,6 +10,7 @@ use consign_ports::{
 };
 
 use crate::config::Backend;
+use crate::connection::AnyConnection;
 use crate::database::Database;
 use crate::workflow::CaptureStartRead;
 use crate::{listing, orders, outbox, shipments, workflow};
@@ -53,22 +54,27 @@ impl OrderStore for Database {
             ),
             Backend::Postgres => None,
         };
-        let reserved = self
-            .run_write(move |conn| {
-                shipments::reserve_shipment(
-                    conn,
-                    &snapshots,
-                    ahead.as_ref(),
-                    &installation,
-                    order,
-                    &request,
-                    &providers,
-                    &details,
-                    request_key.as_deref(),
-                    now,
-                )
-            })
-            .await?;
+        // A captured reservation is followed at once by its settle.
+        let captures = request.capture;
+        let write = move |conn: &mut AnyConnection| {
+            shipments::reserve_shipment(
+                conn,
+                &snapshots,
+                ahead.as_ref(),
+                &installation,
+                order,
+                &request,
+                &providers,
+                &details,
+                request_key.as_deref(),
+                now,
+            )
+        };
+        let reserved = if captures {
+            self.run_write_before_more(write).await?
+        } else {
+            self.run_write(write).await?
+        };
         // Kept once the write is committed (a SQLite group commits after all its writes ran):
         // a snapshot only ever holds what the database holds at its version.
         if let Some(after) = reserved.order_after {
@@ -135,7 +141,7 @@ impl OrderStore for Database {
             Backend::Postgres => CaptureStartRead::Undecided(shipment),
         };
         let written = self
-            .run_write(move |conn| {
+            .run_write_before_more(move |conn| {
                 workflow::begin_decided_capture(
                     conn,
                     &installation,

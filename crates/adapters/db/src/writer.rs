@@ -81,9 +81,29 @@ impl Writer {
         T: Send + 'static,
         F: Fn(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
     {
+        self.queue(work, false).await
+    }
+
+    /// [`Writer::run`] for a write whose caller writes again as soon as it is answered (a
+    /// capture's start, before its settle): answered before the other writes of its group.
+    pub(crate) async fn run_before_more<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        self.queue(work, true).await
+    }
+
+    /// Queues `work` and waits for its answer.
+    async fn queue<T, F>(&self, work: F, more_follows: bool) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job = Queued {
             work,
+            more_follows,
             result: None,
             reply,
             deadline: Instant::now() + self.wait_limit,
@@ -107,6 +127,8 @@ trait Job: Send {
     /// Runs the write and keeps the result; alone, again after transient failures (in a group a
     /// retry would meet the same lock inside the same transaction).
     fn run(&mut self, conn: &mut AnyConnection, alone: bool);
+    /// Its caller writes again as soon as it is answered.
+    fn more_follows(&self) -> bool;
     /// Its kept result is a failure.
     fn failed(&self) -> bool;
     /// Its kept result is a failure that may pass when it runs again alone.
@@ -121,6 +143,7 @@ trait Job: Send {
 
 struct Queued<T, F> {
     work: F,
+    more_follows: bool,
     result: Option<Result<T, DbError>>,
     reply: oneshot::Sender<Result<T, DbError>>,
     deadline: Instant,
@@ -142,6 +165,10 @@ where
         } else {
             (self.work)(conn)
         });
+    }
+
+    fn more_follows(&self) -> bool {
+        self.more_follows
     }
 
     fn failed(&self) -> bool {
@@ -267,6 +294,11 @@ fn run_alone(
 /// of its own fails when it cannot release it), and the group stops at the first write after
 /// which it is gone. Everything before was rolled back and nothing after ran, so every write
 /// of the group can run again alone.
+///
+/// Once committed, the writes whose callers write again at once (a capture's start, before its
+/// settle) are answered first: their next writes reach the queue while the next group runs and
+/// join it, instead of waiting behind the answers that end their requests (an HTTP answer, the
+/// client's next request and its decision take longer than a settle's queueing).
 fn run_group(
     conn: &mut AnyConnection,
     manager: &Manager,
@@ -304,7 +336,9 @@ fn run_group(
             // Transient failures rolled back their savepoints: they run again alone, with retries.
             let (again, done): (Vec<_>, Vec<_>) =
                 group.into_iter().partition(|job| job.failed_transiently());
-            done.into_iter().for_each(|job| job.answer());
+            let (first, rest): (Vec<_>, Vec<_>) =
+                done.into_iter().partition(|job| job.more_follows());
+            first.into_iter().chain(rest).for_each(|job| job.answer());
             again
         }
         Ok(Err(error)) => {
@@ -533,6 +567,49 @@ mod tests {
         for x in 0..=4 {
             assert_eq!(count(&writer, x).await, 1, "write {x}");
         }
+    }
+
+    /// The writes of a group whose callers write again at once are answered before the others,
+    /// whatever their order in the queue. Each caller is a task of its own on one thread, so the
+    /// order in which they go on is the order of their answers.
+    #[tokio::test(flavor = "current_thread")]
+    async fn writes_followed_by_more_are_answered_first() {
+        let (writer, _file) = writer();
+        let answered = Arc::new(std::sync::Mutex::new(Vec::new()));
+        // Holds the writer while the four below are queued: they form the next group.
+        let holding = tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                writer
+                    .run(|_| {
+                        std::thread::sleep(Duration::from_millis(300));
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut tasks = Vec::new();
+        for x in 1..=4_i64 {
+            let (writer, answered) = (writer.clone(), answered.clone());
+            tasks.push(tokio::spawn(async move {
+                let result = if x % 2 == 0 {
+                    writer.run_before_more(insert(x)).await
+                } else {
+                    writer.run(insert(x)).await
+                };
+                answered.lock().unwrap().push(x);
+                result
+            }));
+            // Queued in this order.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        holding.await.unwrap().unwrap();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(writer.largest_group(), 4, "the four formed one group");
+        assert_eq!(*answered.lock().unwrap(), vec![2, 4, 1, 3]);
     }
 
     /// The log grows past SQLite's default 1,000 pages before a commit copies it into the
