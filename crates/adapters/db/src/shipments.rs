@@ -185,6 +185,43 @@ fn plan(
     })
 }
 
+/// What a reservation is asked for: the port call's arguments, owned, so that the plan made
+/// ahead and the write on the writer thread read the same values.
+pub(crate) struct ReserveAsk {
+    pub(crate) installation: String,
+    pub(crate) order: OrderId,
+    pub(crate) request: ShipmentRequest,
+    pub(crate) providers: Providers,
+    pub(crate) details: ShipmentDetails,
+    pub(crate) request_key: Option<String>,
+    pub(crate) now: Timestamp,
+}
+
+/// The ask's values, borrowed.
+type AskParts<'a> = (
+    &'a str,
+    OrderId,
+    &'a ShipmentRequest,
+    &'a Providers,
+    &'a ShipmentDetails,
+    Option<&'a str>,
+    Timestamp,
+);
+
+impl ReserveAsk {
+    fn parts(&self) -> AskParts<'_> {
+        (
+            &self.installation,
+            self.order,
+            &self.request,
+            &self.providers,
+            &self.details,
+            self.request_key.as_deref(),
+            self.now,
+        )
+    }
+}
+
 /// A shipment planned from this instance's snapshot of its order before its turn at the writer
 /// (SQLite): the writer only writes it, if the order is still at the snapshot's version.
 pub(crate) struct PlannedAhead {
@@ -199,17 +236,8 @@ pub(crate) struct PlannedAhead {
 /// the caller's thread has time to spare. `None` when no snapshot is kept, when the snapshot
 /// refuses (only the database's word may refuse) or when a confirmation must be queued too:
 /// the writer then reads and plans itself, as before.
-#[allow(clippy::too_many_arguments)] // the port call's own arguments
-pub(crate) fn plan_ahead(
-    snapshots: &OrderSnapshots,
-    installation: &str,
-    order_id: OrderId,
-    request: &ShipmentRequest,
-    providers: &Providers,
-    details: &ShipmentDetails,
-    request_key: Option<&str>,
-    now: Timestamp,
-) -> Option<PlannedAhead> {
+pub(crate) fn plan_ahead(snapshots: &OrderSnapshots, ask: &ReserveAsk) -> Option<PlannedAhead> {
+    let (installation, order_id, request, providers, details, request_key, now) = ask.parts();
     if details.shipped && details.send_email == Some(true) {
         return None;
     }
@@ -247,19 +275,13 @@ const OPTIMISTIC_TRIES: usize = 4;
 /// order's version has not moved since; otherwise (and without one) the writer reads the order
 /// and plans it here. Also answers the order as the write left it, for the caller to keep as
 /// its snapshot once the write is committed.
-#[allow(clippy::too_many_arguments)] // the port call's own arguments, plus the connection
 pub(crate) fn reserve_shipment(
     conn: &mut AnyConnection,
     snapshots: &OrderSnapshots,
     ahead: Option<&PlannedAhead>,
-    installation: &str,
-    order_id: OrderId,
-    request: &ShipmentRequest,
-    providers: &Providers,
-    details: &ShipmentDetails,
-    request_key: Option<&str>,
-    now: Timestamp,
+    ask: &ReserveAsk,
 ) -> Result<Reserved, DbError> {
+    let (installation, order_id, request, providers, details, request_key, now) = ask.parts();
     let queues_confirmation = details.shipped && details.send_email == Some(true);
     if let (AnyConnection::Sqlite(_), Some(ahead)) = (&mut *conn, ahead) {
         let write = ahead.planned.write();

@@ -38,37 +38,25 @@ impl OrderStore for Database {
         request_key: Option<String>,
         now: Timestamp,
     ) -> Result<Reservation, StoreError> {
-        let installation = self.installation().to_owned();
         let snapshots = self.snapshots();
-        // SQLite: planned here, off its one writer thread, when a snapshot of the order is kept.
-        let ahead = match self.backend() {
-            Backend::Sqlite => shipments::plan_ahead(
-                &snapshots,
-                &installation,
-                order,
-                &request,
-                &providers,
-                &details,
-                request_key.as_deref(),
-                now,
-            ),
-            Backend::Postgres => None,
-        };
         // A captured reservation is followed at once by its settle.
         let captures = request.capture;
+        let ask = shipments::ReserveAsk {
+            installation: self.installation().to_owned(),
+            order,
+            request,
+            providers,
+            details,
+            request_key,
+            now,
+        };
+        // SQLite: planned here, off its one writer thread, when a snapshot of the order is kept.
+        let ahead = match self.backend() {
+            Backend::Sqlite => shipments::plan_ahead(&snapshots, &ask),
+            Backend::Postgres => None,
+        };
         let write = move |conn: &mut AnyConnection| {
-            shipments::reserve_shipment(
-                conn,
-                &snapshots,
-                ahead.as_ref(),
-                &installation,
-                order,
-                &request,
-                &providers,
-                &details,
-                request_key.as_deref(),
-                now,
-            )
+            shipments::reserve_shipment(conn, &snapshots, ahead.as_ref(), &ask)
         };
         let reserved = if captures {
             self.run_write_before_more(write).await?
