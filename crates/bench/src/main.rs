@@ -13,6 +13,7 @@ mod prepared;
 mod queued_writer;
 mod report;
 mod server;
+mod sqlite_writer;
 mod wire;
 
 use std::process::ExitCode;
@@ -49,6 +50,16 @@ fn prepared(options: &Options) -> Result<Throwaway, String> {
         options.history(),
         started.elapsed().as_secs_f64()
     );
+    Ok(db)
+}
+
+/// A migrated database with history and the baselines' orders (the ceilings', the floor's).
+fn baseline_database(options: &Options) -> Result<Throwaway, String> {
+    let db = prepared(options)?;
+    let sqlite = (options.backend == Backend::Sqlite).then_some(db.config.target.as_str());
+    let mut raw = Raw::open(&db.url, sqlite)?;
+    baseline::seed_orders(&mut raw, options.orders())?;
+    history::analyze(&mut raw)?;
     Ok(db)
 }
 
@@ -124,7 +135,7 @@ async fn run(options: Options) -> Result<bool, String> {
     let rss = consign.peak_rss_mib();
     // Before the invariants are checked, so that they cover the rounds' shipments too.
     let paired = if options.pairs > 0 && options.baseline && options.backend == Backend::Sqlite {
-        Some(pairs::run(&options, &consign.base, &seeded).await?)
+        Some(pairs::run(&options, &client, &consign.base, &seeded).await?)
     } else {
         if options.pairs > 0 {
             println!("--pairs: SQLite with --baseline only; not run");
@@ -182,13 +193,7 @@ async fn run(options: Options) -> Result<bool, String> {
             ],
         };
         for &kind in kinds {
-            let base_db = prepared(&options)?;
-            let sqlite =
-                (options.backend == Backend::Sqlite).then_some(base_db.config.target.as_str());
-            let mut raw = Raw::open(&base_db.url, sqlite)?;
-            baseline::seed_orders(&mut raw, options.orders())?;
-            history::analyze(&mut raw)?;
-            drop(raw);
+            let base_db = baseline_database(&options)?;
             let database_before = database_cpu(&options);
             let mut result = match options.backend {
                 Backend::Postgres => baseline::pgbench(
@@ -222,31 +227,27 @@ async fn run(options: Options) -> Result<bool, String> {
             baselines.push((kind, result));
         }
     }
-    let floor = if options.floor && options.backend == Backend::Postgres {
-        let floor_db = prepared(&options)?;
-        let mut raw = Raw::open(&floor_db.url, None)?;
-        baseline::seed_orders(&mut raw, options.orders())?;
-        history::analyze(&mut raw)?;
-        drop(raw);
+    let floor = if options.floor {
+        let floor_db = baseline_database(&options)?;
         let database_before = database_cpu(&options);
-        let mut run = floor::run(
-            &client,
+        let floor = floor::Floor::start(
             &options.client_url(&floor_db.url),
+            options.backend,
             options.orders(),
             options.full_orders(),
-            options.clients(),
-            options.duration(),
         )
         .await?;
+        let run = floor
+            .drive(&client, options.clients(), options.duration())
+            .await;
+        floor.stop();
+        let mut run = run?;
         run.measured.database_cpu_seconds = database_cpu(&options)
             .zip(database_before)
             .map(|(a, b)| a - b);
         println!("{}", run.measured.row());
         Some(run)
     } else {
-        if options.floor {
-            println!("--floor: PostgreSQL only; not run");
-        }
         None
     };
     let requests_per_cpu_second = if cpu > 0.0 {
@@ -307,16 +308,45 @@ async fn run(options: Options) -> Result<bool, String> {
     } else {
         0.0
     };
+    let ceiling_throughput = baselines
+        .iter()
+        .find(|(kind, _)| *kind == baseline::Kind::Ceiling)
+        .map(|(_, b)| b.throughput());
     if let Some(floor) = &floor {
-        println!(
-            "floor (actix-web, the ceiling's two prepared statements, a canned answer): server CPU \
-             {:.3} ms per request, {:.2} statements per request, load generator {:.3} ms per \
-             request; Consign's server CPU / the floor's: {:.2}x",
-            floor.cpu_ms_per_request,
-            floor.statements_per_request,
-            floor.generator_cpu_ms_per_request,
-            cpu_ms_per_request / floor.cpu_ms_per_request.max(f64::MIN_POSITIVE)
-        );
+        match options.backend {
+            Backend::Postgres => println!(
+                "floor (actix-web, the ceiling's two prepared statements, a canned answer): server CPU \
+                 {:.3} ms per request, {:.2} statements per request, load generator {:.3} ms per \
+                 request; Consign's server CPU / the floor's: {:.2}x",
+                floor.cpu_ms_per_request,
+                floor.statements_per_request,
+                floor.generator_cpu_ms_per_request,
+                cpu_ms_per_request / floor.cpu_ms_per_request.max(f64::MIN_POSITIVE)
+            ),
+            Backend::Sqlite => println!(
+                "floor (actix-web, the ceiling's writer, a canned answer): {:.0} shipments/s, \
+                 server CPU {:.3} ms per request, {:.2} writes per request; Consign / the floor: \
+                 {:.2}x{}",
+                floor.measured.throughput(),
+                floor.cpu_ms_per_request,
+                floor.statements_per_request,
+                measured.throughput() / floor.measured.throughput().max(f64::MIN_POSITIVE),
+                ceiling_throughput.map_or(String::new(), |ceiling| format!(
+                    "; the floor / the ceiling: {:.2}x",
+                    floor.measured.throughput() / ceiling.max(f64::MIN_POSITIVE)
+                ))
+            ),
+        }
+        if let Some(line) = floor.measured.writer_line() {
+            println!("{line}");
+        }
+        if options.uncaptured_percent > 0 {
+            println!(
+                "the floor captures every shipment at creation, where Consign and the ceiling \
+                 complete {}% later: --uncaptured 0 compares the same work",
+                options.uncaptured_percent
+            );
+        }
     }
     let mut ratios = json!({});
     for (kind, base) in &baselines {
@@ -345,11 +375,17 @@ async fn run(options: Options) -> Result<bool, String> {
     if let Some((rounds, answers)) = &paired {
         for (i, round) in rounds.iter().enumerate() {
             println!(
-                "pair {}: consign {:.0} shipments/s, then the ceiling {:.0}/s: {:.2}x",
+                "pair {}: consign {:.0} shipments/s, then the ceiling {:.0}/s: {:.2}x{}",
                 i + 1,
                 round.consign,
                 round.ceiling,
-                round.ratio()
+                round.ratio(),
+                round.floor.map_or(String::new(), |floor| format!(
+                    "; then the floor {floor:.0}/s: the floor / the ceiling {:.2}x, consign / \
+                     the floor {:.2}x",
+                    floor / round.ceiling.max(f64::MIN_POSITIVE),
+                    round.consign / floor.max(f64::MIN_POSITIVE)
+                ))
             );
         }
         if let Some(median) = pairs::median_ratio(rounds) {
@@ -361,9 +397,21 @@ async fn run(options: Options) -> Result<bool, String> {
                 "median": median,
                 "rounds": rounds
                     .iter()
-                    .map(|r| json!({"consign": r.consign, "ceiling": r.ceiling}))
+                    .map(|r| json!({"consign": r.consign, "ceiling": r.ceiling, "floor": r.floor}))
                     .collect::<Vec<_>>(),
             });
+        }
+        let floor_to_ceiling =
+            pairs::median(rounds.iter().filter_map(pairs::Round::floor_to_ceiling));
+        let consign_to_floor =
+            pairs::median(rounds.iter().filter_map(pairs::Round::consign_to_floor));
+        if let Some((floor_to_ceiling, consign_to_floor)) = floor_to_ceiling.zip(consign_to_floor) {
+            println!(
+                "medians of the same pairs: the floor / the ceiling {floor_to_ceiling:.2}x, \
+                 consign / the floor {consign_to_floor:.2}x"
+            );
+            ratios["ceiling_pairs"]["floor_to_ceiling_median"] = json!(floor_to_ceiling);
+            ratios["ceiling_pairs"]["consign_to_floor_median"] = json!(consign_to_floor);
         }
         println!(
             "pairs' answers: ok {} / no {} / 4xx {} / 5xx {} / transport {}",

@@ -61,10 +61,12 @@ pub struct Options {
     /// Also run the database baselines (ordinary and ceiling) and print ratios.
     #[arg(long)]
     pub baseline: bool,
-    /// PostgreSQL: also run `consign-floor` (actix-web doing only the ceiling's two prepared
-    /// statements per request, with a canned answer) under the same clients, and print
-    /// Consign's server CPU per request as a ratio of the floor's. The floor captures every
-    /// shipment at creation: compare with `--uncaptured 0`.
+    /// Also run `consign-floor` (actix-web doing only the ceiling's two writes per request,
+    /// with a canned answer) under the same clients. PostgreSQL: print Consign's server CPU per
+    /// request as a ratio of the floor's. SQLite (the writes go through the ceiling's own
+    /// writer): print the floor's throughput as a ratio of the ceiling's, and Consign's as a
+    /// ratio of the floor's, in each of `--pairs` too. The floor captures every shipment at
+    /// creation: compare with `--uncaptured 0`.
     #[arg(long)]
     pub floor: bool,
     /// pgbench clients (default: --clients, at most 16).

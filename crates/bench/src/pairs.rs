@@ -2,44 +2,89 @@
 //! rounds of `--duration` each, so that each ratio compares two runs made seconds apart. On a
 //! shared machine the speed drifts between the two halves of one long run by more than the code
 //! moves the ratio (the ceiling alone moved between 4,997 and 6,408 shipments/s within ten
-//! minutes); the median of paired ratios is the figure to quote.
+//! minutes); the median of paired ratios is the figure to quote. With `--floor`, each round also
+//! drives the floor server after the ceiling, so that the floor's ratio to the ceiling is paired
+//! the same way.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::history::{self, Raw};
+use consign_db::testing::Throwaway;
+
+use crate::floor::Floor;
 use crate::load::{self, Seeded};
 use crate::options::Options;
+use crate::queued_writer;
 use crate::report::Tally;
-use crate::{baseline, queued_writer};
 
 /// One round: shipments per second of each, measured back to back.
 pub struct Round {
     pub consign: f64,
     pub ceiling: f64,
+    /// With `--floor`.
+    pub floor: Option<f64>,
 }
 
 impl Round {
     pub fn ratio(&self) -> f64 {
         self.consign / self.ceiling.max(f64::MIN_POSITIVE)
     }
+
+    /// The floor's throughput as a ratio of the ceiling's.
+    pub fn floor_to_ceiling(&self) -> Option<f64> {
+        self.floor.map(|f| f / self.ceiling.max(f64::MIN_POSITIVE))
+    }
+
+    /// Consign's throughput as a ratio of the floor's.
+    pub fn consign_to_floor(&self) -> Option<f64> {
+        self.floor.map(|f| self.consign / f.max(f64::MIN_POSITIVE))
+    }
 }
 
 /// The rounds, and the answers of Consign's drives (to report anything but ok).
 pub async fn run(
     options: &Options,
+    client: &reqwest::Client,
     base: &str,
     seeded: &Arc<Seeded>,
 ) -> Result<(Vec<Round>, Tally), String> {
+    // One database for every round of the ceiling (and one for the floor's), as Consign's
+    // serves all of its rounds: each grows as the rounds go, and a fresh one each round would
+    // favour the ceiling.
+    let db = crate::baseline_database(options)?;
+    let floor_db = match options.floor {
+        true => Some(crate::baseline_database(options)?),
+        false => None,
+    };
+    let floor = match &floor_db {
+        Some(floor_db) => Some(
+            Floor::start(
+                &options.client_url(&floor_db.url),
+                options.backend,
+                options.orders(),
+                options.full_orders(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let rounds = rounds(options, client, base, seeded, &db, floor.as_ref()).await;
+    if let Some(floor) = floor {
+        floor.stop();
+    }
+    rounds
+}
+
+async fn rounds(
+    options: &Options,
+    client: &reqwest::Client,
+    base: &str,
+    seeded: &Arc<Seeded>,
+    db: &Throwaway,
+    floor: Option<&Floor>,
+) -> Result<(Vec<Round>, Tally), String> {
     let mut rounds = Vec::new();
     let mut answers = Tally::default();
-    // One database for every round of the ceiling, as Consign's serves all of its rounds: each
-    // grows as the rounds go, and a fresh one each round would favour the ceiling.
-    let db = crate::prepared(options)?;
-    let mut raw = Raw::open(&db.url, Some(db.config.target.as_str()))?;
-    baseline::seed_orders(&mut raw, options.orders())?;
-    history::analyze(&mut raw)?;
-    drop(raw);
     for _ in 0..options.pairs {
         let started = Instant::now();
         let (tally, made) = load::drive_as_asked(options, base, seeded.clone()).await?;
@@ -53,14 +98,40 @@ pub async fn run(
             options.uncaptured_percent,
         )?
         .throughput();
-        rounds.push(Round { consign, ceiling });
+        let floor = match floor {
+            Some(floor) => {
+                let run = floor
+                    .drive(client, options.clients(), options.duration())
+                    .await?
+                    .measured;
+                // Any answer but a shipment means the floor did less than it claims.
+                if run.tally.ok != run.requests || run.requests == 0 {
+                    return Err(format!(
+                        "floor: not every request shipped in a pair ({} ok of {})",
+                        run.tally.ok, run.requests
+                    ));
+                }
+                Some(run.throughput())
+            }
+            None => None,
+        };
+        rounds.push(Round {
+            consign,
+            ceiling,
+            floor,
+        });
     }
     Ok((rounds, answers))
 }
 
 /// The median of the rounds' ratios (the mean of the middle two for an even count).
 pub fn median_ratio(rounds: &[Round]) -> Option<f64> {
-    let mut ratios: Vec<f64> = rounds.iter().map(Round::ratio).collect();
+    median(rounds.iter().map(Round::ratio))
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+pub fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut ratios: Vec<f64> = values.collect();
     ratios.sort_by(f64::total_cmp);
     let n = ratios.len();
     match n {
@@ -75,7 +146,11 @@ mod tests {
     use super::*;
 
     fn round(consign: f64, ceiling: f64) -> Round {
-        Round { consign, ceiling }
+        Round {
+            consign,
+            ceiling,
+            floor: None,
+        }
     }
 
     #[test]

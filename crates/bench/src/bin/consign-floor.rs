@@ -1,28 +1,40 @@
-//! `consign-floor`: the least a server can spend on one create-shipment over HTTP on
-//! PostgreSQL, for `consign-bench --floor` to measure beside Consign.
+//! `consign-floor`: the least a server can spend on one create-shipment over HTTP, for
+//! `consign-bench --floor` to measure beside Consign.
 //!
-//! It is built from the parts Consign is built from (actix-web with its default workers, Diesel
-//! on libpq, a connection blocking its worker for the statement, as Consign's short
-//! transactions do) and does only what no implementation of the exchange can skip: it reads the
-//! request, checks the key, parses and checks the JSON, runs the ceiling's two prepared
-//! statements (`bench/pgbench/ceiling.sql`: the reserve, then the settle with its invoice),
-//! answers a body as long as Consign's, and writes an access log line. Everything else Consign
-//! does (the domain's plan, the capture through a gateway, signed document links, idempotency,
-//! rate limits, metrics) is left out, so its CPU per request is a floor for Consign's, not a
-//! model of it.
+//! It is built from the parts Consign is built from (actix-web with its default workers, Diesel)
+//! and does only what no implementation of the exchange can skip: it reads the request, checks
+//! the key, parses and checks the JSON, makes the ceiling's two writes (the reserve, then the
+//! settle with its invoice), answers a body as long as Consign's, and writes an access log line.
+//! Everything else Consign does (the domain's plan, the capture through a gateway, signed
+//! document links, idempotency, rate limits, metrics) is left out, so what it spends per request
+//! is a floor for Consign's, not a model of it.
+//!
+//! - On PostgreSQL each write is one prepared statement that commits
+//!   (`bench/pgbench/ceiling.sql`), on a connection blocking its worker for the statement, as
+//!   Consign's short transactions do.
+//! - On SQLite the two writes go to the ceiling's own writer thread (`sqlite_writer`, the same
+//!   group commit as Consign's writer), which the worker awaits as Consign's workers await
+//!   theirs. Its throughput beside the ceiling's is what the HTTP exchange alone costs a
+//!   single writer's groups.
 //!
 //! Environment, as `consign` reads it: `CONSIGN_LISTEN`, `DATABASE_URL`, `CONSIGN_API_KEY`; and
 //! `CONSIGN_FLOOR_ORDERS`, the orders `consign-bench` seeded (request order ids wrap onto them).
 
+#[path = "../cpu.rs"]
+#[allow(dead_code)]
+mod cpu;
 #[path = "../prepared.rs"]
 #[allow(dead_code)]
 mod prepared;
+#[path = "../sqlite_writer.rs"]
+#[allow(dead_code)] // a later capture's start: the floor captures every shipment at creation
+mod sqlite_writer;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use actix_web::http::StatusCode;
@@ -32,6 +44,7 @@ use diesel::sql_types::BigInt;
 use diesel::{Connection, QueryableByName, RunQueryDsl};
 use prepared::{sql, stmt};
 use serde::Deserialize;
+use sqlite_writer::{Counters, Job};
 
 sql!(
     Reserve,
@@ -88,10 +101,22 @@ struct Number {
     n: i64,
 }
 
+/// Where the writes go.
+enum Store {
+    /// Each worker's own connection to this URL.
+    Postgres(String),
+    /// The one writer thread's queue, and its commits so far.
+    Sqlite {
+        queue: mpsc::Sender<Job>,
+        commits: Arc<AtomicU64>,
+    },
+}
+
 struct Floor {
-    database_url: String,
+    store: Store,
     key: String,
     orders: i64,
+    /// Statements sent (PostgreSQL) or writes queued (SQLite).
     statements: AtomicU64,
 }
 
@@ -107,12 +132,13 @@ fn no(status: StatusCode, msg: &str) -> HttpResponse {
         .body(serde_json::json!({"status": "no", "msg": msg}).to_string())
 }
 
-/// The reserve and the settle, each one prepared statement that commits: the shipment's number.
-fn ship(floor: &Floor, order: i64) -> Result<i64, String> {
+/// PostgreSQL's reserve and settle, each one prepared statement that commits: the shipment's
+/// number.
+fn ship_postgres(database_url: &str, order: i64) -> Result<i64, String> {
     CONNECTION.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
-            *slot = Some(PgConnection::establish(&floor.database_url).map_err(|e| e.to_string())?);
+            *slot = Some(PgConnection::establish(database_url).map_err(|e| e.to_string())?);
         }
         let conn = slot.as_mut().ok_or("no connection")?;
         let number = stmt::<Reserve>(vec![order, order, order])
@@ -122,9 +148,43 @@ fn ship(floor: &Floor, order: i64) -> Result<i64, String> {
         stmt::<Settle>(vec![order, order, number, order, number, order, number])
             .execute(conn)
             .map_err(|e| e.to_string())?;
-        floor.statements.fetch_add(2, Ordering::Relaxed);
         Ok(number)
     })
+}
+
+/// SQLite's reserve with capture and its settle, each answered once the writer's commit that
+/// holds it is durable: the shipment's number.
+async fn ship_sqlite(queue: &mpsc::Sender<Job>, order: i64) -> Result<i64, String> {
+    let number = write(queue, true, move |c, _| {
+        sqlite_writer::reserve(c, order, true)
+    })
+    .await?;
+    write(queue, false, move |c, k| {
+        sqlite_writer::settle(c, k, order, number, false)
+    })
+    .await?;
+    Ok(number)
+}
+
+/// Queues `work` on the writer and awaits its commit.
+async fn write(
+    queue: &mpsc::Sender<Job>,
+    more_follows: bool,
+    work: impl FnOnce(&mut diesel::SqliteConnection, &mut Counters) -> diesel::QueryResult<i64>
+        + Send
+        + 'static,
+) -> Result<i64, String> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    queue
+        .send(Job {
+            work: Box::new(work),
+            more_follows,
+            reply: Box::new(move |done| {
+                let _ = reply.send(done);
+            }),
+        })
+        .map_err(|_| "the writer stopped".to_string())?;
+    answer.await.map_err(|_| "the writer stopped".to_string())?
 }
 
 /// A document link as long as Consign's (path, expiry and signature).
@@ -137,7 +197,22 @@ fn link(base: &str, shipment: &str, document: &str) -> String {
 
 async fn create(req: HttpRequest, body: web::Bytes, floor: web::Data<Arc<Floor>>) -> HttpResponse {
     let started = Instant::now();
-    let answer = answer(&req, &body, &floor);
+    let answer = match check(&req, &body, &floor) {
+        Err((status, msg)) => no(status, &msg),
+        Ok((asked, order)) => {
+            let shipped = match &floor.store {
+                Store::Postgres(url) => ship_postgres(url, order),
+                Store::Sqlite { queue, .. } => ship_sqlite(queue, order).await,
+            };
+            match shipped {
+                Ok(number) => {
+                    floor.statements.fetch_add(2, Ordering::Relaxed);
+                    answer(&req, asked, number)
+                }
+                Err(e) => no(StatusCode::SERVICE_UNAVAILABLE, &e),
+            }
+        }
+    };
     let _ = writeln!(
         std::io::stderr().lock(),
         "INFO request method={} path={} status={} micros={}",
@@ -149,31 +224,40 @@ async fn create(req: HttpRequest, body: web::Bytes, floor: web::Data<Arc<Floor>>
     answer
 }
 
-fn answer(req: &HttpRequest, body: &[u8], floor: &Floor) -> HttpResponse {
+/// The key and the body checked: the order asked for, and the seeded order it maps onto.
+fn check(
+    req: &HttpRequest,
+    body: &[u8],
+    floor: &Floor,
+) -> Result<(i64, i64), (StatusCode, String)> {
     let key = req
         .headers()
         .get("API-Authorization")
         .and_then(|v| v.to_str().ok());
     if key != Some(floor.key.as_str()) {
-        return no(StatusCode::UNAUTHORIZED, "unauthorized");
+        return Err((StatusCode::UNAUTHORIZED, "unauthorized".into()));
     }
-    let request: CreateShipment = match serde_json::from_slice(body) {
-        Ok(request) => request,
-        Err(e) => return no(StatusCode::BAD_REQUEST, &e.to_string()),
-    };
+    let request: CreateShipment =
+        serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
     if request.products.is_empty() || request.products.values().any(|&q| q < 1) {
-        return no(StatusCode::BAD_REQUEST, "products: a quantity of 1 or more");
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "products: a quantity of 1 or more".into(),
+        ));
     }
-    let order = (request.order - 1).rem_euclid(floor.orders) + 1;
-    let number = match ship(floor, order) {
-        Ok(number) => number,
-        Err(e) => return no(StatusCode::SERVICE_UNAVAILABLE, &e),
-    };
-    let shipment = format!("{}-{number}", request.order);
+    Ok((
+        request.order,
+        (request.order - 1).rem_euclid(floor.orders) + 1,
+    ))
+}
+
+/// The answer for shipment `number` of order `asked`, as long as Consign's.
+fn answer(req: &HttpRequest, asked: i64, number: i64) -> HttpResponse {
+    let shipment = format!("{asked}-{number}");
     let base = format!("http://{}/api/order", req.connection_info().host());
     let answer = serde_json::json!({
         "status": "ok",
-        "order": request.order,
+        "order": asked,
         "shipment": shipment,
         "deliveryNote": link(&base, &shipment, "delivery-note"),
         "proforma": link(&base, &shipment, "proforma"),
@@ -189,8 +273,12 @@ async fn ready() -> HttpResponse {
 }
 
 async fn metrics(floor: web::Data<Arc<Floor>>) -> HttpResponse {
+    let commits = match &floor.store {
+        Store::Postgres(_) => 0,
+        Store::Sqlite { commits, .. } => commits.load(Ordering::Relaxed),
+    };
     HttpResponse::Ok().body(format!(
-        "consign_db_statements_total {}\n",
+        "consign_db_statements_total {}\nconsign_db_writer_commits_total {commits}\n",
         floor.statements.load(Ordering::Relaxed)
     ))
 }
@@ -199,8 +287,23 @@ fn main() -> std::io::Result<()> {
     let setting = |name: &str| {
         std::env::var(name).map_err(|_| std::io::Error::other(format!("{name} is not set")))
     };
+    let database = consign_db::DbConfig::from_url(&setting("DATABASE_URL")?);
+    let store = match database.backend {
+        consign_db::Backend::Postgres => Store::Postgres(database.target),
+        consign_db::Backend::Sqlite => {
+            // Named as Consign's writer, so that the benchmark reads its CPU the same way.
+            let writer = sqlite_writer::start(&database.target, "consign-sqlite-writer")
+                .map_err(std::io::Error::other)?;
+            // It runs until the process ends.
+            drop(writer.thread);
+            Store::Sqlite {
+                queue: writer.queue,
+                commits: writer.commits,
+            }
+        }
+    };
     let floor = Arc::new(Floor {
-        database_url: setting("DATABASE_URL")?,
+        store,
         key: setting("CONSIGN_API_KEY")?,
         orders: setting("CONSIGN_FLOOR_ORDERS")?
             .parse::<i64>()
