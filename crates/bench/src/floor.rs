@@ -6,9 +6,9 @@
 //! costs that writer's groups.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::load::{self, Seeded, FULL_BASE};
+use crate::load::{self, Limit, Seeded, FULL_BASE};
 use crate::options::Backend;
 use crate::report::{Measured, WriterFigures};
 use crate::server::{self, Server};
@@ -69,13 +69,13 @@ impl Floor {
         })
     }
 
-    /// Drives the floor as Consign was driven for `duration`, every shipment captured at
+    /// Drives the floor as Consign was driven until `limit`, every shipment captured at
     /// creation (the floor has no later capture).
     pub async fn drive(
         &self,
         client: &reqwest::Client,
         clients: usize,
-        duration: Duration,
+        limit: Limit,
     ) -> Result<FloorRun, String> {
         let statements_before = self.server.statements_sent(client).await?;
         let commits_before = self.server.writer_commits(client).await?;
@@ -83,15 +83,8 @@ impl Floor {
         let cpu_before = self.server.cpu_seconds();
         let generator_before = crate::cpu::own_seconds();
         let started = Instant::now();
-        let (tally, made) = load::drive(
-            &self.server.base,
-            self.seeded.clone(),
-            clients,
-            duration,
-            0,
-            0,
-        )
-        .await?;
+        let (tally, made) =
+            load::drive(&self.server.base, self.seeded.clone(), clients, limit, 0, 0).await?;
         let elapsed = started.elapsed();
         let cpu = self.server.cpu_seconds() - cpu_before;
         let generator_cpu = crate::cpu::own_seconds() - generator_before;

@@ -172,17 +172,61 @@ pub struct Made {
     pub refunds: u64,
 }
 
+/// How long a drive goes on.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    /// For this long.
+    For(Duration),
+    /// Until its clients have started this many shipments between them (a paired round's
+    /// ceiling and floor make as many as Consign's drive just made, so that their databases
+    /// grow as Consign's does).
+    Shipments(u64),
+}
+
+/// A drive's limit as its clients share it.
+pub struct Stop {
+    deadline: Option<Instant>,
+    tickets: Option<std::sync::atomic::AtomicU64>,
+}
+
+impl Stop {
+    pub fn new(limit: Limit) -> Stop {
+        match limit {
+            Limit::For(duration) => Stop {
+                deadline: Some(Instant::now() + duration),
+                tickets: None,
+            },
+            Limit::Shipments(n) => Stop {
+                deadline: None,
+                tickets: Some(std::sync::atomic::AtomicU64::new(n)),
+            },
+        }
+    }
+
+    /// Whether a client may start one more shipment (taking its ticket, when counted).
+    pub fn another(&self) -> bool {
+        if let Some(deadline) = self.deadline {
+            return Instant::now() < deadline;
+        }
+        self.tickets.as_ref().is_some_and(|tickets| {
+            tickets
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+        })
+    }
+}
+
 /// Drives create-shipment (and, for `returns_percent` of the captured shipments, a return with
-/// a refund of the whole shipment) for `duration`; answers the tally and what was made.
+/// a refund of the whole shipment) until `limit`; answers the tally and what was made.
 pub async fn drive(
     base: &str,
     seeded: Arc<Seeded>,
     clients: usize,
-    duration: Duration,
+    limit: Limit,
     uncaptured_percent: u32,
     returns_percent: u32,
 ) -> Result<(Tally, Made), String> {
-    let deadline = Instant::now() + duration;
+    let stop = Arc::new(Stop::new(limit));
     let mut tasks = Vec::new();
     // Line ids as JSON strings, quoted once rather than per request.
     let quoted = |lines: &[String; 2]| lines.clone().map(|l| Value::String(l).to_string());
@@ -195,25 +239,27 @@ pub async fn drive(
             .collect(),
     );
     for c in 0..clients {
-        let (big, full, seeded) = (big.clone(), full.clone(), seeded.clone());
+        let (big, full, seeded, stop) = (big.clone(), full.clone(), seeded.clone(), stop.clone());
         let mut connection = Connection::new(base)?;
         tasks.push(tokio::spawn(async move {
             let mut rng =
                 Rng(0x9e37_79b9_7f4a_7c15 ^ ((c as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d)));
             let mut tally = Tally::default();
             let mut made = Made::default();
-            while Instant::now() < deadline {
+            while stop.another() {
                 let r = rng.next();
                 let capture = (r % 100) as u32 >= uncaptured_percent;
-                // One in five requests ships a small order whole; the rest ship part of a big one.
-                let body = match (r >> 8) % 5 {
-                    0 => match full.get(seeded.full_taken.fetch_add(1, Ordering::Relaxed)) {
-                        Some((id, [a, b])) => format!(
-                            r#"{{"order":{id},"products":{{{a}:1,{b}:1}},"capture":{capture}}}"#
-                        ),
-                        None => continue,
-                    },
-                    _ => {
+                // One in five requests ships a small order whole (while there are any left); the
+                // rest ship part of a big one.
+                let small = match (r >> 8) % 5 {
+                    0 => full.get(seeded.full_taken.fetch_add(1, Ordering::Relaxed)),
+                    _ => None,
+                };
+                let body = match small {
+                    Some((id, [a, b])) => format!(
+                        r#"{{"order":{id},"products":{{{a}:1,{b}:1}},"capture":{capture}}}"#
+                    ),
+                    None => {
                         let i = (r >> 16) as usize % big.len();
                         let line = &big[i][((r >> 32) % 2) as usize];
                         let (order, qty) = (i + 1, 1 + (r >> 40) % 2);
@@ -272,7 +318,7 @@ pub async fn drive_as_asked(
         base,
         seeded,
         options.clients(),
-        options.duration(),
+        Limit::For(options.duration()),
         options.uncaptured_percent,
         options.returns_percent,
     )
@@ -358,4 +404,33 @@ fn minor(amount: &Value) -> i64 {
     let (whole, fraction) = text.split_once('.').unwrap_or((&text, "0"));
     let fraction = format!("{fraction:0<2}");
     whole.parse::<i64>().unwrap_or(0) * 100 + fraction[..2].parse::<i64>().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counted_drive_gives_out_exactly_its_shipments_between_its_clients() {
+        let stop = Arc::new(Stop::new(Limit::Shipments(1000)));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    std::iter::from_fn(|| stop.another().then_some(())).count()
+                })
+            })
+            .collect();
+        let taken: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(taken, 1000);
+        assert!(!stop.another(), "none left once all are taken");
+    }
+
+    #[test]
+    fn a_timed_drive_stops_at_its_deadline() {
+        let stop = Stop::new(Limit::For(Duration::from_millis(20)));
+        assert!(stop.another());
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(!stop.another());
+    }
 }

@@ -135,7 +135,7 @@ async fn run(options: Options) -> Result<bool, String> {
     let rss = consign.peak_rss_mib();
     // Before the invariants are checked, so that they cover the rounds' shipments too.
     let paired = if options.pairs > 0 && options.baseline && options.backend == Backend::Sqlite {
-        Some(pairs::run(&options, &client, &consign.base, &seeded).await?)
+        Some(pairs::run(&options, &client, &consign.base, &seeded, shipments).await?)
     } else {
         if options.pairs > 0 {
             println!("--pairs: SQLite with --baseline only; not run");
@@ -208,7 +208,7 @@ async fn run(options: Options) -> Result<bool, String> {
                 Backend::Sqlite if kind == baseline::Kind::Ceiling => queued_writer::run(
                     &base_db.config.target,
                     options.clients(),
-                    options.duration(),
+                    load::Limit::For(options.duration()),
                     options.orders(),
                     options.uncaptured_percent,
                 )?,
@@ -238,7 +238,11 @@ async fn run(options: Options) -> Result<bool, String> {
         )
         .await?;
         let run = floor
-            .drive(&client, options.clients(), options.duration())
+            .drive(
+                &client,
+                options.clients(),
+                load::Limit::For(options.duration()),
+            )
             .await;
         floor.stop();
         let mut run = run?;

@@ -84,7 +84,9 @@ pub struct Options {
     #[arg(long)]
     pub server: Option<String>,
     /// SQLite, with --baseline: after the measured run, this many rounds of Consign's drive
-    /// then the ceiling's, each --duration long, and each round's ratio with their median.
+    /// (--duration long) then the ceiling's (as many shipments as Consign's just made, on a
+    /// database first grown by as many as Consign's measured run made), and each round's ratio
+    /// with their median; with --floor, the floor's too.
     #[arg(long, default_value_t = 0)]
     pub pairs: u32,
 }

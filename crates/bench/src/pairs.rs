@@ -1,10 +1,14 @@
 //! `--pairs N` (SQLite, with `--baseline`): Consign's drive and the ceiling's, alternated in N
-//! rounds of `--duration` each, so that each ratio compares two runs made seconds apart. On a
-//! shared machine the speed drifts between the two halves of one long run by more than the code
-//! moves the ratio (the ceiling alone moved between 4,997 and 6,408 shipments/s within ten
-//! minutes); the median of paired ratios is the figure to quote. With `--floor`, each round also
-//! drives the floor server after the ceiling, so that the floor's ratio to the ceiling is paired
-//! the same way.
+//! rounds, so that each ratio compares two runs made seconds apart. On a shared machine the
+//! speed drifts between the two halves of one long run by more than the code moves the ratio
+//! (the ceiling alone moved between 4,997 and 6,408 shipments/s within ten minutes); the median
+//! of paired ratios is the figure to quote. With `--floor`, each round also drives the floor
+//! server after the ceiling, so that the floor's ratios are paired the same way.
+//!
+//! A database slows as it grows, so the three are kept the same size: before the first round
+//! the ceiling and the floor make as many shipments as Consign's measured run did on its
+//! database, unmeasured, and in each round Consign drives for `--duration` and the ceiling and
+//! the floor then make as many shipments as it just made, each timed.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +16,7 @@ use std::time::Instant;
 use consign_db::testing::Throwaway;
 
 use crate::floor::Floor;
-use crate::load::{self, Seeded};
+use crate::load::{self, Limit, Seeded};
 use crate::options::Options;
 use crate::queued_writer;
 use crate::report::Tally;
@@ -41,16 +45,17 @@ impl Round {
     }
 }
 
-/// The rounds, and the answers of Consign's drives (to report anything but ok).
+/// The rounds, and the answers of Consign's drives (to report anything but ok). `made` is how
+/// many shipments Consign's database holds beyond the baselines' (its measured run's).
 pub async fn run(
     options: &Options,
     client: &reqwest::Client,
     base: &str,
     seeded: &Arc<Seeded>,
+    made: u64,
 ) -> Result<(Vec<Round>, Tally), String> {
     // One database for every round of the ceiling (and one for the floor's), as Consign's
-    // serves all of its rounds: each grows as the rounds go, and a fresh one each round would
-    // favour the ceiling.
+    // serves all of its rounds: each grows as the rounds go, as Consign's does.
     let db = crate::baseline_database(options)?;
     let floor_db = match options.floor {
         true => Some(crate::baseline_database(options)?),
@@ -68,11 +73,51 @@ pub async fn run(
         ),
         None => None,
     };
-    let rounds = rounds(options, client, base, seeded, &db, floor.as_ref()).await;
+    let rounds = async {
+        ceiling(options, &db, Limit::Shipments(made))?;
+        if let Some(floor) = &floor {
+            floor_throughput(options, client, floor, Limit::Shipments(made)).await?;
+        }
+        rounds(options, client, base, seeded, &db, floor.as_ref()).await
+    }
+    .await;
     if let Some(floor) = floor {
         floor.stop();
     }
     rounds
+}
+
+/// The ceiling on `db` until `limit`: its shipments per second.
+fn ceiling(options: &Options, db: &Throwaway, limit: Limit) -> Result<f64, String> {
+    Ok(queued_writer::run(
+        &db.config.target,
+        options.clients(),
+        limit,
+        options.orders(),
+        options.uncaptured_percent,
+    )?
+    .throughput())
+}
+
+/// The floor until `limit`: its shipments per second. Any answer but a shipment means the floor
+/// did less than it claims: an error.
+async fn floor_throughput(
+    options: &Options,
+    client: &reqwest::Client,
+    floor: &Floor,
+    limit: Limit,
+) -> Result<f64, String> {
+    let run = floor
+        .drive(client, options.clients(), limit)
+        .await?
+        .measured;
+    if run.tally.ok != run.requests || run.requests == 0 {
+        return Err(format!(
+            "floor: not every request shipped in a pair ({} ok of {})",
+            run.tally.ok, run.requests
+        ));
+    }
+    Ok(run.throughput())
 }
 
 async fn rounds(
@@ -90,29 +135,10 @@ async fn rounds(
         let (tally, made) = load::drive_as_asked(options, base, seeded.clone()).await?;
         let consign = made.shipments as f64 / started.elapsed().as_secs_f64();
         answers.merge(tally);
-        let ceiling = queued_writer::run(
-            &db.config.target,
-            options.clients(),
-            options.duration(),
-            options.orders(),
-            options.uncaptured_percent,
-        )?
-        .throughput();
+        let limit = Limit::Shipments(made.shipments);
+        let ceiling = ceiling(options, db, limit)?;
         let floor = match floor {
-            Some(floor) => {
-                let run = floor
-                    .drive(client, options.clients(), options.duration())
-                    .await?
-                    .measured;
-                // Any answer but a shipment means the floor did less than it claims.
-                if run.tally.ok != run.requests || run.requests == 0 {
-                    return Err(format!(
-                        "floor: not every request shipped in a pair ({} ok of {})",
-                        run.tally.ok, run.requests
-                    ));
-                }
-                Some(run.throughput())
-            }
+            Some(floor) => Some(floor_throughput(options, client, floor, limit).await?),
             None => None,
         };
         rounds.push(Round {

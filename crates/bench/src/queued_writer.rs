@@ -13,9 +13,10 @@
 //! a pass at a time (up to 20 in one statement each); both are left out, so this does a little
 //! less than Consign.
 
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
 
+use crate::load::{Limit, Stop};
 use crate::report::{Measured, WriterFigures};
 use crate::sqlite_writer::{self, Counters, Job, Writer};
 use diesel::prelude::*;
@@ -41,11 +42,11 @@ fn call(
         .map_err(|_| "the writer stopped".to_string())?
 }
 
-/// `clients` threads shipping from orders 1..=`orders` for `duration` through one writer.
+/// `clients` threads shipping from orders 1..=`orders` through one writer until `limit`.
 pub fn run(
     path: &str,
     clients: usize,
-    duration: Duration,
+    limit: Limit,
     orders: usize,
     uncaptured_percent: u32,
 ) -> Result<Measured, String> {
@@ -56,18 +57,12 @@ pub fn run(
     } = sqlite_writer::start(path, "ceiling-writer")?;
     let cpu_before = crate::cpu::own_seconds();
     let started = Instant::now();
-    let deadline = started + duration;
+    let stop = Arc::new(Stop::new(limit));
     let threads: Vec<_> = (0..clients)
         .map(|c| {
-            let writer = writer.clone();
+            let (writer, stop) = (writer.clone(), stop.clone());
             std::thread::spawn(move || {
-                client(
-                    &writer,
-                    c as u64,
-                    deadline,
-                    orders as u64,
-                    uncaptured_percent,
-                )
+                client(&writer, c as u64, &stop, orders as u64, uncaptured_percent)
             })
         })
         .collect();
@@ -98,18 +93,18 @@ pub fn run(
     Ok(measured)
 }
 
-/// One client: shipments until `deadline`, each its writes in turn; answers their latencies
+/// One client: shipments until `stop`, each its writes in turn; answers their latencies
 /// (microseconds, a shipment from its reserve to its settle).
 fn client(
     writer: &mpsc::Sender<Job>,
     c: u64,
-    deadline: Instant,
+    stop: &Stop,
     orders: u64,
     uncaptured_percent: u32,
 ) -> Result<Vec<u64>, String> {
     let mut seed = 0x9e37_79b9_7f4a_7c15 ^ (c + 1).wrapping_mul(0x2545_f491_4f6c_dd1d);
     let mut latencies = Vec::new();
-    while Instant::now() < deadline {
+    while stop.another() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;

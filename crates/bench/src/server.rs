@@ -157,3 +157,13 @@ impl Server {
         let _ = self.child.wait();
     }
 }
+
+impl Drop for Server {
+    /// A run that ends on an error still stops the server it started.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
