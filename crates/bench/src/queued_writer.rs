@@ -28,15 +28,9 @@ fn call(
     work: impl FnOnce(&mut SqliteConnection, &mut Counters) -> QueryResult<i64> + Send + 'static,
 ) -> Result<i64, String> {
     let (reply, answer) = mpsc::channel();
-    writer
-        .send(Job {
-            work: Box::new(work),
-            more_follows,
-            reply: Box::new(move |done| {
-                let _ = reply.send(done);
-            }),
-        })
-        .map_err(|_| "the writer stopped".to_string())?;
+    sqlite_writer::queue(writer, more_follows, work, move |done| {
+        let _ = reply.send(done);
+    })?;
     answer
         .recv()
         .map_err(|_| "the writer stopped".to_string())?

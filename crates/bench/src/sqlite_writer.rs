@@ -47,6 +47,22 @@ pub struct Writer {
     pub thread: JoinHandle<f64>,
 }
 
+/// Queues `work` on `writer`; `reply` gets its answer once the commit that holds it is durable.
+pub fn queue(
+    writer: &mpsc::Sender<Job>,
+    more_follows: bool,
+    work: impl FnOnce(&mut SqliteConnection, &mut Counters) -> QueryResult<i64> + Send + 'static,
+    reply: impl FnOnce(Result<i64, String>) + Send + 'static,
+) -> Result<(), String> {
+    writer
+        .send(Job {
+            work: Box::new(work),
+            more_follows,
+            reply: Box::new(reply),
+        })
+        .map_err(|_| "the writer stopped".to_string())
+}
+
 #[derive(QueryableByName)]
 struct Value {
     #[diesel(sql_type = BigInt)]

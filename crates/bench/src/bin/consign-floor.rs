@@ -175,15 +175,9 @@ async fn write(
         + 'static,
 ) -> Result<i64, String> {
     let (reply, answer) = tokio::sync::oneshot::channel();
-    queue
-        .send(Job {
-            work: Box::new(work),
-            more_follows,
-            reply: Box::new(move |done| {
-                let _ = reply.send(done);
-            }),
-        })
-        .map_err(|_| "the writer stopped".to_string())?;
+    sqlite_writer::queue(queue, more_follows, work, move |done| {
+        let _ = reply.send(done);
+    })?;
     answer.await.map_err(|_| "the writer stopped".to_string())?
 }
 
