@@ -25,6 +25,15 @@ pub struct FloorRun {
     pub generator_cpu_ms_per_request: f64,
 }
 
+impl FloorRun {
+    /// Why the floor did less than it claims (an answer that was not a shipment), if it did.
+    pub fn short_of_shipping(&self) -> Option<String> {
+        let (ok, requests) = (self.measured.tally.ok, self.measured.requests);
+        (ok != requests || requests == 0)
+            .then(|| format!("floor: not every request shipped ({ok} ok of {requests})"))
+    }
+}
+
 /// A running floor server and the orders it serves.
 pub struct Floor {
     server: Server,

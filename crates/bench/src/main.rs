@@ -483,15 +483,12 @@ async fn run(options: Options) -> Result<bool, String> {
         .map_err(|e| e.to_string())?;
     }
     // Every floor request ships: any other answer means the floor did less than it claims.
-    let floor_shipped_all = floor.as_ref().is_none_or(|f| {
-        let shipped = f.measured.tally.ok == f.measured.requests && f.measured.requests > 0;
-        if !shipped {
-            println!(
-                "floor: not every request shipped ({} ok of {})",
-                f.measured.tally.ok, f.measured.requests
-            );
+    let floor_shipped_all = floor.as_ref().is_none_or(|f| match f.short_of_shipping() {
+        Some(why) => {
+            println!("{why}");
+            false
         }
-        shipped
+        None => true,
     });
     let pairs_answered = paired
         .as_ref()

@@ -73,7 +73,7 @@ pub async fn run(
         ),
         None => None,
     };
-    let rounds = async {
+    let measured = async {
         ceiling(options, &db, Limit::Shipments(made))?;
         if let Some(floor) = &floor {
             floor_throughput(options, client, floor, Limit::Shipments(made)).await?;
@@ -84,7 +84,7 @@ pub async fn run(
     if let Some(floor) = floor {
         floor.stop();
     }
-    rounds
+    measured
 }
 
 /// The ceiling on `db` until `limit`: its shipments per second.
@@ -107,17 +107,11 @@ async fn floor_throughput(
     floor: &Floor,
     limit: Limit,
 ) -> Result<f64, String> {
-    let run = floor
-        .drive(client, options.clients(), limit)
-        .await?
-        .measured;
-    if run.tally.ok != run.requests || run.requests == 0 {
-        return Err(format!(
-            "floor: not every request shipped in a pair ({} ok of {})",
-            run.tally.ok, run.requests
-        ));
+    let run = floor.drive(client, options.clients(), limit).await?;
+    match run.short_of_shipping() {
+        Some(why) => Err(format!("{why}, in a pair")),
+        None => Ok(run.measured.throughput()),
     }
-    Ok(run.throughput())
 }
 
 async fn rounds(
