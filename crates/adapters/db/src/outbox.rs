@@ -6,7 +6,6 @@ use diesel::prelude::*;
 
 use crate::connection::AnyConnection;
 use crate::error::DbError;
-use crate::orders::bump_counter;
 use crate::prepared::{execute, statement, Param, Prepared};
 use crate::rows::int;
 use crate::schema::{invoices, outbox};
@@ -35,19 +34,13 @@ pub(crate) fn queue_confirmation(
             now,
         );
     }
-    let exists: i64 = outbox::table
-        .filter(outbox::order_id.eq(order_id))
-        .filter(outbox::number.eq(number))
-        .filter(outbox::kind.eq(SHIPPING_CONFIRMATION))
-        .count()
-        .get_result(conn)?;
-    if exists > 0 {
-        return Ok(());
-    }
     queue(conn, order_id, number, SHIPPING_CONFIRMATION, now)
 }
 
-/// Writes one message, due now.
+/// Writes one message of `kind` for the shipment, due now, unless it has one already (SQLite;
+/// PostgreSQL's is `postgres::queue_once`). Two kept-prepared statements, as an invoice is
+/// issued: the counter is bumped only when the shipment has no such message, and the row takes
+/// its id from the counter's row, which the same transaction has just written.
 fn queue(
     conn: &mut AnyConnection,
     order_id: i64,
@@ -55,21 +48,53 @@ fn queue(
     kind: &str,
     now: Timestamp,
 ) -> Result<(), DbError> {
-    let id = bump_counter(conn, "outbox_id", 1)?;
-    diesel::insert_into(outbox::table)
-        .values((
-            outbox::id.eq(id),
-            outbox::order_id.eq(order_id),
-            outbox::number.eq(number),
-            outbox::kind.eq(kind),
-            outbox::state.eq(PENDING),
-            outbox::attempts.eq(0),
-            outbox::due_at.eq(now.0),
-            outbox::created_at.eq(now.0),
-        ))
-        .execute(conn)?;
+    let message = || {
+        vec![
+            Param::BigInt(order_id),
+            Param::Integer(number),
+            Param::Text(kind),
+            Param::Text(OUTBOX_ID),
+        ]
+    };
+    let bumped = execute(
+        conn,
+        statement!(
+            "UPDATE counters SET value = value + 1 WHERE name = $4 AND NOT EXISTS \
+             (SELECT 1 FROM outbox WHERE order_id = $1 AND number = $2 AND kind = $3)"
+        ),
+        message(),
+    )?;
+    if bumped == 0 {
+        // Queued before, or no counter to number it by.
+        let queued: i64 = outbox::table
+            .filter(outbox::order_id.eq(order_id))
+            .filter(outbox::number.eq(number))
+            .filter(outbox::kind.eq(kind))
+            .count()
+            .get_result(conn)?;
+        return match queued {
+            0 => Err(DbError::Corrupt(format!("no counter {OUTBOX_ID}"))),
+            _ => Ok(()),
+        };
+    }
+    let mut params = message();
+    params.extend([Param::Text(PENDING), Param::BigInt(now.0)]);
+    let written = execute(
+        conn,
+        statement!(
+            "INSERT INTO outbox (id, order_id, number, kind, state, attempts, due_at, created_at) \
+             SELECT value, $1, $2, $3, $5, 0, $6, $6 FROM counters WHERE name = $4"
+        ),
+        params,
+    )?;
+    if written != 1 {
+        return Err(DbError::Corrupt(format!("no counter {OUTBOX_ID}")));
+    }
     Ok(())
 }
+
+/// The counter that numbers the outbox's messages.
+const OUTBOX_ID: &str = "outbox_id";
 
 /// Queues the refund confirmation of a return, inside the transaction that records its refund
 /// (once per return).

@@ -1,6 +1,7 @@
-//! The rows of the shipments this instance reserved with capture on SQLite, kept until their
-//! settle: a captured settle then writes and answers from them instead of reading the shipment
-//! back on SQLite's one writer thread (`shipments::settle_as_reserved`).
+//! The rows of the shipments this instance reserved with capture, or whose capture it started
+//! later, on SQLite, kept until their settle: a captured settle then writes and answers from
+//! them instead of reading the shipment back on SQLite's one writer thread
+//! (`shipments::settle_as_reserved`, `shipments::settle_as_started`).
 //!
 //! What is kept is a guess, like an order's snapshot: the settle's write takes effect only if
 //! the shipment is still pending as it was reserved (its state and when it last changed) and
@@ -18,12 +19,17 @@ use crate::rows::{int, ShipmentLineRow, ShipmentRow};
 /// dropped, and their settles read the shipment as before.
 const CAPACITY: usize = 4_096;
 
-/// A shipment's rows as its reservation wrote them, in the order's currency.
+/// A shipment's rows as its reservation (or its capture's start) wrote them, in the order's
+/// currency.
 #[derive(Debug, Clone)]
 pub(crate) struct ReservedRows {
     pub(crate) row: ShipmentRow,
     pub(crate) lines: Vec<ShipmentLineRow>,
     pub(crate) currency: Currency,
+    /// A capture started after the shipment was created: the changes its attempt carries,
+    /// encoded as written (`changes::encode`), to be applied with the capture. `None` for a
+    /// shipment reserved with capture, whose attempt carries none.
+    pub(crate) waiting: Option<String>,
 }
 
 /// Reserved shipments by (order, number), until their settle takes them.

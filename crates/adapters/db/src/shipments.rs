@@ -61,6 +61,7 @@ impl Planned {
             row: self.row.clone(),
             lines: self.lines.clone(),
             currency: self.currency,
+            waiting: None,
         })
     }
 
@@ -512,7 +513,11 @@ pub(crate) fn settle_capture(
     if let (AnyConnection::Sqlite(_), SettleOutcome::Captured { reference }, Some(reserved)) =
         (&mut *conn, outcome, reserved)
     {
-        if let Some(view) = settle_as_reserved(conn, attempt, reference, reserved, now)? {
+        let settled = match reserved.waiting.as_deref() {
+            None => settle_as_reserved(conn, attempt, reference, reserved, now)?,
+            Some(waiting) => settle_as_started(conn, attempt, reference, reserved, waiting, now)?,
+        };
+        if let Some(view) = settled {
             return Ok(view);
         }
     }
@@ -663,40 +668,35 @@ fn settle_with_changes_unlocked(
     let Some(waiting) = read.attempt.on_capture.as_deref() else {
         return Ok(None);
     };
-    let (mut row, mut lines) = (read.shipment, read.lines);
     let currency = attempt.amount.currency();
-    let Ok(shipment) = row.to_shipment(currency, &lines) else {
-        return Ok(None);
-    };
-    if shipment.state() != ShipmentState::CapturePending {
-        return Ok(None);
-    }
     let origin = if read.attempt.void_on_decline != 0 {
         CaptureOrigin::AtCreation
     } else {
         CaptureOrigin::Later
     };
-    let (Ok(change), Ok(changes)) = (
-        shipment.settle(Settlement::Captured, origin),
-        crate::changes::decode(waiting),
-    ) else {
-        return Ok(None);
-    };
-    apply_written(&mut row, &mut lines, &change, Some(reference), now);
-    let Ok(completed) =
-        crate::workflow::complete(change.after(), &mut row, &mut lines, &changes, now)
+    let Some(SettledWithChanges {
+        row,
+        lines,
+        decided_from,
+        confirm,
+    }) = settled_with_changes(
+        read.shipment,
+        read.lines,
+        currency,
+        origin,
+        waiting,
+        reference,
+        now,
+    )
     else {
         return Ok(None);
     };
-    if moves_counters(&change) || moves_counters(&completed.change) {
-        return Ok(None);
-    }
     let mut params = crate::reservation::shipment_params(&row);
     params.extend([
-        Param::Text(change.before().state().as_str()),
+        Param::Text(decided_from.as_str()),
         Param::BigInt(attempt.amount.minor()),
         Param::BigInt(now.0),
-        Param::Integer(flag(completed.confirm)),
+        Param::Integer(flag(confirm)),
         Param::Text(crate::outbox::SHIPPING_CONFIRMATION),
         Param::Text(crate::outbox::PENDING),
         Param::Text(&read.version),
@@ -717,6 +717,143 @@ fn settle_with_changes_unlocked(
             attempt.shipment
         ))),
     }
+}
+
+/// A later capture's settle, decided: the shipment's row and lines as the settle and the
+/// changes that waited for it leave them.
+struct SettledWithChanges {
+    row: ShipmentRow,
+    lines: Vec<ShipmentLineRow>,
+    /// The state the settle was decided from (the write's guard).
+    decided_from: ShipmentState,
+    /// A shipping confirmation is due.
+    confirm: bool,
+}
+
+/// Lets the domain settle a capture that succeeded on the shipment's rows (as read, or as this
+/// instance wrote them) and apply the changes that waited for it (`waiting`, encoded). `None`
+/// when the shipment is not pending, the domain refuses, or the decision moves anything
+/// besides the shipment's row (the locked transaction writes those).
+fn settled_with_changes(
+    mut row: ShipmentRow,
+    mut lines: Vec<ShipmentLineRow>,
+    currency: consign_domain::Currency,
+    origin: CaptureOrigin,
+    waiting: &str,
+    reference: &str,
+    now: Timestamp,
+) -> Option<SettledWithChanges> {
+    let shipment = row.to_shipment(currency, &lines).ok()?;
+    if shipment.state() != ShipmentState::CapturePending {
+        return None;
+    }
+    let change = shipment.settle(Settlement::Captured, origin).ok()?;
+    let changes = crate::changes::decode(waiting).ok()?;
+    apply_written(&mut row, &mut lines, &change, Some(reference), now);
+    let completed =
+        crate::workflow::complete(change.after(), &mut row, &mut lines, &changes, now).ok()?;
+    if moves_counters(&change)
+        || moves_counters(&completed.change)
+        || change.takes_units_out_of_capture()
+    {
+        return None;
+    }
+    Some(SettledWithChanges {
+        row,
+        lines,
+        decided_from: change.before().state(),
+        confirm: completed.confirm,
+    })
+}
+
+/// [`crate::persist::write_row`] guarded as [`CAPTURE_AS_RESERVED`] is: the shipment still in
+/// the state decided from and unchanged since its capture started (`$23`), its attempt still
+/// open (`$24`-`$26`) with the same changes waiting (`$27`).
+const CAPTURE_AS_STARTED: &str = concat!(
+    crate::persist::write_row_sql!(),
+    " AND updated_at = $23 AND EXISTS (SELECT 1 FROM capture_attempts WHERE order_id = $1 \
+     AND idempotency_key = $24 AND state <> $25 AND state <> $26 AND on_capture = $27)"
+);
+
+/// Settles a later capture that succeeded, with the changes that waited for it, from the
+/// shipment's rows as this instance's start of the capture wrote them (SQLite): the domain
+/// decides from those rows, and the row is written only if the shipment and its attempt are
+/// still as started; then the attempt, the invoice and any confirmation. No read on the writer
+/// thread. `None`, with nothing written, when the decision needs the locked path or the guards
+/// did not hold (the settle then reads what is stored).
+fn settle_as_started(
+    conn: &mut AnyConnection,
+    attempt: &CaptureAttempt,
+    reference: &str,
+    started: &ReservedRows,
+    waiting: &str,
+    now: Timestamp,
+) -> Result<Option<ShipmentView>, DbError> {
+    let (order_id, number) = (started.row.order_id, started.row.number);
+    if (order_id, number) != (attempt.shipment.order.0, int(attempt.shipment.number)) {
+        return Ok(None);
+    }
+    let Some(settled) = settled_with_changes(
+        started.row.clone(),
+        started.lines.clone(),
+        started.currency,
+        CaptureOrigin::Later,
+        waiting,
+        reference,
+        now,
+    ) else {
+        return Ok(None);
+    };
+    conn.transaction(|conn| {
+        let mut params = crate::reservation::shipment_params(&settled.row);
+        params.extend([
+            Param::Text(settled.decided_from.as_str()),
+            Param::BigInt(started.row.updated_at),
+            Param::Text(&attempt.idempotency_key),
+            Param::Text(ATTEMPT_SUCCEEDED),
+            Param::Text(ATTEMPT_FAILED),
+            Param::Text(waiting),
+        ]);
+        if execute(conn, statement!(CAPTURE_AS_STARTED), params)? == 0 {
+            return Ok(None);
+        }
+        settle_attempt_captured(conn, attempt, reference, now)?;
+        crate::outbox::issue_invoice(conn, order_id, number, attempt.amount.minor(), now)?;
+        if settled.confirm {
+            crate::outbox::queue_confirmation(conn, order_id, number, now)?;
+        }
+        Ok(Some(
+            settled.row.into_view(started.currency, &settled.lines)?,
+        ))
+    })
+}
+
+/// [`ATTEMPT_CAPTURED`] on an attempt the caller's guarded write found open: it must change it.
+fn settle_attempt_captured(
+    conn: &mut AnyConnection,
+    attempt: &CaptureAttempt,
+    reference: &str,
+    now: Timestamp,
+) -> Result<(), DbError> {
+    let settled = execute(
+        conn,
+        statement!(ATTEMPT_CAPTURED),
+        vec![
+            Param::Text(ATTEMPT_SUCCEEDED),
+            Param::Text(reference),
+            Param::BigInt(now.0),
+            Param::BigInt(attempt.shipment.order.0),
+            Param::Text(&attempt.idempotency_key),
+            Param::Text(ATTEMPT_FAILED),
+        ],
+    )?;
+    if settled != 1 {
+        return Err(DbError::Corrupt(format!(
+            "the open attempt of {} changed within its settle",
+            attempt.shipment
+        )));
+    }
+    Ok(())
 }
 
 /// Whether a change moves anything besides the shipment's row: its lines, an order line's
@@ -778,24 +915,7 @@ fn settle_as_reserved(
         if execute(conn, statement!(CAPTURE_AS_RESERVED), params)? == 0 {
             return Ok(None);
         }
-        let settled = execute(
-            conn,
-            statement!(ATTEMPT_CAPTURED),
-            vec![
-                Param::Text(ATTEMPT_SUCCEEDED),
-                Param::Text(reference),
-                Param::BigInt(now.0),
-                Param::BigInt(order_id),
-                Param::Text(&attempt.idempotency_key),
-                Param::Text(ATTEMPT_FAILED),
-            ],
-        )?;
-        if settled != 1 {
-            return Err(DbError::Corrupt(format!(
-                "the open attempt of {} changed within its settle",
-                attempt.shipment
-            )));
-        }
+        settle_attempt_captured(conn, attempt, reference, now)?;
         crate::outbox::issue_invoice(conn, order_id, number, attempt.amount.minor(), now)?;
         let (mut row, mut lines) = (reserved.row.clone(), reserved.lines.clone());
         apply_written(&mut row, &mut lines, &change, Some(reference), now);

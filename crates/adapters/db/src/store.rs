@@ -142,7 +142,11 @@ impl OrderStore for Database {
             })
             .await;
         self.outdated(shipment.order);
-        Ok(written?)
+        let (begun, started) = written?;
+        if let Some(started) = started {
+            self.reserved().put(started);
+        }
+        Ok(begun)
     }
 
     async fn apply_changes(

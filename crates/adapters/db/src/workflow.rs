@@ -19,6 +19,7 @@ use crate::orders::{load_lines, load_shipment, lock_order};
 use crate::persist::{apply_written, write_change, write_moves, write_row};
 use crate::postgres::CaptureStartWrite;
 use crate::prepared::{returning_one, statement, Param};
+use crate::reserved::ReservedRows;
 use crate::rows::{flag, int, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::shipments;
 
@@ -165,6 +166,24 @@ pub(crate) enum CaptureStartRead {
 pub(crate) struct DecidedCaptureStart {
     start: DecidedStart,
     version: i64,
+    /// The shipment's rows as read, for its settle to decide from once the start is written.
+    read: Box<ReservedRows>,
+}
+
+impl DecidedCaptureStart {
+    /// The shipment's rows as the start, written as decided at `now`, leaves them.
+    fn started_rows(&self, now: Timestamp) -> ReservedRows {
+        let mut rows = (*self.read).clone();
+        apply_written(
+            &mut rows.row,
+            &mut rows.lines,
+            &self.start.change,
+            None,
+            now,
+        );
+        rows.waiting = Some(self.start.on_capture.clone());
+        rows
+    }
 }
 
 /// Reads the shipment with its order in one statement, without a lock, and lets the domain
@@ -201,6 +220,12 @@ pub(crate) fn read_capture_start(
     Ok(CaptureStartRead::Decided(DecidedCaptureStart {
         start,
         version: read.version,
+        read: Box::new(ReservedRows {
+            row: read.shipment,
+            lines: read.shipped,
+            currency,
+            waiting: None,
+        }),
     }))
 }
 
@@ -208,7 +233,8 @@ pub(crate) fn read_capture_start(
 /// if the order is still at the version read and the shipment in the state read, so the
 /// writer, which every other write waits for, neither locks nor reads the order. Otherwise
 /// (or undecided) the locked transaction decides from what is committed; PostgreSQL's
-/// undecided start tries its compare-and-set first.
+/// undecided start tries its compare-and-set first. With a start written as decided, the
+/// shipment's rows as it left them, for its settle ([`crate::reserved`]).
 pub(crate) fn begin_decided_capture(
     conn: &mut AnyConnection,
     installation: &str,
@@ -217,12 +243,13 @@ pub(crate) fn begin_decided_capture(
     providers: &Providers,
     on_capture: &ShipmentChanges,
     now: Timestamp,
-) -> Result<BeginCapture, DbError> {
+) -> Result<(BeginCapture, Option<ReservedRows>), DbError> {
     let decided = match read {
         CaptureStartRead::Decided(decided) => decided,
-        CaptureStartRead::Answered(answer) => return Ok(answer.clone()),
+        CaptureStartRead::Answered(answer) => return Ok((answer.clone(), None)),
         CaptureStartRead::Undecided(id) => {
-            return begin_capture(conn, installation, *id, order, providers, on_capture, now)
+            let begun = begin_capture(conn, installation, *id, order, providers, on_capture, now)?;
+            return Ok((begun, None));
         }
     };
     let start = &decided.start;
@@ -243,16 +270,22 @@ pub(crate) fn begin_decided_capture(
         Ok::<_, DbError>(Some(key))
     })?;
     match key {
-        Some(key) => Ok(BeginCapture::Started(start.attempt(key, now))),
-        None => begin_capture_locked(
-            conn,
-            installation,
-            start.id,
-            order,
-            providers,
-            on_capture,
-            now,
-        ),
+        Some(key) => Ok((
+            BeginCapture::Started(start.attempt(key, now)),
+            Some(decided.started_rows(now)),
+        )),
+        None => {
+            let begun = begin_capture_locked(
+                conn,
+                installation,
+                start.id,
+                order,
+                providers,
+                on_capture,
+                now,
+            )?;
+            Ok((begun, None))
+        }
     }
 }
 
@@ -607,7 +640,7 @@ mod tests {
             })
             .await
             .expect("start the capture");
-        let BeginCapture::Started(attempt) = started else {
+        let (BeginCapture::Started(attempt), kept) = started else {
             panic!("the capture starts: {started:?}");
         };
         assert!(
@@ -615,5 +648,9 @@ mod tests {
             "the first shipment's capture now completes the order"
         );
         assert_eq!(attempt.amount.minor(), 1_000, "the exact remainder");
+        assert!(
+            kept.is_none(),
+            "rows guessed from the out-of-date read are not kept for the settle"
+        );
     }
 }

@@ -7,7 +7,7 @@ mod shipping;
 
 use consign_db::testing::Throwaway;
 use consign_db::Database;
-use consign_domain::ShipmentState;
+use consign_domain::{Providers, ShipmentId, ShipmentState};
 use consign_ports::*;
 use shipping::{import, progress, ship};
 
@@ -137,4 +137,138 @@ async fn a_capture_settled_elsewhere_is_not_settled_again_from_its_reserved_rows
             .expect("read"),
         Some(invoice)
     );
+}
+
+/// Starts the capture of the uncaptured shipment `id` on `db`, with changes that ship it with
+/// a tracking number and its confirmation on, waiting for the capture.
+async fn start_capture(db: &Database, id: ShipmentId) -> CaptureAttempt {
+    let started = db
+        .begin_capture(
+            id,
+            None,
+            Providers::any(),
+            ShipmentChanges {
+                shipped: true,
+                send_email: Some(true),
+                shipping: ShippingUpdate {
+                    tracking: Some("T-1".into()),
+                    ..ShippingUpdate::default()
+                },
+                ..ShipmentChanges::default()
+            },
+            Timestamp(5),
+        )
+        .await
+        .expect("begin capture");
+    let BeginCapture::Started(attempt) = started else {
+        panic!("an uncaptured shipment starts its capture");
+    };
+    attempt
+}
+
+/// Settles a later capture on `db` as captured with `reference`; answers the shipment and
+/// the statements the settle sent.
+async fn settle_started(
+    db: &Database,
+    attempt: &CaptureAttempt,
+    reference: &str,
+) -> (ShipmentView, u64) {
+    let before = db.statements_sent();
+    let settled = db
+        .settle_capture(
+            attempt,
+            SettleOutcome::Captured {
+                reference: reference.into(),
+            },
+            Timestamp(7),
+        )
+        .await
+        .expect("settle");
+    (settled, db.statements_sent() - before)
+}
+
+/// The confirmations due, by shipment.
+async fn confirmations(db: &Database) -> Vec<ShipmentId> {
+    db.claim_outbox(Timestamp(10), 1, 100)
+        .await
+        .expect("claim")
+        .into_iter()
+        .filter(|m| m.kind == OutboxKind::ShippingConfirmation)
+        .map(|m| m.shipment)
+        .collect()
+}
+
+/// A later capture whose start this instance wrote is settled from the rows the start left
+/// (no read on the writer thread, fewer statements than a settle that reads them): it answers
+/// the shipment exactly as stored, captured and shipped with the changes that waited for it,
+/// with its invoice and one confirmation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_capture_settled_from_its_started_rows_answers_what_is_stored() {
+    let (_file, here, other) = two_instances();
+    let line = import(&here, 1, 10).await;
+    // Twice each way: the first settles of each kind also prepare their statements.
+    let mut shipped = Vec::new();
+    for round in 0..2 {
+        let kept = ship(&here, 1, line, 3 - round, false).await.expect("ship");
+        let read = ship(&here, 1, line, 2, false).await.expect("ship");
+        let kept_attempt = start_capture(&here, kept.shipment.id).await;
+        // Started by the other instance: this one keeps no rows of it and reads them.
+        let read_attempt = start_capture(&other, read.shipment.id).await;
+        let kept_settle = settle_started(&here, &kept_attempt, "cap-kept").await;
+        let read_settle = settle_started(&here, &read_attempt, "cap-read").await;
+        shipped.push((kept, kept_settle, read, read_settle));
+    }
+    let (kept, (settled, from_rows), read, (settled_read, from_read)) =
+        shipped.pop().expect("the second round");
+    assert!(
+        from_rows < from_read,
+        "settled from its rows in {from_rows} statements, from a read in {from_read}"
+    );
+    for (settled, reservation, reference) in [
+        (settled, &kept, "cap-kept"),
+        (settled_read, &read, "cap-read"),
+    ] {
+        assert_eq!(settled, stored(&here, reservation).await);
+        assert_eq!(settled.state, ShipmentState::Captured);
+        assert_eq!(settled.capture_reference.as_deref(), Some(reference));
+        assert!(settled.details.shipped);
+        assert_eq!(settled.details.shipping.tracking, "T-1");
+        assert!(here
+            .find_invoice(reservation.shipment.id)
+            .await
+            .expect("read")
+            .is_some());
+    }
+    assert_eq!(progress(&here, 1).await, (9, 9_000));
+    let confirmed = confirmations(&here).await;
+    assert_eq!(confirmed.len(), 4, "one confirmation each: {confirmed:?}");
+    assert!(confirmed.contains(&kept.shipment.id) && confirmed.contains(&read.shipment.id));
+}
+
+/// A later capture another instance settled first is not settled again from the rows this
+/// instance's start kept: answered as stored, with its one invoice and one confirmation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_capture_settled_elsewhere_is_not_settled_again_from_its_started_rows() {
+    let (_file, here, other) = two_instances();
+    let line = import(&here, 1, 10).await;
+    let reservation = ship(&here, 1, line, 3, false).await.expect("ship");
+    let attempt = start_capture(&here, reservation.shipment.id).await;
+    let (first, _) = settle_started(&other, &attempt, "cap-other").await;
+    let invoice = other
+        .find_invoice(reservation.shipment.id)
+        .await
+        .expect("read")
+        .expect("invoiced");
+    let (again, _) = settle_started(&here, &attempt, "cap-here").await;
+    assert_eq!(again, first, "answered as the first settle left it");
+    assert_eq!(again, stored(&here, &reservation).await);
+    assert_eq!(again.capture_reference.as_deref(), Some("cap-other"));
+    assert_eq!(
+        here.find_invoice(reservation.shipment.id)
+            .await
+            .expect("read"),
+        Some(invoice)
+    );
+    assert_eq!(confirmations(&here).await, vec![reservation.shipment.id]);
+    assert_eq!(progress(&here, 1).await, (3, 3_000));
 }
