@@ -124,24 +124,12 @@ async fn settle(db: &Database, attempt: &CaptureAttempt) -> ShipmentView {
 /// Starts the capture of an uncaptured shipment, with changes that ship it (and set its
 /// email) waiting for the capture.
 async fn start_capture(db: &Database, id: ShipmentId, send_email: Option<bool>) -> CaptureAttempt {
-    let started = db
-        .begin_capture(
-            id,
-            None,
-            Providers::any(),
-            ShipmentChanges {
-                shipped: true,
-                send_email,
-                ..ShipmentChanges::default()
-            },
-            Timestamp(3),
-        )
-        .await
-        .expect("begin capture");
-    let BeginCapture::Started(attempt) = started else {
-        panic!("an uncaptured shipment starts its capture");
+    let changes = ShipmentChanges {
+        shipped: true,
+        send_email,
+        ..ShipmentChanges::default()
     };
-    attempt
+    shipping::start_capture(db, id, changes).await
 }
 
 /// Reserves `quantity` units of order 1's `line`, captured or not.

@@ -7,7 +7,7 @@ mod shipping;
 
 use consign_db::testing::Throwaway;
 use consign_db::Database;
-use consign_domain::{Providers, ShipmentId, ShipmentState};
+use consign_domain::{ShipmentId, ShipmentState};
 use consign_ports::*;
 use shipping::{import, progress, ship};
 
@@ -142,28 +142,16 @@ async fn a_capture_settled_elsewhere_is_not_settled_again_from_its_reserved_rows
 /// Starts the capture of the uncaptured shipment `id` on `db`, with changes that ship it with
 /// a tracking number and its confirmation on, waiting for the capture.
 async fn start_capture(db: &Database, id: ShipmentId) -> CaptureAttempt {
-    let started = db
-        .begin_capture(
-            id,
-            None,
-            Providers::any(),
-            ShipmentChanges {
-                shipped: true,
-                send_email: Some(true),
-                shipping: ShippingUpdate {
-                    tracking: Some("T-1".into()),
-                    ..ShippingUpdate::default()
-                },
-                ..ShipmentChanges::default()
-            },
-            Timestamp(5),
-        )
-        .await
-        .expect("begin capture");
-    let BeginCapture::Started(attempt) = started else {
-        panic!("an uncaptured shipment starts its capture");
+    let changes = ShipmentChanges {
+        shipped: true,
+        send_email: Some(true),
+        shipping: ShippingUpdate {
+            tracking: Some("T-1".into()),
+            ..ShippingUpdate::default()
+        },
+        ..ShipmentChanges::default()
     };
-    attempt
+    shipping::start_capture(db, id, changes).await
 }
 
 /// Settles a later capture on `db` as captured with `reference`; answers the shipment and

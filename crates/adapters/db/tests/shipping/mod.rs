@@ -18,3 +18,19 @@ pub async fn progress(db: &Database, id: i64) -> (u32, i64) {
         .order;
     (order.lines()[0].allocated(), order.committed().minor())
 }
+
+/// Starts the capture of the uncaptured shipment `id` on `db`, `changes` waiting for it.
+pub async fn start_capture(
+    db: &Database,
+    id: ShipmentId,
+    changes: ShipmentChanges,
+) -> CaptureAttempt {
+    let started = db
+        .begin_capture(id, None, Providers::any(), changes, Timestamp(3))
+        .await
+        .expect("begin capture");
+    let BeginCapture::Started(attempt) = started else {
+        panic!("an uncaptured shipment starts its capture");
+    };
+    attempt
+}
