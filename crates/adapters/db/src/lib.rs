@@ -20,6 +20,7 @@ mod dump;
 mod error;
 mod health;
 mod idempotency;
+mod kept_settle;
 mod keys;
 mod listing;
 mod orders;

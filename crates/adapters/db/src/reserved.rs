@@ -1,7 +1,7 @@
 //! The rows of the shipments this instance reserved with capture, or whose capture it started
 //! later, on SQLite, kept until their settle: a captured settle then writes and answers from
 //! them instead of reading the shipment back on SQLite's one writer thread
-//! (`shipments::settle_as_reserved`, `shipments::settle_as_started`).
+//! (`kept_settle::settle_as_reserved`, `kept_settle::settle_as_started`).
 //!
 //! What is kept is a guess, like an order's snapshot: the settle's write takes effect only if
 //! the shipment is still pending as it was reserved (its state and when it last changed) and
