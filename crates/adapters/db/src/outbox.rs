@@ -300,3 +300,50 @@ pub(crate) fn mark_failed(
         .execute(conn)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Throwaway;
+    use crate::Database;
+
+    /// A message is queued once per shipment and kind: queued again it is skipped, and the
+    /// counter that numbers messages moves once for each message written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_queued_twice_is_written_once() {
+        let file = Throwaway::sqlite();
+        let db = Database::open(&file.config).expect("open");
+        let queued = db
+            .run_write(|conn| {
+                conn.transaction(|conn| {
+                    for _ in 0..2 {
+                        queue_confirmation(conn, 7, 1, Timestamp(1))?;
+                        queue_refund_confirmation(conn, 7, 1, 3, Timestamp(1))?;
+                    }
+                    queue_confirmation(conn, 7, 2, Timestamp(1))?;
+                    let rows: Vec<(i64, i32, String)> = outbox::table
+                        .select((outbox::id, outbox::number, outbox::kind))
+                        .order(outbox::id)
+                        .load(conn)?;
+                    Ok::<_, DbError>(rows)
+                })
+            })
+            .await
+            .expect("queue");
+        let kinds: Vec<(i32, &str)> = queued.iter().map(|(_, n, k)| (*n, k.as_str())).collect();
+        assert_eq!(
+            kinds,
+            [
+                (1, SHIPPING_CONFIRMATION),
+                (1, "refund_confirmation:3"),
+                (2, SHIPPING_CONFIRMATION)
+            ]
+        );
+        let ids: Vec<i64> = queued.iter().map(|(id, _, _)| *id).collect();
+        assert_eq!(
+            ids,
+            [ids[0], ids[0] + 1, ids[0] + 2],
+            "numbered without gaps"
+        );
+    }
+}
