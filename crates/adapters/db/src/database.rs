@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 use crate::config::{Backend, DbConfig};
 use crate::connection::{build_pool, run_migrations, AnyConnection, Manager, Pool};
 use crate::error::DbError;
-use crate::reserved::ReservedShipments;
+use crate::reserved::{ReservedShipments, UncapturedShipments};
 use crate::schema::settings;
 use crate::snapshots::OrderSnapshots;
 use crate::statements::StatementCounter;
@@ -29,6 +29,9 @@ pub struct Database {
     snapshots: Arc<OrderSnapshots>,
     /// SQLite: shipments reserved with capture, until their settle (which answers from them).
     reserved: Arc<ReservedShipments>,
+    /// SQLite: shipments reserved without capture, until their capture starts (which is
+    /// decided from them and the order's snapshot).
+    uncaptured: Arc<UncapturedShipments>,
     /// The longest wait for a turn at the database before answering "unavailable".
     wait_limit: std::time::Duration,
     /// Requests waiting for a permit (for metrics).
@@ -73,6 +76,7 @@ impl Database {
         Ok(Database {
             snapshots: Arc::default(),
             reserved: Arc::default(),
+            uncaptured: Arc::default(),
             permits: Arc::new(Semaphore::new(config.pool_size as usize)),
             waiting,
             writer,
@@ -139,6 +143,12 @@ impl Database {
     /// The shipments reserved with capture and not yet settled (kept on SQLite only).
     pub(crate) fn reserved(&self) -> &ReservedShipments {
         &self.reserved
+    }
+
+    /// The shipments reserved without capture whose capture has not started (kept on SQLite
+    /// only).
+    pub(crate) fn uncaptured(&self) -> &UncapturedShipments {
+        &self.uncaptured
     }
 
     /// Forgets the snapshot of `order` after a write that changed its version (a locked

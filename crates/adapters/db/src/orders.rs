@@ -319,14 +319,7 @@ pub(crate) fn import_order(
             customer_id,
         };
         // A new order's version is the column's default, 0 (migration 000006).
-        Ok((
-            imported,
-            Snapshot {
-                order: row,
-                lines,
-                version: 0,
-            },
-        ))
+        Ok((imported, Snapshot::read(row, lines, 0)))
     })
 }
 

@@ -58,14 +58,15 @@ impl Planned {
         }
     }
 
-    /// What this instance keeps of a shipment reserved with capture, for its settle.
-    fn kept(&self) -> Option<ReservedRows> {
-        self.attempt.as_ref().map(|_| ReservedRows {
+    /// What this instance keeps of the shipment: for its settle when reserved with capture,
+    /// for its capture's start when not ([`crate::reserved`]).
+    fn kept(&self) -> ReservedRows {
+        ReservedRows {
             row: self.row.clone(),
             lines: self.lines.clone(),
             currency: self.currency,
             waiting: None,
-        })
+        }
     }
 
     fn reservation(self) -> Result<Reservation, DbError> {
@@ -81,7 +82,8 @@ pub(crate) struct Reserved {
     pub(crate) reservation: Reservation,
     /// The order as the write left it, for the next shipment to be planned from.
     pub(crate) order_after: Option<Snapshot>,
-    /// SQLite: the shipment's rows, for its settle to answer from.
+    /// SQLite: the shipment's rows, for its settle to answer from (reserved with capture) or
+    /// its capture's start to be decided from (reserved without).
     pub(crate) rows: Option<ReservedRows>,
 }
 
@@ -295,7 +297,7 @@ pub(crate) fn reserve_shipment(
         })? {
             let after = ahead.snapshot.after_reservation(&write, now.0);
             return Ok(Reserved {
-                rows: ahead.planned.kept(),
+                rows: Some(ahead.planned.kept()),
                 reservation: ahead.planned.clone().reservation()?,
                 order_after: Some(after),
             });
@@ -312,12 +314,7 @@ pub(crate) fn reserve_shipment(
                 None => {
                     let (order, lines, version) =
                         read_order(conn, order_id.0)?.ok_or(DbError::OrderNotFound(order_id))?;
-                    let read = Snapshot {
-                        order,
-                        lines,
-                        version,
-                    };
-                    (Arc::new(read), true)
+                    (Arc::new(Snapshot::read(order, lines, version)), true)
                 }
             };
             let planned = plan(
@@ -411,14 +408,9 @@ pub(crate) fn reserve_shipment(
         // for the next shipment of it to be planned ahead, and the shipment's rows for its
         // settle. (PostgreSQL's lock bumped the version too.)
         let after = version.map(|version| {
-            let read = Snapshot {
-                order: order_row,
-                lines: line_rows,
-                version,
-            };
-            read.after_reservation(&write, now.0)
+            Snapshot::read(order_row, line_rows, version).after_reservation(&write, now.0)
         });
-        let rows = version.and_then(|_| planned.kept());
+        let rows = version.map(|_| planned.kept());
         Ok(Reserved {
             reservation: planned.reservation()?,
             order_after: after,

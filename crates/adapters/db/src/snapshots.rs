@@ -30,9 +30,25 @@ pub(crate) struct Snapshot {
     pub(crate) order: OrderRow,
     pub(crate) lines: Vec<LineRow>,
     pub(crate) version: i64,
+    /// The version at which this instance last learned the order from the database (a read,
+    /// its import, a lost compare-and-set's progress): every version after it, up to
+    /// `version`, is a reservation this instance wrote itself, which touched no other
+    /// shipment. Rows this instance kept of a shipment at a version from here on are still
+    /// the database's while the order is at `version` (`reserved::UncapturedRows`).
+    pub(crate) learned_at: i64,
 }
 
 impl Snapshot {
+    /// The order as read from the database at `version`.
+    pub(crate) fn read(order: OrderRow, lines: Vec<LineRow>, version: i64) -> Snapshot {
+        Snapshot {
+            order,
+            lines,
+            version,
+            learned_at: version,
+        }
+    }
+
     /// The order as the compare-and-set write of `write` leaves it when it wins
     /// (`postgres::write_reservation_if_unchanged`, whose `SET` clauses this follows): the next
     /// shipment number, the committed amount and the fee's flag, the version, when it changed,
@@ -57,6 +73,7 @@ impl Snapshot {
             order,
             lines,
             version: self.version + 1,
+            learned_at: self.learned_at,
         }
     }
 }
@@ -75,6 +92,7 @@ impl Snapshot {
         let (fee, number) = (next()?, next()?);
         let mut snapshot = self.clone();
         snapshot.version = version;
+        snapshot.learned_at = version;
         snapshot.order.committed = committed;
         snapshot.order.shipping_fee_committed = i32::try_from(fee).ok()?;
         snapshot.order.next_shipment_number = i32::try_from(number).ok()?;
@@ -201,11 +219,7 @@ mod tests {
     }
 
     fn snapshot(id: i64, version: i64) -> Snapshot {
-        Snapshot {
-            order: order(id),
-            lines: Vec::new(),
-            version,
-        }
+        Snapshot::read(order(id), Vec::new(), version)
     }
 
     fn line(line_id: i64, allocated: i32) -> LineRow {

@@ -1,7 +1,9 @@
 //! The order store port over the queries in `orders` and `shipments`.
 
 use async_trait::async_trait;
-use consign_domain::{OrderId, Providers, ShipmentId, ShipmentLine, ShipmentRequest};
+use consign_domain::{
+    OrderId, Providers, ShipmentId, ShipmentLine, ShipmentRequest, ShipmentState,
+};
 use consign_ports::{
     BeginCapture, CaptureAttempt, CaptureTally, FinalCaptureStanding, ImportedOrder, Invoice,
     OrderImport, OrderQuery, OrderStore, OrderView, OutboxMessage, Reservation, SettleOutcome,
@@ -12,6 +14,7 @@ use consign_ports::{
 use crate::config::Backend;
 use crate::connection::AnyConnection;
 use crate::database::Database;
+use crate::reserved::UncapturedRows;
 use crate::workflow::CaptureStartRead;
 use crate::{listing, orders, outbox, shipments, workflow};
 
@@ -65,11 +68,18 @@ impl OrderStore for Database {
         };
         // Kept once the write is committed (a SQLite group commits after all its writes ran):
         // a snapshot only ever holds what the database holds at its version.
+        let version = reserved.order_after.as_ref().map(|after| after.version);
         if let Some(after) = reserved.order_after {
             self.snapshots().put(after);
         }
-        if let Some(rows) = reserved.rows {
-            self.reserved().put(rows);
+        match (reserved.rows, version) {
+            (Some(rows), _) if reserved.reservation.attempt.is_some() => self.reserved().put(rows),
+            (Some(rows), Some(version))
+                if reserved.reservation.shipment.state == ShipmentState::Uncaptured =>
+            {
+                self.uncaptured().put(UncapturedRows { rows, version })
+            }
+            _ => {}
         }
         Ok(reserved.reservation)
     }
@@ -102,10 +112,27 @@ impl OrderStore for Database {
         now: Timestamp,
     ) -> Result<BeginCapture, StoreError> {
         let installation = self.installation().to_owned();
-        // SQLite: decided here, off its one writer thread, from one read; written there if
-        // nothing it relied on changed in between.
-        let read = match self.backend() {
-            Backend::Sqlite => {
+        // SQLite: decided here, off its one writer thread, from the rows this instance kept
+        // of the shipment or else from one read; written there if nothing it relied on
+        // changed in between.
+        let kept = match (self.backend(), order) {
+            (Backend::Sqlite, Some(order)) if order != shipment.order => None,
+            (Backend::Sqlite, _) => self.uncaptured().take(shipment).and_then(|kept| {
+                let snapshot = self.snapshots().get(shipment.order.0)?;
+                workflow::decide_from_kept(
+                    kept,
+                    &snapshot,
+                    &installation,
+                    shipment,
+                    &providers,
+                    &on_capture,
+                )
+            }),
+            (Backend::Postgres, _) => None,
+        };
+        let read = match (self.backend(), kept) {
+            (_, Some(decided)) => decided,
+            (Backend::Sqlite, None) => {
                 let (installation, providers, on_capture) =
                     (installation.clone(), providers.clone(), on_capture.clone());
                 let read = self
@@ -126,7 +153,7 @@ impl OrderStore for Database {
                 read
             }
             // PostgreSQL: its compare-and-set, in `workflow::begin_capture`.
-            Backend::Postgres => CaptureStartRead::Undecided(shipment),
+            (Backend::Postgres, None) => CaptureStartRead::Undecided(shipment),
         };
         let written = self
             .run_write_before_more(move |conn| {

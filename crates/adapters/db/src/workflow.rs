@@ -15,13 +15,15 @@ use diesel::prelude::*;
 use crate::changes;
 use crate::connection::AnyConnection;
 use crate::error::DbError;
+use crate::orders::ShipmentWithOrder;
 use crate::orders::{load_lines, load_shipment, lock_order};
 use crate::persist::{apply_written, write_change, write_moves, write_row};
 use crate::postgres::CaptureStartWrite;
 use crate::prepared::{returning_one, statement, Param};
-use crate::reserved::ReservedRows;
+use crate::reserved::{ReservedRows, UncapturedRows};
 use crate::rows::{flag, int, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::shipments;
+use crate::snapshots::Snapshot;
 
 /// One live shipment with its locked order, as rows and as the domain's shipment.
 struct Located {
@@ -205,6 +207,56 @@ pub(crate) fn read_capture_start(
     if !read.shipment.state()?.is_live() {
         return Err(DbError::ShipmentNotFound(id));
     }
+    decide_capture_start(read, installation, id, providers, on_capture)
+}
+
+/// Decides a capture's start from a shipment of SQLite's that this instance reserved without
+/// capture, with the rows it kept of it and the order's snapshot, instead of a read (the read
+/// runs on a reader connection, whose page cache SQLite empties after every commit). `None`
+/// when the rows may not be the database's any more (the snapshot was learned from the database
+/// after they were kept, or is older than they are), or when the domain refuses: only the
+/// database's word may refuse, so the read decides then.
+///
+/// The write checks, as for a read, that the order is still at the snapshot's version and the
+/// shipment still uncaptured ([`begin_decided_capture`]). Every write that changes an
+/// uncaptured shipment bumps its order's version, and the snapshot's versions after it was
+/// learned are this instance's reservations of other shipments: so at the snapshot's version
+/// the kept rows are the shipment's.
+pub(crate) fn decide_from_kept(
+    kept: UncapturedRows,
+    snapshot: &Snapshot,
+    installation: &str,
+    id: ShipmentId,
+    providers: &Providers,
+    on_capture: &ShipmentChanges,
+) -> Option<CaptureStartRead> {
+    if kept.version < snapshot.learned_at || kept.version > snapshot.version {
+        return None;
+    }
+    let mut shipped = kept.rows.lines;
+    // As the read answers them.
+    shipped.sort_by_key(|line| line.line_id);
+    let read = ShipmentWithOrder {
+        shipment: kept.rows.row,
+        shipped,
+        order: snapshot.order.clone(),
+        lines: snapshot.lines.clone(),
+        version: snapshot.version,
+    };
+    match decide_capture_start(read, installation, id, providers, on_capture) {
+        Ok(decided @ CaptureStartRead::Decided(_)) => Some(decided),
+        _ => None,
+    }
+}
+
+/// Lets the domain decide a capture's start from `read`, the shipment with its order.
+fn decide_capture_start(
+    read: ShipmentWithOrder,
+    installation: &str,
+    id: ShipmentId,
+    providers: &Providers,
+    on_capture: &ShipmentChanges,
+) -> Result<CaptureStartRead, DbError> {
     let currency = read.order.currency()?;
     let shipment = read.shipment.to_shipment(currency, &read.shipped)?;
     let domain_order = read.order.to_order(&read.lines)?;

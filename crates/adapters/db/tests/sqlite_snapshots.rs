@@ -260,3 +260,78 @@ async fn a_later_capture_settled_elsewhere_is_not_settled_again_from_its_started
     assert_eq!(confirmations(&here).await, vec![reservation.shipment.id]);
     assert_eq!(progress(&here, 1).await, (3, 3_000));
 }
+
+/// Starts the capture of the uncaptured shipment `id` on `db`, with no changes waiting;
+/// answers the attempt and the statements the start sent.
+async fn start_counted(db: &Database, id: ShipmentId) -> (CaptureAttempt, u64) {
+    let before = db.statements_sent();
+    let attempt = shipping::start_capture(db, id, ShipmentChanges::default()).await;
+    (attempt, db.statements_sent() - before)
+}
+
+/// A capture's start of a shipment this instance reserved without capture is decided from the
+/// rows it kept and the order's snapshot: one statement fewer than a start that reads the
+/// shipment (reserved by the other instance, so none is kept here), and the same attempt and
+/// stored shipment as the read gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_capture_started_from_the_rows_its_reservation_kept_reads_nothing() {
+    let (_file, here, other) = two_instances();
+    let line = import(&here, 1, 10).await;
+    // Twice: the first starts of each kind also prepare their statements.
+    let mut started = Vec::new();
+    for round in 0..2 {
+        // Reserved elsewhere first: the reservation here then learns the order from a read.
+        let read = ship(&other, 1, line, 2, false).await.expect("ship");
+        let kept = ship(&here, 1, line, 3 - round, false).await.expect("ship");
+        let (kept_attempt, from_rows) = start_counted(&here, kept.shipment.id).await;
+        let (read_attempt, from_read) = start_counted(&here, read.shipment.id).await;
+        started.push((kept, kept_attempt, from_rows, read, read_attempt, from_read));
+    }
+    let (kept, kept_attempt, from_rows, read, read_attempt, from_read) =
+        started.pop().expect("the second round");
+    assert!(
+        from_rows < from_read,
+        "started from its rows in {from_rows} statements, from a read in {from_read}"
+    );
+    assert_eq!(kept_attempt.amount.minor(), 2_000);
+    assert_eq!(read_attempt.amount.minor(), 2_000);
+    for reservation in [&kept, &read] {
+        let stored = stored(&here, reservation).await;
+        assert_eq!(stored.state, ShipmentState::CapturePending);
+        assert_eq!(stored.capture_amount.map(|m| m.minor()), Some(2_000));
+    }
+    assert_eq!(progress(&here, 1).await, (9, 9_000));
+}
+
+/// Rows kept of a shipment that the other instance has since changed are not decided from,
+/// even once this instance's snapshot of the order is up to date again (learned from a read
+/// after the change): the start captures the units the shipment has now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_capture_is_never_started_from_rows_changed_elsewhere() {
+    let (_file, here, other) = two_instances();
+    let line = import(&here, 1, 10).await;
+    let shipment = ship(&here, 1, line, 3, false).await.expect("ship");
+    let id = shipment.shipment.id;
+    other
+        .update_shipment(
+            id,
+            None,
+            Some(vec![consign_domain::ShipmentLine {
+                line_id: line,
+                quantity: 1,
+            }]),
+            None,
+            Timestamp(3),
+        )
+        .await
+        .expect("the other instance takes two units off");
+    // Planned from the snapshot, lost to the change, read again: the snapshot is current.
+    let next = ship(&here, 1, line, 1, false).await.expect("ship");
+    assert_eq!(next.shipment.id.number, 2);
+    let attempt = shipping::start_capture(&here, id, ShipmentChanges::default()).await;
+    assert_eq!(attempt.amount.minor(), 1_000, "the one unit it ships now");
+    let stored = stored(&here, &shipment).await;
+    assert_eq!(stored.capture_amount.map(|m| m.minor()), Some(1_000));
+    assert_eq!(stored.lines[0].quantity, 1);
+    assert_eq!(progress(&here, 1).await, (2, 1_000));
+}
