@@ -19,7 +19,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::reservation::ReservationWrite;
-use crate::rows::{LineRow, OrderRow};
+use consign_domain::ShipmentChange;
+
+use crate::rows::{flag, LineRow, OrderRow};
 
 /// How many orders are kept (oldest put first out): about half a KiB each.
 const CAPACITY: usize = 2_048;
@@ -32,9 +34,11 @@ pub(crate) struct Snapshot {
     pub(crate) version: i64,
     /// The version at which this instance last learned the order from the database (a read,
     /// its import, a lost compare-and-set's progress): every version after it, up to
-    /// `version`, is a reservation this instance wrote itself, which touched no other
-    /// shipment. Rows this instance kept of a shipment at a version from here on are still
-    /// the database's while the order is at `version` (`reserved::UncapturedRows`).
+    /// `version`, is a write this instance made itself that changed no shipment but its own (a
+    /// reservation of a new shipment, or a capture's start, which takes the kept rows of its
+    /// shipment first). Rows this instance kept of an uncaptured shipment at a version from
+    /// here on are still the database's while the order is at `version`
+    /// (`reserved::UncapturedRows`).
     pub(crate) learned_at: i64,
 }
 
@@ -79,6 +83,39 @@ impl Snapshot {
 }
 
 impl Snapshot {
+    /// The order as a capture's start that wrote `change` on top of it leaves it
+    /// (`persist::write_moves`, whose statements this follows): each line's allocated and
+    /// in-capture units, the committed amount and the fee's flag moved, and the version bumped
+    /// when any of them moved. `None` for a change of the shipment's lines (not a capture's
+    /// start), or of a line this snapshot does not have.
+    pub(crate) fn after_change(&self, change: &ShipmentChange) -> Option<Snapshot> {
+        if change.lines_changed() {
+            return None;
+        }
+        let mut after = self.clone();
+        for moved in change.line_moves() {
+            let line = after
+                .lines
+                .iter_mut()
+                .find(|line| line.line_id == moved.line_id.0)?;
+            line.allocated = line
+                .allocated
+                .checked_add(i32::try_from(moved.allocated).ok()?)?;
+            line.in_capture = line
+                .in_capture
+                .checked_add(i32::try_from(moved.in_capture).ok()?)?;
+        }
+        let (committed, fee) = (change.committed_change(), change.shipping_fee_committed());
+        after.order.committed = after.order.committed.checked_add(committed)?;
+        if let Some(fee) = fee {
+            after.order.shipping_fee_committed = flag(fee);
+        }
+        if !change.line_moves().is_empty() || committed != 0 || fee.is_some() {
+            after.version += 1;
+        }
+        Some(after)
+    }
+
     /// This order with the progress a lost compare-and-set found
     /// (`postgres::write_reservation_if_unchanged`): `version,committed,fee,next;` then
     /// `line:allocated:in_capture` for each line in import order. Only those change after an

@@ -168,12 +168,23 @@ impl OrderStore for Database {
                 )
             })
             .await;
-        self.outdated(shipment.order);
-        let (begun, started) = written?;
-        if let Some(started) = started {
-            self.reserved().put(started);
+        let started = match written {
+            Ok(started) => started,
+            Err(error) => {
+                self.outdated(shipment.order);
+                return Err(error.into());
+            }
+        };
+        // Kept once the write is committed, as a reservation's: the order as a start written
+        // as decided left it, else forgotten (a locked start bumped its version).
+        match started.order_after {
+            Some(after) => self.snapshots().put(after),
+            None => self.outdated(shipment.order),
         }
-        Ok(begun)
+        if let Some(rows) = started.rows {
+            self.reserved().put(rows);
+        }
+        Ok(started.begun)
     }
 
     async fn apply_changes(

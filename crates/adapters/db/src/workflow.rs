@@ -15,7 +15,6 @@ use diesel::prelude::*;
 use crate::changes;
 use crate::connection::AnyConnection;
 use crate::error::DbError;
-use crate::orders::ShipmentWithOrder;
 use crate::orders::{load_lines, load_shipment, lock_order};
 use crate::persist::{apply_written, write_change, write_moves, write_row};
 use crate::postgres::CaptureStartWrite;
@@ -143,7 +142,7 @@ fn begin_capture_unlocked(
     if !write.fits_one_statement() {
         return Ok(None);
     }
-    let Some(key) = crate::postgres::start_capture_if_unchanged(pg, &write, decided.version)?
+    let Some(key) = crate::postgres::start_capture_if_unchanged(pg, &write, decided.version())?
     else {
         return Ok(None);
     };
@@ -167,12 +166,40 @@ pub(crate) enum CaptureStartRead {
 #[derive(Clone)]
 pub(crate) struct DecidedCaptureStart {
     start: DecidedStart,
-    version: i64,
+    /// The order as decided from, at the version the write checks.
+    order: Box<Snapshot>,
     /// The shipment's rows as read, for its settle to decide from once the start is written.
     read: Box<ReservedRows>,
 }
 
+/// What a capture's start wrote, for the store to keep once it is committed.
+#[derive(Debug)]
+pub(crate) struct CaptureStarted {
+    pub(crate) begun: BeginCapture,
+    /// With a start written as decided, the shipment's rows as it left them, for its settle
+    /// ([`crate::reserved`]).
+    pub(crate) rows: Option<ReservedRows>,
+    /// With a start written as decided, the order as it left it, for the next shipment of it
+    /// to be planned from ([`crate::snapshots`]).
+    pub(crate) order_after: Option<Snapshot>,
+}
+
+impl CaptureStarted {
+    fn decided_elsewhere(begun: BeginCapture) -> CaptureStarted {
+        CaptureStarted {
+            begun,
+            rows: None,
+            order_after: None,
+        }
+    }
+}
+
 impl DecidedCaptureStart {
+    /// The order's version the decision was made from.
+    fn version(&self) -> i64 {
+        self.order.version
+    }
+
     /// The shipment's rows as the start, written as decided at `now`, leaves them.
     fn started_rows(&self, now: Timestamp) -> ReservedRows {
         let mut rows = (*self.read).clone();
@@ -207,7 +234,16 @@ pub(crate) fn read_capture_start(
     if !read.shipment.state()?.is_live() {
         return Err(DbError::ShipmentNotFound(id));
     }
-    decide_capture_start(read, installation, id, providers, on_capture)
+    let order = Snapshot::read(read.order, read.lines, read.version);
+    decide_capture_start(
+        read.shipment,
+        read.shipped,
+        order,
+        installation,
+        id,
+        providers,
+        on_capture,
+    )
 }
 
 /// Decides a capture's start from a shipment of SQLite's that this instance reserved without
@@ -236,34 +272,39 @@ pub(crate) fn decide_from_kept(
     let mut shipped = kept.rows.lines;
     // As the read answers them.
     shipped.sort_by_key(|line| line.line_id);
-    let read = ShipmentWithOrder {
-        shipment: kept.rows.row,
+    let order = snapshot.clone();
+    match decide_capture_start(
+        kept.rows.row,
         shipped,
-        order: snapshot.order.clone(),
-        lines: snapshot.lines.clone(),
-        version: snapshot.version,
-    };
-    match decide_capture_start(read, installation, id, providers, on_capture) {
+        order,
+        installation,
+        id,
+        providers,
+        on_capture,
+    ) {
         Ok(decided @ CaptureStartRead::Decided(_)) => Some(decided),
         _ => None,
     }
 }
 
-/// Lets the domain decide a capture's start from `read`, the shipment with its order.
+/// Lets the domain decide a capture's start from the shipment's rows (`row`, `shipped`, its
+/// lines by line id) and its order.
 fn decide_capture_start(
-    read: ShipmentWithOrder,
+    row: ShipmentRow,
+    shipped: Vec<ShipmentLineRow>,
+    order: Snapshot,
     installation: &str,
     id: ShipmentId,
     providers: &Providers,
     on_capture: &ShipmentChanges,
 ) -> Result<CaptureStartRead, DbError> {
-    let currency = read.order.currency()?;
-    let shipment = read.shipment.to_shipment(currency, &read.shipped)?;
-    let domain_order = read.order.to_order(&read.lines)?;
+    let currency = order.order.currency()?;
+    let shipment = row.to_shipment(currency, &shipped)?;
+    let domain_order = order.order.to_order(&order.lines)?;
     let (plan, change) = match shipment.begin_capture_with(&domain_order, providers)? {
         CaptureStart::AlreadyCaptured => {
             return Ok(CaptureStartRead::Answered(BeginCapture::AlreadyCaptured(
-                read.shipment.into_view(currency, &read.shipped)?,
+                row.into_view(currency, &shipped)?,
             )))
         }
         CaptureStart::Started { plan, change } => (plan, change),
@@ -271,10 +312,10 @@ fn decide_capture_start(
     let start = DecidedStart::new(&domain_order, plan, change, installation, id, on_capture)?;
     Ok(CaptureStartRead::Decided(DecidedCaptureStart {
         start,
-        version: read.version,
+        order: Box::new(order),
         read: Box::new(ReservedRows {
-            row: read.shipment,
-            lines: read.shipped,
+            row,
+            lines: shipped,
             currency,
             waiting: None,
         }),
@@ -286,7 +327,7 @@ fn decide_capture_start(
 /// writer, which every other write waits for, neither locks nor reads the order. Otherwise
 /// (or undecided) the locked transaction decides from what is committed; PostgreSQL's
 /// undecided start tries its compare-and-set first. With a start written as decided, the
-/// shipment's rows as it left them, for its settle ([`crate::reserved`]).
+/// shipment's rows and the order as it left them.
 pub(crate) fn begin_decided_capture(
     conn: &mut AnyConnection,
     installation: &str,
@@ -295,18 +336,20 @@ pub(crate) fn begin_decided_capture(
     providers: &Providers,
     on_capture: &ShipmentChanges,
     now: Timestamp,
-) -> Result<(BeginCapture, Option<ReservedRows>), DbError> {
+) -> Result<CaptureStarted, DbError> {
     let decided = match read {
         CaptureStartRead::Decided(decided) => decided,
-        CaptureStartRead::Answered(answer) => return Ok((answer.clone(), None)),
+        CaptureStartRead::Answered(answer) => {
+            return Ok(CaptureStarted::decided_elsewhere(answer.clone()))
+        }
         CaptureStartRead::Undecided(id) => {
             let begun = begin_capture(conn, installation, *id, order, providers, on_capture, now)?;
-            return Ok((begun, None));
+            return Ok(CaptureStarted::decided_elsewhere(begun));
         }
     };
     let start = &decided.start;
     let key = conn.transaction(|conn| {
-        if !still_as_read(conn, start.id, decided.version, &start.change)? {
+        if !still_as_read(conn, start.id, decided.version(), &start.change)? {
             return Ok(None);
         }
         write_change(conn, &start.change, None, now)?;
@@ -322,10 +365,11 @@ pub(crate) fn begin_decided_capture(
         Ok::<_, DbError>(Some(key))
     })?;
     match key {
-        Some(key) => Ok((
-            BeginCapture::Started(start.attempt(key, now)),
-            Some(decided.started_rows(now)),
-        )),
+        Some(key) => Ok(CaptureStarted {
+            begun: BeginCapture::Started(start.attempt(key, now)),
+            rows: Some(decided.started_rows(now)),
+            order_after: decided.order.after_change(&start.change),
+        }),
         None => {
             let begun = begin_capture_locked(
                 conn,
@@ -336,7 +380,7 @@ pub(crate) fn begin_decided_capture(
                 on_capture,
                 now,
             )?;
-            Ok((begun, None))
+            Ok(CaptureStarted::decided_elsewhere(begun))
         }
     }
 }
@@ -692,7 +736,12 @@ mod tests {
             })
             .await
             .expect("start the capture");
-        let (BeginCapture::Started(attempt), kept) = started else {
+        let CaptureStarted {
+            begun: BeginCapture::Started(attempt),
+            rows: kept,
+            order_after,
+        } = started
+        else {
             panic!("the capture starts: {started:?}");
         };
         assert!(
@@ -703,6 +752,10 @@ mod tests {
         assert!(
             kept.is_none(),
             "rows guessed from the out-of-date read are not kept for the settle"
+        );
+        assert!(
+            order_after.is_none(),
+            "nor is the order derived from it kept as its snapshot"
         );
     }
 }

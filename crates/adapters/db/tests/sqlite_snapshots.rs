@@ -335,3 +335,57 @@ async fn a_later_capture_is_never_started_from_rows_changed_elsewhere() {
     assert_eq!(stored.lines[0].quantity, 1);
     assert_eq!(progress(&here, 1).await, (2, 1_000));
 }
+
+/// Reserves `quantity` units of order 1's `line` on `db`; answers the reservation and the
+/// statements it sent.
+async fn ship_counted(
+    db: &Database,
+    line: consign_domain::LineId,
+    quantity: u32,
+    capture: bool,
+) -> (Reservation, u64) {
+    let before = db.statements_sent();
+    let shipped = ship(db, 1, line, quantity, capture).await.expect("ship");
+    (shipped, db.statements_sent() - before)
+}
+
+/// After a capture's start this instance wrote as decided, the next shipment of the order is
+/// planned from the snapshot the start left (fewer statements than after a start written by
+/// the other instance, which makes this instance read the order again), and what it plans is
+/// what the database holds: the units and amount the start moved are counted, so the last
+/// capture is the final one, for the exact remainder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_shipment_is_planned_from_the_order_a_capture_start_left() {
+    let (_file, here, other) = two_instances();
+    let line = import(&here, 1, 10).await;
+    // Prepares this instance's statements for both reserves.
+    let (first, _) = ship_counted(&here, line, 1, false).await;
+    shipping::start_capture(&other, first.shipment.id, ShipmentChanges::default()).await;
+    let (_, _) = ship_counted(&here, line, 1, true).await;
+    let (second, _) = ship_counted(&here, line, 1, false).await;
+    shipping::start_capture(&other, second.shipment.id, ShipmentChanges::default()).await;
+    let (_, after_elsewhere) = ship_counted(&here, line, 1, true).await;
+    let (third, _) = ship_counted(&here, line, 2, false).await;
+    let started =
+        shipping::start_capture(&here, third.shipment.id, ShipmentChanges::default()).await;
+    assert_eq!(started.amount.minor(), 2_000);
+    assert!(!started.final_capture);
+    let (captured, after_here) = ship_counted(&here, line, 2, true).await;
+    assert!(
+        after_here < after_elsewhere,
+        "planned from the snapshot the start left: {after_here} statements, \
+         against {after_elsewhere} after a start elsewhere"
+    );
+    let attempt = captured.attempt.expect("captured");
+    assert_eq!(attempt.amount.minor(), 2_000);
+    assert!(!attempt.final_capture, "two units are left");
+    let (last, _) = ship_counted(&here, line, 2, false).await;
+    let last = shipping::start_capture(&here, last.shipment.id, ShipmentChanges::default()).await;
+    assert!(last.final_capture, "the last units complete the order");
+    assert_eq!(last.amount.minor(), 2_000, "the exact remainder");
+    assert_eq!(progress(&here, 1).await, (10, 10_000));
+    match ship(&here, 1, line, 1, true).await {
+        Err(StoreError::Rejected(_)) => {}
+        other => panic!("an eleventh unit must be refused, got {other:?}"),
+    }
+}
