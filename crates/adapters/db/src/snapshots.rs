@@ -9,9 +9,11 @@
 //! would decide from a read.
 //!
 //! A snapshot is put here only from what this instance wrote itself: the rows an import inserted,
-//! and the rows a won compare-and-set left, derived from the rows it was planned from and the
+//! the rows a won compare-and-set left, derived from the rows it was planned from and the
 //! statement's own changes (`tests/round_trips.rs` ships an order out unit by unit from its
-//! snapshots and checks numbers, final capture and refusal against the database). A snapshot's
+//! snapshots and checks numbers, final capture and refusal against the database), and on
+//! SQLite the rows a capture's start written as decided left, derived the same way
+//! (`tests/sqlite_snapshots.rs` ships an order out through such starts). A snapshot's
 //! columns that no plan reads (refunded and returned units, timestamps) may lag the database's;
 //! nothing reads them from here.
 

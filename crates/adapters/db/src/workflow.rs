@@ -2,8 +2,9 @@
 //! and delete uncaptured shipments. Each is one transaction that locks the order row first (the
 //! same lock as the saga's reserve step), loads the order and the shipment as the domain sees
 //! them, lets the domain decide, and writes the decided change (`persist.rs`). A capture's
-//! start first tries without the lock: decided from one unlocked read, written only if the
-//! order's version and the shipment's state are still as read.
+//! start first tries without the lock: decided from one unlocked read (on SQLite, from the rows
+//! this instance kept of the shipment when it can), written only if the order's version and the
+//! shipment's state are still as read.
 
 use consign_domain::{
     CaptureStart, Completion, Order, OrderId, Providers, Shipment, ShipmentChange, ShipmentId,
