@@ -11,6 +11,10 @@ use consign_ports::ApiKeyId;
 use consign_server::{Application, Config, Core, Settings};
 use consign_service::HandSettlement;
 
+/// The Rust side's allocator (SQLite keeps the C library's).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Centra's Order API shipment workflow. Every setting is a flag and an environment variable;
 /// the environment (or --config FILE) is how operators usually set them.
 #[derive(Debug, Parser)]
