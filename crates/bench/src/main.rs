@@ -149,6 +149,7 @@ async fn run(options: Options) -> Result<bool, String> {
     )
     .await?;
     let ready_ms = consign.ready_after.as_secs_f64() * 1000.0;
+    let mails = server::mails_in(consign.mail_dir());
     consign.stop();
     let requests = tally.requests();
     let backend = match options.backend {
@@ -306,6 +307,9 @@ async fn run(options: Options) -> Result<bool, String> {
     {
         println!("{line}");
     }
+    println!(
+        "confirmation mails the server wrote to its folder (delivered by its outbox): {mails}"
+    );
     println!("server CPU: {:.3} ms per request ({requests_per_cpu_second:.0} requests per CPU second); peak RSS {rss:.1} MiB; ready in {ready_ms:.0} ms", if requests > 0 { cpu * 1000.0 / requests as f64 } else { 0.0 });
     let cpu_ms_per_request = if requests > 0 {
         cpu * 1000.0 / requests as f64
@@ -472,6 +476,7 @@ async fn run(options: Options) -> Result<bool, String> {
                 "statements_per_request": f.statements_per_request,
                 "generator_cpu_ms_per_request": f.generator_cpu_ms_per_request,
             })),
+            "confirmation_mails": mails,
             "peak_rss_mib": rss,
             "ready_ms": ready_ms,
             "invariant_failures": failures,

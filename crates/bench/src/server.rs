@@ -1,6 +1,7 @@
 //! The measured `consign` process: started, timed to ready, and read from /proc.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,10 @@ pub struct Server {
     root: String,
     /// From spawn to `/readyz` answering 200.
     pub ready_after: Duration,
+    /// The folder its confirmation mails are written to: this run's own, removed once the
+    /// server has stopped (a folder shared by every run grew by the run's mails each time, tens
+    /// of thousands of files a minute of load, and was never emptied).
+    mail_dir: PathBuf,
 }
 
 pub fn binary(explicit: Option<&str>) -> Result<String, String> {
@@ -40,6 +45,16 @@ pub fn sibling(name: &str) -> Result<String, String> {
     }
 }
 
+/// The mails written to `folder` (its `.eml` files; 0 when it was never created).
+pub fn mails_in(folder: &std::path::Path) -> usize {
+    std::fs::read_dir(folder).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .count()
+    })
+}
+
 pub async fn start(
     binary: &str,
     database_url: &str,
@@ -52,16 +67,15 @@ pub async fn start(
         .map_err(|e| e.to_string())?
         .port();
     let address = format!("http://127.0.0.1:{port}");
+    let mail_dir =
+        std::env::temp_dir().join(format!("consign-bench-mail-{}-{port}", std::process::id()));
     let mut command = Command::new(binary);
     command
         .env("CONSIGN_LISTEN", format!("127.0.0.1:{port}"))
         .env("DATABASE_URL", database_url)
         .env("CONSIGN_API_KEY", KEY)
         .env("CONSIGN_SANDBOX_LATENCY", format!("{latency_ms}ms"))
-        .env(
-            "CONSIGN_MAIL_DIR",
-            std::env::temp_dir().join("consign-bench-mail"),
-        )
+        .env("CONSIGN_MAIL_DIR", &mail_dir)
         // The default log level: the access log line of every request is part of the cost.
         .env_remove("RUST_LOG")
         // The load generator uses one key; the per-key limit would measure itself.
@@ -94,6 +108,7 @@ pub async fn start(
         base: format!("{address}/api/order"),
         root: address,
         ready_after: started.elapsed(),
+        mail_dir,
     })
 }
 
@@ -155,15 +170,23 @@ impl Server {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
+        // Drop removes the mail folder.
+    }
+
+    /// The folder the server writes its confirmation mails to.
+    pub fn mail_dir(&self) -> &std::path::Path {
+        &self.mail_dir
     }
 }
 
 impl Drop for Server {
-    /// A run that ends on an error still stops the server it started.
+    /// A run that ends on an error still stops the server it started; its mail folder goes
+    /// with it.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        let _ = std::fs::remove_dir_all(&self.mail_dir);
     }
 }
