@@ -36,6 +36,9 @@ fn a_shipped_shipment_sends_one_confirmation_with_carrier_tracking_and_lines() {
         "To: anna@example.com",
         "From: shop@example.com",
         "Subject: Your order 800 has shipped",
+        // RFC 5322: the id within angle brackets, so a receiver recognises a resend by it.
+        "Message-ID: <shipping-confirmation-800-",
+        "@consign>",
         "text/plain",
         "text/html",
         "DHL",

@@ -6,7 +6,9 @@
 //! file instead of adding one.
 #![deny(missing_docs)]
 
-use std::path::PathBuf;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use consign_ports::{Email, MailError, Mailer};
@@ -27,7 +29,8 @@ fn message(email: &Email) -> Result<Message, MailError> {
         .from(from)
         .to(to)
         .subject(email.subject.clone())
-        .message_id(Some(email.message_id.clone()))
+        // RFC 5322's msg-id is enclosed in angle brackets; lettre writes the header as given.
+        .message_id(Some(format!("<{}>", email.message_id)))
         .multipart(
             MultiPart::alternative()
                 .singlepart(
@@ -76,6 +79,9 @@ impl Mailer for SmtpMailer {
 /// Writes `.eml` files into a folder (the default: no mail server needed).
 pub struct FolderMailer {
     folder: PathBuf,
+    /// Whether the folder was there at the last write: it is created before the first, and
+    /// again after a write that found it gone, not before every message.
+    exists: AtomicBool,
 }
 
 impl FolderMailer {
@@ -83,6 +89,7 @@ impl FolderMailer {
     pub fn new(folder: impl Into<PathBuf>) -> Self {
         FolderMailer {
             folder: folder.into(),
+            exists: AtomicBool::new(false),
         }
     }
 }
@@ -91,28 +98,153 @@ impl FolderMailer {
 impl Mailer for FolderMailer {
     async fn send(&self, email: &Email) -> Result<(), MailError> {
         let bytes = message(email)?.formatted();
-        let name: String = email
-            .message_id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let name = file_name(&email.message_id);
         let folder = self.folder.clone();
-        tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&folder)?;
-            let path = folder.join(format!("{name}.eml"));
-            // Write then rename: a reader never sees half a message.
-            let partial = folder.join(format!(".{name}.eml.partial"));
-            std::fs::write(&partial, bytes)?;
-            std::fs::rename(partial, path)
+        let exists = self.exists.load(Ordering::Relaxed);
+        let written =
+            tokio::task::spawn_blocking(move || write_into(&folder, &name, &bytes, exists))
+                .await
+                .map_err(|e| MailError(e.to_string()))?;
+        self.exists.store(written.is_ok(), Ordering::Relaxed);
+        written.map_err(|e| MailError(format!("writing to {}: {e}", self.folder.display())))
+    }
+}
+
+/// The file name a message id gives: what is not a letter, a digit, `-` or `.` becomes `_`.
+fn file_name(message_id: &str) -> String {
+    message_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
         })
-        .await
-        .map_err(|e| MailError(e.to_string()))?
-        .map_err(|e| MailError(format!("writing to {}: {e}", self.folder.display())))
+        .collect()
+}
+
+/// Writes `bytes` as `folder/name.eml`, replacing a message of that name, so that a reader of
+/// the folder sees the whole message or none of it: written under a hidden name first, then
+/// renamed. The folder is created first unless it `exists`, and when it has gone since.
+fn write_into(folder: &Path, name: &str, bytes: &[u8], exists: bool) -> std::io::Result<()> {
+    if !exists {
+        std::fs::create_dir_all(folder)?;
+    }
+    let partial = folder.join(format!(".{name}.eml.partial"));
+    match std::fs::write(&partial, bytes) {
+        Err(e) if exists && e.kind() == ErrorKind::NotFound => {
+            std::fs::create_dir_all(folder)?;
+            std::fs::write(&partial, bytes)?;
+        }
+        written => written?,
+    }
+    std::fs::rename(partial, folder.join(format!("{name}.eml")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder path of its own under the temporary directory, removed afterwards.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let path = std::env::temp_dir()
+                .join(format!("consign-mail-test-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            Scratch(path)
+        }
+
+        fn files(&self) -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(&self.0)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        }
+
+        fn read(&self, name: &str) -> String {
+            std::fs::read_to_string(self.0.join(name)).unwrap()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn email(id: &str, text: &str) -> Email {
+        Email {
+            from: "shop@example.com".into(),
+            to: "anna@example.com".into(),
+            subject: "Your order 800 has shipped".into(),
+            text: text.into(),
+            html: format!("<p>{text}</p>"),
+            message_id: id.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_is_written_whole_under_its_message_id() {
+        let folder = Scratch::new("whole");
+        let mailer = FolderMailer::new(&folder.0);
+        mailer
+            .send(&email(
+                "shipping-confirmation-800-1-7@consign",
+                "DHL JD0001",
+            ))
+            .await
+            .unwrap();
+        let name = "shipping-confirmation-800-1-7_consign.eml";
+        assert_eq!(folder.files(), [name]);
+        let written = folder.read(name);
+        for expected in [
+            "Message-ID: <shipping-confirmation-800-1-7@consign>",
+            "To: anna@example.com",
+            "From: shop@example.com",
+            "Subject: Your order 800 has shipped",
+            "text/plain",
+            "text/html",
+            "DHL JD0001",
+        ] {
+            assert!(written.contains(expected), "no {expected:?} in:\n{written}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resend_replaces_the_file_instead_of_adding_one() {
+        let folder = Scratch::new("resend");
+        let mailer = FolderMailer::new(&folder.0);
+        mailer.send(&email("m-1@consign", "first")).await.unwrap();
+        mailer.send(&email("m-1@consign", "second")).await.unwrap();
+        mailer.send(&email("m-2@consign", "other")).await.unwrap();
+        assert_eq!(folder.files(), ["m-1_consign.eml", "m-2_consign.eml"]);
+        let resent = folder.read("m-1_consign.eml");
+        assert!(resent.contains("second") && !resent.contains("first"));
+    }
+
+    #[tokio::test]
+    async fn a_folder_removed_while_running_is_created_again() {
+        let folder = Scratch::new("removed");
+        let mailer = FolderMailer::new(&folder.0);
+        mailer.send(&email("m-1@consign", "one")).await.unwrap();
+        std::fs::remove_dir_all(&folder.0).unwrap();
+        mailer.send(&email("m-2@consign", "two")).await.unwrap();
+        assert_eq!(folder.files(), ["m-2_consign.eml"]);
+    }
+
+    #[tokio::test]
+    async fn a_folder_that_cannot_be_written_is_an_error_to_retry() {
+        let folder = Scratch::new("blocked");
+        // A file where the folder should be: no message can be written.
+        std::fs::write(&folder.0, b"not a folder").unwrap();
+        let mailer = FolderMailer::new(&folder.0);
+        let sent = mailer.send(&email("m-1@consign", "one")).await;
+        let _ = std::fs::remove_file(&folder.0);
+        assert!(sent.is_err(), "{sent:?}");
     }
 }
