@@ -8,7 +8,6 @@
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use consign_ports::{Email, MailError, Mailer};
@@ -79,9 +78,6 @@ impl Mailer for SmtpMailer {
 /// Writes `.eml` files into a folder (the default: no mail server needed).
 pub struct FolderMailer {
     folder: PathBuf,
-    /// Whether the folder was there at the last write: it is created before the first, and
-    /// again after a write that found it gone, not before every message.
-    exists: AtomicBool,
 }
 
 impl FolderMailer {
@@ -89,7 +85,6 @@ impl FolderMailer {
     pub fn new(folder: impl Into<PathBuf>) -> Self {
         FolderMailer {
             folder: folder.into(),
-            exists: AtomicBool::new(false),
         }
     }
 }
@@ -100,13 +95,10 @@ impl Mailer for FolderMailer {
         let bytes = message(email)?.formatted();
         let name = file_name(&email.message_id);
         let folder = self.folder.clone();
-        let exists = self.exists.load(Ordering::Relaxed);
-        let written =
-            tokio::task::spawn_blocking(move || write_into(&folder, &name, &bytes, exists))
-                .await
-                .map_err(|e| MailError(e.to_string()))?;
-        self.exists.store(written.is_ok(), Ordering::Relaxed);
-        written.map_err(|e| MailError(format!("writing to {}: {e}", self.folder.display())))
+        tokio::task::spawn_blocking(move || write_into(&folder, &name, &bytes))
+            .await
+            .map_err(|e| MailError(e.to_string()))?
+            .map_err(|e| MailError(format!("writing to {}: {e}", self.folder.display())))
     }
 }
 
@@ -126,14 +118,12 @@ fn file_name(message_id: &str) -> String {
 
 /// Writes `bytes` as `folder/name.eml`, replacing a message of that name, so that a reader of
 /// the folder sees the whole message or none of it: written under a hidden name first, then
-/// renamed. The folder is created first unless it `exists`, and when it has gone since.
-fn write_into(folder: &Path, name: &str, bytes: &[u8], exists: bool) -> std::io::Result<()> {
-    if !exists {
-        std::fs::create_dir_all(folder)?;
-    }
+/// renamed. The folder is created only when the write finds it missing (the first message, or
+/// after it was removed), not before every message.
+fn write_into(folder: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let partial = folder.join(format!(".{name}.eml.partial"));
     match std::fs::write(&partial, bytes) {
-        Err(e) if exists && e.kind() == ErrorKind::NotFound => {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
             std::fs::create_dir_all(folder)?;
             std::fs::write(&partial, bytes)?;
         }
