@@ -11,10 +11,10 @@
 //! successful retry); `timeout` answers "unknown" to the first call of each refund attempt too;
 //! anything else is refunded.
 //!
-//! Like a real provider it answers a repeated idempotency key with its first answer, for as many
-//! keys as [`REMEMBERED_KEYS`] (a provider keeps its keys for a day).
+//! Like a real provider it answers a repeated idempotency key with its first answer, for the
+//! latest [`REMEMBERED_KEYS`] keys at least (a provider keeps its keys for a day).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -26,12 +26,14 @@ use consign_ports::{
     RefundRequest,
 };
 
-/// Idempotency keys the sandbox remembers, per kind (captures, refunds): past this the oldest
-/// is forgotten, so its memory stays bounded however long it runs (a real provider forgets its
-/// keys after a day). A remembered capture takes about 60 bytes: some 4 MiB at most, where
-/// every capture's key and reference kept as text grew the server by about 210 bytes per
-/// shipment without end (docs/benchmarks.md).
-pub const REMEMBERED_KEYS: usize = 1 << 16;
+/// Idempotency keys the sandbox remembers at least, per kind (captures, refunds); it forgets
+/// older keys a generation of this many at a time (`Memory`), so its memory stays bounded
+/// however long it runs (a real provider forgets its keys after a day). 28,672 keys fill a
+/// table of 32,768 slots as far as its hashing allows: a remembered capture takes 25 bytes of
+/// a slot, 1.6 MiB for both generations at most, where a first-in, first-out memory of 65,536
+/// keys held about 4 MiB, and every capture's key and reference kept as text before that grew
+/// the server by about 210 bytes per shipment without end (docs/benchmarks.md).
+pub const REMEMBERED_KEYS: usize = 28_672;
 
 /// Sandbox settings.
 #[derive(Debug, Clone)]
@@ -60,38 +62,58 @@ impl Default for SandboxConfig {
     }
 }
 
-/// Answers by key, at most `capacity`, the oldest forgotten first. Keys are kept as 64-bit
+/// Answers by key, in two generations of at most `generation` keys each: a key is looked up in
+/// both, and a new key goes into the newer one. When the newer is full it becomes the older,
+/// and the older's keys are forgotten all at once (its table emptied and reused). So the latest
+/// `generation` keys at least, and `2 * generation` at most, are remembered, in two tables
+/// sized once and never grown: no key is ever removed one at a time, which in a table kept
+/// full would leave tombstones that make it grow (a first-in, first-out memory of 65,536 keys
+/// held about 4 MiB, and grew further under a long run's churn). Keys are kept as 64-bit
 /// hashes: a capture's answer is rebuilt from its request, so a remembered capture is a few
 /// words, not its key and reference as text.
 struct Memory<V> {
-    answers: HashMap<u64, V>,
-    order: VecDeque<u64>,
-    capacity: usize,
+    newer: HashMap<u64, V>,
+    older: HashMap<u64, V>,
+    generation: usize,
 }
 
 impl<V: Clone> Memory<V> {
-    fn new(capacity: usize) -> Self {
+    fn new(generation: usize) -> Self {
         Memory {
-            answers: HashMap::new(),
-            order: VecDeque::new(),
-            capacity: capacity.max(1),
+            newer: HashMap::new(),
+            older: HashMap::new(),
+            generation: generation.max(1),
         }
     }
 
     fn get(&self, key: &str) -> Option<&V> {
-        self.answers.get(&hashed(key))
+        let key = hashed(key);
+        self.newer.get(&key).or_else(|| self.older.get(&key))
     }
 
+    /// Remembers `answer` for `key`, in place of what it had (a first call's "unknown" is
+    /// replaced by the replay's answer).
     fn insert(&mut self, key: &str, answer: V) {
         let key = hashed(key);
-        if self.answers.insert(key, answer).is_none() {
-            self.order.push_back(key);
-            if self.order.len() > self.capacity {
-                if let Some(oldest) = self.order.pop_front() {
-                    self.answers.remove(&oldest);
-                }
-            }
+        if let Some(known) = self.older.get_mut(&key) {
+            *known = answer;
+            return;
         }
+        if !self.newer.contains_key(&key) && self.newer.len() >= self.generation {
+            std::mem::swap(&mut self.newer, &mut self.older);
+            self.newer.clear();
+        }
+        if self.newer.capacity() < self.generation {
+            // Sized for a whole generation at its first key, never again.
+            self.newer.reserve(self.generation - self.newer.len());
+        }
+        self.newer.insert(key, answer);
+    }
+
+    /// Slots held by both tables, for the test that they do not grow.
+    #[cfg(test)]
+    fn slots(&self) -> usize {
+        self.newer.capacity() + self.older.capacity()
     }
 }
 
@@ -121,10 +143,10 @@ struct Books<V> {
 }
 
 impl<V: Clone> Books<V> {
-    fn new(capacity: usize) -> Self {
+    fn new(generation: usize) -> Self {
         Books {
-            memory: Memory::new(capacity),
-            per_authorization: Memory::new(capacity),
+            memory: Memory::new(generation),
+            per_authorization: Memory::new(generation),
             count: 0,
             minor: 0,
         }
@@ -146,7 +168,8 @@ impl SandboxGateway {
         Self::remembering(config, REMEMBERED_KEYS)
     }
 
-    /// A sandbox that remembers at most `keys` idempotency keys per kind.
+    /// A sandbox that remembers the latest `keys` idempotency keys per kind at least, and twice
+    /// as many at most.
     pub fn remembering(config: SandboxConfig, keys: usize) -> Self {
         SandboxGateway {
             config,
@@ -382,27 +405,53 @@ mod tests {
 
     #[tokio::test]
     async fn remembers_the_latest_keys_only_and_keeps_counting() {
+        // Two generations of two keys: k1 and k2 fill the first; k3 starts the second; k5
+        // starts a third, and the first (k1, k2) is forgotten.
         let sandbox = SandboxGateway::remembering(SandboxConfig::default(), 2);
         let first = sandbox.capture(request("auth-1", "k1")).await;
-        sandbox.capture(request("auth-1", "k2")).await;
-        sandbox.capture(request("auth-1", "k3")).await;
-        // k2 and k3 are remembered: replays answer as before and capture nothing more.
-        sandbox.capture(request("auth-1", "k3")).await;
-        sandbox.capture(request("auth-1", "k2")).await;
+        for key in ["k2", "k3", "k4", "k5"] {
+            sandbox.capture(request("auth-1", key)).await;
+        }
+        // k3, k4 and k5 are remembered: replays answer as before and capture nothing more.
+        for key in ["k5", "k4", "k3"] {
+            sandbox.capture(request("auth-1", key)).await;
+        }
         assert_eq!(
             (sandbox.capture_count(), sandbox.captured_minor()),
-            (3, 7_500)
+            (5, 12_500)
         );
         // k1 was forgotten: like a provider past its key window, it is a new capture.
         assert_eq!(sandbox.capture(request("auth-1", "k1")).await, first);
         assert_eq!(
             (sandbox.capture_count(), sandbox.captured_minor()),
-            (4, 10_000)
+            (6, 15_000)
         );
         let books = sandbox.captures.lock().unwrap();
+        assert_eq!((books.memory.newer.len(), books.memory.older.len()), (2, 2));
+    }
+
+    /// However many keys come, the two tables keep the size the first generation gave them,
+    /// and the latest generation's keys are all remembered.
+    #[test]
+    fn a_long_run_of_keys_keeps_the_tables_as_first_sized() {
+        let mut memory: Memory<i64> = Memory::new(1_000);
+        let key = |n: i64| format!("key-{n}");
+        for n in 0..2_000 {
+            memory.insert(&key(n), n);
+        }
+        let sized = memory.slots();
+        assert!(sized >= 2_000, "both generations sized: {sized}");
+        for n in 2_000..50_000 {
+            memory.insert(&key(n), n);
+            // A replay of a remembered key changes nothing but its answer.
+            memory.insert(&key(n - 500), n - 500);
+        }
+        assert_eq!(memory.slots(), sized, "the tables never grew");
+        assert!((49_000..50_000).all(|n| memory.get(&key(n)) == Some(&n)));
         assert_eq!(
-            (books.memory.answers.len(), books.memory.order.len()),
-            (2, 2)
+            memory.get(&key(47_000)),
+            None,
+            "forgotten a generation at a time"
         );
     }
 
@@ -443,8 +492,11 @@ mod tests {
             total(sandbox.captured_total(&auth("timeout-1")).await),
             Some(0)
         );
-        // Past its memory the sandbox does not know, which is not the same as nothing captured.
-        sandbox.capture(request("auth-3", "k4")).await;
+        // Past its memory the sandbox does not know, which is not the same as nothing captured:
+        // two generations of two authorisations later, auth-1 is forgotten.
+        for (reference, key) in [("auth-3", "k4"), ("auth-4", "k5"), ("auth-5", "k6")] {
+            sandbox.capture(request(reference, key)).await;
+        }
         assert_eq!(total(sandbox.captured_total(&auth("auth-1")).await), None);
     }
 }
