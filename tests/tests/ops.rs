@@ -80,8 +80,9 @@ fn metrics_count_requests_by_route_and_outcome_and_show_captures_pool_and_outbox
         r#"consign_http_requests_total{route="/api/order/shipments",method="POST",outcome="no"} 1"#,
         r#"consign_http_requests_total{route="/api/order/order",method="POST",outcome="ok"} 1"#,
         r#"consign_http_request_duration_seconds_count{route="/api/order/shipments",method="POST",outcome="ok"} 2"#,
-        r#"consign_capture_attempts{state="succeeded"} 1"#,
         r#"consign_capture_attempts{state="pending"} 0"#,
+        r#"consign_capture_attempts{state="unknown"} 0"#,
+        r#"consign_capture_attempts{state="needs_review"} 0"#,
         "consign_shipments_needing_review 0",
         r#"consign_db_pool_connections{state="size"} 8"#,
         "consign_up 1",
@@ -89,6 +90,8 @@ fn metrics_count_requests_by_route_and_outcome_and_show_captures_pool_and_outbox
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
     assert!(text.contains("consign_outbox_depth "));
+    // Settled attempts are the history, which a scrape does not read.
+    assert!(!text.contains(r#"state="succeeded""#), "{text}");
     assert!(text.contains("le=\"+Inf\""));
     // The live counts of statements sent and of the SQLite writer's commits grow with the
     // work: a captured shipment adds its statements and two commits (reserve, then settle, one
@@ -160,16 +163,22 @@ fn a_separate_metrics_listener_serves_them_without_a_token_and_the_api_port_does
 
 #[test]
 fn a_scrape_does_not_query_the_store_again_within_a_few_seconds() {
-    let app = spawn_app_with(Backend::Sqlite, &[("CONSIGN_METRICS_TOKEN", METRICS_TOKEN)]);
+    // The mail folder cannot be made (its parent is a file), so a queued confirmation stays in
+    // the outbox: the depth the store reports moves once and stays.
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[
+            ("CONSIGN_METRICS_TOKEN", METRICS_TOKEN),
+            ("CONSIGN_MAIL_DIR", "/dev/null/mail"),
+        ],
+    );
     let ids = app.import(&example_order(910, "auth-910"));
     let (_, first) = metrics(&app);
-    assert!(
-        first.contains(r#"consign_capture_attempts{state="succeeded"} 0"#),
-        "{first}"
-    );
+    let read_at = std::time::Instant::now();
+    assert!(first.contains("consign_outbox_depth 0\n"), "{first}");
     app.post(
         "/shipments",
-        &json!({"order": 910, "products": {ids[0].clone(): 1}}),
+        &json!({"order": 910, "products": {ids[0].clone(): 1}, "shipped": true, "capture": false}),
     );
     let (_, second) = metrics(&app);
     // Request counters move at once; the store's figures are the ones read a moment ago.
@@ -178,7 +187,14 @@ fn a_scrape_does_not_query_the_store_again_within_a_few_seconds() {
         "{second}"
     );
     assert!(
-        second.contains(r#"consign_capture_attempts{state="succeeded"} 0"#),
+        second.contains("consign_outbox_depth 0\n"),
         "the store was read again within a few seconds:\n{second}"
     );
+    // Once they are old enough, the next scrape reads them again.
+    let max_age = std::time::Duration::from_millis(5_000);
+    std::thread::sleep(
+        max_age.saturating_sub(read_at.elapsed()) + std::time::Duration::from_millis(100),
+    );
+    let (_, third) = metrics(&app);
+    assert!(third.contains("consign_outbox_depth 1\n"), "{third}");
 }

@@ -51,11 +51,14 @@ pub struct Reservation {
     pub attempt: Option<CaptureAttempt>,
 }
 
-/// What an operator watches: capture attempts by state, the outbox, the connection pool.
+/// What an operator watches: the capture attempts still open, the review queue, the outbox, the
+/// connection pool. Each figure counts work in flight, never the history, so reading them costs
+/// the same however long the service has run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStats {
-    /// Capture attempts by state (`pending`, `unknown`, `needs_review`, `succeeded`, `failed`).
-    pub attempts_by_state: Vec<(String, i64)>,
+    /// Capture attempts neither succeeded nor failed, by state (`pending`, `unknown`,
+    /// `needs_review`); a state with none is left out.
+    pub open_attempts_by_state: Vec<(String, i64)>,
     /// Shipments whose capture needs an operator's review.
     pub shipments_needing_review: i64,
     /// Shipping confirmations not yet sent.

@@ -14,7 +14,7 @@ pub(crate) const SHIPPING_CONFIRMATION: &str = "shipping_confirmation";
 /// Followed by `:<return id>`: one per return (the table keeps one row per shipment and kind).
 const REFUND_CONFIRMATION: &str = "refund_confirmation";
 pub(crate) const PENDING: &str = "pending";
-const SENDING: &str = "sending";
+pub(crate) const SENDING: &str = "sending";
 const SENT: &str = "sent";
 
 /// Queues the shipping confirmation of a shipment (once per shipment), inside the caller's

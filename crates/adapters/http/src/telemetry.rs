@@ -31,8 +31,10 @@ const BUCKETS: [f64; 12] = [
 /// Store figures are read at most this often, however often `/metrics` is scraped.
 pub const STORE_FIGURES_MAX_AGE_MILLIS: i64 = 5_000;
 
-/// Capture attempt states, always all shown.
-const ATTEMPT_STATES: [&str; 5] = ["pending", "unknown", "needs_review", "succeeded", "failed"];
+/// The states of an open capture attempt, always all shown. Settled attempts (`succeeded`,
+/// `failed`) are not counted: they are the history, which a count would read whole at every
+/// scrape; the request counters show the volume.
+const OPEN_ATTEMPT_STATES: [&str; 3] = ["pending", "unknown", "needs_review"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -86,7 +88,7 @@ impl Default for RequestMetrics {
         let attempts = Family::<StateLabel, Gauge>::default();
         registry.register(
             "consign_capture_attempts",
-            "Capture attempts by state",
+            "Capture attempts not yet settled, by state",
             attempts.clone(),
         );
         let needing_review = Gauge::default();
@@ -176,9 +178,9 @@ impl RequestMetrics {
             self.up.set(0);
             return;
         };
-        for state in ATTEMPT_STATES {
+        for state in OPEN_ATTEMPT_STATES {
             let n = stats
-                .attempts_by_state
+                .open_attempts_by_state
                 .iter()
                 .find(|(s, _)| s == state)
                 .map_or(0, |(_, n)| *n);
