@@ -60,6 +60,8 @@ impl Floor {
             0,
             None,
             &[("CONSIGN_FLOOR_ORDERS", orders.to_string())],
+            // The floor writes no mail.
+            &std::env::temp_dir(),
         )
         .await?;
         // The same request bodies as Consign's run; the floor maps each order id onto its orders.

@@ -72,6 +72,7 @@ async fn run(options: Options) -> Result<bool, String> {
         options.latency_ms,
         options.pool_size,
         &[],
+        &options.mail_parent(),
     )
     .await?;
     eprintln!(
@@ -308,7 +309,8 @@ async fn run(options: Options) -> Result<bool, String> {
         println!("{line}");
     }
     println!(
-        "confirmation mails the server wrote to its folder (delivered by its outbox): {mails}"
+        "confirmation mails the server wrote to its folder in {} (delivered by its outbox): {mails}",
+        options.mail_parent().display()
     );
     println!("server CPU: {:.3} ms per request ({requests_per_cpu_second:.0} requests per CPU second); peak RSS {rss:.1} MiB; ready in {ready_ms:.0} ms", if requests > 0 { cpu * 1000.0 / requests as f64 } else { 0.0 });
     let cpu_ms_per_request = if requests > 0 {

@@ -1,5 +1,6 @@
 //! Command-line options (`consign-bench --help`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -89,9 +90,28 @@ pub struct Options {
     /// with their median; with --floor, the floor's too.
     #[arg(long, default_value_t = 0)]
     pub pairs: u32,
+    /// Where each server's confirmation mails go: a folder of its own is made in this
+    /// directory, counted, and removed with the server. Default: `/dev/shm` (memory) where the
+    /// machine has it, else the temporary directory. On a disk whose filesystem passes over
+    /// recently freed inodes when it creates a file (ext4 without a journal), a run started
+    /// within minutes of another run's removal pays for it (set 19 in docs/benchmarks.md).
+    #[arg(long = "mail-dir")]
+    mail_dir: Option<PathBuf>,
 }
 
 impl Options {
+    /// The directory the servers' mail folders are made in.
+    pub fn mail_parent(&self) -> PathBuf {
+        self.mail_dir.clone().unwrap_or_else(|| {
+            let memory = PathBuf::from("/dev/shm");
+            if memory.is_dir() {
+                memory
+            } else {
+                std::env::temp_dir()
+            }
+        })
+    }
+
     /// The URL the database clients (Consign, pgbench) are given for `url`: on PostgreSQL with
     /// `--sslmode` when given, and as Consign itself completes it (so pgbench connects as
     /// Consign does: without TLS on loopback unless told otherwise).

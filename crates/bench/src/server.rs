@@ -1,7 +1,7 @@
 //! The measured `consign` process: started, timed to ready, and read from /proc.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,9 +17,9 @@ pub struct Server {
     root: String,
     /// From spawn to `/readyz` answering 200.
     pub ready_after: Duration,
-    /// The folder its confirmation mails are written to: this run's own, removed once the
-    /// server has stopped (a folder shared by every run grew by the run's mails each time, tens
-    /// of thousands of files a minute of load, and was never emptied).
+    /// The folder its confirmation mails are written to: this run's own, in `--mail-dir`,
+    /// removed once the server has stopped (a folder shared by every run grew by the run's
+    /// mails each time, tens of thousands of files a minute of load, and was never emptied).
     mail_dir: PathBuf,
 }
 
@@ -61,14 +61,14 @@ pub async fn start(
     latency_ms: u64,
     pool: Option<u32>,
     extra_env: &[(&str, String)],
+    mail_parent: &Path,
 ) -> Result<Server, String> {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
         .port();
     let address = format!("http://127.0.0.1:{port}");
-    let mail_dir =
-        std::env::temp_dir().join(format!("consign-bench-mail-{}-{port}", std::process::id()));
+    let mail_dir = mail_parent.join(format!("consign-bench-mail-{}-{port}", std::process::id()));
     let mut command = Command::new(binary);
     command
         .env("CONSIGN_LISTEN", format!("127.0.0.1:{port}"))
@@ -174,7 +174,7 @@ impl Server {
     }
 
     /// The folder the server writes its confirmation mails to.
-    pub fn mail_dir(&self) -> &std::path::Path {
+    pub fn mail_dir(&self) -> &Path {
         &self.mail_dir
     }
 }
