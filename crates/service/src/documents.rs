@@ -6,12 +6,8 @@ use consign_ports::{DocumentData, DocumentKind, Email, OutboxKind, ReturnView, S
 use crate::consign::Consign;
 use crate::error::ServiceError;
 
-/// Messages taken per pass. A pass's claim and its mark are a write each, whatever its size:
-/// under load, passes are full, and with every shipment completed later 100 a pass shipped
-/// 3,272-3,368 a second at 0.167-0.171 ms of server CPU per request, where 20 a pass shipped
-/// 3,119-3,252 at 0.173-0.177 ms (alternated twice; docs/benchmarks.md, set 19). A slow mail
-/// server still has each message marked as it goes once half the lease has passed.
-const OUTBOX_BATCH: u32 = 100;
+/// Messages taken per pass.
+const OUTBOX_BATCH: u32 = 20;
 
 /// What one outbox pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
