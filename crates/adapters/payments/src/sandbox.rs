@@ -65,10 +65,13 @@ impl Default for SandboxConfig {
 /// Answers by key, in two generations of at most `generation` keys each: a key is looked up in
 /// both, and a new key goes into the newer one. When the newer is full it becomes the older,
 /// and the older's keys are forgotten all at once (its table emptied and reused). So the latest
-/// `generation` keys at least, and `2 * generation` at most, are remembered, in two tables
-/// sized once and never grown: no key is ever removed one at a time, which in a table kept
-/// full would leave tombstones that make it grow (a first-in, first-out memory of 65,536 keys
-/// held about 4 MiB, and grew further under a long run's churn). Keys are kept as 64-bit
+/// `generation` keys at least, and `2 * generation` at most, are remembered, in two tables that
+/// grow as keys come, up to one generation each, and no further: no key is ever removed one at
+/// a time, which in a table kept full would leave tombstones that make it grow (a first-in,
+/// first-out memory of 65,536 keys held about 4 MiB, and grew further under a long run's
+/// churn). Not sized for a whole generation at the first key: a table mostly empty still has
+/// its slots touched all over by the keys it holds (the few thousand authorisations of a run
+/// took a whole generation's 512 KiB). Keys are kept as 64-bit
 /// hashes: a capture's answer is rebuilt from its request, so a remembered capture is a few
 /// words, not its key and reference as text.
 struct Memory<V> {
@@ -102,10 +105,6 @@ impl<V: Clone> Memory<V> {
         if !self.newer.contains_key(&key) && self.newer.len() >= self.generation {
             std::mem::swap(&mut self.newer, &mut self.older);
             self.newer.clear();
-        }
-        if self.newer.capacity() < self.generation {
-            // Sized for a whole generation at its first key, never again.
-            self.newer.reserve(self.generation - self.newer.len());
         }
         self.newer.insert(key, answer);
     }
