@@ -75,20 +75,9 @@ fn store_figures(conn: &mut AnyConnection) -> Result<StoreStats, DbError> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex, PoisonError};
-
-    use diesel::connection::InstrumentationEvent;
-    use diesel::sql_types::Text;
-
     use super::*;
+    use crate::query_plans::{as_grown, plans_of};
     use crate::testing::Throwaway;
-
-    /// One step of SQLite's `EXPLAIN QUERY PLAN`.
-    #[derive(QueryableByName)]
-    struct PlanStep {
-        #[diesel(sql_type = Text)]
-        detail: String,
-    }
 
     /// What `ANALYZE` would record on a grown database: nearly every attempt settled, nearly
     /// every shipment reviewed long ago or never, nearly every message sent. An index over
@@ -106,29 +95,14 @@ mod tests {
         let db = Database::open(&file.config).expect("open");
         let plans = db
             .run_write(|conn| {
-                diesel::sql_query("ANALYZE").execute(conn)?;
-                diesel::sql_query(GROWN_TABLES).execute(conn)?;
-                // Makes the connection read the statistics again.
-                diesel::sql_query("ANALYZE sqlite_schema").execute(conn)?;
-                let seen = Arc::new(Mutex::new(Vec::new()));
-                let log = seen.clone();
-                conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-                    if let InstrumentationEvent::StartQuery { query, .. } = event {
-                        log.lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push(query.to_string());
-                    }
-                });
-                store_figures(conn)?;
-                let sent = seen.lock().unwrap_or_else(PoisonError::into_inner).clone();
-                let mut plans = Vec::new();
-                for query in &sent {
-                    let sql = query.split(" -- binds:").next().unwrap_or_default();
-                    let plan: Vec<PlanStep> =
-                        diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load(conn)?;
-                    plans.push(plan.into_iter().map(|step| step.detail).collect::<Vec<_>>());
-                }
-                Ok::<_, DbError>(plans)
+                as_grown(conn, GROWN_TABLES)?;
+                let plans = plans_of(conn, store_figures)?;
+                Ok::<_, DbError>(
+                    plans
+                        .into_iter()
+                        .map(|(_, steps)| steps)
+                        .collect::<Vec<_>>(),
+                )
             })
             .await
             .expect("the reads' plans");

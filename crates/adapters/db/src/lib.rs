@@ -28,6 +28,8 @@ mod outbox;
 mod persist;
 mod postgres;
 mod prepared;
+#[cfg(test)]
+mod query_plans;
 mod reservation;
 mod reserved;
 mod retry;

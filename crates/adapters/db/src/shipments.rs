@@ -937,21 +937,10 @@ pub(crate) fn final_capture_standing(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex, PoisonError};
-
-    use diesel::connection::InstrumentationEvent;
-    use diesel::sql_types::Text;
-
     use super::*;
+    use crate::query_plans::{as_grown, plans_of};
     use crate::testing::Throwaway;
     use crate::Database;
-
-    /// One step of SQLite's `EXPLAIN QUERY PLAN`.
-    #[derive(QueryableByName)]
-    struct PlanStep {
-        #[diesel(sql_type = Text)]
-        detail: String,
-    }
 
     /// What `ANALYZE` recorded on a benchmark database of 21,200 orders and 131,043 capture
     /// attempts, nearly all settled: one state in almost every attempt, a handful of attempts
@@ -973,30 +962,13 @@ mod tests {
         let db = Database::open(&file.config).expect("open");
         let steps = db
             .run_write(|conn| {
-                diesel::sql_query("ANALYZE").execute(conn)?;
-                diesel::sql_query(GROWN_TABLES).execute(conn)?;
-                // Makes the connection read the statistics again.
-                diesel::sql_query("ANALYZE sqlite_schema").execute(conn)?;
-                let seen = Arc::new(Mutex::new(Vec::new()));
-                let log = seen.clone();
-                conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-                    if let InstrumentationEvent::StartQuery { query, .. } = event {
-                        log.lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push(query.to_string());
-                    }
-                });
-                pending_captures(conn, Timestamp(i64::MAX))?;
-                let sent = seen.lock().unwrap_or_else(PoisonError::into_inner).clone();
-                let select = sent
-                    .iter()
-                    .find(|sql| sql.contains("FROM (`capture_attempts`"))
-                    .cloned()
-                    .unwrap_or_default();
-                let sql = select.split(" -- binds:").next().unwrap_or_default();
-                let plan: Vec<PlanStep> =
-                    diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load(conn)?;
-                Ok(plan.into_iter().map(|step| step.detail).collect::<Vec<_>>())
+                as_grown(conn, GROWN_TABLES)?;
+                let plans = plans_of(conn, |conn| pending_captures(conn, Timestamp(i64::MAX)))?;
+                Ok(plans
+                    .into_iter()
+                    .find(|(sql, _)| sql.contains("FROM (`capture_attempts`"))
+                    .map(|(_, steps)| steps)
+                    .unwrap_or_default())
             })
             .await
             .expect("the read's plan");
