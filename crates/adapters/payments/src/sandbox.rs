@@ -66,14 +66,10 @@ impl Default for SandboxConfig {
 /// both, and a new key goes into the newer one. When the newer is full it becomes the older,
 /// and the older's keys are forgotten all at once (its table emptied and reused). So the latest
 /// `generation` keys at least, and `2 * generation` at most, are remembered, in two tables that
-/// grow as keys come, up to one generation each, and no further: no key is ever removed one at
-/// a time, which in a table kept full would leave tombstones that make it grow (a first-in,
-/// first-out memory of 65,536 keys held about 4 MiB, and grew further under a long run's
-/// churn). Not sized for a whole generation at the first key: a table mostly empty still has
-/// its slots touched all over by the keys it holds (the few thousand authorisations of a run
-/// took a whole generation's 512 KiB). Keys are kept as 64-bit
-/// hashes: a capture's answer is rebuilt from its request, so a remembered capture is a few
-/// words, not its key and reference as text.
+/// grow as keys come up to one generation each, and no further: no key is removed one at a
+/// time, which in a table kept full leaves tombstones that make it grow. Keys are kept as
+/// 64-bit hashes: a capture's answer is rebuilt from its request, so a remembered capture is a
+/// few words, not its key and reference as text.
 struct Memory<V> {
     newer: HashMap<u64, V>,
     older: HashMap<u64, V>,
@@ -102,7 +98,8 @@ impl<V: Clone> Memory<V> {
             *known = answer;
             return;
         }
-        if !self.newer.contains_key(&key) && self.newer.len() >= self.generation {
+        // Looked up only when the newer is full, not on every new key.
+        if self.newer.len() >= self.generation && !self.newer.contains_key(&key) {
             std::mem::swap(&mut self.newer, &mut self.older);
             self.newer.clear();
         }
