@@ -114,6 +114,9 @@ impl ManageConnection for Manager {
 /// The pool: bounded, with a bounded wait for a connection.
 pub type Pool = r2d2::Pool<Manager>;
 
+/// A connection checked out of the [`Pool`], returned to it on drop.
+pub type PooledConnection = r2d2::PooledConnection<Manager>;
+
 pub(crate) fn build_pool(config: &DbConfig, statements: StatementCounter) -> Result<Pool, DbError> {
     r2d2::Pool::builder()
         .max_size(config.pool_size)

@@ -6,13 +6,19 @@ use diesel::prelude::*;
 use tokio::sync::Semaphore;
 
 use crate::config::{Backend, DbConfig};
-use crate::connection::{build_pool, run_migrations, AnyConnection, Manager, Pool};
+use crate::connection::{
+    build_pool, run_migrations, AnyConnection, Manager, Pool, PooledConnection,
+};
 use crate::error::DbError;
 use crate::reserved::{ReservedShipments, UncapturedShipments};
 use crate::schema::settings;
 use crate::snapshots::OrderSnapshots;
 use crate::statements::StatementCounter;
 use crate::writer::Writer;
+
+/// How often a request that found no idle connection looks again: a new connection takes a
+/// few milliseconds to open.
+const CONNECTION_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The Diesel store for PostgreSQL and SQLite. Cheap to clone.
 #[derive(Clone)]
@@ -231,25 +237,46 @@ impl Database {
     /// cut the server's CPU per request by about a quarter (docs/benchmarks.md). The work is one
     /// order's short transaction and holds nothing across an await, so the thread is blocked
     /// for its few round trips only, and the permit bounds it as it bounds the blocking pool.
-    /// What could block for long goes to the blocking pool instead: a transient failure (its
-    /// backoff and retries), and no idle connection (the wait for one, or a new connection).
+    /// A transient failure goes to the blocking pool instead, for its backoff and retries.
     async fn run_here<T, F>(&self, work: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: Fn(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
     {
         let permit = self.turn().await?;
-        let first = match self.pool.try_get() {
-            Some(mut conn) => work(&mut conn),
-            None => {
-                drop(permit);
-                return self.run(work).await;
-            }
-        };
+        let first = work(&mut *self.idle_connection().await?);
         drop(permit);
         match first {
             Err(error) if error.is_transient() => self.run(work).await,
             result => result,
+        }
+    }
+
+    /// An idle pooled connection for the holder of a turn, waited for without taking a thread.
+    ///
+    /// Why: every turn has a connection once the pool has opened them all, so the wait is for
+    /// the pool to open one (it opens them as they are needed) or for the database to come
+    /// back. A blocking wait took a blocking-pool thread per waiting request: 256 clients at
+    /// start-up made 17 such threads, whose stacks and heaps kept 3-6 MiB for the rest of the
+    /// run (docs/benchmarks.md, set 19).
+    async fn idle_connection(&self) -> Result<PooledConnection, DbError> {
+        if let Some(conn) = self.pool.try_get() {
+            return Ok(conn);
+        }
+        let deadline = tokio::time::Instant::now() + self.wait_limit;
+        loop {
+            // A wait of zero asks the pool to open one more connection, if it may have one
+            // more, and returns at once.
+            match self.pool.get_timeout(std::time::Duration::ZERO) {
+                Ok(conn) => return Ok(conn),
+                Err(error) if tokio::time::Instant::now() >= deadline => {
+                    return Err(DbError::PoolTimeout(format!(
+                        "no database connection within {:?}: {error}",
+                        self.wait_limit
+                    )))
+                }
+                Err(_) => tokio::time::sleep(CONNECTION_POLL).await,
+            }
         }
     }
 
@@ -309,4 +336,80 @@ fn setting_or_create(
 /// Lowercase hexadecimal.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use diesel::dsl::sql;
+    use diesel::sql_types::Integer;
+
+    use super::*;
+    use crate::testing::Throwaway;
+
+    fn one(conn: &mut AnyConnection) -> Result<i32, DbError> {
+        Ok(diesel::select(sql::<Integer>("1")).get_result(conn)?)
+    }
+
+    /// A runtime whose one blocking thread is kept busy until the returned sender is used or
+    /// dropped: work handed to the blocking pool waits until then.
+    fn runtime_with_its_blocking_thread_busy(
+    ) -> (tokio::runtime::Runtime, std::sync::mpsc::Sender<()>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .max_blocking_threads(1)
+            .build()
+            .expect("runtime");
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let _busy = runtime.spawn_blocking(move || {
+            let _ = released.recv();
+        });
+        (runtime, release)
+    }
+
+    /// A request that finds every connection in use waits for one without a thread of its
+    /// own: here the only blocking thread is busy until the read is answered, so a read that
+    /// waited on one would not be answered.
+    #[test]
+    fn a_request_waits_for_a_connection_without_a_blocking_thread() {
+        let file = Throwaway::sqlite();
+        let mut config = file.config.clone();
+        config.pool_size = 2;
+        let db = Database::open(&config).expect("open");
+        let held: Vec<_> = (0..2)
+            .map(|_| db.pool.get().expect("a connection"))
+            .collect();
+        let (runtime, release) = runtime_with_its_blocking_thread_busy();
+        let returner = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(held);
+        });
+        let answer = runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(3), db.run_short_read(one)).await
+        });
+        drop(release);
+        returner.join().expect("returner");
+        assert_eq!(answer.expect("answered in time").expect("read"), 1);
+    }
+
+    /// When no connection comes back, the wait ends after the configured limit with
+    /// "unavailable", not never.
+    #[test]
+    fn the_wait_for_a_connection_ends_at_the_limit() {
+        let file = Throwaway::sqlite();
+        let mut config = file.config.clone();
+        config.pool_size = 1;
+        config.connection_timeout = Duration::from_millis(200);
+        let db = Database::open(&config).expect("open");
+        let _held = db.pool.get().expect("a connection");
+        let (runtime, _release) = runtime_with_its_blocking_thread_busy();
+        let answer = runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(3), db.run_short_read(one)).await
+        });
+        match answer.expect("answered in time") {
+            Err(DbError::PoolTimeout(why)) => assert!(why.contains("200ms"), "{why}"),
+            other => panic!("expected unavailable, got {other:?}"),
+        }
+    }
 }

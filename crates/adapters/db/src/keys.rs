@@ -70,7 +70,7 @@ impl KeyStore for Database {
     async fn verify_key(&self, key: &str) -> Result<Option<ApiKeyId>, StoreError> {
         let hash = key_hash(key);
         Ok(self
-            .run(move |conn| {
+            .run_short_read(move |conn| {
                 Ok(api_keys::table
                     .filter(api_keys::key_hash.eq(&hash))
                     .filter(api_keys::revoked_at.is_null())

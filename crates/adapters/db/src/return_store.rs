@@ -104,16 +104,20 @@ impl ReturnStore for Database {
     async fn find_by_request_key(&self, key: &str) -> Result<Option<ReturnView>, StoreError> {
         let key = key.to_owned();
         Ok(self
-            .run(move |conn| returns::find_by_request_key(conn, &key))
+            .run_short_read(move |conn| returns::find_by_request_key(conn, &key))
             .await?)
     }
 
     async fn open_refund(&self, id: ReturnId) -> Result<Option<RefundAttempt>, StoreError> {
-        Ok(self.run(move |conn| returns::open_refund(conn, id)).await?)
+        Ok(self
+            .run_short_read(move |conn| returns::open_refund(conn, id))
+            .await?)
     }
 
     async fn find_return(&self, id: ReturnId) -> Result<Option<ReturnView>, StoreError> {
-        Ok(self.run(move |conn| returns::find(conn, id)).await?)
+        Ok(self
+            .run_short_read(move |conn| returns::find(conn, id))
+            .await?)
     }
 
     async fn list_returns(&self, query: ReturnQuery) -> Result<Vec<ReturnView>, StoreError> {
