@@ -8,6 +8,8 @@
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+use std::sync::OnceLock;
 
 use async_trait::async_trait;
 use consign_ports::{Email, MailError, Mailer};
@@ -75,9 +77,24 @@ impl Mailer for SmtpMailer {
     }
 }
 
-/// Writes `.eml` files into a folder (the default: no mail server needed).
+/// Writes `.eml` files into a folder (the default: no mail server needed), on a thread of its
+/// own.
+///
+/// Why a thread of its own: the outbox sends one message after another, and a write handed to
+/// the runtime's blocking pool each time made the pool start another thread whenever the last
+/// one had not yet gone back to waiting: four to six threads within seconds under load, each
+/// keeping heap pages of its own (docs/benchmarks.md, set 20).
 pub struct FolderMailer {
     folder: PathBuf,
+    /// The writing thread's queue, started with the first message.
+    writer: OnceLock<Sender<Write>>,
+}
+
+/// A message for the writing thread, and where it answers.
+struct Write {
+    name: String,
+    bytes: Vec<u8>,
+    written: tokio::sync::oneshot::Sender<std::io::Result<()>>,
 }
 
 impl FolderMailer {
@@ -85,7 +102,30 @@ impl FolderMailer {
     pub fn new(folder: impl Into<PathBuf>) -> Self {
         FolderMailer {
             folder: folder.into(),
+            writer: OnceLock::new(),
         }
+    }
+
+    /// The writing thread's queue; the thread ends when the mailer is dropped.
+    fn writer(&self) -> Result<&Sender<Write>, MailError> {
+        if let Some(writer) = self.writer.get() {
+            return Ok(writer);
+        }
+        let (queue, writes) = std::sync::mpsc::channel::<Write>();
+        let folder = self.folder.clone();
+        std::thread::Builder::new()
+            .name("consign-mail".into())
+            .spawn(move || {
+                for write in writes {
+                    let _ = write
+                        .written
+                        .send(write_into(&folder, &write.name, &write.bytes));
+                }
+            })
+            .map_err(|e| MailError(format!("no thread to write mail with: {e}")))?;
+        // Two first messages at once start two threads: one queue is kept, and the other
+        // thread ends as its queue is dropped here.
+        Ok(self.writer.get_or_init(|| queue))
     }
 }
 
@@ -93,11 +133,18 @@ impl FolderMailer {
 impl Mailer for FolderMailer {
     async fn send(&self, email: &Email) -> Result<(), MailError> {
         let bytes = message(email)?.formatted();
-        let name = file_name(&email.message_id);
-        let folder = self.folder.clone();
-        tokio::task::spawn_blocking(move || write_into(&folder, &name, &bytes))
+        let (written, answer) = tokio::sync::oneshot::channel();
+        let stopped = || MailError("the mail writing thread stopped".into());
+        self.writer()?
+            .send(Write {
+                name: file_name(&email.message_id),
+                bytes,
+                written,
+            })
+            .map_err(|_| stopped())?;
+        answer
             .await
-            .map_err(|e| MailError(e.to_string()))?
+            .map_err(|_| stopped())?
             .map_err(|e| MailError(format!("writing to {}: {e}", self.folder.display())))
     }
 }
@@ -236,5 +283,40 @@ mod tests {
         let sent = mailer.send(&email("m-1@consign", "one")).await;
         let _ = std::fs::remove_file(&folder.0);
         assert!(sent.is_err(), "{sent:?}");
+    }
+
+    /// Messages are written on the mailer's own thread, not the runtime's blocking pool: here
+    /// the pool's only thread is busy until every message is written, so a write that waited
+    /// for it would never end.
+    #[test]
+    fn messages_are_written_without_the_blocking_pool() {
+        let folder = Scratch::new("own-thread");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let _busy = runtime.spawn_blocking(move || {
+            let _ = released.recv();
+        });
+        let mailer = FolderMailer::new(&folder.0);
+        let sent = runtime.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(3), async {
+                for n in 1..=3 {
+                    mailer
+                        .send(&email(&format!("m-{n}@consign"), "one"))
+                        .await?;
+                }
+                Ok::<_, MailError>(())
+            })
+            .await
+        });
+        drop(release);
+        sent.expect("written in time").unwrap();
+        assert_eq!(
+            folder.files(),
+            ["m-1_consign.eml", "m-2_consign.eml", "m-3_consign.eml"]
+        );
     }
 }
