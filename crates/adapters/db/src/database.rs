@@ -256,9 +256,9 @@ impl Database {
     ///
     /// Why: every turn has a connection once the pool has opened them all, so the wait is for
     /// the pool to open one (it opens them as they are needed) or for the database to come
-    /// back. A blocking wait took a blocking-pool thread per waiting request: 256 clients at
-    /// start-up made 17 such threads, whose stacks and heaps kept 3-6 MiB for the rest of the
-    /// run (docs/benchmarks.md, set 19).
+    /// back. A blocking wait took a blocking-pool thread per waiting request, and 256 clients
+    /// arriving at once left such threads and their memory behind for the rest of the run
+    /// (docs/benchmarks.md, sets 19 and 20).
     async fn idle_connection(&self) -> Result<PooledConnection, DbError> {
         if let Some(conn) = self.pool.try_get() {
             return Ok(conn);
