@@ -16,9 +16,12 @@ use crate::snapshots::OrderSnapshots;
 use crate::statements::StatementCounter;
 use crate::writer::Writer;
 
-/// How often a request that found no idle connection looks again: a new connection takes a
-/// few milliseconds to open.
+/// How long a request that found no idle connection waits before it looks again, at first: a
+/// new connection takes a few milliseconds to open. Each look that finds none doubles the wait,
+/// up to [`CONNECTION_POLL_MAX`], so a database that is away is not asked a thousand times a
+/// second by every waiting request.
 const CONNECTION_POLL: std::time::Duration = std::time::Duration::from_millis(1);
+const CONNECTION_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(8);
 
 /// The Diesel store for PostgreSQL and SQLite. Cheap to clone.
 #[derive(Clone)]
@@ -264,6 +267,7 @@ impl Database {
             return Ok(conn);
         }
         let deadline = tokio::time::Instant::now() + self.wait_limit;
+        let mut pause = CONNECTION_POLL;
         loop {
             // A wait of zero asks the pool to open one more connection, if it may have one
             // more, and returns at once.
@@ -275,7 +279,10 @@ impl Database {
                         self.wait_limit
                     )))
                 }
-                Err(_) => tokio::time::sleep(CONNECTION_POLL).await,
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(CONNECTION_POLL_MAX);
+                }
             }
         }
     }
