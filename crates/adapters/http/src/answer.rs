@@ -101,7 +101,7 @@ impl actix_web::Responder for Answer {
 }
 
 /// Objects become one element per field, arrays repeated `<item>`s, null an empty element.
-fn write_xml_children(value: &Value, out: &mut String) {
+pub(crate) fn write_xml_children(value: &Value, out: &mut String) {
     match value {
         Value::Object(map) => {
             for (key, child) in map {

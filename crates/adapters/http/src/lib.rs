@@ -18,6 +18,7 @@ mod limits;
 mod openapi;
 mod render;
 mod routes;
+mod streamed;
 mod telemetry;
 
 use std::sync::{Arc, OnceLock};
