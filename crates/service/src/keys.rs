@@ -33,7 +33,8 @@ impl Consign {
     pub fn authenticate_cached(&self, key: &str) -> Option<ApiKeyId> {
         match self.key_cache.get(key, self.clock.now().0) {
             Known::Valid(id) => Some(id),
-            Known::Unknown | Known::Unsure => None,
+            // Due to be checked again: `authenticate` decides who does.
+            Known::Refresh(_) | Known::Unknown | Known::Unsure => None,
         }
     }
 
@@ -47,6 +48,7 @@ impl Consign {
         match self.key_cache.get(key, now) {
             Known::Valid(id) => return Ok(id),
             Known::Unknown => return Err(ServiceError::Unauthorized),
+            Known::Refresh(id) => return self.refresh_key(key, id, now).await,
             Known::Unsure => {}
         }
         match self.keys.verify_key(key).await? {
@@ -57,6 +59,35 @@ impl Consign {
             None => {
                 self.key_cache.put_unknown(key, now);
                 Err(ServiceError::Unauthorized)
+            }
+        }
+    }
+
+    /// A verified key due to be checked again: one request asks the store, the others trust
+    /// the entry until it runs out. If the store cannot answer, the key is trusted as the entry
+    /// still allows, and the next request asks.
+    async fn refresh_key(
+        &self,
+        key: &str,
+        id: ApiKeyId,
+        now: i64,
+    ) -> Result<ApiKeyId, ServiceError> {
+        if !self.key_cache.claim_refresh(key) {
+            return Ok(id);
+        }
+        match self.keys.verify_key(key).await {
+            Ok(Some(id)) => {
+                self.key_cache.put_valid(key, id, now);
+                Ok(id)
+            }
+            Ok(None) => {
+                self.key_cache.put_revoked(key, now);
+                Err(ServiceError::Unauthorized)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not check an API key again; trusting it until its entry runs out");
+                self.key_cache.release_refresh(key);
+                Ok(id)
             }
         }
     }
@@ -157,5 +188,120 @@ mod tests {
             Ok(ApiKeyId(7)),
             "asked the store again"
         );
+    }
+
+    /// A key store that counts its reads and answers each after a turn of the runtime, so
+    /// requests in flight together see the cache as it was before any answer.
+    struct CountingKeys {
+        reads: std::sync::atomic::AtomicUsize,
+        active: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl KeyStore for CountingKeys {
+        async fn add_key(&self, _: &str, _: &str, _: Timestamp) -> Result<ApiKeyId, StoreError> {
+            unreachable!("not used")
+        }
+        async fn verify_key(&self, _: &str) -> Result<Option<ApiKeyId>, StoreError> {
+            use std::sync::atomic::Ordering;
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            Ok(self.active.load(Ordering::SeqCst).then_some(ApiKeyId(7)))
+        }
+        async fn list_keys(&self) -> Result<Vec<ApiKeyInfo>, StoreError> {
+            unreachable!("not used")
+        }
+        async fn revoke_key(&self, _: ApiKeyId, _: Timestamp) -> Result<bool, StoreError> {
+            unreachable!("not used")
+        }
+    }
+
+    /// Fifty requests at `at` ms, all in flight together; their answers.
+    async fn burst(
+        consign: &std::sync::Arc<crate::Consign>,
+        clock: &std::sync::atomic::AtomicI64,
+        at: i64,
+    ) -> Vec<Result<ApiKeyId, ServiceError>> {
+        clock.store(at, std::sync::atomic::Ordering::SeqCst);
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let consign = consign.clone();
+                tokio::spawn(async move { consign.authenticate("csk_busy").await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        answers
+    }
+
+    /// A busy key is checked again by one request before its entry runs out, while the others
+    /// go on: one read per refresh, never one per client when the entry expires. A key revoked
+    /// meanwhile is refused from that check on.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_busy_key_is_checked_again_by_one_request_before_it_runs_out() {
+        use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let keys = Arc::new(CountingKeys {
+            reads: AtomicUsize::new(0),
+            active: AtomicBool::new(true),
+        });
+        let now = Arc::new(AtomicI64::new(0));
+        let mut clock = MockClock::new();
+        let read_clock = now.clone();
+        clock
+            .expect_now()
+            .returning(move || Timestamp(read_clock.load(Ordering::SeqCst)));
+        let mut ports = crate::test_support::ports_with_clock(clock);
+        ports.keys = keys.clone();
+        let consign = Arc::new(crate::Consign::new(
+            ports,
+            crate::Gateways::new(),
+            crate::StoreSettings::default(),
+        ));
+        let reads = || keys.reads.load(Ordering::SeqCst);
+
+        assert_eq!(consign.authenticate("csk_busy").await, Ok(ApiKeyId(7)));
+        assert_eq!(reads(), 1);
+        // Fresh: no read, and the edge's synchronous check answers too.
+        assert!(burst(&consign, &now, 1_000)
+            .await
+            .iter()
+            .all(|a| *a == Ok(ApiKeyId(7))));
+        assert_eq!(consign.authenticate_cached("csk_busy"), Some(ApiKeyId(7)));
+        assert_eq!(reads(), 1);
+        // Due for a check: one request reads, the others are answered from the entry.
+        now.store(1_600, Ordering::SeqCst);
+        assert_eq!(
+            consign.authenticate_cached("csk_busy"),
+            None,
+            "left to authenticate"
+        );
+        assert!(burst(&consign, &now, 1_600)
+            .await
+            .iter()
+            .all(|a| *a == Ok(ApiKeyId(7))));
+        assert_eq!(reads(), 2, "one check for fifty requests");
+        // Past the first entry's end: the check renewed it, no request reads.
+        assert!(burst(&consign, &now, 2_100)
+            .await
+            .iter()
+            .all(|a| *a == Ok(ApiKeyId(7))));
+        assert_eq!(reads(), 2);
+        // Revoked elsewhere: the next check finds it gone, and every request is refused from then.
+        keys.active.store(false, Ordering::SeqCst);
+        let answers = burst(&consign, &now, 3_200).await;
+        assert_eq!(reads(), 3);
+        assert_eq!(
+            answers.iter().filter(|a| a.is_err()).count(),
+            1,
+            "only the check itself learnt it in this burst"
+        );
+        assert!(burst(&consign, &now, 3_201)
+            .await
+            .iter()
+            .all(|a| *a == Err(ServiceError::Unauthorized)));
+        assert_eq!(reads(), 3, "refused from the cache, no read");
     }
 }

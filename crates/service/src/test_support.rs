@@ -132,6 +132,22 @@ pub(crate) fn fixed_clock() -> MockClock {
     clock
 }
 
+/// Every port a mock, with this clock.
+pub(crate) fn ports_with_clock(clock: MockClock) -> crate::Ports {
+    let mut ids = MockIdSource::new();
+    ids.expect_random_token().returning(|| "t0k3n".to_owned());
+    crate::Ports {
+        store: Arc::new(MockOrderStore::new()),
+        returns: Arc::new(MockReturnStore::new()),
+        keys: Arc::new(MockKeyStore::new()),
+        idempotency: Arc::new(MockIdempotencyStore::new()),
+        renderer: Arc::new(MockDocumentRenderer::new()),
+        mailer: Arc::new(MockMailer::new()),
+        clock: Arc::new(clock),
+        ids: Arc::new(ids),
+    }
+}
+
 pub(crate) fn service_with_mailer(
     store: MockOrderStore,
     returns: MockReturnStore,
