@@ -156,19 +156,13 @@ pub(crate) fn service_with_mailer(
     mailer: MockMailer,
     clock: MockClock,
 ) -> Consign {
-    let mut ids = MockIdSource::new();
-    ids.expect_random_token().returning(|| "t0k3n".to_owned());
+    let mut ports = ports_with_clock(clock);
+    ports.store = Arc::new(store);
+    ports.returns = Arc::new(returns);
+    ports.keys = Arc::new(keys);
+    ports.mailer = Arc::new(mailer);
     Consign::new(
-        crate::Ports {
-            store: Arc::new(store),
-            returns: Arc::new(returns),
-            keys: Arc::new(keys),
-            idempotency: Arc::new(MockIdempotencyStore::new()),
-            renderer: Arc::new(MockDocumentRenderer::new()),
-            mailer: Arc::new(mailer),
-            clock: Arc::new(clock),
-            ids: Arc::new(ids),
-        },
+        ports,
         Gateways::new().with(Arc::new(gateway)),
         crate::StoreSettings::default(),
     )

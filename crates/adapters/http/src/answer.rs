@@ -4,6 +4,15 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde_json::{Map, Value};
 
+/// What opens every XML answer; [`XML_END`] closes it.
+pub(crate) const XML_START: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><response>";
+/// What closes every XML answer.
+pub(crate) const XML_END: &str = "</response>";
+/// The content type of XML answers.
+pub(crate) const XML_TYPE: &str = "application/xml; charset=utf-8";
+/// The content type of JSON answers.
+pub(crate) const JSON_TYPE: &str = "application/json";
+
 /// Whether an answer said `status: ok`; metrics label requests with it.
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome(pub bool);
@@ -73,12 +82,10 @@ impl Answer {
         }
         let object = Value::Object(self.fields);
         if self.xml {
-            let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><response>");
+            let mut out = String::from(XML_START);
             write_xml_children(&object, &mut out);
-            out.push_str("</response>");
-            response
-                .content_type("application/xml; charset=utf-8")
-                .body(out)
+            out.push_str(XML_END);
+            response.content_type(XML_TYPE).body(out)
         } else {
             // Straight into bytes: `to_string` goes through `Display`, a formatter per write.
             let mut body = Vec::with_capacity(1024);
@@ -87,7 +94,7 @@ impl Answer {
                 // body, and no panic: `to_string` would panic on the same error.
                 body = br#"{"status":"no","msg":"the answer could not be written"}"#.to_vec();
             }
-            response.content_type("application/json").body(body)
+            response.content_type(JSON_TYPE).body(body)
         }
     }
 }

@@ -15,7 +15,7 @@ use actix_web::web::Bytes;
 use actix_web::HttpResponse;
 use serde_json::Value;
 
-use crate::answer::{write_xml_children, Outcome};
+use crate::answer::{write_xml_children, Outcome, JSON_TYPE, XML_END, XML_START, XML_TYPE};
 
 /// Elements are written into one chunk until it holds this many bytes (one large element may
 /// make a chunk larger).
@@ -52,11 +52,7 @@ impl<T: Unpin + 'static> StreamedList<T> {
 
     /// The response: 200, the answer's content type, its body written as it is read.
     pub fn into_response(self) -> HttpResponse {
-        let content_type = if self.xml {
-            "application/xml; charset=utf-8"
-        } else {
-            "application/json"
-        };
+        let content_type = if self.xml { XML_TYPE } else { JSON_TYPE };
         let mut response = HttpResponse::build(StatusCode::OK);
         response.extensions_mut().insert(Outcome(true));
         response.content_type(content_type).body(BoxBody::new(self))
@@ -89,9 +85,8 @@ impl<T: Unpin + 'static> StreamedList<T> {
 
     fn head(&self, out: &mut Vec<u8>) {
         if self.xml {
-            out.extend_from_slice(
-                b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><response><status>ok</status><",
-            );
+            out.extend_from_slice(XML_START.as_bytes());
+            out.extend_from_slice(b"<status>ok</status><");
             out.extend_from_slice(self.field.as_bytes());
             out.push(b'>');
         } else {
@@ -122,7 +117,8 @@ impl<T: Unpin + 'static> StreamedList<T> {
         if self.xml {
             out.extend_from_slice(b"</");
             out.extend_from_slice(self.field.as_bytes());
-            out.extend_from_slice(b"></response>");
+            out.push(b'>');
+            out.extend_from_slice(XML_END.as_bytes());
         } else {
             out.extend_from_slice(b"]}");
         }
