@@ -382,3 +382,34 @@ fn importing_an_existing_order_id_is_refused_and_assigned_ids_never_collide() {
         "payment amount 746.99 does not cover the order total 747.00"
     );
 }
+
+/// A page longer than the part the server reads at a time comes back whole and in order, with
+/// its offset, as JSON and as XML.
+#[test]
+fn a_page_of_orders_longer_than_a_part_is_listed_whole_and_in_order() {
+    for backend in backends() {
+        let app = spawn_app(backend);
+        for id in 1..=130 {
+            app.import(&example_order(id, &format!("auth-{id}")));
+        }
+        let ids = |path: &str| -> Vec<String> {
+            let reply = app.get(path);
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            reply.json()["orders"]
+                .as_array()
+                .expect("orders")
+                .iter()
+                .map(|o| o["orderId"].as_str().expect("orderId").to_owned())
+                .collect()
+        };
+        let expected = |ids: std::ops::RangeInclusive<i64>| -> Vec<String> {
+            ids.map(|id| id.to_string()).collect()
+        };
+        assert_eq!(ids("/orders?limit=1000"), expected(1..=130));
+        assert_eq!(ids("/orders?limit=120&offset=7"), expected(8..=127));
+        assert_eq!(ids("/orders?limit=50&offset=100"), expected(101..=130));
+        let xml = app.get("/orders?limit=1000&xml=1");
+        assert!(xml.body.ends_with("</orders></response>"), "{}", xml.body);
+        assert_eq!(xml.body.matches("<item><orderId>").count(), 130);
+    }
+}

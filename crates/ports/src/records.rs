@@ -213,6 +213,9 @@ pub struct OrderQuery {
     pub limit: u32,
     /// Skip this many.
     pub offset: u32,
+    /// Only the orders listed after this one (its import time and id, the listing's order):
+    /// where the part of a page read before ended.
+    pub after: Option<(Timestamp, OrderId)>,
 }
 
 impl Default for OrderQuery {
@@ -224,6 +227,7 @@ impl Default for OrderQuery {
             older_than: None,
             limit: 20,
             offset: 0,
+            after: None,
         }
     }
 }

@@ -384,6 +384,14 @@ pub(crate) fn list_orders(
     if let Some(before) = query.older_than {
         select = select.filter(orders::created_at.lt(before.0));
     }
+    if let Some((at, id)) = query.after {
+        // (created_at, id) > (at, id), written so that the index on (created_at, id) bounds it.
+        select = select.filter(
+            orders::created_at
+                .ge(at.0)
+                .and(orders::created_at.gt(at.0).or(orders::id.gt(id.0))),
+        );
+    }
     let rows: Vec<OrderRow> = select
         .order((orders::created_at.asc(), orders::id.asc()))
         .limit(i64::from(query.limit))

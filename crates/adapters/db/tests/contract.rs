@@ -521,6 +521,41 @@ async fn list_orders_filters_and_pages_oldest_first() {
     .await;
 }
 
+/// A page read in parts: each part goes on after the order the last one ended with, by import
+/// time then id, so orders imported in the same millisecond are neither repeated nor skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_orders_after_an_order_goes_on_from_it() {
+    each_backend(|t| async move {
+        for (id, at) in [(203, 10), (201, 20), (202, 20), (200, 30)] {
+            t.db.import_order(import(Some(id), "a@x.se", "auth"), Timestamp(at))
+                .await
+                .unwrap();
+        }
+        let after = |at: i64, id: i64, limit: u32| {
+            let db = t.db.clone();
+            async move {
+                db.list_orders(OrderQuery {
+                    after: Some((Timestamp(at), OrderId(id))),
+                    limit,
+                    ..OrderQuery::default()
+                })
+                .await
+                .unwrap()
+                .iter()
+                .map(|v| v.order.id().0)
+                .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(after(0, 0, 20).await, [203, 201, 202, 200], "{}", t.name);
+        assert_eq!(after(10, 203, 20).await, [201, 202, 200], "{}", t.name);
+        assert_eq!(after(20, 201, 20).await, [202, 200], "{}", t.name);
+        assert_eq!(after(20, 202, 20).await, [200], "{}", t.name);
+        assert_eq!(after(30, 200, 20).await, Vec::<i64>::new(), "{}", t.name);
+        assert_eq!(after(10, 203, 1).await, [201], "{}", t.name);
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_are_stored_hashed_and_revocable() {
     each_backend(|t| async move {
