@@ -216,6 +216,10 @@ pub struct OrderQuery {
     /// Only the orders listed after this one (its import time and id, the listing's order):
     /// where the part of a page read before ended.
     pub after: Option<(Timestamp, OrderId)>,
+    /// At most this many live shipments in all: the orders stop before the one that would
+    /// take them past it, the first order listed whatever its own (a part of a page; `None`
+    /// for no such bound).
+    pub shipments_at_most: Option<u32>,
 }
 
 impl Default for OrderQuery {
@@ -228,6 +232,7 @@ impl Default for OrderQuery {
             limit: 20,
             offset: 0,
             after: None,
+            shipments_at_most: None,
         }
     }
 }

@@ -400,6 +400,25 @@ mod tests {
         assert_eq!(answer.expect("answered in time").expect("read"), 1);
     }
 
+    /// A part of a page (no offset to skip, bounded by shipments) is read on the calling
+    /// thread: here the only blocking thread is busy until it is answered.
+    #[test]
+    fn a_part_of_a_page_is_read_without_a_blocking_thread() {
+        use consign_ports::{OrderQuery, OrderStore};
+        let file = Throwaway::sqlite();
+        let db = Database::open(&file.config).expect("open");
+        let (runtime, release) = runtime_with_its_blocking_thread_busy();
+        let part = runtime.block_on(async {
+            let query = OrderQuery {
+                shipments_at_most: Some(1_000),
+                ..OrderQuery::default()
+            };
+            tokio::time::timeout(Duration::from_secs(3), db.list_orders(query)).await
+        });
+        drop(release);
+        assert!(part.expect("answered in time").expect("read").is_empty());
+    }
+
     /// When no connection comes back, the wait ends after the configured limit with
     /// "unavailable", not never.
     #[test]

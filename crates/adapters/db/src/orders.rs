@@ -392,12 +392,52 @@ pub(crate) fn list_orders(
                 .and(orders::created_at.gt(at.0).or(orders::id.gt(id.0))),
         );
     }
-    let rows: Vec<OrderRow> = select
+    let mut rows: Vec<OrderRow> = select
         .order((orders::created_at.asc(), orders::id.asc()))
         .limit(i64::from(query.limit))
         .offset(i64::from(query.offset))
         .load(conn)?;
+    if let Some(most) = query.shipments_at_most {
+        let within = orders_within(conn, &rows, most)?;
+        rows.truncate(within);
+    }
     order_views(conn, rows)
+}
+
+/// The shipment states a listing shows.
+fn live_states() -> [&'static str; 3] {
+    [
+        ShipmentState::Uncaptured.as_str(),
+        ShipmentState::CapturePending.as_str(),
+        ShipmentState::Captured.as_str(),
+    ]
+}
+
+/// How many of `rows`, from the first, hold at most `most` live shipments together: one
+/// statement counting them, so a part of a page is bounded before its shipments are read. The
+/// first order counts whatever its own (an order is never split).
+fn orders_within(conn: &mut AnyConnection, rows: &[OrderRow], most: u32) -> Result<usize, DbError> {
+    if rows.len() <= 1 {
+        return Ok(rows.len());
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let counts: HashMap<i64, i64> = shipments::table
+        .filter(shipments::order_id.eq_any(&ids))
+        .filter(shipments::state.eq_any(live_states()))
+        .group_by(shipments::order_id)
+        .select((shipments::order_id, diesel::dsl::count_star()))
+        .load::<(i64, i64)>(conn)?
+        .into_iter()
+        .collect();
+    let mut held = 0_i64;
+    let within = rows
+        .iter()
+        .take_while(|row| {
+            held += counts.get(&row.id).copied().unwrap_or(0);
+            held <= i64::from(most)
+        })
+        .count();
+    Ok(within.max(1))
 }
 
 /// An order with its lines, without its shipments, from rows already read.
@@ -431,11 +471,6 @@ fn order_views(conn: &mut AnyConnection, rows: Vec<OrderRow>) -> Result<Vec<Orde
         return Ok(Vec::new());
     }
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let live = [
-        ShipmentState::Uncaptured.as_str(),
-        ShipmentState::CapturePending.as_str(),
-        ShipmentState::Captured.as_str(),
-    ];
     let lines: Vec<LineRow> = order_lines::table
         .filter(order_lines::order_id.eq_any(&ids))
         .order((order_lines::order_id.asc(), order_lines::position.asc()))
@@ -443,7 +478,7 @@ fn order_views(conn: &mut AnyConnection, rows: Vec<OrderRow>) -> Result<Vec<Orde
         .load(conn)?;
     let shipment_rows: Vec<ShipmentRow> = shipments::table
         .filter(shipments::order_id.eq_any(&ids))
-        .filter(shipments::state.eq_any(live))
+        .filter(shipments::state.eq_any(live_states()))
         .order((shipments::order_id.asc(), shipments::number.asc()))
         .select(ShipmentRow::as_select())
         .load(conn)?;

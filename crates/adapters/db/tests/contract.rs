@@ -556,6 +556,79 @@ async fn list_orders_after_an_order_goes_on_from_it() {
     .await;
 }
 
+/// A listing bounded by shipments stops before the order that would take it past the bound,
+/// counting live shipments only, and always lists its first order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_orders_bounded_by_shipments_stops_before_the_order_past_the_bound() {
+    each_backend(|t| async move {
+        // Live shipments: 301 two (and one deleted), 302 three, 303 none, 304 one (and one
+        // deleted).
+        for (id, at, live, deleted) in [
+            (301, 10, 2, 1),
+            (302, 20, 3, 0),
+            (303, 30, 0, 0),
+            (304, 40, 1, 1),
+        ] {
+            let order =
+                t.db.import_order(import(Some(id), "a@x.se", "auth"), Timestamp(at))
+                    .await
+                    .unwrap()
+                    .order;
+            let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
+            let units = [l1, l1, l2];
+            for (n, line) in units.iter().take(live + deleted).enumerate() {
+                let shipment =
+                    t.db.reserve_shipment(
+                        order.id(),
+                        ship(&[(*line, 1)], false),
+                        Providers::any(),
+                        ShipmentDetails::default(),
+                        None,
+                        Timestamp(at + 1),
+                    )
+                    .await
+                    .unwrap()
+                    .shipment;
+                if n >= live {
+                    t.db.delete_shipment(shipment.id, None, Timestamp(at + 2))
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        let listed = |after: Option<(i64, i64)>, most: Option<u32>| {
+            let db = t.db.clone();
+            async move {
+                db.list_orders(OrderQuery {
+                    after: after.map(|(at, id)| (Timestamp(at), OrderId(id))),
+                    shipments_at_most: most,
+                    ..OrderQuery::default()
+                })
+                .await
+                .unwrap()
+                .iter()
+                .map(|v| (v.order.id().0, v.shipments.len()))
+                .collect::<Vec<_>>()
+            }
+        };
+        let name = t.name;
+        let all = [(301, 2), (302, 3), (303, 0), (304, 1)];
+        assert_eq!(listed(None, None).await, all, "{name}");
+        assert_eq!(listed(None, Some(6)).await, all, "{name}");
+        assert_eq!(listed(None, Some(5)).await, all[..3], "{name}");
+        assert_eq!(listed(None, Some(4)).await, all[..1], "{name}");
+        assert_eq!(
+            listed(None, Some(0)).await,
+            all[..1],
+            "{name}: the first order always"
+        );
+        // 304's deleted shipment does not count.
+        assert_eq!(listed(Some((20, 302)), Some(1)).await, all[2..], "{name}");
+        assert_eq!(listed(Some((10, 301)), Some(2)).await, all[1..2], "{name}");
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_are_stored_hashed_and_revocable() {
     each_backend(|t| async move {

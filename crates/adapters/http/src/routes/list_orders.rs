@@ -39,6 +39,7 @@ pub async fn list_orders(
             limit,
             offset,
             after: None,
+            shipments_at_most: None,
         });
         // The first part is read before the answer starts, so a store that cannot answer gets
         // the usual error answer; the others as it is written, each order becoming JSON values
