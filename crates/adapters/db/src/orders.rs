@@ -2,6 +2,7 @@
 
 use consign_domain::{OrderId, ShipmentId, ShipmentState};
 use consign_ports::{ImportedOrder, OrderImport, OrderQuery, OrderView, Timestamp};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use std::collections::HashMap;
@@ -371,6 +372,27 @@ pub(crate) fn list_orders(
     conn: &mut AnyConnection,
     query: &OrderQuery,
 ) -> Result<Vec<OrderView>, DbError> {
+    in_one_snapshot(conn, |conn| list_orders_in(conn, query))
+}
+
+/// Runs a read of several statements in one read-only transaction that sees one snapshot of
+/// the database (SQLite's WAL gives a transaction its first read's; PostgreSQL needs repeatable
+/// read), so a write that commits in between shows in all of them or in none: an order's
+/// allocated units, its shipments and their lines always agree.
+fn in_one_snapshot<T>(
+    conn: &mut AnyConnection,
+    read: impl FnOnce(&mut AnyConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    conn.transaction::<T, DbError, _>(|conn| {
+        if matches!(conn, AnyConnection::Postgresql(_)) {
+            conn.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+        }
+        read(conn)
+    })
+}
+
+/// [`list_orders`], its statements.
+fn list_orders_in(conn: &mut AnyConnection, query: &OrderQuery) -> Result<Vec<OrderView>, DbError> {
     let mut select = orders::table.select(OrderRow::as_select()).into_boxed();
     if let Some(id) = query.order {
         select = select.filter(orders::id.eq(id.0));

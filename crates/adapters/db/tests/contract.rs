@@ -629,6 +629,71 @@ async fn list_orders_bounded_by_shipments_stops_before_the_order_past_the_bound(
     .await;
 }
 
+/// A listing reads an order, its lines and its shipments in one snapshot: while reservations
+/// commit, every listed line's allocated units are the units of its listed live shipments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_sees_an_order_and_its_shipments_as_of_one_moment() {
+    each_backend(|t| async move {
+        const UNITS: u32 = 300;
+        let mut bulk = import(Some(401), "a@x.se", "auth");
+        bulk.lines[0].quantity = UNITS;
+        bulk.payment.as_mut().unwrap().amount =
+            Money::from_minor(i64::from(UNITS) * 24_950 + 19_900 + 4_900, sek());
+        let order = t.db.import_order(bulk, Timestamp(1)).await.unwrap().order;
+        let (id, line) = (order.id(), order.lines()[0].line_id());
+        let db = t.db.clone();
+        let reserving = tokio::spawn(async move {
+            for n in 0..UNITS {
+                db.reserve_shipment(
+                    id,
+                    ship(&[(line.0, 1)], false),
+                    Providers::any(),
+                    ShipmentDetails::default(),
+                    None,
+                    Timestamp(2 + i64::from(n)),
+                )
+                .await
+                .unwrap();
+            }
+        });
+        let (mut listings, mut torn) = (0, Vec::new());
+        while !reserving.is_finished() {
+            let views =
+                t.db.list_orders(OrderQuery {
+                    order: Some(id),
+                    ..OrderQuery::default()
+                })
+                .await
+                .unwrap();
+            let allocated = views[0].order.lines()[0].allocated();
+            let in_shipments: u32 = views[0]
+                .shipments
+                .iter()
+                .flat_map(|s| &s.lines)
+                .filter(|l| l.line_id == line)
+                .map(|l| l.quantity)
+                .sum();
+            if allocated != in_shipments {
+                torn.push((allocated, in_shipments));
+            }
+            listings += 1;
+        }
+        reserving.await.unwrap();
+        let name = t.name;
+        assert!(
+            listings >= 20,
+            "{name}: only {listings} listings ran beside the writes"
+        );
+        assert!(
+            torn.is_empty(),
+            "{name}: {} of {listings} listings disagree (allocated, in shipments): {:?}",
+            torn.len(),
+            &torn[..torn.len().min(5)]
+        );
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_are_stored_hashed_and_revocable() {
     each_backend(|t| async move {
