@@ -15,7 +15,7 @@ use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{orders, shipments};
 
 /// The states of listed shipments (voided and deleted ones are kept for audit, never listed).
-const LIVE: [&str; 3] = [
+pub(crate) const LIVE: [&str; 3] = [
     ShipmentState::Uncaptured.as_str(),
     ShipmentState::CapturePending.as_str(),
     ShipmentState::Captured.as_str(),

@@ -1,6 +1,6 @@
 //! Importing and listing orders.
 
-use consign_domain::{OrderId, ShipmentId, ShipmentState};
+use consign_domain::{OrderId, ShipmentId};
 use consign_ports::{ImportedOrder, OrderImport, OrderQuery, OrderView, Timestamp};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use crate::connection::{on_backend, AnyConnection};
 use crate::error::DbError;
+use crate::listing::LIVE;
 use crate::prepared::{returning_one, statement, Param};
 use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{customers, order_lines, orders, shipment_lines, shipments};
@@ -426,15 +427,6 @@ fn list_orders_in(conn: &mut AnyConnection, query: &OrderQuery) -> Result<Vec<Or
     order_views(conn, rows)
 }
 
-/// The shipment states a listing shows.
-fn live_states() -> [&'static str; 3] {
-    [
-        ShipmentState::Uncaptured.as_str(),
-        ShipmentState::CapturePending.as_str(),
-        ShipmentState::Captured.as_str(),
-    ]
-}
-
 /// How many of `rows`, from the first, hold at most `most` live shipments together: one
 /// statement counting them, so a part of a page is bounded before its shipments are read. The
 /// first order counts whatever its own (an order is never split).
@@ -445,7 +437,7 @@ fn orders_within(conn: &mut AnyConnection, rows: &[OrderRow], most: u32) -> Resu
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let counts: HashMap<i64, i64> = shipments::table
         .filter(shipments::order_id.eq_any(&ids))
-        .filter(shipments::state.eq_any(live_states()))
+        .filter(shipments::state.eq_any(LIVE))
         .group_by(shipments::order_id)
         .select((shipments::order_id, diesel::dsl::count_star()))
         .load::<(i64, i64)>(conn)?
@@ -500,7 +492,7 @@ fn order_views(conn: &mut AnyConnection, rows: Vec<OrderRow>) -> Result<Vec<Orde
         .load(conn)?;
     let shipment_rows: Vec<ShipmentRow> = shipments::table
         .filter(shipments::order_id.eq_any(&ids))
-        .filter(shipments::state.eq_any(live_states()))
+        .filter(shipments::state.eq_any(LIVE))
         .order((shipments::order_id.asc(), shipments::number.asc()))
         .select(ShipmentRow::as_select())
         .load(conn)?;
