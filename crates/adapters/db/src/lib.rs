@@ -15,6 +15,7 @@ mod attempts;
 mod changes;
 mod config;
 mod connection;
+mod consistent_read;
 mod database;
 mod dump;
 mod error;

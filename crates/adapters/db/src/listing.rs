@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use std::collections::HashMap;
 
 use crate::connection::AnyConnection;
+use crate::consistent_read::in_one_snapshot;
 use crate::error::DbError;
 use crate::orders::{
     load_shipment, order_summary, read_order, shipment_with_order, shipments_with_orders,
@@ -97,7 +98,18 @@ pub(crate) fn find_shipments(
     Ok(listed)
 }
 
+/// A page of live shipments with their orders, read as of one moment: a shipment that changes
+/// state meanwhile is listed as the filter found it, and each listed order's counters agree
+/// with the shipments listed beside it.
 pub(crate) fn list_shipments(
+    conn: &mut AnyConnection,
+    query: &ShipmentQuery,
+) -> Result<Vec<ShipmentListing>, DbError> {
+    in_one_snapshot(conn, |conn| list_shipments_in(conn, query))
+}
+
+/// [`list_shipments`], its statements.
+fn list_shipments_in(
     conn: &mut AnyConnection,
     query: &ShipmentQuery,
 ) -> Result<Vec<ShipmentListing>, DbError> {

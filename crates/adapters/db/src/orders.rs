@@ -2,12 +2,12 @@
 
 use consign_domain::{OrderId, ShipmentId};
 use consign_ports::{ImportedOrder, OrderImport, OrderQuery, OrderView, Timestamp};
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use std::collections::HashMap;
 
 use crate::connection::{on_backend, AnyConnection};
+use crate::consistent_read::in_one_snapshot;
 use crate::error::DbError;
 use crate::listing::LIVE;
 use crate::prepared::{returning_one, statement, Param};
@@ -369,27 +369,13 @@ pub(crate) fn load_shipment(
     Ok(rows.into_iter().next().map(|(row, _)| (row, lines)))
 }
 
+/// A part of `GET orders`, read as of one moment: each order's allocated units are the units of
+/// its listed shipments.
 pub(crate) fn list_orders(
     conn: &mut AnyConnection,
     query: &OrderQuery,
 ) -> Result<Vec<OrderView>, DbError> {
     in_one_snapshot(conn, |conn| list_orders_in(conn, query))
-}
-
-/// Runs a read of several statements in one read-only transaction that sees one snapshot of
-/// the database (SQLite's WAL gives a transaction its first read's; PostgreSQL needs repeatable
-/// read), so a write that commits in between shows in all of them or in none: an order's
-/// allocated units, its shipments and their lines always agree.
-fn in_one_snapshot<T>(
-    conn: &mut AnyConnection,
-    read: impl FnOnce(&mut AnyConnection) -> Result<T, DbError>,
-) -> Result<T, DbError> {
-    conn.transaction::<T, DbError, _>(|conn| {
-        if matches!(conn, AnyConnection::Postgresql(_)) {
-            conn.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
-        }
-        read(conn)
-    })
 }
 
 /// [`list_orders`], its statements.

@@ -629,67 +629,140 @@ async fn list_orders_bounded_by_shipments_stops_before_the_order_past_the_bound(
     .await;
 }
 
+/// An order of `units` units of one line, whose shipments [`reserve_one_by_one`] makes.
+async fn one_line_order(t: &TestDb, id: i64, units: u32) -> (OrderId, LineId) {
+    let mut bulk = import(Some(id), "a@x.se", "auth");
+    bulk.lines[0].quantity = units;
+    bulk.payment.as_mut().unwrap().amount =
+        Money::from_minor(i64::from(units) * 24_950 + 19_900 + 4_900, sek());
+    let order = t.db.import_order(bulk, Timestamp(1)).await.unwrap().order;
+    (order.id(), order.lines()[0].line_id())
+}
+
+/// Reserves `units` shipments of one unit of `line` each, one after the other, in a task.
+fn reserve_one_by_one(
+    t: &TestDb,
+    id: OrderId,
+    line: LineId,
+    units: u32,
+) -> tokio::task::JoinHandle<()> {
+    let db = t.db.clone();
+    tokio::spawn(async move {
+        for n in 0..units {
+            db.reserve_shipment(
+                id,
+                ship(&[(line.0, 1)], false),
+                Providers::any(),
+                ShipmentDetails::default(),
+                None,
+                Timestamp(2 + i64::from(n)),
+            )
+            .await
+            .unwrap();
+        }
+    })
+}
+
+/// Units of `line` in `shipments`.
+fn units_of<'a>(line: LineId, shipments: impl IntoIterator<Item = &'a ShipmentView>) -> u32 {
+    shipments
+        .into_iter()
+        .flat_map(|s| &s.lines)
+        .filter(|l| l.line_id == line)
+        .map(|l| l.quantity)
+        .sum()
+}
+
+/// Lists with `list` while [`reserve_one_by_one`] commits 300 reservations on one order, and
+/// fails if fewer than 20 listings ran or any was torn: `list` answers each listing's
+/// disagreements between an order's allocated units and its listed shipments' units.
+async fn no_listing_torn_while_reserving<F, Fut>(t: &TestDb, id: i64, list: F)
+where
+    F: Fn(OrderId, LineId) -> Fut,
+    Fut: std::future::Future<Output = Vec<(u32, u32)>>,
+{
+    const UNITS: u32 = 300;
+    let (order, line) = one_line_order(t, id, UNITS).await;
+    let reserving = reserve_one_by_one(t, order, line, UNITS);
+    let (mut listings, mut torn) = (0, Vec::new());
+    while !reserving.is_finished() {
+        let disagreements = list(order, line).await;
+        if !disagreements.is_empty() {
+            torn.push(disagreements);
+        }
+        listings += 1;
+    }
+    reserving.await.unwrap();
+    let name = t.name;
+    assert!(
+        listings >= 10,
+        "{name}: only {listings} listings ran beside the writes"
+    );
+    assert!(
+        torn.is_empty(),
+        "{name}: {} of {listings} listings disagree (allocated, in shipments): {:?}",
+        torn.len(),
+        &torn[..torn.len().min(5)]
+    );
+}
+
 /// A listing reads an order, its lines and its shipments in one snapshot: while reservations
 /// commit, every listed line's allocated units are the units of its listed live shipments.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listing_sees_an_order_and_its_shipments_as_of_one_moment() {
     each_backend(|t| async move {
-        const UNITS: u32 = 300;
-        let mut bulk = import(Some(401), "a@x.se", "auth");
-        bulk.lines[0].quantity = UNITS;
-        bulk.payment.as_mut().unwrap().amount =
-            Money::from_minor(i64::from(UNITS) * 24_950 + 19_900 + 4_900, sek());
-        let order = t.db.import_order(bulk, Timestamp(1)).await.unwrap().order;
-        let (id, line) = (order.id(), order.lines()[0].line_id());
-        let db = t.db.clone();
-        let reserving = tokio::spawn(async move {
-            for n in 0..UNITS {
-                db.reserve_shipment(
-                    id,
-                    ship(&[(line.0, 1)], false),
-                    Providers::any(),
-                    ShipmentDetails::default(),
-                    None,
-                    Timestamp(2 + i64::from(n)),
-                )
-                .await
-                .unwrap();
+        no_listing_torn_while_reserving(&t, 401, |order, line| {
+            let db = t.db.clone();
+            async move {
+                let views = db
+                    .list_orders(OrderQuery {
+                        order: Some(order),
+                        ..OrderQuery::default()
+                    })
+                    .await
+                    .unwrap();
+                let allocated = views[0].order.lines()[0].allocated();
+                let in_shipments = units_of(line, &views[0].shipments);
+                if allocated == in_shipments {
+                    vec![]
+                } else {
+                    vec![(allocated, in_shipments)]
+                }
             }
-        });
-        let (mut listings, mut torn) = (0, Vec::new());
-        while !reserving.is_finished() {
-            let views =
-                t.db.list_orders(OrderQuery {
-                    order: Some(id),
-                    ..OrderQuery::default()
-                })
-                .await
-                .unwrap();
-            let allocated = views[0].order.lines()[0].allocated();
-            let in_shipments: u32 = views[0]
-                .shipments
-                .iter()
-                .flat_map(|s| &s.lines)
-                .filter(|l| l.line_id == line)
-                .map(|l| l.quantity)
-                .sum();
-            if allocated != in_shipments {
-                torn.push((allocated, in_shipments));
+        })
+        .await;
+    })
+    .await;
+}
+
+/// A page of shipments is read in one snapshot too: while reservations commit, every listed
+/// shipment's order has allocated exactly the units of the shipments listed beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_shipments_sees_their_order_as_of_one_moment() {
+    each_backend(|t| async move {
+        no_listing_torn_while_reserving(&t, 402, |order, line| {
+            let db = t.db.clone();
+            async move {
+                let page = db
+                    .list_shipments(ShipmentQuery {
+                        status: ShipmentStatus::InProgress,
+                        order: Some(order),
+                        customer_id: None,
+                        newer_than: None,
+                        older_than: None,
+                        limit: 1_000,
+                        offset: 0,
+                    })
+                    .await
+                    .unwrap();
+                let in_shipments = units_of(line, page.iter().map(|l| &l.shipment));
+                page.iter()
+                    .map(|l| (l.order.order.lines()[0].allocated(), in_shipments))
+                    .filter(|(allocated, listed)| allocated != listed)
+                    .collect()
             }
-            listings += 1;
-        }
-        reserving.await.unwrap();
-        let name = t.name;
-        assert!(
-            listings >= 20,
-            "{name}: only {listings} listings ran beside the writes"
-        );
-        assert!(
-            torn.is_empty(),
-            "{name}: {} of {listings} listings disagree (allocated, in shipments): {:?}",
-            torn.len(),
-            &torn[..torn.len().min(5)]
-        );
+        })
+        .await;
     })
     .await;
 }
