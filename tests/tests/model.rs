@@ -454,7 +454,7 @@ async fn run(
                     order: OrderId(1),
                     number: model.shipments[i].number,
                 };
-                let result = consign.delete_shipment(id, None).await;
+                let result = consign.delete_shipment(id, None, None).await;
                 if model.shipments[i].captured {
                     prop_assert_eq!(
                         result.unwrap_err(),

@@ -171,13 +171,24 @@ pub trait OrderStore: Send + Sync {
         now: Timestamp,
     ) -> Result<ShipmentView, StoreError>;
 
-    /// Deletes an uncaptured shipment, releasing its units; its number is not reused.
+    /// Deletes an uncaptured shipment, releasing its units; its number is not reused. With the
+    /// request's idempotency key (scoped to its API key), the key is recorded with the delete,
+    /// for [`OrderStore::deleted_by_key`].
     async fn delete_shipment(
         &self,
         shipment: ShipmentId,
         order: Option<OrderId>,
+        request_key: Option<String>,
         now: Timestamp,
     ) -> Result<ShipmentView, StoreError>;
+
+    /// The shipment as the delete made by the request with this key left it, or `None` if no
+    /// such request deleted it.
+    async fn deleted_by_key(
+        &self,
+        shipment: ShipmentId,
+        request_key: &str,
+    ) -> Result<Option<ShipmentView>, StoreError>;
 
     /// One live shipment with its order.
     async fn find_shipment(

@@ -17,9 +17,21 @@ use consign_db::testing::{postgres_required, Throwaway};
 use consign_provider_stand_in::smtp::SmtpSink;
 use consign_provider_stand_in::StandIn;
 use serde_json::{json, Value};
-use support::{call, start, start_with, Server};
+use support::{call, call_keyed, start, start_with, Server};
 
 const FAULT_POINTS: [&str; 3] = ["after-reserve", "after-capture", "after-settle"];
+
+/// A throwaway SQLite file, and a throwaway PostgreSQL database when the server is reachable
+/// (required with `CI=true`).
+fn databases() -> Vec<(&'static str, Throwaway)> {
+    let mut databases = vec![("sqlite", Throwaway::sqlite())];
+    match Throwaway::postgres() {
+        Ok(pg) => databases.push(("postgres", pg)),
+        Err(why) if postgres_required() => panic!("CI=true but PostgreSQL is unreachable: {why}"),
+        Err(why) => eprintln!("SKIPPED on PostgreSQL (unreachable: {why})"),
+    }
+    databases
+}
 
 fn minor(amount: &Value) -> i64 {
     let text = amount.to_string();
@@ -268,13 +280,7 @@ fn check(label: &str, findings: &Findings) {
 
 #[test]
 fn sigkill_at_each_fault_point_then_recovery_leaves_no_double_orphan_or_missing_capture() {
-    let mut databases = vec![("sqlite", Throwaway::sqlite())];
-    match Throwaway::postgres() {
-        Ok(pg) => databases.push(("postgres", pg)),
-        Err(why) if postgres_required() => panic!("CI=true but PostgreSQL is unreachable: {why}"),
-        Err(why) => eprintln!("SKIPPED on PostgreSQL (unreachable: {why})"),
-    }
-    for (backend, db) in &databases {
+    for (backend, db) in &databases() {
         for (i, point) in FAULT_POINTS.iter().enumerate() {
             let first = 100 * (i as i64 + 1);
             let findings = cycle(&db.url, point, first..first + 4);
@@ -478,13 +484,7 @@ fn refund_cycle(db_url: &str, point: &str, orders: std::ops::Range<i64>) -> Refu
 
 #[test]
 fn sigkill_at_each_refund_fault_point_then_recovery_leaves_no_double_orphan_or_missing_refund() {
-    let mut databases = vec![("sqlite", Throwaway::sqlite())];
-    match Throwaway::postgres() {
-        Ok(pg) => databases.push(("postgres", pg)),
-        Err(why) if postgres_required() => panic!("CI=true but PostgreSQL is unreachable: {why}"),
-        Err(why) => eprintln!("SKIPPED on PostgreSQL (unreachable: {why})"),
-    }
-    for (backend, db) in &databases {
+    for (backend, db) in &databases() {
         for (i, point) in REFUND_FAULT_POINTS.iter().enumerate() {
             let first = 1000 + 100 * (i as i64 + 1);
             let f = refund_cycle(&db.url, point, first..first + 4);
@@ -507,5 +507,67 @@ fn sigkill_at_each_refund_fault_point_then_recovery_leaves_no_double_orphan_or_m
             assert_eq!(f.pending_left, 0, "{label}");
             assert_eq!(f.refunded_above_captured, 0, "{label}");
         }
+    }
+}
+
+/// A delete killed after its commit, before its answer was stored: the retry with the same
+/// idempotency key takes the key over and is answered as the delete would have been ("shipment
+/// removed"), where it used to be told the shipment does not exist. Another key is still told
+/// so, and the units stay released.
+#[test]
+fn a_delete_killed_after_its_commit_is_answered_removed_when_retried_with_its_key() {
+    for (backend, db) in &databases() {
+        let stand_in = StandIn::start_in_background();
+        let parking = Parked::start(&db.url, &stand_in, "after-delete", "delete");
+        let base = parking.server.base.clone();
+        stand_in.authorize("pi_700", 5_900, true);
+        let order = json!({"order": 700, "currency": "EUR", "email": "c700@example.com",
+            "products": [{"sku": "A", "qty": 2, "price": "20.00", "vat": "25"}],
+            "shippingValue": "19.00", "payment": {"provider": "stripe", "reference": "pi_700", "amount": "59.00"}});
+        let line = call(&base, "POST", "/order", Some(&order)).unwrap()["products"][0]["lineId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let ship = json!({"order": 700, "products": {line.as_str(): 2}, "capture": false});
+        let created = call(&base, "POST", "/shipments", Some(&ship)).unwrap();
+        let shipment = created["shipment"].as_str().unwrap().to_owned();
+        let path = format!("/shipments/{shipment}");
+        let deleting = {
+            let (base, path) = (base.clone(), path.clone());
+            thread::spawn(move || call_keyed(&base, "DELETE", &path, None, Some("delete-700")))
+        };
+        let parked = parking.kill_when_parked(1);
+        assert_eq!(parked, 1, "{backend}: the delete reached its fault point");
+        assert!(
+            deleting.join().unwrap().is_err(),
+            "{backend}: killed in flight"
+        );
+
+        let server = start_with(
+            &db.url,
+            &stand_in,
+            None,
+            &[("CONSIGN_IDEMPOTENCY_TAKEOVER", "1s")],
+        );
+        thread::sleep(Duration::from_millis(1_200));
+        let retried = call_keyed(&server.base, "DELETE", &path, None, Some("delete-700")).unwrap();
+        assert_eq!(
+            (&retried["status"], &retried["msg"], &retried["shipment"]),
+            (&json!("ok"), &json!("shipment removed"), &json!(shipment)),
+            "{backend}: {retried}"
+        );
+        let other = call_keyed(&server.base, "DELETE", &path, None, Some("delete-700-b")).unwrap();
+        assert_eq!(
+            other["msg"], "shipment does not exist",
+            "{backend}: {other}"
+        );
+        let again = call(&server.base, "POST", "/shipments", Some(&ship)).unwrap();
+        assert_eq!(
+            again["status"], "ok",
+            "{backend}: the units were released: {again}"
+        );
+        let Server { mut child, .. } = server;
+        child.kill().ok();
+        child.wait().ok();
     }
 }

@@ -1,5 +1,5 @@
 //! Named fault points between the saga's steps (`after-reserve`, `after-capture`,
-//! `after-settle`), for crash tests. They do nothing unless the `failpoints` feature is on,
+//! `after-settle`) and after a delete's commit (`after-delete`), for crash tests. They do nothing unless the `failpoints` feature is on,
 //! which only test builds enable.
 //!
 //! Two ways to use them: `FAILPOINTS` (the `fail` crate's actions: `sleep(ms)`, `panic`, ...),

@@ -140,15 +140,30 @@ impl Consign {
     }
 
     /// Delete shipment: an uncaptured shipment is removed and its units released.
+    ///
+    /// With a `request_key` (the client's idempotency key, scoped to its API key), a retry of a
+    /// request that already deleted the shipment (its process died after the commit, before the
+    /// answer was stored) is answered as that delete was, not "shipment does not exist".
     pub async fn delete_shipment(
         &self,
         shipment: ShipmentId,
         order: Option<OrderId>,
+        request_key: Option<String>,
     ) -> Result<ShipmentView, ServiceError> {
-        Ok(self
+        if let Some(key) = &request_key {
+            let same_order = order.is_none_or(|o| o == shipment.order);
+            if let Some(deleted) = self.store.deleted_by_key(shipment, key).await? {
+                if same_order {
+                    return Ok(deleted);
+                }
+            }
+        }
+        let deleted = self
             .store
-            .delete_shipment(shipment, order, self.clock.now())
-            .await?)
+            .delete_shipment(shipment, order, request_key, self.clock.now())
+            .await?;
+        crate::failpoints::reached("after-delete").await;
+        Ok(deleted)
     }
 
     /// One live shipment with its order; `order`, when given, must be its order.
@@ -178,4 +193,51 @@ impl Consign {
 enum Driven {
     No,
     InFlight,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::ServiceError;
+    use crate::test_support::*;
+    use consign_domain::*;
+    use consign_ports::*;
+
+    #[tokio::test]
+    async fn a_delete_retried_with_the_key_that_deleted_is_answered_without_deleting_again() {
+        let mut store = MockOrderStore::new();
+        store
+            .expect_deleted_by_key()
+            .withf(|id, key| *id == shipment_id() && key == "1:k")
+            .times(1)
+            .returning(|_, _| Ok(Some(view(ShipmentState::Deleted))));
+        store.expect_delete_shipment().times(0);
+        let deleted = service(store, sandbox_named_mock())
+            .delete_shipment(shipment_id(), None, Some("1:k".into()))
+            .await
+            .unwrap();
+        assert_eq!(deleted, view(ShipmentState::Deleted));
+    }
+
+    #[tokio::test]
+    async fn a_delete_without_its_key_or_for_another_order_is_not_answered_from_a_key() {
+        let not_found = || Err(StoreError::ShipmentNotFound(shipment_id()));
+        // Without a key, nothing is looked up; for another order, what the key found is not
+        // that request's: both go to the store's delete, which answers as it finds.
+        for (order, key) in [(None, None), (Some(OrderId(1)), Some("1:k"))] {
+            let mut store = MockOrderStore::new();
+            store
+                .expect_deleted_by_key()
+                .times(usize::from(key.is_some()))
+                .returning(|_, _| Ok(Some(view(ShipmentState::Deleted))));
+            store
+                .expect_delete_shipment()
+                .times(1)
+                .returning(move |_, _, _, _| not_found());
+            let error = service(store, sandbox_named_mock())
+                .delete_shipment(shipment_id(), order, key.map(str::to_owned))
+                .await
+                .unwrap_err();
+            assert_eq!(error, ServiceError::ShipmentNotFound(shipment_id()));
+        }
+    }
 }

@@ -93,6 +93,10 @@ impl Database {
                 ))
                 .load(conn)?;
             out.extend(rows.iter().map(|r| format!("shipment_line_returns {r:?}")));
+            let rows: Vec<(i64, i32, String, i64)> = shipment_deletions::table
+                .order((shipment_deletions::order_id, shipment_deletions::number))
+                .load(conn)?;
+            out.extend(rows.iter().map(|r| format!("shipment_deletions {r:?}")));
             let rows: Vec<ReturnRow> = returns::table
                 .order(returns::id)
                 .select(ReturnRow::as_select())

@@ -17,6 +17,7 @@ mod config;
 mod connection;
 mod consistent_read;
 mod database;
+mod deletions;
 mod dump;
 mod error;
 mod health;

@@ -1,6 +1,6 @@
 //! `GET shipments` and `GET shipments/<id>`: live shipments with their orders.
 
-use consign_domain::{OrderId, ShipmentId, ShipmentState};
+use consign_domain::{OrderId, ShipmentId};
 use consign_ports::{ShipmentListing, ShipmentQuery, ShipmentStatus};
 use diesel::prelude::*;
 use std::collections::HashMap;
@@ -10,17 +10,10 @@ use crate::consistent_read::in_one_snapshot;
 use crate::error::DbError;
 use crate::orders::{
     load_shipment, order_summary, read_order, shipment_with_order, shipments_with_orders,
-    ShipmentWithOrder,
+    ShipmentWithOrder, LIVE,
 };
 use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{orders, shipments};
-
-/// The states of listed shipments (voided and deleted ones are kept for audit, never listed).
-pub(crate) const LIVE: [&str; 3] = [
-    ShipmentState::Uncaptured.as_str(),
-    ShipmentState::CapturePending.as_str(),
-    ShipmentState::Captured.as_str(),
-];
 
 /// A shipment as read (row and lines) with its order: one more statement, the order with its
 /// lines.

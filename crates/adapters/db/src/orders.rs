@@ -1,6 +1,6 @@
 //! Importing and listing orders.
 
-use consign_domain::{OrderId, ShipmentId};
+use consign_domain::{OrderId, ShipmentId, ShipmentState};
 use consign_ports::{ImportedOrder, OrderImport, OrderQuery, OrderView, Timestamp};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use crate::connection::{on_backend, AnyConnection};
 use crate::consistent_read::in_one_snapshot;
 use crate::error::DbError;
-use crate::listing::LIVE;
 use crate::prepared::{returning_one, statement, Param};
 use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{customers, order_lines, orders, shipment_lines, shipments};
@@ -209,6 +208,27 @@ pub(crate) fn shipments_with_orders(
             Ok(found)
         }
     }
+}
+
+/// The states of listed shipments (voided and deleted ones are kept for audit, never listed).
+pub(crate) const LIVE: [&str; 3] = [
+    ShipmentState::Uncaptured.as_str(),
+    ShipmentState::CapturePending.as_str(),
+    ShipmentState::Captured.as_str(),
+];
+
+/// An order's currency, read alone.
+pub(crate) fn order_currency(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<consign_domain::Currency, DbError> {
+    let currency: String = orders::table
+        .find(id)
+        .select(orders::currency)
+        .first(conn)?;
+    currency
+        .parse()
+        .map_err(|_| DbError::Corrupt(format!("currency {currency:?}")))
 }
 
 /// An order's lines, in import order.

@@ -20,7 +20,7 @@ use crate::attempts::{
 };
 use crate::connection::AnyConnection;
 use crate::error::DbError;
-use crate::orders::{bump_counter, load_lines, load_shipment, lock_order};
+use crate::orders::{bump_counter, load_lines, load_shipment, lock_order, order_currency};
 use crate::rows::{flag, int};
 use crate::schema::{
     credit_notes, order_lines, orders, refund_attempts, return_lines, returns, shipment_lines,
@@ -202,18 +202,6 @@ fn to_return(conn: &mut AnyConnection, row: &ReturnRow) -> Result<Return, DbErro
         row.state()?,
         row.completed != 0,
     ))
-}
-
-fn order_currency(
-    conn: &mut AnyConnection,
-    order: i64,
-) -> Result<consign_domain::Currency, DbError> {
-    let code: String = orders::table
-        .find(order)
-        .select(orders::currency)
-        .first(conn)?;
-    code.parse()
-        .map_err(|_| DbError::Corrupt(format!("currency {code:?}")))
 }
 
 /// Writes the money a return's change moves: what the shipment's returns hold, what the

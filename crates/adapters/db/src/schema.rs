@@ -94,6 +94,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    shipment_deletions (order_id, number) {
+        order_id -> BigInt,
+        number -> Integer,
+        request_key -> Text,
+        deleted_at -> BigInt,
+    }
+}
+
+diesel::table! {
     shipment_lines (order_id, number, line_id) {
         order_id -> BigInt,
         number -> Integer,

@@ -16,7 +16,7 @@ use crate::connection::AnyConnection;
 use crate::database::Database;
 use crate::reserved::UncapturedRows;
 use crate::workflow::CaptureStartRead;
-use crate::{listing, orders, outbox, shipments, workflow};
+use crate::{deletions, listing, orders, outbox, shipments, workflow};
 
 #[async_trait]
 impl OrderStore for Database {
@@ -222,13 +222,27 @@ impl OrderStore for Database {
         &self,
         shipment: ShipmentId,
         order: Option<OrderId>,
+        request_key: Option<String>,
         now: Timestamp,
     ) -> Result<ShipmentView, StoreError> {
         let written = self
-            .run_write(move |conn| workflow::delete_shipment(conn, shipment, order, now))
+            .run_write(move |conn| {
+                workflow::delete_shipment(conn, shipment, order, request_key.as_deref(), now)
+            })
             .await;
         self.outdated(shipment.order);
         Ok(written?)
+    }
+
+    async fn deleted_by_key(
+        &self,
+        shipment: ShipmentId,
+        request_key: &str,
+    ) -> Result<Option<ShipmentView>, StoreError> {
+        let key = request_key.to_owned();
+        Ok(self
+            .run_short_read(move |conn| deletions::deleted_by_key(conn, shipment, &key))
+            .await?)
     }
 
     async fn find_shipment(

@@ -15,8 +15,9 @@ use diesel::prelude::*;
 
 use crate::changes;
 use crate::connection::AnyConnection;
+use crate::deletions::record_deletion;
 use crate::error::DbError;
-use crate::orders::{load_lines, load_shipment, lock_order};
+use crate::orders::{load_lines, load_shipment, lock_order, order_currency};
 use crate::persist::{apply_written, write_change, write_moves, write_row};
 use crate::postgres::CaptureStartWrite;
 use crate::prepared::{returning_one, statement, Param};
@@ -637,16 +638,22 @@ pub(crate) fn update_shipment(
 }
 
 /// Delete shipment, as the domain decides: an uncaptured one is deleted and its units released.
+/// The request's idempotency key, if any, is recorded with the delete (`deletions.rs`).
 pub(crate) fn delete_shipment(
     conn: &mut AnyConnection,
     id: ShipmentId,
     order: Option<OrderId>,
+    request_key: Option<&str>,
     now: Timestamp,
 ) -> Result<ShipmentView, DbError> {
     conn.transaction(|conn| {
         let located = locate(conn, id, order, now)?;
         let change = located.shipment.delete()?;
-        located.write(conn, &change, now)?.into_view()
+        let deleted = located.write(conn, &change, now)?;
+        if let Some(key) = request_key {
+            record_deletion(conn, id, key, now)?;
+        }
+        deleted.into_view()
     })
 }
 
@@ -665,14 +672,8 @@ pub(crate) fn find_by_request_key(
     };
     let (row, lines) = load_shipment(conn, order, number)?
         .ok_or_else(|| DbError::Corrupt(format!("shipment {order}-{number} vanished")))?;
-    let currency: String = crate::schema::orders::table
-        .find(order)
-        .select(crate::schema::orders::currency)
-        .first(conn)?;
-    let currency = currency
-        .parse()
-        .map_err(|_| DbError::Corrupt(format!("currency {currency:?}")))?;
-    row.into_view(currency, &lines).map(Some)
+    row.into_view(order_currency(conn, order)?, &lines)
+        .map(Some)
 }
 
 #[cfg(test)]

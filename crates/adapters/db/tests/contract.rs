@@ -590,7 +590,7 @@ async fn list_orders_bounded_by_shipments_stops_before_the_order_past_the_bound(
                     .unwrap()
                     .shipment;
                 if n >= live {
-                    t.db.delete_shipment(shipment.id, None, Timestamp(at + 2))
+                    t.db.delete_shipment(shipment.id, None, None, Timestamp(at + 2))
                         .await
                         .unwrap();
                 }
@@ -1373,7 +1373,7 @@ async fn a_shipment_reads_with_its_order_as_the_listing_gives_it() {
         assert_eq!(listed[1].shipment.lines.len(), 1, "{}", t.name);
         assert_eq!(listed[1].order.order.lines().len(), 2, "{}", t.name);
         let deleted = ids[1];
-        t.db.delete_shipment(deleted, None, Timestamp(6))
+        t.db.delete_shipment(deleted, None, None, Timestamp(6))
             .await
             .unwrap();
         let gone = t.db.find_shipment(deleted).await.unwrap();
@@ -1388,6 +1388,52 @@ async fn a_shipment_reads_with_its_order_as_the_listing_gives_it() {
     .await;
 }
 
+/// A delete made with an idempotency key is found by that key, as the delete answered it, and
+/// by no other key, shipment or keyless delete; the delete itself is still refused a second
+/// time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_with_a_key_is_found_by_that_key_alone() {
+    each_backend(|t| async move {
+        let (_, ids) = two_uncaptured_shipments(&t, 33, "d@example.com").await;
+        let name = t.name;
+        let answered =
+            t.db.delete_shipment(ids[0], None, Some("7:retry-me".into()), Timestamp(6))
+                .await
+                .unwrap();
+        assert_eq!(answered.state, ShipmentState::Deleted, "{name}");
+        let found = t.db.deleted_by_key(ids[0], "7:retry-me").await.unwrap();
+        assert_eq!(
+            found,
+            Some(answered),
+            "{name}: found as the delete answered"
+        );
+        for (id, key) in [
+            (ids[0], "7:other"),
+            (ids[0], "8:retry-me"),
+            (ids[1], "7:retry-me"),
+        ] {
+            let found = t.db.deleted_by_key(id, key).await.unwrap();
+            assert_eq!(found, None, "{name}: {id} {key}");
+        }
+        t.db.delete_shipment(ids[1], None, None, Timestamp(7))
+            .await
+            .unwrap();
+        assert_eq!(
+            t.db.deleted_by_key(ids[1], "").await.unwrap(),
+            None,
+            "{name}"
+        );
+        let again =
+            t.db.delete_shipment(ids[0], None, Some("7:retry-me".into()), Timestamp(8))
+                .await;
+        assert!(
+            matches!(again, Err(StoreError::ShipmentNotFound(id)) if id == ids[0]),
+            "{name}: the store deletes once: {again:?}"
+        );
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipments_read_together_answer_what_each_reads_alone_in_the_order_asked() {
     each_backend(|t| async move {
@@ -1395,7 +1441,7 @@ async fn shipments_read_together_answer_what_each_reads_alone_in_the_order_asked
         ids.extend(two_uncaptured_shipments(&t, 32, "t@example.com").await.1);
         // ids: order 31's two shipments (both lines, then one), then order 32's.
         let deleted = ids[3];
-        t.db.delete_shipment(deleted, None, Timestamp(6))
+        t.db.delete_shipment(deleted, None, None, Timestamp(6))
             .await
             .unwrap();
         let missing = ShipmentId {
@@ -1586,7 +1632,10 @@ async fn every_write_answers_what_a_read_of_the_shipment_gives() {
         );
 
         // Delete releases the units for the next shipments.
-        let deleted = t.db.delete_shipment(a, None, Timestamp(11)).await.unwrap();
+        let deleted =
+            t.db.delete_shipment(a, None, None, Timestamp(11))
+                .await
+                .unwrap();
         assert_eq!(deleted, read_back(&t, "a").await, "{}: delete", t.name);
 
         // Captured at creation: a decline voids it, a success captures it.

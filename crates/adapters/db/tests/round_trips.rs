@@ -475,7 +475,7 @@ async fn a_refusal_is_never_given_from_an_outdated_snapshot() {
     let line = import(&db, 2, 4).await;
     let first = ship(&db, 2, line, 4, false).await.expect("ship all four");
     other
-        .delete_shipment(first.shipment.id, None, Timestamp(3))
+        .delete_shipment(first.shipment.id, None, None, Timestamp(3))
         .await
         .expect("the other instance deletes it");
     let again = ship(&db, 2, line, 4, false)

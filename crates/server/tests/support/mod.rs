@@ -102,10 +102,24 @@ pub fn start_at(
 }
 
 pub fn call(base: &str, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
-    let request = agent()
+    call_keyed(base, method, path, body, None)
+}
+
+/// [`call`], with an `Idempotency-Key` when `key` is given.
+pub fn call_keyed(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    key: Option<&str>,
+) -> Result<Value, String> {
+    let mut request = agent()
         .request(method, &format!("{base}{path}"))
         .set("API-Authorization", KEY)
         .set("Content-Type", "application/json");
+    if let Some(key) = key {
+        request = request.set("Idempotency-Key", key);
+    }
     let result = match body {
         Some(body) => request.send_string(&body.to_string()),
         None => request.call(),

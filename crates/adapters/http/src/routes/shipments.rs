@@ -10,6 +10,7 @@ use crate::edge::lenient::flag;
 use crate::edge::requests::{DeleteQuery, ShipmentQuery, ShipmentsQuery, UpdateShipment};
 use crate::edge::{Body, Params};
 use crate::error::ApiError;
+use crate::idempotency::RequestKey;
 use crate::routes::{echo_shipment, shipment_id};
 use crate::{render, ApiState};
 
@@ -114,6 +115,7 @@ pub async fn delete_shipment(
     path: web::Path<String>,
     Params(query): Params<DeleteQuery>,
     payload: web::Payload,
+    request_key: Option<web::ReqData<RequestKey>>,
 ) -> Result<Answer, ApiError> {
     let raw = path.into_inner();
     let xml = flag(query.xml, false);
@@ -131,7 +133,11 @@ pub async fn delete_shipment(
         }
         let id = shipment_id(&raw)?;
         let order = query.order.map(|o| OrderId(o.0));
-        let shipment = state.consign.delete_shipment(id, order).await?;
+        let request_key = request_key.map(|k| k.into_inner().0);
+        let shipment = state
+            .consign
+            .delete_shipment(id, order, request_key)
+            .await?;
         Ok(Answer::ok([
             ("msg", "shipment removed".into()),
             ("order", Value::from(shipment.id.order.0)),

@@ -1,0 +1,1 @@
+DROP TABLE shipment_deletions;
