@@ -39,6 +39,8 @@ pub struct Rig {
     pub stand_in: StandIn,
     /// The service's clock.
     pub clock: Arc<MovableClock>,
+    /// The store the service writes (for its dump).
+    pub database: Database,
     _db: consign_db::testing::Throwaway,
 }
 
@@ -63,6 +65,7 @@ pub async fn rig(backend: Backend) -> Rig {
         consign,
         stand_in,
         clock,
+        database,
         _db: db,
     }
 }

@@ -65,6 +65,17 @@ async fn a_capture_under_review(
     (order, a, b, shipment)
 }
 
+/// The store's record of the captures settled by hand: (finding, detail, state after) each.
+async fn hand_settlements(rig: &Rig) -> Vec<String> {
+    rig.database
+        .dump()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|row| row.starts_with("hand_settlements "))
+        .collect()
+}
+
 /// What `order` has captured, as its captured shipments add up.
 async fn captured_value(rig: &Rig, order: OrderId) -> i64 {
     let orders = rig
@@ -110,6 +121,10 @@ async fn a_capture_found_captured_at_the_provider_is_settled_captured_with_its_r
             "{backend:?}"
         );
         assert_eq!(captured_value(&rig, order).await, 10_000, "{backend:?}");
+        let recorded = hand_settlements(&rig).await;
+        assert_eq!(recorded.len(), 1, "{backend:?}: {recorded:?}");
+        let finding = format!("\"captured\", {:?}, \"captured\"", made[0].charge);
+        assert!(recorded[0].contains(&finding), "{backend:?}: {recorded:?}");
         // Settled: recovery has nothing left to replay, and a second settlement is refused.
         let report = rig.consign.recover_pending_captures(0).await.unwrap();
         assert_eq!(report.examined, 0, "{backend:?}: {report:?}");
@@ -142,6 +157,10 @@ async fn a_capture_found_not_made_is_declined_and_its_units_ship_again() {
             .unwrap();
         assert_eq!(settled.state, ShipmentState::Voided, "{backend:?}");
         assert_eq!(state_of(&rig, shipment).await, None, "{backend:?}: voided");
+        let recorded = hand_settlements(&rig).await;
+        let finding = "\"not_captured\", \"no capture in the dashboard\", \"voided\"";
+        assert_eq!(recorded.len(), 1, "{backend:?}: {recorded:?}");
+        assert!(recorded[0].contains(finding), "{backend:?}: {recorded:?}");
         // Its unit is free again, and the order is captured in full, once.
         let again = ship(&rig, order, a).await.unwrap();
         assert_eq!(again.state, ShipmentState::Captured, "{backend:?}");

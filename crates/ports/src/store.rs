@@ -247,6 +247,16 @@ pub trait OrderStore: Send + Sync {
         now: Timestamp,
     ) -> Result<ShipmentView, StoreError>;
 
+    /// [`OrderStore::settle_capture`] for an operator's finding (a capture under review, looked
+    /// up by hand): the settle and the record that it was settled by hand, with what was found
+    /// and the shipment's state after, in one transaction.
+    async fn settle_by_hand(
+        &self,
+        attempt: &CaptureAttempt,
+        outcome: SettleOutcome,
+        now: Timestamp,
+    ) -> Result<ShipmentView, StoreError>;
+
     /// Records that an attempt's outcome is still unknown (one more pass); after
     /// `review_after_passes` it and its shipment are flagged for review. Answers whether it
     /// needs review now. An attempt settled meanwhile is left alone.

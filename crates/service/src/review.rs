@@ -1,6 +1,7 @@
 //! An operator's settlement of a capture recovery could not settle: after looking the payment up
 //! in the provider's dashboard, the operator records what it shows, and the capture is settled
-//! through the same store step as an answer from the provider.
+//! through the same store step as an answer from the provider, recorded as settled by hand in
+//! the same transaction.
 
 use consign_domain::{Shipment, ShipmentId};
 use consign_ports::{SettleOutcome, ShipmentView};
@@ -59,7 +60,7 @@ impl Consign {
         let described = format!("{outcome:?}");
         let settled = self
             .store
-            .settle_capture(&attempt, outcome, self.clock.now())
+            .settle_by_hand(&attempt, outcome, self.clock.now())
             .await?;
         tracing::warn!(%shipment, finding = %described, state = settled.state.as_str(), "capture settled by an operator");
         Ok(settled)
@@ -90,7 +91,7 @@ mod tests {
             .expect_open_attempt()
             .returning(|_| Ok(Some(attempt(29850))));
         store
-            .expect_settle_capture()
+            .expect_settle_by_hand()
             .times(1)
             .withf(|a, o, _| {
                 a.idempotency_key == "key-83651-1-1"
@@ -127,7 +128,7 @@ mod tests {
             store
                 .expect_open_attempt()
                 .returning(|_| Ok(Some(attempt(29850))));
-            store.expect_settle_capture().never();
+            store.expect_settle_by_hand().never();
             let refused = service(store, sandbox_named_mock())
                 .settle_by_hand(
                     shipment_id(),

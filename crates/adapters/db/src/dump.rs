@@ -97,6 +97,14 @@ impl Database {
                 .order((shipment_deletions::order_id, shipment_deletions::number))
                 .load(conn)?;
             out.extend(rows.iter().map(|r| format!("shipment_deletions {r:?}")));
+            let rows: Vec<(i64, String, i32, String, String, String, i64)> =
+                hand_settlements::table
+                    .order((
+                        hand_settlements::order_id,
+                        hand_settlements::idempotency_key,
+                    ))
+                    .load(conn)?;
+            out.extend(rows.iter().map(|r| format!("hand_settlements {r:?}")));
             let rows: Vec<ReturnRow> = returns::table
                 .order(returns::id)
                 .select(ReturnRow::as_select())

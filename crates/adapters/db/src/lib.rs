@@ -20,6 +20,7 @@ mod database;
 mod deletions;
 mod dump;
 mod error;
+mod hand_settlements;
 mod health;
 mod idempotency;
 mod kept_settle;

@@ -94,6 +94,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    hand_settlements (order_id, idempotency_key) {
+        order_id -> BigInt,
+        idempotency_key -> Text,
+        number -> Integer,
+        finding -> Text,
+        detail -> Text,
+        state_after -> Text,
+        settled_at -> BigInt,
+    }
+}
+
+diesel::table! {
     shipment_deletions (order_id, number) {
         order_id -> BigInt,
         number -> Integer,

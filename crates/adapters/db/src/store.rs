@@ -16,7 +16,7 @@ use crate::connection::AnyConnection;
 use crate::database::Database;
 use crate::reserved::UncapturedRows;
 use crate::workflow::CaptureStartRead;
-use crate::{deletions, listing, orders, outbox, shipments, workflow};
+use crate::{deletions, hand_settlements, listing, orders, outbox, shipments, workflow};
 
 #[async_trait]
 impl OrderStore for Database {
@@ -340,6 +340,26 @@ impl OrderStore for Database {
             .run_write(move |conn| {
                 shipments::settle_capture(conn, &attempt, &outcome, reserved.as_ref(), now)
             })
+            .await;
+        if releases {
+            self.outdated(order);
+        }
+        Ok(settled?)
+    }
+
+    async fn settle_by_hand(
+        &self,
+        attempt: &CaptureAttempt,
+        outcome: SettleOutcome,
+        now: Timestamp,
+    ) -> Result<ShipmentView, StoreError> {
+        let attempt = attempt.clone();
+        let order = attempt.shipment.order;
+        let releases = matches!(outcome, SettleOutcome::Declined { .. });
+        // A settle ends what was kept of the reservation; this one settles without it.
+        self.reserved().take(attempt.shipment);
+        let settled = self
+            .run_write(move |conn| hand_settlements::settle_by_hand(conn, &attempt, &outcome, now))
             .await;
         if releases {
             self.outdated(order);

@@ -1,0 +1,40 @@
+//! An operator's settlement of a capture under review: the settle, and the record that it was
+//! settled by hand, in one transaction.
+
+use consign_ports::{CaptureAttempt, SettleOutcome, ShipmentView, Timestamp};
+use diesel::prelude::*;
+
+use crate::connection::AnyConnection;
+use crate::error::DbError;
+use crate::rows::int;
+use crate::schema::hand_settlements;
+use crate::shipments::settle_capture;
+
+/// Settles `attempt` as the operator found it (the locked settle, nothing kept from the
+/// reservation) and records the finding with the shipment's state after it.
+pub(crate) fn settle_by_hand(
+    conn: &mut AnyConnection,
+    attempt: &CaptureAttempt,
+    outcome: &SettleOutcome,
+    now: Timestamp,
+) -> Result<ShipmentView, DbError> {
+    let (finding, detail) = match outcome {
+        SettleOutcome::Captured { reference } => ("captured", reference),
+        SettleOutcome::Declined { message, .. } => ("not_captured", message),
+    };
+    conn.transaction(|conn| {
+        let settled = settle_capture(conn, attempt, outcome, None, now)?;
+        diesel::insert_into(hand_settlements::table)
+            .values((
+                hand_settlements::order_id.eq(attempt.shipment.order.0),
+                hand_settlements::idempotency_key.eq(&attempt.idempotency_key),
+                hand_settlements::number.eq(int(attempt.shipment.number)),
+                hand_settlements::finding.eq(finding),
+                hand_settlements::detail.eq(detail),
+                hand_settlements::state_after.eq(settled.state.as_str()),
+                hand_settlements::settled_at.eq(now.0),
+            ))
+            .execute(conn)?;
+        Ok(settled)
+    })
+}
