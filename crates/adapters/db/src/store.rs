@@ -14,7 +14,8 @@ use consign_ports::{
 use crate::config::Backend;
 use crate::connection::AnyConnection;
 use crate::database::Database;
-use crate::reserved::UncapturedRows;
+use crate::error::DbError;
+use crate::reserved::{ReservedRows, UncapturedRows};
 use crate::workflow::CaptureStartRead;
 use crate::{deletions, hand_settlements, listing, orders, outbox, shipments, workflow};
 
@@ -331,20 +332,10 @@ impl OrderStore for Database {
         outcome: SettleOutcome,
         now: Timestamp,
     ) -> Result<ShipmentView, StoreError> {
-        let attempt = attempt.clone();
-        let order = attempt.shipment.order;
-        let releases = matches!(outcome, SettleOutcome::Declined { .. });
-        // Taken whatever the outcome: a settle ends what was kept of the reservation.
-        let reserved = self.reserved().take(attempt.shipment);
-        let settled = self
-            .run_write(move |conn| {
-                shipments::settle_capture(conn, &attempt, &outcome, reserved.as_ref(), now)
-            })
-            .await;
-        if releases {
-            self.outdated(order);
-        }
-        Ok(settled?)
+        self.settle_with(attempt, outcome, move |conn, attempt, outcome, reserved| {
+            shipments::settle_capture(conn, attempt, outcome, reserved, now)
+        })
+        .await
     }
 
     async fn settle_by_hand(
@@ -353,18 +344,11 @@ impl OrderStore for Database {
         outcome: SettleOutcome,
         now: Timestamp,
     ) -> Result<ShipmentView, StoreError> {
-        let attempt = attempt.clone();
-        let order = attempt.shipment.order;
-        let releases = matches!(outcome, SettleOutcome::Declined { .. });
-        // A settle ends what was kept of the reservation; this one settles without it.
-        self.reserved().take(attempt.shipment);
-        let settled = self
-            .run_write(move |conn| hand_settlements::settle_by_hand(conn, &attempt, &outcome, now))
-            .await;
-        if releases {
-            self.outdated(order);
-        }
-        Ok(settled?)
+        // The rows kept of the reservation are not used: the locked settle decides.
+        self.settle_with(attempt, outcome, move |conn, attempt, outcome, _| {
+            hand_settlements::settle_by_hand(conn, attempt, outcome, now)
+        })
+        .await
     }
 
     async fn record_unknown(
@@ -418,5 +402,39 @@ impl OrderStore for Database {
         } else {
             self.run(read).await?
         })
+    }
+}
+
+impl Database {
+    /// A settle of `attempt` written by `write`, given the rows kept of its reservation (taken
+    /// whatever the outcome: a settle ends them); then, if it released units, the order's
+    /// snapshot is forgotten.
+    async fn settle_with<W>(
+        &self,
+        attempt: &CaptureAttempt,
+        outcome: SettleOutcome,
+        write: W,
+    ) -> Result<ShipmentView, StoreError>
+    where
+        W: Fn(
+                &mut AnyConnection,
+                &CaptureAttempt,
+                &SettleOutcome,
+                Option<&ReservedRows>,
+            ) -> Result<ShipmentView, DbError>
+            + Send
+            + 'static,
+    {
+        let attempt = attempt.clone();
+        let order = attempt.shipment.order;
+        let releases = matches!(outcome, SettleOutcome::Declined { .. });
+        let reserved = self.reserved().take(attempt.shipment);
+        let settled = self
+            .run_write(move |conn| write(conn, &attempt, &outcome, reserved.as_ref()))
+            .await;
+        if releases {
+            self.outdated(order);
+        }
+        Ok(settled?)
     }
 }
