@@ -571,6 +571,34 @@ impl Return {
         })
     }
 
+    /// The provider accepted its refund and is still settling it: the refund stays pending
+    /// (one that needed review no longer does), holds its amount, and the return is not
+    /// completed until the provider's final answer ([`Return::settle_refund`]), which may
+    /// still be a decline.
+    ///
+    /// ```
+    /// use consign_domain::{Currency, Money, OrderId, RefundState, Return, ReturnError, ShipmentId};
+    /// let sek: Currency = "SEK".parse().unwrap();
+    /// let shipment = ShipmentId { order: OrderId(1), number: 1 };
+    /// let refund = Money::from_minor(19_900, sek);
+    /// let pending = Return::kept(shipment, Vec::new(), refund, RefundState::Pending, false);
+    /// let accepted = pending.refund_accepted().unwrap();
+    /// assert_eq!(accepted.refund_state(), RefundState::Pending);
+    /// assert!(!accepted.completed());
+    /// let refunded = accepted.settle_refund(true).unwrap();
+    /// assert_eq!(
+    ///     refunded.refund_accepted(),
+    ///     Err(ReturnError::RefundNotDue("refunded"))
+    /// );
+    /// ```
+    pub fn refund_accepted(&self) -> Result<Return, ReturnError> {
+        let state = self.refund_state.on(RefundEvent::Accepted)?;
+        Ok(Return {
+            refund_state: state,
+            ..self.clone()
+        })
+    }
+
     /// One more pass without the provider's answer; after `review_after` it needs review.
     pub fn refund_unknown(&self, passes: u32, review_after: u32) -> Result<Return, ReturnError> {
         let state = self.refund_state.on(RefundEvent::Unknown {
@@ -638,6 +666,10 @@ pub enum RefundEvent {
     Succeeded,
     /// The provider declined.
     Declined,
+    /// The provider accepted the refund and is still settling it (Stripe's `pending`): no
+    /// money has moved yet, and it may still fail. The refund stays pending, and one that
+    /// needed review no longer does (its outcome is being decided at the provider).
+    Accepted,
     /// The outcome is still unknown; after many passes it needs review.
     Unknown {
         /// Passes without an outcome.
@@ -657,6 +689,9 @@ impl RefundState {
     /// assert_eq!(RefundState::Pending.on(Declined), Ok(RefundState::Declined));
     /// assert_eq!(RefundState::Declined.on(Requested), Ok(RefundState::Pending));
     /// assert!(RefundState::Refunded.on(Requested).is_err());
+    /// // Accepted by the provider and still settling: pending, never refunded yet.
+    /// assert_eq!(RefundState::NeedsReview.on(Accepted), Ok(RefundState::Pending));
+    /// assert!(RefundState::Refunded.on(Accepted).is_err());
     /// ```
     pub fn on(self, event: RefundEvent) -> Result<RefundState, ReturnError> {
         use RefundState::*;
@@ -664,6 +699,7 @@ impl RefundState {
             (None | Declined, RefundEvent::Requested) => Ok(Pending),
             (Pending | NeedsReview, RefundEvent::Succeeded) => Ok(Refunded),
             (Pending | NeedsReview, RefundEvent::Declined) => Ok(Declined),
+            (Pending | NeedsReview, RefundEvent::Accepted) => Ok(Pending),
             (
                 Pending | NeedsReview,
                 RefundEvent::Unknown {

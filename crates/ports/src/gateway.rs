@@ -56,11 +56,20 @@ pub struct RefundRequest {
 /// What the provider said to a refund.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefundOutcome {
-    /// Refunded (or accepted and settling: the provider's status is kept).
+    /// Refunded: the money went back (the provider's status is kept).
     Refunded {
         /// Provider reference of the refund.
         reference: String,
-        /// The provider's own status (`succeeded`, `pending`).
+        /// The provider's own status (`succeeded`).
+        status: String,
+    },
+    /// Accepted and still settling (Stripe's `pending`, `requires_action`): no money has moved
+    /// yet and the refund may still fail. Its final answer is looked up by its metadata, never
+    /// asked again with its key, which would only replay this answer.
+    Settling {
+        /// Provider reference of the refund.
+        reference: String,
+        /// The provider's own status (`pending`, `requires_action`).
         status: String,
     },
     /// Definitely not refunded with this request.
@@ -81,7 +90,7 @@ pub enum RefundOutcome {
 /// (for an attempt whose key the provider may no longer remember).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefundLookup {
-    /// The provider has it: refunded, or declined.
+    /// The provider has it: refunded, still settling, or declined.
     Found(RefundOutcome),
     /// The provider has no refund for this attempt: none was made.
     NotFound,

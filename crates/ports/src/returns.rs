@@ -120,6 +120,9 @@ pub struct RefundAttempt {
     pub idempotency_key: String,
     /// When the attempt was written.
     pub created_at: Timestamp,
+    /// The provider's reference once it accepted the refund and is still settling it
+    /// ([`crate::RefundOutcome::Settling`]): such an attempt is looked up, not sent again.
+    pub accepted: Option<String>,
 }
 
 /// What asking for a return's refund found.
@@ -138,7 +141,7 @@ pub enum RefundSettle {
     Refunded {
         /// Provider reference.
         reference: String,
-        /// Provider status (`succeeded`, `pending`).
+        /// Provider status (`succeeded`).
         status: String,
     },
     /// Declined: the held amount is released, the return stays, not completed.
@@ -218,6 +221,19 @@ pub trait ReturnStore: Send + Sync {
         &self,
         attempt: &RefundAttempt,
         outcome: RefundSettle,
+        now: Timestamp,
+    ) -> Result<ReturnView, StoreError>;
+
+    /// One transaction: the provider accepted the attempt's refund and is still settling it.
+    /// Its reference and status are kept on the attempt, which stays open (its passes start
+    /// again; a return that needed review is pending again, as the domain decides) and is
+    /// looked up from then on. An attempt settled meanwhile is left as it is. Answers the
+    /// return as it is now.
+    async fn record_refund_accepted(
+        &self,
+        attempt: &RefundAttempt,
+        reference: &str,
+        status: &str,
         now: Timestamp,
     ) -> Result<ReturnView, StoreError>;
 

@@ -5,7 +5,9 @@
 //! (`POST /v1/refunds`, and `GET /v1/refunds?payment_intent=` to look them up) and
 //! `GET /v1/payment_intents/{id}` (what an intent has captured), so the real payment adapter and the real server binary can be tested
 //! against it. Refunds are kept in a ledger of their own, never above what was captured on the
-//! intent; intents whose id starts with `pi_norefund` answer every refund `failed`.
+//! intent; intents whose id starts with `pi_norefund` answer every refund `failed`. Refunds can
+//! be made to answer `pending` ([`StandIn::hold_refunds`]) and be settled later
+//! ([`StandIn::finish_refund`]), as Stripe's refunds that settle after the call.
 //!
 //! It keeps authorisations with their capturable amounts, replays the first answer for a
 //! repeated `Idempotency-Key`, answers 409 while the first call with a key is still running,
@@ -71,6 +73,8 @@ pub struct Refund {
     pub id: String,
     /// The metadata sent with it.
     pub metadata: Vec<(String, String)>,
+    /// `succeeded`, `pending` (held) or `failed` (a held refund that failed later).
+    pub status: String,
 }
 
 #[derive(Debug)]
@@ -102,6 +106,8 @@ struct State {
     faults: VecDeque<Fault>,
     latency: Duration,
     requests: usize,
+    /// New refunds answer `pending` until finished.
+    hold_refunds: bool,
 }
 
 /// A running stand-in. Dropping it does not stop the server task; it ends with the runtime.
@@ -198,9 +204,42 @@ impl StandIn {
             .retain(|_, state| matches!(state, KeyState::Running));
     }
 
-    /// Sum of all refunds, minor units.
+    /// Sum of all refunds made and not failed (held ones included), minor units.
     pub fn refunded_total(&self) -> i64 {
-        self.lock().refunds.iter().map(|r| r.amount).sum()
+        self.lock()
+            .refunds
+            .iter()
+            .filter(|r| r.status != "failed")
+            .map(|r| r.amount)
+            .sum()
+    }
+
+    /// From now on, new refunds answer `pending` (the money not moved yet) until
+    /// [`StandIn::finish_refund`] settles them; `false` goes back to refunds that succeed at once.
+    pub fn hold_refunds(&self, hold: bool) {
+        self.lock().hold_refunds = hold;
+    }
+
+    /// Settles a held refund: `succeeded`, or `failed` (with `failure_reason`
+    /// `expired_or_canceled_card`; its amount can be refunded again). Answers whether a
+    /// pending refund with this id was there.
+    pub fn finish_refund(&self, id: &str, succeeded: bool) -> bool {
+        let mut s = self.lock();
+        let Some(refund) = s
+            .refunds
+            .iter_mut()
+            .find(|r| r.id == id && r.status == "pending")
+        else {
+            return false;
+        };
+        refund.status = if succeeded { "succeeded" } else { "failed" }.to_owned();
+        let (intent, amount) = (refund.intent.clone(), refund.amount);
+        if !succeeded {
+            if let Some(intent) = s.intents.get_mut(&intent) {
+                intent.refunded -= amount;
+            }
+        }
+        true
     }
 
     /// Requests received so far.
@@ -576,8 +615,12 @@ fn refund_list(s: &State, query: &str) -> String {
                 .iter()
                 .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
                 .collect();
-            json!({"id": r.id, "object": "refund", "status": "succeeded", "amount": r.amount,
-                   "payment_intent": r.intent, "metadata": metadata})
+            let mut refund = json!({"id": r.id, "object": "refund", "status": r.status,
+                   "amount": r.amount, "payment_intent": r.intent, "metadata": metadata});
+            if r.status == "failed" {
+                refund["failure_reason"] = "expired_or_canceled_card".into();
+            }
+            refund
         })
         .collect();
     json!({"object": "list", "data": data, "has_more": false}).to_string()
@@ -644,16 +687,22 @@ fn refund(s: &mut State, key: &str, form: &str) -> (u16, String) {
                 .map(|name| (name.to_owned(), v.clone()))
         })
         .collect();
+    let status = if s.hold_refunds {
+        "pending"
+    } else {
+        "succeeded"
+    };
     s.refunds.push(Refund {
         intent: intent_id.clone(),
         idempotency_key: key.to_owned(),
         amount,
         id: id.clone(),
         metadata,
+        status: status.to_owned(),
     });
     (
         200,
-        json!({"id": id, "object": "refund", "status": "succeeded", "amount": amount,
+        json!({"id": id, "object": "refund", "status": status, "amount": amount,
                "payment_intent": intent_id})
         .to_string(),
     )

@@ -72,6 +72,9 @@ pub enum RefundResult {
         /// The provider's message.
         message: String,
     },
+    /// Accepted by the provider and still settling: the return stays pending, not completed,
+    /// until recovery finds the provider's final answer (which may still be a decline).
+    Settling,
 }
 
 /// A created return.
@@ -94,6 +97,8 @@ pub struct RefundRecoveryReport {
     pub refunded: usize,
     /// Settled as declined.
     pub declined: usize,
+    /// Accepted by the provider and still settling; looked up again on the next pass.
+    pub settling: usize,
     /// Still unknown; left pending for the next pass.
     pub unresolved: usize,
 }
@@ -243,7 +248,9 @@ impl Consign {
                     crate::failpoints::reached("after-refund-reserve").await;
                     fail::fail_point!("after-refund-reserve");
                     match self.refund_and_settle(&attempt).await? {
-                        (settled, RefundResult::Refunded) => view = Some(settled),
+                        (settled, RefundResult::Refunded | RefundResult::Settling) => {
+                            view = Some(settled)
+                        }
                         (settled, RefundResult::Declined { message }) => {
                             return Err(ServiceError::RefundDeclined {
                                 view: Box::new(settled),
@@ -295,6 +302,7 @@ impl Consign {
             match self.refund_and_settle(&attempt).await {
                 Ok((_, RefundResult::Refunded)) => report.refunded += 1,
                 Ok((_, RefundResult::Declined { .. })) => report.declined += 1,
+                Ok((_, RefundResult::Settling)) => report.settling += 1,
                 Err(ServiceError::RefundUnknown(_)) => report.unresolved += 1,
                 Err(other) => {
                     tracing::warn!(return_id = %attempt.return_id, error = %other, "recovery could not settle this refund yet");
@@ -310,14 +318,16 @@ impl Consign {
 
     /// Steps 2 and 3 of the refund saga for one attempt; also what recovery replays. An attempt
     /// older than the provider keeps idempotency keys is looked up instead of sent again: the
-    /// same key could then make a second refund.
+    /// same key could then make a second refund. So is one the provider accepted and is still
+    /// settling: sent again with its key, it would only get the same first answer back.
     async fn refund_and_settle(
         &self,
         attempt: &RefundAttempt,
     ) -> Result<(ReturnView, RefundResult), ServiceError> {
         let age = self.clock.now().0 - attempt.created_at.0;
         // A zero refund never reaches the provider: there is nothing to look up.
-        let outcome = if age > KEY_WINDOW_MILLIS && attempt.amount.minor() != 0 {
+        let looked_up = attempt.accepted.is_some() || age > KEY_WINDOW_MILLIS;
+        let outcome = if looked_up && attempt.amount.minor() != 0 {
             self.look_up_refund(attempt, age).await
         } else {
             self.call_refund(attempt).await
@@ -329,6 +339,11 @@ impl Consign {
                 RefundSettle::Refunded { reference, status }
             }
             RefundOutcome::Declined { code, message } => RefundSettle::Declined { code, message },
+            RefundOutcome::Settling { reference, status } => {
+                return self
+                    .record_refund_accepted(attempt, &reference, &status)
+                    .await;
+            }
             RefundOutcome::Unknown { reason } => {
                 self.record_refund_unknown(attempt, &reason).await;
                 return Err(ServiceError::RefundUnknown(attempt.return_id));
@@ -361,6 +376,35 @@ impl Consign {
         }
     }
 
+    /// Keeps the provider's acceptance of a refund still settling; the stored state decides
+    /// the answer, as for a settle (another run may have settled the attempt first).
+    async fn record_refund_accepted(
+        &self,
+        attempt: &RefundAttempt,
+        reference: &str,
+        status: &str,
+    ) -> Result<(ReturnView, RefundResult), ServiceError> {
+        let view = self
+            .returns
+            .record_refund_accepted(attempt, reference, status, self.clock.now())
+            .await
+            .map_err(|error| {
+                tracing::error!(return_id = %attempt.return_id, %error, "could not record a refund the provider accepted");
+                ServiceError::RefundUnknown(attempt.return_id)
+            })?;
+        let result = match view.refund_state {
+            consign_domain::RefundState::Refunded => RefundResult::Refunded,
+            consign_domain::RefundState::Declined => RefundResult::Declined {
+                message: view.decline.clone().map(|d| d.1).unwrap_or_default(),
+            },
+            _ => {
+                tracing::info!(return_id = %attempt.return_id, %reference, %status, "refund accepted by the provider and still settling");
+                RefundResult::Settling
+            }
+        };
+        Ok((view, result))
+    }
+
     async fn record_refund_unknown(&self, attempt: &RefundAttempt, reason: &str) {
         match self
             .returns
@@ -384,7 +428,8 @@ impl Consign {
     /// settles as declined and can be asked again, but only once the attempt is older than the
     /// window by a margin: a replay with the key, started just inside the window by another
     /// run (a client's retry, say), may still be on its way, and declining under it could let
-    /// the refund be made twice. Inside the margin it stays unknown.
+    /// the refund be made twice. Inside the margin it stays unknown. An attempt the provider
+    /// accepted is looked up at any age, and not finding it leaves it unknown.
     async fn look_up_refund(&self, attempt: &RefundAttempt, age: i64) -> RefundOutcome {
         let Some(gateway) = self.gateways.get(&attempt.authorization.provider) else {
             return RefundOutcome::Unknown {
@@ -396,6 +441,10 @@ impl Consign {
         };
         match gateway.find_refund(refund_request(attempt)).await {
             RefundLookup::Found(outcome) => outcome,
+            // It was there: not finding it now decides nothing.
+            RefundLookup::NotFound if attempt.accepted.is_some() => RefundOutcome::Unknown {
+                reason: "the provider accepted this refund but does not list it".into(),
+            },
             RefundLookup::NotFound if age > KEY_WINDOW_MILLIS + REPLAY_MARGIN_MILLIS => {
                 RefundOutcome::Declined {
                     code: "not_found_at_provider".into(),
@@ -486,6 +535,7 @@ mod tests {
             amount: Money::from_minor(24_950, sek()),
             idempotency_key: "refund-key-1".into(),
             created_at: Timestamp(0),
+            accepted: None,
         }
     }
 
@@ -691,14 +741,13 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_refund_not_found_just_past_the_window_stays_unknown_a_replay_may_be_on_its_way() {
+    /// One recovery pass over `attempt`, which the provider does not list: it must stay
+    /// unknown, neither settled nor sent again.
+    async fn not_found_stays_unknown(attempt: RefundAttempt) {
         let mut returns = MockReturnStore::new();
-        returns.expect_pending_refunds().returning(|_| {
-            let mut old = refund_attempt();
-            old.created_at = Timestamp(1_000_000 - KEY_WINDOW_MILLIS - 1);
-            Ok(vec![old])
-        });
+        returns
+            .expect_pending_refunds()
+            .returning(move |_| Ok(vec![attempt.clone()]));
         returns.expect_settle_refund().never();
         returns
             .expect_record_refund_unknown()
@@ -713,6 +762,13 @@ mod tests {
         let consign = service_with(MockOrderStore::new(), returns, gateway, MockKeyStore::new());
         let report = consign.recover_pending_refunds(5_000).await.unwrap();
         assert_eq!(report.unresolved, 1);
+    }
+
+    #[tokio::test]
+    async fn a_refund_not_found_just_past_the_window_stays_unknown_a_replay_may_be_on_its_way() {
+        let mut old = refund_attempt();
+        old.created_at = Timestamp(1_000_000 - KEY_WINDOW_MILLIS - 1);
+        not_found_stays_unknown(old).await;
     }
 
     #[tokio::test]
@@ -744,8 +800,131 @@ mod tests {
                 examined: 1,
                 refunded: 0,
                 declined: 1,
+                settling: 0,
                 unresolved: 0
             }
         );
+    }
+
+    /// A refund the provider accepts as still settling is recorded as accepted and answered
+    /// settling: not settled, so no credit note and the return not completed.
+    #[tokio::test]
+    async fn a_refund_the_provider_is_still_settling_is_recorded_accepted_not_refunded() {
+        let mut returns = MockReturnStore::new();
+        returns
+            .expect_create_return()
+            .returning(|_, _, _, _, _, _, _| {
+                Ok(ReturnCreated {
+                    view: return_view(RefundState::Pending),
+                    not_returned: vec![],
+                    attempt: Some(refund_attempt()),
+                })
+            });
+        returns.expect_settle_refund().never();
+        returns.expect_record_refund_unknown().never();
+        returns
+            .expect_record_refund_accepted()
+            .withf(|a, reference, status, _| {
+                a.idempotency_key == "refund-key-1" && reference == "re_7" && status == "pending"
+            })
+            .times(1)
+            .returning(|_, _, _, _| Ok(return_view(RefundState::Pending)));
+        let mut gateway = sandbox_named_mock();
+        gateway
+            .expect_refund()
+            .times(1)
+            .returning(|_| RefundOutcome::Settling {
+                reference: "re_7".into(),
+                status: "pending".into(),
+            });
+        let consign = service_with(store_with_listing(), returns, gateway, MockKeyStore::new());
+        let outcome = consign.create_return(ask(true), None).await.unwrap();
+        assert_eq!(outcome.refund, Some(RefundResult::Settling));
+        assert!(!outcome.view.completed);
+    }
+
+    /// An accepted attempt, however young, is looked up by its metadata (its key would only
+    /// replay "pending"), and settles as the provider now has it.
+    #[tokio::test]
+    async fn an_accepted_refund_is_looked_up_not_sent_again_and_settles_as_found() {
+        for (found, expected) in [
+            (
+                RefundOutcome::Refunded {
+                    reference: "re_7".into(),
+                    status: "succeeded".into(),
+                },
+                "refunded",
+            ),
+            (
+                RefundOutcome::Declined {
+                    code: "expired_or_canceled_card".into(),
+                    message: "refund re_7 failed".into(),
+                },
+                "declined",
+            ),
+            (
+                RefundOutcome::Settling {
+                    reference: "re_7".into(),
+                    status: "pending".into(),
+                },
+                "settling",
+            ),
+        ] {
+            let mut returns = MockReturnStore::new();
+            returns.expect_pending_refunds().returning(|_| {
+                let mut accepted = refund_attempt();
+                accepted.created_at = Timestamp(1_000_000 - 60_000);
+                accepted.accepted = Some("re_7".into());
+                Ok(vec![accepted])
+            });
+            returns
+                .expect_settle_refund()
+                .withf(move |_, outcome, _| match outcome {
+                    RefundSettle::Refunded { reference, .. } => {
+                        expected == "refunded" && reference == "re_7"
+                    }
+                    RefundSettle::Declined { code, .. } => {
+                        expected == "declined" && code == "expired_or_canceled_card"
+                    }
+                })
+                .times(usize::from(expected != "settling"))
+                .returning(move |_, _, _| {
+                    Ok(return_view(if expected == "refunded" {
+                        RefundState::Refunded
+                    } else {
+                        RefundState::Declined
+                    }))
+                });
+            returns
+                .expect_record_refund_accepted()
+                .times(usize::from(expected == "settling"))
+                .returning(|_, _, _, _| Ok(return_view(RefundState::Pending)));
+            let mut gateway = sandbox_named_mock();
+            gateway.expect_refund().never();
+            gateway
+                .expect_find_refund()
+                .times(1)
+                .return_const(RefundLookup::Found(found));
+            let consign =
+                service_with(MockOrderStore::new(), returns, gateway, MockKeyStore::new());
+            let report = consign.recover_pending_refunds(5_000).await.unwrap();
+            let counts = (report.refunded, report.declined, report.settling);
+            let wanted = match expected {
+                "refunded" => (1, 0, 0),
+                "declined" => (0, 1, 0),
+                _ => (0, 0, 1),
+            };
+            assert_eq!(counts, wanted, "{expected}");
+        }
+    }
+
+    /// An accepted refund the provider no longer lists is not declined (it was there), even
+    /// past the window and its margin: it stays unknown.
+    #[tokio::test]
+    async fn an_accepted_refund_not_found_stays_unknown() {
+        let mut accepted = refund_attempt();
+        accepted.created_at = Timestamp(1_000_000 - KEY_WINDOW_MILLIS - REPLAY_MARGIN_MILLIS - 1);
+        accepted.accepted = Some("re_7".into());
+        not_found_stays_unknown(accepted).await;
     }
 }

@@ -69,6 +69,22 @@ impl ReturnStore for Database {
             .await?)
     }
 
+    async fn record_refund_accepted(
+        &self,
+        attempt: &RefundAttempt,
+        reference: &str,
+        status: &str,
+        now: Timestamp,
+    ) -> Result<ReturnView, StoreError> {
+        let (attempt, reference, status) =
+            (attempt.clone(), reference.to_owned(), status.to_owned());
+        Ok(self
+            .run_write(move |conn| {
+                returns::record_refund_accepted(conn, &attempt, &reference, &status, now)
+            })
+            .await?)
+    }
+
     async fn record_refund_unknown(
         &self,
         attempt: &RefundAttempt,

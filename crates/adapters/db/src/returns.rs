@@ -284,6 +284,7 @@ fn write_attempt(
         amount: ret.refund(),
         idempotency_key: key,
         created_at: now,
+        accepted: None,
     })
 }
 
@@ -608,6 +609,50 @@ pub(crate) fn settle_refund(
     })
 }
 
+/// The provider accepted the attempt's refund and is still settling it: its reference and
+/// status are kept on the open attempt, its passes start again, and the return's refund state
+/// is what the domain makes of it (pending, also after needing review). An attempt settled
+/// meanwhile is left as it is.
+pub(crate) fn record_refund_accepted(
+    conn: &mut AnyConnection,
+    attempt: &RefundAttempt,
+    reference: &str,
+    status: &str,
+    now: Timestamp,
+) -> Result<ReturnView, DbError> {
+    let id = attempt.return_id;
+    conn.transaction(|conn| {
+        let (_, _, ret) = lock_return(conn, id, now)?;
+        let open = refund_attempts::table
+            .filter(refund_attempts::idempotency_key.eq(&attempt.idempotency_key))
+            .filter(refund_attempts::state.eq_any(ATTEMPT_OPEN));
+        // Settled meanwhile: the return is no longer waiting for this answer.
+        let Ok(after) = ret.refund_accepted() else {
+            return view(conn, id);
+        };
+        let changed = diesel::update(open)
+            .set((
+                refund_attempts::state.eq(ATTEMPT_PENDING),
+                refund_attempts::provider_reference.eq(Some(reference)),
+                refund_attempts::provider_status.eq(Some(status)),
+                refund_attempts::passes.eq(0),
+                refund_attempts::last_error.eq(None::<String>),
+                refund_attempts::updated_at.eq(now.0),
+            ))
+            .execute(conn)?;
+        if changed == 0 {
+            return view(conn, id);
+        }
+        diesel::update(returns::table.find(id.0))
+            .set((
+                returns::refund_state.eq(after.refund_state().as_str()),
+                returns::updated_at.eq(now.0),
+            ))
+            .execute(conn)?;
+        view(conn, id)
+    })
+}
+
 /// One more pass without an outcome; after `review_after` the return needs review.
 pub(crate) fn record_refund_unknown(
     conn: &mut AnyConnection,
@@ -718,6 +763,7 @@ fn attempts(
                 amount: Money::from_minor(a.amount, currency),
                 idempotency_key: a.idempotency_key,
                 created_at: Timestamp(a.created_at),
+                accepted: a.provider_reference,
             })
         })
         .collect()

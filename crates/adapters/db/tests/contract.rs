@@ -1026,6 +1026,85 @@ async fn pending_refunds_come_least_recently_touched_first() {
     .await;
 }
 
+/// A refund the provider accepted and is still settling: the attempt keeps its reference, stays
+/// open (and is answered with it, so it is looked up), its return is pending again after
+/// needing review, and nothing is refunded; once settled, an acceptance arriving late changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_refund_stays_open_with_its_reference_and_a_late_acceptance_changes_nothing() {
+    each_backend(|t| async move {
+        let order =
+            t.db.import_order(import(Some(19), "a@example.com", "auth"), Timestamp(1))
+                .await
+                .unwrap()
+                .order;
+        let l1 = order.lines()[0].line_id().0;
+        let capture = reserve_capture(&t, order.id(), &[(l1, 1)], 2).await;
+        let captured = SettleOutcome::Captured {
+            reference: "ch_1".into(),
+        };
+        t.db.settle_capture(&capture, captured, Timestamp(3))
+            .await
+            .unwrap();
+        let created =
+            t.db.create_return(
+                capture.shipment,
+                ReturnRequest {
+                    lines: None,
+                    shipping: Cost::None,
+                    handling: Cost::None,
+                    voucher: Cost::None,
+                    return_cost: None,
+                },
+                true,
+                Providers::any(),
+                ReturnDetails::default(),
+                None,
+                Timestamp(4),
+            )
+            .await
+            .unwrap();
+        let attempt = created.attempt.unwrap();
+        assert_eq!(attempt.accepted, None, "{}", t.name);
+        // Unknown once, with review after one pass: it needs review.
+        assert!(t
+            .db
+            .record_refund_unknown(&attempt, "lost", Timestamp(5), 1)
+            .await
+            .unwrap());
+        let view =
+            t.db.record_refund_accepted(&attempt, "re_7", "pending", Timestamp(6))
+                .await
+                .unwrap();
+        assert_eq!(view.refund_state, RefundState::Pending, "{}", t.name);
+        assert!(!view.completed && view.credit_note.is_none(), "{}", t.name);
+        let open = t.db.pending_refunds(Timestamp(7)).await.unwrap();
+        assert_eq!(open.len(), 1, "{}", t.name);
+        assert_eq!(open[0].accepted.as_deref(), Some("re_7"), "{}", t.name);
+        let refunded = RefundSettle::Refunded {
+            reference: "re_7".into(),
+            status: "succeeded".into(),
+        };
+        let settled =
+            t.db.settle_refund(&attempt, refunded, Timestamp(8))
+                .await
+                .unwrap();
+        assert_eq!(settled.refund_state, RefundState::Refunded, "{}", t.name);
+        let late =
+            t.db.record_refund_accepted(&attempt, "re_7", "pending", Timestamp(9))
+                .await
+                .unwrap();
+        assert_eq!(late, settled, "{}", t.name);
+        assert!(t
+            .db
+            .pending_refunds(Timestamp(10))
+            .await
+            .unwrap()
+            .is_empty());
+    })
+    .await;
+}
+
 /// The first capture is declined: its unit leaves capture, so the capture planned as final no
 /// longer completes the order and is stored as not final in the decline's transaction; the
 /// shipment that takes the unit again is planned as the final capture.

@@ -390,7 +390,11 @@ fn find_in_list(body: &Value, key: &str) -> RefundLookup {
                         .to_owned(),
                     message: format!("refund {reference} {status}"),
                 },
-                _ => RefundOutcome::Refunded { reference, status },
+                "succeeded" => RefundOutcome::Refunded { reference, status },
+                "pending" | "requires_action" => RefundOutcome::Settling { reference, status },
+                other => RefundOutcome::Unknown {
+                    reason: format!("refund {reference} in an unexpected state {other:?}"),
+                },
             })
         }
         None if body["has_more"] == Value::Bool(false) => RefundLookup::NotFound,
@@ -400,9 +404,10 @@ fn find_in_list(body: &Value, key: &str) -> RefundLookup {
     }
 }
 
-/// Maps one refund answer: a refund object `succeeded` or `pending` is refunded (its status
-/// kept), `failed` or `canceled` and card or request errors are declines, and what leaves the
-/// outcome open (409, 429, 5xx) is retried.
+/// Maps one refund answer: a refund object `succeeded` is refunded; `pending` or
+/// `requires_action` is accepted and still settling (it may yet fail, so it is not refunded);
+/// `failed` or `canceled` and card or request errors are declines; and what leaves the outcome
+/// open (409, 429, 5xx) is retried.
 fn classify_refund(status: u16, body: &Value) -> Exchange<RefundOutcome> {
     let (error, code, message) = error_fields(body);
     match status {
@@ -410,7 +415,11 @@ fn classify_refund(status: u16, body: &Value) -> Exchange<RefundOutcome> {
             let state = body["status"].as_str().unwrap_or("").to_owned();
             let reference = body["id"].as_str().unwrap_or("refund").to_owned();
             match state.as_str() {
-                "succeeded" | "pending" => Exchange::Final(RefundOutcome::Refunded {
+                "succeeded" => Exchange::Final(RefundOutcome::Refunded {
+                    reference,
+                    status: state,
+                }),
+                "pending" | "requires_action" => Exchange::Final(RefundOutcome::Settling {
                     reference,
                     status: state,
                 }),

@@ -376,6 +376,51 @@ async fn a_refund_past_the_key_window_is_found_by_its_metadata_and_an_absent_one
     assert_eq!(stand_in.refunded_total(), 1_500);
 }
 
+/// A refund Stripe answers `pending` is accepted, not refunded: a replay of its key answers
+/// the same, and only the lookup sees it succeed or fail later.
+#[tokio::test]
+async fn a_pending_refund_is_settling_until_the_lookup_finds_it_succeeded_or_failed() {
+    let stand_in = StandIn::start().await;
+    let stripe = gateway(&stand_in, |_| {});
+    captured(&stand_in, &stripe, "pi_p1").await;
+    stand_in.hold_refunds(true);
+    let settling = RefundOutcome::Settling {
+        reference: "re_1".into(),
+        status: "pending".into(),
+    };
+    assert_eq!(stripe.refund(refund("pi_p1", 4_000, "rk1")).await, settling);
+    assert_eq!(
+        stripe.find_refund(refund("pi_p1", 4_000, "rk1")).await,
+        RefundLookup::Found(settling.clone())
+    );
+    assert!(stand_in.finish_refund("re_1", true));
+    // The key replays the first answer: only the lookup knows.
+    assert_eq!(stripe.refund(refund("pi_p1", 4_000, "rk1")).await, settling);
+    assert_eq!(
+        stripe.find_refund(refund("pi_p1", 4_000, "rk1")).await,
+        RefundLookup::Found(RefundOutcome::Refunded {
+            reference: "re_1".into(),
+            status: "succeeded".into()
+        })
+    );
+    // A second one fails after it was accepted: a decline, and its amount is back.
+    assert_eq!(
+        stripe.refund(refund("pi_p1", 6_000, "rk2")).await,
+        RefundOutcome::Settling {
+            reference: "re_2".into(),
+            status: "pending".into()
+        }
+    );
+    assert!(stand_in.finish_refund("re_2", false));
+    assert!(matches!(
+        stripe.find_refund(refund("pi_p1", 6_000, "rk2")).await,
+        RefundLookup::Found(RefundOutcome::Declined { ref code, .. })
+            if code == "expired_or_canceled_card"
+    ));
+    assert_eq!(stand_in.refunded_total(), 4_000);
+    assert_eq!(stand_in.refund_ledger().len(), 2, "nothing made twice");
+}
+
 fn total(found: CapturedTotal) -> Option<(i64, String)> {
     match found {
         CapturedTotal::Found {

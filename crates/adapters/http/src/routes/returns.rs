@@ -112,6 +112,13 @@ async fn create(
         Some(RefundResult::Declined { message }) => {
             fields.insert("refund".into(), json!({"status": "no", "msg": message}));
         }
+        // Neither made nor refused yet: not "ok", which would tell the client the money is back.
+        Some(RefundResult::Settling) => {
+            fields.insert(
+                "refund".into(),
+                json!({"status": "pending", "msg": SETTLING_MSG}),
+            );
+        }
         None => {}
     }
     fields.insert("refundValue".into(), render::amount(view.refund));
@@ -123,6 +130,10 @@ async fn create(
     }
     Ok(answer)
 }
+
+/// What a create-return answer says of a refund the provider accepted and is still settling.
+const SETTLING_MSG: &str = "the payment provider accepted the refund and is still settling it; \
+     the return's refundState stays pending until it is refunded or declined";
 
 /// A return id from a path segment, or a 400 naming it.
 fn return_id(text: &str) -> Result<ReturnId, ApiError> {
