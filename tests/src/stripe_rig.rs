@@ -128,3 +128,19 @@ pub async fn state_of(rig: &Rig, shipment: ShipmentId) -> Option<ShipmentState> 
         .ok()
         .map(|listing| listing.shipment.state)
 }
+
+/// A whole return of `shipment` with its refund.
+pub fn whole_return(shipment: ShipmentId) -> consign_service::ReturnAsk {
+    consign_service::ReturnAsk {
+        shipment,
+        lines: None,
+        shipping: consign_service::CostAsk::None,
+        handling: consign_service::CostAsk::None,
+        voucher: consign_service::CostAsk::None,
+        return_cost: None,
+        refund: true,
+        send_email: false,
+        return_to_stock: None,
+        comment: String::new(),
+    }
+}

@@ -5,25 +5,9 @@
 
 use consign_domain::*;
 use consign_ports::ReturnView;
-use consign_service::{CostAsk, RefundResult, ReturnAsk};
+use consign_service::RefundResult;
 use consign_tests::stripe_rig::*;
 use consign_tests::*;
-
-/// A whole return of `shipment` with its refund.
-fn whole_return(shipment: ShipmentId) -> ReturnAsk {
-    ReturnAsk {
-        shipment,
-        lines: None,
-        shipping: CostAsk::None,
-        handling: CostAsk::None,
-        voucher: CostAsk::None,
-        return_cost: None,
-        refund: true,
-        send_email: false,
-        return_to_stock: None,
-        comment: String::new(),
-    }
-}
 
 /// One recovery pass a second later (recovery takes attempts last touched before now).
 async fn recovery_pass(rig: &Rig) -> consign_service::RefundRecoveryReport {

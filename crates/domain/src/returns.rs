@@ -37,6 +37,10 @@ pub enum ReturnError {
     /// A refund asked of a return whose refund is done or in flight.
     #[error("the return's refund is already {0}")]
     RefundNotDue(&'static str),
+    /// Only a refund flagged for review (`needsReview`) is settled by an operator; one still
+    /// in flight is settled by recovery, and a settled one is done.
+    #[error("the return's refund is {0}, not waiting for review: only a refund in needsReview is settled by hand")]
+    RefundNotUnderReview(&'static str),
     /// A refunded return is done: it cannot be set back to pending.
     #[error("a refunded return is completed and cannot be set back to pending")]
     RefundedStaysCompleted,
@@ -597,6 +601,26 @@ impl Return {
             refund_state: state,
             ..self.clone()
         })
+    }
+
+    /// Whether an operator may settle the refund of a return in `state` from what the
+    /// provider's dashboard shows: only one flagged for review may, as for captures.
+    ///
+    /// ```
+    /// use consign_domain::{RefundState, Return, ReturnError};
+    /// assert!(Return::check_settle_by_hand(RefundState::NeedsReview).is_ok());
+    /// assert_eq!(
+    ///     Return::check_settle_by_hand(RefundState::Pending),
+    ///     Err(ReturnError::RefundNotUnderReview("pending"))
+    /// );
+    /// assert!(Return::check_settle_by_hand(RefundState::Refunded).is_err());
+    /// ```
+    pub fn check_settle_by_hand(state: RefundState) -> Result<(), ReturnError> {
+        if state == RefundState::NeedsReview {
+            Ok(())
+        } else {
+            Err(ReturnError::RefundNotUnderReview(state.as_str()))
+        }
     }
 
     /// One more pass without the provider's answer; after `review_after` it needs review.

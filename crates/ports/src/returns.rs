@@ -224,6 +224,17 @@ pub trait ReturnStore: Send + Sync {
         now: Timestamp,
     ) -> Result<ReturnView, StoreError>;
 
+    /// [`ReturnStore::settle_refund`] for an operator's finding, in the same transaction as
+    /// the record that it was settled by hand (the finding, the reference or note, the refund's
+    /// state after). An attempt settled meanwhile is left as it is; the record is still
+    /// written, with the state the return's refund is actually in.
+    async fn settle_refund_by_hand(
+        &self,
+        attempt: &RefundAttempt,
+        outcome: RefundSettle,
+        now: Timestamp,
+    ) -> Result<ReturnView, StoreError>;
+
     /// One transaction: the provider accepted the attempt's refund and is still settling it.
     /// Its reference and status are kept on the attempt, which stays open (its passes start
     /// again; a return that needed review is pending again, as the domain decides) and is

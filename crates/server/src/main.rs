@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use consign_db::LogCopy;
-use consign_domain::ShipmentState;
+use consign_domain::{RefundState, ReturnId, ShipmentState};
 use consign_ports::ApiKeyId;
 use consign_server::{Application, Config, Core, Settings};
-use consign_service::HandSettlement;
+use consign_service::{HandSettlement, RefundFinding};
 
 /// The Rust side's allocator (SQLite keeps the C library's).
 #[global_allocator]
@@ -43,6 +43,33 @@ enum Command {
     /// Settle captures recovery could not settle.
     #[command(subcommand)]
     Capture(CaptureCommand),
+    /// Settle refunds recovery could not settle.
+    #[command(subcommand)]
+    Refund(RefundCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RefundCommand {
+    /// Settle a refund flagged for review (`refundState: "needsReview"`) as the provider's
+    /// dashboard shows it: --refunded with the provider's reference, or --not-refunded.
+    Settle {
+        /// The return, as the API names it (`returnId`).
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        return_id: i64,
+        /// The money went back: the provider's reference of the refund. The return is
+        /// completed and its credit note issued.
+        #[arg(
+            long,
+            value_name = "REFERENCE",
+            conflicts_with = "not_refunded",
+            required_unless_present = "not_refunded"
+        )]
+        refunded: Option<String>,
+        /// No refund was made for it: why, kept with the decline. The held amount is released
+        /// and the refund can be asked again.
+        #[arg(long, value_name = "NOTE")]
+        not_refunded: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,32 +145,24 @@ fn main() -> ExitCode {
             print!("{}", describe(&config));
             Ok(())
         }
-        Command::Migrate => match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime.block_on(migrate(config)),
-            Err(error) => Err(error.to_string()),
-        },
-        Command::ApiKey(command) => match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime.block_on(api_key(config, command)),
-            Err(error) => Err(error.to_string()),
-        },
-        Command::Capture(command) => match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime.block_on(capture(config, command)),
-            Err(error) => Err(error.to_string()),
-        },
+        Command::Migrate => on_a_runtime(migrate(config)),
+        Command::ApiKey(command) => on_a_runtime(api_key(config, command)),
+        Command::Capture(command) => on_a_runtime(capture(config, command)),
+        Command::Refund(command) => on_a_runtime(refund(config, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(why) => fail(&why),
     }
+}
+
+/// Runs a command's work to its end on a multi-threaded runtime of its own.
+fn on_a_runtime(work: impl std::future::Future<Output = Result<(), String>>) -> Result<(), String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| error.to_string())?
+        .block_on(work)
 }
 
 /// `--config FILE` or `--config=FILE`, looked for before the settings are parsed.
@@ -333,5 +352,35 @@ async fn capture(config: Config, command: CaptureCommand) -> Result<(), String> 
         ));
     }
     println!("shipment {shipment}: {}", state.as_str());
+    Ok(())
+}
+
+async fn refund(config: Config, command: RefundCommand) -> Result<(), String> {
+    let RefundCommand::Settle {
+        return_id,
+        refunded,
+        not_refunded,
+    } = command;
+    let id = ReturnId(return_id);
+    let finding = match (refunded, not_refunded) {
+        (Some(reference), None) if !reference.trim().is_empty() => {
+            RefundFinding::Refunded { reference }
+        }
+        (None, Some(note)) if !note.trim().is_empty() => RefundFinding::NotRefunded { note },
+        _ => return Err("give --refunded REFERENCE or --not-refunded NOTE, not empty".into()),
+    };
+    let asked_refunded = matches!(finding, RefundFinding::Refunded { .. });
+    let core = Core::open(&config).map_err(|e| e.to_string())?;
+    let settled = core.consign.settle_refund_by_hand(id, finding).await;
+    leave_writes_in_the_file(&core).await;
+    let settled = settled.map_err(|e| e.to_string())?;
+    let state = settled.refund_state;
+    if asked_refunded != (state == RefundState::Refunded) {
+        return Err(format!(
+            "return {id}'s refund was settled meanwhile, as {}; nothing changed",
+            state.as_str()
+        ));
+    }
+    println!("return {id}: refund {}", state.as_str());
     Ok(())
 }

@@ -3,39 +3,26 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use consign_db::testing::Throwaway;
-use consign_provider_stand_in::{Fault, StandIn, SECRET_KEY};
+use consign_provider_stand_in::{Fault, StandIn};
 use serde_json::{json, Value};
-use support::{call, import_and_ship, rows_of_the_file_alone, start_with, Server};
+use support::{
+    call, import_and_ship, operator_command, rows_of_the_file_alone, start_with, stop, Server,
+};
 
 /// `consign capture settle ...` on `db_url`, configured as the test server was.
 fn settle(db_url: &str, stand_in: &StandIn, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_consign"))
-        .env("DATABASE_URL", db_url)
-        .env("CONSIGN_GATEWAYS", "stripe,sandbox")
-        .env("CONSIGN_STRIPE_SECRET_KEY", SECRET_KEY)
-        .env("CONSIGN_STRIPE_API_BASE", &stand_in.url)
-        .env("RUST_LOG", "error")
-        .args(["capture", "settle"])
-        .args(args)
-        .output()
-        .expect("run consign")
+    let mut all = vec!["capture", "settle"];
+    all.extend_from_slice(args);
+    operator_command(db_url, stand_in, &all)
 }
 
 fn shipment(server: &Server, id: &str) -> Value {
     call(&server.base, "GET", &format!("/shipments/{id}"), None).unwrap()["shipments"][0].clone()
-}
-
-fn stop(server: Server) {
-    let Server { mut child, .. } = server;
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
 }
 
 #[test]

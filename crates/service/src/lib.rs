@@ -20,6 +20,7 @@ mod key_window;
 mod keys;
 mod order_parts;
 mod recovery;
+mod refund_review;
 mod returns;
 mod review;
 #[cfg(test)]
@@ -36,5 +37,6 @@ pub use idempotency::{KEEP_ANSWERS_MILLIS, TAKEOVER_AFTER_MILLIS};
 pub use key_window::{KEY_WINDOW_MILLIS, REPLAY_MARGIN_MILLIS};
 pub use order_parts::{OrderParts, FIRST_PART, ORDERS_PER_PART, SHIPMENTS_PER_PART};
 pub use recovery::RecoveryReport;
+pub use refund_review::RefundFinding;
 pub use returns::{CostAsk, RefundRecoveryReport, RefundResult, ReturnAsk, ReturnOutcome};
 pub use review::{HandSettlement, SETTLED_BY_HAND};

@@ -167,3 +167,42 @@ pub(crate) fn service_with_mailer(
         crate::StoreSettings::default(),
     )
 }
+
+/// A return of 249.50 refunded in `state`, completed once refunded.
+pub(crate) fn return_view(state: RefundState) -> ReturnView {
+    let money = |minor| Money::from_minor(minor, sek());
+    ReturnView {
+        id: ReturnId(5397),
+        shipment: shipment_id(),
+        shipment_row_id: 1,
+        customer_id: 4,
+        completed: state == RefundState::Refunded,
+        return_to_stock: true,
+        comment: String::new(),
+        lines: vec![],
+        shipping: money(0),
+        handling: money(0),
+        voucher: money(0),
+        return_cost: money(0),
+        tax: money(4_990),
+        refund: money(24_950),
+        refund_state: state,
+        refund_reference: None,
+        decline: None,
+        credit_note: None,
+        created_at: Timestamp(0),
+    }
+}
+
+/// The pending refund attempt of [`return_view`]'s return.
+pub(crate) fn refund_attempt() -> RefundAttempt {
+    RefundAttempt {
+        return_id: ReturnId(5397),
+        order: OrderId(83651),
+        authorization: attempt(0).authorization,
+        amount: Money::from_minor(24_950, sek()),
+        idempotency_key: "refund-key-1".into(),
+        created_at: Timestamp(0),
+        accepted: None,
+    }
+}

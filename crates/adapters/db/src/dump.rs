@@ -123,6 +123,14 @@ impl Database {
             let rows: Vec<(i64, i64, i64, i64)> =
                 credit_notes::table.order(credit_notes::number).load(conn)?;
             out.extend(rows.iter().map(|r| format!("credit_notes {r:?}")));
+            let rows: Vec<(i64, String, String, String, String, i64)> =
+                refund_hand_settlements::table
+                    .order(refund_hand_settlements::idempotency_key)
+                    .load(conn)?;
+            out.extend(
+                rows.iter()
+                    .map(|r| format!("refund_hand_settlements {r:?}")),
+            );
             Ok(out)
         })
         .await

@@ -1,13 +1,15 @@
-//! An operator's settlement of a capture under review: the settle, and the record that it was
-//! settled by hand, in one transaction.
+//! An operator's settlement of a capture or a refund under review: the settle, and the record
+//! that it was settled by hand, in one transaction.
 
-use consign_ports::{CaptureAttempt, SettleOutcome, ShipmentView, Timestamp};
+use consign_ports::{
+    CaptureAttempt, RefundAttempt, RefundSettle, ReturnView, SettleOutcome, ShipmentView, Timestamp,
+};
 use diesel::prelude::*;
 
 use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::rows::int;
-use crate::schema::hand_settlements;
+use crate::schema::{hand_settlements, refund_hand_settlements};
 use crate::shipments::settle_capture;
 
 /// Settles `attempt` as the operator found it (the locked settle, nothing kept from the
@@ -33,6 +35,34 @@ pub(crate) fn settle_by_hand(
                 hand_settlements::detail.eq(detail),
                 hand_settlements::state_after.eq(settled.state.as_str()),
                 hand_settlements::settled_at.eq(now.0),
+            ))
+            .execute(conn)?;
+        Ok(settled)
+    })
+}
+
+/// Settles the refund `attempt` as the operator found it (the same settle as a provider's
+/// answer) and records the finding with the return's refund state after it.
+pub(crate) fn settle_refund_by_hand(
+    conn: &mut AnyConnection,
+    attempt: &RefundAttempt,
+    outcome: &RefundSettle,
+    now: Timestamp,
+) -> Result<ReturnView, DbError> {
+    let (finding, detail) = match outcome {
+        RefundSettle::Refunded { reference, .. } => ("refunded", reference),
+        RefundSettle::Declined { message, .. } => ("not_refunded", message),
+    };
+    conn.transaction(|conn| {
+        let settled = crate::returns::settle_refund(conn, attempt, outcome, now)?;
+        diesel::insert_into(refund_hand_settlements::table)
+            .values((
+                refund_hand_settlements::return_id.eq(attempt.return_id.0),
+                refund_hand_settlements::idempotency_key.eq(&attempt.idempotency_key),
+                refund_hand_settlements::finding.eq(finding),
+                refund_hand_settlements::detail.eq(detail),
+                refund_hand_settlements::state_after.eq(settled.refund_state.as_str()),
+                refund_hand_settlements::settled_at.eq(now.0),
             ))
             .execute(conn)?;
         Ok(settled)

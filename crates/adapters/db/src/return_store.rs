@@ -69,6 +69,20 @@ impl ReturnStore for Database {
             .await?)
     }
 
+    async fn settle_refund_by_hand(
+        &self,
+        attempt: &RefundAttempt,
+        outcome: RefundSettle,
+        now: Timestamp,
+    ) -> Result<ReturnView, StoreError> {
+        let attempt = attempt.clone();
+        Ok(self
+            .run_write(move |conn| {
+                crate::hand_settlements::settle_refund_by_hand(conn, &attempt, &outcome, now)
+            })
+            .await?)
+    }
+
     async fn record_refund_accepted(
         &self,
         attempt: &RefundAttempt,

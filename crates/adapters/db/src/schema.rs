@@ -106,6 +106,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    refund_hand_settlements (idempotency_key) {
+        return_id -> BigInt,
+        idempotency_key -> Text,
+        finding -> Text,
+        detail -> Text,
+        state_after -> Text,
+        settled_at -> BigInt,
+    }
+}
+
+diesel::table! {
     shipment_deletions (order_id, number) {
         order_id -> BigInt,
         number -> Integer,

@@ -150,3 +150,25 @@ pub fn rows_of_the_file_alone(path: &str) -> Vec<String> {
         .unwrap()
         .block_on(consign_db::testing::rows_of_the_file_alone(path))
 }
+
+/// `consign <args>` run as an operator would, on `db_url`, configured as the test server was.
+pub fn operator_command(db_url: &str, stand_in: &StandIn, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_consign"))
+        .env("DATABASE_URL", db_url)
+        .env("CONSIGN_GATEWAYS", "stripe,sandbox")
+        .env("CONSIGN_STRIPE_SECRET_KEY", SECRET_KEY)
+        .env("CONSIGN_STRIPE_API_BASE", &stand_in.url)
+        .env("RUST_LOG", "error")
+        .args(args)
+        .output()
+        .expect("run consign")
+}
+
+/// Stops `server` as an orchestrator does (SIGTERM) and waits for it.
+pub fn stop(server: Server) {
+    let Server { mut child, .. } = server;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
