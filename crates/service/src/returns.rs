@@ -349,6 +349,7 @@ impl Consign {
                 return Err(ServiceError::RefundUnknown(attempt.return_id));
             }
         };
+        let provider_refunded = matches!(settle, RefundSettle::Refunded { .. });
         let settled = self
             .returns
             .settle_refund(attempt, settle, self.clock.now())
@@ -358,6 +359,11 @@ impl Consign {
         match settled {
             // The stored state decides: a concurrent settle of the same attempt may have won.
             Ok(view) => {
+                if provider_refunded && view.refund_state != consign_domain::RefundState::Refunded {
+                    // Settled otherwise first (an operator's "not refunded", say) while the
+                    // provider refunded: the money went out and the records say it did not.
+                    tracing::error!(return_id = %attempt.return_id, state = view.refund_state.as_str(), "the provider refunded this attempt, but it was settled otherwise first: reconcile it by hand before the refund is asked again");
+                }
                 let result = match view.refund_state {
                     consign_domain::RefundState::Refunded => RefundResult::Refunded,
                     // What the database holds, not this run's answer: another run may have
