@@ -84,6 +84,8 @@ fn metrics_count_requests_by_route_and_outcome_and_show_captures_pool_and_outbox
         r#"consign_capture_attempts{state="unknown"} 0"#,
         r#"consign_capture_attempts{state="needs_review"} 0"#,
         "consign_shipments_needing_review 0",
+        r#"consign_refund_attempts{state="settling"} 0"#,
+        r#"consign_refund_attempts{state="needs_review"} 0"#,
         r#"consign_db_pool_connections{state="size"} 8"#,
         "consign_up 1",
     ] {

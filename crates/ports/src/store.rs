@@ -61,6 +61,10 @@ pub struct StoreStats {
     pub open_attempts_by_state: Vec<(String, i64)>,
     /// Shipments whose capture needs an operator's review.
     pub shipments_needing_review: i64,
+    /// Refund attempts neither refunded nor declined, by state (`pending`, `settling`: accepted
+    /// by the provider and not made yet, `unknown`, `needs_review`); a state with none is left
+    /// out.
+    pub open_refunds_by_state: Vec<(String, i64)>,
     /// Shipping confirmations not yet sent.
     pub outbox_depth: i64,
     /// Pooled connections in use.

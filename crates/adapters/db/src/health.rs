@@ -18,6 +18,21 @@ use crate::schema::{capture_attempts, outbox, shipments};
 /// the index's rows, as a condition on bound values is not.
 const NEEDS_REVIEW: &str = "shipments.needs_review = 1";
 
+/// Open refund attempts by state, an accepted one still settling as `settling`: the condition
+/// is the predicate of the index of open refund attempts (migration 000005), as literals.
+const OPEN_REFUNDS_BY_STATE: &str = "SELECT CASE WHEN state = 'pending' AND provider_reference \
+     IS NOT NULL THEN 'settling' ELSE state END AS state, count(*) AS n FROM refund_attempts \
+     WHERE state IN ('pending', 'unknown', 'needs_review') GROUP BY 1 ORDER BY 1";
+
+/// One row of [`OPEN_REFUNDS_BY_STATE`].
+#[derive(QueryableByName)]
+struct StateCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    state: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
 fn pending_migrations(conn: &mut AnyConnection) -> Result<bool, DbError> {
     let pending = match conn {
         AnyConnection::Postgresql(pg) => pg.has_pending_migration(MIGRATIONS),
@@ -65,9 +80,15 @@ fn store_figures(conn: &mut AnyConnection) -> Result<StoreStats, DbError> {
         .filter(outbox::state.eq_any([PENDING, SENDING]))
         .count()
         .get_result(conn)?;
+    let open_refunds_by_state = diesel::sql_query(OPEN_REFUNDS_BY_STATE)
+        .load::<StateCount>(conn)?
+        .into_iter()
+        .map(|row| (row.state, row.n))
+        .collect();
     Ok(StoreStats {
         open_attempts_by_state,
         shipments_needing_review,
+        open_refunds_by_state,
         outbox_depth,
         ..StoreStats::default()
     })
@@ -85,7 +106,8 @@ mod tests {
     const GROWN_TABLES: &str = "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES \
          ('capture_attempts', 'capture_attempts_by_order_state', '131043 7 7'), \
          ('shipments', 'sqlite_autoindex_shipments_1', '131043 7 1'), \
-         ('outbox', 'outbox_by_due', '131043 65521 1')";
+         ('outbox', 'outbox_by_due', '131043 65521 1'), \
+         ('refund_attempts', 'refund_attempts_by_state', '131043 43681 1')";
 
     /// A scrape reads the store's figures at most every few seconds, from tables that only
     /// grow: every read must search an index of what is open, and scan no table.
@@ -106,12 +128,13 @@ mod tests {
             })
             .await
             .expect("the reads' plans");
-        assert_eq!(plans.len(), 3, "{plans:?}");
+        assert_eq!(plans.len(), 4, "{plans:?}");
         let steps: Vec<&String> = plans.iter().flatten().collect();
         for index in [
             "capture_attempts_open",
             "shipments_needing_review",
             "outbox_by_due",
+            "refund_attempts_by_state",
         ] {
             assert!(
                 steps.iter().any(|step| step.contains(index)),
@@ -119,7 +142,11 @@ mod tests {
             );
         }
         // A partial index is read whole, and holds only what is open.
-        let partial = ["capture_attempts_open", "shipments_needing_review"];
+        let partial = [
+            "capture_attempts_open",
+            "shipments_needing_review",
+            "refund_attempts_one_open",
+        ];
         assert!(
             steps
                 .iter()

@@ -1029,7 +1029,7 @@ async fn pending_refunds_come_least_recently_touched_first() {
 /// A refund the provider accepted and is still settling: the attempt keeps its reference, stays
 /// open (and is answered with it, so it is looked up), its return is pending again after
 /// needing review, and nothing is refunded; once settled, an acceptance arriving late changes
-/// nothing.
+/// nothing. The store's figures (read for `/metrics`) count it by where it stands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accepted_refund_stays_open_with_its_reference_and_a_late_acceptance_changes_nothing() {
     each_backend(|t| async move {
@@ -1066,12 +1066,28 @@ async fn an_accepted_refund_stays_open_with_its_reference_and_a_late_acceptance_
             .unwrap();
         let attempt = created.attempt.unwrap();
         assert_eq!(attempt.accepted, None, "{}", t.name);
+        let open_refunds = |db: consign_db::Database| async move {
+            db.stats().await.unwrap().open_refunds_by_state
+        };
+        let one = |state: &str| vec![(state.to_owned(), 1)];
+        assert_eq!(
+            open_refunds(t.db.clone()).await,
+            one("pending"),
+            "{}",
+            t.name
+        );
         // Unknown once, with review after one pass: it needs review.
         assert!(t
             .db
             .record_refund_unknown(&attempt, "lost", Timestamp(5), 1)
             .await
             .unwrap());
+        assert_eq!(
+            open_refunds(t.db.clone()).await,
+            one("needs_review"),
+            "{}",
+            t.name
+        );
         let view =
             t.db.record_refund_accepted(&attempt, "re_7", "pending", Timestamp(6))
                 .await
@@ -1081,6 +1097,12 @@ async fn an_accepted_refund_stays_open_with_its_reference_and_a_late_acceptance_
         let open = t.db.pending_refunds(Timestamp(7)).await.unwrap();
         assert_eq!(open.len(), 1, "{}", t.name);
         assert_eq!(open[0].accepted.as_deref(), Some("re_7"), "{}", t.name);
+        assert_eq!(
+            open_refunds(t.db.clone()).await,
+            one("settling"),
+            "{}",
+            t.name
+        );
         let refunded = RefundSettle::Refunded {
             reference: "re_7".into(),
             status: "succeeded".into(),
@@ -1101,6 +1123,7 @@ async fn an_accepted_refund_stays_open_with_its_reference_and_a_late_acceptance_
             .await
             .unwrap()
             .is_empty());
+        assert!(open_refunds(t.db.clone()).await.is_empty(), "{}", t.name);
     })
     .await;
 }

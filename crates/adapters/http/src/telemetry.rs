@@ -36,6 +36,9 @@ pub const STORE_FIGURES_MAX_AGE_MILLIS: i64 = 5_000;
 /// scrape; the request counters show the volume.
 const OPEN_ATTEMPT_STATES: [&str; 3] = ["pending", "unknown", "needs_review"];
 
+/// The states a refund attempt not yet refunded nor declined is counted by.
+const OPEN_REFUND_STATES: [&str; 4] = ["pending", "settling", "unknown", "needs_review"];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
@@ -59,6 +62,7 @@ pub struct RequestMetrics {
     requests: Family<RequestLabels, Counter>,
     latency: LatencyFamily,
     attempts: Family<StateLabel, Gauge>,
+    refunds: Family<StateLabel, Gauge>,
     needing_review: Gauge,
     outbox_depth: Gauge,
     pool: Family<StateLabel, Gauge>,
@@ -90,6 +94,12 @@ impl Default for RequestMetrics {
             "consign_capture_attempts",
             "Capture attempts not yet settled, by state",
             attempts.clone(),
+        );
+        let refunds = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "consign_refund_attempts",
+            "Refund attempts not yet refunded nor declined, by state (settling: accepted by the provider, not made yet)",
+            refunds.clone(),
         );
         let needing_review = Gauge::default();
         registry.register(
@@ -132,6 +142,7 @@ impl Default for RequestMetrics {
             requests,
             latency,
             attempts,
+            refunds,
             needing_review,
             outbox_depth,
             pool,
@@ -185,6 +196,14 @@ impl RequestMetrics {
                 .find(|(s, _)| s == state)
                 .map_or(0, |(_, n)| *n);
             self.attempts.get_or_create(&StateLabel { state }).set(n);
+        }
+        for state in OPEN_REFUND_STATES {
+            let n = stats
+                .open_refunds_by_state
+                .iter()
+                .find(|(s, _)| s == state)
+                .map_or(0, |(_, n)| *n);
+            self.refunds.get_or_create(&StateLabel { state }).set(n);
         }
         self.needing_review.set(stats.shipments_needing_review);
         self.outbox_depth.set(stats.outbox_depth);
