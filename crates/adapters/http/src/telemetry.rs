@@ -36,6 +36,22 @@ pub const STORE_FIGURES_MAX_AGE_MILLIS: i64 = 5_000;
 /// scrape; the request counters show the volume.
 const OPEN_ATTEMPT_STATES: [&str; 3] = ["pending", "unknown", "needs_review"];
 
+/// Sets one gauge of `family` per state of `states`, to its count in `counts` (0 when absent:
+/// a state whose last attempt settled must fall back to 0, not keep its last figure).
+fn set_by_state(
+    family: &Family<StateLabel, Gauge>,
+    states: &[&'static str],
+    counts: &[(String, i64)],
+) {
+    for &state in states {
+        let n = counts
+            .iter()
+            .find(|(s, _)| s == state)
+            .map_or(0, |(_, n)| *n);
+        family.get_or_create(&StateLabel { state }).set(n);
+    }
+}
+
 /// The states a refund attempt not yet refunded nor declined is counted by.
 const OPEN_REFUND_STATES: [&str; 4] = ["pending", "settling", "unknown", "needs_review"];
 
@@ -189,22 +205,16 @@ impl RequestMetrics {
             self.up.set(0);
             return;
         };
-        for state in OPEN_ATTEMPT_STATES {
-            let n = stats
-                .open_attempts_by_state
-                .iter()
-                .find(|(s, _)| s == state)
-                .map_or(0, |(_, n)| *n);
-            self.attempts.get_or_create(&StateLabel { state }).set(n);
-        }
-        for state in OPEN_REFUND_STATES {
-            let n = stats
-                .open_refunds_by_state
-                .iter()
-                .find(|(s, _)| s == state)
-                .map_or(0, |(_, n)| *n);
-            self.refunds.get_or_create(&StateLabel { state }).set(n);
-        }
+        set_by_state(
+            &self.attempts,
+            &OPEN_ATTEMPT_STATES,
+            &stats.open_attempts_by_state,
+        );
+        set_by_state(
+            &self.refunds,
+            &OPEN_REFUND_STATES,
+            &stats.open_refunds_by_state,
+        );
         self.needing_review.set(stats.shipments_needing_review);
         self.outbox_depth.set(stats.outbox_depth);
         for (state, n) in [
