@@ -1,5 +1,11 @@
 //! An operator's settlement of a capture or a refund under review: the settle, and the record
 //! that it was settled by hand, in one transaction.
+//!
+//! An attempt is recorded once: a second operator's settlement of the same attempt (both passed
+//! the review check before either settled) finds it settled, changes nothing and keeps the
+//! first record, and is answered the state the attempt is in, as a settle racing recovery is.
+//! The settle writes the order or the attempt's row before the record, and the first holds
+//! that row until it commits, so the second waits for it and then sees its record.
 
 use consign_ports::{
     CaptureAttempt, RefundAttempt, RefundSettle, ReturnView, SettleOutcome, ShipmentView, Timestamp,
@@ -26,6 +32,13 @@ pub(crate) fn settle_by_hand(
     };
     conn.transaction(|conn| {
         let settled = settle_capture(conn, attempt, outcome, None, now)?;
+        let recorded = hand_settlements::table
+            .find((attempt.shipment.order.0, &attempt.idempotency_key))
+            .count()
+            .get_result::<i64>(conn)?;
+        if recorded > 0 {
+            return Ok(settled);
+        }
         diesel::insert_into(hand_settlements::table)
             .values((
                 hand_settlements::order_id.eq(attempt.shipment.order.0),
@@ -55,6 +68,13 @@ pub(crate) fn settle_refund_by_hand(
     };
     conn.transaction(|conn| {
         let settled = crate::returns::settle_refund(conn, attempt, outcome, now)?;
+        let recorded = refund_hand_settlements::table
+            .find(&attempt.idempotency_key)
+            .count()
+            .get_result::<i64>(conn)?;
+        if recorded > 0 {
+            return Ok(settled);
+        }
         diesel::insert_into(refund_hand_settlements::table)
             .values((
                 refund_hand_settlements::return_id.eq(attempt.return_id.0),

@@ -1128,6 +1128,103 @@ async fn an_accepted_refund_stays_open_with_its_reference_and_a_late_acceptance_
     .await;
 }
 
+/// Two operators settling the same attempt, both past the review check: the second finds it
+/// settled, changes nothing, keeps the first's record and is answered the state it is in
+/// (where its record's key used to conflict with the first's and fail its command). For a
+/// capture and for a refund.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_settlement_by_hand_of_one_attempt_changes_nothing_and_keeps_the_first_record() {
+    each_backend(|t| async move {
+        let records = |db: consign_db::Database, table: &'static str| async move {
+            db.dump()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|row| row.starts_with(&format!("{table} ")))
+                .collect::<Vec<_>>()
+        };
+        let order =
+            t.db.import_order(import(Some(21), "a@example.com", "auth"), Timestamp(1))
+                .await
+                .unwrap()
+                .order;
+        let l1 = order.lines()[0].line_id().0;
+        let capture = reserve_capture(&t, order.id(), &[(l1, 1)], 2).await;
+        assert!(t
+            .db
+            .record_unknown(&capture, "lost", Timestamp(3), 1)
+            .await
+            .unwrap());
+        let captured = SettleOutcome::Captured {
+            reference: "ch_first".into(),
+        };
+        let first =
+            t.db.settle_by_hand(&capture, captured, Timestamp(4))
+                .await
+                .unwrap();
+        assert_eq!(first.state, ShipmentState::Captured, "{}", t.name);
+        let not_captured = SettleOutcome::Declined {
+            code: "settled_by_operator".into(),
+            message: "second operator".into(),
+        };
+        let second =
+            t.db.settle_by_hand(&capture, not_captured, Timestamp(5))
+                .await
+                .unwrap();
+        assert_eq!(second.state, ShipmentState::Captured, "{}", t.name);
+        let kept = records(t.db.clone(), "hand_settlements").await;
+        assert_eq!(kept.len(), 1, "{}: {kept:?}", t.name);
+        assert!(kept[0].contains("ch_first"), "{}: {kept:?}", t.name);
+
+        let created =
+            t.db.create_return(
+                capture.shipment,
+                ReturnRequest {
+                    lines: None,
+                    shipping: Cost::None,
+                    handling: Cost::None,
+                    voucher: Cost::None,
+                    return_cost: None,
+                },
+                true,
+                Providers::any(),
+                ReturnDetails::default(),
+                None,
+                Timestamp(6),
+            )
+            .await
+            .unwrap();
+        let refund = created.attempt.unwrap();
+        assert!(t
+            .db
+            .record_refund_unknown(&refund, "lost", Timestamp(7), 1)
+            .await
+            .unwrap());
+        let refunded = RefundSettle::Refunded {
+            reference: "re_first".into(),
+            status: "settled_by_operator".into(),
+        };
+        let first =
+            t.db.settle_refund_by_hand(&refund, refunded, Timestamp(8))
+                .await
+                .unwrap();
+        assert_eq!(first.refund_state, RefundState::Refunded, "{}", t.name);
+        let declined = RefundSettle::Declined {
+            code: "settled_by_operator".into(),
+            message: "second operator".into(),
+        };
+        let second =
+            t.db.settle_refund_by_hand(&refund, declined, Timestamp(9))
+                .await
+                .unwrap();
+        assert_eq!(second.refund_state, RefundState::Refunded, "{}", t.name);
+        let kept = records(t.db.clone(), "refund_hand_settlements").await;
+        assert_eq!(kept.len(), 1, "{}: {kept:?}", t.name);
+        assert!(kept[0].contains("re_first"), "{}: {kept:?}", t.name);
+    })
+    .await;
+}
+
 /// The first capture is declined: its unit leaves capture, so the capture planned as final no
 /// longer completes the order and is stored as not final in the decline's transaction; the
 /// shipment that takes the unit again is planned as the final capture.
