@@ -1026,6 +1026,30 @@ async fn pending_refunds_come_least_recently_touched_first() {
     .await;
 }
 
+/// Returns the whole of the captured `shipment` at `at`, with its refund: the refund's attempt.
+async fn whole_return_refunded(t: &TestDb, shipment: ShipmentId, at: i64) -> RefundAttempt {
+    let request = ReturnRequest {
+        lines: None,
+        shipping: Cost::None,
+        handling: Cost::None,
+        voucher: Cost::None,
+        return_cost: None,
+    };
+    t.db.create_return(
+        shipment,
+        request,
+        true,
+        Providers::any(),
+        ReturnDetails::default(),
+        None,
+        Timestamp(at),
+    )
+    .await
+    .unwrap()
+    .attempt
+    .unwrap()
+}
+
 /// A refund the provider accepted and is still settling: the attempt keeps its reference, stays
 /// open (and is answered with it, so it is looked up), its return is pending again after
 /// needing review, and nothing is refunded; once settled, an acceptance arriving late changes
@@ -1046,25 +1070,7 @@ async fn an_accepted_refund_stays_open_with_its_reference_and_a_late_acceptance_
         t.db.settle_capture(&capture, captured, Timestamp(3))
             .await
             .unwrap();
-        let created =
-            t.db.create_return(
-                capture.shipment,
-                ReturnRequest {
-                    lines: None,
-                    shipping: Cost::None,
-                    handling: Cost::None,
-                    voucher: Cost::None,
-                    return_cost: None,
-                },
-                true,
-                Providers::any(),
-                ReturnDetails::default(),
-                None,
-                Timestamp(4),
-            )
-            .await
-            .unwrap();
-        let attempt = created.attempt.unwrap();
+        let attempt = whole_return_refunded(&t, capture.shipment, 4).await;
         assert_eq!(attempt.accepted, None, "{}", t.name);
         let open_refunds = |db: consign_db::Database| async move {
             db.stats().await.unwrap().open_refunds_by_state
@@ -1176,25 +1182,7 @@ async fn a_second_settlement_by_hand_of_one_attempt_changes_nothing_and_keeps_th
         assert_eq!(kept.len(), 1, "{}: {kept:?}", t.name);
         assert!(kept[0].contains("ch_first"), "{}: {kept:?}", t.name);
 
-        let created =
-            t.db.create_return(
-                capture.shipment,
-                ReturnRequest {
-                    lines: None,
-                    shipping: Cost::None,
-                    handling: Cost::None,
-                    voucher: Cost::None,
-                    return_cost: None,
-                },
-                true,
-                Providers::any(),
-                ReturnDetails::default(),
-                None,
-                Timestamp(6),
-            )
-            .await
-            .unwrap();
-        let refund = created.attempt.unwrap();
+        let refund = whole_return_refunded(&t, capture.shipment, 6).await;
         assert!(t
             .db
             .record_refund_unknown(&refund, "lost", Timestamp(7), 1)
