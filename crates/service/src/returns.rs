@@ -508,6 +508,15 @@ mod tests {
     use super::*;
     use crate::test_support::*;
 
+    /// What the store answers a create-return with a refund: the return, its refund pending.
+    fn created_with_its_refund_pending() -> ReturnCreated {
+        ReturnCreated {
+            view: return_view(RefundState::Pending),
+            not_returned: vec![],
+            attempt: Some(refund_attempt()),
+        }
+    }
+
     fn listing() -> ShipmentListing {
         listing_of(view(ShipmentState::Captured), 1)
     }
@@ -546,13 +555,7 @@ mod tests {
                     && details.return_to_stock
             })
             .times(1)
-            .returning(|_, _, _, _, _, _, _| {
-                Ok(ReturnCreated {
-                    view: return_view(RefundState::Pending),
-                    not_returned: vec![],
-                    attempt: Some(refund_attempt()),
-                })
-            });
+            .returning(|_, _, _, _, _, _, _| Ok(created_with_its_refund_pending()));
         returns
             .expect_settle_refund()
             .withf(|a, outcome, _| {
@@ -586,13 +589,7 @@ mod tests {
         let mut returns = MockReturnStore::new();
         returns
             .expect_create_return()
-            .returning(|_, _, _, _, _, _, _| {
-                Ok(ReturnCreated {
-                    view: return_view(RefundState::Pending),
-                    not_returned: vec![],
-                    attempt: Some(refund_attempt()),
-                })
-            });
+            .returning(|_, _, _, _, _, _, _| Ok(created_with_its_refund_pending()));
         returns.expect_settle_refund().never();
         returns
             .expect_record_refund_unknown()
@@ -782,13 +779,7 @@ mod tests {
         let mut returns = MockReturnStore::new();
         returns
             .expect_create_return()
-            .returning(|_, _, _, _, _, _, _| {
-                Ok(ReturnCreated {
-                    view: return_view(RefundState::Pending),
-                    not_returned: vec![],
-                    attempt: Some(refund_attempt()),
-                })
-            });
+            .returning(|_, _, _, _, _, _, _| Ok(created_with_its_refund_pending()));
         returns.expect_settle_refund().never();
         returns.expect_record_refund_unknown().never();
         returns
