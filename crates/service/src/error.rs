@@ -73,6 +73,16 @@ pub enum ServiceError {
     /// The refund's outcome is not known yet; it stays pending and recovery settles it.
     #[error("refund outcome unknown, retry later; return {0} is pending")]
     RefundUnknown(ReturnId),
+    /// An operator's settlement found the capture or refund already settled (by recovery, or
+    /// by another operator at the same time) otherwise than this finding says: another state,
+    /// or the same one with another reference. Nothing changed.
+    #[error("{what} was settled meanwhile, as {now}; this finding changed nothing")]
+    SettledOtherwise {
+        /// What was settled: `shipment 72-1`, `return 5's refund`.
+        what: String,
+        /// How it stands: its state, and its reference when it has one.
+        now: String,
+    },
     /// No valid API key.
     #[error("unauthorized")]
     Unauthorized,

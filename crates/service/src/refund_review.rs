@@ -4,7 +4,7 @@
 //! the same store step as an answer from the provider, recorded as settled by hand in the same
 //! transaction.
 
-use consign_domain::{Return, ReturnId};
+use consign_domain::{RefundState, Return, ReturnId};
 use consign_ports::{RefundSettle, ReturnView};
 
 use crate::consign::Consign;
@@ -31,8 +31,9 @@ pub enum RefundFinding {
 impl Consign {
     /// Settles the refund of return `id` as the operator found it at the provider. Only a
     /// refund flagged for review may be ([`Return::check_settle_by_hand`]); answers the return
-    /// as it is after. A refund that recovery settled in the meantime is left as recovery
-    /// settled it: compare the answer's refund state with the finding.
+    /// as it is after. A refund that recovery or another operator settled in the meantime is
+    /// left as it was settled; unless that is what the operator found (the same state, and for
+    /// a refund the same reference), the answer is [`ServiceError::SettledOtherwise`].
     pub async fn settle_refund_by_hand(
         &self,
         id: ReturnId,
@@ -63,10 +64,36 @@ impl Consign {
         let described = format!("{outcome:?}");
         let settled = self
             .returns
-            .settle_refund_by_hand(&attempt, outcome, self.clock.now())
+            .settle_refund_by_hand(&attempt, outcome.clone(), self.clock.now())
             .await?;
+        if !shows(&settled, &outcome) {
+            let state = settled.refund_state.as_str();
+            let now = match (&settled.refund_reference, settled.refund_state) {
+                (Some(reference), RefundState::Refunded) => {
+                    format!("{state} with reference {reference}")
+                }
+                _ => state.to_owned(),
+            };
+            tracing::warn!(return_id = %id, finding = %described, %now, "refund settled meanwhile otherwise than an operator found");
+            return Err(ServiceError::SettledOtherwise {
+                what: format!("return {id}'s refund"),
+                now,
+            });
+        }
         tracing::warn!(return_id = %id, finding = %described, state = settled.refund_state.as_str(), "refund settled by an operator");
         Ok(settled)
+    }
+}
+
+/// Whether the return as settled shows the operator's finding: refunded with its reference, or
+/// declined.
+fn shows(settled: &ReturnView, outcome: &RefundSettle) -> bool {
+    match outcome {
+        RefundSettle::Refunded { reference, .. } => {
+            settled.refund_state == RefundState::Refunded
+                && settled.refund_reference.as_deref() == Some(reference.as_str())
+        }
+        RefundSettle::Declined { .. } => settled.refund_state == RefundState::Declined,
     }
 }
 
@@ -134,7 +161,12 @@ mod tests {
                 .withf(move |a, outcome, _| {
                     a.idempotency_key == "refund-key-1" && *outcome == wanted
                 })
-                .returning(move |_, _, _| Ok(return_view(settled_state)));
+                .returning(move |_, _, _| {
+                    Ok(match settled_state {
+                        RefundState::Refunded => refunded_with("re_dash"),
+                        state => return_view(state),
+                    })
+                });
             returns.expect_settle_refund().never();
             let consign = over(returns);
             let settled = consign
@@ -142,6 +174,75 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(settled.refund_state, settled_state);
+        }
+    }
+
+    fn refunded_with(reference: &str) -> ReturnView {
+        let mut settled = return_view(RefundState::Refunded);
+        settled.refund_reference = Some(reference.into());
+        settled
+    }
+
+    /// As for captures: a refund settled meanwhile otherwise than this operator found (another
+    /// state, or refunded with another reference) is reported, not answered as settled.
+    #[tokio::test]
+    async fn a_refund_settled_meanwhile_otherwise_than_found_is_reported_not_answered() {
+        let refunded = || RefundFinding::Refunded {
+            reference: "re_mine".into(),
+        };
+        let not_refunded = || RefundFinding::NotRefunded {
+            note: "not in the dashboard".into(),
+        };
+        let cases = [
+            (
+                refunded(),
+                refunded_with("re_theirs"),
+                Some("refunded with reference re_theirs"),
+            ),
+            (
+                refunded(),
+                return_view(RefundState::Declined),
+                Some("declined"),
+            ),
+            (
+                refunded(),
+                return_view(RefundState::Pending),
+                Some("pending"),
+            ),
+            (
+                not_refunded(),
+                refunded_with("re_theirs"),
+                Some("refunded with reference re_theirs"),
+            ),
+            (
+                not_refunded(),
+                return_view(RefundState::Pending),
+                Some("pending"),
+            ),
+            (refunded(), refunded_with("re_mine"), None),
+            (not_refunded(), return_view(RefundState::Declined), None),
+        ];
+        for (finding, stands, reported) in cases {
+            let mut returns = returns_with(RefundState::NeedsReview);
+            let answer = stands.clone();
+            returns
+                .expect_settle_refund_by_hand()
+                .times(1)
+                .returning(move |_, _, _| Ok(answer.clone()));
+            let settled = over(returns)
+                .settle_refund_by_hand(ReturnId(5397), finding.clone())
+                .await;
+            match reported {
+                Some(now) => assert_eq!(
+                    settled,
+                    Err(crate::ServiceError::SettledOtherwise {
+                        what: "return 5397's refund".into(),
+                        now: now.into(),
+                    }),
+                    "{finding:?}"
+                ),
+                None => assert_eq!(settled, Ok(stands), "{finding:?}"),
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 //! through the same store step as an answer from the provider, recorded as settled by hand in
 //! the same transaction.
 
-use consign_domain::{Shipment, ShipmentId};
+use consign_domain::{Shipment, ShipmentId, ShipmentState};
 use consign_ports::{SettleOutcome, ShipmentView};
 
 use crate::consign::Consign;
@@ -31,8 +31,10 @@ pub enum HandSettlement {
 impl Consign {
     /// Settles the capture of `shipment` as the operator found it at the provider. Only a
     /// capture flagged for review may be ([`Shipment::check_settle_by_hand`]); answers the
-    /// shipment as it is after. A capture that recovery settled in the meantime is left as
-    /// recovery settled it: compare the answer's state with the finding.
+    /// shipment as it is after. A capture that recovery or another operator settled in the
+    /// meantime is left as it was settled; unless that is what the operator found (the same
+    /// state, and for a capture the same reference), the answer is
+    /// [`ServiceError::SettledOtherwise`].
     pub async fn settle_by_hand(
         &self,
         shipment: ShipmentId,
@@ -60,10 +62,36 @@ impl Consign {
         let described = format!("{outcome:?}");
         let settled = self
             .store
-            .settle_by_hand(&attempt, outcome, self.clock.now())
+            .settle_by_hand(&attempt, outcome.clone(), self.clock.now())
             .await?;
+        if !shows(&settled, &outcome) {
+            let now = match &settled.capture_reference {
+                Some(reference) => format!("{} with reference {reference}", settled.state.as_str()),
+                None => settled.state.as_str().to_owned(),
+            };
+            tracing::warn!(%shipment, finding = %described, %now, "capture settled meanwhile otherwise than an operator found");
+            return Err(ServiceError::SettledOtherwise {
+                what: format!("shipment {shipment}"),
+                now,
+            });
+        }
         tracing::warn!(%shipment, finding = %described, state = settled.state.as_str(), "capture settled by an operator");
         Ok(settled)
+    }
+}
+
+/// Whether the shipment as settled shows the operator's finding: captured with its reference,
+/// or settled without a capture (voided, or left uncaptured).
+fn shows(settled: &ShipmentView, outcome: &SettleOutcome) -> bool {
+    match outcome {
+        SettleOutcome::Captured { reference } => {
+            settled.state == ShipmentState::Captured
+                && settled.capture_reference.as_deref() == Some(reference.as_str())
+        }
+        SettleOutcome::Declined { .. } => !matches!(
+            settled.state,
+            ShipmentState::Captured | ShipmentState::CapturePending
+        ),
     }
 }
 
@@ -100,7 +128,7 @@ mod tests {
                             reference: "ch_dash".into(),
                         }
             })
-            .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
+            .returning(|_, _, _| Ok(captured_with("ch_dash")));
         let settled = service(store, sandbox_named_mock())
             .settle_by_hand(
                 shipment_id(),
@@ -111,6 +139,74 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(settled.state, ShipmentState::Captured);
+    }
+
+    fn captured_with(reference: &str) -> ShipmentView {
+        let mut settled = view(ShipmentState::Captured);
+        settled.capture_reference = Some(reference.into());
+        settled
+    }
+
+    /// The store found the attempt settled meanwhile (by recovery, or another operator) and
+    /// answered the shipment as it stands: unless that is what this operator found, reference
+    /// included, the answer says how it stands instead of the shipment.
+    #[tokio::test]
+    async fn a_capture_settled_meanwhile_otherwise_than_found_is_reported_not_answered() {
+        let captured = || HandSettlement::Captured {
+            reference: "ch_mine".into(),
+        };
+        let not_captured = || HandSettlement::NotCaptured {
+            note: "not in the dashboard".into(),
+        };
+        let cases = [
+            (
+                captured(),
+                captured_with("ch_theirs"),
+                Some("captured with reference ch_theirs"),
+            ),
+            (captured(), view(ShipmentState::Voided), Some("voided")),
+            (
+                captured(),
+                view(ShipmentState::Uncaptured),
+                Some("uncaptured"),
+            ),
+            (
+                not_captured(),
+                captured_with("ch_theirs"),
+                Some("captured with reference ch_theirs"),
+            ),
+            (captured(), captured_with("ch_mine"), None),
+            (not_captured(), view(ShipmentState::Voided), None),
+            (not_captured(), view(ShipmentState::Uncaptured), None),
+        ];
+        for (finding, stands, reported) in cases {
+            let mut store = MockOrderStore::new();
+            store
+                .expect_find_shipment()
+                .returning(|_| Ok(Some(under(ShipmentState::CapturePending, true))));
+            store
+                .expect_open_attempt()
+                .returning(|_| Ok(Some(attempt(29850))));
+            let answer = stands.clone();
+            store
+                .expect_settle_by_hand()
+                .times(1)
+                .returning(move |_, _, _| Ok(answer.clone()));
+            let settled = service(store, sandbox_named_mock())
+                .settle_by_hand(shipment_id(), finding.clone())
+                .await;
+            match reported {
+                Some(now) => assert_eq!(
+                    settled,
+                    Err(crate::ServiceError::SettledOtherwise {
+                        what: "shipment 83651-1".into(),
+                        now: now.into(),
+                    }),
+                    "{finding:?}"
+                ),
+                None => assert_eq!(settled, Ok(stands), "{finding:?}"),
+            }
+        }
     }
 
     #[tokio::test]

@@ -207,8 +207,10 @@ impl ApiError {
                     | ShipmentError::Illegal(_)
                     | ShipmentError::DoesNotFit(_),
                 ) => StatusCode::CONFLICT,
-                // A refund still in flight: retry once it settled.
-                ServiceError::ReturnRejected(ReturnError::RefundNotDue(_)) => StatusCode::CONFLICT,
+                // A refund still in flight (retry once it settled); an operator's finding on
+                // something settled meanwhile (no route answers it yet).
+                ServiceError::ReturnRejected(ReturnError::RefundNotDue(_))
+                | ServiceError::SettledOtherwise { .. } => StatusCode::CONFLICT,
                 // Centra answers state-dependent refusals with 200: its clients throw on any
                 // other status and would lose `msg`.
                 ServiceError::Rejected(_)
