@@ -123,6 +123,45 @@ async fn a_pending_refund_that_fails_later_is_declined_and_can_be_asked_again() 
     }
 }
 
+/// A refund the provider keeps settling is looked up less often as it ages (a tenth of its age
+/// after each lookup, at most an hour), not on every recovery pass: each lookup is a call to
+/// the provider and a write. Once made, it settles at the next lookup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_the_provider_keeps_settling_is_looked_up_less_often_as_it_ages() {
+    for backend in backends() {
+        let rig = rig(backend).await;
+        let id = returned_while_refunds_are_held(&rig).await.view.id;
+        // One pass `after` ms later: whether it looked the refund up, and whether that took a
+        // call to the provider.
+        let pass_after = |after: i64| {
+            let rig = &rig;
+            async move {
+                rig.clock.forward(after);
+                let calls = rig.stand_in.requests();
+                let report = rig.consign.recover_pending_refunds(0).await.unwrap();
+                let called = rig.stand_in.requests() > calls;
+                assert_eq!(report.examined > 0, called, "{backend:?}: {report:?}");
+                (report.examined, report.settling, report.refunded)
+            }
+        };
+        // Ten minutes old: looked up, still settling; it now rests a minute.
+        assert_eq!(pass_after(600_000).await, (1, 1, 0), "{backend:?}");
+        assert_eq!(pass_after(50_000).await, (0, 0, 0), "{backend:?}");
+        assert_eq!(pass_after(11_000).await, (1, 1, 0), "{backend:?}");
+        // Two days old: it rests an hour, no longer.
+        assert_eq!(pass_after(2 * 86_400_000).await, (1, 1, 0), "{backend:?}");
+        assert_eq!(pass_after(3_500_000).await, (0, 0, 0), "{backend:?}");
+        assert_eq!(pass_after(101_000).await, (1, 1, 0), "{backend:?}");
+        // Made meanwhile: settled at the next lookup, an hour on at most.
+        assert!(rig.stand_in.finish_refund("re_1", true));
+        assert_eq!(pass_after(1_000).await, (0, 0, 0), "{backend:?}");
+        assert_eq!(pass_after(3_600_000).await, (1, 0, 1), "{backend:?}");
+        let view = rig.consign.get_return(id).await.unwrap();
+        assert_eq!(view.refund_state, RefundState::Refunded, "{backend:?}");
+        assert_eq!(rig.stand_in.refund_ledger().len(), 1, "{backend:?}");
+    }
+}
+
 /// Over HTTP, with the app's own recovery: `POST return` answers a refund still settling as
 /// `pending`, never `ok`, the return not completed and without a credit note; once the
 /// provider made it, recovery settles it and the return shows it refunded.

@@ -238,13 +238,15 @@ pub trait ReturnStore: Send + Sync {
     /// One transaction: the provider accepted the attempt's refund and is still settling it.
     /// Its reference and status are kept on the attempt, which stays open (its passes start
     /// again; a return that needed review is pending again, as the domain decides) and is
-    /// looked up from then on. An attempt settled meanwhile is left as it is. Answers the
-    /// return as it is now.
+    /// looked up from then on, after resting `rest_millis` since this record (see
+    /// [`ReturnStore::pending_refunds`]). An attempt settled meanwhile is left as it is.
+    /// Answers the return as it is now.
     async fn record_refund_accepted(
         &self,
         attempt: &RefundAttempt,
         reference: &str,
         status: &str,
+        rest_millis: i64,
         now: Timestamp,
     ) -> Result<ReturnView, StoreError>;
 
@@ -260,7 +262,9 @@ pub trait ReturnStore: Send + Sync {
 
     /// Refund attempts without a definite outcome last touched before `before`, at most 500,
     /// the least recently touched first (then the oldest), as
-    /// [`crate::OrderStore::pending_captures`].
+    /// [`crate::OrderStore::pending_captures`]. One the provider accepted and is still settling
+    /// is left out until it has also rested the `rest_millis` its last
+    /// [`ReturnStore::record_refund_accepted`] gave it.
     async fn pending_refunds(&self, before: Timestamp) -> Result<Vec<RefundAttempt>, StoreError>;
 
     /// Sets a return completed or pending, as the domain allows.

@@ -38,5 +38,7 @@ pub use key_window::{KEY_WINDOW_MILLIS, REPLAY_MARGIN_MILLIS};
 pub use order_parts::{OrderParts, FIRST_PART, ORDERS_PER_PART, SHIPMENTS_PER_PART};
 pub use recovery::RecoveryReport;
 pub use refund_review::RefundFinding;
-pub use returns::{CostAsk, RefundRecoveryReport, RefundResult, ReturnAsk, ReturnOutcome};
+pub use returns::{
+    CostAsk, RefundRecoveryReport, RefundResult, ReturnAsk, ReturnOutcome, SETTLING_REST_MAX_MILLIS,
+};
 pub use review::{HandSettlement, SETTLED_BY_HAND};

@@ -24,6 +24,18 @@ use crate::create_shipment::{REVIEW_AFTER_PASSES, ZERO_CAPTURE_REFERENCE};
 use crate::error::ServiceError;
 use crate::key_window::{KEY_WINDOW_MILLIS, REPLAY_MARGIN_MILLIS};
 
+/// The longest a refund the provider accepted but has not made rests between two lookups.
+pub const SETTLING_REST_MAX_MILLIS: i64 = 3_600_000;
+
+/// How long a refund the provider accepted but has not made (Stripe's `pending`) rests after a
+/// lookup before recovery looks it up again: a tenth of its age, at most
+/// [`SETTLING_REST_MAX_MILLIS`]. One made within seconds (most card refunds) is looked up at
+/// recovery's pace; one that takes days (a bank transfer, say) about once an hour instead of
+/// on every pass, a provider call and a write each.
+fn settling_rest_millis(age_millis: i64) -> i64 {
+    (age_millis / 10).clamp(0, SETTLING_REST_MAX_MILLIS)
+}
+
 /// A cost of a return as the request gives it: the amount is still text, read in the order's
 /// currency once the store has it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -390,9 +402,11 @@ impl Consign {
         reference: &str,
         status: &str,
     ) -> Result<(ReturnView, RefundResult), ServiceError> {
+        let now = self.clock.now();
+        let rest = settling_rest_millis(now.0 - attempt.created_at.0);
         let view = self
             .returns
-            .record_refund_accepted(attempt, reference, status, self.clock.now())
+            .record_refund_accepted(attempt, reference, status, rest, now)
             .await
             .map_err(|error| {
                 tracing::error!(return_id = %attempt.return_id, %error, "could not record a refund the provider accepted");
@@ -784,11 +798,11 @@ mod tests {
         returns.expect_record_refund_unknown().never();
         returns
             .expect_record_refund_accepted()
-            .withf(|a, reference, status, _| {
+            .withf(|a, reference, status, _, _| {
                 a.idempotency_key == "refund-key-1" && reference == "re_7" && status == "pending"
             })
             .times(1)
-            .returning(|_, _, _, _| Ok(return_view(RefundState::Pending)));
+            .returning(|_, _, _, _, _| Ok(return_view(RefundState::Pending)));
         let mut gateway = sandbox_named_mock();
         gateway
             .expect_refund()
@@ -855,10 +869,12 @@ mod tests {
                         RefundState::Declined
                     }))
                 });
+            // A minute old: it rests a tenth of that before the next lookup.
             returns
                 .expect_record_refund_accepted()
+                .withf(|_, _, _, rest, _| *rest == 6_000)
                 .times(usize::from(expected == "settling"))
-                .returning(|_, _, _, _| Ok(return_view(RefundState::Pending)));
+                .returning(|_, _, _, _, _| Ok(return_view(RefundState::Pending)));
             let mut gateway = sandbox_named_mock();
             gateway.expect_refund().never();
             gateway
@@ -876,6 +892,25 @@ mod tests {
             };
             assert_eq!(counts, wanted, "{expected}");
         }
+    }
+
+    /// An accepted refund rests a tenth of its age between lookups, at most an hour.
+    #[test]
+    fn an_accepted_refund_rests_longer_as_it_ages_up_to_an_hour() {
+        let rests: Vec<i64> = [0, 30_000, 600_000, 36_000_000, 5 * 86_400_000]
+            .into_iter()
+            .map(super::settling_rest_millis)
+            .collect();
+        assert_eq!(
+            rests,
+            [
+                0,
+                3_000,
+                60_000,
+                SETTLING_REST_MAX_MILLIS,
+                SETTLING_REST_MAX_MILLIS
+            ]
+        );
     }
 
     /// An accepted refund the provider no longer lists is not declined (it was there), even

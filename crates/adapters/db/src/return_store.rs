@@ -88,13 +88,21 @@ impl ReturnStore for Database {
         attempt: &RefundAttempt,
         reference: &str,
         status: &str,
+        rest_millis: i64,
         now: Timestamp,
     ) -> Result<ReturnView, StoreError> {
         let (attempt, reference, status) =
             (attempt.clone(), reference.to_owned(), status.to_owned());
         Ok(self
             .run_write(move |conn| {
-                returns::record_refund_accepted(conn, &attempt, &reference, &status, now)
+                returns::record_refund_accepted(
+                    conn,
+                    &attempt,
+                    &reference,
+                    &status,
+                    rest_millis,
+                    now,
+                )
             })
             .await?)
     }

@@ -83,6 +83,7 @@ pub(crate) struct RefundAttemptRow {
     last_error: Option<String>,
     created_at: i64,
     updated_at: i64,
+    rest_millis: i64,
 }
 
 impl ReturnRow {
@@ -275,6 +276,7 @@ fn write_attempt(
             last_error: None,
             created_at: now.0,
             updated_at: now.0,
+            rest_millis: 0,
         })
         .execute(conn)?;
     Ok(RefundAttempt {
@@ -618,6 +620,7 @@ pub(crate) fn record_refund_accepted(
     attempt: &RefundAttempt,
     reference: &str,
     status: &str,
+    rest_millis: i64,
     now: Timestamp,
 ) -> Result<ReturnView, DbError> {
     let id = attempt.return_id;
@@ -638,6 +641,7 @@ pub(crate) fn record_refund_accepted(
                 refund_attempts::passes.eq(0),
                 refund_attempts::last_error.eq(None::<String>),
                 refund_attempts::updated_at.eq(now.0),
+                refund_attempts::rest_millis.eq(rest_millis.max(0)),
             ))
             .execute(conn)?;
         if changed == 0 {
@@ -698,8 +702,8 @@ pub(crate) fn record_refund_unknown(
     })
 }
 
-/// Refund attempts without a definite outcome last touched before `before`, the least
-/// recently touched first.
+/// Refund attempts without a definite outcome last touched before `before` (an accepted one:
+/// its rest after its last lookup before `before`), the least recently touched first.
 pub(crate) fn pending_refunds(
     conn: &mut AnyConnection,
     before: Timestamp,
@@ -732,7 +736,9 @@ fn attempts(
         select = select.filter(refund_attempts::return_id.eq(id.0));
     }
     if let Some(before) = before {
-        select = select.filter(refund_attempts::updated_at.lt(before.0));
+        // An accepted refund rests after each lookup (`rest_millis`, 0 for the others).
+        select = select
+            .filter((refund_attempts::updated_at + refund_attempts::rest_millis).lt(before.0));
     }
     let rows: Vec<(RefundAttemptRow, crate::shipments::PaymentColumns)> = select
         .order((

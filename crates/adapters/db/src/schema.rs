@@ -262,6 +262,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        rest_millis -> BigInt,
     }
 }
 

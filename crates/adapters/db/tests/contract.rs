@@ -1051,8 +1051,8 @@ async fn whole_return_refunded(t: &TestDb, shipment: ShipmentId, at: i64) -> Ref
 }
 
 /// A refund the provider accepted and is still settling: the attempt keeps its reference, stays
-/// open (and is answered with it, so it is looked up), its return is pending again after
-/// needing review, and nothing is refunded; once settled, an acceptance arriving late changes
+/// open (and is answered with it, so it is looked up, once it has rested as long as it was
+/// given), its return is pending again after needing review, and nothing is refunded; once settled, an acceptance arriving late changes
 /// nothing. The store's figures (read for `/metrics`) count it by where it stands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accepted_refund_stays_open_with_its_reference_and_a_late_acceptance_changes_nothing() {
@@ -1094,13 +1094,16 @@ async fn an_accepted_refund_stays_open_with_its_reference_and_a_late_acceptance_
             "{}",
             t.name
         );
+        // Accepted at 6, to rest 3 before it is looked up again.
         let view =
-            t.db.record_refund_accepted(&attempt, "re_7", "pending", Timestamp(6))
+            t.db.record_refund_accepted(&attempt, "re_7", "pending", 3, Timestamp(6))
                 .await
                 .unwrap();
         assert_eq!(view.refund_state, RefundState::Pending, "{}", t.name);
         assert!(!view.completed && view.credit_note.is_none(), "{}", t.name);
-        let open = t.db.pending_refunds(Timestamp(7)).await.unwrap();
+        let resting = t.db.pending_refunds(Timestamp(9)).await.unwrap();
+        assert!(resting.is_empty(), "{}: {resting:?}", t.name);
+        let open = t.db.pending_refunds(Timestamp(10)).await.unwrap();
         assert_eq!(open.len(), 1, "{}", t.name);
         assert_eq!(open[0].accepted.as_deref(), Some("re_7"), "{}", t.name);
         assert_eq!(
@@ -1114,18 +1117,18 @@ async fn an_accepted_refund_stays_open_with_its_reference_and_a_late_acceptance_
             status: "succeeded".into(),
         };
         let settled =
-            t.db.settle_refund(&attempt, refunded, Timestamp(8))
+            t.db.settle_refund(&attempt, refunded, Timestamp(10))
                 .await
                 .unwrap();
         assert_eq!(settled.refund_state, RefundState::Refunded, "{}", t.name);
         let late =
-            t.db.record_refund_accepted(&attempt, "re_7", "pending", Timestamp(9))
+            t.db.record_refund_accepted(&attempt, "re_7", "pending", 0, Timestamp(11))
                 .await
                 .unwrap();
         assert_eq!(late, settled, "{}", t.name);
         assert!(t
             .db
-            .pending_refunds(Timestamp(10))
+            .pending_refunds(Timestamp(12))
             .await
             .unwrap()
             .is_empty());
