@@ -152,6 +152,55 @@ fn plain_logs_written_to_a_file_carry_no_colour_codes() {
     );
 }
 
+/// A listing whose later part cannot be read (a fault point fails every read of a part that
+/// starts after an order) is answered 200 by then: the client gets a broken answer, never a
+/// shorter list that looks whole, and the log at the default level says what happened, since
+/// the access log line says 200.
+#[test]
+fn a_listing_cut_off_after_its_200_is_logged_at_error_level() {
+    let db = Throwaway::sqlite();
+    let stand_in = StandIn::start_in_background();
+    let log = std::env::temp_dir().join(format!("consign-cut-log-{}.txt", std::process::id()));
+    let log_path = log.display().to_string();
+    let server = start_with(
+        &db.url,
+        &stand_in,
+        None,
+        &[
+            ("RUST_LOG", "warn"),
+            ("STDERR_TO", &log_path),
+            ("FAILPOINTS", "later-order-part=return"),
+        ],
+    );
+    // More orders than the first part reads.
+    let first_part = usize::try_from(consign_service::FIRST_PART).unwrap();
+    for id in 1..=i64::try_from(first_part + 2).unwrap() {
+        call(&server.base, "POST", "/order", Some(&order(id))).unwrap();
+    }
+    // The answer breaks off: before its head when the part fails with the first chunk still
+    // unsent, as here, or in its body.
+    let whole = agent()
+        .get(&format!("{}/orders", server.base))
+        .set("API-Authorization", KEY)
+        .call()
+        .ok()
+        .and_then(|response| response.into_string().ok());
+    assert_eq!(whole, None, "a broken answer, not a whole one");
+    let Server { mut child, .. } = server;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&log).ok();
+    assert!(
+        text.contains("a listing's later part could not be read")
+            && text.contains("fault point later-order-part"),
+        "the cut is logged:\n{text}"
+    );
+}
+
 /// An operator who copies the embedded database after a clean stop copies one file: it must
 /// hold every write, with nothing left only in SQLite's log beside it.
 #[test]

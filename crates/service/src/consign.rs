@@ -128,6 +128,12 @@ impl Consign {
 
     /// Orders matching Centra's `GET orders` filters, oldest first, with their live shipments.
     pub async fn list_orders(&self, query: OrderQuery) -> Result<Vec<OrderView>, ServiceError> {
+        // For tests of a listing whose later part (one that starts after an order) fails.
+        if query.after.is_some() {
+            fail::fail_point!("later-order-part", |_| Err(ServiceError::Unavailable(
+                "fault point later-order-part".into()
+            )));
+        }
         Ok(self.store.list_orders(query).await?)
     }
 }

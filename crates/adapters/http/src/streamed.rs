@@ -105,6 +105,10 @@ impl<T: Unpin + 'static> StreamedList<T> {
                 Poll::Ready(Ok(Some(part))) => self.items = part.into_iter(),
                 Poll::Ready(Ok(None)) => self.later = None,
                 Poll::Ready(Err(error)) => {
+                    // The status (200) is decided and the access log line says so, and actix's
+                    // own report of a failed body goes to a logger this service does not
+                    // install: this line is the only trace of the broken answer.
+                    tracing::error!(?error, "a listing's later part could not be read: its answer broke off (the access log says 200)");
                     self.written = Written::All;
                     self.later = None;
                     return Poll::Ready(Some(Err(error)));

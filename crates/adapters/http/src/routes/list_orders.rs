@@ -97,7 +97,7 @@ impl LaterParts<OrderView> for LaterOrders {
                 self.parts.read(&part);
                 Ok(Some(part))
             }
-            // actix logs it ("Response payload stream error") and closes the connection.
+            // The answer then ends broken (`streamed.rs` logs it); actix closes the connection.
             Err(error) => Err(error.into()),
         })
     }
