@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
@@ -16,6 +17,35 @@ fn order(id: i64) -> serde_json::Value {
     json!({"order": id, "currency": "SEK", "email": "a@example.com",
         "products": [{"sku": "A", "qty": 3, "price": "10.00", "vat": "25"}],
         "payment": {"provider": "sandbox", "reference": format!("auth-{id}"), "amount": "30.00"}})
+}
+
+/// Starts the server with its standard error written to a file of its own (`name`, with this
+/// process's id), `env` set as well; answers the server and the file's path.
+fn start_logging_to(
+    db: &Throwaway,
+    stand_in: &StandIn,
+    name: &str,
+    env: &[(&str, &str)],
+) -> (Server, PathBuf) {
+    let log = std::env::temp_dir().join(format!("{name}-{}.txt", std::process::id()));
+    let log_path = log.display().to_string();
+    let mut all = vec![("STDERR_TO", log_path.as_str())];
+    all.extend_from_slice(env);
+    (start_with(&db.url, stand_in, None, &all), log)
+}
+
+/// Stops `server` with SIGTERM, waits for it to exit, and answers what it logged (the file is
+/// removed).
+fn stop_and_read_log(server: Server, log: &Path) -> String {
+    let Server { mut child, .. } = server;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(log).unwrap();
+    std::fs::remove_file(log).ok();
+    text
 }
 
 #[test]
@@ -70,17 +100,11 @@ fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0() {
 fn logs_carry_request_ids_and_never_keys_or_tokens() {
     let db = Throwaway::sqlite();
     let stand_in = StandIn::start_in_background();
-    let log = std::env::temp_dir().join(format!("consign-log-{}.txt", std::process::id()));
-    let log_path = log.display().to_string();
-    let server = start_with(
-        &db.url,
+    let (server, log) = start_logging_to(
+        &db,
         &stand_in,
-        None,
-        &[
-            ("RUST_LOG", "info"),
-            ("CONSIGN_LOG_FORMAT", "json"),
-            ("STDERR_TO", &log_path),
-        ],
+        "consign-log",
+        &[("RUST_LOG", "info"), ("CONSIGN_LOG_FORMAT", "json")],
     );
     let created = import_and_ship(&server.base, &order(2), 1);
     let url = created["invoice"].as_str().unwrap().to_owned();
@@ -103,13 +127,7 @@ fn logs_carry_request_ids_and_never_keys_or_tokens() {
     assert!(generated
         .header("X-Request-Id")
         .is_some_and(|id| !id.is_empty()));
-    let Server { mut child, .. } = server;
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = stop_and_read_log(server, &log);
     assert!(
         text.contains("\"request_id\":\"trace-42\""),
         "JSON access log with the request id:\n{text}"
@@ -121,30 +139,16 @@ fn logs_carry_request_ids_and_never_keys_or_tokens() {
     );
     assert!(!text.contains(KEY), "an API key reached the logs");
     assert!(!text.contains(&token), "a document token reached the logs");
-    std::fs::remove_file(log).ok();
 }
 
 #[test]
 fn plain_logs_written_to_a_file_carry_no_colour_codes() {
     let db = Throwaway::sqlite();
     let stand_in = StandIn::start_in_background();
-    let log = std::env::temp_dir().join(format!("consign-plain-log-{}.txt", std::process::id()));
-    let log_path = log.display().to_string();
-    let server = start_with(
-        &db.url,
-        &stand_in,
-        None,
-        &[("RUST_LOG", "info"), ("STDERR_TO", &log_path)],
-    );
+    let (server, log) =
+        start_logging_to(&db, &stand_in, "consign-plain-log", &[("RUST_LOG", "info")]);
     call(&server.base, "GET", "/orders", None).unwrap();
-    let Server { mut child, .. } = server;
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
-    let text = std::fs::read_to_string(&log).unwrap();
-    std::fs::remove_file(&log).ok();
+    let text = stop_and_read_log(server, &log);
     assert!(text.contains("request"), "the access log is there:\n{text}");
     assert!(
         !text.contains('\u{1b}'),
@@ -160,15 +164,12 @@ fn plain_logs_written_to_a_file_carry_no_colour_codes() {
 fn a_listing_cut_off_after_its_200_is_logged_at_error_level() {
     let db = Throwaway::sqlite();
     let stand_in = StandIn::start_in_background();
-    let log = std::env::temp_dir().join(format!("consign-cut-log-{}.txt", std::process::id()));
-    let log_path = log.display().to_string();
-    let server = start_with(
-        &db.url,
+    let (server, log) = start_logging_to(
+        &db,
         &stand_in,
-        None,
+        "consign-cut-log",
         &[
             ("RUST_LOG", "warn"),
-            ("STDERR_TO", &log_path),
             ("FAILPOINTS", "later-order-part=return"),
         ],
     );
@@ -186,14 +187,7 @@ fn a_listing_cut_off_after_its_200_is_logged_at_error_level() {
         .ok()
         .and_then(|response| response.into_string().ok());
     assert_eq!(whole, None, "a broken answer, not a whole one");
-    let Server { mut child, .. } = server;
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
-    let text = std::fs::read_to_string(&log).unwrap();
-    std::fs::remove_file(&log).ok();
+    let text = stop_and_read_log(server, &log);
     assert!(
         text.contains("a listing's later part could not be read")
             && text.contains("fault point later-order-part"),

@@ -109,8 +109,8 @@ mod tests {
         listing_of(shipment, 1)
     }
 
-    #[tokio::test]
-    async fn a_capture_under_review_is_settled_as_the_operator_found_it() {
+    /// A store whose shipment's capture waits for review, with its open attempt.
+    fn store_under_review() -> MockOrderStore {
         let mut store = MockOrderStore::new();
         store
             .expect_find_shipment()
@@ -118,6 +118,12 @@ mod tests {
         store
             .expect_open_attempt()
             .returning(|_| Ok(Some(attempt(29850))));
+        store
+    }
+
+    #[tokio::test]
+    async fn a_capture_under_review_is_settled_as_the_operator_found_it() {
+        let mut store = store_under_review();
         store
             .expect_settle_by_hand()
             .times(1)
@@ -180,13 +186,7 @@ mod tests {
             (not_captured(), view(ShipmentState::Uncaptured), None),
         ];
         for (finding, stands, reported) in cases {
-            let mut store = MockOrderStore::new();
-            store
-                .expect_find_shipment()
-                .returning(|_| Ok(Some(under(ShipmentState::CapturePending, true))));
-            store
-                .expect_open_attempt()
-                .returning(|_| Ok(Some(attempt(29850))));
+            let mut store = store_under_review();
             let answer = stands.clone();
             store
                 .expect_settle_by_hand()
