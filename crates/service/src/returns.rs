@@ -361,7 +361,10 @@ impl Consign {
                 return Err(ServiceError::RefundUnknown(attempt.return_id));
             }
         };
-        let provider_refunded = matches!(settle, RefundSettle::Refunded { .. });
+        let provider_refunded = match &settle {
+            RefundSettle::Refunded { reference, .. } => Some(reference.clone()),
+            RefundSettle::Declined { .. } => None,
+        };
         let settled = self
             .returns
             .settle_refund(attempt, settle, self.clock.now())
@@ -371,10 +374,16 @@ impl Consign {
         match settled {
             // The stored state decides: a concurrent settle of the same attempt may have won.
             Ok(view) => {
-                if provider_refunded && view.refund_state != consign_domain::RefundState::Refunded {
+                if let Some(reference) = provider_refunded {
                     // Settled otherwise first (an operator's "not refunded", say) while the
-                    // provider refunded: the money went out and the records say it did not.
-                    tracing::error!(return_id = %attempt.return_id, state = view.refund_state.as_str(), "the provider refunded this attempt, but it was settled otherwise first: reconcile it by hand before the refund is asked again");
+                    // provider refunded: the money went out and the records say it did not, or
+                    // say that another attempt's refund (another reference) is the return's.
+                    let recorded = view.refund_reference.as_deref();
+                    if view.refund_state != consign_domain::RefundState::Refunded
+                        || recorded != Some(reference.as_str())
+                    {
+                        tracing::error!(return_id = %attempt.return_id, state = view.refund_state.as_str(), %reference, recorded = recorded.unwrap_or("none"), "the provider refunded this attempt, but it was settled otherwise first: reconcile it by hand before the refund is asked again");
+                    }
                 }
                 let result = match view.refund_state {
                     consign_domain::RefundState::Refunded => RefundResult::Refunded,
@@ -784,6 +793,49 @@ mod tests {
                 unresolved: 0
             }
         );
+    }
+
+    /// A replay the provider answers refunded, whose attempt was settled otherwise first, is
+    /// logged at error level: the return not refunded (an operator's "not refunded"), or
+    /// refunded by another attempt since (another reference), in which case the customer got
+    /// the money twice. Settled by this refund, or a concurrent settle of it, nothing is logged.
+    #[tokio::test]
+    async fn a_refund_made_after_its_attempt_was_settled_otherwise_is_logged() {
+        let declined = return_view(RefundState::Declined);
+        let mut by_another = return_view(RefundState::Refunded);
+        by_another.refund_reference = Some("re_new".into());
+        let mut by_this = return_view(RefundState::Refunded);
+        by_this.refund_reference = Some("re_old".into());
+        for (stands, logged_as_otherwise) in
+            [(declined, true), (by_another, true), (by_this, false)]
+        {
+            let mut returns = MockReturnStore::new();
+            returns
+                .expect_pending_refunds()
+                .returning(|_| Ok(vec![refund_attempt()]));
+            let answer = stands.clone();
+            returns
+                .expect_settle_refund()
+                .times(1)
+                .returning(move |_, _, _| Ok(answer.clone()));
+            let mut gateway = sandbox_named_mock();
+            gateway
+                .expect_refund()
+                .times(1)
+                .returning(|_| RefundOutcome::Refunded {
+                    reference: "re_old".into(),
+                    status: "succeeded".into(),
+                });
+            let consign =
+                service_with(MockOrderStore::new(), returns, gateway, MockKeyStore::new());
+            let (report, logs) = logged(consign.recover_pending_refunds(5_000)).await;
+            assert_eq!(report.unwrap().examined, 1);
+            assert_eq!(
+                logs.contains("ERROR") && logs.contains("settled otherwise first"),
+                logged_as_otherwise,
+                "{stands:?}: {logs}"
+            );
+        }
     }
 
     /// A refund the provider accepts as still settling is recorded as accepted and answered
