@@ -192,6 +192,80 @@ mod tests {
     }
 
     #[derive(QueryableByName)]
+    struct TableName {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+
+    /// Reverts the `depth` newest migrations, newest first (answering the tables then left),
+    /// and applies them again (answering how many were applied).
+    fn revert_and_apply_again(conn: &mut AnyConnection, depth: usize) -> (Vec<String>, usize) {
+        fn revert<C, DB>(c: &mut C, depth: usize) -> Result<(), String>
+        where
+            DB: diesel::backend::Backend,
+            C: MigrationHarness<DB>,
+        {
+            for _ in 0..depth {
+                c.revert_last_migration(MIGRATIONS)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        let (reverted, left) = match conn {
+            AnyConnection::Sqlite(c) => (
+                revert(c, depth),
+                diesel::sql_query(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' \
+                     AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                )
+                .load::<TableName>(c)
+                .unwrap(),
+            ),
+            AnyConnection::Postgresql(c) => (
+                revert(c, depth),
+                diesel::sql_query(
+                    "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' \
+                     ORDER BY tablename",
+                )
+                .load::<TableName>(c)
+                .unwrap(),
+            ),
+        };
+        if let Err(e) = reverted {
+            panic!("reverting the {depth} newest migrations: {e}");
+        }
+        let applied = run_migrations(conn)
+            .unwrap_or_else(|e| panic!("applying the {depth} newest migrations again: {e}"));
+        (left.into_iter().map(|t| t.name).collect(), applied)
+    }
+
+    /// Every migration's `down.sql` undoes its `up.sql` on both backends: reverted with those
+    /// after it (newest first), each applies again (a column or table a down left behind
+    /// fails its up), and all reverted leave nothing but diesel's own table. An operator
+    /// rolling a release back with `diesel migration revert` depends on them.
+    #[test]
+    fn every_migration_reverts_and_applies_again_on_both_backends() {
+        let sqlite = crate::testing::Throwaway::sqlite();
+        let postgres = crate::testing::Throwaway::postgres();
+        if let Err(why) = &postgres {
+            assert!(!crate::testing::postgres_required(), "{why}");
+        }
+        for db in std::iter::once(&sqlite).chain(postgres.as_ref().ok()) {
+            let manager = Manager::new(&db.config, Default::default());
+            let mut conn = manager.open().unwrap();
+            let all = run_migrations(&mut conn).unwrap();
+            assert!(all > 10, "{all} migrations");
+            for depth in 1..=all {
+                let (left, applied) = revert_and_apply_again(&mut conn, depth);
+                assert_eq!(applied, depth, "{}", db.url);
+                if depth == all {
+                    assert_eq!(left, ["__diesel_schema_migrations"], "{}", db.url);
+                }
+            }
+        }
+    }
+
+    #[derive(QueryableByName)]
     struct CompileOption {
         #[diesel(sql_type = diesel::sql_types::Text)]
         compile_options: String,
