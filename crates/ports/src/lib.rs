@@ -35,7 +35,9 @@ pub use returns::{
     BeginRefund, CreditNote, RefundAttempt, RefundSettle, ReturnCreated, ReturnDetails,
     ReturnLineView, ReturnQuery, ReturnStore, ReturnView,
 };
-pub use store::{BeginCapture, OrderStore, Reservation, SettleOutcome, StoreError, StoreStats};
+pub use store::{
+    BeginCapture, CaptureSettled, OrderStore, Reservation, SettleOutcome, StoreError, StoreStats,
+};
 
 #[cfg(feature = "mocks")]
 pub use clock::{MockClock, MockIdSource};

@@ -101,6 +101,18 @@ pub enum SettleOutcome {
     },
 }
 
+/// What settling a capture attempt answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureSettled {
+    /// The shipment as stored after the settle.
+    pub shipment: ShipmentView,
+    /// Whether this attempt stands captured: by this settle, or by an earlier settle of the same
+    /// attempt (a replay, or a concurrent settle that won). `false` when the attempt was settled
+    /// as not captured before: the provider's decline, or an operator's finding. The shipment
+    /// alone cannot say so: a later attempt may have captured it since.
+    pub attempt_captured: bool,
+}
+
 /// Orders, shipments and capture attempts.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
@@ -243,13 +255,14 @@ pub trait OrderStore: Send + Sync {
 
     /// Settle step, one transaction: records the outcome of the attempt and moves the shipment
     /// to `Captured`, or voids it and releases its units and amount. Settling an attempt that is
-    /// already settled changes nothing and answers the shipment as it is.
+    /// already settled changes nothing and answers the shipment as it is, and how that attempt
+    /// was settled.
     async fn settle_capture(
         &self,
         attempt: &CaptureAttempt,
         outcome: SettleOutcome,
         now: Timestamp,
-    ) -> Result<ShipmentView, StoreError>;
+    ) -> Result<CaptureSettled, StoreError>;
 
     /// [`OrderStore::settle_capture`] for an operator's finding (a capture under review, looked
     /// up by hand): the settle and the record that it was settled by hand, with what was found

@@ -143,7 +143,7 @@ mod tests {
                     }
             })
             .times(1)
-            .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
+            .returning(|_, _, _| Ok(settled(ShipmentState::Captured)));
         let report = service(store, gateway_holding(49_900))
             .recover_pending_captures(0)
             .await
@@ -160,7 +160,7 @@ mod tests {
                 matches!(outcome, SettleOutcome::Declined { code, .. } if code == "not_found_at_provider")
             })
             .times(1)
-            .returning(|_, _, _| Ok(view(ShipmentState::Voided)));
+            .returning(|_, _, _| Ok(settled(ShipmentState::Voided)));
         let report = service(store, gateway_holding(30_000))
             .recover_pending_captures(0)
             .await
@@ -208,7 +208,7 @@ mod tests {
             .expect_settle_capture()
             .withf(|_, outcome, _| matches!(outcome, SettleOutcome::Captured { .. }))
             .times(1)
-            .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
+            .returning(|_, _, _| Ok(settled(ShipmentState::Captured)));
         let report = recover_holding_a_later_final(store, true).await;
         assert_eq!(report.captured, 1);
     }

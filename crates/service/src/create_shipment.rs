@@ -132,15 +132,21 @@ impl Consign {
         crate::failpoints::reached("after-settle").await;
         fail::fail_point!("after-settle");
         match settled {
-            // The stored state decides: a concurrent settle of the same attempt may have won.
-            Ok(view) if view.state == ShipmentState::Captured => Ok(view),
-            Ok(view) => {
-                if provider_captured {
+            Ok(settled) => {
+                let view = settled.shipment;
+                if provider_captured && !settled.attempt_captured {
                     // Settled otherwise first (an operator's "not captured", say) while the
-                    // provider captured: the money is taken and the records say it is not.
-                    tracing::error!(shipment = %attempt.shipment, state = view.state.as_str(), "the provider captured this attempt, but it was settled otherwise first: reconcile it by hand");
+                    // provider captured: the money is taken and the records say this attempt
+                    // did not take it. The shipment may stand captured by a later attempt since,
+                    // and then it was captured twice.
+                    tracing::error!(shipment = %attempt.shipment, attempt = %attempt.idempotency_key, state = view.state.as_str(), "the provider captured this attempt, but it was settled otherwise first: reconcile it by hand");
                 }
-                Err(ServiceError::CaptureDeclined(order))
+                // The stored state decides: a concurrent settle of the same attempt may have won.
+                if view.state == ShipmentState::Captured {
+                    Ok(view)
+                } else {
+                    Err(ServiceError::CaptureDeclined(order))
+                }
             }
             Err(error) => {
                 // The provider answered but the answer is not recorded: recovery will ask again
@@ -273,7 +279,7 @@ mod tests {
                         }
             })
             .times(1)
-            .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
+            .returning(|_, _, _| Ok(settled(ShipmentState::Captured)));
         let mut gateway = sandbox_named_mock();
         gateway
             .expect_capture()
@@ -345,7 +351,7 @@ mod tests {
             .expect_settle_capture()
             .withf(|_, outcome, _| matches!(outcome, SettleOutcome::Declined { code, .. } if code == "card_declined"))
             .times(1)
-            .returning(|_, _, _| Ok(view(ShipmentState::Voided)));
+            .returning(|_, _, _| Ok(settled(ShipmentState::Voided)));
         let mut gateway = sandbox_named_mock();
         gateway
             .expect_capture()
@@ -466,7 +472,7 @@ mod tests {
             .expect_settle_capture()
             .withf(|_, outcome, _| matches!(outcome, SettleOutcome::Captured { reference } if reference == "zero-amount"))
             .times(1)
-            .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
+            .returning(|_, _, _| Ok(settled(ShipmentState::Captured)));
         let mut gateway = sandbox_named_mock();
         gateway.expect_capture().never();
         let shipment = service(store, gateway)
@@ -525,7 +531,7 @@ mod tests {
         store
             .expect_settle_capture()
             .times(usize::from(sent.is_some()))
-            .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
+            .returning(|_, _, _| Ok(settled(ShipmentState::Captured)));
         store.expect_record_unknown().never();
         let mut gateway = sandbox_named_mock();
         gateway

@@ -75,7 +75,7 @@ mod tests {
             .withf(|a, o, _| {
                 a.idempotency_key == "key-83651-1-1" && matches!(o, SettleOutcome::Captured { .. })
             })
-            .returning(|_, _, _| Ok(view(ShipmentState::Captured)));
+            .returning(|_, _, _| Ok(settled(ShipmentState::Captured)));
         store
             .expect_record_unknown()
             .times(1)
@@ -118,7 +118,7 @@ mod tests {
             .expect_settle_capture()
             .times(1)
             .withf(|_, o, _| matches!(o, SettleOutcome::Declined { .. }))
-            .returning(|_, _, _| Ok(view(ShipmentState::Voided)));
+            .returning(|_, _, _| Ok(settled(ShipmentState::Voided)));
         let mut gateway = sandbox_named_mock();
         gateway
             .expect_capture()
@@ -131,5 +131,48 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(report.declined, 1);
+    }
+
+    /// A replay the provider answers captured, whose attempt was settled as not captured
+    /// first, is logged at error level, also when the shipment stands captured by a later
+    /// attempt since (the order was charged twice). Captured by this attempt, by this settle or
+    /// a concurrent one, nothing is logged.
+    #[tokio::test]
+    async fn a_capture_made_after_its_attempt_was_settled_otherwise_is_logged() {
+        let cases = [
+            (ShipmentState::Uncaptured, false, true),
+            (ShipmentState::Voided, false, true),
+            (ShipmentState::Captured, false, true),
+            (ShipmentState::Captured, true, false),
+        ];
+        for (state, attempt_captured, logged_as_otherwise) in cases {
+            let mut store = MockOrderStore::new();
+            store
+                .expect_pending_captures()
+                .returning(|_| Ok(vec![attempt(29850)]));
+            store
+                .expect_settle_capture()
+                .times(1)
+                .returning(move |_, _, _| {
+                    Ok(CaptureSettled {
+                        shipment: view(state),
+                        attempt_captured,
+                    })
+                });
+            let mut gateway = sandbox_named_mock();
+            gateway
+                .expect_capture()
+                .times(1)
+                .returning(|_| CaptureOutcome::Captured {
+                    reference: "ch_1".into(),
+                });
+            let (report, logs) = logged(service(store, gateway).recover_pending_captures(0)).await;
+            assert_eq!(report.unwrap().examined, 1);
+            assert_eq!(
+                logs.contains("ERROR") && logs.contains("settled otherwise first"),
+                logged_as_otherwise,
+                "{state:?}, attempt captured {attempt_captured}: {logs}"
+            );
+        }
     }
 }

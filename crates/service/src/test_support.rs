@@ -37,6 +37,15 @@ pub(crate) fn view(state: ShipmentState) -> ShipmentView {
     }
 }
 
+/// A settle that found this attempt's outcome as the shipment shows it: captured with it, or
+/// not captured.
+pub(crate) fn settled(state: ShipmentState) -> CaptureSettled {
+    CaptureSettled {
+        shipment: view(state),
+        attempt_captured: state == ShipmentState::Captured,
+    }
+}
+
 /// `shipment` with its order: one line of `quantity` T-shirts, no payment.
 pub(crate) fn listing_of(shipment: ShipmentView, quantity: u32) -> ShipmentListing {
     let order = Order::new(

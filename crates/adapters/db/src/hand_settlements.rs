@@ -31,7 +31,7 @@ pub(crate) fn settle_by_hand(
         SettleOutcome::Declined { message, .. } => ("not_captured", message),
     };
     conn.transaction(|conn| {
-        let settled = settle_capture(conn, attempt, outcome, None, now)?;
+        let settled = settle_capture(conn, attempt, outcome, None, now)?.shipment;
         let recorded = hand_settlements::table
             .find((attempt.shipment.order.0, &attempt.idempotency_key))
             .count()

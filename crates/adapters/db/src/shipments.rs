@@ -7,7 +7,7 @@ use consign_domain::{
     ShipmentId, ShipmentRequest, ShipmentState,
 };
 use consign_ports::{
-    CaptureAttempt, CaptureTally, FinalCaptureStanding, Reservation, SettleOutcome,
+    CaptureAttempt, CaptureSettled, CaptureTally, FinalCaptureStanding, Reservation, SettleOutcome,
     ShipmentDetails, ShipmentView, Timestamp,
 };
 use diesel::prelude::*;
@@ -502,7 +502,12 @@ pub(crate) fn settle_capture(
     outcome: &SettleOutcome,
     reserved: Option<&ReservedRows>,
     now: Timestamp,
-) -> Result<ShipmentView, DbError> {
+) -> Result<CaptureSettled, DbError> {
+    // The paths below that answer a view settled the open attempt themselves, as captured.
+    let captured_here = |shipment| CaptureSettled {
+        shipment,
+        attempt_captured: true,
+    };
     let order_id = attempt.shipment.order.0;
     let number = int(attempt.shipment.number);
     if let (AnyConnection::Sqlite(_), SettleOutcome::Captured { reference }, Some(reserved)) =
@@ -513,7 +518,7 @@ pub(crate) fn settle_capture(
             Some(waiting) => settle_as_started(conn, attempt, reference, reserved, waiting, now)?,
         };
         if let Some(view) = settled {
-            return Ok(view);
+            return Ok(captured_here(view));
         }
     }
     // Changes wait for the capture: decided from one read, written by one statement if the
@@ -522,7 +527,7 @@ pub(crate) fn settle_capture(
         (&mut *conn, outcome, attempt.changes_waiting)
     {
         if let Some(view) = settle_with_changes_unlocked(pg, attempt, reference, now)? {
-            return Ok(view);
+            return Ok(captured_here(view));
         }
     }
     // Its one statement changes nothing when changes wait for the capture: not sent then.
@@ -539,7 +544,9 @@ pub(crate) fn settle_capture(
             now,
         )?;
         if let Some((row, lines)) = captured {
-            return row.into_view(attempt.amount.currency(), &lines);
+            return Ok(captured_here(
+                row.into_view(attempt.amount.currency(), &lines)?,
+            ));
         }
     }
     conn.transaction(|conn| {
@@ -630,12 +637,24 @@ pub(crate) fn settle_capture(
                 crate::outbox::issue_invoice(conn, order_id, number, attempt.amount.minor(), now)?;
             }
             // Answered from what was written: no read back.
-            return row.into_view(attempt.amount.currency(), &lines);
+            return Ok(CaptureSettled {
+                shipment: row.into_view(attempt.amount.currency(), &lines)?,
+                attempt_captured: matches!(outcome, SettleOutcome::Captured { .. }),
+            });
         }
-        // Settled before (a replay, or a concurrent settle won): answered as stored.
+        // Settled before (a replay, or a concurrent settle won): answered as stored, with how
+        // the attempt itself was settled.
         let (row, lines) = load_shipment(conn, order_id, number)?
             .ok_or(DbError::ShipmentNotFound(attempt.shipment))?;
-        row.into_view(attempt.amount.currency(), &lines)
+        let attempt_state: String = capture_attempts::table
+            .filter(capture_attempts::order_id.eq(order_id))
+            .filter(capture_attempts::idempotency_key.eq(&attempt.idempotency_key))
+            .select(capture_attempts::state)
+            .get_result(conn)?;
+        Ok(CaptureSettled {
+            shipment: row.into_view(attempt.amount.currency(), &lines)?,
+            attempt_captured: attempt_state == ATTEMPT_SUCCEEDED,
+        })
     })
 }
 

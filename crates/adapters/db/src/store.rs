@@ -5,10 +5,10 @@ use consign_domain::{
     OrderId, Providers, ShipmentId, ShipmentLine, ShipmentRequest, ShipmentState,
 };
 use consign_ports::{
-    BeginCapture, CaptureAttempt, CaptureTally, FinalCaptureStanding, ImportedOrder, Invoice,
-    OrderImport, OrderQuery, OrderStore, OrderView, OutboxMessage, Reservation, SettleOutcome,
-    ShipmentChanges, ShipmentDetails, ShipmentListing, ShipmentQuery, ShipmentView, StoreError,
-    StoreStats, Timestamp,
+    BeginCapture, CaptureAttempt, CaptureSettled, CaptureTally, FinalCaptureStanding,
+    ImportedOrder, Invoice, OrderImport, OrderQuery, OrderStore, OrderView, OutboxMessage,
+    Reservation, SettleOutcome, ShipmentChanges, ShipmentDetails, ShipmentListing, ShipmentQuery,
+    ShipmentView, StoreError, StoreStats, Timestamp,
 };
 
 use crate::config::Backend;
@@ -331,7 +331,7 @@ impl OrderStore for Database {
         attempt: &CaptureAttempt,
         outcome: SettleOutcome,
         now: Timestamp,
-    ) -> Result<ShipmentView, StoreError> {
+    ) -> Result<CaptureSettled, StoreError> {
         self.settle_with(attempt, outcome, move |conn, attempt, outcome, reserved| {
             shipments::settle_capture(conn, attempt, outcome, reserved, now)
         })
@@ -409,21 +409,22 @@ impl Database {
     /// A settle of `attempt` written by `write`, given the rows kept of its reservation (taken
     /// whatever the outcome: a settle ends them); then, if it released units, the order's
     /// snapshot is forgotten.
-    async fn settle_with<W>(
+    async fn settle_with<W, T>(
         &self,
         attempt: &CaptureAttempt,
         outcome: SettleOutcome,
         write: W,
-    ) -> Result<ShipmentView, StoreError>
+    ) -> Result<T, StoreError>
     where
         W: Fn(
                 &mut AnyConnection,
                 &CaptureAttempt,
                 &SettleOutcome,
                 Option<&ReservedRows>,
-            ) -> Result<ShipmentView, DbError>
+            ) -> Result<T, DbError>
             + Send
             + 'static,
+        T: Send + 'static,
     {
         let attempt = attempt.clone();
         let order = attempt.shipment.order;

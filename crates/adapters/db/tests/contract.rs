@@ -186,7 +186,8 @@ async fn reserve_then_settle_captured_moves_counters_and_lists_the_shipment() {
                 Timestamp(7),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .shipment;
         assert_eq!(settled.state, ShipmentState::Captured);
         assert_eq!(settled.capture_reference.as_deref(), Some("ch_1"));
         // Settling the same attempt again changes nothing, whatever it says.
@@ -200,7 +201,8 @@ async fn reserve_then_settle_captured_moves_counters_and_lists_the_shipment() {
                 Timestamp(8),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .shipment;
         assert_eq!(again.state, ShipmentState::Captured, "{}", t.name);
         assert!(t
             .db
@@ -326,7 +328,8 @@ async fn a_decline_voids_releases_and_never_reuses_the_number() {
                 Timestamp(3),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .shipment;
         assert_eq!(voided.state, ShipmentState::Voided);
         let view = &t
             .db
@@ -1216,6 +1219,116 @@ async fn a_second_settlement_by_hand_of_one_attempt_changes_nothing_and_keeps_th
     .await;
 }
 
+/// A settle answers how the attempt itself stands, not only the shipment: a replay captured by
+/// the provider after its attempt was found not captured by an operator, and the shipment
+/// captured by a later attempt since, answers the shipment captured and this attempt not
+/// (the order was charged twice); a replay of the attempt that did capture answers it
+/// captured. Also for a capture at creation that was declined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settle_answers_whether_its_own_attempt_stands_captured() {
+    each_backend(|t| async move {
+        let (_, ids) = two_uncaptured_shipments(&t, 32, "c@example.com").await;
+        let shipment = ids[1];
+        let begin = |at: i64| {
+            let db = t.db.clone();
+            async move {
+                match db
+                    .begin_capture(
+                        shipment,
+                        None,
+                        Providers::any(),
+                        ShipmentChanges::default(),
+                        Timestamp(at),
+                    )
+                    .await
+                    .unwrap()
+                {
+                    BeginCapture::Started(attempt) => attempt,
+                    other => panic!("capture not started: {other:?}"),
+                }
+            }
+        };
+        let captured = |reference: &str| SettleOutcome::Captured {
+            reference: reference.into(),
+        };
+        let first = begin(6).await;
+        let found = t.db.settle_by_hand(
+            &first,
+            SettleOutcome::Declined {
+                code: "settled_by_operator".into(),
+                message: "not in the provider's dashboard".into(),
+            },
+            Timestamp(7),
+        );
+        assert_eq!(
+            found.await.unwrap().state,
+            ShipmentState::Uncaptured,
+            "{}",
+            t.name
+        );
+        let second = begin(8).await;
+        let settled =
+            t.db.settle_capture(&second, captured("ch_second"), Timestamp(9))
+                .await
+                .unwrap();
+        assert!(settled.attempt_captured, "{}: settled here", t.name);
+        assert_eq!(
+            settled.shipment.state,
+            ShipmentState::Captured,
+            "{}",
+            t.name
+        );
+
+        let late =
+            t.db.settle_capture(&first, captured("ch_first"), Timestamp(10))
+                .await
+                .unwrap();
+        assert_eq!(late.shipment.state, ShipmentState::Captured, "{}", t.name);
+        assert_eq!(
+            late.shipment.capture_reference.as_deref(),
+            Some("ch_second"),
+            "{}: the late settle changed nothing",
+            t.name
+        );
+        assert!(
+            !late.attempt_captured,
+            "{}: found not captured first",
+            t.name
+        );
+        let replayed =
+            t.db.settle_capture(&second, captured("ch_second"), Timestamp(11))
+                .await
+                .unwrap();
+        assert!(
+            replayed.attempt_captured,
+            "{}: a replay of the capture",
+            t.name
+        );
+
+        let other =
+            t.db.import_order(import(Some(33), "c@example.com", "auth"), Timestamp(12))
+                .await
+                .unwrap()
+                .order;
+        let l1 = other.lines()[0].line_id().0;
+        let at_creation = reserve_capture(&t, other.id(), &[(l1, 1)], 12).await;
+        let declined = SettleOutcome::Declined {
+            code: "card_declined".into(),
+            message: "declined".into(),
+        };
+        t.db.settle_capture(&at_creation, declined, Timestamp(13))
+            .await
+            .unwrap();
+        let late =
+            t.db.settle_capture(&at_creation, captured("ch_late"), Timestamp(14))
+                .await
+                .unwrap();
+        assert_eq!(late.shipment.state, ShipmentState::Voided, "{}", t.name);
+        assert!(!late.attempt_captured, "{}: declined first", t.name);
+    })
+    .await;
+}
+
 /// The first capture is declined: its unit leaves capture, so the capture planned as final no
 /// longer completes the order and is stored as not final in the decline's transaction; the
 /// shipment that takes the unit again is planned as the final capture.
@@ -1384,7 +1497,8 @@ async fn settling_a_captured_attempt_again_issues_no_second_invoice() {
                         Timestamp(3),
                     )
                     .await
-                    .unwrap();
+                    .unwrap()
+                    .shipment;
                 assert_eq!(settled.state, ShipmentState::Captured, "{}", t.name);
                 assert_eq!(
                     settled.capture_reference.as_deref(),
@@ -1754,7 +1868,8 @@ async fn every_write_answers_what_a_read_of_the_shipment_gives() {
                 Timestamp(6),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .shipment;
         assert_eq!(answer.state, ShipmentState::Uncaptured, "{}", t.name);
         assert_eq!(
             answer,
@@ -1777,7 +1892,8 @@ async fn every_write_answers_what_a_read_of_the_shipment_gives() {
                 Timestamp(8),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .shipment;
         assert!(
             answer.details.shipped,
             "{}: waiting changes applied",
@@ -1840,7 +1956,8 @@ async fn every_write_answers_what_a_read_of_the_shipment_gives() {
                 Timestamp(13),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .shipment;
         assert_eq!(voided.state, ShipmentState::Voided, "{}", t.name);
         assert_eq!(voided, read_back(&t, "c").await, "{}: void", t.name);
         let d = reserve(vec![(l1, 1)], true, "d", 14).await.attempt.unwrap();
@@ -1853,7 +1970,8 @@ async fn every_write_answers_what_a_read_of_the_shipment_gives() {
                 Timestamp(15),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .shipment;
         assert_eq!(answer, read_back(&t, "d").await, "{}: capture", t.name);
 
         let e = reserve(vec![(l1, 1)], false, "e", 16).await.shipment.id;

@@ -119,6 +119,7 @@ async fn settle(db: &Database, attempt: &CaptureAttempt) -> ShipmentView {
     )
     .await
     .expect("settle")
+    .shipment
 }
 
 /// Starts the capture of an uncaptured shipment, with changes that ship it (and set its

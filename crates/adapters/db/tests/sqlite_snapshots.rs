@@ -83,6 +83,7 @@ async fn settle(db: &Database, reservation: &Reservation, reference: &str) -> Sh
     )
     .await
     .expect("settle")
+    .shipment
 }
 
 /// The shipment as stored, read back.
@@ -171,7 +172,8 @@ async fn settle_started(
             Timestamp(7),
         )
         .await
-        .expect("settle");
+        .expect("settle")
+        .shipment;
     (settled, db.statements_sent() - before)
 }
 
