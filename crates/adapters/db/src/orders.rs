@@ -395,11 +395,36 @@ pub(crate) fn list_orders(
     conn: &mut AnyConnection,
     query: &OrderQuery,
 ) -> Result<Vec<OrderView>, DbError> {
-    in_one_snapshot(conn, |conn| list_orders_in(conn, query))
+    in_one_snapshot(conn, |conn| {
+        Ok(list_orders_in(conn, query, Past::Read)?.unwrap_or_default())
+    })
 }
 
-/// [`list_orders`], its statements.
-fn list_orders_in(conn: &mut AnyConnection, query: &OrderQuery) -> Result<Vec<OrderView>, DbError> {
+/// [`list_orders`] for a part bounded by `shipments_at_most`, where a read of any size would
+/// hold up others (an HTTP worker): `None`, with only the orders' rows and their counts read,
+/// when the part's first order alone holds more live shipments than the bound.
+pub(crate) fn list_orders_within_bound(
+    conn: &mut AnyConnection,
+    query: &OrderQuery,
+) -> Result<Option<Vec<OrderView>>, DbError> {
+    in_one_snapshot(conn, |conn| list_orders_in(conn, query, Past::Refused))
+}
+
+/// What a bounded part does with a first order past its bound.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Past {
+    /// Reads it: an order is never split.
+    Read,
+    /// Reads nothing more and answers `None`.
+    Refused,
+}
+
+/// [`list_orders`], its statements; `None` only when `past` refuses the first order.
+fn list_orders_in(
+    conn: &mut AnyConnection,
+    query: &OrderQuery,
+    past: Past,
+) -> Result<Option<Vec<OrderView>>, DbError> {
     let mut select = orders::table.select(OrderRow::as_select()).into_boxed();
     if let Some(id) = query.order {
         select = select.filter(orders::id.eq(id.0));
@@ -427,18 +452,26 @@ fn list_orders_in(conn: &mut AnyConnection, query: &OrderQuery) -> Result<Vec<Or
         .offset(i64::from(query.offset))
         .load(conn)?;
     if let Some(most) = query.shipments_at_most {
-        let within = orders_within(conn, &rows, most)?;
+        let Some(within) = orders_within(conn, &rows, most, past)? else {
+            return Ok(None);
+        };
         rows.truncate(within);
     }
-    order_views(conn, rows)
+    order_views(conn, rows).map(Some)
 }
 
 /// How many of `rows`, from the first, hold at most `most` live shipments together: one
 /// statement counting them, so a part of a page is bounded before its shipments are read. The
-/// first order counts whatever its own (an order is never split).
-fn orders_within(conn: &mut AnyConnection, rows: &[OrderRow], most: u32) -> Result<usize, DbError> {
-    if rows.len() <= 1 {
-        return Ok(rows.len());
+/// first order counts whatever its own (an order is never split), or, when `past` refuses it
+/// and it holds more than `most`, `None`.
+fn orders_within(
+    conn: &mut AnyConnection,
+    rows: &[OrderRow],
+    most: u32,
+    past: Past,
+) -> Result<Option<usize>, DbError> {
+    if rows.is_empty() || (rows.len() == 1 && past == Past::Read) {
+        return Ok(Some(rows.len()));
     }
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let counts: HashMap<i64, i64> = shipments::table
@@ -449,15 +482,19 @@ fn orders_within(conn: &mut AnyConnection, rows: &[OrderRow], most: u32) -> Resu
         .load::<(i64, i64)>(conn)?
         .into_iter()
         .collect();
+    let held_by = |row: &OrderRow| counts.get(&row.id).copied().unwrap_or(0);
+    if past == Past::Refused && held_by(&rows[0]) > i64::from(most) {
+        return Ok(None);
+    }
     let mut held = 0_i64;
     let within = rows
         .iter()
         .take_while(|row| {
-            held += counts.get(&row.id).copied().unwrap_or(0);
+            held += held_by(row);
             held <= i64::from(most)
         })
         .count();
-    Ok(within.max(1))
+    Ok(Some(within.max(1)))
 }
 
 /// An order with its lines, without its shipments, from rows already read.
@@ -548,4 +585,64 @@ fn order_views(conn: &mut AnyConnection, rows: Vec<OrderRow>) -> Result<Vec<Orde
             Ok(view)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use consign_ports::OrderQuery;
+
+    use crate::testing::{import_one_line_order, ship_from_one_line, Throwaway};
+    use crate::Database;
+
+    /// A part read where a long read would hold up others is refused when its first order
+    /// alone holds more live shipments than the part's bound, alone or with others after it,
+    /// and read as [`super::list_orders`] reads it otherwise; both backends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bounded_part_whose_first_order_is_past_the_bound_is_refused_unread() {
+        let sqlite = Throwaway::sqlite();
+        let postgres = Throwaway::postgres();
+        if let Err(why) = &postgres {
+            assert!(!crate::testing::postgres_required(), "{why}");
+        }
+        for throwaway in std::iter::once(&sqlite).chain(postgres.as_ref().ok()) {
+            let db = Database::open(&throwaway.config).unwrap();
+            // Order 1 holds three shipments, order 2 one.
+            for (id, shipments) in [(1, 3), (2, 1)] {
+                let line = import_one_line_order(&db, id, 5).await;
+                for _ in 0..shipments {
+                    ship_from_one_line(&db, id, line, 1, false).await.unwrap();
+                }
+            }
+            let part = |limit: u32, most: u32| {
+                let db = db.clone();
+                async move {
+                    let query = OrderQuery {
+                        limit,
+                        shipments_at_most: Some(most),
+                        ..OrderQuery::default()
+                    };
+                    let bounded = query.clone();
+                    let here = db
+                        .run_short_read(move |conn| super::list_orders_within_bound(conn, &bounded))
+                        .await
+                        .unwrap()
+                        .map(|part| part.iter().map(|v| v.order.id().0).collect::<Vec<_>>());
+                    let anywhere = db
+                        .run_short_read(move |conn| super::list_orders(conn, &query))
+                        .await
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.order.id().0)
+                        .collect::<Vec<_>>();
+                    (here, anywhere)
+                }
+            };
+            let url = &throwaway.url;
+            assert_eq!(part(1, 2).await, (None, vec![1]), "{url}: alone");
+            assert_eq!(part(10, 2).await, (None, vec![1]), "{url}: with another");
+            assert_eq!(part(1, 3).await, (Some(vec![1]), vec![1]), "{url}");
+            assert_eq!(part(10, 3).await, (Some(vec![1]), vec![1]), "{url}");
+            assert_eq!(part(10, 4).await, (Some(vec![1, 2]), vec![1, 2]), "{url}");
+        }
+    }
 }

@@ -395,13 +395,20 @@ impl OrderStore for Database {
         // blocking pool, each part's memory stayed with the thread that read it until that thread
         // ran again: the benchmark's check of every order peaked 8-9 MiB above the load, against
         // 2.5-4.7 MiB on the calling thread (docs/benchmarks.md, set 23).
-        let by_key = query.offset == 0 && query.shipments_at_most.is_some();
-        let read = move |conn: &mut AnyConnection| orders::list_orders(conn, &query);
-        Ok(if by_key {
-            self.run_short_read(read).await?
-        } else {
-            self.run(read).await?
-        })
+        // A part whose first order alone is past the bound is read on the blocking pool instead:
+        // its size has no bound, and on the calling thread it would hold up every connection of
+        // that HTTP worker for as long as it takes.
+        if query.offset == 0 && query.shipments_at_most.is_some() {
+            let part = query.clone();
+            let read_here =
+                move |conn: &mut AnyConnection| orders::list_orders_within_bound(conn, &part);
+            if let Some(part) = self.run_short_read(read_here).await? {
+                return Ok(part);
+            }
+        }
+        Ok(self
+            .run(move |conn| orders::list_orders(conn, &query))
+            .await?)
     }
 }
 
