@@ -33,7 +33,7 @@ impl Consign {
     /// capture flagged for review may be ([`Shipment::check_settle_by_hand`]); answers the
     /// shipment as it is after. A capture that recovery or another operator settled in the
     /// meantime is left as it was settled; unless that is what the operator found (the same
-    /// state, and for a capture the same reference), the answer is
+    /// state, and for a capture the same reference, or the payment's own), the answer is
     /// [`ServiceError::SettledOtherwise`].
     pub async fn settle_by_hand(
         &self,
@@ -64,7 +64,7 @@ impl Consign {
             .store
             .settle_by_hand(&attempt, outcome.clone(), self.clock.now())
             .await?;
-        if !shows(&settled, &outcome) {
+        if !shows(&settled, &outcome, &attempt.authorization.reference) {
             let now = match &settled.capture_reference {
                 Some(reference) => format!("{} with reference {reference}", settled.state.as_str()),
                 None => settled.state.as_str().to_owned(),
@@ -81,12 +81,16 @@ impl Consign {
 }
 
 /// Whether the shipment as settled shows the operator's finding: captured with its reference,
-/// or settled without a capture (voided, or left uncaptured).
-fn shows(settled: &ShipmentView, outcome: &SettleOutcome) -> bool {
+/// or settled without a capture (voided, or left uncaptured). A capture quoted by the payment
+/// it was made on (`authorization`, a PaymentIntent id) shows too, whichever reference was kept:
+/// the dashboard shows both, and on Stripe the capture's own reference (the PaymentIntent's
+/// charge) is the same for every capture on it, so neither tells one capture from another.
+fn shows(settled: &ShipmentView, outcome: &SettleOutcome, authorization: &str) -> bool {
     match outcome {
         SettleOutcome::Captured { reference } => {
             settled.state == ShipmentState::Captured
-                && settled.capture_reference.as_deref() == Some(reference.as_str())
+                && (settled.capture_reference.as_deref() == Some(reference.as_str())
+                    || reference == authorization)
         }
         SettleOutcome::Declined { .. } => !matches!(
             settled.state,
@@ -155,7 +159,7 @@ mod tests {
 
     /// The store found the attempt settled meanwhile (by recovery, or another operator) and
     /// answered the shipment as it stands: unless that is what this operator found, reference
-    /// included, the answer says how it stands instead of the shipment.
+    /// included (or the payment's own), the answer says how it stands instead of the shipment.
     #[tokio::test]
     async fn a_capture_settled_meanwhile_otherwise_than_found_is_reported_not_answered() {
         let captured = || HandSettlement::Captured {
@@ -163,6 +167,9 @@ mod tests {
         };
         let not_captured = || HandSettlement::NotCaptured {
             note: "not in the dashboard".into(),
+        };
+        let by_payment = || HandSettlement::Captured {
+            reference: attempt(29850).authorization.reference,
         };
         let cases = [
             (
@@ -182,6 +189,9 @@ mod tests {
                 Some("captured with reference ch_theirs"),
             ),
             (captured(), captured_with("ch_mine"), None),
+            // Quoted by the payment it was made on, kept by its charge: the same capture.
+            (by_payment(), captured_with("ch_theirs"), None),
+            (by_payment(), view(ShipmentState::Voided), Some("voided")),
             (not_captured(), view(ShipmentState::Voided), None),
             (not_captured(), view(ShipmentState::Uncaptured), None),
         ];
