@@ -134,11 +134,12 @@ impl Consign {
         match settled {
             Ok(settled) => {
                 let view = settled.shipment;
-                if provider_captured && !settled.attempt_captured {
+                let recorded = settled.attempt_captured && view.state == ShipmentState::Captured;
+                if provider_captured && !recorded {
                     // Settled otherwise first (an operator's "not captured", say) while the
                     // provider captured: the money is taken and the records say this attempt
-                    // did not take it. The shipment may stand captured by a later attempt since,
-                    // and then it was captured twice.
+                    // did not take it, or the shipment is not captured. The shipment may stand
+                    // captured by a later attempt since, and then it was captured twice.
                     tracing::error!(shipment = %attempt.shipment, attempt = %attempt.idempotency_key, state = view.state.as_str(), "the provider captured this attempt, but it was settled otherwise first: reconcile it by hand");
                 }
                 // The stored state decides: a concurrent settle of the same attempt may have won.

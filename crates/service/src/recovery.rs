@@ -135,14 +135,16 @@ mod tests {
 
     /// A replay the provider answers captured, whose attempt was settled as not captured
     /// first, is logged at error level, also when the shipment stands captured by a later
-    /// attempt since (the order was charged twice). Captured by this attempt, by this settle or
-    /// a concurrent one, nothing is logged.
+    /// attempt since (the order was charged twice), or when the attempt stands captured and its
+    /// shipment does not. Captured by this attempt, by this settle or a concurrent one, nothing
+    /// is logged.
     #[tokio::test]
     async fn a_capture_made_after_its_attempt_was_settled_otherwise_is_logged() {
         let cases = [
             (ShipmentState::Uncaptured, false, true),
             (ShipmentState::Voided, false, true),
             (ShipmentState::Captured, false, true),
+            (ShipmentState::Voided, true, true),
             (ShipmentState::Captured, true, false),
         ];
         for (state, attempt_captured, logged_as_otherwise) in cases {
