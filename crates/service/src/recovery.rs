@@ -108,12 +108,18 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn recovery_settles_a_decline_as_voided() {
+    /// A store with one capture attempt pending.
+    fn one_attempt_pending() -> MockOrderStore {
         let mut store = MockOrderStore::new();
         store
             .expect_pending_captures()
             .returning(|_| Ok(vec![attempt(29850)]));
+        store
+    }
+
+    #[tokio::test]
+    async fn recovery_settles_a_decline_as_voided() {
+        let mut store = one_attempt_pending();
         store
             .expect_settle_capture()
             .times(1)
@@ -148,10 +154,7 @@ mod tests {
             (ShipmentState::Captured, true, false),
         ];
         for (state, attempt_captured, logged_as_otherwise) in cases {
-            let mut store = MockOrderStore::new();
-            store
-                .expect_pending_captures()
-                .returning(|_| Ok(vec![attempt(29850)]));
+            let mut store = one_attempt_pending();
             store
                 .expect_settle_capture()
                 .times(1)
