@@ -145,3 +145,38 @@ pub(crate) fn insert_next_attempt(
     .map(|next| next.idempotency_key)
     .ok_or_else(|| DbError::Corrupt(format!("no attempt recorded for {shipment}")))
 }
+
+impl AttemptRow {
+    /// A capture attempt about to be sent: pending, no outcome yet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pending(
+        order_id: i64,
+        number: i32,
+        attempt: i32,
+        idempotency_key: String,
+        amount: i64,
+        final_capture: bool,
+        void_on_decline: bool,
+        on_capture: Option<String>,
+        now: i64,
+    ) -> AttemptRow {
+        AttemptRow {
+            order_id,
+            number,
+            attempt,
+            idempotency_key,
+            amount,
+            final_capture: flag(final_capture),
+            state: ATTEMPT_PENDING.to_owned(),
+            provider_reference: None,
+            decline_code: None,
+            decline_message: None,
+            created_at: now,
+            updated_at: now,
+            passes: 0,
+            last_error: None,
+            void_on_decline: flag(void_on_decline),
+            on_capture,
+        }
+    }
+}

@@ -25,6 +25,7 @@ mod health;
 mod idempotency;
 mod kept_settle;
 mod keys;
+mod line_moves;
 mod listing;
 mod orders;
 mod outbox;

@@ -10,8 +10,9 @@ use diesel::prelude::*;
 
 use crate::connection::AnyConnection;
 use crate::error::DbError;
+use crate::line_moves::{line_changed, move_line};
 use crate::prepared::{execute, statement, Param};
-use crate::reservation::{line_changed, shipment_params};
+use crate::reservation::shipment_params;
 use crate::rows::{flag, int, ShipmentLineRow, ShipmentRow};
 use crate::schema::shipment_lines;
 
@@ -21,12 +22,6 @@ const UPDATE_SHIPMENT: &str = "UPDATE shipments SET state = $1, capture_amount =
      carries_shipping_fee = $3, gtg = $4, shipped = $5, needs_review = $6, updated_at = $7, \
      capture_reference = COALESCE($8, capture_reference) \
      WHERE order_id = $9 AND number = $10 AND state = $11";
-
-/// Moves a line's counters, guarded so that `0 <= in_capture <= allocated <= quantity` holds.
-const MOVE_LINE: &str = "UPDATE order_lines SET allocated = allocated + $1, \
-     in_capture = in_capture + $2 \
-     WHERE order_id = $3 AND line_id = $4 AND allocated + $1 <= quantity \
-     AND in_capture + $2 >= 0 AND in_capture + $2 <= allocated + $1";
 
 /// The order's counters after a change that moved them: the committed amount (never below
 /// zero), the shipping fee's flag when it changed, and a new version, so that a shipment
@@ -215,29 +210,4 @@ pub(crate) fn apply_written(
             .collect();
         lines.sort_by_key(|l| l.line_id);
     }
-}
-
-/// Adds to a line's allocated and in-capture units; fails (nothing written) when the guards of
-/// [`MOVE_LINE`] do not hold.
-pub(crate) fn move_line(
-    conn: &mut AnyConnection,
-    order_id: i64,
-    line_id: i64,
-    allocated: i32,
-    in_capture: i32,
-) -> Result<(), DbError> {
-    let moved = execute(
-        conn,
-        statement!(MOVE_LINE),
-        vec![
-            Param::Integer(allocated),
-            Param::Integer(in_capture),
-            Param::BigInt(order_id),
-            Param::BigInt(line_id),
-        ],
-    )?;
-    if moved != 1 {
-        return Err(line_changed(line_id));
-    }
-    Ok(())
 }

@@ -16,8 +16,9 @@ use consign_ports::Timestamp;
 
 use crate::attempts::ATTEMPT_PENDING;
 use crate::error::DbError;
+use crate::line_moves::line_changed;
 use crate::prepared::{statement, Param, Prepared};
-use crate::reservation::{line_changed, ReservationWrite};
+use crate::reservation::ReservationWrite;
 use crate::rows::{
     flag, int, shipment_row_columns, SettledAttempt, ShipmentLineRow, ShipmentRow, ShipmentRowSql,
 };

@@ -3,7 +3,7 @@
 
 use crate::connection::AnyConnection;
 use crate::error::DbError;
-use crate::persist::move_line;
+use crate::line_moves::move_line;
 use crate::prepared::{execute, statement, Param};
 use crate::rows::{AttemptRow, ShipmentLineRow, ShipmentRow};
 
@@ -160,9 +160,4 @@ fn write_rows(conn: &mut AnyConnection, write: &ReservationWrite) -> Result<(), 
         crate::attempts::insert_attempt(conn, attempt)?;
     }
     Ok(())
-}
-
-/// A guarded line update found the line changed although the order was locked.
-pub(crate) fn line_changed(line: i64) -> DbError {
-    DbError::Corrupt(format!("line {line} changed under the order lock"))
 }

@@ -136,41 +136,6 @@ pub struct AttemptRow {
     pub on_capture: Option<String>,
 }
 
-impl AttemptRow {
-    /// A capture attempt about to be sent: pending, no outcome yet.
-    #[allow(clippy::too_many_arguments)]
-    pub fn pending(
-        order_id: i64,
-        number: i32,
-        attempt: i32,
-        idempotency_key: String,
-        amount: i64,
-        final_capture: bool,
-        void_on_decline: bool,
-        on_capture: Option<String>,
-        now: i64,
-    ) -> AttemptRow {
-        AttemptRow {
-            order_id,
-            number,
-            attempt,
-            idempotency_key,
-            amount,
-            final_capture: flag(final_capture),
-            state: crate::attempts::ATTEMPT_PENDING.to_owned(),
-            provider_reference: None,
-            decline_code: None,
-            decline_message: None,
-            created_at: now,
-            updated_at: now,
-            passes: 0,
-            last_error: None,
-            void_on_decline: flag(void_on_decline),
-            on_capture,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = api_keys)]
 pub struct ApiKeyRow {
