@@ -44,15 +44,20 @@ pub struct Rig {
     _db: consign_db::testing::Throwaway,
 }
 
-/// A rig on `backend`, Stripe with multicapture.
+/// A rig on `backend`, Stripe with multicapture, whose requests time out after 500 ms.
 pub async fn rig(backend: Backend) -> Rig {
+    rig_timing_out_after(backend, Duration::from_millis(500)).await
+}
+
+/// [`rig`] with Stripe's requests timing out after `timeout`.
+pub async fn rig_timing_out_after(backend: Backend, timeout: Duration) -> Rig {
     let db = throwaway(backend);
     let database = Database::open(&DbConfig::from_url(&db.url)).unwrap();
     let stand_in = StandIn::start().await;
     let mut config = StripeConfig::new(SECRET_KEY);
     config.api_base = stand_in.url.clone();
     config.multicapture = true;
-    config.timeout = Duration::from_millis(500);
+    config.timeout = timeout;
     config.backoff = Duration::from_millis(5);
     let stripe = Arc::new(StripeGateway::new(config).unwrap());
     let clock = Arc::new(MovableClock(AtomicI64::new(1_800_000_000_000)));

@@ -1,10 +1,14 @@
 //! A capture recovery could not settle, flagged for review and settled by an operator from what
 //! the provider's dashboard shows: the service, the real store and the real Stripe adapter
-//! against the provider stand-in, whose answers are lost until the capture needs review.
+//! against the provider stand-in, whose answers are lost until the capture needs review (or
+//! held, for a replay in flight).
+
+use std::time::Duration;
 
 use consign_domain::*;
 use consign_ports::{OrderQuery, ShipmentChanges, ShipmentDetails, ShippingUpdate};
 use consign_provider_stand_in::Fault;
+use consign_service::log_capture::logged;
 use consign_service::{HandSettlement, ServiceError, REVIEW_AFTER_PASSES};
 use consign_tests::stripe_rig::*;
 use consign_tests::*;
@@ -63,6 +67,23 @@ async fn a_capture_under_review(
     };
     until_review(rig, shipment, then).await;
     (order, a, b, shipment)
+}
+
+/// Creates a shipment of one unit of `line`, uncaptured.
+async fn uncaptured(rig: &Rig, order: OrderId, line: LineId) -> ShipmentId {
+    let request = ShipmentRequest {
+        lines: vec![ShipmentLine {
+            line_id: line,
+            quantity: 1,
+        }],
+        capture: false,
+        deduct_previous_costs: false,
+    };
+    rig.consign
+        .create_shipment(order, request, ShipmentDetails::default(), None)
+        .await
+        .unwrap()
+        .id
 }
 
 /// The store's record of the captures settled by hand: (finding, detail, state after) each.
@@ -181,20 +202,7 @@ async fn a_later_capture_settled_by_hand_applies_or_drops_the_changes_that_waite
         for captured in [true, false] {
             let rig = rig(backend).await;
             let (order, a, _) = order(&rig).await;
-            let request = ShipmentRequest {
-                lines: vec![ShipmentLine {
-                    line_id: a,
-                    quantity: 1,
-                }],
-                capture: false,
-                deduct_previous_costs: false,
-            };
-            let shipment = rig
-                .consign
-                .create_shipment(order, request, ShipmentDetails::default(), None)
-                .await
-                .unwrap()
-                .id;
+            let shipment = uncaptured(&rig, order, a).await;
             let changes = ShipmentChanges {
                 shipped: true,
                 shipping: ShippingUpdate {
@@ -253,5 +261,72 @@ async fn a_later_capture_settled_by_hand_applies_or_drops_the_changes_that_waite
             }
             assert_eq!(rig.stand_in.ledger().len(), 1, "{label}");
         }
+    }
+}
+
+/// The rule the operations guide gives broken: an operator finds a capture not made while a
+/// replay of it is in flight, and the shipment, completed again, is captured by a new attempt
+/// before the replay's answer comes back captured. The order is charged twice and the books
+/// show one capture; the replay's settle changes nothing and is logged at error level, so that
+/// someone refunds the extra capture (the shipment alone, captured, could not tell).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_captured_after_its_capture_was_found_not_made_and_made_again_is_logged() {
+    for backend in backends() {
+        // Long enough for the held answer: the replay must get it, not time out and ask again.
+        let rig = rig_timing_out_after(backend, Duration::from_secs(30)).await;
+        // Line B (50.00): the authorisation (150.00) has room for its capture twice.
+        let (order, _, b) = order(&rig).await;
+        let shipment = uncaptured(&rig, order, b).await;
+        let lost = Fault::DropBeforeProcessing;
+        rig.stand_in
+            .inject([lost.clone(), lost.clone(), lost.clone()]);
+        let complete = || {
+            rig.consign
+                .complete_shipment(shipment, None, true, ShipmentChanges::default(), false)
+        };
+        let first = complete().await;
+        assert!(
+            matches!(first, Err(ServiceError::CaptureUnknown(_))),
+            "{backend:?}: {first:?}"
+        );
+        until_review(&rig, shipment, lost).await;
+        rig.clock.forward(60_000);
+        rig.stand_in.inject([Fault::HoldAfterProcessing]);
+        let replay = rig.consign.recover_pending_captures(0);
+        let meanwhile = async {
+            // The replay's capture is made; its answer is held.
+            while rig.stand_in.ledger().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let found = rig
+                .consign
+                .settle_by_hand(
+                    shipment,
+                    HandSettlement::NotCaptured {
+                        note: "not in the dashboard yet".into(),
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(found.state, ShipmentState::Uncaptured, "{backend:?}");
+            let again = complete().await.unwrap();
+            rig.stand_in.release_held();
+            again
+        };
+        let ((report, again), logs) = logged(async { tokio::join!(replay, meanwhile) }).await;
+        assert_eq!(again.state, ShipmentState::Captured, "{backend:?}");
+        assert_eq!(report.unwrap().examined, 1, "{backend:?}");
+        assert_eq!(rig.stand_in.ledger().len(), 2, "{backend:?}: charged twice");
+        assert_eq!(rig.stand_in.captured_total(), 10_000, "{backend:?}");
+        assert_eq!(captured_value(&rig, order).await, 5_000, "{backend:?}");
+        let reported = logs
+            .lines()
+            .filter(|line| line.contains("ERROR") && line.contains("settled otherwise first"))
+            .collect::<Vec<_>>();
+        assert_eq!(reported.len(), 1, "{backend:?}: {logs}");
+        assert!(
+            reported[0].contains("state=\"captured\""),
+            "{backend:?}: {logs}"
+        );
     }
 }

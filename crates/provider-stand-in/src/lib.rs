@@ -45,6 +45,9 @@ pub enum Fault {
     DelayAfterProcessing(Duration),
     /// Wait this long, then close the connection without doing anything.
     HangThenDrop(Duration),
+    /// Make the capture, then hold the answer until [`StandIn::release_held`] (a request in
+    /// flight while the test does something else).
+    HoldAfterProcessing,
 }
 
 /// One capture the stand-in really made.
@@ -116,6 +119,8 @@ pub struct StandIn {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     state: Arc<Mutex<State>>,
+    /// A permit for each held answer let go.
+    released: Arc<tokio::sync::Semaphore>,
 }
 
 impl StandIn {
@@ -126,13 +131,24 @@ impl StandIn {
             .expect("bind loopback");
         let url = format!("http://{}", listener.local_addr().expect("local address"));
         let state = Arc::new(Mutex::new(State::default()));
-        let served = state.clone();
+        let released = Arc::new(tokio::sync::Semaphore::new(0));
+        let (served, lets_go) = (state.clone(), released.clone());
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                tokio::spawn(serve(socket, served.clone()));
+                tokio::spawn(serve(socket, served.clone(), lets_go.clone()));
             }
         });
-        StandIn { url, state }
+        StandIn {
+            url,
+            state,
+            released,
+        }
+    }
+
+    /// Lets the oldest answer held by [`Fault::HoldAfterProcessing`] go (or the next one, if
+    /// none is held yet).
+    pub fn release_held(&self) {
+        self.released.add_permits(1);
     }
 
     /// Starts on a runtime of its own thread, for tests that are not async.
@@ -326,7 +342,11 @@ fn error(kind: &str, code: &str, message: &str) -> String {
     json!({"error": {"type": kind, "code": code, "message": message}}).to_string()
 }
 
-async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) {
+async fn serve(
+    mut socket: TcpStream,
+    state: Arc<Mutex<State>>,
+    released: Arc<tokio::sync::Semaphore>,
+) {
     let Some(request) = read_request(&mut socket).await else {
         return;
     };
@@ -362,6 +382,12 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) {
         Some(Fault::DropAfterProcessing) => {}
         Some(Fault::DelayAfterProcessing(wait)) => {
             tokio::time::sleep(wait).await;
+            respond(&mut socket, status, &body).await;
+        }
+        Some(Fault::HoldAfterProcessing) => {
+            if let Ok(permit) = released.acquire().await {
+                permit.forget();
+            }
             respond(&mut socket, status, &body).await;
         }
         _ => respond(&mut socket, status, &body).await,

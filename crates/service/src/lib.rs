@@ -18,6 +18,8 @@ mod import_order;
 mod key_cache;
 mod key_window;
 mod keys;
+#[cfg(any(test, feature = "test-support"))]
+pub mod log_capture;
 mod order_parts;
 mod recovery;
 mod refund_review;
