@@ -295,7 +295,14 @@ async fn a_replay_captured_after_its_capture_was_found_not_made_and_made_again_i
         let replay = rig.consign.recover_pending_captures(0);
         let meanwhile = async {
             // The replay's capture is made; its answer is held.
-            while rig.stand_in.ledger().is_empty() {
+            for waited in 0.. {
+                if !rig.stand_in.ledger().is_empty() {
+                    break;
+                }
+                assert!(
+                    waited < 2_000,
+                    "{backend:?}: the replay's capture never came"
+                );
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             let found = rig
