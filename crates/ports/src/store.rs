@@ -272,7 +272,7 @@ pub trait OrderStore: Send + Sync {
         attempt: &CaptureAttempt,
         outcome: SettleOutcome,
         now: Timestamp,
-    ) -> Result<ShipmentView, StoreError>;
+    ) -> Result<CaptureSettled, StoreError>;
 
     /// Records that an attempt's outcome is still unknown (one more pass); after
     /// `review_after_passes` it and its shipment are flagged for review. Answers whether it

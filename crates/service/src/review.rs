@@ -4,7 +4,7 @@
 //! the same transaction.
 
 use consign_domain::{Shipment, ShipmentId, ShipmentState};
-use consign_ports::{SettleOutcome, ShipmentView};
+use consign_ports::{CaptureSettled, SettleOutcome, ShipmentView};
 
 use crate::consign::Consign;
 use crate::error::ServiceError;
@@ -60,15 +60,19 @@ impl Consign {
             },
         };
         let described = format!("{outcome:?}");
-        let settled = self
+        let answer = self
             .store
             .settle_by_hand(&attempt, outcome.clone(), self.clock.now())
             .await?;
-        if !shows(&settled, &outcome, &attempt.authorization.reference) {
-            let now = match &settled.capture_reference {
+        let settled = &answer.shipment;
+        if !shows(&answer, &outcome, &attempt.authorization.reference) {
+            let mut now = match &settled.capture_reference {
                 Some(reference) => format!("{} with reference {reference}", settled.state.as_str()),
                 None => settled.state.as_str().to_owned(),
             };
+            if settled.state == ShipmentState::Captured && !answer.attempt_captured {
+                now.push_str(" by another capture, this one not captured");
+            }
             tracing::warn!(%shipment, finding = %described, %now, "capture settled meanwhile otherwise than an operator found");
             return Err(ServiceError::SettledOtherwise {
                 what: format!("shipment {shipment}"),
@@ -76,19 +80,23 @@ impl Consign {
             });
         }
         tracing::warn!(%shipment, finding = %described, state = settled.state.as_str(), "capture settled by an operator");
-        Ok(settled)
+        Ok(answer.shipment)
     }
 }
 
-/// Whether the shipment as settled shows the operator's finding: captured with its reference,
-/// or settled without a capture (voided, or left uncaptured). A capture quoted by the payment
-/// it was made on (`authorization`, a PaymentIntent id) shows too, whichever reference was kept:
-/// the dashboard shows both, and on Stripe the capture's own reference (the PaymentIntent's
-/// charge) is the same for every capture on it, so neither tells one capture from another.
-fn shows(settled: &ShipmentView, outcome: &SettleOutcome, authorization: &str) -> bool {
+/// Whether the settle shows the operator's finding: this attempt captured and its shipment
+/// captured with the reference, or settled without a capture (voided, or left uncaptured; a
+/// shipment captured since by another attempt is reported, not taken as found). A capture
+/// quoted by the payment it was made on (`authorization`, a PaymentIntent id) shows too,
+/// whichever reference was kept: the dashboard shows both, and on Stripe the capture's own
+/// reference (the PaymentIntent's charge) is the same for every capture on it, so neither tells
+/// one capture from another; which is also why this attempt's own standing is asked.
+fn shows(answer: &CaptureSettled, outcome: &SettleOutcome, authorization: &str) -> bool {
+    let settled = &answer.shipment;
     match outcome {
         SettleOutcome::Captured { reference } => {
-            settled.state == ShipmentState::Captured
+            answer.attempt_captured
+                && settled.state == ShipmentState::Captured
                 && (settled.capture_reference.as_deref() == Some(reference.as_str())
                     || reference == authorization)
         }
@@ -138,7 +146,12 @@ mod tests {
                             reference: "ch_dash".into(),
                         }
             })
-            .returning(|_, _, _| Ok(captured_with("ch_dash")));
+            .returning(|_, _, _| {
+                Ok(CaptureSettled {
+                    shipment: captured_with("ch_dash"),
+                    attempt_captured: true,
+                })
+            });
         let settled = service(store, sandbox_named_mock())
             .settle_by_hand(
                 shipment_id(),
@@ -171,29 +184,66 @@ mod tests {
         let by_payment = || HandSettlement::Captured {
             reference: attempt(29850).authorization.reference,
         };
+        // The attempt standing as its shipment does (captured with it, or not captured).
+        let as_shipment = |shipment: ShipmentView| CaptureSettled {
+            attempt_captured: shipment.state == ShipmentState::Captured,
+            shipment,
+        };
+        let by_another = |shipment: ShipmentView| CaptureSettled {
+            attempt_captured: false,
+            shipment,
+        };
         let cases = [
             (
                 captured(),
-                captured_with("ch_theirs"),
+                as_shipment(captured_with("ch_theirs")),
                 Some("captured with reference ch_theirs"),
             ),
-            (captured(), view(ShipmentState::Voided), Some("voided")),
             (
                 captured(),
-                view(ShipmentState::Uncaptured),
+                as_shipment(view(ShipmentState::Voided)),
+                Some("voided"),
+            ),
+            (
+                captured(),
+                as_shipment(view(ShipmentState::Uncaptured)),
                 Some("uncaptured"),
             ),
             (
                 not_captured(),
-                captured_with("ch_theirs"),
+                as_shipment(captured_with("ch_theirs")),
                 Some("captured with reference ch_theirs"),
             ),
-            (captured(), captured_with("ch_mine"), None),
+            (captured(), as_shipment(captured_with("ch_mine")), None),
+            // This attempt was settled not captured; another captured the shipment since, with
+            // the same reference (on Stripe, the PaymentIntent's one charge).
+            (
+                captured(),
+                by_another(captured_with("ch_mine")),
+                Some("captured with reference ch_mine by another capture, this one not captured"),
+            ),
+            (
+                not_captured(),
+                by_another(captured_with("ch_mine")),
+                Some("captured with reference ch_mine by another capture, this one not captured"),
+            ),
             // Quoted by the payment it was made on, kept by its charge: the same capture.
-            (by_payment(), captured_with("ch_theirs"), None),
-            (by_payment(), view(ShipmentState::Voided), Some("voided")),
-            (not_captured(), view(ShipmentState::Voided), None),
-            (not_captured(), view(ShipmentState::Uncaptured), None),
+            (by_payment(), as_shipment(captured_with("ch_theirs")), None),
+            (
+                by_payment(),
+                as_shipment(view(ShipmentState::Voided)),
+                Some("voided"),
+            ),
+            (
+                not_captured(),
+                as_shipment(view(ShipmentState::Voided)),
+                None,
+            ),
+            (
+                not_captured(),
+                as_shipment(view(ShipmentState::Uncaptured)),
+                None,
+            ),
         ];
         for (finding, stands, reported) in cases {
             let mut store = store_under_review();
@@ -202,6 +252,7 @@ mod tests {
                 .expect_settle_by_hand()
                 .times(1)
                 .returning(move |_, _, _| Ok(answer.clone()));
+            let stands = stands.shipment;
             let settled = service(store, sandbox_named_mock())
                 .settle_by_hand(shipment_id(), finding.clone())
                 .await;

@@ -8,7 +8,8 @@
 //! that row until it commits, so the second waits for it and then sees its record.
 
 use consign_ports::{
-    CaptureAttempt, RefundAttempt, RefundSettle, ReturnView, SettleOutcome, ShipmentView, Timestamp,
+    CaptureAttempt, CaptureSettled, RefundAttempt, RefundSettle, ReturnView, SettleOutcome,
+    Timestamp,
 };
 use diesel::prelude::*;
 
@@ -25,13 +26,13 @@ pub(crate) fn settle_by_hand(
     attempt: &CaptureAttempt,
     outcome: &SettleOutcome,
     now: Timestamp,
-) -> Result<ShipmentView, DbError> {
+) -> Result<CaptureSettled, DbError> {
     let (finding, detail) = match outcome {
         SettleOutcome::Captured { reference } => ("captured", reference),
         SettleOutcome::Declined { message, .. } => ("not_captured", message),
     };
     conn.transaction(|conn| {
-        let settled = settle_capture(conn, attempt, outcome, None, now)?.shipment;
+        let settled = settle_capture(conn, attempt, outcome, None, now)?;
         let recorded = hand_settlements::table
             .find((attempt.shipment.order.0, &attempt.idempotency_key))
             .count()
@@ -46,7 +47,7 @@ pub(crate) fn settle_by_hand(
                 hand_settlements::number.eq(int(attempt.shipment.number)),
                 hand_settlements::finding.eq(finding),
                 hand_settlements::detail.eq(detail),
-                hand_settlements::state_after.eq(settled.state.as_str()),
+                hand_settlements::state_after.eq(settled.shipment.state.as_str()),
                 hand_settlements::settled_at.eq(now.0),
             ))
             .execute(conn)?;

@@ -343,7 +343,7 @@ impl OrderStore for Database {
         attempt: &CaptureAttempt,
         outcome: SettleOutcome,
         now: Timestamp,
-    ) -> Result<ShipmentView, StoreError> {
+    ) -> Result<CaptureSettled, StoreError> {
         // The rows kept of the reservation are not used: the locked settle decides.
         self.settle_with(attempt, outcome, move |conn, attempt, outcome, _| {
             hand_settlements::settle_by_hand(conn, attempt, outcome, now)

@@ -1174,7 +1174,8 @@ async fn a_second_settlement_by_hand_of_one_attempt_changes_nothing_and_keeps_th
             t.db.settle_by_hand(&capture, captured, Timestamp(4))
                 .await
                 .unwrap();
-        assert_eq!(first.state, ShipmentState::Captured, "{}", t.name);
+        assert_eq!(first.shipment.state, ShipmentState::Captured, "{}", t.name);
+        assert!(first.attempt_captured, "{}", t.name);
         let not_captured = SettleOutcome::Declined {
             code: "settled_by_operator".into(),
             message: "second operator".into(),
@@ -1183,7 +1184,8 @@ async fn a_second_settlement_by_hand_of_one_attempt_changes_nothing_and_keeps_th
             t.db.settle_by_hand(&capture, not_captured, Timestamp(5))
                 .await
                 .unwrap();
-        assert_eq!(second.state, ShipmentState::Captured, "{}", t.name);
+        assert_eq!(second.shipment.state, ShipmentState::Captured, "{}", t.name);
+        assert!(second.attempt_captured, "{}: as the first found it", t.name);
         let kept = records(t.db.clone(), "hand_settlements").await;
         assert_eq!(kept.len(), 1, "{}: {kept:?}", t.name);
         assert!(kept[0].contains("ch_first"), "{}: {kept:?}", t.name);
@@ -1260,12 +1262,14 @@ async fn a_settle_answers_whether_its_own_attempt_stands_captured() {
             },
             Timestamp(7),
         );
+        let found = found.await.unwrap();
         assert_eq!(
-            found.await.unwrap().state,
+            found.shipment.state,
             ShipmentState::Uncaptured,
             "{}",
             t.name
         );
+        assert!(!found.attempt_captured, "{}", t.name);
         let second = begin(8).await;
         let settled =
             t.db.settle_capture(&second, captured("ch_second"), Timestamp(9))
