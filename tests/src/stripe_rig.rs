@@ -78,7 +78,7 @@ pub async fn rig_timing_out_after(backend: Backend, timeout: Duration) -> Rig {
 /// An order of two lines (100.00 and 50.00, no fee) paid by the multicapture intent `pi_kw`.
 pub async fn order(rig: &Rig) -> (OrderId, LineId, LineId) {
     let sek: Currency = "SEK".parse().unwrap();
-    rig.stand_in.authorize("pi_kw", 15_000, true);
+    rig.stand_in.authorize("pi_kw", 15_000, "SEK", true);
     let line = |sku: &str, minor| LineImport {
         sku: sku.into(),
         name: sku.into(),

@@ -21,6 +21,13 @@ fn json_headers() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// [`json_headers`] with an `Idempotency-Key`.
+fn keyed(key: &str) -> Vec<(&'static str, String)> {
+    let mut headers = json_headers();
+    headers.push(("Idempotency-Key", key.to_owned()));
+    headers
+}
+
 fn post(name: &'static str, body: &str, status: u16, msg: &'static str) -> Case {
     Case {
         name,
@@ -344,6 +351,50 @@ fn hostile_requests_get_clear_errors_and_change_nothing() {
                     )
                     .into_bytes(),
                 ),
+                status: 413,
+                msg: "larger than",
+            },
+            Case {
+                // Read first by the idempotency layer: the same 413 as without the key.
+                name: "oversized body with an Idempotency-Key",
+                method: "POST",
+                path: "/shipments".into(),
+                headers: keyed("oversized-1"),
+                body: Some(
+                    format!(
+                        r#"{{"order":70,"products":{ok_products},"carrier":"{}"}}"#,
+                        "x".repeat(70_000)
+                    )
+                    .into_bytes(),
+                ),
+                status: 413,
+                msg: "larger than",
+            },
+            Case {
+                // Past the largest shipment number: no shipment's id, never read as another's.
+                name: "shipment number past 2^31 - 1",
+                method: "GET",
+                path: "/shipments/70-4294967295".into(),
+                headers: json_headers(),
+                body: None,
+                status: 400,
+                msg: "must be a shipment id",
+            },
+            Case {
+                name: "DELETE with a body",
+                method: "DELETE",
+                path: "/shipments/70-1".into(),
+                headers: json_headers(),
+                body: Some(br#"{"order":70}"#.to_vec()),
+                status: 400,
+                msg: "takes no body",
+            },
+            Case {
+                name: "DELETE with an oversized body",
+                method: "DELETE",
+                path: "/shipments/70-1".into(),
+                headers: json_headers(),
+                body: Some(vec![b' '; 70_000]),
                 status: 413,
                 msg: "larger than",
             },
@@ -695,12 +746,18 @@ fn hostile_requests_get_clear_errors_and_change_nothing() {
 /// Sends `pieces` as one chunked body (no `Content-Length`, each piece its own chunk) over a
 /// plain socket, and answers the status and the whole response text.
 fn send_chunked(app: &TestApp, path: &str, pieces: &[&[u8]]) -> (u16, String) {
+    send_chunked_with(app, path, "", pieces)
+}
+
+/// [`send_chunked`] with `headers` (each line ending in CRLF) added to the request's.
+fn send_chunked_with(app: &TestApp, path: &str, headers: &str, pieces: &[&[u8]]) -> (u16, String) {
     use std::io::{Read, Write};
     let authority = app.address.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(authority).expect("connects");
     let mut request = format!(
         "POST {}{path} HTTP/1.1\r\nHost: {authority}\r\nAPI-Authorization: {TEST_KEY}\r\n\
-         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\
+         {headers}\r\n",
         app.base
     )
     .into_bytes();
@@ -740,6 +797,16 @@ fn a_chunked_body_is_read_whole_and_refused_past_the_limit() {
         );
         assert_eq!(status, 413, "{backend:?}: {response}");
         assert!(response.contains(r#""status":"no""#), "{response}");
+        assert!(response.contains("larger than"), "{response}");
+        assert_eq!(app.dump(), before, "{backend:?}: the database changed");
+        // The same with an Idempotency-Key, whose layer reads the body first.
+        let (status, response) = send_chunked_with(
+            &app,
+            "/shipments",
+            "Idempotency-Key: chunked-oversized\r\n",
+            &oversized.as_bytes().chunks(8_000).collect::<Vec<_>>(),
+        );
+        assert_eq!(status, 413, "{backend:?} with a key: {response}");
         assert!(response.contains("larger than"), "{response}");
         assert_eq!(app.dump(), before, "{backend:?}: the database changed");
         // The limit itself is allowed, one byte more is not (64 KiB: 65,536 bytes). The body at

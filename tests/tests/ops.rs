@@ -57,8 +57,9 @@ fn metrics_count_requests_by_route_and_outcome_and_show_captures_pool_and_outbox
         "/shipments",
         &json!({"order": 900, "products": {ids[1].clone(): 1}, "shipped": true, "capture": false}),
     );
-    // Refused before any answer of ours: labelled by the HTTP status (and an unusual method by
-    // its own name).
+    // Refused before any answer of ours: labelled by the HTTP status. A method HTTP does not
+    // define is labelled `other`, whatever its name: a client inventing names must not grow
+    // the metrics.
     let keyed = [
         ("API-Authorization", TEST_KEY),
         ("Content-Type", "application/json"),
@@ -67,12 +68,18 @@ fn metrics_count_requests_by_route_and_outcome_and_show_captures_pool_and_outbox
         app.raw("POST", "/shipments", &keyed, Some(b"{")).status,
         400
     );
-    app.raw("PROPFIND", "/shipments", &keyed, None);
+    for invented in ["PROPFIND", "X-1", "X-2"] {
+        app.raw(invented, "/shipments", &keyed, None);
+    }
     let (status, text) = metrics(&app);
     assert_eq!(status, 200);
     assert!(
-        text.contains(r#"method="PROPFIND""#),
-        "an unusual method is labelled by its name:\n{text}"
+        !text.contains("PROPFIND") && !text.contains(r#"method="X-"#),
+        "a method HTTP does not define is not a label of its own:\n{text}"
+    );
+    assert!(
+        text.contains(r#"consign_http_requests_total{route="/api/order/shipments",method="other",outcome="405"} 3"#),
+        "methods HTTP does not define share one label:\n{text}"
     );
     for expected in [
         r#"consign_http_requests_total{route="/api/order/shipments",method="POST",outcome="400"} 1"#,

@@ -179,7 +179,7 @@ fn over_http_a_pending_refund_answers_pending_and_recovery_settles_it() {
                 ("CONSIGN_STRIPE_API_BASE", &stand_in.url),
             ],
         );
-        stand_in.authorize("pi_880", 5_900, false);
+        stand_in.authorize("pi_880", 5_900, "SEK", false);
         let ids = app.import(
             &json!({"order": 880, "currency": "SEK", "email": "a@example.com",
             "products": [{"sku": "A", "name": "A", "qty": 1, "price": "55.00", "vat": "25"}],

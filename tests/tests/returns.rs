@@ -332,6 +332,20 @@ fn refunds_above_what_remains_are_refused_with_nothing_written() {
             negative["msg"].as_str().unwrap().contains("returnCost"),
             "{negative}"
         );
+        // One line under two spellings of its id (two units were shipped): refused as one
+        // line named twice, never read as two lines (whose rows would collide).
+        let twice = no(
+            &app.post(
+                "/return",
+                &json!({"shipment": shipment, "products": {tshirt.clone(): 1, format!("0{tshirt}"): 1}}),
+            ),
+            400,
+        );
+        assert_eq!(
+            twice["msg"],
+            format!("line {tshirt} appears more than once"),
+            "{twice}"
+        );
         assert_eq!(app.dump(), before_refusals, "{backend:?}");
     }
 }

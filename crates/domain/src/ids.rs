@@ -47,6 +47,9 @@ impl fmt::Display for ReturnId {
 /// let last: ShipmentId = "9223372036854775807-1".parse().unwrap();
 /// assert_eq!(last.to_string(), "9223372036854775807-1");
 /// assert!("9223372036854775808-1".parse::<ShipmentId>().is_err());
+/// // Numbers go up to 2^31 - 1, as Centra's integer ids.
+/// assert_eq!("1-2147483647".parse::<ShipmentId>().unwrap().number, ShipmentId::MAX_NUMBER);
+/// assert!("1-2147483648".parse::<ShipmentId>().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ShipmentId {
@@ -62,7 +65,14 @@ impl fmt::Display for ShipmentId {
     }
 }
 
-/// The text was not `"<order>-<n>"` with positive integers.
+impl ShipmentId {
+    /// The largest shipment number: Centra's ids are 32-bit signed integers, and so are the
+    /// columns that keep them. A larger one is no shipment's, never read as another's.
+    pub const MAX_NUMBER: u32 = 2_147_483_647;
+}
+
+/// The text was not `"<order>-<n>"` with positive integers (a number at most
+/// [`ShipmentId::MAX_NUMBER`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid shipment id")]
 pub struct InvalidShipmentId;
@@ -82,7 +92,7 @@ impl FromStr for ShipmentId {
         }
         let order: i64 = order.parse().map_err(|_| InvalidShipmentId)?;
         let number: u32 = number.parse().map_err(|_| InvalidShipmentId)?;
-        if order < 1 || number < 1 {
+        if order < 1 || !(1..=ShipmentId::MAX_NUMBER).contains(&number) {
             return Err(InvalidShipmentId);
         }
         Ok(ShipmentId {

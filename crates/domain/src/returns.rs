@@ -20,6 +20,10 @@ pub enum ReturnError {
     /// Only a captured shipment's money came in; others are updated or deleted instead.
     #[error("shipment is not captured; update or delete it instead of returning it")]
     NotCaptured(ShipmentId),
+    /// The same line named twice in one request (however its id was spelled): a request
+    /// decides each line's units once.
+    #[error("line {0} appears more than once")]
+    DuplicateLine(LineId),
     /// No named line could be returned (each reason is in `not_returned`).
     #[error("nothing on the shipment can be returned")]
     NothingReturnable(Vec<NotReturned>),
@@ -222,8 +226,8 @@ impl Order {
     /// Plans a return of `shipment` (which must be captured), given what its earlier returns
     /// took. Each line may come back up to its quantity in the shipment minus earlier returns;
     /// lines that cannot are left out with a reason (not capped), and if nothing is left the
-    /// return is refused. With `refund`, the refund must fit what the shipment still has to
-    /// refund. Nothing is changed.
+    /// return is refused. A line named twice is refused ([`ReturnError::DuplicateLine`]). With
+    /// `refund`, the refund must fit what the shipment still has to refund. Nothing is changed.
     ///
     /// ```
     /// use consign_domain::*;
@@ -253,6 +257,9 @@ impl Order {
     /// let after = returned.with(&plan, true).unwrap();
     /// let too_many = ReturnRequest { lines: Some(vec![ShipmentLine { line_id: LineId(1), quantity: 3 }]), ..ReturnRequest::default() };
     /// assert!(matches!(order.plan_return(&shipment, &after, &too_many, true), Err(ReturnError::NothingReturnable(_))));
+    /// // One line named twice is refused, whatever the quantities.
+    /// let twice = ReturnRequest { lines: Some(vec![ShipmentLine { line_id: LineId(1), quantity: 1 }; 2]), ..ReturnRequest::default() };
+    /// assert_eq!(order.plan_return(&shipment, &returned, &twice, true).unwrap_err(), ReturnError::DuplicateLine(LineId(1)));
     /// ```
     pub fn plan_return(
         &self,
@@ -261,6 +268,13 @@ impl Order {
         request: &ReturnRequest,
         refund: bool,
     ) -> Result<ReturnPlan, ReturnError> {
+        if let Some(lines) = &request.lines {
+            for (i, line) in lines.iter().enumerate() {
+                if lines[..i].iter().any(|l| l.line_id == line.line_id) {
+                    return Err(ReturnError::DuplicateLine(line.line_id));
+                }
+            }
+        }
         if shipment.state() != ShipmentState::Captured {
             return Err(ReturnError::NotCaptured(shipment.id()));
         }
@@ -286,12 +300,7 @@ impl Order {
                 .iter()
                 .find(|l| l.line_id == want.line_id)
                 .map_or(0, |l| l.quantity);
-            let already = returned.units(want.line_id)
-                + lines
-                    .iter()
-                    .filter(|l| l.line_id == want.line_id)
-                    .map(|l| l.quantity)
-                    .sum::<u32>();
+            let already = returned.units(want.line_id);
             let left = shipped.saturating_sub(already);
             let refuse = |msg: String| NotReturned {
                 line_id: want.line_id,

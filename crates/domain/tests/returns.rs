@@ -160,8 +160,14 @@ proptest! {
                 voucher: Cost::None,
                 return_cost: Some(Money::from_minor(step.return_cost, sek())),
             };
-            match order.plan_return(shipment, &before, &request, step.refund) {
-                Err(ReturnError::NothingReturnable(_) | ReturnError::NegativeRefund(_) | ReturnError::ExceedsRefundable { .. }) => {
+            let named_twice = request.lines.as_ref().is_some_and(|lines| {
+                lines.iter().enumerate().any(|(i, l)| lines[..i].iter().any(|m| m.line_id == l.line_id))
+            });
+            let planned = order.plan_return(shipment, &before, &request, step.refund);
+            // A line named twice is refused, and only then.
+            prop_assert_eq!(named_twice, matches!(planned, Err(ReturnError::DuplicateLine(_))));
+            match planned {
+                Err(ReturnError::DuplicateLine(_) | ReturnError::NothingReturnable(_) | ReturnError::NegativeRefund(_) | ReturnError::ExceedsRefundable { .. }) => {
                     // Refused: nothing is kept, so nothing changed.
                     prop_assert_eq!(returned(&order, &kept, index), before);
                 }

@@ -48,6 +48,9 @@ pub enum Fault {
     /// Make the capture, then hold the answer until [`StandIn::release_held`] (a request in
     /// flight while the test does something else).
     HoldAfterProcessing,
+    /// Make the capture (or refund), then answer this status and body instead of the real
+    /// answer (a proxy in front of the provider that garbled it, say).
+    AnswerAfterProcessing(u16, String),
 }
 
 /// One capture the stand-in really made.
@@ -83,6 +86,8 @@ pub struct Refund {
 #[derive(Debug)]
 struct Intent {
     amount: i64,
+    /// ISO 4217, lower case, as Stripe writes it.
+    currency: String,
     captured: i64,
     refunded: i64,
     multicapture: bool,
@@ -172,13 +177,15 @@ impl StandIn {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Creates an authorisation (a PaymentIntent awaiting capture) of `amount` minor units.
-    /// Intents whose id starts with `pi_decline` decline every capture.
-    pub fn authorize(&self, intent: &str, amount: i64, multicapture: bool) {
+    /// Creates an authorisation (a PaymentIntent awaiting capture) of `amount` in `currency`
+    /// (ISO 4217, any case), in the units Stripe's API takes for it. Intents whose id starts
+    /// with `pi_decline` decline every capture.
+    pub fn authorize(&self, intent: &str, amount: i64, currency: &str, multicapture: bool) {
         self.lock().intents.insert(
             intent.to_owned(),
             Intent {
                 amount,
+                currency: currency.to_ascii_lowercase(),
                 captured: 0,
                 refunded: 0,
                 multicapture,
@@ -390,6 +397,9 @@ async fn serve(
             }
             respond(&mut socket, status, &body).await;
         }
+        Some(Fault::AnswerAfterProcessing(status, body)) => {
+            respond(&mut socket, status, &body).await;
+        }
         _ => respond(&mut socket, status, &body).await,
     }
 }
@@ -578,6 +588,7 @@ fn capture(s: &mut State, intent_id: &str, key: &str, form: &str) -> (u16, Strin
     let charge = format!("ch_{next_charge}");
     let captured = intent.captured;
     let authorised = intent.amount;
+    let currency = intent.currency.clone();
     s.ledger.push(Capture {
         intent: intent_id.to_owned(),
         idempotency_key: key.to_owned(),
@@ -587,7 +598,7 @@ fn capture(s: &mut State, intent_id: &str, key: &str, form: &str) -> (u16, Strin
     (
         200,
         json!({"id": intent_id, "object": "payment_intent", "status": status, "amount": authorised,
-               "amount_received": captured, "latest_charge": charge})
+               "currency": currency, "amount_received": captured, "latest_charge": charge})
         .to_string(),
     )
 }
@@ -619,8 +630,8 @@ fn intent_answer(s: &State, intent_id: &str) -> Begin {
     Begin::Answer(
         200,
         json!({"id": intent_id, "object": "payment_intent", "status": status,
-               "amount": intent.amount, "amount_received": intent.captured,
-               "latest_charge": latest_charge})
+               "amount": intent.amount, "currency": intent.currency,
+               "amount_received": intent.captured, "latest_charge": latest_charge})
         .to_string(),
     )
 }
@@ -641,8 +652,10 @@ fn refund_list(s: &State, query: &str) -> String {
                 .iter()
                 .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
                 .collect();
+            let currency = s.intents.get(&r.intent).map(|i| i.currency.clone());
             let mut refund = json!({"id": r.id, "object": "refund", "status": r.status,
-                   "amount": r.amount, "payment_intent": r.intent, "metadata": metadata});
+                   "amount": r.amount, "currency": currency, "payment_intent": r.intent,
+                   "metadata": metadata});
             if r.status == "failed" {
                 refund["failure_reason"] = "expired_or_canceled_card".into();
             }
@@ -690,7 +703,7 @@ fn refund(s: &mut State, key: &str, form: &str) -> (u16, String) {
         return (
             200,
             json!({"id": id, "object": "refund", "status": "failed", "failure_reason": "declined",
-                   "amount": amount, "payment_intent": intent_id})
+                   "amount": amount, "currency": intent.currency, "payment_intent": intent_id})
             .to_string(),
         );
     }
@@ -705,6 +718,7 @@ fn refund(s: &mut State, key: &str, form: &str) -> (u16, String) {
         );
     }
     intent.refunded += amount;
+    let currency = intent.currency.clone();
     let metadata = params
         .iter()
         .filter_map(|(k, v)| {
@@ -729,7 +743,7 @@ fn refund(s: &mut State, key: &str, form: &str) -> (u16, String) {
     (
         200,
         json!({"id": id, "object": "refund", "status": status, "amount": amount,
-               "payment_intent": intent_id})
+               "currency": currency, "payment_intent": intent_id})
         .to_string(),
     )
 }

@@ -29,7 +29,7 @@ fn shipment(server: &Server, id: &str) -> Value {
 fn an_operator_settles_a_capture_under_review_from_the_command_line() {
     let db = Throwaway::sqlite();
     let stand_in = StandIn::start_in_background();
-    stand_in.authorize("pi_71", 3_000, true);
+    stand_in.authorize("pi_71", 3_000, "SEK", true);
     // The capture is made at the provider, but no answer ever arrives: not at creation, not in
     // any of recovery's passes (one a second), until it needs review.
     stand_in.inject(

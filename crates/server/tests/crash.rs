@@ -139,7 +139,7 @@ fn cycle(db_url: &str, point: &str, orders: std::ops::Range<i64>) -> Findings {
     let server = &parking.server;
     let mut lines = HashMap::new();
     for id in orders.clone() {
-        stand_in.authorize(&format!("pi_{id}"), 5_900, true);
+        stand_in.authorize(&format!("pi_{id}"), 5_900, "EUR", true);
         let order = json!({"order": id, "currency": "EUR", "email": format!("c{id}@example.com"),
             "products": [{"sku": "A", "qty": 2, "price": "20.00", "vat": "25"}, {"sku": "B", "qty": 1, "price": "15.00", "vat": "25"}],
             "shippingValue": "4.00", "payment": {"provider": "stripe", "reference": format!("pi_{id}"), "amount": "59.00"}});
@@ -301,7 +301,7 @@ fn a_crash_between_commit_and_send_still_sends_the_confirmation_exactly_once() {
     ];
     let mail: Vec<(&str, &str)> = mail.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let server = start_with(&db.url, &stand_in, Some("outbox-before-send"), &mail);
-    stand_in.authorize("pi_900", 5_900, true);
+    stand_in.authorize("pi_900", 5_900, "EUR", true);
     let order = json!({"order": 900, "currency": "EUR", "email": "c900@example.com",
         "products": [{"sku": "A", "qty": 2, "price": "20.00", "vat": "25"}],
         "shippingValue": "4.00", "payment": {"provider": "stripe", "reference": "pi_900", "amount": "44.00"}});
@@ -365,7 +365,7 @@ fn refund_cycle(db_url: &str, point: &str, orders: std::ops::Range<i64>) -> Refu
     let server = &parking.server;
     let mut lines = HashMap::new();
     for id in orders.clone() {
-        stand_in.authorize(&format!("pi_{id}"), 5_900, true);
+        stand_in.authorize(&format!("pi_{id}"), 5_900, "EUR", true);
         let order = json!({"order": id, "currency": "EUR", "email": format!("c{id}@example.com"),
             "products": [{"sku": "A", "qty": 2, "price": "20.00", "vat": "25"}, {"sku": "B", "qty": 1, "price": "15.00", "vat": "25"}],
             "shippingValue": "4.00", "payment": {"provider": "stripe", "reference": format!("pi_{id}"), "amount": "59.00"}});
@@ -520,7 +520,7 @@ fn a_delete_killed_after_its_commit_is_answered_removed_when_retried_with_its_ke
         let stand_in = StandIn::start_in_background();
         let parking = Parked::start(&db.url, &stand_in, "after-delete", "delete");
         let base = parking.server.base.clone();
-        stand_in.authorize("pi_700", 5_900, true);
+        stand_in.authorize("pi_700", 5_900, "EUR", true);
         let order = json!({"order": 700, "currency": "EUR", "email": "c700@example.com",
             "products": [{"sku": "A", "qty": 2, "price": "20.00", "vat": "25"}],
             "shippingValue": "19.00", "payment": {"provider": "stripe", "reference": "pi_700", "amount": "59.00"}});

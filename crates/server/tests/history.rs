@@ -326,7 +326,7 @@ fn history(db_url: &str, instances: usize, kills: u64) -> Figures {
         } else {
             format!("pi_{order}")
         };
-        stand_in.authorize(&intent, 9_400, true);
+        stand_in.authorize(&intent, 9_400, "EUR", true);
         let body = json!({"order": order, "currency": "EUR", "email": format!("h{order}@example.com"),
             "products": [{"sku": "A", "qty": 3, "price": "20.00", "vat": "25"}, {"sku": "B", "qty": 3, "price": "10.00", "vat": "12"}],
             "shippingValue": "4.00", "payment": {"provider": "stripe", "reference": intent, "amount": "94.00"}});

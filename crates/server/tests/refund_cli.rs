@@ -30,7 +30,7 @@ fn the_return(server: &Server, id: i64) -> Value {
 fn an_operator_settles_a_refund_under_review_from_the_command_line() {
     let db = Throwaway::sqlite();
     let stand_in = StandIn::start_in_background();
-    stand_in.authorize("pi_72", 3_000, true);
+    stand_in.authorize("pi_72", 3_000, "SEK", true);
     let server = start_with(&db.url, &stand_in, None, &[]);
     let order = json!({"order": 72, "currency": "SEK", "email": "a@example.com",
         "products": [{"sku": "A", "qty": 3, "price": "10.00", "vat": "25"}],

@@ -1,11 +1,13 @@
 //! An operator's settlement of a capture or a refund under review: the settle, and the record
 //! that it was settled by hand, in one transaction.
 //!
-//! An attempt is recorded once: a second operator's settlement of the same attempt (both passed
-//! the review check before either settled) finds it settled, changes nothing and keeps the
-//! first record, and is answered the state the attempt is in, as a settle racing recovery is.
-//! The settle writes the order or the attempt's row before the record, and the first holds
-//! that row until it commits, so the second waits for it and then sees its record.
+//! A record is written only by the settle that moved the attempt out of its open state, so the
+//! table holds exactly the attempts an operator settled. An operator's settlement that finds
+//! the attempt settled meanwhile (by recovery, on the provider's answer, or by a second
+//! operator, both having passed the review check before either settled) changes nothing,
+//! records nothing, and is answered the state the attempt is in. The settle writes the order
+//! or the attempt's row first and holds it until it commits, so of two settles racing, the
+//! second waits for the first and then finds the attempt settled.
 
 use consign_ports::{
     CaptureAttempt, CaptureSettled, RefundAttempt, RefundSettle, ReturnView, SettleOutcome,
@@ -17,7 +19,7 @@ use crate::connection::AnyConnection;
 use crate::error::DbError;
 use crate::rows::int;
 use crate::schema::{hand_settlements, refund_hand_settlements};
-use crate::shipments::settle_capture;
+use crate::shipments::settle_capture_here;
 
 /// Settles `attempt` as the operator found it (the locked settle, nothing kept from the
 /// reservation) and records the finding with the shipment's state after it.
@@ -32,12 +34,8 @@ pub(crate) fn settle_by_hand(
         SettleOutcome::Declined { message, .. } => ("not_captured", message),
     };
     conn.transaction(|conn| {
-        let settled = settle_capture(conn, attempt, outcome, None, now)?;
-        let recorded = hand_settlements::table
-            .find((attempt.shipment.order.0, &attempt.idempotency_key))
-            .count()
-            .get_result::<i64>(conn)?;
-        if recorded > 0 {
+        let (settled, here) = settle_capture_here(conn, attempt, outcome, None, now)?;
+        if !here {
             return Ok(settled);
         }
         diesel::insert_into(hand_settlements::table)
@@ -68,12 +66,8 @@ pub(crate) fn settle_refund_by_hand(
         RefundSettle::Declined { message, .. } => ("not_refunded", message),
     };
     conn.transaction(|conn| {
-        let settled = crate::returns::settle_refund(conn, attempt, outcome, now)?;
-        let recorded = refund_hand_settlements::table
-            .find(&attempt.idempotency_key)
-            .count()
-            .get_result::<i64>(conn)?;
-        if recorded > 0 {
+        let (settled, here) = crate::returns::settle_refund_here(conn, attempt, outcome, now)?;
+        if !here {
             return Ok(settled);
         }
         diesel::insert_into(refund_hand_settlements::table)

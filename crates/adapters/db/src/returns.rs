@@ -542,6 +542,17 @@ pub(crate) fn settle_refund(
     outcome: &RefundSettle,
     now: Timestamp,
 ) -> Result<ReturnView, DbError> {
+    settle_refund_here(conn, attempt, outcome, now).map(|(view, _)| view)
+}
+
+/// [`settle_refund`], and whether this settle is the one that moved the attempt out of its
+/// open state (`false`: it was settled before, and nothing changed).
+pub(crate) fn settle_refund_here(
+    conn: &mut AnyConnection,
+    attempt: &RefundAttempt,
+    outcome: &RefundSettle,
+    now: Timestamp,
+) -> Result<(ReturnView, bool), DbError> {
     let id = attempt.return_id;
     conn.transaction(|conn| {
         let (_, row, ret) = lock_return(conn, id, now)?;
@@ -607,7 +618,7 @@ pub(crate) fn settle_refund(
                 }
             }
         }
-        view(conn, id)
+        Ok((view(conn, id)?, settled == 1))
     })
 }
 

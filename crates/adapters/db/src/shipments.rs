@@ -503,10 +503,25 @@ pub(crate) fn settle_capture(
     reserved: Option<&ReservedRows>,
     now: Timestamp,
 ) -> Result<CaptureSettled, DbError> {
+    settle_capture_here(conn, attempt, outcome, reserved, now).map(|(settled, _)| settled)
+}
+
+/// [`settle_capture`], and whether this settle is the one that moved the attempt out of its
+/// open state (`false`: it was settled before, and nothing changed).
+pub(crate) fn settle_capture_here(
+    conn: &mut AnyConnection,
+    attempt: &CaptureAttempt,
+    outcome: &SettleOutcome,
+    reserved: Option<&ReservedRows>,
+    now: Timestamp,
+) -> Result<(CaptureSettled, bool), DbError> {
     // The paths below that answer a view settled the open attempt themselves, as captured.
-    let captured_here = |shipment| CaptureSettled {
-        shipment,
-        attempt_captured: true,
+    let captured_here = |shipment| {
+        let settled = CaptureSettled {
+            shipment,
+            attempt_captured: true,
+        };
+        (settled, true)
     };
     let order_id = attempt.shipment.order.0;
     let number = int(attempt.shipment.number);
@@ -637,10 +652,11 @@ pub(crate) fn settle_capture(
                 crate::outbox::issue_invoice(conn, order_id, number, attempt.amount.minor(), now)?;
             }
             // Answered from what was written: no read back.
-            return Ok(CaptureSettled {
+            let settled = CaptureSettled {
                 shipment: row.into_view(attempt.amount.currency(), &lines)?,
                 attempt_captured: matches!(outcome, SettleOutcome::Captured { .. }),
-            });
+            };
+            return Ok((settled, true));
         }
         // Settled before (a replay, or a concurrent settle won): answered as stored, with how
         // the attempt itself was settled.
@@ -651,10 +667,11 @@ pub(crate) fn settle_capture(
             .filter(capture_attempts::idempotency_key.eq(&attempt.idempotency_key))
             .select(capture_attempts::state)
             .get_result(conn)?;
-        Ok(CaptureSettled {
+        let settled = CaptureSettled {
             shipment: row.into_view(attempt.amount.currency(), &lines)?,
             attempt_captured: attempt_state == ATTEMPT_SUCCEEDED,
-        })
+        };
+        Ok((settled, false))
     })
 }
 

@@ -1221,6 +1221,109 @@ async fn a_second_settlement_by_hand_of_one_attempt_changes_nothing_and_keeps_th
     .await;
 }
 
+/// An operator's settlement of an attempt the provider's answer settled meanwhile (recovery
+/// got there first) changes nothing and records nothing: the tables of settlements by hand hold
+/// only what an operator settled. For a capture and for a refund.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_by_hand_of_an_attempt_settled_meanwhile_records_nothing() {
+    each_backend(|t| async move {
+        let records = |db: consign_db::Database, table: &'static str| async move {
+            db.dump()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|row| row.starts_with(&format!("{table} ")))
+                .collect::<Vec<_>>()
+        };
+        let order =
+            t.db.import_order(import(Some(22), "a@example.com", "auth"), Timestamp(1))
+                .await
+                .unwrap()
+                .order;
+        let l1 = order.lines()[0].line_id().0;
+        let capture = reserve_capture(&t, order.id(), &[(l1, 1)], 2).await;
+        assert!(t
+            .db
+            .record_unknown(&capture, "lost", Timestamp(3), 1)
+            .await
+            .unwrap());
+        let by_provider =
+            t.db.settle_capture(
+                &capture,
+                SettleOutcome::Captured {
+                    reference: "ch_provider".into(),
+                },
+                Timestamp(4),
+            )
+            .await
+            .unwrap();
+        assert!(by_provider.attempt_captured, "{}", t.name);
+        let by_hand =
+            t.db.settle_by_hand(
+                &capture,
+                SettleOutcome::Declined {
+                    code: "settled_by_operator".into(),
+                    message: "late operator".into(),
+                },
+                Timestamp(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            by_hand.shipment.state,
+            ShipmentState::Captured,
+            "{}",
+            t.name
+        );
+        assert!(
+            by_hand.attempt_captured,
+            "{}: as the provider settled it",
+            t.name
+        );
+        let kept = records(t.db.clone(), "hand_settlements").await;
+        assert!(kept.is_empty(), "{}: {kept:?}", t.name);
+
+        let refund = whole_return_refunded(&t, capture.shipment, 6).await;
+        assert!(t
+            .db
+            .record_refund_unknown(&refund, "lost", Timestamp(7), 1)
+            .await
+            .unwrap());
+        let by_provider =
+            t.db.settle_refund(
+                &refund,
+                RefundSettle::Refunded {
+                    reference: "re_provider".into(),
+                    status: "succeeded".into(),
+                },
+                Timestamp(8),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            by_provider.refund_state,
+            RefundState::Refunded,
+            "{}",
+            t.name
+        );
+        let by_hand =
+            t.db.settle_refund_by_hand(
+                &refund,
+                RefundSettle::Declined {
+                    code: "settled_by_operator".into(),
+                    message: "late operator".into(),
+                },
+                Timestamp(9),
+            )
+            .await
+            .unwrap();
+        assert_eq!(by_hand.refund_state, RefundState::Refunded, "{}", t.name);
+        let kept = records(t.db.clone(), "refund_hand_settlements").await;
+        assert!(kept.is_empty(), "{}: {kept:?}", t.name);
+    })
+    .await;
+}
+
 /// A settle answers how the attempt itself stands, not only the shipment: a replay captured by
 /// the provider after its attempt was found not captured by an operator, and the shipment
 /// captured by a later attempt since, answers the shipment captured and this attempt not

@@ -198,6 +198,7 @@ impl ApiError {
                     | ShipmentError::ZeroQuantity(_)
                     | ShipmentError::DuplicateLine(_),
                 )
+                | ServiceError::ReturnRejected(ReturnError::DuplicateLine(_))
                 | ServiceError::InvalidOrder(_)
                 | ServiceError::UnknownProvider { .. } => StatusCode::BAD_REQUEST,
                 // A change the state machine or the order's counters do not allow now, such as

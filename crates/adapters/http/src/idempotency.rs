@@ -15,6 +15,7 @@ use consign_ports::{ApiKeyId, IdempotencyBegin, StoredAnswer};
 use consign_service::Consign;
 use sha2::{Digest, Sha256};
 
+use crate::edge::read_within;
 use crate::error::ApiError;
 use crate::ApiState;
 
@@ -86,17 +87,10 @@ pub async fn idempotency(
     ) else {
         return answer(request, ApiError::Unauthorized.error_response());
     };
-    let payload = request.extract::<web::Payload>().await?;
-    let body = match payload.to_bytes_limited(state.settings.max_body).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(_)) => {
-            let response = ApiError::TooLarge(state.settings.max_body).error_response();
-            return answer(request, response);
-        }
-        Err(e) => {
-            let error = ApiError::BadRequest(format!("could not read the body: {e}"));
-            return answer(request, error.error_response());
-        }
+    let payload = request.take_payload();
+    let body = match read_within(request.headers(), payload, state.settings.max_body).await {
+        Ok(body) => body,
+        Err(error) => return answer(request, error.error_response()),
     };
     // The same request: method, path with query, and body bytes.
     let mut digest = Sha256::new();

@@ -9,6 +9,7 @@
 
 mod sandbox;
 mod stripe;
+mod stripe_answers;
 mod stripe_units;
 
 pub use sandbox::{SandboxConfig, SandboxGateway};

@@ -18,7 +18,11 @@ use consign_ports::{
 };
 use serde_json::Value;
 
-use crate::stripe_units::{from_stripe, to_stripe};
+use crate::stripe_answers::{
+    classify_capture, classify_refund, find_in_list, read_captured_total, CaptureSent, Exchange,
+    RefundSent,
+};
+use crate::stripe_units::to_stripe;
 
 /// The decline code of an amount Stripe's API cannot take in its currency (nothing is sent).
 const NOT_REPRESENTABLE: &str = "amount_not_supported_by_provider";
@@ -75,14 +79,6 @@ pub struct StripeGateway {
     client: reqwest::Client,
 }
 
-/// What one HTTP exchange came to.
-enum Exchange<T> {
-    /// Definite: stop here.
-    Final(T),
-    /// Still open: retrying with the same key is safe.
-    Open(String),
-}
-
 impl StripeGateway {
     /// A gateway with these settings.
     pub fn new(config: StripeConfig) -> Result<Self, StripeError> {
@@ -105,7 +101,7 @@ impl StripeGateway {
         url: &str,
         form: &str,
         key: &str,
-        classify: fn(u16, &Value) -> Exchange<T>,
+        classify: &(dyn Fn(u16, &Value) -> Exchange<T> + Sync),
         unknown: fn(String) -> T,
     ) -> T {
         let mut retry = 0;
@@ -129,7 +125,7 @@ impl StripeGateway {
         url: &str,
         form: &str,
         key: &str,
-        classify: fn(u16, &Value) -> Exchange<T>,
+        classify: &(dyn Fn(u16, &Value) -> Exchange<T> + Sync),
     ) -> Exchange<T> {
         let sent = self
             .client
@@ -187,53 +183,6 @@ impl StripeGateway {
     }
 }
 
-/// A Stripe error answer's object, its decline code (or code), and its message.
-fn error_fields(body: &Value) -> (&Value, String, String) {
-    let error = &body["error"];
-    let code = error["decline_code"]
-        .as_str()
-        .or_else(|| error["code"].as_str())
-        .unwrap_or("unknown")
-        .to_owned();
-    let message = error["message"].as_str().unwrap_or("").to_owned();
-    (error, code, message)
-}
-
-/// Maps one capture answer to an outcome, or to "still open".
-fn classify(status: u16, body: &Value) -> Exchange<CaptureOutcome> {
-    let (error, code, message) = error_fields(body);
-    match status {
-        200 => {
-            let reference = body["latest_charge"]
-                .as_str()
-                .or_else(|| body["id"].as_str())
-                .unwrap_or("captured")
-                .to_owned();
-            Exchange::Final(CaptureOutcome::Captured { reference })
-        }
-        402 => Exchange::Final(CaptureOutcome::Declined { code, message }),
-        400 | 404 if error["type"] == "idempotency_error" => Exchange::Final(CaptureOutcome::Unknown {
-            reason: format!("provider refused the idempotency key: {message}"),
-        }),
-        400 | 404 => {
-            let message = match code.as_str() {
-                "payment_intent_unexpected_state" | "multicapture_not_enabled" => format!(
-                    "the payment provider does not allow further captures on this authorisation ({message})"
-                ),
-                _ => message,
-            };
-            Exchange::Final(CaptureOutcome::Declined { code, message })
-        }
-        401 | 403 => Exchange::Final(CaptureOutcome::Unknown {
-            reason: "the payment provider refused Consign's credentials; check CONSIGN_STRIPE_SECRET_KEY".into(),
-        }),
-        409 | 429 | 500..=599 => Exchange::Open(format!("provider answered {status} {code}")),
-        other => Exchange::Final(CaptureOutcome::Unknown {
-            reason: format!("unexpected answer {other} from the provider"),
-        }),
-    }
-}
-
 #[async_trait]
 impl PaymentGateway for StripeGateway {
     fn name(&self) -> &str {
@@ -260,17 +209,28 @@ impl PaymentGateway for StripeGateway {
                 }
             }
         };
+        let may_stay_open = self.config.multicapture && !request.final_capture;
         let form = {
             let mut form = form_urlencoded::Serializer::new(String::new());
             form.append_pair("amount_to_capture", &amount.to_string());
-            if self.config.multicapture && !request.final_capture {
+            if may_stay_open {
                 form.append_pair("final_capture", "false");
             }
             form.finish()
         };
-        self.call(&url, &form, &request.idempotency_key, classify, |reason| {
-            CaptureOutcome::Unknown { reason }
-        })
+        let sent = CaptureSent {
+            intent: &request.authorization.reference,
+            currency: request.amount.currency(),
+            amount,
+            may_stay_open,
+        };
+        self.call(
+            &url,
+            &form,
+            &request.idempotency_key,
+            &|status, body| classify_capture(&sent, status, body),
+            |reason| CaptureOutcome::Unknown { reason },
+        )
         .await
     }
 
@@ -294,11 +254,15 @@ impl PaymentGateway for StripeGateway {
             }
             form.finish()
         };
+        let sent = RefundSent {
+            currency: request.amount.currency(),
+            amount,
+        };
         self.call(
             &url,
             &form,
             &request.idempotency_key,
-            classify_refund,
+            &|status, body| classify_refund(&sent, status, body),
             |reason| RefundOutcome::Unknown { reason },
         )
         .await
@@ -313,8 +277,16 @@ impl PaymentGateway for StripeGateway {
             "{}/v1/refunds?payment_intent={intent}&limit=100",
             self.config.api_base.trim_end_matches('/')
         );
+        let sent = match to_stripe(request.amount) {
+            Ok(amount) => RefundSent {
+                currency: request.amount.currency(),
+                amount,
+            },
+            // Never sent, so never made.
+            Err(_) => return RefundLookup::NotFound,
+        };
         match self.get_json(&url).await {
-            Ok(body) => find_in_list(&body, &request.idempotency_key),
+            Ok(body) => find_in_list(&sent, &body, &request.idempotency_key),
             Err(reason) => RefundLookup::Unknown { reason },
         }
     }
@@ -332,122 +304,5 @@ impl PaymentGateway for StripeGateway {
             Ok(body) => read_captured_total(&body, authorization),
             Err(reason) => CapturedTotal::Unknown { reason },
         }
-    }
-}
-
-/// The captured total of a PaymentIntent answer, in the authorisation's currency; unknown when
-/// the answer is not that intent or names another currency.
-fn read_captured_total(body: &Value, authorization: &PaymentAuthorization) -> CapturedTotal {
-    let currency = authorization.amount.currency();
-    let unknown = |reason: &str| CapturedTotal::Unknown {
-        reason: reason.to_owned(),
-    };
-    if body["id"].as_str() != Some(authorization.reference.as_str()) {
-        return unknown("the lookup answered another object than the payment intent");
-    }
-    let Some(received) = body["amount_received"].as_i64() else {
-        return unknown("the payment intent has no amount_received");
-    };
-    if let Some(code) = body["currency"].as_str() {
-        if !code.eq_ignore_ascii_case(currency.code()) {
-            return unknown("the payment intent is in another currency than the order");
-        }
-    }
-    let Some(captured) = from_stripe(received, currency) else {
-        return unknown(
-            "the payment intent's amount_received is not a whole amount of its currency",
-        );
-    };
-    CapturedTotal::Found {
-        captured,
-        reference: body["latest_charge"]
-            .as_str()
-            .unwrap_or(authorization.reference.as_str())
-            .to_owned(),
-    }
-}
-
-/// The refund of a list answer whose metadata names `key`: found, not there, or undecidable
-/// (a list with more pages than one request reads).
-fn find_in_list(body: &Value, key: &str) -> RefundLookup {
-    let Some(refunds) = body["data"].as_array() else {
-        return RefundLookup::Unknown {
-            reason: "the refund lookup answered no list".into(),
-        };
-    };
-    let found = refunds
-        .iter()
-        .find(|r| r["metadata"]["consign_key"].as_str() == Some(key));
-    match found {
-        Some(refund) => {
-            let status = refund["status"].as_str().unwrap_or("unknown").to_owned();
-            let reference = refund["id"].as_str().unwrap_or("refund").to_owned();
-            RefundLookup::Found(match status.as_str() {
-                "failed" | "canceled" => RefundOutcome::Declined {
-                    code: refund["failure_reason"]
-                        .as_str()
-                        .unwrap_or(&status)
-                        .to_owned(),
-                    message: format!("refund {reference} {status}"),
-                },
-                "succeeded" => RefundOutcome::Refunded { reference, status },
-                "pending" | "requires_action" => RefundOutcome::Settling { reference, status },
-                other => RefundOutcome::Unknown {
-                    reason: format!("refund {reference} in an unexpected state {other:?}"),
-                },
-            })
-        }
-        None if body["has_more"] == Value::Bool(false) => RefundLookup::NotFound,
-        None => RefundLookup::Unknown {
-            reason: "more refunds on the intent than one lookup reads".into(),
-        },
-    }
-}
-
-/// Maps one refund answer: a refund object `succeeded` is refunded; `pending` or
-/// `requires_action` is accepted and still settling (it may yet fail, so it is not refunded);
-/// `failed` or `canceled` and card or request errors are declines; and what leaves the outcome
-/// open (409, 429, 5xx) is retried.
-fn classify_refund(status: u16, body: &Value) -> Exchange<RefundOutcome> {
-    let (error, code, message) = error_fields(body);
-    match status {
-        200 => {
-            let state = body["status"].as_str().unwrap_or("").to_owned();
-            let reference = body["id"].as_str().unwrap_or("refund").to_owned();
-            match state.as_str() {
-                "succeeded" => Exchange::Final(RefundOutcome::Refunded {
-                    reference,
-                    status: state,
-                }),
-                "pending" | "requires_action" => Exchange::Final(RefundOutcome::Settling {
-                    reference,
-                    status: state,
-                }),
-                "failed" | "canceled" => Exchange::Final(RefundOutcome::Declined {
-                    code: body["failure_reason"]
-                        .as_str()
-                        .unwrap_or(state.as_str())
-                        .to_owned(),
-                    message: format!("the payment provider could not refund ({state})"),
-                }),
-                other => Exchange::Final(RefundOutcome::Unknown {
-                    reason: format!("refund in an unexpected state {other:?}"),
-                }),
-            }
-        }
-        402 => Exchange::Final(RefundOutcome::Declined { code, message }),
-        400 | 404 if error["type"] == "idempotency_error" => {
-            Exchange::Final(RefundOutcome::Unknown {
-                reason: format!("provider refused the idempotency key: {message}"),
-            })
-        }
-        400 | 404 => Exchange::Final(RefundOutcome::Declined { code, message }),
-        401 | 403 => Exchange::Final(RefundOutcome::Unknown {
-            reason: "the payment provider refused Consign's credentials; check CONSIGN_STRIPE_SECRET_KEY".into(),
-        }),
-        409 | 429 | 500..=599 => Exchange::Open(format!("provider answered {status} {code}")),
-        other => Exchange::Final(RefundOutcome::Unknown {
-            reason: format!("unexpected answer {other} from the provider"),
-        }),
     }
 }

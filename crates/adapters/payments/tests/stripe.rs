@@ -40,7 +40,7 @@ fn is_captured(outcome: &CaptureOutcome) -> bool {
 #[tokio::test]
 async fn a_capture_succeeds_once_and_a_replay_gets_the_same_answer() {
     let stand_in = StandIn::start().await;
-    stand_in.authorize("pi_1", 10_000, false);
+    stand_in.authorize("pi_1", 10_000, "SEK", false);
     let stripe = gateway(&stand_in, |_| {});
     let first = stripe.capture(capture("pi_1", 10_000, "k1", true)).await;
     assert_eq!(
@@ -73,7 +73,7 @@ async fn a_card_decline_is_definite_with_the_providers_code() {
 #[tokio::test]
 async fn server_errors_are_retried_with_the_same_key_then_succeed() {
     let stand_in = StandIn::start().await;
-    stand_in.authorize("pi_1", 10_000, false);
+    stand_in.authorize("pi_1", 10_000, "SEK", false);
     stand_in.inject([Fault::Status(500), Fault::Status(503)]);
     let stripe = gateway(&stand_in, |c| c.max_retries = 2);
     assert!(is_captured(
@@ -86,7 +86,7 @@ async fn server_errors_are_retried_with_the_same_key_then_succeed() {
 #[tokio::test]
 async fn too_many_server_errors_leave_the_outcome_unknown() {
     let stand_in = StandIn::start().await;
-    stand_in.authorize("pi_1", 10_000, false);
+    stand_in.authorize("pi_1", 10_000, "SEK", false);
     stand_in.inject([Fault::Status(500), Fault::Status(502), Fault::Status(429)]);
     let stripe = gateway(&stand_in, |c| c.max_retries = 2);
     let outcome = stripe.capture(capture("pi_1", 4_000, "k1", true)).await;
@@ -100,7 +100,7 @@ async fn too_many_server_errors_leave_the_outcome_unknown() {
 #[tokio::test]
 async fn a_timeout_is_unknown_and_the_later_replay_finds_the_capture() {
     let stand_in = StandIn::start().await;
-    stand_in.authorize("pi_1", 10_000, false);
+    stand_in.authorize("pi_1", 10_000, "SEK", false);
     stand_in.set_latency(Duration::from_millis(800));
     let stripe = gateway(&stand_in, |c| c.max_retries = 0);
     let outcome = stripe.capture(capture("pi_1", 10_000, "k1", true)).await;
@@ -120,7 +120,7 @@ async fn a_timeout_is_unknown_and_the_later_replay_finds_the_capture() {
 #[tokio::test]
 async fn a_connection_dropped_after_the_capture_is_found_by_the_retry() {
     let stand_in = StandIn::start().await;
-    stand_in.authorize("pi_1", 10_000, false);
+    stand_in.authorize("pi_1", 10_000, "SEK", false);
     stand_in.inject([Fault::DropAfterProcessing]);
     let stripe = gateway(&stand_in, |c| c.max_retries = 1);
     assert!(is_captured(
@@ -128,7 +128,7 @@ async fn a_connection_dropped_after_the_capture_is_found_by_the_retry() {
     ));
     assert_eq!(stand_in.ledger().len(), 1, "captured once");
     stand_in.inject([Fault::DropBeforeProcessing]);
-    stand_in.authorize("pi_2", 10_000, false);
+    stand_in.authorize("pi_2", 10_000, "SEK", false);
     assert!(is_captured(
         &stripe.capture(capture("pi_2", 10_000, "k2", true)).await
     ));
@@ -138,7 +138,7 @@ async fn a_connection_dropped_after_the_capture_is_found_by_the_retry() {
 #[tokio::test]
 async fn multicapture_sends_final_capture_false_until_the_last_capture() {
     let stand_in = StandIn::start().await;
-    stand_in.authorize("pi_multi", 10_000, true);
+    stand_in.authorize("pi_multi", 10_000, "SEK", true);
     let stripe = gateway(&stand_in, |c| c.multicapture = true);
     assert!(is_captured(
         &stripe
@@ -164,7 +164,7 @@ async fn multicapture_sends_final_capture_false_until_the_last_capture() {
 #[tokio::test]
 async fn without_multicapture_a_second_capture_is_a_clear_decline() {
     let stand_in = StandIn::start().await;
-    stand_in.authorize("pi_single", 10_000, false);
+    stand_in.authorize("pi_single", 10_000, "SEK", false);
     let stripe = gateway(&stand_in, |c| c.multicapture = false);
     assert!(is_captured(
         &stripe
@@ -190,7 +190,7 @@ async fn without_multicapture_a_second_capture_is_a_clear_decline() {
 #[tokio::test]
 async fn an_invalid_secret_key_captures_nothing_and_stays_open_for_recovery() {
     let stand_in = StandIn::start().await;
-    stand_in.authorize("pi_1", 10_000, false);
+    stand_in.authorize("pi_1", 10_000, "SEK", false);
     let mut config = StripeConfig::new("sk_test_wrong");
     config.api_base = stand_in.url.clone();
     let stripe = StripeGateway::new(config).unwrap();
@@ -206,7 +206,7 @@ async fn an_invalid_secret_key_captures_nothing_and_stays_open_for_recovery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_key_at_once_meets_409_and_retries_into_the_first_answer() {
     let stand_in = StandIn::start().await;
-    stand_in.authorize("pi_1", 10_000, false);
+    stand_in.authorize("pi_1", 10_000, "SEK", false);
     stand_in.set_latency(Duration::from_millis(150));
     let stripe = std::sync::Arc::new(gateway(&stand_in, |c| {
         c.max_retries = 5;
@@ -241,9 +241,11 @@ fn refund(intent: &str, amount: i64, key: &str) -> RefundRequest {
 
 /// An intent with 10,000 captured, ready to be refunded.
 async fn captured(stand_in: &StandIn, stripe: &StripeGateway, intent: &str) {
-    stand_in.authorize(intent, 10_000, false);
+    stand_in.authorize(intent, 10_000, "SEK", false);
     assert!(is_captured(
-        &stripe.capture(capture(intent, 10_000, "cap", true)).await
+        &stripe
+            .capture(capture(intent, 10_000, &format!("cap-{intent}"), true))
+            .await
     ));
 }
 
@@ -434,7 +436,7 @@ fn total(found: CapturedTotal) -> Option<(i64, String)> {
 #[tokio::test]
 async fn an_intents_captured_total_adds_its_partial_captures_and_captures_nothing() {
     let stand_in = StandIn::start().await;
-    stand_in.authorize("pi_t1", 10_000, true);
+    stand_in.authorize("pi_t1", 10_000, "SEK", true);
     let stripe = gateway(&stand_in, |c| c.multicapture = true);
     let authorization = capture("pi_t1", 0, "", false).authorization;
     assert_eq!(
@@ -478,7 +480,7 @@ fn in_currency(code: &str, mut capture: CaptureRequest) -> CaptureRequest {
 async fn krona_are_sent_in_the_hundredths_stripe_takes_and_read_back_whole() {
     let stand_in = StandIn::start().await;
     // 2,000 kr authorised: 200,000 in Stripe's units for ISK.
-    stand_in.authorize("pi_isk", 200_000, true);
+    stand_in.authorize("pi_isk", 200_000, "ISK", true);
     let stripe = gateway(&stand_in, |c| c.multicapture = true);
     let first = in_currency("ISK", capture("pi_isk", 1_500, "i1", false));
     assert!(is_captured(&stripe.capture(first.clone()).await));
@@ -508,7 +510,7 @@ async fn krona_are_sent_in_the_hundredths_stripe_takes_and_read_back_whole() {
 #[tokio::test]
 async fn an_amount_stripe_cannot_take_in_its_currency_is_declined_and_never_sent() {
     let stand_in = StandIn::start().await;
-    stand_in.authorize("pi_kwd", 10_000, true);
+    stand_in.authorize("pi_kwd", 10_000, "KWD", true);
     let stripe = gateway(&stand_in, |c| c.multicapture = true);
     let outcome = stripe
         .capture(in_currency("KWD", capture("pi_kwd", 1_005, "k1", false)))
@@ -525,4 +527,91 @@ async fn an_amount_stripe_cannot_take_in_its_currency_is_declined_and_never_sent
             .await
     ));
     assert_eq!(stand_in.captured_total(), 1_010);
+}
+
+#[tokio::test]
+async fn a_capture_answered_in_another_currency_is_unknown_never_booked() {
+    // The order is in SEK; the intent was authorised in EUR. Stripe captures (it does not
+    // know the order), and its answer states EUR: booking it as SEK would book other money.
+    let stand_in = StandIn::start().await;
+    stand_in.authorize("pi_eur", 10_000, "EUR", false);
+    let stripe = gateway(&stand_in, |_| {});
+    let outcome = stripe.capture(capture("pi_eur", 4_000, "k1", true)).await;
+    assert!(
+        matches!(&outcome, CaptureOutcome::Unknown { reason } if reason.contains("not in SEK")),
+        "{outcome:?}"
+    );
+    assert_eq!(stand_in.ledger().len(), 1, "the provider did capture");
+    // Its total is not read as SEK either.
+    let authorization = capture("pi_eur", 0, "", true).authorization;
+    assert_eq!(total(stripe.captured_total(&authorization).await), None);
+}
+
+#[tokio::test]
+async fn a_success_whose_body_is_not_the_intent_captured_is_unknown() {
+    let stand_in = StandIn::start().await;
+    stand_in.authorize("pi_1", 10_000, "SEK", true);
+    let stripe = gateway(&stand_in, |c| {
+        c.max_retries = 0;
+        c.multicapture = true;
+    });
+    let garbled = [
+        ("a proxy's page", "<html>ok</html>".to_owned()),
+        ("an empty body", String::new()),
+        (
+            "another intent",
+            r#"{"id":"pi_2","object":"payment_intent","status":"succeeded","currency":"sek","amount_received":4000}"#.to_owned(),
+        ),
+        (
+            "an intent still to capture after a final capture",
+            r#"{"id":"pi_1","object":"payment_intent","status":"requires_capture","currency":"sek","amount_received":4000}"#.to_owned(),
+        ),
+        (
+            "less received than captured",
+            r#"{"id":"pi_1","object":"payment_intent","status":"succeeded","currency":"sek","amount_received":100}"#.to_owned(),
+        ),
+    ];
+    for (i, (what, body)) in garbled.into_iter().enumerate() {
+        stand_in.inject([Fault::AnswerAfterProcessing(200, body)]);
+        let outcome = stripe
+            .capture(capture("pi_1", 1_000, &format!("g{i}"), true))
+            .await;
+        assert!(
+            matches!(&outcome, CaptureOutcome::Unknown { reason } if reason.starts_with("the provider answered 200, but")),
+            "{what}: {outcome:?}"
+        );
+    }
+    // A partial capture sent with final_capture=false leaves the intent to capture: captured.
+    stand_in.authorize("pi_3", 10_000, "SEK", true);
+    let partial = stripe.capture(capture("pi_3", 1_000, "p1", false)).await;
+    assert!(is_captured(&partial), "{partial:?}");
+}
+
+#[tokio::test]
+async fn a_refund_answered_for_another_amount_is_unknown_and_its_lookup_too() {
+    let stand_in = StandIn::start().await;
+    let stripe = gateway(&stand_in, |c| c.max_retries = 0);
+    captured(&stand_in, &stripe, "pi_r").await;
+    stand_in.inject([Fault::AnswerAfterProcessing(
+        200,
+        r#"{"id":"re_1","object":"refund","status":"succeeded","amount":9000,"currency":"sek"}"#
+            .to_owned(),
+    )]);
+    let outcome = stripe.refund(refund("pi_r", 2_000, "r1")).await;
+    assert!(
+        matches!(&outcome, RefundOutcome::Unknown { reason } if reason.contains("not the 2000 SEK asked")),
+        "{outcome:?}"
+    );
+    // The refund the provider made is found by its key, as asked.
+    let found = stripe.find_refund(refund("pi_r", 2_000, "r1")).await;
+    assert!(
+        matches!(found, RefundLookup::Found(RefundOutcome::Refunded { .. })),
+        "{found:?}"
+    );
+    // Looked up for another amount than it was made for, it is not taken as that refund.
+    let other = stripe.find_refund(refund("pi_r", 3_000, "r1")).await;
+    assert!(
+        matches!(other, RefundLookup::Found(RefundOutcome::Unknown { .. })),
+        "{other:?}"
+    );
 }

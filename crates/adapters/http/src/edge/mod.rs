@@ -13,6 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
+use actix_web::http::header::HeaderMap;
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{web, FromRequest, HttpRequest};
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -196,8 +197,18 @@ pub async fn read_body(request: &HttpRequest, payload: Payload) -> Result<Bytes,
             return Err(ApiError::UnsupportedMediaType);
         }
     }
-    let declared = request
-        .headers()
+    read_within(request.headers(), payload, limit).await
+}
+
+/// The body, at most `limit` bytes: 413 when the declared length or what arrives is past it,
+/// 400 when it cannot be read. Every reader of a body goes through here, so a body too large
+/// gets the same answer whichever part of the service reads it first.
+pub async fn read_within(
+    headers: &HeaderMap,
+    payload: Payload,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());

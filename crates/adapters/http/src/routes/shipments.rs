@@ -1,6 +1,6 @@
 //! `GET <base>/shipments`, and `GET`, `PUT`, `DELETE <base>/shipments/<shipment>`.
 
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 use consign_domain::OrderId;
 use consign_ports::{ShipmentQuery as ListQuery, ShipmentStatus};
 use serde_json::Value;
@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::answer::Answer;
 use crate::edge::lenient::flag;
 use crate::edge::requests::{DeleteQuery, ShipmentQuery, ShipmentsQuery, UpdateShipment};
-use crate::edge::{Body, Params};
+use crate::edge::{read_within, Body, Params};
 use crate::error::ApiError;
 use crate::idempotency::RequestKey;
 use crate::routes::{echo_shipment, shipment_id};
@@ -114,18 +114,19 @@ pub async fn delete_shipment(
     state: web::Data<ApiState>,
     path: web::Path<String>,
     Params(query): Params<DeleteQuery>,
+    request: HttpRequest,
     payload: web::Payload,
     request_key: Option<web::ReqData<RequestKey>>,
 ) -> Result<Answer, ApiError> {
     let raw = path.into_inner();
     let xml = flag(query.xml, false);
     let delete = async {
-        let body = payload
-            .to_bytes_limited(state.settings.max_body)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .ok_or(ApiError::TooLarge(state.settings.max_body))?;
+        let body = read_within(
+            request.headers(),
+            payload.into_inner(),
+            state.settings.max_body,
+        )
+        .await?;
         if !body.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::BadRequest(
                 "DELETE takes no body; use the query (order, xml)".into(),
