@@ -609,6 +609,14 @@ fn hostile_requests_get_clear_errors_and_change_nothing() {
                 "shipment does not exist",
             ),
             returns(
+                "return: createdAt not a date",
+                "POST",
+                "/return",
+                Some(r#"{"shipment":"70-1","createdAt":"yesterday"}"#),
+                400,
+                "createdAt",
+            ),
+            returns(
                 "return: oversized body",
                 "POST",
                 "/return",
@@ -798,6 +806,17 @@ fn a_chunked_body_is_read_whole_and_refused_past_the_limit() {
         assert_eq!(status, 413, "{backend:?}: {response}");
         assert!(response.contains(r#""status":"no""#), "{response}");
         assert!(response.contains("larger than"), "{response}");
+        assert_eq!(app.dump(), before, "{backend:?}: the database changed");
+        // Two Idempotency-Keys: refused, whichever the client meant.
+        let body = format!(r#"{{"order":72,"products":{{"{}":1}}}}"#, ids[0]);
+        let (status, response) = send_chunked_with(
+            &app,
+            "/shipments",
+            "Idempotency-Key: first\r\nIdempotency-Key: second\r\n",
+            &[body.as_bytes()],
+        );
+        assert_eq!(status, 400, "{backend:?} two keys: {response}");
+        assert!(response.contains("given more than once"), "{response}");
         assert_eq!(app.dump(), before, "{backend:?}: the database changed");
         // The same with an Idempotency-Key, whose layer reads the body first.
         let (status, response) = send_chunked_with(

@@ -219,10 +219,12 @@ fn a_whole_shipment_with_its_shipping_fee_and_an_over_return_left_out() {
     for backend in backends() {
         let app = spawn_app(backend);
         let (shipment, tshirt, cap) = shipped(&app, 7001, "auth-7001");
-        // Three T-shirts were never shipped: left out, the cap comes back.
+        // Three T-shirts were never shipped: left out, the cap comes back. (`createdAt` in
+        // either of Centra's forms is accepted.)
         let partial = ok(&app.post(
             "/return",
-            &json!({"shipment": shipment, "products": {tshirt.clone(): 3, cap.clone(): 1}}),
+            &json!({"shipment": shipment, "products": {tshirt.clone(): 3, cap.clone(): 1},
+                    "createdAt": "2015-12-24 13:25:01"}),
         ));
         assert_eq!(partial["returnedItems"], json!([cap]));
         assert_eq!(partial["notReturned"][0]["lineId"], json!(tshirt));

@@ -285,6 +285,17 @@ pub trait OrderStore: Send + Sync {
         review_after_passes: u32,
     ) -> Result<bool, StoreError>;
 
+    /// Records that an attempt waited its turn without being sent (a final capture while
+    /// earlier captures on its authorisation have no outcome yet): touched now, no pass
+    /// counted. Recovery replays the least recently touched first, so a waiting final goes
+    /// behind the captures it waits for instead of filling every pass ahead of them. An attempt
+    /// settled meanwhile is left alone.
+    async fn record_waiting(
+        &self,
+        attempt: &CaptureAttempt,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
     /// Where an attempt planned as its order's final capture stands now, read at once: whether
     /// it is still stored as final, and how many other attempts on the order have no definite
     /// outcome yet (on a provider whose final capture closes the authorisation, it waits for

@@ -111,6 +111,9 @@ impl Consign {
         let order = attempt.shipment.order;
         let Some(final_capture) = self.final_flag_to_send(attempt).await? else {
             tracing::info!(shipment = %attempt.shipment, "final capture waits for earlier captures on the authorisation");
+            if let Err(error) = self.store.record_waiting(attempt, self.clock.now()).await {
+                tracing::warn!(shipment = %attempt.shipment, %error, "a waiting final capture could not be marked as tried");
+            }
             return Err(ServiceError::CaptureUnknown(attempt.shipment));
         };
         let outcome = self.capture_outcome(attempt, final_capture).await;
@@ -534,6 +537,11 @@ mod tests {
             .times(usize::from(sent.is_some()))
             .returning(|_, _, _| Ok(settled(ShipmentState::Captured)));
         store.expect_record_unknown().never();
+        // Waiting is no pass without an outcome, but it is recorded as tried.
+        store
+            .expect_record_waiting()
+            .times(usize::from(sent.is_none()))
+            .returning(|_, _| Ok(()));
         let mut gateway = sandbox_named_mock();
         gateway
             .expect_final_capture_waits_for_others()

@@ -840,6 +840,24 @@ pub(crate) fn open_attempt(
 /// Records that an attempt's outcome is still unknown. After `review_after` passes the attempt
 /// and its shipment are flagged for review (recovery keeps replaying it). Answers whether it now
 /// needs review.
+/// Touches an open attempt that waited its turn (no pass counted): see
+/// `OrderStore::record_waiting`.
+pub(crate) fn record_waiting(
+    conn: &mut AnyConnection,
+    attempt: &CaptureAttempt,
+    now: Timestamp,
+) -> Result<(), DbError> {
+    diesel::update(
+        capture_attempts::table
+            .filter(capture_attempts::order_id.eq(attempt.shipment.order.0))
+            .filter(capture_attempts::idempotency_key.eq(&attempt.idempotency_key))
+            .filter(capture_attempts::state.eq_any(ATTEMPT_OPEN)),
+    )
+    .set(capture_attempts::updated_at.eq(now.0))
+    .execute(conn)?;
+    Ok(())
+}
+
 pub(crate) fn record_unknown(
     conn: &mut AnyConnection,
     attempt: &CaptureAttempt,

@@ -366,6 +366,17 @@ impl OrderStore for Database {
             .await?)
     }
 
+    async fn record_waiting(
+        &self,
+        attempt: &CaptureAttempt,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let attempt = attempt.clone();
+        Ok(self
+            .run_write(move |conn| shipments::record_waiting(conn, &attempt, now))
+            .await?)
+    }
+
     async fn final_capture_standing(
         &self,
         attempt: &CaptureAttempt,

@@ -941,7 +941,8 @@ async fn a_final_captures_standing_counts_the_orders_other_unsettled_attempts() 
 
 /// Recovery takes the least recently touched attempts first: one tried again and again (here
 /// the older, just marked unknown) goes behind one never tried, so attempts that stay open pass
-/// after pass cannot fill every pass (500 at most) and keep a newer one from being replayed.
+/// after pass cannot fill every pass (500 at most) and keep a newer one from being replayed;
+/// and a final capture that waited its turn goes behind the capture it waits for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_captures_come_least_recently_touched_first() {
     each_backend(|t| async move {
@@ -963,6 +964,17 @@ async fn pending_captures_come_least_recently_touched_first() {
         assert_eq!(
             after,
             [last.idempotency_key.clone(), first.idempotency_key.clone()],
+            "{}",
+            t.name
+        );
+        // The final capture waited for the first: touched too, so it goes behind it again
+        // (waiting finals that stayed in front would fill every pass ahead of what they wait
+        // for).
+        t.db.record_waiting(&last, Timestamp(11)).await.unwrap();
+        let waited = keys(t.db.pending_captures(Timestamp(20)).await.unwrap());
+        assert_eq!(
+            waited,
+            [first.idempotency_key.clone(), last.idempotency_key.clone()],
             "{}",
             t.name
         );

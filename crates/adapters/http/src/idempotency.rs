@@ -74,6 +74,18 @@ pub async fn idempotency(
     };
     let answer =
         |request: ServiceRequest, response: HttpResponse| Ok(request.into_response(response));
+    // Two keys: which one the client meant is not ours to guess (as with a repeated query
+    // parameter).
+    if request
+        .headers()
+        .get_all("Idempotency-Key")
+        .nth(1)
+        .is_some()
+    {
+        let response = ApiError::BadRequest("header Idempotency-Key: given more than once".into())
+            .error_response();
+        return answer(request, response);
+    }
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         let response = ApiError::BadRequest(
             "header Idempotency-Key: must be 1 to 255 printable ASCII characters".into(),

@@ -261,9 +261,11 @@ pub struct CreateReturn {
     pub voucher_value_from_shipment: Option<Flag>,
     /// A note.
     pub comment: Option<Comment>,
-    /// Accepted for Centra's clients; a return is dated when Consign records it.
+    /// Centra's `YYYY-MM-DD` or `YYYY-MM-DD HH:MM:SS`: checked (a request that cannot be
+    /// right is refused whether or not the field is used), then left unused: a return is dated
+    /// when Consign records it.
     #[allow(dead_code)]
-    pub created_at: Option<Text>,
+    pub created_at: Option<crate::edge::query_values::Date>,
     /// Refund now, and send the refund confirmation.
     pub refund: Option<ReturnRefund>,
     /// Answer in XML. Validated here; `Body` reads it before parsing, so that a refusal of
