@@ -57,7 +57,7 @@ pub struct TestApp {
     /// Which backend.
     pub backend: Backend,
     runtime: tokio::runtime::Runtime,
-    _db: Option<Throwaway>,
+    throwaway: Option<Throwaway>,
 }
 
 /// An answer: status, headers of interest, body text.
@@ -102,7 +102,7 @@ pub fn spawn_app_with(backend: Backend, settings: &[(&str, &str)]) -> TestApp {
     let db = throwaway(backend);
     let url = db.url.clone();
     let mut app = spawn_app_on(backend, &url, settings);
-    app._db = Some(db);
+    app.throwaway = Some(db);
     app
 }
 
@@ -178,7 +178,7 @@ pub fn spawn_app_on(backend: Backend, url: &str, settings: &[(&str, &str)]) -> T
             .enable_all()
             .build()
             .expect("runtime"),
-        _db: None,
+        throwaway: None,
     }
 }
 
@@ -208,6 +208,14 @@ impl TestApp {
     /// The URL of a call under the base path.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}{path}", self.address, self.base)
+    }
+
+    /// Ends every connection the server holds to its PostgreSQL database, as a database restart
+    /// or failover does; answers how many (0 on SQLite).
+    pub fn cut_database_connections(&self) -> usize {
+        self.throwaway
+            .as_ref()
+            .map_or(0, Throwaway::cut_connections)
     }
 
     /// Sends a raw request. `headers` are added as given; nothing else is set for the caller.

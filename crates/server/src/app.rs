@@ -170,14 +170,16 @@ impl Application {
             .run();
             actix_web::rt::spawn(metrics_server);
         }
+        let drain = config.drain_window();
+        let drain_seconds = drain.as_secs() + u64::from(drain.subsec_nanos() > 0);
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(consign_http::header_limits))
                 .wrap(actix_web::middleware::from_fn(consign_http::telemetry))
                 .configure(consign_http::routes(state.clone()))
         })
-        // SIGTERM/SIGINT: stop accepting, let requests in flight finish for up to 10 s.
-        .shutdown_timeout(10)
+        // SIGTERM/SIGINT: stop accepting, let requests in flight finish (a capture included).
+        .shutdown_timeout(drain_seconds)
         .client_request_timeout(std::time::Duration::from_secs(10))
         .client_disconnect_timeout(std::time::Duration::from_secs(2));
         if let Some(workers) = config.workers {

@@ -86,7 +86,7 @@ pub struct Settings {
     #[arg(long, env = "CONSIGN_BASE_PATH", default_value = "/api/order", global = true, value_parser = base_path)]
     pub base_path: String,
     /// An API key to accept (stored hashed); without any key one is created at first start.
-    #[arg(long, env = "CONSIGN_API_KEY", global = true, hide_env_values = true)]
+    #[arg(long, env = "CONSIGN_API_KEY", global = true, hide_env_values = true, value_parser = api_key)]
     pub api_key: Option<String>,
     /// The URL document links start with (default: http://<listen>).
     #[arg(long, env = "CONSIGN_PUBLIC_URL", global = true)]
@@ -109,11 +109,12 @@ pub struct Settings {
         long,
         env = "CONSIGN_STRIPE_SECRET_KEY",
         global = true,
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = stripe_secret_key
     )]
     pub stripe_secret_key: Option<String>,
     /// Stripe API base URL.
-    #[arg(long, env = "CONSIGN_STRIPE_API_BASE", global = true)]
+    #[arg(long, env = "CONSIGN_STRIPE_API_BASE", global = true, value_parser = stripe_api_base)]
     pub stripe_api_base: Option<String>,
     /// PaymentIntents are authorised with request_multicapture.
     #[arg(long, env = "CONSIGN_STRIPE_MULTICAPTURE", default_value = "false", global = true, value_parser = flag)]
@@ -162,7 +163,8 @@ pub struct Settings {
         long,
         env = "CONSIGN_DOCUMENT_SECRET",
         global = true,
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = document_secret
     )]
     pub document_secret: Option<String>,
     /// How long a document link works.
@@ -221,7 +223,8 @@ pub struct Settings {
         long,
         env = "CONSIGN_METRICS_TOKEN",
         global = true,
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = metrics_token
     )]
     pub metrics_token: Option<String>,
     /// A separate address serving /metrics without a token (for example 127.0.0.1:9090).
@@ -241,11 +244,17 @@ pub struct SettingsOnly {
 /// not set itself (the environment wins). Called once at start, before any thread exists.
 pub fn file_into_environment(path: &Path) -> Result<(), ConfigError> {
     for (key, value) in read_file(path)? {
-        if std::env::var_os(&key).is_none() && !value.trim().is_empty() {
+        if unset_in_environment(&key) && !value.trim().is_empty() {
             std::env::set_var(key, value);
         }
     }
     Ok(())
+}
+
+/// Whether the environment leaves `key` to the configuration file: absent, or blank (`KEY=`
+/// from a compose file's unset placeholder), which counts as unset everywhere.
+fn unset_in_environment(key: &str) -> bool {
+    std::env::var_os(key).is_none_or(|v| v.to_str().is_some_and(|v| v.trim().is_empty()))
 }
 
 /// Removes every setting the environment holds empty, so it counts as unset (its default), as
@@ -317,8 +326,12 @@ impl Config {
             None => BTreeMap::new(),
         };
         for key in keys() {
-            if let Ok(value) = std::env::var(&key) {
-                values.insert(key, value);
+            match std::env::var(&key) {
+                // Blank is unset: the file's value stands.
+                Ok(value) if !value.trim().is_empty() => {
+                    values.insert(key, value);
+                }
+                _ => {}
             }
         }
         Config::from_values(&values)
@@ -369,6 +382,21 @@ impl Config {
                 "CONSIGN_GATEWAYS",
                 "must include the default gateway (CONSIGN_GATEWAY)",
             ));
+        }
+        // Stripe's settings on an instance that does not capture with Stripe: most likely a
+        // gateway setting forgotten, which would leave every capture to the sandbox.
+        if !gateways.contains(&GatewayKind::Stripe) {
+            let stray = [
+                ("CONSIGN_STRIPE_SECRET_KEY", s.stripe_secret_key.is_some()),
+                ("CONSIGN_STRIPE_API_BASE", s.stripe_api_base.is_some()),
+                ("CONSIGN_STRIPE_MULTICAPTURE", s.stripe_multicapture),
+            ];
+            if let Some((key, _)) = stray.iter().find(|(_, set)| *set) {
+                return Err(invalid(
+                    key,
+                    "set, but stripe is not enabled: add it to CONSIGN_GATEWAY or CONSIGN_GATEWAYS, or unset this",
+                ));
+            }
         }
         let stripe = if gateways.contains(&GatewayKind::Stripe) {
             let secret = s.stripe_secret_key.as_deref().ok_or_else(|| {
@@ -435,6 +463,24 @@ impl Config {
         })
     }
 
+    /// How long a clean stop lets the requests in flight finish: 10 s, or as long as one
+    /// capture may take when that is longer (every call to Stripe and its retries with their
+    /// backoff, or the sandbox's latency), plus a wait for a database connection. A request cut
+    /// off mid-capture is settled by recovery, but its client gets no answer.
+    pub fn drain_window(&self) -> Duration {
+        let stripe = self.stripe.as_ref().map_or(Duration::ZERO, |s| {
+            let calls = s.max_retries.saturating_add(1);
+            // Each backoff is at most 2 s (the adapter's cap).
+            s.timeout
+                .saturating_mul(calls)
+                .saturating_add(Duration::from_secs(2).saturating_mul(s.max_retries))
+        });
+        let capture = stripe.max(self.sandbox_latency);
+        capture
+            .saturating_add(self.pool_timeout)
+            .max(Duration::from_secs(10))
+    }
+
     /// The enabled gateways' provider names, the default first.
     pub fn gateway_names(&self) -> Vec<&'static str> {
         self.gateways.iter().map(|g| g.name()).collect()
@@ -451,7 +497,15 @@ pub fn keys() -> Vec<String> {
         .collect()
 }
 
-/// A clap error as the setting it is about (by environment name, as operators write them).
+/// A setting refused while the command line and the environment were read, as the setting it
+/// is about by environment name (clap's own message names the flag, and repeats the value,
+/// secrets included).
+pub fn setting_error(error: &clap::Error) -> ConfigError {
+    invalid_from_clap(error, &BTreeMap::new())
+}
+
+/// A clap error as the setting it is about (by environment name, as operators write them); the
+/// value is repeated only when it is one of `values` and not a secret's.
 fn invalid_from_clap(error: &clap::Error, values: &BTreeMap<String, String>) -> ConfigError {
     use clap::error::{ContextKind, ContextValue};
     let flag = match error.get(ContextKind::InvalidArg) {
@@ -464,13 +518,18 @@ fn invalid_from_clap(error: &clap::Error, values: &BTreeMap<String, String>) -> 
         .next()
         .unwrap_or_default()
         .to_owned();
-    let key = SettingsOnly::command()
+    let command = SettingsOnly::command();
+    let arg = command
         .get_arguments()
-        .find(|a| a.get_long() == Some(long.as_str()))
+        .find(|a| a.get_long() == Some(long.as_str()));
+    let secret = arg.is_some_and(|a| a.is_hide_env_values_set());
+    let key = arg
         .and_then(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
         .unwrap_or(long);
     let why = match error.get(ContextKind::InvalidValue) {
-        Some(ContextValue::String(value)) if values.values().any(|v| v.trim() == value) => {
+        Some(ContextValue::String(value))
+            if !secret && values.values().any(|v| v.trim() == value) =>
+        {
             format!("invalid value {value:?}")
         }
         _ => error.kind().to_string(),
@@ -510,8 +569,22 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     Ok(values)
 }
 
-/// `500ms`, `5s`, `2m`, `1h`, `30d`.
+/// The longest duration a setting takes: ten years. Longer ones overflow what they are added
+/// to (a deadline of now plus a timeout, a document link's expiry in seconds).
+const LONGEST: Duration = Duration::from_secs(3650 * 86_400);
+
+/// `500ms`, `5s`, `2m`, `1h`, `30d`; at most 3650d.
 pub fn duration(text: &str) -> Result<Duration, String> {
+    let parsed = any_duration(text)?;
+    if parsed > LONGEST {
+        return Err(format!(
+            "{text:?} is longer than the longest setting, 3650d"
+        ));
+    }
+    Ok(parsed)
+}
+
+fn any_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("expected a duration such as 500ms, 5s, 2m, 1h or 30d, not {text:?}");
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (number, unit) = text.split_at(split);
@@ -573,6 +646,72 @@ fn base_path(text: &str) -> Result<String, String> {
         return Err("must start with / and hold no spaces".into());
     }
     Ok(text.to_owned())
+}
+
+/// An API key given in the settings: what a client sends in a header, long enough that its
+/// stored prefix (8 characters, kept to recognise it) is not the key.
+fn api_key(text: &str) -> Result<String, String> {
+    let key = text.trim();
+    if !(24..=256).contains(&key.len()) || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be 24 to 256 printable characters without spaces".into());
+    }
+    Ok(key.to_owned())
+}
+
+/// A Stripe secret or restricted key (`sk_...`, `rk_...`), without the line end a secret file
+/// often carries.
+fn stripe_secret_key(text: &str) -> Result<String, String> {
+    let key = text.trim();
+    let plain = key.len() > 3 && key.bytes().all(|b| b.is_ascii_graphic());
+    if !(plain && (key.starts_with("sk_") || key.starts_with("rk_"))) {
+        return Err("must be a Stripe secret key (sk_...) or restricted key (rk_...)".into());
+    }
+    Ok(key.to_owned())
+}
+
+/// Stripe's API base: `https://HOST[:PORT]` (plain `http` only on loopback, for a local
+/// stand-in), without a path: the adapter adds `/v1/...`, and a base ending in `/v1` would
+/// make every call a 404, which Stripe's answers read as a decline.
+fn stripe_api_base(text: &str) -> Result<String, String> {
+    let base = text.trim().trim_end_matches('/');
+    let bad = || format!("expected https://HOST[:PORT] without a path, not {text:?}");
+    let (scheme, authority) = base.split_once("://").ok_or_else(bad)?;
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        return Err(bad());
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match scheme {
+        "https" => Ok(base.to_owned()),
+        "http" if loopback => Ok(base.to_owned()),
+        "http" => Err("must be https: plain http only on loopback (a local stand-in)".into()),
+        _ => Err(bad()),
+    }
+}
+
+/// The key document links are signed with: long enough that a link does not give it away to
+/// a search.
+fn document_secret(text: &str) -> Result<String, String> {
+    let secret = text.trim();
+    if secret.len() < 32 {
+        return Err("must be at least 32 characters".into());
+    }
+    Ok(secret.to_owned())
+}
+
+/// The bearer token that opens `/metrics` (business figures).
+fn metrics_token(text: &str) -> Result<String, String> {
+    let token = text.trim();
+    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be at least 16 printable characters without spaces".into());
+    }
+    Ok(token.to_owned())
 }
 
 #[cfg(test)]
@@ -690,6 +829,100 @@ mod tests {
         assert_eq!(config.api_key, None);
         assert_eq!(config.public_url, "http://127.0.0.1:8080");
         assert_eq!(config.workers, None);
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_naming_their_key() {
+        let refused = |pairs: &[(&str, &str)], key: &str| {
+            let error = Config::from_values(&values(pairs)).unwrap_err();
+            assert!(error.to_string().starts_with(key), "{pairs:?}: {error}");
+        };
+        let with_stripe = |extra: (&'static str, &'static str)| {
+            vec![
+                ("CONSIGN_GATEWAY", "stripe"),
+                ("CONSIGN_STRIPE_SECRET_KEY", "sk_test_x"),
+                extra,
+            ]
+        };
+        // A base with a path (every call a 404, read as a decline), without a scheme, or plain
+        // http to Stripe itself (the key in clear).
+        for base in [
+            "api.stripe.com",
+            "https://api.stripe.com/v1",
+            "http://api.stripe.com",
+            "ftp://api.stripe.com",
+            "https://user@api.stripe.com",
+        ] {
+            refused(
+                &with_stripe(("CONSIGN_STRIPE_API_BASE", base)),
+                "CONSIGN_STRIPE_API_BASE",
+            );
+        }
+        for (base, kept) in [
+            ("https://api.stripe.com/", "https://api.stripe.com"),
+            ("http://127.0.0.1:9", "http://127.0.0.1:9"),
+            ("http://localhost:12111", "http://localhost:12111"),
+            ("http://[::1]:8", "http://[::1]:8"),
+        ] {
+            let config =
+                Config::from_values(&values(&with_stripe(("CONSIGN_STRIPE_API_BASE", base))))
+                    .unwrap();
+            assert_eq!(config.stripe.unwrap().api_base, kept);
+        }
+        refused(
+            &[
+                ("CONSIGN_GATEWAY", "stripe"),
+                ("CONSIGN_STRIPE_SECRET_KEY", "pk_live_publishable"),
+            ],
+            "CONSIGN_STRIPE_SECRET_KEY",
+        );
+        assert_eq!(stripe_secret_key("sk_live_abc\n"), Ok("sk_live_abc".into()));
+        // Stripe's settings where Stripe does not capture: a gateway setting forgotten.
+        refused(
+            &[("CONSIGN_STRIPE_SECRET_KEY", "sk_live_x")],
+            "CONSIGN_STRIPE_SECRET_KEY",
+        );
+        refused(
+            &[("CONSIGN_STRIPE_MULTICAPTURE", "true")],
+            "CONSIGN_STRIPE_MULTICAPTURE",
+        );
+        // Secrets too short to keep anything secret.
+        refused(&[("CONSIGN_API_KEY", "changeme")], "CONSIGN_API_KEY");
+        refused(
+            &[("CONSIGN_DOCUMENT_SECRET", "x")],
+            "CONSIGN_DOCUMENT_SECRET",
+        );
+        refused(&[("CONSIGN_METRICS_TOKEN", "abc")], "CONSIGN_METRICS_TOKEN");
+        // Durations past what a clock can add.
+        refused(
+            &[("CONSIGN_DOCUMENT_TTL", "106751991167300d")],
+            "CONSIGN_DOCUMENT_TTL",
+        );
+        refused(
+            &[("CONSIGN_DB_TIMEOUT", "10000000000000000000s")],
+            "CONSIGN_DB_TIMEOUT",
+        );
+        assert_eq!(duration("3650d"), Ok(LONGEST));
+        assert!(duration("3651d").is_err());
+    }
+
+    #[test]
+    fn a_clean_stop_waits_as_long_as_a_capture_may_take() {
+        let drain =
+            |pairs: &[(&str, &str)]| Config::from_values(&values(pairs)).unwrap().drain_window();
+        assert_eq!(drain(&[]), Duration::from_secs(10));
+        // Stripe: three calls of 30 s, two backoffs of at most 2 s, a connection's wait of 5 s.
+        assert_eq!(
+            drain(&[
+                ("CONSIGN_GATEWAY", "stripe"),
+                ("CONSIGN_STRIPE_SECRET_KEY", "sk_test_x")
+            ]),
+            Duration::from_secs(99)
+        );
+        assert_eq!(
+            drain(&[("CONSIGN_SANDBOX_LATENCY", "20s")]),
+            Duration::from_secs(25)
+        );
     }
 
     #[test]

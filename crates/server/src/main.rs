@@ -119,9 +119,43 @@ fn main() -> ExitCode {
         }
     }
     consign_server::empty_settings_unset();
-    let cli = Cli::parse();
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A setting's value refused: named by its environment name, as operators set it, and
+        // never repeated (it may be a secret).
+        Err(error)
+            if matches!(
+                error.kind(),
+                clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue
+            ) =>
+        {
+            let refused = consign_server::setting_error(&error);
+            return fail(&format!("configuration: {refused}"));
+        }
+        // Help, version, an unknown command or flag: as clap says them.
+        Err(error) => error.exit(),
+    };
+    // A filter or format that cannot be read is refused, never replaced: a typo would
+    // otherwise change what is logged, or break a log shipper, without a word.
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(text) if !text.trim().is_empty() => {
+            match tracing_subscriber::EnvFilter::try_new(&text) {
+                Ok(filter) => filter,
+                Err(error) => return fail(&format!("configuration: RUST_LOG: {error}")),
+            }
+        }
+        _ => "info".into(),
+    };
+    let json = match std::env::var("CONSIGN_LOG_FORMAT") {
+        Ok(format) if format.trim().eq_ignore_ascii_case("json") => true,
+        Ok(format) if format.trim().is_empty() || format.trim().eq_ignore_ascii_case("text") => {
+            false
+        }
+        Err(std::env::VarError::NotPresent) => false,
+        Ok(_) | Err(_) => {
+            return fail("configuration: CONSIGN_LOG_FORMAT: must be text or json");
+        }
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -129,7 +163,7 @@ fn main() -> ExitCode {
         // Colours only on a terminal: a log file must be plain text.
         .with_ansi(std::io::stderr().is_terminal());
     // One JSON object per line for log shippers; readable text otherwise.
-    if std::env::var("CONSIGN_LOG_FORMAT").is_ok_and(|f| f == "json") {
+    if json {
         logs.json().init();
     } else {
         logs.init();
@@ -177,15 +211,29 @@ fn config_file_argument() -> Option<PathBuf> {
     })
 }
 
+/// A PostgreSQL URL as `check-config` shows it: its user (and any password) and its query
+/// (where libpq also takes a password) hidden. A SQLite URL is a file name, shown whole.
+fn shown_database_url(url: &str) -> String {
+    let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    else {
+        return url.to_owned();
+    };
+    let (place, query) = match rest.split_once('?') {
+        Some((place, _)) => (place, "?***"),
+        None => (rest, ""),
+    };
+    match place.rsplit_once('@') {
+        Some((_, host)) => format!("postgres://***@{host}{query}"),
+        None => format!("postgres://{place}{query}"),
+    }
+}
+
 /// The effective settings, secrets masked.
 fn describe(config: &Config) -> String {
     let mask = |set: bool| if set { "(set)" } else { "(unset)" };
-    let database = match config.database_url.split_once('@') {
-        Some((_, host)) if config.database_url.starts_with("postgres") => {
-            format!("postgres://***@{host}")
-        }
-        _ => config.database_url.clone(),
-    };
+    let database = shown_database_url(&config.database_url);
     let mail = match &config.smtp_url {
         Some(_) => "smtp (set)".to_owned(),
         None => format!("folder {}", config.mail_dir),

@@ -117,11 +117,25 @@ pub type Pool = r2d2::Pool<Manager>;
 /// A connection checked out of the [`Pool`], returned to it on drop.
 pub type PooledConnection = r2d2::PooledConnection<Manager>;
 
+/// Marks a pooled connection that `result` found ended by the database (a restart, a
+/// failover) as broken, so the pool drops it when it comes back instead of handing it out
+/// again. Diesel counts a connection broken only when a transaction on it could not end, and a
+/// single statement on a dead connection leaves none open: without this, every dead connection
+/// went on failing a request at a time until its lifetime ran out.
+pub(crate) fn forget_if_lost<T>(conn: &mut AnyConnection, result: &Result<T, DbError>) {
+    use diesel::connection::TransactionManager;
+    if result.as_ref().is_err_and(DbError::is_connection_lost) {
+        <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+            .set_in_error();
+    }
+}
+
 pub(crate) fn build_pool(config: &DbConfig, statements: StatementCounter) -> Result<Pool, DbError> {
     r2d2::Pool::builder()
         .max_size(config.pool_size)
         // No `SELECT 1` before every checkout: it doubled the round trips of short
-        // transactions. A broken connection fails its query, which is retried or answered 503.
+        // transactions. A broken connection fails its query, which is answered 503 (not
+        // retried: a write may have committed) and the connection replaced.
         .test_on_check_out(false)
         .min_idle(Some(1))
         .connection_timeout(config.connection_timeout)

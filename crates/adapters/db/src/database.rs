@@ -7,7 +7,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Backend, DbConfig};
 use crate::connection::{
-    build_pool, run_migrations, AnyConnection, Manager, Pool, PooledConnection,
+    build_pool, forget_if_lost, run_migrations, AnyConnection, Manager, Pool, PooledConnection,
 };
 use crate::error::DbError;
 use crate::reserved::{ReservedShipments, UncapturedShipments};
@@ -179,7 +179,8 @@ impl Database {
     ) -> Result<tokio::sync::OwnedSemaphorePermit, DbError> {
         match tokio::time::timeout(self.wait_limit, semaphore.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(closed)) => Err(DbError::Task(closed.to_string())),
+            // Closed at a stop: nothing more is taken.
+            Ok(Err(closed)) => Err(DbError::Stopped(closed.to_string())),
             Err(_) => Err(DbError::PoolTimeout(format!(
                 "no turn at the database within {:?}",
                 self.wait_limit
@@ -247,7 +248,10 @@ impl Database {
         F: Fn(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
     {
         let permit = self.turn().await?;
-        let first = work(&mut *self.idle_connection().await?);
+        let mut conn = self.idle_connection().await?;
+        let first = work(&mut conn);
+        forget_if_lost(&mut conn, &first);
+        drop(conn);
         drop(permit);
         match first {
             Err(error) if error.is_transient() => self.run(work).await,
@@ -300,7 +304,9 @@ impl Database {
             let mut conn = pool
                 .get()
                 .map_err(|e| DbError::PoolTimeout(e.to_string()))?;
-            crate::retry::with_retries(&work, &mut conn)
+            let result = crate::retry::with_retries(&work, &mut conn);
+            forget_if_lost(&mut conn, &result);
+            result
         })
         .await
         .map_err(|e| DbError::Task(e.to_string()))?

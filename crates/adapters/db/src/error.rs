@@ -43,9 +43,13 @@ pub enum DbError {
     /// A row that cannot be read back into the model.
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
-    /// The blocking task died.
+    /// The blocking task died (a panic: a bug, answered as internal).
     #[error("database task failed: {0}")]
     Task(String),
+    /// The database is not taking work: SQLite's writer thread stopped (or its answer was lost
+    /// with it), or the pool closed at a stop.
+    #[error("the database is not taking work: {0}")]
+    Stopped(String),
     /// SQLite's log could not be copied into the database file at a stop.
     #[error("the log could not be copied into the database file: {0}")]
     Checkpoint(String),
@@ -66,6 +70,50 @@ impl DbError {
     }
 }
 
+impl DbError {
+    /// Whether the database ended this connection (a restart, a failover): it cannot be used
+    /// again.
+    pub(crate) fn is_connection_lost(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _
+            ))
+        )
+    }
+
+    /// Whether the database was not there to do the work: a connection lost, refused or
+    /// read-only (a restart, a failover), a disk full or failing, no connection or writer to
+    /// take it. Answered as unavailable (503), so a client retries with its key, where an
+    /// internal error (500) would tell it the request failed although a write whose
+    /// acknowledgement was lost may have committed. Never retried here, for the same reason.
+    fn is_unavailable(&self) -> bool {
+        match self {
+            DbError::PoolTimeout(_) | DbError::Connect(_) | DbError::Stopped(_) => true,
+            DbError::Query(DieselError::DatabaseError(kind, info)) => {
+                matches!(
+                    kind,
+                    DatabaseErrorKind::ClosedConnection
+                        | DatabaseErrorKind::UnableToSendCommand
+                        | DatabaseErrorKind::ReadOnlyTransaction
+                ) || UNAVAILABLE_MESSAGES
+                    .iter()
+                    .any(|text| info.message().contains(text))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What SQLite says (it has no kinds for these) when its file cannot take the work: full, failing
+/// or gone.
+const UNAVAILABLE_MESSAGES: [&str; 3] = [
+    "database or disk is full",
+    "disk I/O error",
+    "unable to open database file",
+];
+
 impl From<DbError> for StoreError {
     fn from(error: DbError) -> Self {
         match error {
@@ -75,11 +123,57 @@ impl From<DbError> for StoreError {
             DbError::ShipmentNotFound(id) => StoreError::ShipmentNotFound(id),
             DbError::ReturnRejected(e) => StoreError::ReturnRejected(e),
             DbError::ReturnNotFound(id) => StoreError::ReturnNotFound(id),
-            e @ (DbError::PoolTimeout(_) | DbError::Connect(_)) => {
-                StoreError::Unavailable(e.to_string())
-            }
-            e if e.is_transient() => StoreError::Unavailable(e.to_string()),
+            e if e.is_unavailable() || e.is_transient() => StoreError::Unavailable(e.to_string()),
             e => StoreError::Internal(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database(kind: DatabaseErrorKind, message: &str) -> DbError {
+        DbError::Query(DieselError::DatabaseError(
+            kind,
+            Box::new(message.to_owned()),
+        ))
+    }
+
+    #[test]
+    fn a_database_that_is_not_there_is_unavailable_and_a_bug_is_internal() {
+        for error in [
+            database(
+                DatabaseErrorKind::ClosedConnection,
+                "server closed the connection unexpectedly",
+            ),
+            database(DatabaseErrorKind::UnableToSendCommand, "no connection"),
+            database(
+                DatabaseErrorKind::ReadOnlyTransaction,
+                "cannot execute INSERT in a read-only transaction",
+            ),
+            database(DatabaseErrorKind::Unknown, "database or disk is full"),
+            database(DatabaseErrorKind::Unknown, "disk I/O error"),
+            database(DatabaseErrorKind::Unknown, "database is locked"),
+            DbError::Stopped("the SQLite writer has stopped".into()),
+            DbError::PoolTimeout("no connection".into()),
+        ] {
+            let shown = error.to_string();
+            assert!(
+                matches!(StoreError::from(error), StoreError::Unavailable(_)),
+                "{shown}"
+            );
+        }
+        for error in [
+            database(DatabaseErrorKind::UniqueViolation, "duplicate key value"),
+            DbError::Task("a database write panicked".into()),
+            DbError::Corrupt("currency \"XXX\"".into()),
+        ] {
+            let shown = error.to_string();
+            assert!(
+                matches!(StoreError::from(error), StoreError::Internal(_)),
+                "{shown}"
+            );
         }
     }
 }

@@ -96,6 +96,29 @@ impl Throwaway {
         })
     }
 
+    /// Ends every connection to this PostgreSQL database from the server side, as a restart
+    /// or a failover does (`pg_terminate_backend`); answers how many were ended. Nothing on
+    /// SQLite.
+    pub fn cut_connections(&self) -> usize {
+        #[derive(QueryableByName)]
+        struct Ended {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            ended: i64,
+        }
+        let Some(admin_url) = &self.admin_url else {
+            return 0;
+        };
+        let mut admin = PgConnection::establish(admin_url).expect("connect as admin");
+        let ended: Ended = diesel::sql_query(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS ended \
+             FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind::<Text, _>(&self.name)
+        .get_result(&mut admin)
+        .expect("end the connections");
+        usize::try_from(ended.ended).unwrap_or(0)
+    }
+
     /// The SHA-256 hashes in `api_keys`, read with a connection of its own.
     pub fn key_hashes(&self) -> Vec<String> {
         #[derive(QueryableByName)]

@@ -112,11 +112,11 @@ impl Writer {
         self.figures.waiting.fetch_add(1, Ordering::Relaxed);
         if self.jobs.send(Box::new(job)).is_err() {
             self.figures.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(DbError::Task("the SQLite writer has stopped".into()));
+            return Err(DbError::Stopped("the SQLite writer has stopped".into()));
         }
         answer
             .await
-            .map_err(|_| DbError::Task("the SQLite writer dropped a write".into()))?
+            .map_err(|_| DbError::Stopped("the SQLite writer dropped a write".into()))?
     }
 }
 
