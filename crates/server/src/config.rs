@@ -499,9 +499,21 @@ pub fn keys() -> Vec<String> {
 
 /// A setting refused while the command line and the environment were read, as the setting it
 /// is about by environment name (clap's own message names the flag, and repeats the value,
-/// secrets included).
-pub fn setting_error(error: &clap::Error) -> ConfigError {
-    invalid_from_clap(error, &BTreeMap::new())
+/// secrets included); `None` when the error is about something else (a command's own
+/// argument).
+pub fn setting_error(error: &clap::Error) -> Option<ConfigError> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(flag)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = flag
+        .trim_start_matches("--")
+        .split(['=', ' ', '<'])
+        .next()?;
+    SettingsOnly::command()
+        .get_arguments()
+        .any(|a| a.get_long() == Some(long))
+        .then(|| invalid_from_clap(error, &BTreeMap::new()))
 }
 
 /// A clap error as the setting it is about (by environment name, as operators write them); the

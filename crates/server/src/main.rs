@@ -122,18 +122,12 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // A setting's value refused: named by its environment name, as operators set it, and
-        // never repeated (it may be a secret).
-        Err(error)
-            if matches!(
-                error.kind(),
-                clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue
-            ) =>
-        {
-            let refused = consign_server::setting_error(&error);
-            return fail(&format!("configuration: {refused}"));
-        }
-        // Help, version, an unknown command or flag: as clap says them.
-        Err(error) => error.exit(),
+        // never repeated (it may be a secret). Anything else (help, a command's own argument,
+        // an unknown flag) as clap says it.
+        Err(error) => match consign_server::setting_error(&error) {
+            Some(refused) => return fail(&format!("configuration: {refused}")),
+            None => error.exit(),
+        },
     };
     // A filter or format that cannot be read is refused, never replaced: a typo would
     // otherwise change what is logged, or break a log shipper, without a word.

@@ -1152,6 +1152,47 @@ async fn an_accepted_refund_stays_open_with_its_reference_and_a_late_acceptance_
     .await;
 }
 
+/// The rows of `table` in a dump of the store.
+async fn records(db: &consign_db::Database, table: &str) -> Vec<String> {
+    db.dump()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|row| row.starts_with(&format!("{table} ")))
+        .collect()
+}
+
+/// Order `order_id`'s capture of one unit, its outcome unknown once (its attempt open).
+async fn capture_under_review(t: &TestDb, order_id: i64) -> CaptureAttempt {
+    let order =
+        t.db.import_order(
+            import(Some(order_id), "a@example.com", "auth"),
+            Timestamp(1),
+        )
+        .await
+        .unwrap()
+        .order;
+    let l1 = order.lines()[0].line_id().0;
+    let capture = reserve_capture(t, order.id(), &[(l1, 1)], 2).await;
+    assert!(t
+        .db
+        .record_unknown(&capture, "lost", Timestamp(3), 1)
+        .await
+        .unwrap());
+    capture
+}
+
+/// `shipment` returned whole with a refund whose outcome is unknown once (its attempt open).
+async fn refund_under_review(t: &TestDb, shipment: ShipmentId) -> RefundAttempt {
+    let refund = whole_return_refunded(t, shipment, 6).await;
+    assert!(t
+        .db
+        .record_refund_unknown(&refund, "lost", Timestamp(7), 1)
+        .await
+        .unwrap());
+    refund
+}
+
 /// Two operators settling the same attempt, both past the review check: the second finds it
 /// settled, changes nothing, keeps the first's record and is answered the state it is in
 /// (where its record's key used to conflict with the first's and fail its command). For a
@@ -1159,26 +1200,7 @@ async fn an_accepted_refund_stays_open_with_its_reference_and_a_late_acceptance_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_settlement_by_hand_of_one_attempt_changes_nothing_and_keeps_the_first_record() {
     each_backend(|t| async move {
-        let records = |db: consign_db::Database, table: &'static str| async move {
-            db.dump()
-                .await
-                .unwrap()
-                .into_iter()
-                .filter(|row| row.starts_with(&format!("{table} ")))
-                .collect::<Vec<_>>()
-        };
-        let order =
-            t.db.import_order(import(Some(21), "a@example.com", "auth"), Timestamp(1))
-                .await
-                .unwrap()
-                .order;
-        let l1 = order.lines()[0].line_id().0;
-        let capture = reserve_capture(&t, order.id(), &[(l1, 1)], 2).await;
-        assert!(t
-            .db
-            .record_unknown(&capture, "lost", Timestamp(3), 1)
-            .await
-            .unwrap());
+        let capture = capture_under_review(&t, 21).await;
         let captured = SettleOutcome::Captured {
             reference: "ch_first".into(),
         };
@@ -1198,16 +1220,11 @@ async fn a_second_settlement_by_hand_of_one_attempt_changes_nothing_and_keeps_th
                 .unwrap();
         assert_eq!(second.shipment.state, ShipmentState::Captured, "{}", t.name);
         assert!(second.attempt_captured, "{}: as the first found it", t.name);
-        let kept = records(t.db.clone(), "hand_settlements").await;
+        let kept = records(&t.db, "hand_settlements").await;
         assert_eq!(kept.len(), 1, "{}: {kept:?}", t.name);
         assert!(kept[0].contains("ch_first"), "{}: {kept:?}", t.name);
 
-        let refund = whole_return_refunded(&t, capture.shipment, 6).await;
-        assert!(t
-            .db
-            .record_refund_unknown(&refund, "lost", Timestamp(7), 1)
-            .await
-            .unwrap());
+        let refund = refund_under_review(&t, capture.shipment).await;
         let refunded = RefundSettle::Refunded {
             reference: "re_first".into(),
             status: "settled_by_operator".into(),
@@ -1226,7 +1243,7 @@ async fn a_second_settlement_by_hand_of_one_attempt_changes_nothing_and_keeps_th
                 .await
                 .unwrap();
         assert_eq!(second.refund_state, RefundState::Refunded, "{}", t.name);
-        let kept = records(t.db.clone(), "refund_hand_settlements").await;
+        let kept = records(&t.db, "refund_hand_settlements").await;
         assert_eq!(kept.len(), 1, "{}: {kept:?}", t.name);
         assert!(kept[0].contains("re_first"), "{}: {kept:?}", t.name);
     })
@@ -1239,26 +1256,7 @@ async fn a_second_settlement_by_hand_of_one_attempt_changes_nothing_and_keeps_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settlement_by_hand_of_an_attempt_settled_meanwhile_records_nothing() {
     each_backend(|t| async move {
-        let records = |db: consign_db::Database, table: &'static str| async move {
-            db.dump()
-                .await
-                .unwrap()
-                .into_iter()
-                .filter(|row| row.starts_with(&format!("{table} ")))
-                .collect::<Vec<_>>()
-        };
-        let order =
-            t.db.import_order(import(Some(22), "a@example.com", "auth"), Timestamp(1))
-                .await
-                .unwrap()
-                .order;
-        let l1 = order.lines()[0].line_id().0;
-        let capture = reserve_capture(&t, order.id(), &[(l1, 1)], 2).await;
-        assert!(t
-            .db
-            .record_unknown(&capture, "lost", Timestamp(3), 1)
-            .await
-            .unwrap());
+        let capture = capture_under_review(&t, 22).await;
         let by_provider =
             t.db.settle_capture(
                 &capture,
@@ -1292,15 +1290,10 @@ async fn a_settlement_by_hand_of_an_attempt_settled_meanwhile_records_nothing() 
             "{}: as the provider settled it",
             t.name
         );
-        let kept = records(t.db.clone(), "hand_settlements").await;
+        let kept = records(&t.db, "hand_settlements").await;
         assert!(kept.is_empty(), "{}: {kept:?}", t.name);
 
-        let refund = whole_return_refunded(&t, capture.shipment, 6).await;
-        assert!(t
-            .db
-            .record_refund_unknown(&refund, "lost", Timestamp(7), 1)
-            .await
-            .unwrap());
+        let refund = refund_under_review(&t, capture.shipment).await;
         let by_provider =
             t.db.settle_refund(
                 &refund,
@@ -1330,7 +1323,7 @@ async fn a_settlement_by_hand_of_an_attempt_settled_meanwhile_records_nothing() 
             .await
             .unwrap();
         assert_eq!(by_hand.refund_state, RefundState::Refunded, "{}", t.name);
-        let kept = records(t.db.clone(), "refund_hand_settlements").await;
+        let kept = records(&t.db, "refund_hand_settlements").await;
         assert!(kept.is_empty(), "{}: {kept:?}", t.name);
     })
     .await;
