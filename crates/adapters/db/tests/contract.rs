@@ -888,20 +888,24 @@ async fn an_attempt_unknown_for_too_many_passes_needs_review_until_it_settles() 
     .await;
 }
 
+/// Order `order_id` (two lines, paid), imported at time 1.
+async fn imported(t: &TestDb, order_id: i64) -> Order {
+    t.db.import_order(
+        import(Some(order_id), "a@example.com", "auth"),
+        Timestamp(1),
+    )
+    .await
+    .unwrap()
+    .order
+}
+
 /// Two open attempts on a new order, the first of one unit of its first line, the second
 /// planned as final (it completes the order); answers the order and that line too.
 async fn first_and_planned_final(
     t: &TestDb,
     order_id: i64,
 ) -> (OrderId, i64, CaptureAttempt, CaptureAttempt) {
-    let order =
-        t.db.import_order(
-            import(Some(order_id), "a@example.com", "auth"),
-            Timestamp(1),
-        )
-        .await
-        .unwrap()
-        .order;
+    let order = imported(t, order_id).await;
     let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
     let mut attempts = Vec::new();
     for (lines, at) in [(vec![(l1, 1)], 2), (vec![(l1, 1), (l2, 1)], 3)] {
@@ -1164,14 +1168,7 @@ async fn records(db: &consign_db::Database, table: &str) -> Vec<String> {
 
 /// Order `order_id`'s capture of one unit, its outcome unknown once (its attempt open).
 async fn capture_under_review(t: &TestDb, order_id: i64) -> CaptureAttempt {
-    let order =
-        t.db.import_order(
-            import(Some(order_id), "a@example.com", "auth"),
-            Timestamp(1),
-        )
-        .await
-        .unwrap()
-        .order;
+    let order = imported(t, order_id).await;
     let l1 = order.lines()[0].line_id().0;
     let capture = reserve_capture(t, order.id(), &[(l1, 1)], 2).await;
     assert!(t
