@@ -198,6 +198,12 @@ fn a_refund_asked_with_the_return_set_back_to_pending_is_refused_before_any_mone
             "{backend:?}"
         );
         assert_eq!(app.sandbox.refunded_minor(), 0, "{backend:?}: nothing sent");
+        // The same request for a return that does not exist says so.
+        let missing = no(&app.put("/returns/424243", &both), 200);
+        assert_eq!(
+            missing["msg"], "Return with id=424243 does not exist",
+            "{backend:?}"
+        );
         let listed = returns_of(&app, &shipment);
         assert_eq!(listed[0]["refundState"], "none", "{backend:?}");
         assert_eq!(listed[0]["completed"], json!(false), "{backend:?}");

@@ -237,7 +237,7 @@ impl Consign {
     /// Update return: `refund` asks for what the return still owes (a refunded return is
     /// answered as it is, with no provider call), then `completed` sets its status. Both are
     /// checked together first ([`Return::check_update`]): a refund with `completed: false` is
-    /// refused with nothing sent.
+    /// refused with nothing sent (for a return that does not exist: not found).
     ///
     /// A declined refund is [`ServiceError::RefundDeclined`] with the return as it is now.
     pub async fn update_return(
@@ -247,7 +247,14 @@ impl Consign {
         refund: bool,
         send_email: Option<bool>,
     ) -> Result<ReturnView, ServiceError> {
-        Return::check_update(completed, refund)?;
+        if let Err(refused) = Return::check_update(completed, refund) {
+            // A request that contradicts itself is refused with nothing sent; for a return that
+            // does not exist, that is the answer (one read, on the refusal only).
+            return Err(match self.returns.find_return(id).await? {
+                None => ServiceError::ReturnNotFound(id),
+                Some(_) => refused.into(),
+            });
+        }
         let mut view = None;
         if refund {
             match self
