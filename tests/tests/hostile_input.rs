@@ -102,6 +102,12 @@ fn hostile_requests_get_clear_errors_and_change_nothing() {
             .map(|i| format!(r#""{i}":1"#))
             .collect::<Vec<_>>()
             .join(",");
+        // Past the 64 KiB limit, sent with and without an Idempotency-Key.
+        let oversized = format!(
+            r#"{{"order":70,"products":{ok_products},"carrier":"{}"}}"#,
+            "x".repeat(70_000)
+        )
+        .into_bytes();
         let cases = vec![
             post("malformed JSON", r#"{"order": 70,"#, 400, "malformed JSON"),
             post("an array body", "[1,2,3]", 400, "must be a JSON object"),
@@ -344,13 +350,7 @@ fn hostile_requests_get_clear_errors_and_change_nothing() {
                 method: "POST",
                 path: "/shipments".into(),
                 headers: json_headers(),
-                body: Some(
-                    format!(
-                        r#"{{"order":70,"products":{ok_products},"carrier":"{}"}}"#,
-                        "x".repeat(70_000)
-                    )
-                    .into_bytes(),
-                ),
+                body: Some(oversized.clone()),
                 status: 413,
                 msg: "larger than",
             },
@@ -360,13 +360,7 @@ fn hostile_requests_get_clear_errors_and_change_nothing() {
                 method: "POST",
                 path: "/shipments".into(),
                 headers: keyed("oversized-1"),
-                body: Some(
-                    format!(
-                        r#"{{"order":70,"products":{ok_products},"carrier":"{}"}}"#,
-                        "x".repeat(70_000)
-                    )
-                    .into_bytes(),
-                ),
+                body: Some(oversized.clone()),
                 status: 413,
                 msg: "larger than",
             },
