@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use consign_db::testing::HeldLock;
 use consign_db::testing::{postgres_required, Throwaway};
 use consign_db::Database;
 use consign_documents::PdfRenderer;
@@ -216,6 +217,12 @@ impl TestApp {
         self.throwaway
             .as_ref()
             .map_or(0, Throwaway::cut_connections)
+    }
+
+    /// Holds order `order`'s row lock from a session outside the server until the answer is
+    /// dropped (PostgreSQL; `None` on SQLite).
+    pub fn hold_order_lock(&self, order: i64) -> Option<HeldLock> {
+        self.throwaway.as_ref()?.hold_order_lock(order)
     }
 
     /// Sends a raw request. `headers` are added as given; nothing else is set for the caller.

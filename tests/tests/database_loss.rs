@@ -45,3 +45,40 @@ fn connections_ended_by_the_database_are_answered_503_and_replaced() {
     let order = app.get("/orders?order=9100").json();
     assert_eq!(order["orders"][0]["capturedValue"].to_string(), "298.50");
 }
+
+#[test]
+fn a_write_behind_a_lock_held_elsewhere_is_answered_503_and_writes_nothing() {
+    // PostgreSQL only (SQLite has one writer, and its wait is bounded by its turn); required in
+    // CI.
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let app = spawn_app_with(Backend::Postgres, &[("CONSIGN_DB_TIMEOUT", "1s")]);
+    let ids = app.import(&example_order(9200, "auth-9200"));
+    let body = json!({"order": 9200, "products": {ids[0].clone(): 1}});
+    let held = app.hold_order_lock(9200).expect("a PostgreSQL session");
+    let (answered, wait_for_answer) = std::sync::mpsc::channel::<()>();
+    // The lock is let go once the request is answered, or after 20 s: a server that waits
+    // for it as long as it is held then answers (and the test fails) instead of hanging.
+    let holder = std::thread::spawn(move || {
+        let _ = wait_for_answer.recv_timeout(std::time::Duration::from_secs(20));
+        drop(held);
+    });
+    let behind_the_lock = app.post("/shipments", &body);
+    answered.send(()).ok();
+    holder.join().expect("the lock's holder");
+    assert_eq!(behind_the_lock.status, 503, "{}", behind_the_lock.body);
+    assert_eq!(
+        behind_the_lock.json()["status"],
+        "no",
+        "{}",
+        behind_the_lock.body
+    );
+    assert_eq!(app.sandbox.captured_minor(), 0, "captured behind the lock");
+    // With the lock gone the same request goes through, as the first shipment: the answered
+    // 503 wrote nothing.
+    let created = app.post("/shipments", &body);
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert_eq!(created.json()["shipment"], "9200-1", "{}", created.body);
+    assert_eq!(app.sandbox.captured_minor(), 29_850);
+}

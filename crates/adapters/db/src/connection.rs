@@ -53,11 +53,29 @@ const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode =
 /// default: its cache survives its own commits.
 const SQLITE_READER_PRAGMAS: &str = "PRAGMA cache_size = -64;";
 
+/// The pool's PostgreSQL session settings, for a request's wait of `wait` (`CONSIGN_DB_TIMEOUT`).
+///
+/// Why: without them a row lock held by a session that stopped moving (a peer instance frozen
+/// mid-transaction, an operator's `psql` left open in a transaction) held every request behind
+/// it for as long as it lasted, each with a pooled connection, until the pool was empty. A
+/// statement now waits for a lock at most `wait` (then the request answers 503, nothing
+/// written), and a session of this pool left idle inside a transaction for twice that (at
+/// least a second: a worker preempted between two statements is not frozen) is ended by the
+/// server, so its locks go with it. Consign never waits inside a transaction for anything but
+/// the database, so neither limit cuts its own work short. Migrations run on a connection of
+/// their own without them: an instance that starts while another migrates waits its turn.
+pub(crate) fn postgres_session_settings(wait: Duration) -> String {
+    let lock = wait.as_millis().max(1);
+    let idle = lock.saturating_mul(2).max(1000);
+    format!("SET lock_timeout = {lock}; SET idle_in_transaction_session_timeout = {idle};")
+}
+
 /// Opens connections of the configured backend (no guessing from the URL at each connect).
 pub struct Manager {
     backend: Backend,
     target: String,
     statements: StatementCounter,
+    wait: Duration,
 }
 
 impl Manager {
@@ -66,6 +84,7 @@ impl Manager {
             backend: config.backend,
             target: config.target.clone(),
             statements,
+            wait: config.connection_timeout,
         }
     }
 
@@ -93,11 +112,13 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
         let mut conn = self.open().map_err(r2d2::Error::ConnectionError)?;
-        if let AnyConnection::Sqlite(reader) = &mut conn {
-            reader
-                .batch_execute(SQLITE_READER_PRAGMAS)
-                .map_err(r2d2::Error::QueryError)?;
+        match &mut conn {
+            AnyConnection::Sqlite(reader) => reader.batch_execute(SQLITE_READER_PRAGMAS),
+            AnyConnection::Postgresql(session) => {
+                session.batch_execute(&postgres_session_settings(self.wait))
+            }
         }
+        .map_err(r2d2::Error::QueryError)?;
         Ok(conn)
     }
 
@@ -277,6 +298,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The pool's PostgreSQL sessions are ended by the server when left inside a transaction
+    /// (a frozen peer's locks go with them), and wait a bounded time for a lock; the
+    /// migrations' connection has neither limit.
+    #[test]
+    fn pooled_postgres_sessions_may_not_sit_in_a_transaction_or_wait_for_ever() {
+        #[derive(QueryableByName)]
+        struct LockTimeout {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            lock_timeout: String,
+        }
+        let db = match crate::testing::Throwaway::postgres() {
+            Ok(db) => db,
+            Err(why) => return assert!(!crate::testing::postgres_required(), "{why}"),
+        };
+        let mut config = db.config.clone();
+        config.connection_timeout = Duration::from_millis(250);
+        let manager = Manager::new(&config, Default::default());
+        let (mut pooled, mut migrating) = (manager.connect().unwrap(), manager.open().unwrap());
+        let AnyConnection::Postgresql(session) = &mut pooled else {
+            panic!("a PostgreSQL connection")
+        };
+        let shown = diesel::sql_query("SHOW lock_timeout")
+            .get_result::<LockTimeout>(session)
+            .unwrap();
+        assert_eq!(shown.lock_timeout, "250ms");
+        for conn in [&mut pooled, &mut migrating] {
+            conn.batch_execute("BEGIN; SELECT 1").unwrap();
+        }
+        // Past the pooled session's limit: twice the wait, at least a second.
+        std::thread::sleep(Duration::from_millis(1600));
+        let ended = pooled.batch_execute("SELECT 1").map_err(DbError::from);
+        assert!(
+            ended.as_ref().is_err_and(DbError::is_connection_lost),
+            "{ended:?}"
+        );
+        migrating.batch_execute("SELECT 1; COMMIT").unwrap();
     }
 
     #[derive(QueryableByName)]

@@ -67,12 +67,16 @@ impl Database {
             ));
         }
         let statements = StatementCounter::default();
-        let pool = build_pool(config, statements.clone())?;
-        let mut conn = pool.get().map_err(|e| DbError::Connect(e.to_string()))?;
+        // Migrations on a connection of its own: the pool's sessions limit lock waits, and an
+        // instance starting while another migrates must wait for the migrations' lock.
+        let mut conn = Manager::new(config, statements.clone())
+            .open()
+            .map_err(|e| DbError::Connect(e.to_string()))?;
         run_migrations(&mut conn)?;
         let installation = setting_or_create(&mut conn, "installation_id", 8)?;
         let document_secret = setting_or_create(&mut conn, "document_secret", 32)?;
         drop(conn);
+        let pool = build_pool(config, statements.clone())?;
         let waiting = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let writer = match config.backend {
             Backend::Sqlite => Some(Writer::start(

@@ -100,11 +100,17 @@ impl DbError {
                 ) || UNAVAILABLE_MESSAGES
                     .iter()
                     .any(|text| info.message().contains(text))
+                    || info.message().contains(LOCK_WAIT_ENDED)
             }
             _ => false,
         }
     }
 }
+
+/// What PostgreSQL says when a statement waited for a row lock longer than the pool's sessions
+/// allow (`lock_timeout`, see `connection::postgres_session_settings`). Nothing was written, but
+/// the lock is still held: answered 503 at once, not run again here.
+const LOCK_WAIT_ENDED: &str = "canceling statement due to lock timeout";
 
 /// What SQLite says (it has no kinds for these) when its file cannot take the work: full, failing
 /// or gone.

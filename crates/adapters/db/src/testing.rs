@@ -53,6 +53,10 @@ pub async fn rows_of_the_file_alone(path: &str) -> Vec<String> {
     rows
 }
 
+/// A row lock held by a session of its own; its transaction ends (and the lock goes) when this
+/// is dropped and the session closes.
+pub struct HeldLock(#[allow(dead_code)] PgConnection);
+
 /// A database that exists only for one test; removed on drop.
 pub struct Throwaway {
     /// `DATABASE_URL`-style text for it.
@@ -117,6 +121,20 @@ impl Throwaway {
         .get_result(&mut admin)
         .expect("end the connections");
         usize::try_from(ended.ended).unwrap_or(0)
+    }
+
+    /// A session outside Consign, on this PostgreSQL database, that holds order `order`'s row
+    /// lock until the answer is dropped: a peer frozen inside its transaction, or an operator's
+    /// `psql` left open in one. `None` on SQLite.
+    pub fn hold_order_lock(&self, order: i64) -> Option<HeldLock> {
+        self.admin_url.as_ref()?;
+        let mut session = PgConnection::establish(&self.config.target).expect("connect");
+        session
+            .batch_execute(&format!(
+                "BEGIN; SELECT id FROM orders WHERE id = {order} FOR UPDATE"
+            ))
+            .expect("lock the order's row");
+        Some(HeldLock(session))
     }
 
     /// The SHA-256 hashes in `api_keys`, read with a connection of its own.
