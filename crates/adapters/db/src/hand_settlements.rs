@@ -66,7 +66,13 @@ pub(crate) fn settle_refund_by_hand(
         RefundSettle::Declined { message, .. } => ("not_refunded", message),
     };
     conn.transaction(|conn| {
-        let (settled, here) = crate::returns::settle_refund_here(conn, attempt, outcome, now)?;
+        let (settled, here) = crate::returns::settle_refund_here(
+            conn,
+            attempt,
+            outcome,
+            crate::returns::Settler::Operator,
+            now,
+        )?;
         if !here {
             return Ok(settled);
         }

@@ -542,15 +542,27 @@ pub(crate) fn settle_refund(
     outcome: &RefundSettle,
     now: Timestamp,
 ) -> Result<ReturnView, DbError> {
-    settle_refund_here(conn, attempt, outcome, now).map(|(view, _)| view)
+    settle_refund_here(conn, attempt, outcome, Settler::Provider, now).map(|(view, _)| view)
+}
+
+/// Who settles a refund attempt: the provider's answer, or an operator's finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settler {
+    Provider,
+    Operator,
 }
 
 /// [`settle_refund`], and whether this settle is the one that moved the attempt out of its
-/// open state (`false`: it was settled before, and nothing changed).
+/// open state (`false`: it was settled before, and nothing changed). An operator's settle of
+/// an open attempt is checked again here, on the locked return
+/// ([`Return::check_settle_by_hand`]): the provider may have accepted the refund since the
+/// operator's command read it under review (it is then pending at the provider, and declining
+/// it by hand would let it be asked again and paid twice).
 pub(crate) fn settle_refund_here(
     conn: &mut AnyConnection,
     attempt: &RefundAttempt,
     outcome: &RefundSettle,
+    settler: Settler,
     now: Timestamp,
 ) -> Result<(ReturnView, bool), DbError> {
     let id = attempt.return_id;
@@ -578,6 +590,10 @@ pub(crate) fn settle_refund_here(
                 .execute(conn)?,
         };
         if settled == 1 {
+            if settler == Settler::Operator {
+                // An error rolls the attempt's update back with the transaction.
+                Return::check_settle_by_hand(ret.refund_state())?;
+            }
             let refunded = matches!(outcome, RefundSettle::Refunded { .. });
             let after = ret.settle_refund(refunded)?;
             let (reference, decline) = match outcome {

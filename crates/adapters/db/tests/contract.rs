@@ -1326,6 +1326,57 @@ async fn a_settlement_by_hand_of_an_attempt_settled_meanwhile_records_nothing() 
     .await;
 }
 
+/// An operator's settlement is checked on the return it settles, in its own transaction: a
+/// refund under review that the provider accepted since the operator's command read it (it is
+/// pending at the provider now, its attempt still open) is refused and nothing is written.
+/// Declined by hand, it would be released and could be asked again, and paid twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_by_hand_of_a_refund_accepted_meanwhile_is_refused_and_writes_nothing() {
+    each_backend(|t| async move {
+        let order = imported(&t, 23).await;
+        let l1 = order.lines()[0].line_id().0;
+        let capture = reserve_capture(&t, order.id(), &[(l1, 1)], 2).await;
+        t.db.settle_capture(
+            &capture,
+            SettleOutcome::Captured {
+                reference: "ch_23".into(),
+            },
+            Timestamp(3),
+        )
+        .await
+        .unwrap();
+        let refund = refund_under_review(&t, capture.shipment).await;
+        let accepted =
+            t.db.record_refund_accepted(&refund, "re_23", "pending", 0, Timestamp(8))
+                .await
+                .unwrap();
+        assert_eq!(accepted.refund_state, RefundState::Pending, "{}", t.name);
+        let before = t.db.dump().await.unwrap();
+        let by_hand =
+            t.db.settle_refund_by_hand(
+                &refund,
+                RefundSettle::Declined {
+                    code: "settled_by_operator".into(),
+                    message: "not in the dashboard".into(),
+                },
+                Timestamp(9),
+            )
+            .await;
+        assert!(
+            matches!(
+                by_hand,
+                Err(StoreError::ReturnRejected(
+                    consign_domain::ReturnError::RefundNotUnderReview("pending")
+                ))
+            ),
+            "{}: {by_hand:?}",
+            t.name
+        );
+        assert_eq!(t.db.dump().await.unwrap(), before, "{}", t.name);
+    })
+    .await;
+}
+
 /// A settle answers how the attempt itself stands, not only the shipment: a replay captured by
 /// the provider after its attempt was found not captured by an operator, and the shipment
 /// captured by a later attempt since, answers the shipment captured and this attempt not
