@@ -161,6 +161,10 @@ mod tests {
             database(DatabaseErrorKind::Unknown, "database or disk is full"),
             database(DatabaseErrorKind::Unknown, "disk I/O error"),
             database(DatabaseErrorKind::Unknown, "database is locked"),
+            database(
+                DatabaseErrorKind::Unknown,
+                "canceling statement due to lock timeout",
+            ),
             DbError::Stopped("the SQLite writer has stopped".into()),
             DbError::PoolTimeout("no connection".into()),
         ] {
