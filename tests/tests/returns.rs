@@ -483,6 +483,16 @@ fn a_refund_whose_outcome_is_unknown_is_settled_by_recovery_once() {
             reused["msg"], "idempotency key reused with a different request",
             "{backend:?}"
         );
+        // Nor is one for more units of the same shipment's line: answered with this return, the
+        // client would believe two units returned and refunded where one was.
+        let more = json!({"shipment": shipment, "products": {tshirt.clone(): 2},
+                          "refund": {"refundPayment": true}})
+        .to_string();
+        let reused = no(&send_body(&more), 422);
+        assert_eq!(
+            reused["msg"], "idempotency key reused with a different request",
+            "{backend:?}"
+        );
         let retried = ok(&send());
         assert_eq!(retried["return"], first["return"], "{backend:?}");
         assert_eq!(retried["refund"]["status"], "ok");

@@ -49,6 +49,43 @@ pub enum CostAsk {
     FromShipment,
 }
 
+/// Whether `existing`, the return this request's key created, is what `ask` asks for: the same
+/// shipment; each line it holds asked for with its units (a line the request named and that was
+/// left out is not in it); each amount the request gives as stored; a return-to-stock given as
+/// stored; and a refund, when one is asked, started. A retry after a 503 (whose answer is not
+/// stored) or past the stored answers' lifetime sends the same request; anything else with the
+/// key is not its retry, and is never answered with this return.
+fn same_return(existing: &ReturnView, ask: &ReturnAsk) -> bool {
+    use consign_domain::RefundState;
+    let currency = existing.refund.currency();
+    let as_stored =
+        |text: &str, stored: Money| Money::parse(text, currency).is_ok_and(|m| m == stored);
+    let cost_as_stored = |asked: &CostAsk, stored: Money| match asked {
+        CostAsk::Given(text) => as_stored(text, stored),
+        CostAsk::None | CostAsk::FromShipment => true,
+    };
+    let lines_asked = ask.lines.as_ref().is_none_or(|asked| {
+        existing.lines.iter().all(|held| {
+            asked
+                .iter()
+                .any(|l| l.line_id == held.line_id && l.quantity == held.quantity)
+        })
+    });
+    existing.shipment == ask.shipment
+        && lines_asked
+        && cost_as_stored(&ask.shipping, existing.shipping)
+        && cost_as_stored(&ask.handling, existing.handling)
+        && cost_as_stored(&ask.voucher, existing.voucher)
+        && ask
+            .return_cost
+            .as_deref()
+            .is_none_or(|text| as_stored(text, existing.return_cost))
+        && ask
+            .return_to_stock
+            .is_none_or(|asked| asked == existing.return_to_stock)
+        && !(ask.refund && existing.refund_state == RefundState::None)
+}
+
 /// What a create-return request asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReturnAsk {
@@ -133,8 +170,7 @@ impl Consign {
     ) -> Result<ReturnOutcome, ServiceError> {
         if let Some(key) = &request_key {
             if let Some(existing) = self.returns.find_by_request_key(key).await? {
-                // A return from another shipment is not this request's retry.
-                if existing.shipment != ask.shipment {
+                if !same_return(&existing, &ask) {
                     return Err(ServiceError::IdempotencyKeyReused);
                 }
                 return self.resume_return(existing).await;
