@@ -51,6 +51,25 @@ impl Consign {
             tally.others_open
         };
         let finding = CaptureFinding::of(captured, tally.settled, attempt.amount, others_open > 0);
+        // The provider's total is compared with the order's captures as they were before it was
+        // read: another capture made or settled on the order meanwhile (a new shipment of the
+        // same amount, say) would be taken for this attempt's. A finding stands only when the
+        // order's captures are still as they were once the total is in.
+        if finding != CaptureFinding::Undecidable {
+            match self.store.capture_tally(attempt).await {
+                Ok(after) if after == tally => {}
+                Ok(_) => {
+                    return CaptureOutcome::Unknown {
+                        reason: "the order's captures changed while the provider's total was read; looked up again on the next pass".into(),
+                    }
+                }
+                Err(error) => {
+                    return CaptureOutcome::Unknown {
+                        reason: format!("could not read the order's captures again: {error}"),
+                    }
+                }
+            }
+        }
         tracing::info!(shipment = %attempt.shipment, ?finding, %captured, settled = %tally.settled, others_open, "capture past the key window looked up");
         match finding {
             CaptureFinding::Made => CaptureOutcome::Captured { reference },
@@ -105,13 +124,17 @@ mod tests {
         store
             .expect_pending_captures()
             .returning(move |_| Ok(vec![old_attempt(age)]));
-        store.expect_capture_tally().times(1).returning(move |_| {
-            Ok(CaptureTally {
-                settled: Money::from_minor(30_000, sek()),
-                others_open,
-                later_finals_open,
-            })
-        });
+        // Read before and after the provider's total (the same both times here).
+        store
+            .expect_capture_tally()
+            .times(1..=2)
+            .returning(move |_| {
+                Ok(CaptureTally {
+                    settled: Money::from_minor(30_000, sek()),
+                    others_open,
+                    later_finals_open,
+                })
+            });
         store
     }
 
@@ -190,6 +213,38 @@ mod tests {
         store
             .expect_record_unknown()
             .withf(|_, reason, _, _| reason.contains("a person must look"))
+            .times(1)
+            .returning(|_, _, _, _| Ok(false));
+        let report = service(store, gateway_holding(49_900))
+            .recover_pending_captures(0)
+            .await
+            .unwrap();
+        assert_eq!(report.unresolved, 1);
+    }
+
+    /// A capture settled on the order while the provider's total was read (here one of the
+    /// same amount, which the total then holds): the total would look like this attempt's, so
+    /// it is left unknown for the next pass, not settled captured.
+    #[tokio::test]
+    async fn a_capture_settled_on_the_order_while_the_total_is_read_leaves_the_attempt_unknown() {
+        let mut store = MockOrderStore::new();
+        store
+            .expect_pending_captures()
+            .returning(|_| Ok(vec![old_attempt(KEY_WINDOW_MILLIS + 1)]));
+        let reads = std::sync::atomic::AtomicU32::new(0);
+        store.expect_capture_tally().times(2).returning(move |_| {
+            // 300.00 settled before the total was read, 499.00 after.
+            let before = reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            Ok(CaptureTally {
+                settled: Money::from_minor(if before { 30_000 } else { 49_900 }, sek()),
+                others_open: 0,
+                later_finals_open: 0,
+            })
+        });
+        store.expect_settle_capture().never();
+        store
+            .expect_record_unknown()
+            .withf(|_, reason, _, _| reason.contains("changed while"))
             .times(1)
             .returning(|_, _, _, _| Ok(false));
         let report = service(store, gateway_holding(49_900))
