@@ -29,16 +29,31 @@ pub struct ShipmentRequest {
     pub deduct_previous_costs: bool,
 }
 
-/// The money a shipment captures, decided when its capture starts.
+/// The money a shipment captures, decided when its capture starts ([`Order::plan_capture`]);
+/// only the order's planning makes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CapturePlan {
+    pub(crate) amount: Money,
+    pub(crate) carries_shipping_fee: bool,
+    pub(crate) completes_order: bool,
+}
+
+impl CapturePlan {
     /// The amount to capture.
-    pub amount: Money,
+    pub fn amount(&self) -> Money {
+        self.amount
+    }
+
     /// Whether the amount includes the order's shipping fee.
-    pub carries_shipping_fee: bool,
+    pub fn carries_shipping_fee(&self) -> bool {
+        self.carries_shipping_fee
+    }
+
     /// Whether, with this capture, every unit of the order is in capture: its amount is then
     /// the exact remainder of the order total.
-    pub completes_order: bool,
+    pub fn completes_order(&self) -> bool {
+        self.completes_order
+    }
 }
 
 /// The payment providers captures may use here: an instance enables some gateways, and an
@@ -90,18 +105,33 @@ impl Providers {
     }
 }
 
-/// A validated shipment, ready to be reserved: its number, lines and capture (if any).
+/// A validated shipment, ready to be reserved: its number, lines and capture (if any). Only
+/// [`Order::plan_shipment`] makes one, and [`Order::reserve`] takes it only on the counters it
+/// was planned on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShipmentPlan {
-    /// The id the shipment will have.
-    pub id: ShipmentId,
-    /// Lines and quantities.
-    pub lines: Vec<ShipmentLine>,
-    /// The capture to make, or `None` for `capture: false`.
-    pub capture: Option<CapturePlan>,
+    pub(crate) id: ShipmentId,
+    pub(crate) lines: Vec<ShipmentLine>,
+    pub(crate) capture: Option<CapturePlan>,
+    pub(crate) deduct_previous_costs: bool,
 }
 
 impl ShipmentPlan {
+    /// The id the shipment will have.
+    pub fn id(&self) -> ShipmentId {
+        self.id
+    }
+
+    /// Lines and quantities.
+    pub fn lines(&self) -> &[ShipmentLine] {
+        &self.lines
+    }
+
+    /// The capture to make, or `None` for `capture: false`.
+    pub fn capture(&self) -> Option<CapturePlan> {
+        self.capture
+    }
+
     /// The state the new shipment starts in: capture-pending when it captures, else uncaptured.
     pub fn state(&self) -> ShipmentState {
         if self.capture.is_some() {
@@ -147,9 +177,9 @@ impl Order {
     /// let first = ShipmentRequest { capture: true, deduct_previous_costs: false,
     ///     lines: vec![ShipmentLine { line_id: LineId(1), quantity: 1 }] };
     /// let plan = order.plan_shipment(&first).unwrap();
-    /// assert_eq!(plan.id.to_string(), "83651-1");
+    /// assert_eq!(plan.id().to_string(), "83651-1");
     /// // One unit plus the shipping fee, which the first captured shipment carries.
-    /// assert_eq!(plan.capture.unwrap().amount.to_string(), "298.50");
+    /// assert_eq!(plan.capture().unwrap().amount().to_string(), "298.50");
     /// order.reserve(&plan).unwrap();
     /// // More than is left is refused with the text a Centra client reads.
     /// let too_many = ShipmentRequest { lines: vec![ShipmentLine { line_id: LineId(1), quantity: 2 }], ..first.clone() };
@@ -159,7 +189,7 @@ impl Order {
     ///     ShipmentLine { line_id: LineId(2), quantity: 1 }], ..first };
     /// let plan = order.plan_shipment(&rest).unwrap();
     /// // The shipment that completes the order captures the exact remainder.
-    /// assert_eq!(plan.capture.unwrap().amount.to_string(), "448.50");
+    /// assert_eq!(plan.capture().unwrap().amount().to_string(), "448.50");
     /// ```
     pub fn plan_shipment(&self, request: &ShipmentRequest) -> Result<ShipmentPlan, ShipmentError> {
         self.plan_shipment_with(request, &Providers::any())
@@ -189,13 +219,34 @@ impl Order {
             },
             lines: request.lines.clone(),
             capture,
+            deduct_previous_costs: request.deduct_previous_costs,
         })
     }
 
     /// Applies a plan made by [`Order::plan_shipment`] on this order's current counters: its
     /// units become allocated (and in capture when it captures), its amount committed, and the
-    /// next shipment gets the next number. A plan that no longer fits (made on other counters)
-    /// is refused and changes nothing.
+    /// next shipment gets the next number. A plan that no longer fits (made on other counters:
+    /// another number, units no longer there, or a capture these counters would plan
+    /// otherwise) is refused and changes nothing.
+    ///
+    /// ```
+    /// # use consign_domain::*;
+    /// # let sek: Currency = "SEK".parse().unwrap();
+    /// # let money = |text| Money::parse(text, sek).unwrap();
+    /// let order = Order::new(OrderId(7), sek,
+    ///     vec![OrderLine::new(LineId(1), "S", "N", money("100.00"), TaxRate(2500), 2)],
+    ///     money("0.00"),
+    ///     Some(PaymentAuthorization { provider: "sandbox".into(), reference: "a".into(), amount: money("200.00") }),
+    /// ).unwrap();
+    /// let one = ShipmentRequest { capture: true, deduct_previous_costs: false,
+    ///     lines: vec![ShipmentLine { line_id: LineId(1), quantity: 1 }] };
+    /// let plan = order.plan_shipment(&one).unwrap();
+    /// let mut reserved = order.clone();
+    /// reserved.reserve(&plan).unwrap();
+    /// // Planned before the first was reserved: the number is taken, refused.
+    /// assert!(matches!(reserved.reserve(&plan), Err(ShipmentError::DoesNotFit(_))));
+    /// assert_eq!(reserved.committed().to_string(), "100.00");
+    /// ```
     pub fn reserve(&mut self, plan: &ShipmentPlan) -> Result<(), ShipmentError> {
         if plan.id.order != self.id() || plan.id.number != self.next_shipment_number() {
             return Err(ShipmentError::DoesNotFit(format!(
@@ -209,7 +260,25 @@ impl Order {
             .id
             .number
             .checked_add(1)
-            .ok_or(crate::MoneyError::Overflow)?;
+            .filter(|next| *next <= ShipmentId::MAX_NUMBER)
+            .ok_or_else(|| {
+                ShipmentError::DoesNotFit(format!(
+                    "order {} has no shipment number left after {}",
+                    self.id(),
+                    plan.id.number
+                ))
+            })?;
+        if let Some(planned) = plan.capture {
+            // The capture as these counters plan it: what is committed, and whether the fee
+            // was taken, may have moved since the plan was made.
+            let now = self.plan_capture(&plan.lines, plan.deduct_previous_costs)?;
+            if now != planned {
+                return Err(ShipmentError::DoesNotFit(format!(
+                    "shipment {} was planned to capture {}; these counters capture {}",
+                    plan.id, planned.amount, now.amount
+                )));
+            }
+        }
         let (committed, fee) = match &plan.capture {
             Some(c) => (c.amount.minor(), c.carries_shipping_fee.then_some(true)),
             None => (0, None),
@@ -235,6 +304,28 @@ impl Order {
                     line: line.line_id(),
                     requested: wanted.quantity,
                     shippable: line.shippable(),
+                    ordered: line.quantity(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_capturable(&self, lines: &[ShipmentLine]) -> Result<(), ShipmentError> {
+        for (i, wanted) in lines.iter().enumerate() {
+            if lines[..i].iter().any(|l| l.line_id == wanted.line_id) {
+                return Err(ShipmentError::DuplicateLine(wanted.line_id));
+            }
+            if wanted.quantity == 0 {
+                return Err(ShipmentError::ZeroQuantity(wanted.line_id));
+            }
+            let line = self.known_line(wanted.line_id)?;
+            let out_of_capture = line.quantity().saturating_sub(line.in_capture());
+            if wanted.quantity > out_of_capture {
+                return Err(ShipmentError::NotEnoughShippable {
+                    line: line.line_id(),
+                    requested: wanted.quantity,
+                    shippable: out_of_capture,
                     ordered: line.quantity(),
                 });
             }
@@ -269,11 +360,11 @@ impl Order {
     /// ).unwrap();
     /// let one = [ShipmentLine { line_id: LineId(1), quantity: 1 }];
     /// let plan = order.plan_capture(&one, true).unwrap(); // deductPreviousCosts: no fee
-    /// assert_eq!((plan.amount.to_string().as_str(), plan.carries_shipping_fee), ("33.33", false));
+    /// assert_eq!((plan.amount().to_string().as_str(), plan.carries_shipping_fee()), ("33.33", false));
     /// let all = [ShipmentLine { line_id: LineId(1), quantity: 3 }];
     /// let plan = order.plan_capture(&all, false).unwrap();
-    /// assert!(plan.completes_order);
-    /// assert_eq!(plan.amount.to_string(), "100.00");
+    /// assert!(plan.completes_order());
+    /// assert_eq!(plan.amount().to_string(), "100.00");
     /// ```
     pub fn plan_capture(
         &self,
@@ -308,11 +399,15 @@ impl Order {
 
     /// What [`Order::plan_capture`] would capture for `lines` now, without the authorisation
     /// checks: the amount a not-yet-captured shipment is listed with.
+    ///
+    /// Each line must be on the order once, with at least one unit and no more than it has out
+    /// of capture (the units of an uncaptured shipment are allocated to it, but not in capture).
     pub fn preview_capture(
         &self,
         lines: &[ShipmentLine],
         deduct_previous_costs: bool,
     ) -> Result<CapturePlan, ShipmentError> {
+        self.check_capturable(lines)?;
         let completes_order = self.lines().iter().all(|line| {
             let here: u64 = lines
                 .iter()

@@ -59,6 +59,10 @@ pub enum ReturnError {
     /// The order has no payment to refund to.
     #[error("order has no payment to refund")]
     NoPayment,
+    /// A return, a shipment or what its returns took that do not belong together (a store's
+    /// rows or a caller's values that disagree): nothing is decided on them.
+    #[error("the return does not fit what it is checked against: {0}")]
+    DoesNotFit(String),
     /// A money error (overflow, another currency).
     #[error(transparent)]
     Money(#[from] MoneyError),
@@ -122,26 +126,40 @@ impl Returned {
     }
 
     /// What a store kept: units returned per line, the amount refunded or in flight, and
-    /// whether the shipping fee was refunded.
+    /// whether the shipping fee was refunded. Refused when the amount is negative (it would
+    /// make more refundable than was captured).
+    ///
+    /// ```
+    /// # use consign_domain::*;
+    /// let sek: Currency = "SEK".parse().unwrap();
+    /// let line = ShipmentLine { line_id: LineId(1), quantity: 1 };
+    /// assert!(Returned::kept(vec![line], Money::from_minor(24_950, sek), false).is_ok());
+    /// assert!(matches!(Returned::kept(vec![line], Money::from_minor(-1, sek), false),
+    ///     Err(ReturnError::DoesNotFit(_))));
+    /// ```
     pub fn kept(
         lines: Vec<ShipmentLine>,
         refunded: Money,
         shipping_fee_refunded: bool,
-    ) -> Returned {
-        Returned {
+    ) -> Result<Returned, ReturnError> {
+        if refunded.minor() < 0 {
+            return Err(ReturnError::DoesNotFit(format!(
+                "returns that refunded {refunded}"
+            )));
+        }
+        Ok(Returned {
             lines,
             refunded,
             shipping_fee_refunded,
-        }
+        })
     }
 
-    /// Units of `line` returned so far.
+    /// Units of `line` returned so far (at most `u32::MAX`).
     pub fn units(&self, line: LineId) -> u32 {
         self.lines
             .iter()
             .filter(|l| l.line_id == line)
-            .map(|l| l.quantity)
-            .sum()
+            .fold(0u32, |sum, l| sum.saturating_add(l.quantity))
     }
 
     /// Money refunded or in flight.
@@ -172,32 +190,73 @@ impl Returned {
     }
 }
 
-/// A validated return: what comes back, the costs, and what it refunds.
+/// A validated return: what comes back, the costs, and what it refunds. Only
+/// [`Order::plan_return`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReturnPlan {
-    /// Lines and quantities returned.
-    pub lines: Vec<ShipmentLine>,
-    /// Lines asked for and left out.
-    pub not_returned: Vec<NotReturned>,
-    /// The returned units at the price they were captured at.
-    pub units: Money,
-    /// Shipping refunded.
-    pub shipping: Money,
-    /// Handling refunded.
-    pub handling: Money,
-    /// Vouchers deducted.
-    pub voucher: Money,
-    /// The return cost deducted.
-    pub return_cost: Money,
-    /// units + shipping + handling - return cost - voucher.
-    pub refund: Money,
-    /// Whether `shipping` is the fee the shipment's capture carried.
-    pub takes_shipping_fee: bool,
-    /// The tax included in the returned units (per rate, rounded half up, as on invoices).
-    pub tax: Money,
+    pub(crate) lines: Vec<ShipmentLine>,
+    pub(crate) not_returned: Vec<NotReturned>,
+    pub(crate) units: Money,
+    pub(crate) shipping: Money,
+    pub(crate) handling: Money,
+    pub(crate) voucher: Money,
+    pub(crate) return_cost: Money,
+    pub(crate) refund: Money,
+    pub(crate) takes_shipping_fee: bool,
+    pub(crate) tax: Money,
 }
 
 impl ReturnPlan {
+    /// Lines and quantities returned.
+    pub fn lines(&self) -> &[ShipmentLine] {
+        &self.lines
+    }
+
+    /// Lines asked for and left out.
+    pub fn not_returned(&self) -> &[NotReturned] {
+        &self.not_returned
+    }
+
+    /// The returned units at the price they were captured at.
+    pub fn units(&self) -> Money {
+        self.units
+    }
+
+    /// Shipping refunded.
+    pub fn shipping(&self) -> Money {
+        self.shipping
+    }
+
+    /// Handling refunded.
+    pub fn handling(&self) -> Money {
+        self.handling
+    }
+
+    /// Vouchers deducted.
+    pub fn voucher(&self) -> Money {
+        self.voucher
+    }
+
+    /// The return cost deducted.
+    pub fn return_cost(&self) -> Money {
+        self.return_cost
+    }
+
+    /// units + shipping + handling - return cost - voucher.
+    pub fn refund(&self) -> Money {
+        self.refund
+    }
+
+    /// Whether `shipping` is the fee the shipment's capture carried.
+    pub fn takes_shipping_fee(&self) -> bool {
+        self.takes_shipping_fee
+    }
+
+    /// The tax included in the returned units (per rate, rounded half up, as on invoices).
+    pub fn tax(&self) -> Money {
+        self.tax
+    }
+
     /// Whether the refund of this return fits what the shipment still has to refund.
     ///
     /// "Still refundable" is the captured amount minus what is refunded or in flight; a return
@@ -252,7 +311,7 @@ impl Order {
     /// };
     /// let returned = Returned::nothing(&order);
     /// let plan = order.plan_return(&shipment, &returned, &request, true).unwrap();
-    /// assert_eq!(plan.refund.to_string(), "278.50"); // 249.50 + 49.00 - 20.00
+    /// assert_eq!(plan.refund().to_string(), "278.50"); // 249.50 + 49.00 - 20.00
     /// // Three more are not there to return: left out, and with nothing left, refused.
     /// let after = returned.with(&plan, true).unwrap();
     /// let too_many = ReturnRequest { lines: Some(vec![ShipmentLine { line_id: LineId(1), quantity: 3 }]), ..ReturnRequest::default() };
@@ -268,6 +327,13 @@ impl Order {
         request: &ReturnRequest,
         refund: bool,
     ) -> Result<ReturnPlan, ReturnError> {
+        if shipment.id().order != self.id() {
+            return Err(ReturnError::DoesNotFit(format!(
+                "shipment {} is not on order {}",
+                shipment.id(),
+                self.id()
+            )));
+        }
         if let Some(lines) = &request.lines {
             for (i, line) in lines.iter().enumerate() {
                 if lines[..i].iter().any(|l| l.line_id == line.line_id) {
@@ -468,21 +534,26 @@ impl Return {
         }
     }
 
-    /// A return as a store kept it.
+    /// A return as a store kept it. Refused when its refund is negative.
     pub fn kept(
         shipment: ShipmentId,
         lines: Vec<ShipmentLine>,
         refund: Money,
         refund_state: RefundState,
         completed: bool,
-    ) -> Return {
-        Return {
+    ) -> Result<Return, ReturnError> {
+        if refund.minor() < 0 {
+            return Err(ReturnError::DoesNotFit(format!(
+                "a return of shipment {shipment} refunding {refund}"
+            )));
+        }
+        Ok(Return {
             shipment,
             lines,
             refund,
             refund_state,
             completed,
-        }
+        })
     }
 
     /// The shipment it returns from.
@@ -540,6 +611,14 @@ impl Return {
         returned: &Returned,
         providers: &Providers,
     ) -> Result<RefundStart, ReturnError> {
+        if shipment.id() != self.shipment || self.shipment.order != order.id() {
+            return Err(ReturnError::DoesNotFit(format!(
+                "a return of shipment {} checked against shipment {} of order {}",
+                self.shipment,
+                shipment.id(),
+                order.id()
+            )));
+        }
         if self.refund_state == RefundState::Refunded {
             return Ok(RefundStart::AlreadyRefunded);
         }
@@ -594,7 +673,7 @@ impl Return {
     /// let sek: Currency = "SEK".parse().unwrap();
     /// let shipment = ShipmentId { order: OrderId(1), number: 1 };
     /// let refund = Money::from_minor(19_900, sek);
-    /// let pending = Return::kept(shipment, Vec::new(), refund, RefundState::Pending, false);
+    /// let pending = Return::kept(shipment, Vec::new(), refund, RefundState::Pending, false).unwrap();
     /// let accepted = pending.refund_accepted().unwrap();
     /// assert_eq!(accepted.refund_state(), RefundState::Pending);
     /// assert!(!accepted.completed());

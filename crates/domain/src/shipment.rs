@@ -86,7 +86,7 @@ pub enum CaptureStart {
 /// let shipment = Shipment::planned(&plan, ShipmentFlags::default());
 /// // ...captured later: the domain decides the amount and the change; a store writes it.
 /// let CaptureStart::Started { plan: capture, change } = shipment.begin_capture(&order).unwrap() else { unreachable!() };
-/// assert_eq!(capture.amount.to_string(), "199.00");
+/// assert_eq!(capture.amount().to_string(), "199.00");
 /// order.apply(&change).unwrap();
 /// let shipment = change.after().clone();
 /// assert_eq!(shipment.state(), ShipmentState::CapturePending);
@@ -109,8 +109,19 @@ pub struct Shipment {
 
 impl Shipment {
     /// A shipment as a store kept it. Refused when it has no lines, a line twice or with no
-    /// units, or when its state and its capture disagree (a capture-pending or captured shipment
-    /// has an amount; an uncaptured one has none).
+    /// units, a negative capture amount, or when its state and its capture disagree (a
+    /// capture-pending or captured shipment has an amount; an uncaptured one has none).
+    ///
+    /// ```
+    /// # use consign_domain::*;
+    /// let sek: Currency = "SEK".parse().unwrap();
+    /// let id = ShipmentId { order: OrderId(1), number: 1 };
+    /// let lines = vec![ShipmentLine { line_id: LineId(1), quantity: 1 }];
+    /// let kept = |minor| Shipment::new(id, ShipmentState::Captured, lines.clone(),
+    ///     Some(Money::from_minor(minor, sek)), false, ShipmentFlags::default());
+    /// assert!(kept(24_950).is_ok());
+    /// assert!(matches!(kept(-1), Err(ShipmentError::DoesNotFit(_))));
+    /// ```
     pub fn new(
         id: ShipmentId,
         state: ShipmentState,
@@ -136,7 +147,7 @@ impl Shipment {
             ShipmentState::Uncaptured => capture_amount.is_none() && !carries_shipping_fee,
             ShipmentState::Voided | ShipmentState::Deleted => true,
         };
-        if !amount_fits {
+        if !amount_fits || capture_amount.is_some_and(|m| m.minor() < 0) {
             return Err(ShipmentError::DoesNotFit(format!(
                 "shipment {id} is {} with capture amount {capture_amount:?}",
                 state.as_str()
@@ -519,14 +530,14 @@ impl ShipmentChange {
     /// order.reserve(&first).unwrap();
     /// let last = order.plan_shipment(&one).unwrap();
     /// order.reserve(&last).unwrap();
-    /// assert!(last.capture.unwrap().completes_order);
+    /// assert!(last.capture().unwrap().completes_order());
     /// // The first capture is declined: its unit leaves capture, and the last no longer completes.
     /// let declined = Shipment::planned(&first, ShipmentFlags::default())
     ///     .settle(Settlement::Declined, CaptureOrigin::AtCreation).unwrap();
     /// assert!(declined.takes_units_out_of_capture());
     /// order.apply(&declined).unwrap();
     /// let again = order.plan_shipment(&one).unwrap();
-    /// assert!(again.capture.unwrap().completes_order);
+    /// assert!(again.capture().unwrap().completes_order());
     /// // A capture that succeeds takes nothing out.
     /// let captured = Shipment::planned(&last, ShipmentFlags::default())
     ///     .settle(Settlement::Captured, CaptureOrigin::AtCreation).unwrap();
@@ -548,6 +559,17 @@ impl Order {
                 "shipment {} is not on order {}",
                 change.after.id,
                 self.id()
+            )));
+        }
+        if let Some(amount) = change
+            .after
+            .capture_amount
+            .filter(|m| m.currency() != self.currency())
+        {
+            return Err(ShipmentError::DoesNotFit(format!(
+                "shipment {} captures {amount} on an order in {}",
+                change.after.id,
+                self.currency()
             )));
         }
         self.apply_moves(

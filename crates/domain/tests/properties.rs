@@ -246,10 +246,10 @@ proptest! {
                         }
                         Ok(plan) => {
                             prop_assert_eq!(expected, None);
-                            prop_assert_eq!(plan.id.number, before.progress().next_shipment_number);
+                            prop_assert_eq!(plan.id().number, before.progress().next_shipment_number);
                             order.reserve(&plan).unwrap();
                             live.push(Shipment::planned(&plan, ShipmentFlags::default()));
-                            if plan.capture.is_some() {
+                            if plan.capture().is_some() {
                                 let index = live.len() - 1;
                                 settle(&mut order, &mut live, index, outcome, CaptureOrigin::AtCreation);
                             }
@@ -265,7 +265,7 @@ proptest! {
                         }
                         Ok(CaptureStart::AlreadyCaptured) => prop_assert!(false, "uncaptured"),
                         Ok(CaptureStart::Started { plan, change }) => {
-                            prop_assert_eq!(Some(plan.amount), change.after().capture_amount());
+                            prop_assert_eq!(Some(plan.amount()), change.after().capture_amount());
                             persist(&mut order, &mut live, &change);
                             origins.push((change.after().id(), CaptureOrigin::Later));
                             settle(&mut order, &mut live, index, outcome, CaptureOrigin::Later);
@@ -337,7 +337,7 @@ proptest! {
                 .map(|l| ShipmentLine { line_id: l.line_id(), quantity: l.shippable() }).collect();
             if !rest.is_empty() {
                 let plan = order.plan_shipment(&ShipmentRequest { lines: rest, capture: true, deduct_previous_costs: false }).unwrap();
-                prop_assert!(plan.capture.unwrap().completes_order);
+                prop_assert!(plan.capture().unwrap().completes_order());
                 order.reserve(&plan).unwrap();
                 live.push(Shipment::planned(&plan, ShipmentFlags::default()));
                 let index = live.len() - 1;
@@ -404,14 +404,14 @@ fn shipping_fee_is_carried_once_and_deduct_previous_costs_leaves_it_out() {
         deduct_previous_costs: deduct,
     };
     let first = order.plan_shipment(&one(true)).unwrap();
-    assert_eq!(first.capture.unwrap().amount.minor(), 10_000);
+    assert_eq!(first.capture().unwrap().amount().minor(), 10_000);
     order.reserve(&first).unwrap();
     let second = order.plan_shipment(&one(false)).unwrap();
-    assert_eq!(second.capture.unwrap().amount.minor(), 14_900);
-    assert!(second.capture.unwrap().carries_shipping_fee);
+    assert_eq!(second.capture().unwrap().amount().minor(), 14_900);
+    assert!(second.capture().unwrap().carries_shipping_fee());
     order.reserve(&second).unwrap();
     let third = order.plan_shipment(&one(false)).unwrap();
-    assert_eq!(third.capture.unwrap().amount.minor(), 10_000);
-    assert!(third.capture.unwrap().completes_order);
-    assert_eq!(third.id.to_string(), "1-3");
+    assert_eq!(third.capture().unwrap().amount().minor(), 10_000);
+    assert!(third.capture().unwrap().completes_order());
+    assert_eq!(third.id().to_string(), "1-3");
 }

@@ -384,46 +384,59 @@ fn a_capture_with_a_provider_that_is_not_enabled_is_refused_before_anything_chan
     );
 }
 
+/// A plan made on counters that moved before it was reserved (here: the first shipment's
+/// capture declined, so the shipping fee is free again) is refused and changes nothing; planned
+/// again, it captures what these counters say.
 #[test]
-fn two_moves_of_one_line_add_up_and_are_checked_together() {
-    // A hand-built plan naming line 1 twice: 1 + 2 units of the 2 still shippable.
-    let mut o = order();
-    let plan = ShipmentPlan {
-        id: ShipmentId {
-            order: OrderId(5),
-            number: 3,
-        },
-        lines: vec![
-            ShipmentLine {
-                line_id: LineId(1),
-                quantity: 1,
-            },
-            ShipmentLine {
-                line_id: LineId(1),
-                quantity: 2,
-            },
-        ],
-        capture: None,
+fn a_plan_made_before_a_capture_was_declined_is_refused_and_changes_nothing() {
+    let sek: Currency = "SEK".parse().unwrap();
+    let money = |text| Money::parse(text, sek).unwrap();
+    let mut order = Order::new(
+        OrderId(8),
+        sek,
+        vec![OrderLine::new(
+            LineId(1),
+            "S",
+            "N",
+            money("100.00"),
+            TaxRate(2500),
+            3,
+        )],
+        money("10.00"),
+        Some(PaymentAuthorization {
+            provider: "sandbox".into(),
+            reference: "a".into(),
+            amount: money("310.00"),
+        }),
+    )
+    .unwrap();
+    let one = ShipmentRequest {
+        capture: true,
+        deduct_previous_costs: false,
+        lines: vec![ShipmentLine {
+            line_id: LineId(1),
+            quantity: 1,
+        }],
     };
-    let before = o.clone();
+    let first = order.plan_shipment(&one).unwrap();
+    assert_eq!(first.capture().unwrap().amount(), money("110.00"));
+    order.reserve(&first).unwrap();
+    // Planned while the first's capture (which carries the fee) is pending: without the fee.
+    let second = order.plan_shipment(&one).unwrap();
+    assert_eq!(second.capture().unwrap().amount(), money("100.00"));
+    let declined = Shipment::planned(&first, ShipmentFlags::default())
+        .settle(Settlement::Declined, CaptureOrigin::AtCreation)
+        .unwrap();
+    order.apply(&declined).unwrap();
+    let before = order.clone();
     assert!(matches!(
-        o.reserve(&plan),
+        order.reserve(&second),
         Err(ShipmentError::DoesNotFit(_))
     ));
-    assert_eq!(o, before);
-    let fits = ShipmentPlan {
-        lines: vec![
-            ShipmentLine {
-                line_id: LineId(1),
-                quantity: 1,
-            },
-            ShipmentLine {
-                line_id: LineId(1),
-                quantity: 1,
-            },
-        ],
-        ..plan
-    };
-    o.reserve(&fits).unwrap();
-    assert_eq!(o.lines()[0].allocated(), 4, "both moves counted");
+    assert_eq!(order, before);
+    let again = order.plan_shipment(&one).unwrap();
+    assert_eq!(again.id(), second.id(), "the same number");
+    assert_eq!(again.capture().unwrap().amount(), money("110.00"));
+    order.reserve(&again).unwrap();
+    assert_eq!(order.committed(), money("110.00"));
 }

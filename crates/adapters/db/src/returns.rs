@@ -164,7 +164,7 @@ fn lock(conn: &mut AnyConnection, id: ShipmentId, now: Timestamp) -> Result<Lock
             .collect(),
         Money::from_minor(held, currency),
         fee_returned != 0,
-    );
+    )?;
     Ok(Locked {
         order,
         shipment,
@@ -202,7 +202,7 @@ fn to_return(conn: &mut AnyConnection, row: &ReturnRow) -> Result<Return, DbErro
         Money::from_minor(row.refund_value, currency),
         row.state()?,
         row.completed != 0,
-    ))
+    )?)
 }
 
 /// Writes the money a return's change moves: what the shipment's returns hold, what the
@@ -325,7 +325,7 @@ pub(crate) fn create_return(
         };
         // One counter bump names the return, its lines, and (the first time a return needs
         // them) Centra's integer ids of the shipment and its lines.
-        let names = 2 + 2 * plan.lines.len() as i64;
+        let names = 2 + 2 * plan.lines().len() as i64;
         let last = bump_counter(conn, "return_id", names)?;
         let mut next = last - names;
         let mut name = || {
@@ -343,7 +343,7 @@ pub(crate) fn create_return(
         .set((
             shipments::row_id.eq(Some(shipment_row_id)),
             shipments::shipping_fee_returned.eq(flag(
-                locked.returned.shipping_fee_refunded() || plan.takes_shipping_fee,
+                locked.returned.shipping_fee_refunded() || plan.takes_shipping_fee(),
             )),
         ))
         .execute(conn)?;
@@ -360,14 +360,14 @@ pub(crate) fn create_return(
                 completed: 0,
                 return_to_stock: flag(details.return_to_stock),
                 comment: details.comment.clone(),
-                units: plan.units.minor(),
-                shipping_cost: plan.shipping.minor(),
-                handling_cost: plan.handling.minor(),
-                voucher_value: plan.voucher.minor(),
-                return_cost: plan.return_cost.minor(),
-                tax_value: plan.tax.minor(),
-                refund_value: plan.refund.minor(),
-                takes_shipping_fee: flag(plan.takes_shipping_fee),
+                units: plan.units().minor(),
+                shipping_cost: plan.shipping().minor(),
+                handling_cost: plan.handling().minor(),
+                voucher_value: plan.voucher().minor(),
+                return_cost: plan.return_cost().minor(),
+                tax_value: plan.tax().minor(),
+                refund_value: plan.refund().minor(),
+                takes_shipping_fee: flag(plan.takes_shipping_fee()),
                 refund_state: after.refund_state().as_str().to_owned(),
                 refund_reference: None,
                 decline_code: None,
@@ -378,7 +378,7 @@ pub(crate) fn create_return(
                 updated_at: now.0,
             })
             .execute(conn)?;
-        for line in &plan.lines {
+        for line in plan.lines() {
             let quantity = int(line.quantity);
             let row_id = locked
                 .line_row_ids
@@ -445,7 +445,7 @@ pub(crate) fn create_return(
         };
         Ok(ReturnCreated {
             view: view(conn, return_id)?,
-            not_returned: plan.not_returned,
+            not_returned: plan.not_returned().to_vec(),
             attempt,
         })
     })

@@ -102,8 +102,8 @@ fn plan(
     let order = order_row.to_order(line_rows)?;
     let plan = order.plan_shipment_with(request, providers)?;
     let order_id = order_row.id;
-    let number = int(plan.id.number);
-    let state = if plan.capture.is_some() {
+    let number = int(plan.id().number);
+    let state = if plan.capture().is_some() {
         ShipmentState::CapturePending
     } else {
         ShipmentState::Uncaptured
@@ -130,8 +130,8 @@ fn plan(
         } else {
             None
         },
-        capture_amount: plan.capture.map(|c| c.amount.minor()),
-        carries_shipping_fee: flag(plan.capture.is_some_and(|c| c.carries_shipping_fee)),
+        capture_amount: plan.capture().map(|c| c.amount().minor()),
+        carries_shipping_fee: flag(plan.capture().is_some_and(|c| c.carries_shipping_fee())),
         capture_reference: None,
         created_at: now.0,
         updated_at: now.0,
@@ -142,7 +142,7 @@ fn plan(
         refunded: 0,
     };
     let lines: Vec<ShipmentLineRow> = plan
-        .lines
+        .lines()
         .iter()
         .map(|line| ShipmentLineRow {
             order_id,
@@ -151,16 +151,16 @@ fn plan(
             quantity: int(line.quantity),
         })
         .collect();
-    let (committed, carries_fee) = plan
-        .capture
-        .map_or((0, false), |c| (c.amount.minor(), c.carries_shipping_fee));
-    let attempt = match (plan.capture, order.payment().cloned()) {
+    let (committed, carries_fee) = plan.capture().map_or((0, false), |c| {
+        (c.amount().minor(), c.carries_shipping_fee())
+    });
+    let attempt = match (plan.capture(), order.payment().cloned()) {
         (Some(capture), Some(authorization)) => Some(CaptureAttempt {
-            shipment: plan.id,
+            shipment: plan.id(),
             authorization,
-            amount: capture.amount,
-            idempotency_key: provider_key(installation, plan.id, 1),
-            final_capture: capture.completes_order,
+            amount: capture.amount(),
+            idempotency_key: provider_key(installation, plan.id(), 1),
+            final_capture: capture.completes_order(),
             created_at: now,
             changes_waiting: false,
         }),
@@ -182,7 +182,7 @@ fn plan(
     Ok(Planned {
         row,
         lines,
-        in_capture: plan.capture.is_some(),
+        in_capture: plan.capture().is_some(),
         committed,
         carries_fee,
         attempt,

@@ -359,8 +359,8 @@ pub(crate) fn begin_decided_capture(
             conn,
             installation,
             start.id,
-            start.plan.amount.minor(),
-            start.plan.completes_order,
+            start.plan.amount().minor(),
+            start.plan.completes_order(),
             &start.on_capture,
             now.0,
         )?;
@@ -454,8 +454,8 @@ impl DecidedStart {
         CaptureStartWrite {
             change: &self.change,
             key_prefix: &self.key_prefix,
-            amount: self.plan.amount.minor(),
-            final_capture: self.plan.completes_order,
+            amount: self.plan.amount().minor(),
+            final_capture: self.plan.completes_order(),
             on_capture: &self.on_capture,
             now,
         }
@@ -466,9 +466,9 @@ impl DecidedStart {
         CaptureAttempt {
             shipment: self.id,
             authorization: self.authorization.clone(),
-            amount: self.plan.amount,
+            amount: self.plan.amount(),
             idempotency_key,
-            final_capture: self.plan.completes_order,
+            final_capture: self.plan.completes_order(),
             created_at: now,
             // Written with `on_capture` always (the changes, or none, encoded).
             changes_waiting: true,
@@ -714,7 +714,7 @@ mod tests {
             panic!("an uncaptured shipment's capture is decided from the read");
         };
         assert!(
-            !decided.start.plan.completes_order,
+            !decided.start.plan.completes_order(),
             "as read, the other unit is not in capture yet"
         );
         let second = ship_from_one_line(&db, 1, line, 1, true)

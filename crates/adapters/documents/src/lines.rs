@@ -48,7 +48,7 @@ pub fn priced_lines(data: &DocumentData) -> Vec<PricedLine> {
         Some(_) => shipment.carries_shipping_fee,
         None => order
             .preview_capture(&shipment.lines, false)
-            .map(|p| p.carries_shipping_fee)
+            .map(|p| p.carries_shipping_fee())
             .unwrap_or(false),
     };
     if carries_fee && order.shipping_fee().minor() > 0 {

@@ -210,7 +210,9 @@ impl ApiError {
                 ) => StatusCode::CONFLICT,
                 // A refund still in flight (retry once it settled); an operator's finding on
                 // something settled meanwhile (no route answers it yet).
-                ServiceError::ReturnRejected(ReturnError::RefundNotDue(_))
+                ServiceError::ReturnRejected(
+                    ReturnError::RefundNotDue(_) | ReturnError::DoesNotFit(_),
+                )
                 | ServiceError::SettledOtherwise { .. } => StatusCode::CONFLICT,
                 // Centra answers state-dependent refusals with 200: its clients throw on any
                 // other status and would lose `msg`.

@@ -274,7 +274,7 @@ pub fn shipment(listing: &ShipmentListing, links: &DocumentLinks) -> Value {
         Some(amount) => (amount, s.carries_shipping_fee),
         None => order
             .preview_capture(&s.lines, false)
-            .map(|plan| (plan.amount, plan.carries_shipping_fee))
+            .map(|plan| (plan.amount(), plan.carries_shipping_fee()))
             .unwrap_or((Money::zero(order.currency()), false)),
     };
     let shipping = &s.details.shipping;
