@@ -94,15 +94,18 @@ fn a_capture_is_planned_only_for_units_on_the_order_and_out_of_capture() {
 #[test]
 fn a_change_in_another_currency_is_not_applied() {
     let mut order = sample_order(2);
+    // Two units captured (66.67 committed), so the decline below fits every counter but the
+    // currency.
+    shipped(&mut order, 2);
     let eur: Currency = "EUR".parse().unwrap();
     let pending = Shipment::new(
         ShipmentId {
             order: OrderId(2),
-            number: 1,
+            number: 2,
         },
         ShipmentState::CapturePending,
         vec![units(1, 1)],
-        Some(Money::from_minor(3_333, eur)),
+        Some(Money::from_minor(1_000, eur)),
         false,
         ShipmentFlags::default(),
     )
