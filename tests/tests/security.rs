@@ -208,4 +208,23 @@ fn failed_authentications_are_limited_per_client_address() {
     );
     // The valid key, verified a moment ago, is not held up by the guesses.
     assert_eq!(app.get("/orders").status, 200);
+    // Nor once its cache entry has run out and it must be looked up again, while the address
+    // (a load balancer's, say, shared with the guesser) is still limited.
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    let guess = |i: usize| {
+        let wrong = format!("csk_guess-{i:04}-111111111111111111");
+        app.raw(
+            "GET",
+            "/orders",
+            &[("API-Authorization", wrong.as_str())],
+            None,
+        )
+        .status
+    };
+    assert!(
+        (0..20).any(|i| guess(i) == 429),
+        "the address was never limited"
+    );
+    assert_eq!(app.get("/orders").status, 200, "the valid key, looked up");
+    assert_eq!(guess(99), 429, "guesses are still limited");
 }

@@ -25,6 +25,12 @@ pub const KEY_REFRESH_MILLIS: i64 = KEY_CACHE_MILLIS * 3 / 4;
 /// meanwhile clears this at once on the instance that created it).
 pub const UNKNOWN_KEY_CACHE_MILLIS: i64 = 2_000;
 
+/// How long a key the store verified is vouched for: a client address whose failed
+/// authentications are limited still has it looked up (a load balancer's address carries every
+/// client's requests, so one client's wrong keys would otherwise shut out the others). A key
+/// nobody can name without knowing it; the lookup still decides whether it is valid.
+pub const VOUCHED_MILLIS: i64 = 3_600_000;
+
 /// Most entries kept of each kind; a full map is cleared.
 const CAPACITY: usize = 1024;
 
@@ -35,6 +41,9 @@ type KeyHash = [u8; 32];
 pub struct KeyCache {
     verified: Mutex<HashMap<KeyHash, Verified>>,
     unknown: Mutex<HashMap<KeyHash, i64>>,
+    /// When each key was last verified; kept through [`KeyCache::clear`], which is about
+    /// whether a key is valid, not whether it was.
+    vouched: Mutex<HashMap<KeyHash, i64>>,
 }
 
 /// A verified key's entry.
@@ -86,13 +95,33 @@ impl KeyCache {
         }
     }
 
+    /// Whether the store verified `key` within [`VOUCHED_MILLIS`].
+    pub(crate) fn vouched(&self, key: &str, now: i64) -> bool {
+        self.vouched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hash(key))
+            .is_some_and(|at| now - at < VOUCHED_MILLIS)
+    }
+
     pub(crate) fn put_valid(&self, key: &str, id: ApiKeyId, now: i64) {
+        let key_hash = hash(key);
+        {
+            let mut vouched = self.vouched.lock().unwrap_or_else(|p| p.into_inner());
+            if vouched.len() >= CAPACITY {
+                vouched.retain(|_, at| now - *at < VOUCHED_MILLIS);
+                if vouched.len() >= CAPACITY {
+                    vouched.clear();
+                }
+            }
+            vouched.insert(key_hash, now);
+        }
         let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         if verified.len() >= CAPACITY {
             verified.clear();
         }
         verified.insert(
-            hash(key),
+            key_hash,
             Verified {
                 id,
                 at: now,
@@ -178,6 +207,21 @@ mod tests {
         drop(verified);
         cache.clear();
         assert_eq!(cache.get("csk_good", 1_500), Known::Unsure);
+    }
+
+    #[test]
+    fn a_verified_key_is_vouched_for_an_hour_whatever_is_cleared() {
+        let cache = KeyCache::default();
+        cache.put_valid("csk_good", ApiKeyId(3), 0);
+        cache.put_unknown("csk_bad", 0);
+        cache.clear();
+        assert_eq!(cache.get("csk_good", 10), Known::Unsure, "looked up again");
+        assert!(cache.vouched("csk_good", VOUCHED_MILLIS - 1));
+        assert!(!cache.vouched("csk_good", VOUCHED_MILLIS));
+        assert!(
+            !cache.vouched("csk_bad", 10),
+            "only keys the store verified"
+        );
     }
 
     #[test]

@@ -38,6 +38,13 @@ impl Consign {
         }
     }
 
+    /// Whether the store verified `key` within the last hour: an address whose failed
+    /// authentications are limited still has such a key looked up (behind a load balancer
+    /// every client shares one address).
+    pub fn recently_verified(&self, key: &str) -> bool {
+        self.key_cache.vouched(key, self.clock.now().0)
+    }
+
     /// The key's id if `key` is an active key, else [`ServiceError::Unauthorized`]. A key the
     /// store did not know a moment ago is refused without asking it again.
     pub async fn authenticate(&self, key: &str) -> Result<ApiKeyId, ServiceError> {

@@ -9,6 +9,8 @@ fn sek() -> Currency {
 }
 
 fn data(state: ShipmentState) -> DocumentData {
+    let captured = state == ShipmentState::Captured;
+    // Every unit is in this shipment; in capture only once it is captured.
     let line = |id, sku: &str, name: &str, price, rate, quantity| {
         OrderLine::new(
             LineId(id),
@@ -18,7 +20,7 @@ fn data(state: ShipmentState) -> DocumentData {
             TaxRate(rate),
             quantity,
         )
-        .with_progress(quantity, quantity)
+        .with_progress(quantity, if captured { quantity } else { 0 })
     };
     let order = Order::new(
         OrderId(83651),
@@ -37,8 +39,8 @@ fn data(state: ShipmentState) -> DocumentData {
     )
     .unwrap()
     .with_progress(OrderProgress {
-        committed: Money::zero(sek()),
-        shipping_fee_committed: false,
+        committed: Money::from_minor(if captured { 101_550 } else { 0 }, sek()),
+        shipping_fee_committed: captured,
         next_shipment_number: 2,
     })
     .unwrap();
@@ -57,7 +59,6 @@ fn data(state: ShipmentState) -> DocumentData {
             quantity: 3,
         },
     ];
-    let captured = state == ShipmentState::Captured;
     DocumentData {
         seller: Seller {
             name: "Consign Demo AB".into(),

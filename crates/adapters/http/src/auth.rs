@@ -106,8 +106,13 @@ pub async fn require_api_key(
     let verified = match state.consign.authenticate_cached(&key) {
         Some(id) => Ok(id),
         None => {
-            // A lookup is due: not for an address that used up its failures.
-            if let Some(wait) = failures.and_then(|(limiter, ip)| limiter.blocked_for(ip)) {
+            // A lookup is due: not for an address that used up its failures, unless the key
+            // was verified lately (one client's wrong keys do not shut out the others that
+            // share its address, a load balancer's say).
+            if let Some(wait) = failures
+                .and_then(|(limiter, ip)| limiter.blocked_for(ip))
+                .filter(|_| !state.consign.recently_verified(&key))
+            {
                 return Ok(request
                     .into_response(ApiError::RateLimited(wait).error_response())
                     .map_into_right_body());
