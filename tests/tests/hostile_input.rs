@@ -465,6 +465,22 @@ fn hostile_requests_get_clear_errors_and_change_nothing() {
                     .replace("\"sandbox\"", "\"adyen\""),
                 "unknown payment provider",
             ),
+            // An address no mail can be sent to: refused at the import, where the client can
+            // mend it, not found at every confirmation's sending.
+            import(
+                "import: email without a domain",
+                example_order(71, "x")
+                    .to_string()
+                    .replace("\"anna@example.com\"", "\"anna@\""),
+                "field email",
+            ),
+            import(
+                "import: email with a space",
+                example_order(71, "x")
+                    .to_string()
+                    .replace("\"anna@example.com\"", "\"anna svensson@example.com\""),
+                "field email",
+            ),
             import(
                 "import: payment below the total",
                 example_order(71, "x")

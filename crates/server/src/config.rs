@@ -146,7 +146,8 @@ pub struct Settings {
         long,
         env = "CONSIGN_MAIL_FROM",
         default_value = "shipping@localhost",
-        global = true
+        global = true,
+        value_parser = mail_from
     )]
     pub mail_from: String,
     /// Send a shipping confirmation when a request does not say sendEmail.
@@ -407,6 +408,15 @@ impl Config {
             })?;
             let mut stripe = StripeConfig::new(secret);
             if let Some(base) = &s.stripe_api_base {
+                // A live key moves real money: it goes to Stripe only, never to a stand-in
+                // whose answers would book captures no money came with.
+                let live = secret.starts_with("sk_live_") || secret.starts_with("rk_live_");
+                if live && *base != stripe.api_base {
+                    return Err(invalid(
+                        "CONSIGN_STRIPE_API_BASE",
+                        "a live Stripe key (sk_live_, rk_live_) is sent only to https://api.stripe.com: unset this, or use a test key",
+                    ));
+                }
                 stripe.api_base = base.clone();
             }
             stripe.multicapture = s.stripe_multicapture;
@@ -717,6 +727,14 @@ fn document_secret(text: &str) -> Result<String, String> {
     Ok(secret.to_owned())
 }
 
+/// The sender of every mail: an address the mail library takes (`shop@example.com` or
+/// `Shop <shop@example.com>`); any other would fail every message at its sending, for ever.
+fn mail_from(text: &str) -> Result<String, String> {
+    let from = text.trim();
+    consign_mail::check_mailbox(from)?;
+    Ok(from.to_owned())
+}
+
 /// The bearer token that opens `/metrics` (business figures).
 fn metrics_token(text: &str) -> Result<String, String> {
     let token = text.trim();
@@ -889,6 +907,30 @@ mod tests {
             "CONSIGN_STRIPE_SECRET_KEY",
         );
         assert_eq!(stripe_secret_key("sk_live_abc\n"), Ok("sk_live_abc".into()));
+        refused(&[("CONSIGN_MAIL_FROM", "Shop Team")], "CONSIGN_MAIL_FROM");
+        assert_eq!(
+            mail_from("Shop <shop@example.com>\n"),
+            Ok("Shop <shop@example.com>".into())
+        );
+        // A live key anywhere but Stripe: a stand-in's answers would book captures no money
+        // came with.
+        for key in ["sk_live_x", "rk_live_x"] {
+            refused(
+                &[
+                    ("CONSIGN_GATEWAY", "stripe"),
+                    ("CONSIGN_STRIPE_SECRET_KEY", key),
+                    ("CONSIGN_STRIPE_API_BASE", "http://127.0.0.1:12111"),
+                ],
+                "CONSIGN_STRIPE_API_BASE",
+            );
+        }
+        let live = Config::from_values(&values(&[
+            ("CONSIGN_GATEWAY", "stripe"),
+            ("CONSIGN_STRIPE_SECRET_KEY", "sk_live_x"),
+            ("CONSIGN_STRIPE_API_BASE", "https://api.stripe.com/"),
+        ]))
+        .unwrap();
+        assert_eq!(live.stripe.unwrap().api_base, "https://api.stripe.com");
         // Stripe's settings where Stripe does not capture: a gateway setting forgotten.
         refused(
             &[("CONSIGN_STRIPE_SECRET_KEY", "sk_live_x")],

@@ -16,6 +16,19 @@ use consign_ports::{Email, MailError, Mailer};
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
+/// Checks that `text` is a mailbox messages can be sent from or to (`shop@example.com`, or
+/// `Shop <shop@example.com>`), answering why not.
+///
+/// ```
+/// assert!(consign_mail::check_mailbox("Shop <shop@example.com>").is_ok());
+/// assert!(consign_mail::check_mailbox("Shop Team").is_err());
+/// ```
+pub fn check_mailbox(text: &str) -> Result<(), String> {
+    text.parse::<Mailbox>()
+        .map(drop)
+        .map_err(|e| format!("{text:?} is not a mail address: {e}"))
+}
+
 /// The MIME message of an email: a plain-text and an HTML alternative.
 fn message(email: &Email) -> Result<Message, MailError> {
     let from: Mailbox = email

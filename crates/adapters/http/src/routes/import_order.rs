@@ -50,7 +50,7 @@ async fn handle(state: &ApiState, r: &ImportOrder) -> Result<Answer, ApiError> {
 fn to_import(r: &ImportOrder) -> Result<OrderImport, ApiError> {
     let currency = r.currency.0;
     let bad = |field: &str, why: String| ApiError::BadRequest(format!("field {field}: {why}"));
-    if !r.email.0.contains('@') {
+    if !deliverable_address(&r.email.0) {
         return Err(bad("email", "must be an email address".into()));
     }
     if r.products.is_empty() || r.products.len() > MAX_LINES {
@@ -115,4 +115,58 @@ fn to_import(r: &ImportOrder) -> Result<OrderImport, ApiError> {
         shipping_fee,
         payment,
     })
+}
+
+/// Whether mail can be addressed to `text`: `local@domain`, the local part and the domain as the
+/// mail adapter's library checks them (a domain of IDNA labels, or an IP literal, also passes).
+/// Why here: an address it refuses would otherwise be found only when each confirmation is
+/// sent, and retried for ever, where the importing client can mend it now.
+fn deliverable_address(text: &str) -> bool {
+    use email_address::EmailAddress;
+    let Some((local, domain)) = text.rsplit_once('@') else {
+        return false;
+    };
+    let international = !domain.is_ascii()
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    let ip_literal = domain
+        .strip_prefix('[')
+        .and_then(|ip| ip.strip_suffix(']'))
+        .is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+    EmailAddress::is_valid_local_part(local)
+        && (EmailAddress::is_valid_domain(domain) || international || ip_literal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deliverable_address;
+
+    #[test]
+    fn only_addresses_mail_can_go_to_pass() {
+        for good in [
+            "anna@example.com",
+            "anna.svensson+shop@mail.example.se",
+            "anna@localhost",
+            "åsa@exämple-shop.se",
+            "anna@[127.0.0.1]",
+        ] {
+            assert!(deliverable_address(good), "{good}");
+        }
+        for bad in [
+            "anna@",
+            "@example.com",
+            "anna",
+            "anna svensson@example.com",
+            "anna@exa mple.com",
+            "anna@example..com",
+            "anna@-example.com",
+            "anna@example.com\r\nBcc: x@y.z",
+        ] {
+            assert!(!deliverable_address(bad), "{bad}");
+        }
+    }
 }
