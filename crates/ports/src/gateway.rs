@@ -17,7 +17,7 @@ pub struct CaptureRequest {
     pub final_capture: bool,
 }
 
-/// What the provider said, reduced to the three outcomes the saga acts on.
+/// What the provider said, reduced to the outcomes the saga acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaptureOutcome {
     /// Money captured; `reference` is the provider's id for it.
@@ -35,6 +35,14 @@ pub enum CaptureOutcome {
     /// Nobody knows yet (timeout, 5xx after retries): replay with the same key later.
     Unknown {
         /// Why the outcome is unknown.
+        reason: String,
+    },
+    /// The provider is still working on an earlier request with this key (another instance's,
+    /// a client's retry, recovery's): its answer will be this attempt's. Replay later, as for
+    /// [`CaptureOutcome::Unknown`], but it is no sign that the provider is not answering, so it
+    /// does not count towards review.
+    InFlight {
+        /// What the provider said.
         reason: String,
     },
 }

@@ -286,8 +286,8 @@ pub trait OrderStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     /// Records that an attempt waited its turn without being sent (a final capture while
-    /// earlier captures on its authorisation have no outcome yet): touched now, no pass
-    /// counted. Recovery replays the least recently touched first, so a waiting final goes
+    /// earlier captures on its authorisation have no outcome yet), or met another request with
+    /// its key still in flight at the provider: touched now, no pass counted. Recovery replays the least recently touched first, so a waiting final goes
     /// behind the captures it waits for instead of filling every pass ahead of them. An attempt
     /// settled meanwhile is left alone.
     async fn record_waiting(

@@ -126,6 +126,16 @@ impl Consign {
                 self.record_unknown(attempt, &reason).await;
                 return Err(ServiceError::CaptureUnknown(attempt.shipment));
             }
+            // Another request with the key is at the provider (a live one that takes long, say,
+            // met by recovery): its answer settles the attempt. Touched, not counted, so a slow
+            // capture is not flagged for review while it is still being made.
+            CaptureOutcome::InFlight { reason } => {
+                tracing::info!(shipment = %attempt.shipment, %reason, "capture still in flight at the provider");
+                if let Err(error) = self.store.record_waiting(attempt, self.clock.now()).await {
+                    tracing::warn!(shipment = %attempt.shipment, %error, "a capture in flight could not be marked as tried");
+                }
+                return Err(ServiceError::CaptureUnknown(attempt.shipment));
+            }
         };
         let provider_captured = matches!(settle, SettleOutcome::Captured { .. });
         let settled = self
@@ -375,6 +385,40 @@ mod tests {
             .unwrap_err();
         assert_eq!(error, ServiceError::CaptureDeclined(OrderId(83651)));
         assert_eq!(error.to_string(), "can not capture order");
+    }
+
+    /// The provider still working on another request with the key (a slow live capture met by
+    /// recovery, say) is no sign that it is not answering: the attempt is touched, no pass is
+    /// counted towards review, and the shipment stays pending for that request's answer.
+    #[tokio::test]
+    async fn a_capture_in_flight_at_the_provider_is_not_counted_towards_review() {
+        let mut store = MockOrderStore::new();
+        store
+            .expect_reserve_shipment()
+            .returning(|_, _, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
+        store.expect_settle_capture().never();
+        store.expect_record_unknown().never();
+        store
+            .expect_record_waiting()
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut gateway = sandbox_named_mock();
+        gateway
+            .expect_capture()
+            .times(1)
+            .returning(|_| CaptureOutcome::InFlight {
+                reason: "409".into(),
+            });
+        let error = service(store, gateway)
+            .create_shipment(
+                OrderId(83651),
+                request(true),
+                ShipmentDetails::default(),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error, ServiceError::CaptureUnknown(shipment_id()));
     }
 
     #[tokio::test]

@@ -103,6 +103,7 @@ impl StripeGateway {
         key: &str,
         classify: &(dyn Fn(u16, &Value) -> Exchange<T> + Sync),
         unknown: fn(String) -> T,
+        in_flight: fn(String) -> T,
     ) -> T {
         let mut retry = 0;
         loop {
@@ -111,7 +112,10 @@ impl StripeGateway {
                 Exchange::Open(reason) if retry >= self.config.max_retries => {
                     return unknown(reason);
                 }
-                Exchange::Open(reason) => {
+                Exchange::Busy(reason) if retry >= self.config.max_retries => {
+                    return in_flight(reason);
+                }
+                Exchange::Open(reason) | Exchange::Busy(reason) => {
                     retry += 1;
                     tracing::info!(%key, %reason, retry, "still open; retrying with the same key");
                     tokio::time::sleep(self.backoff(retry)).await;
@@ -230,6 +234,7 @@ impl PaymentGateway for StripeGateway {
             &request.idempotency_key,
             &|status, body| classify_capture(&sent, status, body),
             |reason| CaptureOutcome::Unknown { reason },
+            |reason| CaptureOutcome::InFlight { reason },
         )
         .await
     }
@@ -263,6 +268,8 @@ impl PaymentGateway for StripeGateway {
             &form,
             &request.idempotency_key,
             &|status, body| classify_refund(&sent, status, body),
+            |reason| RefundOutcome::Unknown { reason },
+            // A refund still being processed is looked up by recovery, as any unknown one.
             |reason| RefundOutcome::Unknown { reason },
         )
         .await

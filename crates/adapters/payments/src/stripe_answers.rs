@@ -19,6 +19,10 @@ pub(crate) enum Exchange<T> {
     Final(T),
     /// Still open: retrying with the same key is safe.
     Open(String),
+    /// The provider is still processing an earlier request with the same key (409): retrying
+    /// is safe, and if it is still running after the last retry, the first request's answer
+    /// will be this one's.
+    Busy(String),
 }
 
 /// A capture as sent: what its answer must be about.
@@ -90,7 +94,10 @@ pub(crate) fn classify_capture(
         401 | 403 => Exchange::Final(CaptureOutcome::Unknown {
             reason: "the payment provider refused Consign's credentials; check CONSIGN_STRIPE_SECRET_KEY".into(),
         }),
-        409 | 429 | 500..=599 => Exchange::Open(format!("provider answered {status} {code}")),
+        409 => Exchange::Busy(format!(
+            "provider answered 409 {code}: a request with this key is still being processed"
+        )),
+        429 | 500..=599 => Exchange::Open(format!("provider answered {status} {code}")),
         other => Exchange::Final(CaptureOutcome::Unknown {
             reason: format!("unexpected answer {other} from the provider"),
         }),

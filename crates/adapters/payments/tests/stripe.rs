@@ -225,6 +225,33 @@ async fn the_same_key_at_once_meets_409_and_retries_into_the_first_answer() {
     );
 }
 
+/// A call that meets the key still in flight at the provider through all its retries (another
+/// instance's capture that takes long) answers that, not a plain unknown: the first call's
+/// answer will be its own, and it is no sign that the provider is not answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_key_still_in_flight_after_the_last_retry_is_answered_in_flight() {
+    let stand_in = StandIn::start().await;
+    stand_in.authorize("pi_1", 10_000, "SEK", false);
+    stand_in.set_latency(Duration::from_millis(1_500));
+    let slow = gateway(&stand_in, |c| c.timeout = Duration::from_secs(5));
+    let impatient = gateway(&stand_in, |c| {
+        c.max_retries = 1;
+        c.backoff = Duration::from_millis(20);
+    });
+    let (first, second) = tokio::join!(slow.capture(capture("pi_1", 6_000, "same", true)), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        impatient
+            .capture(capture("pi_1", 6_000, "same", true))
+            .await
+    });
+    assert!(is_captured(&first), "{first:?}");
+    assert!(
+        matches!(&second, CaptureOutcome::InFlight { reason } if reason.contains("409")),
+        "{second:?}"
+    );
+    assert_eq!(stand_in.ledger().len(), 1);
+}
+
 fn refund(intent: &str, amount: i64, key: &str) -> RefundRequest {
     let capture = capture(intent, amount, key, true);
     RefundRequest {
