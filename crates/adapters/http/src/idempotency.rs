@@ -15,6 +15,7 @@ use consign_ports::{ApiKeyId, IdempotencyBegin, StoredAnswer};
 use consign_service::Consign;
 use sha2::{Digest, Sha256};
 
+use crate::answer::Outcome;
 use crate::edge::read_within;
 use crate::error::ApiError;
 use crate::ApiState;
@@ -108,7 +109,13 @@ pub async fn idempotency(
     let mut digest = Sha256::new();
     digest.update(request.method().as_str().as_bytes());
     digest.update(b" ");
-    digest.update(request.uri().to_string().as_bytes());
+    // The path and query only: a request line in absolute form, or another protocol version,
+    // names the scheme and host too, and is still the same request.
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| request.path(), |target| target.as_str());
+    digest.update(target.as_bytes());
     digest.update(b"\n");
     digest.update(&body);
     let fingerprint: String = digest
@@ -154,6 +161,8 @@ pub async fn idempotency(
                 return Ok(response);
             }
             let (http_request, http_response) = response.into_parts();
+            // Whether the answer said ok or no, for the access log and the metrics.
+            let outcome = http_response.extensions().get::<Outcome>().copied();
             let content_type = http_response
                 .headers()
                 .get("content-type")
@@ -178,9 +187,12 @@ pub async fn idempotency(
                     claim.release().await;
                 }
             }
-            let rebuilt = HttpResponse::build(status)
+            let mut rebuilt = HttpResponse::build(status)
                 .content_type(content_type)
                 .body(body);
+            if let Some(outcome) = outcome {
+                rebuilt.extensions_mut().insert(outcome);
+            }
             Ok(ServiceResponse::new(http_request, rebuilt))
         }
     }
@@ -232,6 +244,90 @@ mod tests {
             settings: Arc::new(HttpSettings::new("/api", "http://localhost", 1024, "s", 60)),
             metrics: web::Data::new(RequestMetrics::default()),
         }
+    }
+
+    /// A service whose idempotency store takes every claim as new, keeps the fingerprints it
+    /// was given in `seen`, and stores every answer.
+    fn recording_state(seen: Arc<std::sync::Mutex<Vec<String>>>) -> ApiState {
+        let mut idempotency = MockIdempotencyStore::new();
+        idempotency
+            .expect_begin_request()
+            .returning(move |_, _, fingerprint, _, _| {
+                seen.lock().unwrap().push(fingerprint.to_owned());
+                Ok(IdempotencyBegin::New)
+            });
+        idempotency
+            .expect_finish_request()
+            .returning(|_, _, _, _| Ok(()));
+        idempotency.expect_release_request().never();
+        let mut clock = MockClock::new();
+        clock.expect_now().returning(|| Timestamp(1));
+        let consign = Consign::new(
+            Ports {
+                store: Arc::new(MockOrderStore::new()),
+                returns: Arc::new(consign_ports::MockReturnStore::new()),
+                keys: Arc::new(MockKeyStore::new()),
+                idempotency: Arc::new(idempotency),
+                renderer: Arc::new(MockDocumentRenderer::new()),
+                mailer: Arc::new(MockMailer::new()),
+                clock: Arc::new(clock),
+                ids: Arc::new(MockIdSource::new()),
+            },
+            Gateways::new(),
+            StoreSettings::default(),
+        );
+        ApiState {
+            consign,
+            settings: Arc::new(HttpSettings::new("/api", "http://localhost", 1024, "s", 60)),
+            metrics: web::Data::new(RequestMetrics::default()),
+        }
+    }
+
+    /// The same request with its target in absolute form (through a proxy, say) is the same
+    /// request; and a stored answer still says whether it was ok, for the log and the metrics.
+    #[actix_web::test]
+    async fn a_request_is_known_by_its_path_and_query_and_its_answer_keeps_its_outcome() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(recording_state(seen.clone())))
+                .service(
+                    web::scope("")
+                        .wrap(from_fn(idempotency))
+                        .wrap(from_fn(signed_in))
+                        .route(
+                            "/x",
+                            web::post().to(|| async {
+                                let mut fields = serde_json::Map::new();
+                                fields.insert("status".into(), "no".into());
+                                fields.insert("msg".into(), "refused".into());
+                                crate::answer::Answer::new(StatusCode::OK, fields)
+                            }),
+                        ),
+                ),
+        )
+        .await;
+        for target in ["/x?a=1", "http://localhost:8080/x?a=1"] {
+            let request = test::TestRequest::post()
+                .uri(target)
+                .insert_header(("Idempotency-Key", "k"))
+                .set_payload("{}")
+                .to_request();
+            let response = test::call_service(&app, request).await;
+            assert_eq!(response.status(), StatusCode::OK, "{target}");
+            assert_eq!(
+                response
+                    .response()
+                    .extensions()
+                    .get::<Outcome>()
+                    .map(|o| o.0),
+                Some(false),
+                "{target}: the answer said no"
+            );
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0], seen[1], "one request, one fingerprint");
     }
 
     async fn signed_in(
