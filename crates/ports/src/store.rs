@@ -247,6 +247,10 @@ pub trait OrderStore: Send + Sync {
         retry_at: Timestamp,
     ) -> Result<(), StoreError>;
 
+    /// Puts a message off until `due_at` without counting a failed send (it waits for
+    /// something else, such as its shipment's capture), `why` kept as its last note.
+    async fn outbox_later(&self, id: i64, why: &str, due_at: Timestamp) -> Result<(), StoreError>;
+
     /// Live shipments matching `query`, oldest first, with their orders.
     async fn list_shipments(
         &self,

@@ -89,8 +89,9 @@ impl Consign {
     /// before that write sends the pass's messages again once their lease runs out, as a crash
     /// between a send and its mark always did: delivery is at least once, and each message keeps
     /// its `Message-ID` for the receiver to recognise it. A slow pass (a mail server that takes
-    /// long to answer) marks what it sent as soon as half the lease has gone, and each message
-    /// after that as it goes, so another instance does not take them again when the lease ends.
+    /// long to answer) sends nothing more once half the lease has gone: the rest of its batch
+    /// is left to a later pass once the lease ends, so a message is never sent by this pass
+    /// after another instance may have taken it, and a send begun has the other half to end.
     pub async fn deliver_outbox(&self) -> Result<OutboxReport, ServiceError> {
         let now = self.clock.now();
         let due = self
@@ -102,32 +103,28 @@ impl Consign {
         }
         let mut report = OutboxReport::default();
         let mut done = Vec::with_capacity(due.len());
-        let mark_by = now.minus_millis(-self.settings.mail_lease_millis / 2);
-        let passed = self.send_due(&due, mark_by, &mut report, &mut done).await;
+        let stop_by = now.minus_millis(-self.settings.mail_lease_millis / 2);
+        let passed = self.send_due(&due, stop_by, &mut report, &mut done).await;
         if !done.is_empty() {
             self.store.outbox_sent(&done, self.clock.now()).await?;
         }
         passed.map(|()| report)
     }
 
-    /// Sends each claimed message; `done` collects the ids to mark sent (sent, or nothing left
-    /// to confirm). From `mark_by` on, what is collected is marked before the next message.
+    /// Sends each claimed message until `stop_by`; `done` collects the ids to mark sent (sent,
+    /// or nothing left to confirm).
     async fn send_due(
         &self,
         due: &[consign_ports::OutboxMessage],
-        mark_by: consign_ports::Timestamp,
+        stop_by: consign_ports::Timestamp,
         report: &mut OutboxReport,
         done: &mut Vec<i64>,
     ) -> Result<(), ServiceError> {
         let shipments: Vec<ShipmentId> = due.iter().map(|m| m.shipment).collect();
         let listings = self.store.find_shipments(&shipments).await?;
         for message in due {
-            if !done.is_empty() {
-                let now = self.clock.now();
-                if now >= mark_by {
-                    self.store.outbox_sent(done, now).await?;
-                    done.clear();
-                }
+            if self.clock.now() >= stop_by {
+                break;
             }
             fail::fail_point!("outbox-before-send");
             let Some(listing) = listings.iter().find(|l| l.shipment.id == message.shipment) else {
@@ -140,10 +137,13 @@ impl Consign {
             {
                 // A shipment created shipped is confirmed only once its capture is recorded:
                 // a decline voids it, and the customer must not have been told it shipped.
-                let wait = backoff_millis(self.settings.mail_retry_base_millis, message.attempts);
-                let retry_at = self.clock.now().minus_millis(-wait);
+                // Looked at again every six retry bases (30 s by default), not counted as a
+                // failed send: a capture recorded after a long outage is confirmed within
+                // that, not an hour later, and a failed send after it backs off from the start.
+                let wait = self.settings.mail_retry_base_millis.saturating_mul(6);
+                let due_at = self.clock.now().minus_millis(-wait);
                 self.store
-                    .outbox_failed(message.id, "waits for the shipment's capture", retry_at)
+                    .outbox_later(message.id, "waits for the shipment's capture", due_at)
                     .await?;
                 report.deferred += 1;
                 continue;
@@ -425,34 +425,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_slow_pass_marks_what_it_sent_once_half_the_lease_has_gone() {
+    async fn a_slow_pass_sends_nothing_more_once_half_the_lease_has_gone() {
         let mut store = store_claiming(vec![
             message(31, 1, OutboxKind::ShippingConfirmation),
             message(32, 1, OutboxKind::ShippingConfirmation),
             message(33, 3, OutboxKind::ShippingConfirmation),
         ]);
-        let mut marks = mockall::Sequence::new();
         store
             .expect_outbox_sent()
             .withf(|ids, _| ids == [31, 32])
             .times(1)
-            .in_sequence(&mut marks)
-            .returning(|_, _| Ok(()));
-        store
-            .expect_outbox_sent()
-            .withf(|ids, _| ids == [33])
-            .times(1)
-            .in_sequence(&mut marks)
             .returning(|_, _| Ok(()));
         let mut mailer = MockMailer::new();
-        mailer.expect_send().times(3).returning(|_| Ok(()));
-        // Each look at the clock is 20 s after the one before: the pass starts at 1,000 s, the
-        // lease is 60 s, so from 1,030 s on what was sent is marked before the next send.
+        mailer
+            .expect_send()
+            .withf(|email| !email.message_id.contains("-33@"))
+            .times(2)
+            .returning(|_| Ok(()));
+        // Each look at the clock is 10 s after the one before: the pass starts at 1,000 s and
+        // the lease is 60 s, so at 1,030 s the third message is left for a later pass.
         let mut clock = MockClock::new();
         let mut looks = 0;
         clock.expect_now().returning(move || {
             looks += 1;
-            Timestamp(1_000_000 + 20_000 * (looks - 1))
+            Timestamp(1_000_000 + 10_000 * (looks - 1))
         });
         let consign = service_with_mailer(
             store,
@@ -463,6 +459,44 @@ mod tests {
             clock,
         );
         let report = consign.deliver_outbox().await.unwrap();
-        assert_eq!(report.sent, 3);
+        assert_eq!(report.sent, 2);
+    }
+
+    /// A confirmation whose shipment's capture is still in flight is put off for a short while,
+    /// not counted as a failed send: its backoff would otherwise grow with every look, and the
+    /// confirmation go out up to an hour after the capture was recorded.
+    #[tokio::test]
+    async fn a_confirmation_waiting_for_its_capture_is_put_off_without_counting_a_failure() {
+        let mut store = MockOrderStore::new();
+        let mut waiting = message(41, 1, OutboxKind::ShippingConfirmation);
+        waiting.attempts = 8;
+        store
+            .expect_claim_outbox()
+            .times(1)
+            .returning(move |_, _, _| Ok(vec![waiting.clone()]));
+        store.expect_find_shipments().times(1).returning(|ids| {
+            let mut shipment = view(ShipmentState::CapturePending);
+            shipment.id = ids[0];
+            Ok(vec![listing_of(shipment, 3)])
+        });
+        store.expect_outbox_failed().never();
+        store.expect_outbox_sent().never();
+        store
+            .expect_outbox_later()
+            .withf(|id, _, due_at| *id == 41 && *due_at == Timestamp(1_000_000 + 6 * 5_000))
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        let mut mailer = MockMailer::new();
+        mailer.expect_send().never();
+        let consign = service_with_mailer(
+            store,
+            MockReturnStore::new(),
+            sandbox_named_mock(),
+            MockKeyStore::new(),
+            mailer,
+            fixed_clock(),
+        );
+        let report = consign.deliver_outbox().await.unwrap();
+        assert_eq!(report.deferred, 1);
     }
 }

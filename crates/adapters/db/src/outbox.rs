@@ -284,6 +284,24 @@ pub(crate) fn mark_sent(
     Ok(())
 }
 
+/// Puts a message that waits for something else off until `due_at`: released to pending, its
+/// failed sends not counted (so the backoff of a real failure later starts where it should).
+pub(crate) fn put_off(
+    conn: &mut AnyConnection,
+    id: i64,
+    why: &str,
+    due_at: Timestamp,
+) -> Result<(), DbError> {
+    diesel::update(outbox::table.find(id).filter(outbox::state.ne(SENT)))
+        .set((
+            outbox::state.eq(PENDING),
+            outbox::due_at.eq(due_at.0),
+            outbox::last_error.eq(Some(why)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 pub(crate) fn mark_failed(
     conn: &mut AnyConnection,
     id: i64,

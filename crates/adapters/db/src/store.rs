@@ -326,6 +326,13 @@ impl OrderStore for Database {
             .await?)
     }
 
+    async fn outbox_later(&self, id: i64, why: &str, due_at: Timestamp) -> Result<(), StoreError> {
+        let why = why.to_owned();
+        Ok(self
+            .run_write(move |conn| outbox::put_off(conn, id, &why, due_at))
+            .await?)
+    }
+
     async fn settle_capture(
         &self,
         attempt: &CaptureAttempt,
