@@ -88,21 +88,24 @@ pub async fn order(rig: &Rig) -> (OrderId, LineId, LineId) {
     };
     let order = rig
         .consign
-        .import_order(OrderImport {
-            id: Some(OrderId(71)),
-            currency: sek,
-            customer: Customer {
-                email: "a@example.com".into(),
-                ..Customer::default()
+        .import_order(
+            OrderImport {
+                id: Some(OrderId(71)),
+                currency: sek,
+                customer: Customer {
+                    email: "a@example.com".into(),
+                    ..Customer::default()
+                },
+                lines: vec![line("A", 10_000), line("B", 5_000)],
+                shipping_fee: Money::zero(sek),
+                payment: Some(PaymentAuthorization {
+                    provider: "stripe".into(),
+                    reference: "pi_kw".into(),
+                    amount: Money::from_minor(15_000, sek),
+                }),
             },
-            lines: vec![line("A", 10_000), line("B", 5_000)],
-            shipping_fee: Money::zero(sek),
-            payment: Some(PaymentAuthorization {
-                provider: "stripe".into(),
-                reference: "pi_kw".into(),
-                amount: Money::from_minor(15_000, sek),
-            }),
-        })
+            None,
+        )
         .await
         .unwrap()
         .order;

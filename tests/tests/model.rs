@@ -193,35 +193,38 @@ async fn run(
     let consign = service(&db, sandbox);
     let sek: Currency = "SEK".parse().unwrap();
     let imported = consign
-        .import_order(OrderImport {
-            id: Some(OrderId(1)),
-            currency: sek,
-            customer: Customer {
-                email: "m@example.com".into(),
-                ..Customer::default()
-            },
-            lines: quantities
-                .iter()
-                .enumerate()
-                .map(|(i, q)| LineImport {
-                    sku: format!("S{i}"),
-                    name: "N".into(),
-                    unit_price: Money::from_minor(1_000 + 250 * i as i64, sek),
-                    tax_rate: TaxRate(2500),
-                    quantity: *q,
-                })
-                .collect(),
-            shipping_fee: Money::from_minor(490, sek),
-            payment: Some(PaymentAuthorization {
-                provider: "sandbox".into(),
-                reference: if declines {
-                    "decline-model".into()
-                } else {
-                    "auth-model".into()
+        .import_order(
+            OrderImport {
+                id: Some(OrderId(1)),
+                currency: sek,
+                customer: Customer {
+                    email: "m@example.com".into(),
+                    ..Customer::default()
                 },
-                amount: Money::from_minor(1_000_000, sek),
-            }),
-        })
+                lines: quantities
+                    .iter()
+                    .enumerate()
+                    .map(|(i, q)| LineImport {
+                        sku: format!("S{i}"),
+                        name: "N".into(),
+                        unit_price: Money::from_minor(1_000 + 250 * i as i64, sek),
+                        tax_rate: TaxRate(2500),
+                        quantity: *q,
+                    })
+                    .collect(),
+                shipping_fee: Money::from_minor(490, sek),
+                payment: Some(PaymentAuthorization {
+                    provider: "sandbox".into(),
+                    reference: if declines {
+                        "decline-model".into()
+                    } else {
+                        "auth-model".into()
+                    },
+                    amount: Money::from_minor(1_000_000, sek),
+                }),
+            },
+            None,
+        )
         .await
         .unwrap();
     let line_ids = [

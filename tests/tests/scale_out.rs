@@ -100,7 +100,7 @@ async fn no_pooled_connection_is_held_while_the_gateway_is_called() {
             latency: Duration::from_millis(300),
         });
         let consign = service(&database, gateway.clone());
-        let order = consign.import_order(import(20)).await.unwrap().order;
+        let order = consign.import_order(import(20), None).await.unwrap().order;
         let line = order.lines()[0].line_id();
         let request = move || ShipmentRequest {
             lines: vec![ShipmentLine {

@@ -117,10 +117,14 @@ pub struct CaptureSettled {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait OrderStore: Send + Sync {
-    /// Imports an order, assigning its id (when absent), line ids and customer id.
+    /// Imports an order, assigning its id (when absent), line ids and customer id. With a
+    /// `request_key` (the client's idempotency key, scoped to its API key) the key is recorded
+    /// in the import's transaction, and an import whose key already imported an order answers
+    /// that order instead, as it is now: the caller checks it is what was asked.
     async fn import_order(
         &self,
         order: OrderImport,
+        request_key: Option<String>,
         now: Timestamp,
     ) -> Result<ImportedOrder, StoreError>;
 

@@ -50,6 +50,10 @@ pub enum DbError {
     /// with it), or the pool closed at a stop.
     #[error("the database is not taking work: {0}")]
     Stopped(String),
+    /// Another import with the same idempotency key committed first (its request was taken
+    /// over while it still ran): nothing written; a retry finds that import's order.
+    #[error("another import with this idempotency key has just committed")]
+    ImportKeyTaken,
     /// SQLite's log could not be copied into the database file at a stop.
     #[error("the log could not be copied into the database file: {0}")]
     Checkpoint(String),
@@ -90,7 +94,10 @@ impl DbError {
     /// acknowledgement was lost may have committed. Never retried here, for the same reason.
     fn is_unavailable(&self) -> bool {
         match self {
-            DbError::PoolTimeout(_) | DbError::Connect(_) | DbError::Stopped(_) => true,
+            DbError::PoolTimeout(_)
+            | DbError::Connect(_)
+            | DbError::Stopped(_)
+            | DbError::ImportKeyTaken => true,
             DbError::Query(DieselError::DatabaseError(kind, info)) => {
                 matches!(
                     kind,

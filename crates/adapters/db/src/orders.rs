@@ -11,7 +11,7 @@ use crate::consistent_read::in_one_snapshot;
 use crate::error::DbError;
 use crate::prepared::{returning_one, statement, Param};
 use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
-use crate::schema::{customers, order_lines, orders, shipment_lines, shipments};
+use crate::schema::{customers, order_imports, order_lines, orders, shipment_lines, shipments};
 use crate::snapshots::Snapshot;
 
 /// Adds `by` to a counter and answers its new value. As the first statement of a transaction it
@@ -243,9 +243,15 @@ pub(crate) fn load_lines(conn: &mut AnyConnection, id: i64) -> Result<Vec<LineRo
 pub(crate) fn import_order(
     conn: &mut AnyConnection,
     import: &OrderImport,
+    request_key: Option<&str>,
     now: Timestamp,
 ) -> Result<(ImportedOrder, Snapshot), DbError> {
     conn.transaction(|conn| {
+        if let Some(key) = request_key {
+            if let Some(found) = imported_with_key(conn, key)? {
+                return Ok(found);
+            }
+        }
         let last_line = bump_counter(conn, "line_id", import.lines.len() as i64)?;
         let first_line = last_line - import.lines.len() as i64 + 1;
         let id = match import.id {
@@ -336,6 +342,24 @@ pub(crate) fn import_order(
                 .values(line.clone())
                 .execute(conn)?;
         }
+        if let Some(key) = request_key {
+            // Two imports with one key at once (a takeover while the first still runs): the
+            // second waits on the key's row and fails here, unavailable; its client's retry is
+            // answered with the first's order.
+            diesel::insert_into(order_imports::table)
+                .values((
+                    order_imports::request_key.eq(key),
+                    order_imports::order_id.eq(id),
+                    order_imports::imported_at.eq(now.0),
+                ))
+                .execute(conn)
+                .map_err(|e| match e {
+                    DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                        DbError::ImportKeyTaken
+                    }
+                    e => e.into(),
+                })?;
+        }
         let imported = ImportedOrder {
             order: row.to_order(&lines)?,
             customer_id,
@@ -343,6 +367,28 @@ pub(crate) fn import_order(
         // A new order's version is the column's default, 0 (migration 000006).
         Ok((imported, Snapshot::read(row, lines, 0)))
     })
+}
+
+/// The order an import with `key` made, as it is now, if one did.
+fn imported_with_key(
+    conn: &mut AnyConnection,
+    key: &str,
+) -> Result<Option<(ImportedOrder, Snapshot)>, DbError> {
+    let Some(id) = order_imports::table
+        .find(key)
+        .select(order_imports::order_id)
+        .first::<i64>(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let (row, lines, version) = read_order(conn, id)?
+        .ok_or_else(|| DbError::Corrupt(format!("order {id} of an import key is gone")))?;
+    let imported = ImportedOrder {
+        order: row.to_order(&lines)?,
+        customer_id: row.customer_id,
+    };
+    Ok(Some((imported, Snapshot::read(row, lines, version))))
 }
 
 fn order_exists(conn: &mut AnyConnection, id: i64) -> Result<bool, DbError> {

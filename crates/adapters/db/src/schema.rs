@@ -117,6 +117,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    order_imports (request_key) {
+        request_key -> Text,
+        order_id -> BigInt,
+        imported_at -> BigInt,
+    }
+}
+
+diesel::table! {
     shipment_deletions (order_id, number) {
         order_id -> BigInt,
         number -> Integer,

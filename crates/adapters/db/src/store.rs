@@ -24,10 +24,11 @@ impl OrderStore for Database {
     async fn import_order(
         &self,
         order: OrderImport,
+        request_key: Option<String>,
         now: Timestamp,
     ) -> Result<ImportedOrder, StoreError> {
         let (imported, snapshot) = self
-            .run_write(move |conn| orders::import_order(conn, &order, now))
+            .run_write(move |conn| orders::import_order(conn, &order, request_key.as_deref(), now))
             .await?;
         self.snapshots().put(snapshot);
         Ok(imported)

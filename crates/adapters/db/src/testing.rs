@@ -209,6 +209,7 @@ pub async fn import_one_line_order(db: &Database, id: i64, quantity: u32) -> Lin
                     amount: Money::from_minor(1_000 * i64::from(quantity), sek),
                 }),
             },
+            None,
             Timestamp(1),
         )
         .await

@@ -97,15 +97,19 @@ where
 async fn import_assigns_unique_line_ids_customer_per_email_and_refuses_a_used_order_id() {
     each_backend(|t| async move {
         let first =
-            t.db.import_order(import(Some(83651), "anna@example.com", "a"), Timestamp(1))
-                .await
-                .unwrap();
+            t.db.import_order(
+                import(Some(83651), "anna@example.com", "a"),
+                None,
+                Timestamp(1),
+            )
+            .await
+            .unwrap();
         let second =
-            t.db.import_order(import(None, "ANNA@example.com", "b"), Timestamp(2))
+            t.db.import_order(import(None, "ANNA@example.com", "b"), None, Timestamp(2))
                 .await
                 .unwrap();
         let third =
-            t.db.import_order(import(None, "bo@example.com", "c"), Timestamp(3))
+            t.db.import_order(import(None, "bo@example.com", "c"), None, Timestamp(3))
                 .await
                 .unwrap();
         let ids: Vec<i64> = [&first, &second, &third]
@@ -122,8 +126,12 @@ async fn import_assigns_unique_line_ids_customer_per_email_and_refuses_a_used_or
         assert_ne!(second.order.id(), OrderId(83651));
         let before = t.db.dump().await.unwrap();
         let again =
-            t.db.import_order(import(Some(83651), "x@example.com", "d"), Timestamp(4))
-                .await;
+            t.db.import_order(
+                import(Some(83651), "x@example.com", "d"),
+                None,
+                Timestamp(4),
+            )
+            .await;
         assert_eq!(
             again.unwrap_err(),
             StoreError::OrderExists(OrderId(83651)),
@@ -144,10 +152,14 @@ async fn import_assigns_unique_line_ids_customer_per_email_and_refuses_a_used_or
 async fn reserve_then_settle_captured_moves_counters_and_lists_the_shipment() {
     each_backend(|t| async move {
         let order =
-            t.db.import_order(import(Some(10), "a@example.com", "auth"), Timestamp(1))
-                .await
-                .unwrap()
-                .order;
+            t.db.import_order(
+                import(Some(10), "a@example.com", "auth"),
+                None,
+                Timestamp(1),
+            )
+            .await
+            .unwrap()
+            .order;
         let l1 = order.lines()[0].line_id().0;
         let reservation =
             t.db.reserve_shipment(
@@ -238,10 +250,14 @@ async fn reserve_then_settle_captured_moves_counters_and_lists_the_shipment() {
 async fn a_refused_reservation_writes_nothing() {
     each_backend(|t| async move {
         let order =
-            t.db.import_order(import(Some(11), "a@example.com", "auth"), Timestamp(1))
-                .await
-                .unwrap()
-                .order;
+            t.db.import_order(
+                import(Some(11), "a@example.com", "auth"),
+                None,
+                Timestamp(1),
+            )
+            .await
+            .unwrap()
+            .order;
         let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
         let before = t.db.dump().await.unwrap();
         let refusals = [
@@ -302,10 +318,14 @@ async fn a_refused_reservation_writes_nothing() {
 async fn a_decline_voids_releases_and_never_reuses_the_number() {
     each_backend(|t| async move {
         let order =
-            t.db.import_order(import(Some(12), "a@example.com", "auth"), Timestamp(1))
-                .await
-                .unwrap()
-                .order;
+            t.db.import_order(
+                import(Some(12), "a@example.com", "auth"),
+                None,
+                Timestamp(1),
+            )
+            .await
+            .unwrap()
+            .order;
         let l1 = order.lines()[0].line_id().0;
         let first =
             t.db.reserve_shipment(
@@ -375,10 +395,14 @@ async fn a_decline_voids_releases_and_never_reuses_the_number() {
 async fn concurrent_reservations_never_over_allocate() {
     each_backend(|t| async move {
         let order =
-            t.db.import_order(import(Some(13), "a@example.com", "auth"), Timestamp(1))
-                .await
-                .unwrap()
-                .order;
+            t.db.import_order(
+                import(Some(13), "a@example.com", "auth"),
+                None,
+                Timestamp(1),
+            )
+            .await
+            .unwrap()
+            .order;
         let l1 = order.lines()[0].line_id().0;
         let mut tasks = Vec::new();
         for i in 0..30 {
@@ -429,7 +453,11 @@ async fn a_hot_order_takes_every_reservation_once_with_consistent_counters() {
         let mut big = import(Some(14), "hot@example.com", "auth");
         big.lines[0].quantity = 1_000;
         big.payment.as_mut().unwrap().amount = Money::from_minor(100_000_000, sek());
-        let order = t.db.import_order(big, Timestamp(1)).await.unwrap().order;
+        let order =
+            t.db.import_order(big, None, Timestamp(1))
+                .await
+                .unwrap()
+                .order;
         let l1 = order.lines()[0].line_id().0;
         let mut tasks = Vec::new();
         for i in 0..40 {
@@ -485,6 +513,7 @@ async fn list_orders_filters_and_pages_oldest_first() {
         for (i, email) in ["a@x.se", "b@x.se", "a@x.se", "c@x.se"].iter().enumerate() {
             t.db.import_order(
                 import(Some(100 + i as i64), email, "auth"),
+                None,
                 Timestamp(10 * i as i64),
             )
             .await
@@ -530,7 +559,7 @@ async fn list_orders_filters_and_pages_oldest_first() {
 async fn list_orders_after_an_order_goes_on_from_it() {
     each_backend(|t| async move {
         for (id, at) in [(203, 10), (201, 20), (202, 20), (200, 30)] {
-            t.db.import_order(import(Some(id), "a@x.se", "auth"), Timestamp(at))
+            t.db.import_order(import(Some(id), "a@x.se", "auth"), None, Timestamp(at))
                 .await
                 .unwrap();
         }
@@ -573,7 +602,7 @@ async fn list_orders_bounded_by_shipments_stops_before_the_order_past_the_bound(
             (304, 40, 1, 1),
         ] {
             let order =
-                t.db.import_order(import(Some(id), "a@x.se", "auth"), Timestamp(at))
+                t.db.import_order(import(Some(id), "a@x.se", "auth"), None, Timestamp(at))
                     .await
                     .unwrap()
                     .order;
@@ -638,7 +667,11 @@ async fn one_line_order(t: &TestDb, id: i64, units: u32) -> (OrderId, LineId) {
     bulk.lines[0].quantity = units;
     bulk.payment.as_mut().unwrap().amount =
         Money::from_minor(i64::from(units) * 24_950 + 19_900 + 4_900, sek());
-    let order = t.db.import_order(bulk, Timestamp(1)).await.unwrap().order;
+    let order =
+        t.db.import_order(bulk, None, Timestamp(1))
+            .await
+            .unwrap()
+            .order;
     (order.id(), order.lines()[0].line_id())
 }
 
@@ -816,10 +849,14 @@ async fn an_attempt_unknown_for_too_many_passes_needs_review_until_it_settles() 
         };
         let open = |state: &str| vec![(state.to_owned(), 1)];
         let order =
-            t.db.import_order(import(Some(14), "a@example.com", "auth"), Timestamp(1))
-                .await
-                .unwrap()
-                .order;
+            t.db.import_order(
+                import(Some(14), "a@example.com", "auth"),
+                None,
+                Timestamp(1),
+            )
+            .await
+            .unwrap()
+            .order;
         let l1 = order.lines()[0].line_id().0;
         let attempt = reserve_capture(&t, order.id(), &[(l1, 1)], 2).await;
         assert_eq!(
@@ -892,11 +929,36 @@ async fn an_attempt_unknown_for_too_many_passes_needs_review_until_it_settles() 
 async fn imported(t: &TestDb, order_id: i64) -> Order {
     t.db.import_order(
         import(Some(order_id), "a@example.com", "auth"),
+        None,
         Timestamp(1),
     )
     .await
     .unwrap()
     .order
+}
+
+/// An import whose idempotency key already imported an order (the first run's answer lost with
+/// its process, the key taken over by the retry) answers that order: one order, one id, never a
+/// second order holding the same authorisation. Without a key, an import makes a new order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_whose_key_already_imported_answers_that_order() {
+    each_backend(|t| async move {
+        let order = import(None, "k@example.com", "auth-keyed");
+        let key = Some("7:import-1".to_owned());
+        let first =
+            t.db.import_order(order.clone(), key.clone(), Timestamp(1))
+                .await
+                .unwrap();
+        let again =
+            t.db.import_order(order.clone(), key, Timestamp(2))
+                .await
+                .unwrap();
+        assert_eq!(again, first, "{}", t.name);
+        assert_eq!(records(&t.db, "orders").await.len(), 1, "{}", t.name);
+        let unkeyed = t.db.import_order(order, None, Timestamp(3)).await.unwrap();
+        assert_ne!(unkeyed.order.id(), first.order.id(), "{}", t.name);
+    })
+    .await;
 }
 
 /// Two open attempts on a new order, the first of one unit of its first line, the second
@@ -992,10 +1054,14 @@ async fn pending_captures_come_least_recently_touched_first() {
 async fn pending_refunds_come_least_recently_touched_first() {
     each_backend(|t| async move {
         let order =
-            t.db.import_order(import(Some(18), "a@example.com", "auth"), Timestamp(1))
-                .await
-                .unwrap()
-                .order;
+            t.db.import_order(
+                import(Some(18), "a@example.com", "auth"),
+                None,
+                Timestamp(1),
+            )
+            .await
+            .unwrap()
+            .order;
         let l1 = order.lines()[0].line_id().0;
         let attempt = reserve_capture(&t, order.id(), &[(l1, 2)], 2).await;
         let captured = SettleOutcome::Captured {
@@ -1077,10 +1143,14 @@ async fn whole_return_refunded(t: &TestDb, shipment: ShipmentId, at: i64) -> Ref
 async fn an_accepted_refund_stays_open_with_its_reference_and_a_late_acceptance_changes_nothing() {
     each_backend(|t| async move {
         let order =
-            t.db.import_order(import(Some(19), "a@example.com", "auth"), Timestamp(1))
-                .await
-                .unwrap()
-                .order;
+            t.db.import_order(
+                import(Some(19), "a@example.com", "auth"),
+                None,
+                Timestamp(1),
+            )
+            .await
+            .unwrap()
+            .order;
         let l1 = order.lines()[0].line_id().0;
         let capture = reserve_capture(&t, order.id(), &[(l1, 1)], 2).await;
         let captured = SettleOutcome::Captured {
@@ -1466,10 +1536,14 @@ async fn a_settle_answers_whether_its_own_attempt_stands_captured() {
         );
 
         let other =
-            t.db.import_order(import(Some(33), "c@example.com", "auth"), Timestamp(12))
-                .await
-                .unwrap()
-                .order;
+            t.db.import_order(
+                import(Some(33), "c@example.com", "auth"),
+                None,
+                Timestamp(12),
+            )
+            .await
+            .unwrap()
+            .order;
         let l1 = other.lines()[0].line_id().0;
         let at_creation = reserve_capture(&t, other.id(), &[(l1, 1)], 12).await;
         let declined = SettleOutcome::Declined {
@@ -1519,10 +1593,14 @@ async fn a_declined_capture_lowers_the_orders_open_final_capture() {
 async fn capture_tally_adds_the_orders_other_captured_attempts_and_counts_the_open_ones() {
     each_backend(|t| async move {
         let order =
-            t.db.import_order(import(Some(16), "a@example.com", "auth"), Timestamp(1))
-                .await
-                .unwrap()
-                .order;
+            t.db.import_order(
+                import(Some(16), "a@example.com", "auth"),
+                None,
+                Timestamp(1),
+            )
+            .await
+            .unwrap()
+            .order;
         let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
         let mut attempts = Vec::new();
         for (at, lines) in [(2, vec![(l1, 1)]), (3, vec![(l2, 1)]), (4, vec![(l1, 1)])] {
@@ -1595,7 +1673,7 @@ async fn concurrent_writes_that_fail_roll_back_alone() {
             // Every order id twice: one of each pair is refused.
             let order = import(Some(500 + i / 2), &format!("c{i}@example.com"), "auth");
             tasks.push(tokio::spawn(async move {
-                db.import_order(order, Timestamp(1)).await
+                db.import_order(order, None, Timestamp(1)).await
             }));
         }
         let (mut imported, mut refused) = (0, 0);
@@ -1639,10 +1717,14 @@ async fn concurrent_writes_that_fail_roll_back_alone() {
 async fn settling_a_captured_attempt_again_issues_no_second_invoice() {
     each_backend(|t| async move {
         let order =
-            t.db.import_order(import(Some(21), "a@example.com", "auth"), Timestamp(1))
-                .await
-                .unwrap()
-                .order;
+            t.db.import_order(
+                import(Some(21), "a@example.com", "auth"),
+                None,
+                Timestamp(1),
+            )
+            .await
+            .unwrap()
+            .order;
         let l1 = order.lines()[0].line_id().0;
         let mut invoices = Vec::new();
         for _ in 0..2 {
@@ -1712,10 +1794,14 @@ async fn a_write_that_loses_a_deadlock_runs_again_and_succeeds() {
             continue;
         }
         let order =
-            t.db.import_order(import(Some(31), "dead@example.com", "auth"), Timestamp(1))
-                .await
-                .unwrap()
-                .order;
+            t.db.import_order(
+                import(Some(31), "dead@example.com", "auth"),
+                None,
+                Timestamp(1),
+            )
+            .await
+            .unwrap()
+            .order;
         let l1 = order.lines()[0].line_id().0;
         let shipment =
             t.db.reserve_shipment(
@@ -1782,7 +1868,7 @@ async fn a_write_that_loses_a_deadlock_runs_again_and_succeeds() {
 /// last one first, then the first line only.
 async fn two_uncaptured_shipments(t: &TestDb, order: i64, email: &str) -> (Order, Vec<ShipmentId>) {
     let order =
-        t.db.import_order(import(Some(order), email, "auth"), Timestamp(1))
+        t.db.import_order(import(Some(order), email, "auth"), None, Timestamp(1))
             .await
             .unwrap()
             .order;
@@ -1949,10 +2035,14 @@ async fn read_back(t: &TestDb, key: &str) -> ShipmentView {
 async fn every_write_answers_what_a_read_of_the_shipment_gives() {
     each_backend(|t| async move {
         let order =
-            t.db.import_order(import(Some(31), "a@example.com", "auth"), Timestamp(1))
-                .await
-                .unwrap()
-                .order;
+            t.db.import_order(
+                import(Some(31), "a@example.com", "auth"),
+                None,
+                Timestamp(1),
+            )
+            .await
+            .unwrap()
+            .order;
         let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
         let reserve = |lines: Vec<(i64, u32)>, capture: bool, key: &'static str, at: i64| {
             let db = t.db.clone();
@@ -2190,10 +2280,14 @@ async fn each_due_message_is_leased_to_one_claimer_earliest_due_first() {
         let mut queued = Vec::new();
         for order in [41, 42] {
             let imported =
-                t.db.import_order(import(Some(order), "c@example.com", "auth"), Timestamp(1))
-                    .await
-                    .unwrap()
-                    .order;
+                t.db.import_order(
+                    import(Some(order), "c@example.com", "auth"),
+                    None,
+                    Timestamp(1),
+                )
+                .await
+                .unwrap()
+                .order;
             let (l1, l2) = (
                 imported.lines()[0].line_id().0,
                 imported.lines()[1].line_id().0,

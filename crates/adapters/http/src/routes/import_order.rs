@@ -11,6 +11,7 @@ use crate::edge::lenient::{text, MAX_LINES};
 use crate::edge::requests::ImportOrder;
 use crate::edge::Body;
 use crate::error::ApiError;
+use crate::idempotency::RequestKey;
 use crate::ApiState;
 
 /// The handler.
@@ -23,16 +24,22 @@ use crate::ApiState;
 pub async fn import_order(
     state: web::Data<ApiState>,
     body: Body<ImportOrder>,
+    request_key: Option<web::ReqData<RequestKey>>,
 ) -> Result<Answer, ApiError> {
-    handle(&state, &body.request)
+    let request_key = request_key.map(|k| k.into_inner().0);
+    handle(&state, &body.request, request_key)
         .await
         .map(|answer| answer.xml(body.xml))
         .map_err(|error| body.refuse(error))
 }
 
-async fn handle(state: &ApiState, r: &ImportOrder) -> Result<Answer, ApiError> {
+async fn handle(
+    state: &ApiState,
+    r: &ImportOrder,
+    request_key: Option<String>,
+) -> Result<Answer, ApiError> {
     let import = to_import(r)?;
-    let imported = state.consign.import_order(import).await?;
+    let imported = state.consign.import_order(import, request_key).await?;
     let products: Vec<Value> = imported
         .order
         .lines()
