@@ -300,8 +300,9 @@ pub struct ShipmentQuery {
 /// A shipment with its order (the order's `shipments` is left empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShipmentListing {
-    /// The order, with its lines and counters.
-    pub order: OrderView,
+    /// The order, with its lines and counters; shared by the listings of its shipments read
+    /// together (a page of an order's shipments holds the order once, however large it is).
+    pub order: std::sync::Arc<OrderView>,
     /// The shipment.
     pub shipment: ShipmentView,
 }

@@ -153,6 +153,24 @@ mod tests {
         gateway
     }
 
+    /// Expects the attempt left unknown, never settled, for a reason that says `why`.
+    fn expect_left_unknown(store: &mut MockOrderStore, why: &'static str) {
+        store.expect_settle_capture().never();
+        store
+            .expect_record_unknown()
+            .withf(move |_, reason, _, _| reason.contains(why))
+            .times(1)
+            .returning(|_, _, _, _| Ok(false));
+    }
+
+    /// A recovery pass over `store` against a provider whose intent holds `total`.
+    async fn recover_holding(store: MockOrderStore, total: i64) -> RecoveryReport {
+        service(store, gateway_holding(total))
+            .recover_pending_captures(0)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn an_attempt_past_the_key_window_is_looked_up_and_settled_captured_when_the_total_holds_it(
     ) {
@@ -209,17 +227,8 @@ mod tests {
     #[tokio::test]
     async fn a_total_that_could_be_another_open_capture_stays_unknown_for_review() {
         let mut store = store_with(KEY_WINDOW_MILLIS + REPLAY_MARGIN_MILLIS + 1, 1);
-        store.expect_settle_capture().never();
-        store
-            .expect_record_unknown()
-            .withf(|_, reason, _, _| reason.contains("a person must look"))
-            .times(1)
-            .returning(|_, _, _, _| Ok(false));
-        let report = service(store, gateway_holding(49_900))
-            .recover_pending_captures(0)
-            .await
-            .unwrap();
-        assert_eq!(report.unresolved, 1);
+        expect_left_unknown(&mut store, "a person must look");
+        assert_eq!(recover_holding(store, 49_900).await.unresolved, 1);
     }
 
     /// A capture settled on the order while the provider's total was read (here one of the
@@ -241,17 +250,8 @@ mod tests {
                 later_finals_open: 0,
             })
         });
-        store.expect_settle_capture().never();
-        store
-            .expect_record_unknown()
-            .withf(|_, reason, _, _| reason.contains("changed while"))
-            .times(1)
-            .returning(|_, _, _, _| Ok(false));
-        let report = service(store, gateway_holding(49_900))
-            .recover_pending_captures(0)
-            .await
-            .unwrap();
-        assert_eq!(report.unresolved, 1);
+        expect_left_unknown(&mut store, "changed while");
+        assert_eq!(recover_holding(store, 49_900).await.unresolved, 1);
     }
 
     /// A final capture written later has waited for this one (it closes the authorisation), so
@@ -273,12 +273,7 @@ mod tests {
     #[tokio::test]
     async fn a_later_final_capture_that_need_not_wait_still_counts_as_open() {
         let mut store = store_with_later_finals(KEY_WINDOW_MILLIS + 1, 1, 1);
-        store.expect_settle_capture().never();
-        store
-            .expect_record_unknown()
-            .withf(|_, reason, _, _| reason.contains("a person must look"))
-            .times(1)
-            .returning(|_, _, _, _| Ok(false));
+        expect_left_unknown(&mut store, "a person must look");
         let report = recover_holding_a_later_final(store, false).await;
         assert_eq!(report.unresolved, 1);
     }

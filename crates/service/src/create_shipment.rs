@@ -387,29 +387,16 @@ mod tests {
         assert_eq!(error.to_string(), "can not capture order");
     }
 
-    /// The provider still working on another request with the key (a slow live capture met by
-    /// recovery, say) is no sign that it is not answering: the attempt is touched, no pass is
-    /// counted towards review, and the shipment stays pending for that request's answer.
-    #[tokio::test]
-    async fn a_capture_in_flight_at_the_provider_is_not_counted_towards_review() {
-        let mut store = MockOrderStore::new();
+    /// A captured shipment created on `store` (reserved capture-pending, never settled) against
+    /// a provider answering `outcome`: the error the client gets.
+    async fn left_pending_by(mut store: MockOrderStore, outcome: CaptureOutcome) -> ServiceError {
         store
             .expect_reserve_shipment()
             .returning(|_, _, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
         store.expect_settle_capture().never();
-        store.expect_record_unknown().never();
-        store
-            .expect_record_waiting()
-            .times(1)
-            .returning(|_, _| Ok(()));
         let mut gateway = sandbox_named_mock();
-        gateway
-            .expect_capture()
-            .times(1)
-            .returning(|_| CaptureOutcome::InFlight {
-                reason: "409".into(),
-            });
-        let error = service(store, gateway)
+        gateway.expect_capture().times(1).return_const(outcome);
+        service(store, gateway)
             .create_shipment(
                 OrderId(83651),
                 request(true),
@@ -417,17 +404,32 @@ mod tests {
                 None,
             )
             .await
-            .unwrap_err();
-        assert_eq!(error, ServiceError::CaptureUnknown(shipment_id()));
+            .unwrap_err()
+    }
+
+    /// The provider still working on another request with the key (a slow live capture met by
+    /// recovery, say) is no sign that it is not answering: the attempt is touched, no pass is
+    /// counted towards review, and the shipment stays pending for that request's answer.
+    #[tokio::test]
+    async fn a_capture_in_flight_at_the_provider_is_not_counted_towards_review() {
+        let mut store = MockOrderStore::new();
+        store.expect_record_unknown().never();
+        store
+            .expect_record_waiting()
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let in_flight = CaptureOutcome::InFlight {
+            reason: "409".into(),
+        };
+        assert_eq!(
+            left_pending_by(store, in_flight).await,
+            ServiceError::CaptureUnknown(shipment_id())
+        );
     }
 
     #[tokio::test]
     async fn unknown_outcome_leaves_the_shipment_pending() {
         let mut store = MockOrderStore::new();
-        store
-            .expect_reserve_shipment()
-            .returning(|_, _, _, _, _, _| Ok(reservation(ShipmentState::CapturePending, 29850)));
-        store.expect_settle_capture().never();
         store
             .expect_record_unknown()
             .withf(|_, reason, _, after| {
@@ -435,23 +437,13 @@ mod tests {
             })
             .times(1)
             .returning(|_, _, _, _| Ok(false));
-        let mut gateway = sandbox_named_mock();
-        gateway
-            .expect_capture()
-            .times(1)
-            .returning(|_| CaptureOutcome::Unknown {
-                reason: "timeout".into(),
-            });
-        let error = service(store, gateway)
-            .create_shipment(
-                OrderId(83651),
-                request(true),
-                ShipmentDetails::default(),
-                None,
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(error, ServiceError::CaptureUnknown(shipment_id()));
+        let unknown = CaptureOutcome::Unknown {
+            reason: "timeout".into(),
+        };
+        assert_eq!(
+            left_pending_by(store, unknown).await,
+            ServiceError::CaptureUnknown(shipment_id())
+        );
     }
 
     #[tokio::test]

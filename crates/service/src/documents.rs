@@ -43,7 +43,7 @@ impl Consign {
         };
         let data = DocumentData {
             seller: self.settings.seller.clone(),
-            order: listing.order,
+            order: std::sync::Arc::unwrap_or_clone(listing.order),
             shipment: listing.shipment,
             invoice,
             credit_note: None,
@@ -72,7 +72,7 @@ impl Consign {
             .ok_or(ServiceError::ShipmentNotFound(shipment))?;
         let data = DocumentData {
             seller: self.settings.seller.clone(),
-            order: listing.order,
+            order: std::sync::Arc::unwrap_or_clone(listing.order),
             shipment: listing.shipment,
             invoice: self.store.find_invoice(shipment).await?,
             credit_note: Some(ret),

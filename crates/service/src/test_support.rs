@@ -66,7 +66,7 @@ pub(crate) fn listing_of(shipment: ShipmentView, quantity: u32) -> ShipmentListi
     )
     .unwrap();
     ShipmentListing {
-        order: OrderView {
+        order: std::sync::Arc::new(OrderView {
             order,
             customer_id: 4,
             customer: Customer::default(),
@@ -74,7 +74,7 @@ pub(crate) fn listing_of(shipment: ShipmentView, quantity: u32) -> ShipmentListi
             shipments: vec![],
             refunded: Money::zero(sek()),
             returned: vec![],
-        },
+        }),
         shipment,
     }
 }

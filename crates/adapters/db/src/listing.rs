@@ -4,6 +4,7 @@ use consign_domain::{OrderId, ShipmentId};
 use consign_ports::{ShipmentListing, ShipmentQuery, ShipmentStatus};
 use diesel::prelude::*;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::connection::AnyConnection;
 use crate::consistent_read::in_one_snapshot;
@@ -13,7 +14,7 @@ use crate::orders::{
     ShipmentWithOrder, LIVE,
 };
 use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
-use crate::schema::{orders, shipments};
+use crate::schema::{order_lines, orders, shipment_lines, shipments};
 
 /// A shipment as read (row and lines) with its order: one more statement, the order with its
 /// lines.
@@ -37,7 +38,10 @@ fn assemble(
 ) -> Result<ShipmentListing, DbError> {
     let order = order_summary(order_row, line_rows)?;
     let shipment = row.into_view(order.order.currency(), lines)?;
-    Ok(ShipmentListing { order, shipment })
+    Ok(ShipmentListing {
+        order: Arc::new(order),
+        shipment,
+    })
 }
 
 pub(crate) fn find_shipment(
@@ -141,10 +145,75 @@ fn list_shipments_in(
         .limit(i64::from(query.limit))
         .offset(i64::from(query.offset))
         .load(conn)?;
-    // The page's shipments with their orders in one more statement, not two per shipment.
-    let ids = rows
-        .iter()
-        .map(ShipmentRow::id)
-        .collect::<Result<Vec<_>, _>>()?;
-    find_shipments(conn, &ids)
+    page_listings(conn, rows)
+}
+
+/// The page's shipments with their orders, in the page's order: two more statements whatever
+/// the page holds (the orders with their lines, the shipments' lines), each order read and held
+/// once however many of the page's shipments are its own. Read joined (a row per shipment and
+/// order line, each carrying the shipment's and the order's whole rows), a page of 100
+/// shipments of an order of 1,000 lines was 100,000 rows, and 100 copies of the order.
+fn page_listings(
+    conn: &mut AnyConnection,
+    rows: Vec<ShipmentRow>,
+) -> Result<Vec<ShipmentListing>, DbError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut order_ids: Vec<i64> = rows.iter().map(|r| r.order_id).collect();
+    order_ids.sort_unstable();
+    order_ids.dedup();
+    let mut numbers: Vec<i32> = rows.iter().map(|r| r.number).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    // Each order with its lines: a row per line, each carrying its order's row once.
+    let mut orders_read: Vec<(OrderRow, Vec<LineRow>)> = Vec::with_capacity(order_ids.len());
+    for (order, line) in orders::table
+        .inner_join(order_lines::table.on(order_lines::order_id.eq(orders::id)))
+        .filter(orders::id.eq_any(&order_ids))
+        .order((orders::id.asc(), order_lines::position.asc()))
+        .select((OrderRow::as_select(), LineRow::as_select()))
+        .load::<(OrderRow, LineRow)>(conn)?
+    {
+        match orders_read.last_mut() {
+            Some((read, lines)) if read.id == order.id => lines.push(line),
+            _ => orders_read.push((order, vec![line])),
+        }
+    }
+    // The page's orders and numbers cross: a line of another shipment of these orders may be
+    // read and left here, never the lines of every shipment of a busy order.
+    let mut shipped_of: HashMap<(i64, i32), Vec<ShipmentLineRow>> = HashMap::new();
+    for line in shipment_lines::table
+        .filter(shipment_lines::order_id.eq_any(&order_ids))
+        .filter(shipment_lines::number.eq_any(&numbers))
+        .order((
+            shipment_lines::order_id.asc(),
+            shipment_lines::number.asc(),
+            shipment_lines::line_id.asc(),
+        ))
+        .select(ShipmentLineRow::as_select())
+        .load::<ShipmentLineRow>(conn)?
+    {
+        shipped_of
+            .entry((line.order_id, line.number))
+            .or_default()
+            .push(line);
+    }
+    let mut views: HashMap<i64, Arc<consign_ports::OrderView>> =
+        HashMap::with_capacity(orders_read.len());
+    for (row, lines) in orders_read {
+        views.insert(row.id, Arc::new(order_summary(row, &lines)?));
+    }
+    rows.into_iter()
+        .map(|row| {
+            let order = views.get(&row.order_id).cloned().ok_or_else(|| {
+                DbError::Corrupt(format!("order {} vanished while listing", row.order_id))
+            })?;
+            let lines = shipped_of
+                .get(&(row.order_id, row.number))
+                .map_or(&[][..], Vec::as_slice);
+            let shipment = row.into_view(order.order.currency(), lines)?;
+            Ok(ShipmentListing { order, shipment })
+        })
+        .collect()
 }

@@ -223,6 +223,11 @@ mod tests {
             .times(releases)
             .returning(|_, _| Ok(()));
         idempotency.expect_finish_request().never();
+        api_state(idempotency)
+    }
+
+    /// The HTTP state of a service on `idempotency`, every other port a mock.
+    fn api_state(idempotency: MockIdempotencyStore) -> ApiState {
         let mut clock = MockClock::new();
         clock.expect_now().returning(|| Timestamp(1));
         let consign = Consign::new(
@@ -260,27 +265,7 @@ mod tests {
             .expect_finish_request()
             .returning(|_, _, _, _| Ok(()));
         idempotency.expect_release_request().never();
-        let mut clock = MockClock::new();
-        clock.expect_now().returning(|| Timestamp(1));
-        let consign = Consign::new(
-            Ports {
-                store: Arc::new(MockOrderStore::new()),
-                returns: Arc::new(consign_ports::MockReturnStore::new()),
-                keys: Arc::new(MockKeyStore::new()),
-                idempotency: Arc::new(idempotency),
-                renderer: Arc::new(MockDocumentRenderer::new()),
-                mailer: Arc::new(MockMailer::new()),
-                clock: Arc::new(clock),
-                ids: Arc::new(MockIdSource::new()),
-            },
-            Gateways::new(),
-            StoreSettings::default(),
-        );
-        ApiState {
-            consign,
-            settings: Arc::new(HttpSettings::new("/api", "http://localhost", 1024, "s", 60)),
-            metrics: web::Data::new(RequestMetrics::default()),
-        }
+        api_state(idempotency)
     }
 
     /// The same request with its target in absolute form (through a proxy, say) is the same
