@@ -56,6 +56,15 @@ impl CapturePlan {
     }
 }
 
+/// Whether a capture's lines were checked before it is planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinesChecked {
+    /// By the caller, against a stricter bound (what is still shippable).
+    Already,
+    /// Not yet: checked against what is out of capture.
+    Here,
+}
+
 /// The payment providers captures may use here: an instance enables some gateways, and an
 /// order whose authorisation is held by another provider is refused before anything changes.
 ///
@@ -204,10 +213,13 @@ impl Order {
     ) -> Result<ShipmentPlan, ShipmentError> {
         self.check_lines(&request.lines)?;
         let capture = if request.capture {
-            Some(self.plan_capture_with(
+            // The lines were checked above, against what is still shippable (a stricter
+            // bound than what is out of capture): not checked a second time.
+            Some(self.authorized_capture(
                 &request.lines,
                 request.deduct_previous_costs,
                 providers,
+                LinesChecked::Already,
             )?)
         } else {
             None
@@ -381,6 +393,17 @@ impl Order {
         deduct_previous_costs: bool,
         providers: &Providers,
     ) -> Result<CapturePlan, ShipmentError> {
+        self.authorized_capture(lines, deduct_previous_costs, providers, LinesChecked::Here)
+    }
+
+    /// [`Order::plan_capture_with`], its lines checked here unless the caller already did.
+    fn authorized_capture(
+        &self,
+        lines: &[ShipmentLine],
+        deduct_previous_costs: bool,
+        providers: &Providers,
+        checked: LinesChecked,
+    ) -> Result<CapturePlan, ShipmentError> {
         let payment = self
             .payment()
             .ok_or(ShipmentError::NoPaymentAuthorization)?;
@@ -390,7 +413,10 @@ impl Order {
                 enabled: providers.describe(),
             });
         }
-        let plan = self.preview_capture(lines, deduct_previous_costs)?;
+        if checked == LinesChecked::Here {
+            self.check_capturable(lines)?;
+        }
+        let plan = self.capture_of(lines, deduct_previous_costs)?;
         if self.committed().plus(plan.amount)?.minor() > payment.amount.minor() {
             return Err(ShipmentError::ExceedsAuthorization);
         }
@@ -408,6 +434,15 @@ impl Order {
         deduct_previous_costs: bool,
     ) -> Result<CapturePlan, ShipmentError> {
         self.check_capturable(lines)?;
+        self.capture_of(lines, deduct_previous_costs)
+    }
+
+    /// The capture rule for lines already checked.
+    fn capture_of(
+        &self,
+        lines: &[ShipmentLine],
+        deduct_previous_costs: bool,
+    ) -> Result<CapturePlan, ShipmentError> {
         let completes_order = self.lines().iter().all(|line| {
             let here: u64 = lines
                 .iter()

@@ -348,6 +348,25 @@ mod tests {
         store
     }
 
+    /// One outbox pass of a service on `store`, `mailer` and `clock`.
+    async fn one_pass(
+        store: MockOrderStore,
+        mailer: MockMailer,
+        clock: MockClock,
+    ) -> crate::OutboxReport {
+        service_with_mailer(
+            store,
+            MockReturnStore::new(),
+            sandbox_named_mock(),
+            MockKeyStore::new(),
+            mailer,
+            clock,
+        )
+        .deliver_outbox()
+        .await
+        .unwrap()
+    }
+
     #[tokio::test]
     async fn a_pass_reads_its_shipments_once_and_marks_what_it_sent_in_one_write() {
         let mut store = store_claiming(vec![
@@ -377,15 +396,7 @@ mod tests {
             .withf(|email| email.text.contains("T3"))
             .times(1)
             .returning(|_| Err(MailError("mail server down".into())));
-        let consign = service_with_mailer(
-            store,
-            MockReturnStore::new(),
-            sandbox_named_mock(),
-            MockKeyStore::new(),
-            mailer,
-            fixed_clock(),
-        );
-        let report = consign.deliver_outbox().await.unwrap();
+        let report = one_pass(store, mailer, fixed_clock()).await;
         assert_eq!(
             report,
             crate::OutboxReport {
@@ -450,15 +461,7 @@ mod tests {
             looks += 1;
             Timestamp(1_000_000 + 10_000 * (looks - 1))
         });
-        let consign = service_with_mailer(
-            store,
-            MockReturnStore::new(),
-            sandbox_named_mock(),
-            MockKeyStore::new(),
-            mailer,
-            clock,
-        );
-        let report = consign.deliver_outbox().await.unwrap();
+        let report = one_pass(store, mailer, clock).await;
         assert_eq!(report.sent, 2);
     }
 
@@ -488,15 +491,7 @@ mod tests {
             .returning(|_, _, _| Ok(()));
         let mut mailer = MockMailer::new();
         mailer.expect_send().never();
-        let consign = service_with_mailer(
-            store,
-            MockReturnStore::new(),
-            sandbox_named_mock(),
-            MockKeyStore::new(),
-            mailer,
-            fixed_clock(),
-        );
-        let report = consign.deliver_outbox().await.unwrap();
+        let report = one_pass(store, mailer, fixed_clock()).await;
         assert_eq!(report.deferred, 1);
     }
 }
