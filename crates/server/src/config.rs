@@ -57,7 +57,8 @@ impl GatewayKind {
 }
 
 /// Every setting, once: its flag, its environment variable and its default.
-#[derive(Debug, Clone, Args)]
+// No `Debug`: it would print the secrets; `Config`'s own masks them.
+#[derive(Clone, Args)]
 pub struct Settings {
     /// Address to listen on.
     #[arg(
@@ -72,15 +73,17 @@ pub struct Settings {
         long,
         env = "DATABASE_URL",
         default_value = "sqlite://consign.db",
-        global = true
+        global = true,
+        hide_env_values = true,
+        value_parser = database_url
     )]
     pub database_url: String,
     /// Pooled database connections (default: per backend).
     #[arg(long, env = "CONSIGN_DB_POOL_SIZE", global = true,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub db_pool_size: Option<u32>,
-    /// Longest wait for a pooled connection before answering 503.
-    #[arg(long, env = "CONSIGN_DB_TIMEOUT", default_value = "5s", global = true, value_parser = positive_duration)]
+    /// Longest wait for a pooled connection, or a row lock, before answering 503 (at most 10m).
+    #[arg(long, env = "CONSIGN_DB_TIMEOUT", default_value = "5s", global = true, value_parser = db_timeout)]
     pub db_timeout: Duration,
     /// The base path of every call.
     #[arg(long, env = "CONSIGN_BASE_PATH", default_value = "/api/order", global = true, value_parser = base_path)]
@@ -89,7 +92,7 @@ pub struct Settings {
     #[arg(long, env = "CONSIGN_API_KEY", global = true, hide_env_values = true, value_parser = api_key)]
     pub api_key: Option<String>,
     /// The URL document links start with (default: http://<listen>).
-    #[arg(long, env = "CONSIGN_PUBLIC_URL", global = true)]
+    #[arg(long, env = "CONSIGN_PUBLIC_URL", global = true, value_parser = public_url)]
     pub public_url: Option<String>,
     /// The default payment gateway [default: the first of CONSIGN_GATEWAYS, else sandbox].
     #[arg(long, env = "CONSIGN_GATEWAY", global = true, value_enum)]
@@ -123,10 +126,10 @@ pub struct Settings {
     #[arg(long, env = "CONSIGN_STRIPE_TIMEOUT", default_value = "30s", global = true, value_parser = positive_duration)]
     pub stripe_timeout: Duration,
     /// Pending captures older than this are replayed, this often.
-    #[arg(long, env = "CONSIGN_RECOVERY_AFTER", default_value = "5s", global = true, value_parser = duration)]
+    #[arg(long, env = "CONSIGN_RECOVERY_AFTER", default_value = "5s", global = true, value_parser = positive_duration)]
     pub recovery_after: Duration,
-    /// Largest request body.
-    #[arg(long, env = "CONSIGN_MAX_BODY", default_value = "1MiB", global = true, value_parser = size)]
+    /// Largest request body (at most 64MiB: a body is held whole while it is read).
+    #[arg(long, env = "CONSIGN_MAX_BODY", default_value = "1MiB", global = true, value_parser = body_size)]
     pub max_body: usize,
     /// Latency of the sandbox gateway.
     #[arg(long, env = "CONSIGN_SANDBOX_LATENCY", default_value = "0ms", global = true, value_parser = duration)]
@@ -139,7 +142,7 @@ pub struct Settings {
     #[arg(long, env = "CONSIGN_MAIL_DIR", default_value = "mail", global = true)]
     pub mail_dir: String,
     /// SMTP instead of the folder: smtps://user:pass@host:465.
-    #[arg(long, env = "CONSIGN_SMTP_URL", global = true, hide_env_values = true)]
+    #[arg(long, env = "CONSIGN_SMTP_URL", global = true, hide_env_values = true, value_parser = smtp_url)]
     pub smtp_url: Option<String>,
     /// Sender of shipping confirmations.
     #[arg(
@@ -199,10 +202,10 @@ pub struct Settings {
     )]
     pub country_of_origin: String,
     /// First wait before a failed mail is sent again (doubled per failure, at most an hour).
-    #[arg(long, env = "CONSIGN_MAIL_RETRY_BASE", default_value = "5s", global = true, value_parser = positive_duration)]
+    #[arg(long, env = "CONSIGN_MAIL_RETRY_BASE", default_value = "5s", global = true, value_parser = up_to_an_hour)]
     pub mail_retry_base: Duration,
-    /// How long one sender holds an outbox message.
-    #[arg(long, env = "CONSIGN_OUTBOX_LEASE", default_value = "60s", global = true, value_parser = positive_duration)]
+    /// How long one sender holds an outbox message (at most 1h).
+    #[arg(long, env = "CONSIGN_OUTBOX_LEASE", default_value = "60s", global = true, value_parser = up_to_an_hour)]
     pub outbox_lease: Duration,
     /// Requests per second per API key (bursts of twice that); 0: no limit.
     #[arg(long, env = "CONSIGN_RATE_LIMIT", default_value = "300", global = true)]
@@ -234,7 +237,7 @@ pub struct Settings {
 }
 
 /// Parses [`Settings`] alone (tests and configuration files build them from values).
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "consign")]
 pub struct SettingsOnly {
     #[command(flatten)]
@@ -269,7 +272,7 @@ pub fn empty_settings_unset() {
 }
 
 /// Every setting, checked and put together.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// Where to listen.
     pub listen: SocketAddr,
@@ -317,6 +320,57 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Seller, mail and idempotency settings of the service.
     pub store: StoreSettings,
+}
+
+/// A PostgreSQL URL as `check-config` shows it: its user (and any password) and its query
+/// (where libpq also takes a password) hidden. A SQLite URL is a file name, shown whole.
+pub fn shown_database_url(url: &str) -> String {
+    let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    else {
+        return url.to_owned();
+    };
+    let (place, query) = match rest.split_once('?') {
+        Some((place, _)) => (place, "?***"),
+        None => (rest, ""),
+    };
+    match place.rsplit_once('@') {
+        Some((_, host)) => format!("postgres://***@{host}{query}"),
+        None => format!("postgres://{place}{query}"),
+    }
+}
+
+/// Every setting, secrets shown only as set or unset (a test's failed `unwrap` prints it).
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |value: bool| if value { "(set)" } else { "(unset)" };
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &shown_database_url(&self.database_url))
+            .field("pool_size", &self.pool_size)
+            .field("pool_timeout", &self.pool_timeout)
+            .field("base_path", &self.base_path)
+            .field("api_key", &set(self.api_key.is_some()))
+            .field("public_url", &self.public_url)
+            .field("gateways", &self.gateways)
+            .field("stripe", &self.stripe)
+            .field("recovery_after", &self.recovery_after)
+            .field("max_body", &self.max_body)
+            .field("sandbox_latency", &self.sandbox_latency)
+            .field("workers", &self.workers)
+            .field("mail_dir", &self.mail_dir)
+            .field("smtp_url", &set(self.smtp_url.is_some()))
+            .field("outbox_interval", &self.outbox_interval)
+            .field("document_secret", &set(self.document_secret.is_some()))
+            .field("rate_limit", &self.rate_limit)
+            .field("auth_failure_limit", &self.auth_failure_limit)
+            .field("document_ttl", &self.document_ttl)
+            .field("metrics_token", &set(self.metrics_token.is_some()))
+            .field("metrics_listen", &self.metrics_listen)
+            .field("store", &self.store)
+            .finish()
+    }
 }
 
 impl Config {
@@ -368,6 +422,15 @@ impl Config {
             key: key.to_owned(),
             why: why.to_owned(),
         };
+        // The sandbox answers captures and refunds without moving money: reachable from
+        // beyond this machine only when an operator named it.
+        let named = s.gateway.is_some() || !s.gateways.is_empty();
+        if !named && !s.listen.ip().is_loopback() {
+            return Err(invalid(
+                "CONSIGN_LISTEN",
+                "beyond loopback with no gateway set, every capture would go to the sandbox, which moves no money: set CONSIGN_GATEWAY (stripe, or sandbox on purpose)",
+            ));
+        }
         let default = s
             .gateway
             .or(s.gateways.first().copied())
@@ -465,8 +528,8 @@ impl Config {
                 },
                 send_shipping_confirmation: s.send_shipping_confirmation,
                 mail_from: s.mail_from,
-                mail_retry_base_millis: millis(s.mail_retry_base).min(3_600_000),
-                mail_lease_millis: millis(s.outbox_lease).min(3_600_000),
+                mail_retry_base_millis: millis(s.mail_retry_base),
+                mail_lease_millis: millis(s.outbox_lease),
                 idempotency_takeover_millis: millis(s.idempotency_takeover),
                 return_to_stock: s.return_to_stock,
             },
@@ -663,11 +726,89 @@ fn flag(text: &str) -> Result<bool, String> {
     }
 }
 
+/// `/api/order`: segments of letters, digits and `-._~`; not `/` alone, which would put every
+/// call, `/healthz` and `/metrics` among them, behind the API key.
 fn base_path(text: &str) -> Result<String, String> {
-    if !text.starts_with('/') || text.contains(char::is_whitespace) {
-        return Err("must start with / and hold no spaces".into());
+    let trimmed = text.trim_end_matches('/');
+    let plain = |segment: &str| {
+        !segment.is_empty()
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    };
+    match trimmed.strip_prefix('/') {
+        Some(rest) if rest.split('/').all(plain) => Ok(text.to_owned()),
+        _ => Err(
+            "expected a path such as /api/order: segments of letters, digits and -._~, not / alone"
+                .into(),
+        ),
     }
-    Ok(text.to_owned())
+}
+
+/// `sqlite://FILE`, a plain file path, or `postgres://...`. Any other scheme, or libpq's
+/// `host=... dbname=...` form, is refused: read as a path, it would make a new, empty SQLite
+/// file (named after what may hold a password) and start on it as if nothing were wrong.
+fn database_url(text: &str) -> Result<String, String> {
+    let url = text.trim();
+    if let Some((scheme, _)) = url.split_once("://") {
+        if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
+            return Err("expected sqlite://FILE or postgres://USER@HOST/DB".into());
+        }
+    } else if url.split_whitespace().all(|part| part.contains('=')) {
+        return Err(
+            "libpq's keyword form is not read: write it as postgres://USER@HOST[:PORT]/DB".into(),
+        );
+    }
+    Ok(url.to_owned())
+}
+
+/// The URL document links start with: `http(s)://HOST[:PORT][/PATH]`, no query or fragment
+/// (a link is this plus `/shipments/...`).
+fn public_url(text: &str) -> Result<String, String> {
+    let url = text.trim();
+    let bad = || format!("expected http(s)://HOST[:PORT][/PATH], not {text:?}");
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    let host = rest.split('/').next().unwrap_or_default();
+    let plain = |c: char| c.is_ascii_graphic() && !"?#@\\\"<>`{}|^".contains(c);
+    if !matches!(scheme, "http" | "https") || host.is_empty() || !url.chars().all(plain) {
+        return Err(bad());
+    }
+    Ok(url.to_owned())
+}
+
+/// The database wait: above zero, at most ten minutes (PostgreSQL's `lock_timeout` takes it,
+/// and twice it as the idle limit of a transaction; a request waits no longer anyway).
+fn db_timeout(text: &str) -> Result<Duration, String> {
+    at_most(positive_duration(text)?, Duration::from_secs(600), "10m")
+}
+
+/// A mail retry base or an outbox lease: above zero, at most an hour.
+fn up_to_an_hour(text: &str) -> Result<Duration, String> {
+    at_most(positive_duration(text)?, Duration::from_secs(3600), "1h")
+}
+
+fn at_most(value: Duration, limit: Duration, shown: &str) -> Result<Duration, String> {
+    if value > limit {
+        return Err(format!("must be at most {shown}"));
+    }
+    Ok(value)
+}
+
+/// The largest request body: at most 64MiB.
+fn body_size(text: &str) -> Result<usize, String> {
+    let n = size(text)?;
+    if n > 64 * 1024 * 1024 {
+        return Err("must be at most 64MiB".into());
+    }
+    Ok(n)
+}
+
+/// An SMTP server's URL, checked as the mail library reads it; credentials only over TLS
+/// unless the server is on loopback.
+fn smtp_url(text: &str) -> Result<String, String> {
+    let url = text.trim();
+    consign_mail::check_smtp_url(url)?;
+    Ok(url.to_owned())
 }
 
 /// An API key given in the settings: what a client sends in a header, long enough that its
@@ -958,6 +1099,115 @@ mod tests {
         );
         assert_eq!(duration("3650d"), Ok(LONGEST));
         assert!(duration("3651d").is_err());
+    }
+
+    /// Values that would start a server doing something else than asked, or pretending.
+    #[test]
+    fn values_that_would_mislead_are_refused_at_start() {
+        let refused = |pairs: &[(&str, &str)], key: &str| match Config::from_values(&values(pairs))
+        {
+            Err(ConfigError::Invalid { key: named, .. }) => assert_eq!(named, key, "{pairs:?}"),
+            other => panic!("{pairs:?}: {other:?}"),
+        };
+        let accepted = |pairs: &[(&str, &str)]| Config::from_values(&values(pairs)).unwrap();
+        // The sandbox beyond this machine only when named.
+        refused(&[("CONSIGN_LISTEN", "0.0.0.0:8080")], "CONSIGN_LISTEN");
+        refused(&[("CONSIGN_LISTEN", "[::]:8080")], "CONSIGN_LISTEN");
+        accepted(&[
+            ("CONSIGN_LISTEN", "0.0.0.0:8080"),
+            ("CONSIGN_GATEWAY", "sandbox"),
+        ]);
+        accepted(&[("CONSIGN_LISTEN", "[::1]:8080")]);
+        // Limits past what the setting can mean.
+        refused(&[("CONSIGN_DB_TIMEOUT", "13d")], "CONSIGN_DB_TIMEOUT");
+        accepted(&[("CONSIGN_DB_TIMEOUT", "10m")]);
+        refused(
+            &[("CONSIGN_RECOVERY_AFTER", "0s")],
+            "CONSIGN_RECOVERY_AFTER",
+        );
+        refused(&[("CONSIGN_MAX_BODY", "4000MiB")], "CONSIGN_MAX_BODY");
+        accepted(&[("CONSIGN_MAX_BODY", "64MiB")]);
+        refused(&[("CONSIGN_OUTBOX_LEASE", "2h")], "CONSIGN_OUTBOX_LEASE");
+        refused(
+            &[("CONSIGN_MAIL_RETRY_BASE", "61m")],
+            "CONSIGN_MAIL_RETRY_BASE",
+        );
+        let hour = accepted(&[
+            ("CONSIGN_MAIL_RETRY_BASE", "1h"),
+            ("CONSIGN_OUTBOX_LEASE", "1h"),
+        ]);
+        assert_eq!(hour.store.mail_retry_base_millis, 3_600_000);
+        assert_eq!(hour.store.mail_lease_millis, 3_600_000);
+        // Paths and URLs that would answer, or link, nowhere.
+        for path in ["/", "api", "/api/{id}", "/api//order"] {
+            refused(&[("CONSIGN_BASE_PATH", path)], "CONSIGN_BASE_PATH");
+        }
+        accepted(&[("CONSIGN_BASE_PATH", "/v1/api-order_2")]);
+        for url in [
+            "example.com",
+            "ftp://example.com",
+            "https://",
+            "https://shop.example/a?b=1",
+        ] {
+            refused(&[("CONSIGN_PUBLIC_URL", url)], "CONSIGN_PUBLIC_URL");
+        }
+        accepted(&[("CONSIGN_PUBLIC_URL", "https://shop.example:8443/consign")]);
+        // A database the server would not use as meant.
+        refused(
+            &[("DATABASE_URL", "host=db dbname=consign password=hunter2")],
+            "DATABASE_URL",
+        );
+        refused(&[("DATABASE_URL", "mysql://db/consign")], "DATABASE_URL");
+        accepted(&[("DATABASE_URL", "data/consign.db")]);
+        // SMTP: a URL the mail library takes, credentials never in the clear off loopback.
+        refused(
+            &[("CONSIGN_SMTP_URL", "mail.example.com")],
+            "CONSIGN_SMTP_URL",
+        );
+        refused(
+            &[("CONSIGN_SMTP_URL", "smtp://shop:pw@mail.example.com:587")],
+            "CONSIGN_SMTP_URL",
+        );
+        let smtp = accepted(&[(
+            "CONSIGN_SMTP_URL",
+            "smtp://shop:pw@mail.example.com:587?tls=required",
+        )]);
+        assert_eq!(
+            smtp.smtp_url.as_deref(),
+            Some("smtp://shop:pw@mail.example.com:587?tls=required")
+        );
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let config = Config::from_values(&values(&[
+            ("DATABASE_URL", "postgres://consign:pw-db-9@db/consign"),
+            ("CONSIGN_API_KEY", "key-abcdefghijklmnopqrstuvwxyz"),
+            ("CONSIGN_GATEWAY", "stripe"),
+            ("CONSIGN_STRIPE_SECRET_KEY", "sk_test_stripe-secret"),
+            (
+                "CONSIGN_SMTP_URL",
+                "smtps://shop:pw-smtp-9@mail.example.com",
+            ),
+            (
+                "CONSIGN_DOCUMENT_SECRET",
+                "document-secret-0123456789abcdefghij",
+            ),
+            ("CONSIGN_METRICS_TOKEN", "metrics-token-0123456789"),
+        ]))
+        .unwrap();
+        let shown = format!("{config:?}");
+        for secret in [
+            "pw-db-9",
+            "abcdefghijklmnopqrstuvwxyz",
+            "stripe-secret",
+            "pw-smtp-9",
+            "document-secret",
+            "metrics-token",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("api_key: \"(set)\""), "{shown}");
     }
 
     #[test]

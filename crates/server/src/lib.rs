@@ -11,8 +11,8 @@ mod system;
 
 pub use app::{Application, Core, StartError};
 pub use config::{
-    empty_settings_unset, file_into_environment, keys, setting_error, Config, ConfigError,
-    GatewayKind, Settings,
+    empty_settings_unset, file_into_environment, keys, setting_error, shown_database_url, Config,
+    ConfigError, GatewayKind, Settings,
 };
 pub use log_time::LogTime;
 pub use system::{OsRandom, SystemClock};

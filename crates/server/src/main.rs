@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use consign_db::LogCopy;
 use consign_domain::ReturnId;
 use consign_ports::ApiKeyId;
-use consign_server::{Application, Config, Core, Settings};
+use consign_server::{shown_database_url, Application, Config, Core, Settings};
 use consign_service::{HandSettlement, RefundFinding};
 
 /// The Rust side's allocator (SQLite keeps the C library's).
@@ -17,7 +17,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Centra's Order API shipment workflow. Every setting is a flag and an environment variable;
 /// the environment (or --config FILE) is how operators usually set them.
-#[derive(Debug, Parser)]
+// No `Debug`: the settings hold secrets.
+#[derive(Parser)]
 #[command(name = "consign", version, propagate_version = true)]
 struct Cli {
     /// Read settings from FILE (KEY=VALUE lines); the environment overrides it.
@@ -203,25 +204,6 @@ fn config_file_argument() -> Option<PathBuf> {
             arg.strip_prefix("--config=").map(PathBuf::from)
         }
     })
-}
-
-/// A PostgreSQL URL as `check-config` shows it: its user (and any password) and its query
-/// (where libpq also takes a password) hidden. A SQLite URL is a file name, shown whole.
-fn shown_database_url(url: &str) -> String {
-    let Some(rest) = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))
-    else {
-        return url.to_owned();
-    };
-    let (place, query) = match rest.split_once('?') {
-        Some((place, _)) => (place, "?***"),
-        None => (rest, ""),
-    };
-    match place.rsplit_once('@') {
-        Some((_, host)) => format!("postgres://***@{host}{query}"),
-        None => format!("postgres://{place}{query}"),
-    }
 }
 
 /// The effective settings, secrets masked.

@@ -46,9 +46,9 @@ pub enum ApiError {
     /// The first request with this idempotency key is still running (409).
     #[error("a request with this idempotency key is still in progress; retry shortly")]
     IdempotencyKeyInFlight,
-    /// The database does not answer or lacks migrations (503).
-    #[error("not ready: {0}")]
-    NotReady(String),
+    /// The database does not answer or lacks migrations (503); why is logged, not answered.
+    #[error("not ready: the database does not answer, or its migrations are not applied")]
+    NotReady,
     /// What the service said.
     #[error(transparent)]
     Service(#[from] ServiceError),
@@ -118,7 +118,6 @@ impl ApiError {
             ApiError::RateLimited(wait) => answer = answer.retry_after(*wait),
             ApiError::MethodNotAllowed(allow) => answer = answer.header("Allow", allow),
             ApiError::IdempotencyKeyInFlight => answer = answer.retry_after(1),
-            ApiError::NotReady(why) => tracing::warn!(%why, "answered not ready"),
             ApiError::Service(ServiceError::CaptureUnknown(shipment)) => {
                 answer
                     .fields
@@ -190,7 +189,7 @@ impl ApiError {
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::IdempotencyKeyInFlight => StatusCode::CONFLICT,
-            ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Answered { error, .. } => error.status(),
             ApiError::Service(error) => match error {
                 ServiceError::Rejected(

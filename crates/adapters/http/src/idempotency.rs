@@ -360,8 +360,7 @@ mod tests {
                     .wrap(from_fn(signed_in))
                     .route(
                         "/x",
-                        web::post()
-                            .to(|| async { Err::<String, _>(ApiError::NotReady("busy".into())) }),
+                        web::post().to(|| async { Err::<String, _>(ApiError::NotReady) }),
                     ),
             ),
         )

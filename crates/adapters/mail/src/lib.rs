@@ -29,6 +29,42 @@ pub fn check_mailbox(text: &str) -> Result<(), String> {
         .map_err(|e| format!("{text:?} is not a mail address: {e}"))
 }
 
+/// Checks an SMTP server's URL as [`SmtpMailer::from_url`] reads it, answering why not. A URL
+/// with credentials must keep them off the wire in the clear: `smtps://`, or `smtp://` with
+/// `tls=required`, unless the server is on loopback (STARTTLS "when offered" is not enough: a
+/// server in the middle need not offer it).
+///
+/// ```
+/// assert!(consign_mail::check_smtp_url("smtps://shop:secret@mail.example.com:465").is_ok());
+/// assert!(consign_mail::check_smtp_url("smtp://shop:secret@mail.example.com:587?tls=required").is_ok());
+/// assert!(consign_mail::check_smtp_url("smtp://127.0.0.1:2525").is_ok());
+/// assert!(consign_mail::check_smtp_url("smtp://shop:secret@mail.example.com:587").is_err());
+/// assert!(consign_mail::check_smtp_url("mail.example.com").is_err());
+/// ```
+pub fn check_smtp_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not an smtp:// or smtps:// URL: {e}"))?;
+    AsyncSmtpTransport::<Tokio1Executor>::from_url(text)
+        .map_err(|e| format!("not an SMTP URL the mail library takes: {e}"))?;
+    let credentials = !url.username().is_empty() || url.password().is_some();
+    let tls_from_start = url.scheme() == "smtps";
+    let tls_required = url
+        .query_pairs()
+        .any(|(name, value)| name == "tls" && value == "required");
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if credentials && !tls_from_start && !tls_required && !loopback {
+        return Err(
+            "credentials would be sent in the clear: use smtps://, or smtp:// with ?tls=required"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// The MIME message of an email: a plain-text and an HTML alternative.
 fn message(email: &Email) -> Result<Message, MailError> {
     let from: Mailbox = email

@@ -27,8 +27,8 @@ use crate::stripe_units::to_stripe;
 /// The decline code of an amount Stripe's API cannot take in its currency (nothing is sent).
 const NOT_REPRESENTABLE: &str = "amount_not_supported_by_provider";
 
-/// Stripe settings.
-#[derive(Debug, Clone)]
+/// Stripe settings. Its `Debug` leaves the secret key out.
+#[derive(Clone)]
 pub struct StripeConfig {
     /// Secret key (`sk_live_...` / `sk_test_...`).
     pub secret_key: String,
@@ -45,6 +45,20 @@ pub struct StripeConfig {
     pub max_retries: u32,
     /// First backoff; doubled at each retry, jittered, capped at 2 s.
     pub backoff: Duration,
+}
+
+impl std::fmt::Debug for StripeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeConfig")
+            .field("secret_key", &"(set)")
+            .field("api_base", &self.api_base)
+            .field("multicapture", &self.multicapture)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("backoff", &self.backoff)
+            .finish()
+    }
 }
 
 impl StripeConfig {

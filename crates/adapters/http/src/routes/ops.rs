@@ -4,6 +4,8 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use subtle::ConstantTimeEq;
 
+use consign_service::ServiceError;
+
 use crate::answer::Answer;
 use crate::error::ApiError;
 use crate::telemetry::RequestMetrics;
@@ -14,11 +16,19 @@ pub async fn healthz() -> HttpResponse {
     Answer::ok([]).into_response()
 }
 
-/// The database answers and every migration is applied (503 otherwise, saying why).
+/// The database answers and every migration is applied (503 otherwise). Why not goes to the
+/// log only: a database's error names its host and user, and this route takes no key.
 pub async fn readyz(state: web::Data<ApiState>) -> Result<Answer, ApiError> {
     match state.consign.readiness().await {
         Ok(()) => Ok(Answer::ok([])),
-        Err(error) => Err(ApiError::NotReady(error.to_string())),
+        Err(error) => {
+            let why = match &error {
+                ServiceError::Unavailable(why) | ServiceError::Internal(why) => why.clone(),
+                other => other.to_string(),
+            };
+            tracing::warn!(%why, "answered not ready");
+            Err(ApiError::NotReady)
+        }
     }
 }
 
