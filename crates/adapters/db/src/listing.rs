@@ -217,3 +217,69 @@ fn page_listings(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query_plans::{as_grown, plans_of};
+    use crate::testing::Throwaway;
+    use crate::Database;
+
+    /// What `ANALYZE` records on a database of 200,000 shipments, half of them shipped: two
+    /// values of `shipped`, four states, a handful of shipments per order.
+    const GROWN_TABLES: &str = "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES \
+         ('shipments', 'sqlite_autoindex_shipments_1', '200000 5 1'), \
+         ('shipments', 'shipments_by_state', '200000 50000 1'), \
+         ('shipments', 'shipments_by_flags', '200000 100000 1 1 1'), \
+         ('shipments', 'shipments_by_request_key', '200000 1'), \
+         ('orders', 'sqlite_autoindex_orders_1', '40000 1'), \
+         ('orders', 'orders_by_created', '40000 1 1')";
+
+    /// A page of each status filter reads shipments in the page's order and stops: it sorts
+    /// none of them whole. `completed` (shipped, good to go or not) sorted every completed
+    /// shipment there ever was for each page.
+    #[tokio::test]
+    async fn a_page_of_each_status_reads_in_order_and_sorts_nothing_whole() {
+        let file = Throwaway::sqlite();
+        let db = Database::open(&file.config).expect("open");
+        for status in [
+            ShipmentStatus::Completed,
+            ShipmentStatus::GoodToGo,
+            ShipmentStatus::InProgress,
+        ] {
+            let steps = db
+                .run_write(move |conn| {
+                    as_grown(conn, GROWN_TABLES)?;
+                    let query = ShipmentQuery {
+                        status,
+                        order: None,
+                        customer_id: None,
+                        newer_than: None,
+                        older_than: None,
+                        limit: 20,
+                        offset: 0,
+                    };
+                    let plans = plans_of(conn, |conn| list_shipments_in(conn, &query))?;
+                    Ok(plans
+                        .into_iter()
+                        .find(|(sql, _)| sql.contains("ORDER BY `shipments`.`created_at`"))
+                        .map(|(_, steps)| steps)
+                        .unwrap_or_default())
+                })
+                .await
+                .expect("the page's plan");
+            assert!(
+                steps
+                    .iter()
+                    .any(|step| step.contains("USING INDEX shipments_by_flags")),
+                "{status:?}: {steps:?}"
+            );
+            assert!(
+                !steps
+                    .iter()
+                    .any(|step| step.contains("TEMP B-TREE FOR ORDER BY")),
+                "{status:?}: {steps:?}"
+            );
+        }
+    }
+}

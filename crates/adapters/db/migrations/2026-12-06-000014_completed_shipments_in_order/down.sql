@@ -1,0 +1,2 @@
+DROP INDEX shipments_by_flags;
+CREATE INDEX shipments_by_flags ON shipments (shipped, gtg, created_at);
