@@ -309,11 +309,11 @@ async fn run(
                                 shipped: true,
                                 ..ShipmentChanges::default()
                             },
-                            false,
+                            None,
                         )
                         .await
                 } else {
-                    consign.capture_shipment(id, None, false).await
+                    consign.capture_shipment(id, None, None).await
                 };
                 if !model.shipments[i].captured && model.declines {
                     prop_assert_eq!(result.unwrap_err(), ServiceError::CaptureFailed(id));

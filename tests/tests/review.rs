@@ -219,7 +219,7 @@ async fn a_later_capture_settled_by_hand_applies_or_drops_the_changes_that_waite
             rig.stand_in.inject([first, then.clone(), then.clone()]);
             let completed = rig
                 .consign
-                .complete_shipment(shipment, None, true, changes.clone(), false)
+                .complete_shipment(shipment, None, true, changes.clone(), None)
                 .await;
             assert!(
                 matches!(completed, Err(ServiceError::CaptureUnknown(_))),
@@ -252,7 +252,7 @@ async fn a_later_capture_settled_by_hand_applies_or_drops_the_changes_that_waite
                 // Its unit is still in it: completed again, it is captured once.
                 let again = rig
                     .consign
-                    .complete_shipment(shipment, None, true, changes, false)
+                    .complete_shipment(shipment, None, true, changes, None)
                     .await
                     .unwrap();
                 assert_eq!(again.state, ShipmentState::Captured, "{label}");
@@ -282,7 +282,7 @@ async fn a_replay_captured_after_its_capture_was_found_not_made_and_made_again_i
             .inject([lost.clone(), lost.clone(), lost.clone()]);
         let complete = || {
             rig.consign
-                .complete_shipment(shipment, None, true, ShipmentChanges::default(), false)
+                .complete_shipment(shipment, None, true, ShipmentChanges::default(), None)
         };
         let first = complete().await;
         assert!(

@@ -36,7 +36,8 @@ pub use returns::{
     ReturnLineView, ReturnQuery, ReturnStore, ReturnView,
 };
 pub use store::{
-    BeginCapture, CaptureSettled, OrderStore, Reservation, SettleOutcome, StoreError, StoreStats,
+    BeginCapture, CaptureSettled, KeyedCapture, OrderStore, Reservation, SettleOutcome, StoreError,
+    StoreStats,
 };
 
 #[cfg(feature = "mocks")]

@@ -84,6 +84,18 @@ pub enum BeginCapture {
     Started(CaptureAttempt),
 }
 
+/// Where the capture that a complete or capture request started stands, found by the request's
+/// idempotency key ([`OrderStore::capture_by_request_key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyedCapture {
+    /// Not settled yet: to be driven to its outcome with its own provider key.
+    Open(CaptureAttempt),
+    /// Captured.
+    Captured,
+    /// Declined: the shipment was left uncaptured.
+    Declined,
+}
+
 /// The settled outcome of a capture attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SettleOutcome {
@@ -160,16 +172,27 @@ pub trait OrderStore: Send + Sync {
     /// One transaction: starts the capture of an uncaptured shipment (the domain plans the
     /// amount, [`consign_domain::Shipment::begin_capture_with`], where only `providers` may
     /// capture), writing a capture attempt that carries `on_capture`, the changes to apply in the
-    /// settle transaction if it is captured. A decline leaves the shipment uncaptured. `order`,
-    /// when given, must be the shipment's.
+    /// settle transaction if it is captured, and `request_key`, the idempotency key of the
+    /// request that started it (scoped to its API key), for
+    /// [`OrderStore::capture_by_request_key`]. A decline leaves the shipment uncaptured.
+    /// `order`, when given, must be the shipment's.
     async fn begin_capture(
         &self,
         shipment: ShipmentId,
         order: Option<OrderId>,
         providers: Providers,
         on_capture: ShipmentChanges,
+        request_key: Option<String>,
         now: Timestamp,
     ) -> Result<BeginCapture, StoreError>;
+
+    /// The capture of `shipment` a request with this idempotency key started, if any, and
+    /// where it stands.
+    async fn capture_by_request_key(
+        &self,
+        shipment: ShipmentId,
+        request_key: &str,
+    ) -> Result<Option<KeyedCapture>, StoreError>;
 
     /// Applies complete-shipment changes to a shipment that is not capture-pending.
     async fn apply_changes(

@@ -2,7 +2,8 @@
 
 use consign_domain::{OrderId, ShipmentError, ShipmentId, ShipmentLine};
 use consign_ports::{
-    BeginCapture, ShipmentChanges, ShipmentListing, ShipmentQuery, ShipmentView, StoreError,
+    BeginCapture, CaptureAttempt, KeyedCapture, ShipmentChanges, ShipmentListing, ShipmentQuery,
+    ShipmentView, StoreError,
 };
 
 use crate::consign::Consign;
@@ -15,38 +16,51 @@ impl Consign {
     /// captured, dropped on a decline ([`ServiceError::CaptureFailed`]), and applied by recovery
     /// if the outcome was unknown ([`ServiceError::CaptureUnknown`]) and turns out captured.
     ///
-    /// `drive_in_flight`: the request carries an idempotency key, so it may be the retry of a
-    /// request whose capture's outcome was unknown (503). A capture already in flight is then
-    /// driven to its outcome, the same attempt with the same provider key, and answered;
-    /// without a key it is refused (409), as any change of a shipment whose capture is in
-    /// flight.
+    /// `request_key`: the request's idempotency key (scoped to its API key), recorded with the
+    /// capture it starts. A retry of a request answered 503 (its capture's outcome unknown)
+    /// finds that capture by it: still open, it is driven to its outcome, the same attempt with
+    /// the same provider key; declined meanwhile, the retry is answered "capture failed", never
+    /// with a second capture; captured, as any captured shipment. A keyed request also drives a
+    /// capture in flight it meets; without a key that is refused (409), as any change of a
+    /// shipment whose capture is in flight.
     pub async fn complete_shipment(
         &self,
         shipment: ShipmentId,
         order: Option<OrderId>,
         capture: bool,
         mut changes: ShipmentChanges,
-        drive_in_flight: bool,
+        request_key: Option<String>,
     ) -> Result<ShipmentView, ServiceError> {
         if changes.shipped && changes.send_email.is_none() {
             changes.send_email = Some(self.settings.send_shipping_confirmation);
         }
         let now = self.clock.now();
         if capture {
-            let begun = self
-                .store
-                .begin_capture(
-                    shipment,
-                    order,
-                    self.gateways.providers(),
-                    changes.clone(),
-                    now,
-                )
-                .await;
+            let drive_in_flight = request_key.is_some();
+            let begun = match self
+                .own_capture(shipment, order, request_key.as_deref())
+                .await?
+            {
+                Some(attempt) => Ok(BeginCapture::Started(attempt)),
+                None => {
+                    self.store
+                        .begin_capture(
+                            shipment,
+                            order,
+                            self.gateways.providers(),
+                            changes.clone(),
+                            request_key,
+                            now,
+                        )
+                        .await
+                }
+            };
             match self
                 .in_flight_driven(begun, shipment, drive_in_flight)
                 .await?
             {
+                // Begun by this request, or by its first run (its own attempt, found by its key,
+                // carries the same changes).
                 (BeginCapture::Started(attempt), Driven::No) => {
                     return self.capture_started(&attempt).await
                 }
@@ -65,24 +79,32 @@ impl Consign {
     }
 
     /// Capture shipment: captures an uncaptured shipment; an already captured one is answered
-    /// as it is, never captured twice. `drive_in_flight` as for
-    /// [`Consign::complete_shipment`].
+    /// as it is, never captured twice. `request_key` as for [`Consign::complete_shipment`].
     pub async fn capture_shipment(
         &self,
         shipment: ShipmentId,
         order: Option<OrderId>,
-        drive_in_flight: bool,
+        request_key: Option<String>,
     ) -> Result<ShipmentView, ServiceError> {
-        let begun = self
-            .store
-            .begin_capture(
-                shipment,
-                order,
-                self.gateways.providers(),
-                ShipmentChanges::default(),
-                self.clock.now(),
-            )
-            .await;
+        let drive_in_flight = request_key.is_some();
+        let begun = match self
+            .own_capture(shipment, order, request_key.as_deref())
+            .await?
+        {
+            Some(attempt) => Ok(BeginCapture::Started(attempt)),
+            None => {
+                self.store
+                    .begin_capture(
+                        shipment,
+                        order,
+                        self.gateways.providers(),
+                        ShipmentChanges::default(),
+                        request_key,
+                        self.clock.now(),
+                    )
+                    .await
+            }
+        };
         match self
             .in_flight_driven(begun, shipment, drive_in_flight)
             .await?
@@ -90,6 +112,30 @@ impl Consign {
         {
             BeginCapture::AlreadyCaptured(view) => Ok(view),
             BeginCapture::Started(attempt) => self.capture_started(&attempt).await,
+        }
+    }
+
+    /// The capture an earlier run of this request (the same idempotency key) started on
+    /// `shipment`, when it is still open: to be driven, not begun again. Declined meanwhile, the
+    /// request's answer is that decline ([`ServiceError::CaptureFailed`]); captured, or never
+    /// started, the request goes on as a first one would.
+    async fn own_capture(
+        &self,
+        shipment: ShipmentId,
+        order: Option<OrderId>,
+        request_key: Option<&str>,
+    ) -> Result<Option<CaptureAttempt>, ServiceError> {
+        let Some(key) = request_key else {
+            return Ok(None);
+        };
+        // Another order named: the store's own check answers it.
+        if order.is_some_and(|o| o != shipment.order) {
+            return Ok(None);
+        }
+        match self.store.capture_by_request_key(shipment, key).await? {
+            Some(KeyedCapture::Open(attempt)) => Ok(Some(attempt)),
+            Some(KeyedCapture::Declined) => Err(ServiceError::CaptureFailed(shipment)),
+            Some(KeyedCapture::Captured) | None => Ok(None),
         }
     }
 
@@ -115,7 +161,7 @@ impl Consign {
 
     async fn capture_started(
         &self,
-        attempt: &consign_ports::CaptureAttempt,
+        attempt: &CaptureAttempt,
     ) -> Result<ShipmentView, ServiceError> {
         match self.capture_and_settle(attempt).await {
             Err(ServiceError::CaptureDeclined(_)) => {

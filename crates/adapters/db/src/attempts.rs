@@ -103,9 +103,9 @@ pub(crate) fn lower_open_final_captures(
 /// first. Its columns are those of [`AttemptRow::pending`] for a capture started after creation.
 const INSERT_NEXT_ATTEMPT: &str = "INSERT INTO capture_attempts (order_id, number, attempt, \
      idempotency_key, amount, final_capture, state, created_at, updated_at, passes, \
-     void_on_decline, on_capture) \
+     void_on_decline, on_capture, request_key) \
      SELECT $1, $2, COALESCE(MAX(attempt), 0) + 1, \
-     $3 || CAST(COALESCE(MAX(attempt), 0) + 1 AS TEXT), $4, $5, $6, $7, $7, 0, 0, $8 \
+     $3 || CAST(COALESCE(MAX(attempt), 0) + 1 AS TEXT), $4, $5, $6, $7, $7, 0, 0, $8, $9 \
      FROM capture_attempts WHERE order_id = $1 AND number = $2 \
      RETURNING idempotency_key";
 
@@ -117,7 +117,9 @@ struct NextAttempt {
 }
 
 /// Records the next pending attempt of shipment `shipment` (a capture started by complete or
-/// capture, after creation), carrying the changes that wait for it; answers its provider key.
+/// capture, after creation), carrying the changes that wait for it and the idempotency key of
+/// the request that started it; answers its provider key.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn insert_next_attempt(
     conn: &mut AnyConnection,
     installation: &str,
@@ -125,6 +127,7 @@ pub(crate) fn insert_next_attempt(
     amount: i64,
     final_capture: bool,
     on_capture: &str,
+    request_key: Option<&str>,
     now: i64,
 ) -> Result<String, DbError> {
     let prefix = provider_key_prefix(installation, shipment);
@@ -140,6 +143,7 @@ pub(crate) fn insert_next_attempt(
             Param::Text(ATTEMPT_PENDING),
             Param::BigInt(now),
             Param::NullableText(Some(on_capture)),
+            Param::NullableText(request_key),
         ],
     )?
     .map(|next| next.idempotency_key)

@@ -488,6 +488,8 @@ pub(crate) struct CaptureStartWrite<'a> {
     pub(crate) final_capture: bool,
     /// The changes that wait for the capture, encoded (`changes::encode`).
     pub(crate) on_capture: &'a str,
+    /// The idempotency key of the request that started it.
+    pub(crate) request_key: Option<&'a str>,
     pub(crate) now: Timestamp,
 }
 
@@ -589,10 +591,10 @@ pub(crate) fn start_capture(
              attempt AS ( \
                INSERT INTO capture_attempts (order_id, number, attempt, idempotency_key, amount, \
                  final_capture, state, created_at, updated_at, passes, void_on_decline, \
-                 on_capture) \
+                 on_capture, request_key) \
                SELECT $8, $9, COALESCE(MAX(attempt), 0) + 1, \
                  $17 || CAST(COALESCE(MAX(attempt), 0) + 1 AS TEXT), $18, $19, $20, $7, $7, 0, 0, \
-                 $21 \
+                 $21, $22 \
                FROM capture_attempts WHERE order_id = $8 AND number = $9 \
                RETURNING idempotency_key) \
              SELECT (SELECT count(*) FROM shipment) AS shipment, \
@@ -617,6 +619,7 @@ pub(crate) fn start_capture(
                 Param::Integer(flag(write.final_capture)),
                 Param::Text(ATTEMPT_PENDING),
                 Param::NullableText(Some(write.on_capture)),
+                Param::NullableText(write.request_key),
             ]);
             params
         },
@@ -700,9 +703,9 @@ pub(crate) fn start_capture_if_unchanged(
              attempt AS ( \
                INSERT INTO capture_attempts (order_id, number, attempt, idempotency_key, amount, \
                  final_capture, state, created_at, updated_at, passes, void_on_decline, \
-                 on_capture) \
+                 on_capture, request_key) \
                SELECT $8, $9, next.n, $17 || CAST(next.n AS TEXT), $18, $19, $20, $7, $7, 0, 0, \
-                 $21 \
+                 $21, $22 \
                FROM (SELECT COALESCE(MAX(attempt), 0) + 1 AS n FROM capture_attempts \
                  WHERE order_id = $8 AND number = $9) AS next \
                WHERE EXISTS (SELECT 1 FROM gate) \
@@ -729,6 +732,7 @@ pub(crate) fn start_capture_if_unchanged(
                 Param::Integer(flag(write.final_capture)),
                 Param::Text(ATTEMPT_PENDING),
                 Param::NullableText(Some(write.on_capture)),
+                Param::NullableText(write.request_key),
             ]);
             params
         },

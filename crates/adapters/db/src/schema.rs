@@ -162,6 +162,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         void_on_decline -> Integer,
         on_capture -> Nullable<Text>,
+        request_key -> Nullable<Text>,
     }
 }
 

@@ -7,8 +7,8 @@ use consign_domain::{
     ShipmentId, ShipmentRequest, ShipmentState,
 };
 use consign_ports::{
-    CaptureAttempt, CaptureSettled, CaptureTally, FinalCaptureStanding, Reservation, SettleOutcome,
-    ShipmentDetails, ShipmentView, Timestamp,
+    CaptureAttempt, CaptureSettled, CaptureTally, FinalCaptureStanding, KeyedCapture, Reservation,
+    SettleOutcome, ShipmentDetails, ShipmentView, Timestamp,
 };
 use diesel::prelude::*;
 
@@ -835,6 +835,44 @@ pub(crate) fn open_attempt(
         .first(conn)
         .optional()?;
     row.map(attempt_from_row).transpose()
+}
+
+/// The capture attempt of `shipment` that a request with `request_key` started, with where it
+/// stands (its shipment's attempts, by the primary key's prefix: a handful at most).
+pub(crate) fn capture_by_request_key(
+    conn: &mut AnyConnection,
+    shipment: ShipmentId,
+    request_key: &str,
+) -> Result<Option<KeyedCapture>, DbError> {
+    let row: Option<(AttemptRow, PaymentColumns)> = capture_attempts::table
+        .inner_join(orders::table.on(orders::id.eq(capture_attempts::order_id)))
+        .filter(capture_attempts::order_id.eq(shipment.order.0))
+        .filter(capture_attempts::number.eq(int(shipment.number)))
+        .filter(capture_attempts::request_key.eq(request_key))
+        .select((
+            AttemptRow::as_select(),
+            (
+                orders::currency,
+                orders::payment_provider,
+                orders::payment_reference,
+                orders::authorized,
+            ),
+        ))
+        .first(conn)
+        .optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(Some(match row.0.state.as_str() {
+        ATTEMPT_SUCCEEDED => KeyedCapture::Captured,
+        ATTEMPT_FAILED => KeyedCapture::Declined,
+        state if ATTEMPT_OPEN.contains(&state) => KeyedCapture::Open(attempt_from_row(row)?),
+        state => {
+            return Err(DbError::Corrupt(format!(
+                "capture attempt of {shipment} in state {state:?}"
+            )))
+        }
+    }))
 }
 
 /// Records that an attempt's outcome is still unknown. After `review_after` passes the attempt

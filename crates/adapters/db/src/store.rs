@@ -6,9 +6,9 @@ use consign_domain::{
 };
 use consign_ports::{
     BeginCapture, CaptureAttempt, CaptureSettled, CaptureTally, FinalCaptureStanding,
-    ImportedOrder, Invoice, OrderImport, OrderQuery, OrderStore, OrderView, OutboxMessage,
-    Reservation, SettleOutcome, ShipmentChanges, ShipmentDetails, ShipmentListing, ShipmentQuery,
-    ShipmentView, StoreError, StoreStats, Timestamp,
+    ImportedOrder, Invoice, KeyedCapture, OrderImport, OrderQuery, OrderStore, OrderView,
+    OutboxMessage, Reservation, SettleOutcome, ShipmentChanges, ShipmentDetails, ShipmentListing,
+    ShipmentQuery, ShipmentView, StoreError, StoreStats, Timestamp,
 };
 
 use crate::config::Backend;
@@ -105,12 +105,24 @@ impl OrderStore for Database {
             .await?)
     }
 
+    async fn capture_by_request_key(
+        &self,
+        shipment: ShipmentId,
+        request_key: &str,
+    ) -> Result<Option<KeyedCapture>, StoreError> {
+        let key = request_key.to_owned();
+        Ok(self
+            .run_short_read(move |conn| shipments::capture_by_request_key(conn, shipment, &key))
+            .await?)
+    }
+
     async fn begin_capture(
         &self,
         shipment: ShipmentId,
         order: Option<OrderId>,
         providers: Providers,
         on_capture: ShipmentChanges,
+        request_key: Option<String>,
         now: Timestamp,
     ) -> Result<BeginCapture, StoreError> {
         let installation = self.installation().to_owned();
@@ -127,7 +139,7 @@ impl OrderStore for Database {
                     &installation,
                     shipment,
                     &providers,
-                    &on_capture,
+                    workflow::StartAsk::new(&on_capture, request_key.as_deref()),
                 )
             }),
             (Backend::Postgres, _) => None,
@@ -135,8 +147,12 @@ impl OrderStore for Database {
         let read = match (self.backend(), kept) {
             (_, Some(decided)) => decided,
             (Backend::Sqlite, None) => {
-                let (installation, providers, on_capture) =
-                    (installation.clone(), providers.clone(), on_capture.clone());
+                let (installation, providers, on_capture, request_key) = (
+                    installation.clone(),
+                    providers.clone(),
+                    on_capture.clone(),
+                    request_key.clone(),
+                );
                 let read = self
                     .run_short_read(move |conn| {
                         workflow::read_capture_start(
@@ -145,7 +161,7 @@ impl OrderStore for Database {
                             shipment,
                             order,
                             &providers,
-                            &on_capture,
+                            workflow::StartAsk::new(&on_capture, request_key.as_deref()),
                         )
                     })
                     .await?;
@@ -165,7 +181,7 @@ impl OrderStore for Database {
                     &read,
                     order,
                     &providers,
-                    &on_capture,
+                    workflow::StartAsk::new(&on_capture, request_key.as_deref()),
                     now,
                 )
             })

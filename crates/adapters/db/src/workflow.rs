@@ -105,17 +105,17 @@ fn begin_capture(
     id: ShipmentId,
     order: Option<OrderId>,
     providers: &Providers,
-    on_capture: &ShipmentChanges,
+    ask: StartAsk<'_>,
     now: Timestamp,
 ) -> Result<BeginCapture, DbError> {
     if let AnyConnection::Postgresql(_) = conn {
         if let Some(started) =
-            begin_capture_unlocked(conn, installation, id, order, providers, on_capture, now)?
+            begin_capture_unlocked(conn, installation, id, order, providers, ask, now)?
         {
             return Ok(started);
         }
     }
-    begin_capture_locked(conn, installation, id, order, providers, on_capture, now)
+    begin_capture_locked(conn, installation, id, order, providers, ask, now)
 }
 
 /// [`begin_capture`]'s compare-and-set: `None` when it wrote nothing and the locked
@@ -129,10 +129,10 @@ fn begin_capture_unlocked(
     id: ShipmentId,
     order: Option<OrderId>,
     providers: &Providers,
-    on_capture: &ShipmentChanges,
+    ask: StartAsk<'_>,
     now: Timestamp,
 ) -> Result<Option<BeginCapture>, DbError> {
-    let decided = match read_capture_start(conn, installation, id, order, providers, on_capture)? {
+    let decided = match read_capture_start(conn, installation, id, order, providers, ask)? {
         CaptureStartRead::Answered(answer) => return Ok(Some(answer)),
         CaptureStartRead::Undecided(_) => return Ok(None),
         CaptureStartRead::Decided(decided) => decided,
@@ -225,7 +225,7 @@ pub(crate) fn read_capture_start(
     id: ShipmentId,
     order: Option<OrderId>,
     providers: &Providers,
-    on_capture: &ShipmentChanges,
+    ask: StartAsk<'_>,
 ) -> Result<CaptureStartRead, DbError> {
     if order.is_some_and(|o| o != id.order) {
         return Err(DbError::ShipmentNotFound(id));
@@ -244,7 +244,7 @@ pub(crate) fn read_capture_start(
         installation,
         id,
         providers,
-        on_capture,
+        ask,
     )
 }
 
@@ -266,7 +266,7 @@ pub(crate) fn decide_from_kept(
     installation: &str,
     id: ShipmentId,
     providers: &Providers,
-    on_capture: &ShipmentChanges,
+    ask: StartAsk<'_>,
 ) -> Option<CaptureStartRead> {
     if kept.version < snapshot.learned_at || kept.version > snapshot.version {
         return None;
@@ -282,7 +282,7 @@ pub(crate) fn decide_from_kept(
         installation,
         id,
         providers,
-        on_capture,
+        ask,
     ) {
         Ok(decided @ CaptureStartRead::Decided(_)) => Some(decided),
         _ => None,
@@ -298,7 +298,7 @@ fn decide_capture_start(
     installation: &str,
     id: ShipmentId,
     providers: &Providers,
-    on_capture: &ShipmentChanges,
+    ask: StartAsk<'_>,
 ) -> Result<CaptureStartRead, DbError> {
     let currency = order.order.currency()?;
     let shipment = row.to_shipment(currency, &shipped)?;
@@ -311,7 +311,7 @@ fn decide_capture_start(
         }
         CaptureStart::Started { plan, change } => (plan, change),
     };
-    let start = DecidedStart::new(&domain_order, plan, change, installation, id, on_capture)?;
+    let start = DecidedStart::new(&domain_order, plan, change, installation, id, ask)?;
     Ok(CaptureStartRead::Decided(DecidedCaptureStart {
         start,
         order: Box::new(order),
@@ -336,7 +336,7 @@ pub(crate) fn begin_decided_capture(
     read: &CaptureStartRead,
     order: Option<OrderId>,
     providers: &Providers,
-    on_capture: &ShipmentChanges,
+    ask: StartAsk<'_>,
     now: Timestamp,
 ) -> Result<CaptureStarted, DbError> {
     let decided = match read {
@@ -345,7 +345,7 @@ pub(crate) fn begin_decided_capture(
             return Ok(CaptureStarted::decided_elsewhere(answer.clone()))
         }
         CaptureStartRead::Undecided(id) => {
-            let begun = begin_capture(conn, installation, *id, order, providers, on_capture, now)?;
+            let begun = begin_capture(conn, installation, *id, order, providers, ask, now)?;
             return Ok(CaptureStarted::decided_elsewhere(begun));
         }
     };
@@ -362,6 +362,7 @@ pub(crate) fn begin_decided_capture(
             start.plan.amount().minor(),
             start.plan.completes_order(),
             &start.on_capture,
+            start.request_key.as_deref(),
             now.0,
         )?;
         Ok::<_, DbError>(Some(key))
@@ -373,15 +374,8 @@ pub(crate) fn begin_decided_capture(
             order_after: decided.order.after_change(&start.change),
         }),
         None => {
-            let begun = begin_capture_locked(
-                conn,
-                installation,
-                start.id,
-                order,
-                providers,
-                on_capture,
-                now,
-            )?;
+            let begun =
+                begin_capture_locked(conn, installation, start.id, order, providers, ask, now)?;
             Ok(CaptureStarted::decided_elsewhere(begun))
         }
     }
@@ -416,6 +410,23 @@ fn still_as_read(
     Ok(found.is_some_and(|f| f.found == 1))
 }
 
+/// What a capture's start carries besides the domain's decision: the changes that wait for it,
+/// and the idempotency key of the request that started it (`OrderStore::begin_capture`).
+#[derive(Clone, Copy)]
+pub(crate) struct StartAsk<'a> {
+    pub(crate) on_capture: &'a ShipmentChanges,
+    pub(crate) request_key: Option<&'a str>,
+}
+
+impl<'a> StartAsk<'a> {
+    pub(crate) fn new(on_capture: &'a ShipmentChanges, request_key: Option<&'a str>) -> Self {
+        StartAsk {
+            on_capture,
+            request_key,
+        }
+    }
+}
+
 /// A capture's start as the domain decided it, with what its write and its attempt carry.
 #[derive(Clone)]
 struct DecidedStart {
@@ -425,6 +436,8 @@ struct DecidedStart {
     authorization: consign_domain::PaymentAuthorization,
     /// The changes that wait for the capture, encoded.
     on_capture: String,
+    /// The idempotency key of the request that started it.
+    request_key: Option<String>,
     key_prefix: String,
 }
 
@@ -435,7 +448,7 @@ impl DecidedStart {
         change: ShipmentChange,
         installation: &str,
         id: ShipmentId,
-        on_capture: &ShipmentChanges,
+        ask: StartAsk<'_>,
     ) -> Result<Self, DbError> {
         let authorization = order.payment().cloned().ok_or_else(|| {
             DbError::Corrupt(format!("capture of {id} planned without an authorisation"))
@@ -445,7 +458,8 @@ impl DecidedStart {
             plan,
             change,
             authorization,
-            on_capture: changes::encode(on_capture),
+            on_capture: changes::encode(ask.on_capture),
+            request_key: ask.request_key.map(str::to_owned),
             key_prefix: crate::attempts::provider_key_prefix(installation, id),
         })
     }
@@ -457,6 +471,7 @@ impl DecidedStart {
             amount: self.plan.amount().minor(),
             final_capture: self.plan.completes_order(),
             on_capture: &self.on_capture,
+            request_key: self.request_key.as_deref(),
             now,
         }
     }
@@ -483,7 +498,7 @@ fn begin_capture_locked(
     id: ShipmentId,
     order: Option<OrderId>,
     providers: &Providers,
-    on_capture: &ShipmentChanges,
+    ask: StartAsk<'_>,
     now: Timestamp,
 ) -> Result<BeginCapture, DbError> {
     conn.transaction(|conn| {
@@ -495,7 +510,7 @@ fn begin_capture_locked(
             }
             CaptureStart::Started { plan, change } => (plan, change),
         };
-        let start = DecidedStart::new(&order, plan, change, installation, id, on_capture)?;
+        let start = DecidedStart::new(&order, plan, change, installation, id, ask)?;
         let write = start.write(now);
         let key = match &mut *conn {
             // One statement instead of one per row (the round trips are what cost there).
@@ -511,6 +526,7 @@ fn begin_capture_locked(
                     write.amount,
                     write.final_capture,
                     &start.on_capture,
+                    start.request_key.as_deref(),
                     now.0,
                 )?
             }
@@ -705,7 +721,7 @@ mod tests {
                     first,
                     None,
                     &Providers::any(),
-                    &ShipmentChanges::default(),
+                    StartAsk::new(&ShipmentChanges::default(), None),
                 )
             })
             .await
@@ -732,7 +748,7 @@ mod tests {
                     &CaptureStartRead::Decided(decided.clone()),
                     None,
                     &Providers::any(),
-                    &ShipmentChanges::default(),
+                    StartAsk::new(&ShipmentChanges::default(), None),
                     Timestamp(3),
                 )
             })

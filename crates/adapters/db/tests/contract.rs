@@ -1466,6 +1466,7 @@ async fn a_settle_answers_whether_its_own_attempt_stands_captured() {
                         None,
                         Providers::any(),
                         ShipmentChanges::default(),
+                        None,
                         Timestamp(at),
                     )
                     .await
@@ -2099,6 +2100,7 @@ async fn every_write_answers_what_a_read_of_the_shipment_gives() {
                     Some(OrderId(31)),
                     Providers::any(),
                     changes,
+                    None,
                     Timestamp(at),
                 )
                 .await

@@ -556,6 +556,7 @@ async fn a_capture_start_planned_from_a_stale_read_writes_nothing_and_decides_ag
                 None,
                 Providers::any(),
                 ShipmentChanges::default(),
+                None,
                 Timestamp(3),
             )
             .await

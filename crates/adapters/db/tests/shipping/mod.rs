@@ -26,7 +26,7 @@ pub async fn start_capture(
     changes: ShipmentChanges,
 ) -> CaptureAttempt {
     let started = db
-        .begin_capture(id, None, Providers::any(), changes, Timestamp(3))
+        .begin_capture(id, None, Providers::any(), changes, None, Timestamp(3))
         .await
         .expect("begin capture");
     let BeginCapture::Started(attempt) = started else {

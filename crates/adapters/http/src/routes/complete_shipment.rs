@@ -26,7 +26,8 @@ pub async fn complete_shipment(
     body: Body<CompleteShipment>,
     request_key: Option<web::ReqData<RequestKey>>,
 ) -> Result<Answer, ApiError> {
-    complete(&state, &body.request, request_key.is_some())
+    let request_key = request_key.map(|k| k.into_inner().0);
+    complete(&state, &body.request, request_key)
         .await
         .map(|answer| answer.xml(body.xml))
         .map_err(|error| body.refuse(error))
@@ -46,12 +47,12 @@ pub async fn capture_shipment(
 ) -> Result<Answer, ApiError> {
     let r = &body.request;
     let order = r.order.map(|o| OrderId(o.0));
-    // With an idempotency key this may be the retry of a capture answered 503: it drives that
-    // capture to its outcome instead of meeting it as in flight.
-    let retried = request_key.is_some();
+    // With an idempotency key this may be the retry of a capture answered 503: it finds that
+    // capture by its key and answers its outcome, driving it if still open.
+    let request_key = request_key.map(|k| k.into_inner().0);
     match state
         .consign
-        .capture_shipment(r.shipment.0, order, retried)
+        .capture_shipment(r.shipment.0, order, request_key)
         .await
     {
         Ok(shipment) => Ok(completion_answer(&shipment).xml(body.xml)),
@@ -62,7 +63,7 @@ pub async fn capture_shipment(
 async fn complete(
     state: &ApiState,
     r: &CompleteShipment,
-    retried: bool,
+    request_key: Option<String>,
 ) -> Result<Answer, ApiError> {
     if r.tracking.is_some() && r.tracking_number.is_some() {
         return Err(ApiError::BadRequest(
@@ -87,7 +88,13 @@ async fn complete(
     let order = r.order.map(|o| OrderId(o.0));
     let shipment = state
         .consign
-        .complete_shipment(r.shipment.0, order, flag(r.capture, true), changes, retried)
+        .complete_shipment(
+            r.shipment.0,
+            order,
+            flag(r.capture, true),
+            changes,
+            request_key,
+        )
         .await?;
     Ok(completion_answer(&shipment))
 }

@@ -1,0 +1,1 @@
+ALTER TABLE capture_attempts DROP COLUMN request_key;
