@@ -13,12 +13,14 @@ use consign_ports::{
     ReturnLineView, ReturnQuery, ReturnView, Timestamp,
 };
 use diesel::prelude::*;
+use std::collections::HashMap;
 
 use crate::attempts::{
     ATTEMPT_FAILED, ATTEMPT_NEEDS_REVIEW, ATTEMPT_OPEN, ATTEMPT_PENDING, ATTEMPT_SUCCEEDED,
     ATTEMPT_UNKNOWN,
 };
 use crate::connection::AnyConnection;
+use crate::consistent_read::in_one_snapshot;
 use crate::error::DbError;
 use crate::orders::{bump_counter, load_lines, load_shipment, lock_order, order_currency};
 use crate::rows::{flag, int};
@@ -835,20 +837,47 @@ pub(crate) fn find(conn: &mut AnyConnection, id: ReturnId) -> Result<Option<Retu
 }
 
 fn to_view(conn: &mut AnyConnection, row: ReturnRow) -> Result<ReturnView, DbError> {
-    let (code, customer_id): (String, i64) = orders::table
-        .find(row.order_id)
-        .select((orders::currency, orders::customer_id))
-        .first(conn)?;
-    let currency: consign_domain::Currency = code
-        .parse()
-        .map_err(|_| DbError::Corrupt(format!("currency {code:?}")))?;
-    let money = |minor: i64| Money::from_minor(minor, currency);
-    let shipment_row_id: Option<i64> = shipments::table
-        .find((row.order_id, row.number))
-        .select(shipments::row_id)
-        .first(conn)?;
-    type LineColumns = (ReturnLineRow, (String, String, i32), Option<i64>);
-    let lines: Vec<LineColumns> = return_lines::table
+    let mut views = to_views(conn, vec![row])?;
+    views
+        .pop()
+        .ok_or_else(|| DbError::Corrupt("a return read without its view".into()))
+}
+
+/// A returned line as listed: its row, its order line's sku, name and tax rate, and its
+/// shipment line's row id.
+type LineColumns = (ReturnLineRow, (String, String, i32), Option<i64>);
+
+/// The returns of `rows` as listed, in their order: four statements whatever their number (the
+/// orders, the shipments, the lines, the credit notes), where each return took four of its own.
+fn to_views(conn: &mut AnyConnection, rows: Vec<ReturnRow>) -> Result<Vec<ReturnView>, DbError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut order_ids: Vec<i64> = rows.iter().map(|r| r.order_id).collect();
+    order_ids.sort_unstable();
+    order_ids.dedup();
+    let mut numbers: Vec<i32> = rows.iter().map(|r| r.number).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let return_ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let orders_read: HashMap<i64, (String, i64)> = orders::table
+        .filter(orders::id.eq_any(&order_ids))
+        .select((orders::id, (orders::currency, orders::customer_id)))
+        .load::<(i64, (String, i64))>(conn)?
+        .into_iter()
+        .collect();
+    // The pairs asked for and any other shipment of these orders with one of these numbers,
+    // which the lookup below passes over.
+    let shipment_row_ids: HashMap<(i64, i32), Option<i64>> = shipments::table
+        .filter(shipments::order_id.eq_any(&order_ids))
+        .filter(shipments::number.eq_any(&numbers))
+        .select((shipments::order_id, shipments::number, shipments::row_id))
+        .load::<(i64, i32, Option<i64>)>(conn)?
+        .into_iter()
+        .map(|(order, number, row_id)| ((order, number), row_id))
+        .collect();
+    let mut lines_by_return: HashMap<i64, Vec<LineColumns>> = HashMap::new();
+    for line in return_lines::table
         .inner_join(
             order_lines::table.on(order_lines::order_id
                 .eq(return_lines::order_id)
@@ -860,19 +889,66 @@ fn to_view(conn: &mut AnyConnection, row: ReturnRow) -> Result<ReturnView, DbErr
                 .and(shipment_lines::number.eq(return_lines::number))
                 .and(shipment_lines::line_id.eq(return_lines::line_id))),
         )
-        .filter(return_lines::return_id.eq(row.id))
-        .order(return_lines::id.asc())
+        .filter(return_lines::return_id.eq_any(&return_ids))
+        .order((return_lines::return_id.asc(), return_lines::id.asc()))
         .select((
             ReturnLineRow::as_select(),
             (order_lines::sku, order_lines::name, order_lines::tax_rate),
             shipment_lines::row_id,
         ))
-        .load(conn)?;
-    let credit_note: Option<(i64, i64)> = credit_notes::table
-        .filter(credit_notes::return_id.eq(row.id))
-        .select((credit_notes::number, credit_notes::issued_at))
-        .first(conn)
-        .optional()?;
+        .load::<LineColumns>(conn)?
+    {
+        lines_by_return
+            .entry(line.0.return_id)
+            .or_default()
+            .push(line);
+    }
+    let credit_notes_read: HashMap<i64, (i64, i64)> = credit_notes::table
+        .filter(credit_notes::return_id.eq_any(&return_ids))
+        .select((
+            credit_notes::return_id,
+            (credit_notes::number, credit_notes::issued_at),
+        ))
+        .load::<(i64, (i64, i64))>(conn)?
+        .into_iter()
+        .collect();
+    rows.into_iter()
+        .map(|row| {
+            let (code, customer_id) = orders_read
+                .get(&row.order_id)
+                .ok_or_else(|| DbError::Corrupt(format!("return {} without its order", row.id)))?;
+            let currency: consign_domain::Currency = code
+                .parse()
+                .map_err(|_| DbError::Corrupt(format!("currency {code:?}")))?;
+            let shipment_row_id = shipment_row_ids
+                .get(&(row.order_id, row.number))
+                .ok_or_else(|| {
+                    DbError::Corrupt(format!("return {} without its shipment", row.id))
+                })?;
+            let lines = lines_by_return.remove(&row.id).unwrap_or_default();
+            let credit_note = credit_notes_read.get(&row.id).copied();
+            return_view(
+                row,
+                currency,
+                *customer_id,
+                *shipment_row_id,
+                lines,
+                credit_note,
+            )
+        })
+        .collect()
+}
+
+/// One return's view from its row and what [`to_views`] read beside it.
+fn return_view(
+    row: ReturnRow,
+    currency: consign_domain::Currency,
+    customer_id: i64,
+    shipment_row_id: Option<i64>,
+    lines: Vec<LineColumns>,
+    credit_note: Option<(i64, i64)>,
+) -> Result<ReturnView, DbError> {
+    let money = |minor: i64| Money::from_minor(minor, currency);
     let decline = match (&row.decline_code, &row.decline_message) {
         (Some(code), Some(message)) => Some((code.clone(), message.clone())),
         _ => None,
@@ -915,11 +991,17 @@ fn to_view(conn: &mut AnyConnection, row: ReturnRow) -> Result<ReturnView, DbErr
     })
 }
 
-/// Returns matching `query`, newest first.
+/// Returns matching `query`, newest first, read as of one moment: a refund that settles
+/// meanwhile shows settled with its credit note, or pending without one, never half of each.
 pub(crate) fn list(
     conn: &mut AnyConnection,
     query: &ReturnQuery,
 ) -> Result<Vec<ReturnView>, DbError> {
+    in_one_snapshot(conn, |conn| list_in(conn, query))
+}
+
+/// [`list`], its statements: the page, then [`to_views`]'s four.
+fn list_in(conn: &mut AnyConnection, query: &ReturnQuery) -> Result<Vec<ReturnView>, DbError> {
     let mut select = returns::table
         .inner_join(orders::table.on(orders::id.eq(returns::order_id)))
         .select(ReturnRow::as_select())
@@ -949,5 +1031,5 @@ pub(crate) fn list(
         .limit(i64::from(query.limit))
         .offset(i64::from(query.offset))
         .load(conn)?;
-    rows.into_iter().map(|row| to_view(conn, row)).collect()
+    to_views(conn, rows)
 }

@@ -347,6 +347,54 @@ async fn pages_and_batches_are_read_and_marked_in_a_fixed_number_of_round_trips(
         .expect("claim after the lease");
     assert_eq!(later, vec![], "sent messages are not due again");
 
+    // A page of returns: the page and four statements however many (their orders, shipments,
+    // lines and credit notes), where it was four more a return; in one snapshot.
+    for id in &ids[..3] {
+        let whole = ReturnRequest {
+            lines: None,
+            shipping: Cost::None,
+            handling: Cost::None,
+            voucher: Cost::None,
+            return_cost: None,
+        };
+        db.create_return(
+            *id,
+            whole,
+            false,
+            Providers::any(),
+            ReturnDetails::default(),
+            None,
+            Timestamp(6),
+        )
+        .await
+        .expect("return");
+    }
+    let returns_of_order_1 = || ReturnQuery {
+        id: None,
+        shipment: None,
+        order: Some(OrderId(1)),
+        customer_id: None,
+        newer_than: None,
+        older_than: None,
+        limit: 100,
+        offset: 0,
+    };
+    db.list_returns(returns_of_order_1()).await.expect("list");
+    let before = proxy.round_trips();
+    let returns = db.list_returns(returns_of_order_1()).await.expect("list");
+    assert_eq!(
+        counted(before),
+        7,
+        "a page of three returns in seven statements"
+    );
+    assert_eq!(returns.len(), 3);
+    assert!(
+        returns
+            .iter()
+            .all(|r| r.lines.len() == 1 && r.shipment_row_id != 0),
+        "{returns:?}"
+    );
+
     // A page of orders: six statements however many (the page, then the orders' lines, live
     // shipments and shipment lines, where it was three more an order; in one snapshot, which
     // takes a transaction begun repeatable read in one statement, and committed).
