@@ -736,8 +736,9 @@ fn base_path(text: &str) -> Result<String, String> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
     };
+    let not_dots = |segment: &str| segment.bytes().any(|b| b != b'.');
     match trimmed.strip_prefix('/') {
-        Some(rest) if rest.split('/').all(plain) => Ok(text.to_owned()),
+        Some(rest) if rest.split('/').all(|s| plain(s) && not_dots(s)) => Ok(text.to_owned()),
         _ => Err(
             "expected a path such as /api/order: segments of letters, digits and -._~, not / alone"
                 .into(),
@@ -754,12 +755,33 @@ fn database_url(text: &str) -> Result<String, String> {
         if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
             return Err("expected sqlite://FILE or postgres://USER@HOST/DB".into());
         }
-    } else if url.split_whitespace().all(|part| part.contains('=')) {
+    } else if libpq_keywords(url) {
         return Err(
             "libpq's keyword form is not read: write it as postgres://USER@HOST[:PORT]/DB".into(),
         );
     }
     Ok(url.to_owned())
+}
+
+/// Whether `text` starts as libpq's keyword form does (`host=db dbname=consign ...`); a SQLite
+/// path or URI (`file:consign.db?mode=rwc`) does not.
+fn libpq_keywords(text: &str) -> bool {
+    const KEYWORDS: [&str; 12] = [
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "passfile",
+        "sslmode",
+        "service",
+        "options",
+        "application_name",
+        "connect_timeout",
+    ];
+    text.split_once('=')
+        .is_some_and(|(key, _)| KEYWORDS.contains(&key.trim()))
 }
 
 /// The URL document links start with: `http(s)://HOST[:PORT][/PATH]`, no query or fragment
@@ -1139,7 +1161,7 @@ mod tests {
         assert_eq!(hour.store.mail_retry_base_millis, 3_600_000);
         assert_eq!(hour.store.mail_lease_millis, 3_600_000);
         // Paths and URLs that would answer, or link, nowhere.
-        for path in ["/", "api", "/api/{id}", "/api//order"] {
+        for path in ["/", "api", "/api/{id}", "/api//order", "/api/.."] {
             refused(&[("CONSIGN_BASE_PATH", path)], "CONSIGN_BASE_PATH");
         }
         accepted(&[("CONSIGN_BASE_PATH", "/v1/api-order_2")]);
@@ -1158,7 +1180,10 @@ mod tests {
             "DATABASE_URL",
         );
         refused(&[("DATABASE_URL", "mysql://db/consign")], "DATABASE_URL");
+        refused(&[("DATABASE_URL", "dbname=consign")], "DATABASE_URL");
         accepted(&[("DATABASE_URL", "data/consign.db")]);
+        accepted(&[("DATABASE_URL", "file:consign.db?mode=rwc")]);
+        accepted(&[("DATABASE_URL", "data/env=prod.db")]);
         // SMTP: a URL the mail library takes, credentials never in the clear off loopback.
         refused(
             &[("CONSIGN_SMTP_URL", "mail.example.com")],
@@ -1168,6 +1193,7 @@ mod tests {
             &[("CONSIGN_SMTP_URL", "smtp://shop:pw@mail.example.com:587")],
             "CONSIGN_SMTP_URL",
         );
+        accepted(&[("CONSIGN_SMTP_URL", "smtp://shop:pw@127.0.0.1:2525")]);
         let smtp = accepted(&[(
             "CONSIGN_SMTP_URL",
             "smtp://shop:pw@mail.example.com:587?tls=required",

@@ -43,13 +43,13 @@ impl Database {
                 .select(ShipmentLineRow::as_select())
                 .load(conn)?;
             out.extend(rows.iter().map(|r| format!("shipment_lines {r:?}")));
-            let rows: Vec<AttemptRow> = capture_attempts::table
+            let rows: Vec<(AttemptRow, Option<String>)> = capture_attempts::table
                 .order((
                     capture_attempts::order_id,
                     capture_attempts::number,
                     capture_attempts::attempt,
                 ))
-                .select(AttemptRow::as_select())
+                .select((AttemptRow::as_select(), capture_attempts::request_key))
                 .load(conn)?;
             out.extend(rows.iter().map(|r| format!("capture_attempts {r:?}")));
             let rows: Vec<(i64, i64, i32, i64, i64)> =

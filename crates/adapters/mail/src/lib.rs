@@ -38,6 +38,8 @@ pub fn check_mailbox(text: &str) -> Result<(), String> {
 /// assert!(consign_mail::check_smtp_url("smtps://shop:secret@mail.example.com:465").is_ok());
 /// assert!(consign_mail::check_smtp_url("smtp://shop:secret@mail.example.com:587?tls=required").is_ok());
 /// assert!(consign_mail::check_smtp_url("smtp://127.0.0.1:2525").is_ok());
+/// assert!(consign_mail::check_smtp_url("smtp://shop:secret@127.0.0.1:2525").is_ok());
+/// assert!(consign_mail::check_smtp_url("smtp://shop:secret@[::1]:2525").is_ok());
 /// assert!(consign_mail::check_smtp_url("smtp://shop:secret@mail.example.com:587").is_err());
 /// assert!(consign_mail::check_smtp_url("mail.example.com").is_err());
 /// ```
@@ -45,13 +47,23 @@ pub fn check_smtp_url(text: &str) -> Result<(), String> {
     let url = url::Url::parse(text).map_err(|e| format!("not an smtp:// or smtps:// URL: {e}"))?;
     AsyncSmtpTransport::<Tokio1Executor>::from_url(text)
         .map_err(|e| format!("not an SMTP URL the mail library takes: {e}"))?;
-    let credentials = !url.username().is_empty() || url.password().is_some();
+    // The mail library logs in only when a password is given.
+    let credentials = url.password().is_some();
     let tls_from_start = url.scheme() == "smtps";
     let tls_required = url
         .query_pairs()
         .any(|(name, value)| name == "tls" && value == "required");
+    // `smtp` is not a scheme the URL standard knows, so its host comes back as text, an
+    // address among them.
     let loopback = match url.host() {
-        Some(url::Host::Domain(name)) => name == "localhost",
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
