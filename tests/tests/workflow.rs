@@ -213,9 +213,10 @@ fn a_declined_capture_on_complete_applies_nothing_else() {
         (
             shipment["gtg"].clone(),
             shipment["shipped"].clone(),
-            shipment["trackingId"].clone()
+            shipment["trackingId"].clone(),
+            shipment["carrier"].clone()
         ),
-        (json!(0), json!(0), json!(""))
+        (json!(0), json!(0), json!(""), json!(""))
     );
     assert_eq!(
         app.order(520)["products"][0]["qtyAllocated"],

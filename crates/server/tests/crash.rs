@@ -294,13 +294,19 @@ fn a_crash_between_commit_and_send_still_sends_the_confirmation_exactly_once() {
     let db = Throwaway::sqlite();
     let sink = SmtpSink::start();
     let stand_in = StandIn::start_in_background();
+    let arrivals =
+        std::env::temp_dir().join(format!("consign-crash-outbox-{}", std::process::id()));
+    let _ = std::fs::remove_file(&arrivals);
     let mail = [
         ("CONSIGN_SMTP_URL", sink.url()),
         ("CONSIGN_OUTBOX_INTERVAL", "100ms".to_owned()),
         ("CONSIGN_OUTBOX_LEASE", "2s".to_owned()),
     ];
     let mail: Vec<(&str, &str)> = mail.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = start_with(&db.url, &stand_in, Some("outbox-before-send"), &mail);
+    let arrivals_path = arrivals.display().to_string();
+    let mut parking = mail.clone();
+    parking.push(("CONSIGN_FAILPOINT_ARRIVALS", arrivals_path.as_str()));
+    let server = start_with(&db.url, &stand_in, Some("outbox-before-send"), &parking);
     stand_in.authorize("pi_900", 5_900, "EUR", true);
     let order = json!({"order": 900, "currency": "EUR", "email": "c900@example.com",
         "products": [{"sku": "A", "qty": 2, "price": "20.00", "vat": "25"}],
@@ -309,8 +315,17 @@ fn a_crash_between_commit_and_send_still_sends_the_confirmation_exactly_once() {
         .clone();
     let created = call(&server.base, "POST", "/shipments", Some(&json!({"order": 900, "products": {line.as_str().unwrap(): 1}, "shipped": true, "tracking": "T900"}))).unwrap();
     assert_eq!(created["status"], "ok", "{created}");
-    // The outbox row is committed with the shipment; the sender is parked before sending.
-    thread::sleep(Duration::from_millis(800));
+    // The outbox row is committed with the shipment; the sender claims it and stops before
+    // sending (the arrival is recorded, then the fault point holds it).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&arrivals).is_ok_and(|t| t.contains("outbox-before-send")) {
+        assert!(
+            Instant::now() < deadline,
+            "the sender never reached the send"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_file(&arrivals);
     assert_eq!(sink.messages().len(), 0);
     let Server { mut child, .. } = server;
     child.kill().expect("SIGKILL");
@@ -322,7 +337,8 @@ fn a_crash_between_commit_and_send_still_sends_the_confirmation_exactly_once() {
         assert!(Instant::now() < deadline, "the confirmation was never sent");
         thread::sleep(Duration::from_millis(200));
     }
-    thread::sleep(Duration::from_millis(1000));
+    // Longer than the lease and a few passes: a message sent but not marked would go again.
+    thread::sleep(Duration::from_millis(3000));
     assert_eq!(sink.messages().len(), 1, "sent exactly once");
     assert!(sink.messages()[0].contains("T900"));
     let Server { mut child, .. } = server;

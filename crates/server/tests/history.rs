@@ -644,7 +644,10 @@ fn random_histories_with_kills_and_provider_faults_keep_every_guarantee() {
         let f = history(&db.url, *instances, kills);
         eprintln!("history {backend} ({instances} instance(s)): {f:?}");
         assert!(
-            f.captured_shipments > 0 && f.acknowledged_shipments > 0 && f.requests > 100,
+            f.captured_shipments > 0
+                && f.acknowledged_shipments > 0
+                && f.requests > 100
+                && f.replays_checked > 0,
             "{backend}: {f:?}"
         );
         assert_eq!(

@@ -126,6 +126,7 @@ impl Consign {
             if self.clock.now() >= stop_by {
                 break;
             }
+            crate::failpoints::reached("outbox-before-send").await;
             fail::fail_point!("outbox-before-send");
             let Some(listing) = listings.iter().find(|l| l.shipment.id == message.shipment) else {
                 // Deleted since: nothing to confirm.

@@ -1,6 +1,7 @@
 //! Named fault points between the saga's steps (`after-reserve`, `after-capture`,
-//! `after-settle`), after a delete's commit (`after-delete`) and in the read of a listing's
-//! later part (`later-order-part`), for crash and fault tests. They do nothing unless the
+//! `after-settle`), after a delete's commit (`after-delete`), before the outbox sends a claimed
+//! message (`outbox-before-send`) and in the read of a listing's later part
+//! (`later-order-part`), for crash and fault tests. They do nothing unless the
 //! `failpoints` feature is on, which only test builds enable.
 //!
 //! Two ways to use them: `FAILPOINTS` (the `fail` crate's actions: `sleep(ms)`, `panic`, ...),

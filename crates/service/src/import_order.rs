@@ -212,11 +212,14 @@ mod tests {
         );
     }
 
+    /// A valid import reaches the store as given (the mock checks what it is handed), and the
+    /// store's refusal is what the caller is told.
     #[tokio::test]
-    async fn a_valid_order_is_stored() {
+    async fn a_valid_order_goes_to_the_store_as_given_and_its_refusal_is_passed_on() {
         let mut store = MockOrderStore::new();
         store
             .expect_import_order()
+            .withf(|order, key, _| *order == import("sandbox", 54_800) && key.is_none())
             .times(1)
             .returning(|_, _, _| Err(StoreError::OrderExists(OrderId(83651))));
         let error = service(store, sandbox_named_mock())

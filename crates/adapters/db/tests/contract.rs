@@ -710,7 +710,7 @@ fn units_of<'a>(line: LineId, shipments: impl IntoIterator<Item = &'a ShipmentVi
 }
 
 /// Lists with `list` while [`reserve_one_by_one`] commits 300 reservations on one order, and
-/// fails if fewer than 20 listings ran or any was torn: `list` answers each listing's
+/// fails if fewer than 10 listings ran or any was torn: `list` answers each listing's
 /// disagreements between an order's allocated units and its listed shipments' units.
 async fn no_listing_torn_while_reserving<F, Fut>(t: &TestDb, id: i64, list: F)
 where
