@@ -3,7 +3,7 @@
 use consign_domain::{OrderId, ShipmentError, ShipmentId, ShipmentLine};
 use consign_ports::{
     BeginCapture, CaptureAttempt, KeyedCapture, ShipmentChanges, ShipmentListing, ShipmentQuery,
-    ShipmentView, StoreError,
+    ShipmentView, StoreError, Timestamp,
 };
 
 use crate::consign::Consign;
@@ -36,27 +36,8 @@ impl Consign {
         }
         let now = self.clock.now();
         if capture {
-            let drive_in_flight = request_key.is_some();
-            let begun = match self
-                .own_capture(shipment, order, request_key.as_deref())
-                .await?
-            {
-                Some(attempt) => Ok(BeginCapture::Started(attempt)),
-                None => {
-                    self.store
-                        .begin_capture(
-                            shipment,
-                            order,
-                            self.gateways.providers(),
-                            changes.clone(),
-                            request_key,
-                            now,
-                        )
-                        .await
-                }
-            };
             match self
-                .in_flight_driven(begun, shipment, drive_in_flight)
+                .start_capture(shipment, order, changes.clone(), request_key, now)
                 .await?
             {
                 // Begun by this request, or by its first run (its own attempt, found by its key,
@@ -86,6 +67,34 @@ impl Consign {
         order: Option<OrderId>,
         request_key: Option<String>,
     ) -> Result<ShipmentView, ServiceError> {
+        let now = self.clock.now();
+        match self
+            .start_capture(
+                shipment,
+                order,
+                ShipmentChanges::default(),
+                request_key,
+                now,
+            )
+            .await?
+            .0
+        {
+            BeginCapture::AlreadyCaptured(view) => Ok(view),
+            BeginCapture::Started(attempt) => self.capture_started(&attempt).await,
+        }
+    }
+
+    /// A capture's start for complete or capture: this request's own attempt when an earlier
+    /// run of it started one (still open), else a new one carrying `on_capture`, or, for a keyed
+    /// request, the capture it meets in flight.
+    async fn start_capture(
+        &self,
+        shipment: ShipmentId,
+        order: Option<OrderId>,
+        on_capture: ShipmentChanges,
+        request_key: Option<String>,
+        now: Timestamp,
+    ) -> Result<(BeginCapture, Driven), ServiceError> {
         let drive_in_flight = request_key.is_some();
         let begun = match self
             .own_capture(shipment, order, request_key.as_deref())
@@ -98,21 +107,15 @@ impl Consign {
                         shipment,
                         order,
                         self.gateways.providers(),
-                        ShipmentChanges::default(),
+                        on_capture,
                         request_key,
-                        self.clock.now(),
+                        now,
                     )
                     .await
             }
         };
-        match self
-            .in_flight_driven(begun, shipment, drive_in_flight)
-            .await?
-            .0
-        {
-            BeginCapture::AlreadyCaptured(view) => Ok(view),
-            BeginCapture::Started(attempt) => self.capture_started(&attempt).await,
-        }
+        self.in_flight_driven(begun, shipment, drive_in_flight)
+            .await
     }
 
     /// The capture an earlier run of this request (the same idempotency key) started on

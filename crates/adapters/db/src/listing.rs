@@ -13,7 +13,7 @@ use crate::orders::{
     load_shipment, order_summary, read_order, shipment_with_order, shipments_with_orders,
     ShipmentWithOrder, LIVE,
 };
-use crate::rows::{int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
+use crate::rows::{distinct, int, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::{order_lines, orders, shipment_lines, shipments};
 
 /// A shipment as read (row and lines) with its order: one more statement, the order with its
@@ -160,12 +160,8 @@ fn page_listings(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let mut order_ids: Vec<i64> = rows.iter().map(|r| r.order_id).collect();
-    order_ids.sort_unstable();
-    order_ids.dedup();
-    let mut numbers: Vec<i32> = rows.iter().map(|r| r.number).collect();
-    numbers.sort_unstable();
-    numbers.dedup();
+    let order_ids = distinct(rows.iter().map(|r| r.order_id));
+    let numbers = distinct(rows.iter().map(|r| r.number));
     // Each order with its lines: a row per line, each carrying its order's row once.
     let mut orders_read: Vec<(OrderRow, Vec<LineRow>)> = Vec::with_capacity(order_ids.len());
     for (order, line) in orders::table

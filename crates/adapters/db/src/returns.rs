@@ -23,7 +23,7 @@ use crate::connection::AnyConnection;
 use crate::consistent_read::in_one_snapshot;
 use crate::error::DbError;
 use crate::orders::{bump_counter, load_lines, load_shipment, lock_order, order_currency};
-use crate::rows::{flag, int};
+use crate::rows::{distinct, flag, int};
 use crate::schema::{
     credit_notes, order_lines, orders, refund_attempts, return_lines, returns, shipment_lines,
     shipments,
@@ -853,12 +853,8 @@ fn to_views(conn: &mut AnyConnection, rows: Vec<ReturnRow>) -> Result<Vec<Return
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let mut order_ids: Vec<i64> = rows.iter().map(|r| r.order_id).collect();
-    order_ids.sort_unstable();
-    order_ids.dedup();
-    let mut numbers: Vec<i32> = rows.iter().map(|r| r.number).collect();
-    numbers.sort_unstable();
-    numbers.dedup();
+    let order_ids = distinct(rows.iter().map(|r| r.order_id));
+    let numbers = distinct(rows.iter().map(|r| r.number));
     let return_ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let orders_read: HashMap<i64, (String, i64)> = orders::table
         .filter(orders::id.eq_any(&order_ids))

@@ -147,6 +147,14 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<i64>,
 }
 
+/// `values` sorted, each once: the ids a batch read asks for.
+pub(crate) fn distinct<T: Ord>(values: impl Iterator<Item = T>) -> Vec<T> {
+    let mut values: Vec<T> = values.collect();
+    values.sort_unstable();
+    values.dedup();
+    values
+}
+
 fn count(value: i32, what: &str) -> Result<u32, DbError> {
     u32::try_from(value).map_err(|_| DbError::Corrupt(format!("negative {what}: {value}")))
 }

@@ -813,16 +813,24 @@ pub(crate) fn attempt_from_row(
     })
 }
 
-/// The open attempt of one shipment, if any.
-pub(crate) fn open_attempt(
+/// Which of a shipment's capture attempts to read.
+enum AttemptOf<'a> {
+    /// The open one (at most one is).
+    Open,
+    /// The one a request with this idempotency key started.
+    Request(&'a str),
+}
+
+/// One capture attempt of `shipment`, with its order's payment columns.
+fn attempt_of(
     conn: &mut AnyConnection,
     shipment: ShipmentId,
-) -> Result<Option<CaptureAttempt>, DbError> {
-    let row: Option<(AttemptRow, PaymentColumns)> = capture_attempts::table
+    which: AttemptOf<'_>,
+) -> Result<Option<(AttemptRow, PaymentColumns)>, DbError> {
+    let query = capture_attempts::table
         .inner_join(orders::table.on(orders::id.eq(capture_attempts::order_id)))
         .filter(capture_attempts::order_id.eq(shipment.order.0))
         .filter(capture_attempts::number.eq(int(shipment.number)))
-        .filter(capture_attempts::state.eq_any(ATTEMPT_OPEN))
         .select((
             AttemptRow::as_select(),
             (
@@ -832,9 +840,22 @@ pub(crate) fn open_attempt(
                 orders::authorized,
             ),
         ))
-        .first(conn)
-        .optional()?;
-    row.map(attempt_from_row).transpose()
+        .into_boxed();
+    let query = match which {
+        AttemptOf::Open => query.filter(capture_attempts::state.eq_any(ATTEMPT_OPEN)),
+        AttemptOf::Request(key) => query.filter(capture_attempts::request_key.eq(key)),
+    };
+    Ok(query.first(conn).optional()?)
+}
+
+/// The open attempt of one shipment, if any.
+pub(crate) fn open_attempt(
+    conn: &mut AnyConnection,
+    shipment: ShipmentId,
+) -> Result<Option<CaptureAttempt>, DbError> {
+    attempt_of(conn, shipment, AttemptOf::Open)?
+        .map(attempt_from_row)
+        .transpose()
 }
 
 /// The capture attempt of `shipment` that a request with `request_key` started, with where it
@@ -844,22 +865,7 @@ pub(crate) fn capture_by_request_key(
     shipment: ShipmentId,
     request_key: &str,
 ) -> Result<Option<KeyedCapture>, DbError> {
-    let row: Option<(AttemptRow, PaymentColumns)> = capture_attempts::table
-        .inner_join(orders::table.on(orders::id.eq(capture_attempts::order_id)))
-        .filter(capture_attempts::order_id.eq(shipment.order.0))
-        .filter(capture_attempts::number.eq(int(shipment.number)))
-        .filter(capture_attempts::request_key.eq(request_key))
-        .select((
-            AttemptRow::as_select(),
-            (
-                orders::currency,
-                orders::payment_provider,
-                orders::payment_reference,
-                orders::authorized,
-            ),
-        ))
-        .first(conn)
-        .optional()?;
+    let row = attempt_of(conn, shipment, AttemptOf::Request(request_key))?;
     let Some(row) = row else {
         return Ok(None);
     };
