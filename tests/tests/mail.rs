@@ -124,6 +124,35 @@ fn completing_a_shipment_sends_the_confirmation_by_the_store_setting() {
     );
     wait_for("the confirmation", || sink.messages().len() == 1);
     assert!(sink.messages()[0].contains("PN1"));
+
+    // With the store setting off, a complete that does not say `sendEmail` queues nothing:
+    // the outbox holds no message to send, now or later.
+    let quiet = SmtpSink::start();
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[
+            ("CONSIGN_SMTP_URL", &quiet.url()),
+            ("CONSIGN_SEND_SHIPPING_CONFIRMATION", "false"),
+        ],
+    );
+    let ids = app.import(&example_order(811, "auth-811"));
+    app.post(
+        "/shipments",
+        &json!({"order": 811, "products": {ids[0].clone(): 1}, "capture": false}),
+    );
+    let completed = app.put(
+        "/shipment",
+        &json!({"shipment": "811-1", "carrier": "PostNord", "tracking": "PN2"}),
+    );
+    assert_eq!(completed.json()["status"], "ok", "{}", completed.body);
+    assert_eq!(app.order(811)["shipments"][0]["shipped"], json!(1));
+    let queued: Vec<String> = app
+        .dump()
+        .into_iter()
+        .filter(|row| row.starts_with("outbox "))
+        .collect();
+    assert_eq!(queued, Vec::<String>::new());
+    assert_eq!(quiet.messages().len(), 0);
 }
 
 #[test]

@@ -407,7 +407,16 @@ impl Config {
         }
         // Only the values given count: the process environment is not read here.
         let matches = command
-            .mut_args(|arg| arg.env(None))
+            // A `bool` setting is a flag that takes no value on a command line (only from the
+            // environment); here each is given `--name=VALUE`, so it takes one.
+            .mut_args(|arg| {
+                let arg = arg.env(None);
+                if matches!(arg.get_action(), clap::ArgAction::SetTrue) {
+                    arg.action(clap::ArgAction::Set)
+                } else {
+                    arg
+                }
+            })
             .try_get_matches_from(args.iter().map(|a| a.as_str()))
             .map_err(|e| invalid_from_clap(&e, values))?;
         let settings = SettingsOnly::from_arg_matches(&matches)
@@ -1202,6 +1211,34 @@ mod tests {
             smtp.smtp_url.as_deref(),
             Some("smtp://shop:pw@mail.example.com:587?tls=required")
         );
+    }
+
+    /// Every `bool` setting set either way from values, as from the environment (tests and
+    /// `Config::load` build a configuration this way).
+    #[test]
+    fn flags_are_read_either_way_from_values() {
+        for (text, expected) in [("false", false), ("0", false), ("true", true), ("1", true)] {
+            let config = Config::from_values(&values(&[
+                ("CONSIGN_SEND_SHIPPING_CONFIRMATION", text),
+                ("CONSIGN_RETURN_TO_STOCK", text),
+            ]))
+            .unwrap();
+            assert_eq!(
+                (
+                    config.store.send_shipping_confirmation,
+                    config.store.return_to_stock
+                ),
+                (expected, expected),
+                "{text}"
+            );
+        }
+        let stripe = Config::from_values(&values(&[
+            ("CONSIGN_GATEWAY", "stripe"),
+            ("CONSIGN_STRIPE_SECRET_KEY", "sk_test_x"),
+            ("CONSIGN_STRIPE_MULTICAPTURE", "true"),
+        ]))
+        .unwrap();
+        assert!(stripe.stripe.unwrap().multicapture);
     }
 
     #[test]
