@@ -62,6 +62,14 @@ fn ship(lines: &[(i64, u32)], capture: bool) -> ShipmentRequest {
     }
 }
 
+/// Imports `order` at `at`, without a key: the order as stored.
+async fn imported_as(t: &TestDb, order: OrderImport, at: i64) -> Order {
+    t.db.import_order(order, None, Timestamp(at))
+        .await
+        .unwrap()
+        .order
+}
+
 /// Reserves a shipment of `lines` on `order` that captures, at `at`: its pending attempt.
 async fn reserve_capture(
     t: &TestDb,
@@ -151,15 +159,7 @@ async fn import_assigns_unique_line_ids_customer_per_email_and_refuses_a_used_or
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reserve_then_settle_captured_moves_counters_and_lists_the_shipment() {
     each_backend(|t| async move {
-        let order =
-            t.db.import_order(
-                import(Some(10), "a@example.com", "auth"),
-                None,
-                Timestamp(1),
-            )
-            .await
-            .unwrap()
-            .order;
+        let order = imported(&t, 10).await;
         let l1 = order.lines()[0].line_id().0;
         let reservation =
             t.db.reserve_shipment(
@@ -249,15 +249,7 @@ async fn reserve_then_settle_captured_moves_counters_and_lists_the_shipment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_reservation_writes_nothing() {
     each_backend(|t| async move {
-        let order =
-            t.db.import_order(
-                import(Some(11), "a@example.com", "auth"),
-                None,
-                Timestamp(1),
-            )
-            .await
-            .unwrap()
-            .order;
+        let order = imported(&t, 11).await;
         let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
         let before = t.db.dump().await.unwrap();
         let refusals = [
@@ -317,15 +309,7 @@ async fn a_refused_reservation_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decline_voids_releases_and_never_reuses_the_number() {
     each_backend(|t| async move {
-        let order =
-            t.db.import_order(
-                import(Some(12), "a@example.com", "auth"),
-                None,
-                Timestamp(1),
-            )
-            .await
-            .unwrap()
-            .order;
+        let order = imported(&t, 12).await;
         let l1 = order.lines()[0].line_id().0;
         let first =
             t.db.reserve_shipment(
@@ -394,15 +378,7 @@ async fn a_decline_voids_releases_and_never_reuses_the_number() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_reservations_never_over_allocate() {
     each_backend(|t| async move {
-        let order =
-            t.db.import_order(
-                import(Some(13), "a@example.com", "auth"),
-                None,
-                Timestamp(1),
-            )
-            .await
-            .unwrap()
-            .order;
+        let order = imported(&t, 13).await;
         let l1 = order.lines()[0].line_id().0;
         let mut tasks = Vec::new();
         for i in 0..30 {
@@ -848,15 +824,7 @@ async fn an_attempt_unknown_for_too_many_passes_needs_review_until_it_settles() 
             (stats.open_attempts_by_state, stats.shipments_needing_review)
         };
         let open = |state: &str| vec![(state.to_owned(), 1)];
-        let order =
-            t.db.import_order(
-                import(Some(14), "a@example.com", "auth"),
-                None,
-                Timestamp(1),
-            )
-            .await
-            .unwrap()
-            .order;
+        let order = imported(&t, 14).await;
         let l1 = order.lines()[0].line_id().0;
         let attempt = reserve_capture(&t, order.id(), &[(l1, 1)], 2).await;
         assert_eq!(
@@ -927,14 +895,7 @@ async fn an_attempt_unknown_for_too_many_passes_needs_review_until_it_settles() 
 
 /// Order `order_id` (two lines, paid), imported at time 1.
 async fn imported(t: &TestDb, order_id: i64) -> Order {
-    t.db.import_order(
-        import(Some(order_id), "a@example.com", "auth"),
-        None,
-        Timestamp(1),
-    )
-    .await
-    .unwrap()
-    .order
+    imported_as(t, import(Some(order_id), "a@example.com", "auth"), 1).await
 }
 
 /// An import whose idempotency key already imported an order (the first run's answer lost with
@@ -1053,15 +1014,7 @@ async fn pending_captures_come_least_recently_touched_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_refunds_come_least_recently_touched_first() {
     each_backend(|t| async move {
-        let order =
-            t.db.import_order(
-                import(Some(18), "a@example.com", "auth"),
-                None,
-                Timestamp(1),
-            )
-            .await
-            .unwrap()
-            .order;
+        let order = imported(&t, 18).await;
         let l1 = order.lines()[0].line_id().0;
         let attempt = reserve_capture(&t, order.id(), &[(l1, 2)], 2).await;
         let captured = SettleOutcome::Captured {
@@ -1142,15 +1095,7 @@ async fn whole_return_refunded(t: &TestDb, shipment: ShipmentId, at: i64) -> Ref
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accepted_refund_stays_open_with_its_reference_and_a_late_acceptance_changes_nothing() {
     each_backend(|t| async move {
-        let order =
-            t.db.import_order(
-                import(Some(19), "a@example.com", "auth"),
-                None,
-                Timestamp(1),
-            )
-            .await
-            .unwrap()
-            .order;
+        let order = imported(&t, 19).await;
         let l1 = order.lines()[0].line_id().0;
         let capture = reserve_capture(&t, order.id(), &[(l1, 1)], 2).await;
         let captured = SettleOutcome::Captured {
@@ -1536,15 +1481,7 @@ async fn a_settle_answers_whether_its_own_attempt_stands_captured() {
             t.name
         );
 
-        let other =
-            t.db.import_order(
-                import(Some(33), "c@example.com", "auth"),
-                None,
-                Timestamp(12),
-            )
-            .await
-            .unwrap()
-            .order;
+        let other = imported_as(&t, import(Some(33), "c@example.com", "auth"), 12).await;
         let l1 = other.lines()[0].line_id().0;
         let at_creation = reserve_capture(&t, other.id(), &[(l1, 1)], 12).await;
         let declined = SettleOutcome::Declined {
@@ -1593,15 +1530,7 @@ async fn a_declined_capture_lowers_the_orders_open_final_capture() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_tally_adds_the_orders_other_captured_attempts_and_counts_the_open_ones() {
     each_backend(|t| async move {
-        let order =
-            t.db.import_order(
-                import(Some(16), "a@example.com", "auth"),
-                None,
-                Timestamp(1),
-            )
-            .await
-            .unwrap()
-            .order;
+        let order = imported(&t, 16).await;
         let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
         let mut attempts = Vec::new();
         for (at, lines) in [(2, vec![(l1, 1)]), (3, vec![(l2, 1)]), (4, vec![(l1, 1)])] {
@@ -1717,15 +1646,7 @@ async fn concurrent_writes_that_fail_roll_back_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settling_a_captured_attempt_again_issues_no_second_invoice() {
     each_backend(|t| async move {
-        let order =
-            t.db.import_order(
-                import(Some(21), "a@example.com", "auth"),
-                None,
-                Timestamp(1),
-            )
-            .await
-            .unwrap()
-            .order;
+        let order = imported(&t, 21).await;
         let l1 = order.lines()[0].line_id().0;
         let mut invoices = Vec::new();
         for _ in 0..2 {
@@ -1794,15 +1715,7 @@ async fn a_write_that_loses_a_deadlock_runs_again_and_succeeds() {
         if t.name != "postgres" {
             continue;
         }
-        let order =
-            t.db.import_order(
-                import(Some(31), "dead@example.com", "auth"),
-                None,
-                Timestamp(1),
-            )
-            .await
-            .unwrap()
-            .order;
+        let order = imported_as(&t, import(Some(31), "dead@example.com", "auth"), 1).await;
         let l1 = order.lines()[0].line_id().0;
         let shipment =
             t.db.reserve_shipment(
@@ -2035,15 +1948,7 @@ async fn read_back(t: &TestDb, key: &str) -> ShipmentView {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_write_answers_what_a_read_of_the_shipment_gives() {
     each_backend(|t| async move {
-        let order =
-            t.db.import_order(
-                import(Some(31), "a@example.com", "auth"),
-                None,
-                Timestamp(1),
-            )
-            .await
-            .unwrap()
-            .order;
+        let order = imported(&t, 31).await;
         let (l1, l2) = (order.lines()[0].line_id().0, order.lines()[1].line_id().0);
         let reserve = |lines: Vec<(i64, u32)>, capture: bool, key: &'static str, at: i64| {
             let db = t.db.clone();
@@ -2281,15 +2186,7 @@ async fn each_due_message_is_leased_to_one_claimer_earliest_due_first() {
         // Six shipped shipments with a confirmation each, queued at 2..=7.
         let mut queued = Vec::new();
         for order in [41, 42] {
-            let imported =
-                t.db.import_order(
-                    import(Some(order), "c@example.com", "auth"),
-                    None,
-                    Timestamp(1),
-                )
-                .await
-                .unwrap()
-                .order;
+            let imported = imported_as(&t, import(Some(order), "c@example.com", "auth"), 1).await;
             let (l1, l2) = (
                 imported.lines()[0].line_id().0,
                 imported.lines()[1].line_id().0,
