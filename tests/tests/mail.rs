@@ -237,3 +237,72 @@ fn a_refunded_return_with_send_email_sends_one_refund_confirmation() {
         assert_eq!(sink.messages().len(), 1, "{backend:?}");
     }
 }
+
+/// A mailbox the mail server says does not exist (550) is not asked again every hour: the
+/// confirmation is given up, kept with the server's answer, counted in `/metrics`, and the
+/// other confirmations go out as before.
+#[test]
+fn a_confirmation_refused_for_good_is_not_sent_again_and_is_counted() {
+    for backend in backends() {
+        let sink = SmtpSink::start();
+        sink.refuse_recipient("gone@example.com");
+        let app = spawn_app_with(
+            backend,
+            &[
+                ("CONSIGN_SMTP_URL", &sink.url()),
+                ("CONSIGN_METRICS_TOKEN", "metrics-secret-1"),
+            ],
+        );
+        let mut gone = example_order(830, "auth-830");
+        gone["email"] = json!("gone@example.com");
+        let ids = app.import(&gone);
+        app.post(
+            "/shipments",
+            &json!({"order": 830, "products": {ids[0].clone(): 1}, "shipped": true, "tracking": "G1"}),
+        );
+        let outbox = || -> Vec<String> {
+            app.dump()
+                .into_iter()
+                .filter(|row| row.starts_with("outbox "))
+                .collect()
+        };
+        wait_for("the refusal", || {
+            outbox().iter().any(|row| row.contains("refused"))
+        });
+        let refused = outbox();
+        assert_eq!(refused.len(), 1, "{backend:?}: {refused:?}");
+        assert!(
+            refused[0].contains("no such mailbox") && refused[0].contains("attempts: 1"),
+            "{backend:?}: the server's answer is kept: {refused:?}"
+        );
+        let sessions = sink.sessions();
+        // Another customer's confirmation still goes out, and the refused one is not tried
+        // again meanwhile (the test's retry base is 100 ms: a failure would have been retried
+        // several times by now).
+        let ids = app.import(&example_order(831, "auth-831"));
+        app.post(
+            "/shipments",
+            &json!({"order": 831, "products": {ids[0].clone(): 1}, "shipped": true, "tracking": "A1"}),
+        );
+        wait_for("the other confirmation", || sink.messages().len() == 1);
+        assert!(sink.messages()[0].contains("To: anna@example.com"));
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(
+            sink.sessions(),
+            sessions + 1,
+            "{backend:?}: only the other confirmation's session"
+        );
+        assert_eq!(outbox().iter().filter(|r| r.contains("refused")).count(), 1);
+        let scraped = ureq::get(&format!("{}/metrics", app.address))
+            .set("Authorization", "Bearer metrics-secret-1")
+            .call()
+            .expect("metrics")
+            .into_string()
+            .unwrap();
+        assert!(
+            scraped.contains("consign_outbox_refused 1\n")
+                && scraped.contains("consign_outbox_depth 0\n"),
+            "{backend:?}:\n{scraped}"
+        );
+    }
+}

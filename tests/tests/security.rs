@@ -228,3 +228,45 @@ fn failed_authentications_are_limited_per_client_address() {
     assert_eq!(app.get("/orders").status, 200, "the valid key, looked up");
     assert_eq!(guess(99), 429, "guesses are still limited");
 }
+
+/// A document link lets its holder in without a key, so its requests are limited per client
+/// address at the keys' rate: a leaked or looping link cannot have PDFs laid out as fast as it
+/// asks. The key's own budget is apart.
+#[test]
+fn document_links_are_rate_limited_per_client_address() {
+    let app = spawn_app_with(Backend::Sqlite, &[("CONSIGN_RATE_LIMIT", "5")]);
+    let ids = app.import(&example_order(610, "auth-610"));
+    let created = app
+        .post(
+            "/shipments",
+            &json!({"order": 610, "products": {ids[0].clone(): 1}}),
+        )
+        .json();
+    let link = created["deliveryNote"].as_str().unwrap();
+    let path = link
+        .strip_prefix(&format!("{}{}", app.address, app.base))
+        .expect("a link under the base");
+    let replies: Vec<Reply> = (0..40).map(|_| app.raw("GET", path, &[], None)).collect();
+    let served = replies.iter().filter(|r| r.status == 200).count();
+    let limited: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
+    assert!(served >= 10, "the burst is served: {served}");
+    assert!(
+        !limited.is_empty(),
+        "40 requests at once must exceed 5/s with a burst of 10"
+    );
+    assert_eq!(served + limited.len(), 40);
+    for reply in &limited {
+        assert_eq!(
+            reply.json(),
+            json!({"status": "no", "msg": "rate limit exceeded; retry later"})
+        );
+        assert!(reply.retry_after.is_some(), "Retry-After");
+    }
+    assert_eq!(app.get("/orders").status, 200, "the key has its own budget");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    assert_eq!(
+        app.raw("GET", path, &[], None).status,
+        200,
+        "the budget refills"
+    );
+}

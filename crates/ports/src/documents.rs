@@ -107,10 +107,19 @@ pub struct Email {
     pub message_id: String,
 }
 
-/// Why a mail was not sent; it will be retried.
+/// Why a mail was not sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("mail not sent: {0}")]
-pub struct MailError(pub String);
+pub enum MailError {
+    /// Not sent this time (the mail server down, busy or refusing for now; a file not
+    /// written): sent again later.
+    #[error("mail not sent: {0}")]
+    NotSent(String),
+    /// Refused for good: the recipient's address does not parse, or the mail server answered
+    /// that the mailbox does not exist or the message is not taken. Sent again, it would be
+    /// refused the same way.
+    #[error("mail refused: {0}")]
+    Refused(String),
+}
 
 /// Sends mail.
 #[cfg_attr(feature = "mocks", mockall::automock)]

@@ -67,6 +67,9 @@ pub struct StoreStats {
     pub open_refunds_by_state: Vec<(String, i64)>,
     /// Shipping confirmations not yet sent.
     pub outbox_depth: i64,
+    /// Confirmations the mail server refused for good, never sent (they stay until an
+    /// operator looks at them: each is a customer who was not told).
+    pub outbox_refused: i64,
     /// Pooled connections in use.
     pub pool_in_use: u32,
     /// Requests waiting for a connection.
@@ -273,6 +276,10 @@ pub trait OrderStore: Send + Sync {
         error: &str,
         retry_at: Timestamp,
     ) -> Result<(), StoreError>;
+
+    /// Records that a message was refused for good (`MailError::Refused`): it is never
+    /// claimed again, and counts among the refused messages the health figures report.
+    async fn outbox_refused(&self, id: i64, error: &str, now: Timestamp) -> Result<(), StoreError>;
 
     /// Puts a message off until `due_at` without counting a failed send (it waits for
     /// something else, such as its shipment's capture), `why` kept as its last note.

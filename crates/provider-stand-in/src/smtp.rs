@@ -1,5 +1,6 @@
 //! A small SMTP sink on loopback: accepts messages and keeps them, optionally refusing the first
-//! deliveries with a temporary error (451) to exercise retries.
+//! deliveries with a temporary error (451) to exercise retries, and some recipients for good
+//! (550, as for a mailbox that does not exist).
 
 use std::sync::{Arc, Mutex};
 
@@ -11,6 +12,8 @@ struct Inbox {
     messages: Vec<String>,
     refuse_next: usize,
     sessions: usize,
+    /// Recipients answered `550` at `RCPT`.
+    no_such_mailbox: Vec<String>,
 }
 
 /// A running sink.
@@ -61,6 +64,16 @@ impl SmtpSink {
             .refuse_next = n;
     }
 
+    /// Answers `550` (no such mailbox) to every `RCPT` of `address`, as a server does for a
+    /// mailbox that does not exist.
+    pub fn refuse_recipient(&self, address: &str) {
+        self.inbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .no_such_mailbox
+            .push(address.to_ascii_lowercase());
+    }
+
     /// Every message received (the DATA, as sent).
     pub fn messages(&self) -> Vec<String> {
         self.inbox
@@ -92,7 +105,19 @@ async fn session(socket: tokio::net::TcpStream, inbox: Arc<Mutex<Inbox>>) {
             .to_ascii_uppercase();
         let reply: &[u8] = match verb.as_str() {
             "EHLO" => b"250-sink\r\n250 8BITMIME\r\n",
-            "HELO" | "RSET" | "NOOP" | "RCPT" => b"250 ok\r\n",
+            "RCPT" => {
+                let line = line.to_ascii_lowercase();
+                let i = inbox.lock().unwrap_or_else(|p| p.into_inner());
+                if i.no_such_mailbox
+                    .iter()
+                    .any(|a| line.contains(&format!("<{a}>")))
+                {
+                    b"550 5.1.1 no such mailbox\r\n"
+                } else {
+                    b"250 ok\r\n"
+                }
+            }
+            "HELO" | "RSET" | "NOOP" => b"250 ok\r\n",
             "MAIL" => {
                 let mut i = inbox.lock().unwrap_or_else(|p| p.into_inner());
                 if i.refuse_next > 0 {

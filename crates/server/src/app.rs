@@ -269,7 +269,7 @@ fn spawn_outbox(consign: Consign, interval: Duration) -> actix_web::rt::task::Jo
     actix_web::rt::spawn(async move {
         loop {
             match consign.deliver_outbox().await {
-                Ok(report) if report.sent + report.failed > 0 => continue,
+                Ok(report) if report.sent + report.failed + report.refused > 0 => continue,
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "outbox pass failed; will try again"),
             }

@@ -16,6 +16,8 @@ pub struct OutboxReport {
     pub sent: usize,
     /// Failed, to be retried later.
     pub failed: usize,
+    /// Refused for good by the mail server (or an address that does not parse): not retried.
+    pub refused: usize,
     /// Shipping confirmations put off because the shipment's capture is still in flight.
     pub deferred: usize,
 }
@@ -48,9 +50,7 @@ impl Consign {
             invoice,
             credit_note: None,
         };
-        self.renderer
-            .render(kind, &data)
-            .map_err(|e| ServiceError::Internal(e.to_string()))
+        self.render(kind, data).await
     }
 
     /// The credit note of a refunded return of `shipment`.
@@ -77,8 +77,21 @@ impl Consign {
             invoice: self.store.find_invoice(shipment).await?,
             credit_note: Some(ret),
         };
-        self.renderer
-            .render(DocumentKind::CreditNote, &data)
+        self.render(DocumentKind::CreditNote, data).await
+    }
+
+    /// Renders on the runtime's blocking pool, not on the calling task's thread: a shipment of
+    /// a thousand lines takes milliseconds of CPU to lay out, and on an HTTP worker that time
+    /// would hold up every other connection the worker serves.
+    async fn render(
+        &self,
+        kind: DocumentKind,
+        data: DocumentData,
+    ) -> Result<Vec<u8>, ServiceError> {
+        let renderer = std::sync::Arc::clone(&self.renderer);
+        tokio::task::spawn_blocking(move || renderer.render(kind, &data))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("rendering a document: {e}")))?
             .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
@@ -164,7 +177,15 @@ impl Consign {
                     done.push(message.id);
                     report.sent += 1;
                 }
-                Err(error) => {
+                Err(error @ consign_ports::MailError::Refused(_)) => {
+                    // Sending it again would be refused the same way, every hour for good.
+                    tracing::error!(shipment = %message.shipment, kind = ?message.kind, %error, "confirmation refused; not sent again");
+                    self.store
+                        .outbox_refused(message.id, &error.to_string(), self.clock.now())
+                        .await?;
+                    report.refused += 1;
+                }
+                Err(error @ consign_ports::MailError::NotSent(_)) => {
                     let wait =
                         backoff_millis(self.settings.mail_retry_base_millis, message.attempts);
                     let retry_at = self.clock.now().minus_millis(-wait);
@@ -396,13 +417,56 @@ mod tests {
             .expect_send()
             .withf(|email| email.text.contains("T3"))
             .times(1)
-            .returning(|_| Err(MailError("mail server down".into())));
+            .returning(|_| Err(MailError::NotSent("mail server down".into())));
         let report = one_pass(store, mailer, fixed_clock()).await;
         assert_eq!(
             report,
             crate::OutboxReport {
                 sent: 1,
                 failed: 1,
+                refused: 0,
+                deferred: 0
+            }
+        );
+    }
+
+    /// A refusal for good is recorded as such, not as a failure to retry: sent again, it would
+    /// be refused the same way, every hour for good.
+    #[tokio::test]
+    async fn a_refused_confirmation_is_given_up_not_retried() {
+        let mut store = store_claiming(vec![
+            message(51, 1, OutboxKind::ShippingConfirmation),
+            message(53, 3, OutboxKind::ShippingConfirmation),
+        ]);
+        store.expect_outbox_failed().never();
+        store
+            .expect_outbox_refused()
+            .withf(|id, error, _| *id == 51 && error.contains("no such mailbox"))
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        store
+            .expect_outbox_sent()
+            .withf(|ids, _| ids == [53])
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let mut mailer = MockMailer::new();
+        mailer
+            .expect_send()
+            .withf(|email| email.text.contains("T1"))
+            .times(1)
+            .returning(|_| Err(MailError::Refused("550 no such mailbox".into())));
+        mailer
+            .expect_send()
+            .withf(|email| email.text.contains("T3"))
+            .times(1)
+            .returning(|_| Ok(()));
+        let report = one_pass(store, mailer, fixed_clock()).await;
+        assert_eq!(
+            report,
+            crate::OutboxReport {
+                sent: 1,
+                failed: 0,
+                refused: 1,
                 deferred: 0
             }
         );
@@ -494,5 +558,39 @@ mod tests {
         mailer.expect_send().never();
         let report = one_pass(store, mailer, fixed_clock()).await;
         assert_eq!(report.deferred, 1);
+    }
+
+    /// A document is laid out on the blocking pool: on the calling task's thread (an HTTP
+    /// worker's), a long shipment's layout would hold up every connection of that worker.
+    #[tokio::test]
+    async fn a_document_is_rendered_off_the_calling_thread() {
+        let caller = std::thread::current().id();
+        let mut store = MockOrderStore::new();
+        store
+            .expect_find_shipment()
+            .times(1)
+            .returning(|id| Ok(Some(listing(id.number))));
+        let mut renderer = MockDocumentRenderer::new();
+        renderer
+            .expect_render()
+            .withf(|kind, data| *kind == DocumentKind::DeliveryNote && data.shipment.id == id(1))
+            .times(1)
+            .returning(move |_, _| Ok(format!("{:?}", std::thread::current().id()).into_bytes()));
+        let mut ports = ports_with_clock(fixed_clock());
+        ports.store = std::sync::Arc::new(store);
+        ports.renderer = std::sync::Arc::new(renderer);
+        let consign = crate::Consign::new(
+            ports,
+            crate::Gateways::new(),
+            crate::StoreSettings::default(),
+        );
+        let rendered_on = consign
+            .document(id(1), DocumentKind::DeliveryNote)
+            .await
+            .unwrap();
+        assert_ne!(
+            String::from_utf8(rendered_on).unwrap(),
+            format!("{caller:?}")
+        );
     }
 }

@@ -9,6 +9,9 @@ use crate::returns::{RefundAttemptRow, ReturnLineRow, ReturnRow};
 use crate::rows::{ApiKeyRow, AttemptRow, LineRow, OrderRow, ShipmentLineRow, ShipmentRow};
 use crate::schema::*;
 
+/// An outbox row as dumped: id, order, shipment number, kind, state, attempts, last error.
+type OutboxDump = (i64, i64, i32, String, String, i32, Option<String>);
+
 impl Database {
     /// Every row of every business table, one line each, in primary-key order. API keys are
     /// left out (their table changes only through the CLI).
@@ -55,7 +58,7 @@ impl Database {
             let rows: Vec<(i64, i64, i32, i64, i64)> =
                 invoices::table.order(invoices::number).load(conn)?;
             out.extend(rows.iter().map(|r| format!("invoices {r:?}")));
-            let rows: Vec<(i64, i64, i32, String, String)> = outbox::table
+            let rows: Vec<OutboxDump> = outbox::table
                 .order(outbox::id)
                 .select((
                     outbox::id,
@@ -63,9 +66,13 @@ impl Database {
                     outbox::number,
                     outbox::kind,
                     outbox::state,
+                    outbox::attempts,
+                    outbox::last_error,
                 ))
                 .load(conn)?;
-            out.extend(rows.iter().map(|r| format!("outbox {r:?}")));
+            out.extend(rows.iter().map(|(id, order, number, kind, state, attempts, error)| {
+                format!("outbox ({id}, {order}, {number}, {kind:?}, {state:?}, attempts: {attempts}, {error:?})")
+            }));
             let rows: Vec<(i64, i32, i64, i64, i32, Option<i64>)> = shipments::table
                 .order((shipments::order_id, shipments::number))
                 .select((

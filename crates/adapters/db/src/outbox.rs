@@ -16,6 +16,8 @@ const REFUND_CONFIRMATION: &str = "refund_confirmation";
 pub(crate) const PENDING: &str = "pending";
 pub(crate) const SENDING: &str = "sending";
 const SENT: &str = "sent";
+/// Refused for good by the mail server: never claimed again.
+pub(crate) const REFUSED: &str = "refused";
 
 /// Queues the shipping confirmation of a shipment (once per shipment), inside the caller's
 /// transaction, so it exists exactly when the change that shipped the shipment does.
@@ -313,6 +315,25 @@ pub(crate) fn mark_failed(
             outbox::state.eq(PENDING),
             outbox::attempts.eq(outbox::attempts + 1),
             outbox::due_at.eq(retry_at.0),
+            outbox::last_error.eq(Some(error)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Gives a message up: the mail server refused it for good, so it is never claimed again (the
+/// claim takes pending and sending messages only). Its attempt counts, its refusal is kept.
+pub(crate) fn mark_refused(
+    conn: &mut AnyConnection,
+    id: i64,
+    error: &str,
+    now: Timestamp,
+) -> Result<(), DbError> {
+    diesel::update(outbox::table.find(id).filter(outbox::state.ne(SENT)))
+        .set((
+            outbox::state.eq(REFUSED),
+            outbox::attempts.eq(outbox::attempts + 1),
+            outbox::due_at.eq(now.0),
             outbox::last_error.eq(Some(error)),
         ))
         .execute(conn)?;

@@ -343,6 +343,13 @@ impl OrderStore for Database {
             .await?)
     }
 
+    async fn outbox_refused(&self, id: i64, error: &str, now: Timestamp) -> Result<(), StoreError> {
+        let error = error.to_owned();
+        Ok(self
+            .run_write(move |conn| outbox::mark_refused(conn, id, &error, now))
+            .await?)
+    }
+
     async fn outbox_later(&self, id: i64, why: &str, due_at: Timestamp) -> Result<(), StoreError> {
         let why = why.to_owned();
         Ok(self

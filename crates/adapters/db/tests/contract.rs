@@ -2264,6 +2264,25 @@ async fn each_due_message_is_leased_to_one_claimer_earliest_due_first() {
         assert_eq!(retry.len(), 1, "{}: {rest:?}", t.name);
         assert_eq!(retry[0].attempts, 1, "{}", t.name);
         assert_eq!(rest.len(), 3, "{}: {rest:?}", t.name);
+
+        // Refused for good: never claimed again, however late; counted apart from the depth.
+        t.db.outbox_refused(ids[1], "550 no such mailbox", Timestamp(300_001))
+            .await
+            .unwrap();
+        let stats = t.db.stats().await.unwrap();
+        assert_eq!(
+            (stats.outbox_depth, stats.outbox_refused),
+            (3, 1),
+            "{}: the other three are still leased",
+            t.name
+        );
+        let later =
+            t.db.claim_outbox(Timestamp(10_000_000), 60_000, 10)
+                .await
+                .unwrap();
+        let later_ids: Vec<i64> = later.iter().map(|m| m.id).collect();
+        assert!(!later_ids.contains(&ids[1]), "{}: {later:?}", t.name);
+        assert_eq!(later.len(), 3, "{}: {later:?}", t.name);
     })
     .await;
 }

@@ -89,6 +89,12 @@ pub async fn require_api_key(
             .map_into_right_body());
     };
     if carries_valid_document_token(&request, &state) {
+        let peer = request.peer_addr().map(|a| a.ip());
+        if let Some(wait) = peer.and_then(|ip| over_link_limit(&state, ip)) {
+            return Ok(request
+                .into_response(ApiError::RateLimited(wait).error_response())
+                .map_into_right_body());
+        }
         return next
             .call(request)
             .await
@@ -179,10 +185,28 @@ fn carries_valid_document_token(request: &ServiceRequest, state: &ApiState) -> b
 
 /// Seconds to wait when this key has used up its requests for now.
 fn over_rate_limit(state: &ApiState, key: consign_ports::ApiKeyId) -> Option<u64> {
-    use governor::clock::{Clock, DefaultClock};
     let limiter = state.settings.rate_limit.as_ref()?;
-    limiter.check_key(&key.0).err().map(|not_until| {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-    })
+    limiter.check_key(&key.0).err().map(wait_seconds)
+}
+
+/// Seconds to wait when this address has used up its document-link requests for now. A link
+/// lets its holder in without a key, so without this a leaked or looping link could have PDFs
+/// laid out as fast as it asks.
+fn over_link_limit(state: &ApiState, ip: IpAddr) -> Option<u64> {
+    let limiter = state.settings.link_limit.as_ref()?;
+    if limiter.len() >= 4096 {
+        // Bounded: let the limiter drop addresses whose buckets are full again.
+        limiter.retain_recent();
+    }
+    limiter.check_key(&ip).err().map(wait_seconds)
+}
+
+fn wait_seconds(
+    not_until: governor::NotUntil<
+        <governor::clock::DefaultClock as governor::clock::Clock>::Instant,
+    >,
+) -> u64 {
+    use governor::clock::{Clock, DefaultClock};
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }

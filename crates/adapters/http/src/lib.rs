@@ -46,6 +46,9 @@ pub struct HttpSettings {
     openapi: Arc<OnceLock<String>>,
     /// Requests per second per API key, with a burst of twice that; `None`: unlimited.
     pub rate_limit: Option<Arc<governor::DefaultKeyedRateLimiter<i64>>>,
+    /// The same rate per client address for requests a document link's token lets in (they
+    /// carry no key, and each lays out a PDF); `None`: unlimited.
+    pub link_limit: Option<Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>>,
     /// The bearer token that opens `/metrics` on the main listener; `None`: not served there.
     pub metrics_token: Option<String>,
     /// Failed authentications per client address; `None`: unlimited.
@@ -79,6 +82,7 @@ impl HttpSettings {
             base_path,
             max_body,
             rate_limit: None,
+            link_limit: None,
             metrics_token: None,
             auth_failures: None,
         }
@@ -97,15 +101,15 @@ impl HttpSettings {
         self
     }
 
-    /// Limits every API key to `per_second` requests per second (bursts of twice that); 0 means
-    /// no limit.
+    /// Limits every API key to `per_second` requests per second (bursts of twice that), and
+    /// each client address to as many requests let in by a document link; 0 means no limit.
     pub fn with_rate_limit(mut self, per_second: u32) -> Self {
-        self.rate_limit = std::num::NonZeroU32::new(per_second).map(|rate| {
+        let quota = std::num::NonZeroU32::new(per_second).map(|rate| {
             let burst = rate.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
-            Arc::new(governor::RateLimiter::keyed(
-                governor::Quota::per_second(rate).allow_burst(burst),
-            ))
+            governor::Quota::per_second(rate).allow_burst(burst)
         });
+        self.rate_limit = quota.map(|quota| Arc::new(governor::RateLimiter::keyed(quota)));
+        self.link_limit = quota.map(|quota| Arc::new(governor::RateLimiter::keyed(quota)));
         self
     }
 }

@@ -81,6 +81,7 @@ pub struct RequestMetrics {
     refunds: Family<StateLabel, Gauge>,
     needing_review: Gauge,
     outbox_depth: Gauge,
+    outbox_refused: Gauge,
     pool: Family<StateLabel, Gauge>,
     up: Gauge,
     statements: Counter,
@@ -129,6 +130,12 @@ impl Default for RequestMetrics {
             "Shipping confirmations not yet sent",
             outbox_depth.clone(),
         );
+        let outbox_refused = Gauge::default();
+        registry.register(
+            "consign_outbox_refused",
+            "Confirmations the mail server refused for good (never sent)",
+            outbox_refused.clone(),
+        );
         let pool = Family::<StateLabel, Gauge>::default();
         registry.register(
             "consign_db_pool_connections",
@@ -161,6 +168,7 @@ impl Default for RequestMetrics {
             refunds,
             needing_review,
             outbox_depth,
+            outbox_refused,
             pool,
             up,
             statements,
@@ -217,6 +225,7 @@ impl RequestMetrics {
         );
         self.needing_review.set(stats.shipments_needing_review);
         self.outbox_depth.set(stats.outbox_depth);
+        self.outbox_refused.set(stats.outbox_refused);
         for (state, n) in [
             ("in_use", stats.pool_in_use),
             ("waiting", stats.pool_waiting),

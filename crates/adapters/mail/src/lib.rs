@@ -82,11 +82,13 @@ fn message(email: &Email) -> Result<Message, MailError> {
     let from: Mailbox = email
         .from
         .parse()
-        .map_err(|e| MailError(format!("sender {:?}: {e}", email.from)))?;
+        // The sender is the operator's setting: once mended, the message can go.
+        .map_err(|e| MailError::NotSent(format!("sender {:?}: {e}", email.from)))?;
     let to: Mailbox = email
         .to
         .parse()
-        .map_err(|e| MailError(format!("recipient {:?}: {e}", email.to)))?;
+        // The customer's address as imported: it will never parse.
+        .map_err(|e| MailError::Refused(format!("recipient {:?}: {e}", email.to)))?;
     Message::builder()
         .from(from)
         .to(to)
@@ -106,7 +108,7 @@ fn message(email: &Email) -> Result<Message, MailError> {
                         .body(email.html.clone()),
                 ),
         )
-        .map_err(|e| MailError(e.to_string()))
+        .map_err(|e| MailError::NotSent(e.to_string()))
 }
 
 /// Sends through an SMTP server.
@@ -119,7 +121,7 @@ impl SmtpMailer {
     /// `smtp://host?tls=required` or `smtps://user:pass@host:465` (TLS from the start).
     pub fn from_url(url: &str) -> Result<Self, MailError> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| MailError(format!("SMTP URL: {e}")))?
+            .map_err(|e| MailError::NotSent(format!("SMTP URL: {e}")))?
             .timeout(Some(std::time::Duration::from_secs(20)))
             .build();
         Ok(SmtpMailer { transport })
@@ -134,7 +136,20 @@ impl Mailer for SmtpMailer {
             .send(message)
             .await
             .map(|_| ())
-            .map_err(|e| MailError(e.to_string()))
+            .map_err(|e| smtp_error(&e))
+    }
+}
+
+/// An SMTP failure as the outbox treats it: refused for good when the server says the
+/// mailbox does not exist (550, 551), its name is not allowed (553) or the message is not taken
+/// (554); anything else (a 4xx, a connection that failed, and the 5xx answers that are about
+/// this server's settings, such as authentication) is sent again later.
+fn smtp_error(error: &lettre::transport::smtp::Error) -> MailError {
+    let code = error.status().map(u16::from);
+    if matches!(code, Some(550 | 551 | 553 | 554)) {
+        MailError::Refused(error.to_string())
+    } else {
+        MailError::NotSent(error.to_string())
     }
 }
 
@@ -183,7 +198,7 @@ impl FolderMailer {
                         .send(write_into(&folder, &write.name, &write.bytes));
                 }
             })
-            .map_err(|e| MailError(format!("no thread to write mail with: {e}")))?;
+            .map_err(|e| MailError::NotSent(format!("no thread to write mail with: {e}")))?;
         // Two first messages at once start two threads: one queue is kept, and the other
         // thread ends as its queue is dropped here.
         Ok(self.writer.get_or_init(|| queue))
@@ -195,7 +210,7 @@ impl Mailer for FolderMailer {
     async fn send(&self, email: &Email) -> Result<(), MailError> {
         let bytes = message(email)?.formatted();
         let (written, answer) = tokio::sync::oneshot::channel();
-        let stopped = || MailError("the mail writing thread stopped".into());
+        let stopped = || MailError::NotSent("the mail writing thread stopped".into());
         self.writer()?
             .send(Write {
                 name: file_name(&email.message_id),
@@ -206,7 +221,7 @@ impl Mailer for FolderMailer {
         answer
             .await
             .map_err(|_| stopped())?
-            .map_err(|e| MailError(format!("writing to {}: {e}", self.folder.display())))
+            .map_err(|e| MailError::NotSent(format!("writing to {}: {e}", self.folder.display())))
     }
 }
 
@@ -343,7 +358,24 @@ mod tests {
         let mailer = FolderMailer::new(&folder.0);
         let sent = mailer.send(&email("m-1@consign", "one")).await;
         let _ = std::fs::remove_file(&folder.0);
-        assert!(sent.is_err(), "{sent:?}");
+        assert!(matches!(sent, Err(MailError::NotSent(_))), "{sent:?}");
+    }
+
+    /// An address that does not parse never will: refused for good, not retried every hour.
+    /// A sender that does not parse is the operator's setting, to be mended: retried.
+    #[tokio::test]
+    async fn a_recipient_that_does_not_parse_is_refused_for_good() {
+        let folder = Scratch::new("bad-address");
+        let mailer = FolderMailer::new(&folder.0);
+        let mut to_nobody = email("m-1@consign", "one");
+        to_nobody.to = "anna at example".into();
+        let sent = mailer.send(&to_nobody).await;
+        assert!(matches!(sent, Err(MailError::Refused(_))), "{sent:?}");
+        let mut from_nobody = email("m-2@consign", "two");
+        from_nobody.from = "shop at example".into();
+        let sent = mailer.send(&from_nobody).await;
+        assert!(matches!(sent, Err(MailError::NotSent(_))), "{sent:?}");
+        assert!(!folder.0.exists(), "nothing was written");
     }
 
     /// Messages are written on the mailer's own thread, not the runtime's blocking pool: here
