@@ -207,7 +207,9 @@ pub trait OrderStore: Send + Sync {
     ) -> Result<ShipmentView, StoreError>;
 
     /// Update shipment: new line quantities (uncaptured, unshipped shipments only, checked by
-    /// the domain under the order lock) and/or good-to-go.
+    /// the domain under the order lock) and/or good-to-go. Answers the shipment with its order as
+    /// the update left them, read in its transaction: a read after it could find the shipment
+    /// deleted or captured meanwhile, and answer that for an update that was made.
     async fn update_shipment(
         &self,
         shipment: ShipmentId,
@@ -215,7 +217,7 @@ pub trait OrderStore: Send + Sync {
         lines: Option<Vec<consign_domain::ShipmentLine>>,
         gtg: Option<bool>,
         now: Timestamp,
-    ) -> Result<ShipmentView, StoreError>;
+    ) -> Result<ShipmentListing, StoreError>;
 
     /// Deletes an uncaptured shipment, releasing its units; its number is not reused. With the
     /// request's idempotency key (scoped to its API key), the key is recorded with the delete,

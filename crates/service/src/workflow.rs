@@ -181,7 +181,7 @@ impl Consign {
         order: Option<OrderId>,
         lines: Option<Vec<ShipmentLine>>,
         gtg: Option<bool>,
-    ) -> Result<ShipmentView, ServiceError> {
+    ) -> Result<ShipmentListing, ServiceError> {
         Ok(self
             .store
             .update_shipment(shipment, order, lines, gtg, self.clock.now())

@@ -294,31 +294,28 @@ pub(crate) fn put_off(
     why: &str,
     due_at: Timestamp,
 ) -> Result<(), DbError> {
-    diesel::update(outbox::table.find(id).filter(outbox::state.ne(SENT)))
-        .set((
-            outbox::state.eq(PENDING),
-            outbox::due_at.eq(due_at.0),
-            outbox::last_error.eq(Some(why)),
-        ))
-        .execute(conn)?;
+    diesel::update(
+        outbox::table
+            .find(id)
+            .filter(outbox::state.ne_all([SENT, REFUSED])),
+    )
+    .set((
+        outbox::state.eq(PENDING),
+        outbox::due_at.eq(due_at.0),
+        outbox::last_error.eq(Some(why)),
+    ))
+    .execute(conn)?;
     Ok(())
 }
 
+/// Records a failed send: the message is due again at `retry_at`.
 pub(crate) fn mark_failed(
     conn: &mut AnyConnection,
     id: i64,
     error: &str,
     retry_at: Timestamp,
 ) -> Result<(), DbError> {
-    diesel::update(outbox::table.find(id).filter(outbox::state.ne(SENT)))
-        .set((
-            outbox::state.eq(PENDING),
-            outbox::attempts.eq(outbox::attempts + 1),
-            outbox::due_at.eq(retry_at.0),
-            outbox::last_error.eq(Some(error)),
-        ))
-        .execute(conn)?;
-    Ok(())
+    record_failure(conn, id, PENDING, error, retry_at)
 }
 
 /// Gives a message up: the mail server refused it for good, so it is never claimed again (the
@@ -329,14 +326,31 @@ pub(crate) fn mark_refused(
     error: &str,
     now: Timestamp,
 ) -> Result<(), DbError> {
-    diesel::update(outbox::table.find(id).filter(outbox::state.ne(SENT)))
-        .set((
-            outbox::state.eq(REFUSED),
-            outbox::attempts.eq(outbox::attempts + 1),
-            outbox::due_at.eq(now.0),
-            outbox::last_error.eq(Some(error)),
-        ))
-        .execute(conn)?;
+    record_failure(conn, id, REFUSED, error, now)
+}
+
+/// A send that did not go through, counted, with what the mail server said; the message is
+/// left in `state`, due at `due_at`. A message sent or refused meanwhile (by a pass whose lease
+/// outlived a slow one's) stays so: a late failure does not queue it again.
+fn record_failure(
+    conn: &mut AnyConnection,
+    id: i64,
+    state: &str,
+    error: &str,
+    due_at: Timestamp,
+) -> Result<(), DbError> {
+    diesel::update(
+        outbox::table
+            .find(id)
+            .filter(outbox::state.ne_all([SENT, REFUSED])),
+    )
+    .set((
+        outbox::state.eq(state),
+        outbox::attempts.eq(outbox::attempts + 1),
+        outbox::due_at.eq(due_at.0),
+        outbox::last_error.eq(Some(error)),
+    ))
+    .execute(conn)?;
     Ok(())
 }
 

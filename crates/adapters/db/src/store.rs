@@ -226,7 +226,7 @@ impl OrderStore for Database {
         lines: Option<Vec<ShipmentLine>>,
         gtg: Option<bool>,
         now: Timestamp,
-    ) -> Result<ShipmentView, StoreError> {
+    ) -> Result<ShipmentListing, StoreError> {
         let written = self
             .run_write(move |conn| {
                 workflow::update_shipment(conn, shipment, order, lines.as_deref(), gtg, now)

@@ -10,7 +10,9 @@ use consign_domain::{
     CaptureStart, Completion, Order, OrderId, Providers, Shipment, ShipmentChange, ShipmentId,
     ShipmentLine,
 };
-use consign_ports::{BeginCapture, CaptureAttempt, ShipmentChanges, ShipmentView, Timestamp};
+use consign_ports::{
+    BeginCapture, CaptureAttempt, ShipmentChanges, ShipmentListing, ShipmentView, Timestamp,
+};
 use diesel::prelude::*;
 
 use crate::changes;
@@ -644,12 +646,15 @@ pub(crate) fn update_shipment(
     lines: Option<&[ShipmentLine]>,
     gtg: Option<bool>,
     now: Timestamp,
-) -> Result<ShipmentView, DbError> {
+) -> Result<ShipmentListing, DbError> {
     conn.transaction(|conn| {
         let located = locate(conn, id, order, now)?;
         let order = located.order(conn)?;
         let change = located.shipment.update(&order, lines, gtg == Some(true))?;
-        located.write(conn, &change, now)?.into_view()
+        located.write(conn, &change, now)?;
+        // The answer as written, read under the locks this transaction holds.
+        crate::listing::find_shipment(conn, id)?
+            .ok_or_else(|| DbError::Corrupt(format!("shipment {id} vanished in its update")))
     })
 }
 

@@ -1772,7 +1772,10 @@ async fn a_write_that_loses_a_deadlock_runs_again_and_succeeds() {
             .unwrap()
             .expect("the update runs again after losing the deadlock");
         closing.await.unwrap().expect("the other session commits");
-        assert!(updated.details.gtg, "the update's change is written");
+        assert!(
+            updated.shipment.details.gtg,
+            "the update's change is written"
+        );
         let view = t.db.find_shipment(shipment.id).await.unwrap().unwrap();
         assert!(view.shipment.details.gtg, "and stored");
     }
@@ -1991,8 +1994,20 @@ async fn every_write_answers_what_a_read_of_the_shipment_gives() {
             )
             .await
             .unwrap();
-        assert_eq!(updated, read_back(&t, "a").await, "{}: update", t.name);
-        assert_eq!(updated.lines[0].quantity, 2, "{}", t.name);
+        assert_eq!(
+            updated.shipment,
+            read_back(&t, "a").await,
+            "{}: update",
+            t.name
+        );
+        assert_eq!(updated.shipment.lines[0].quantity, 2, "{}", t.name);
+        assert!(updated.shipment.details.gtg, "{}", t.name);
+        assert_eq!(
+            updated.order.order.line(LineId(l1)).map(|l| l.allocated()),
+            Some(2),
+            "{}: the order as the update left it",
+            t.name
+        );
 
         // A later capture that is declined returns the shipment to uncaptured; then one that
         // succeeds applies the changes that waited for it.

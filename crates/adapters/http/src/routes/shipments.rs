@@ -182,8 +182,7 @@ async fn update(state: &ApiState, raw: &str, r: &UpdateShipment) -> Result<Answe
             "nothing to update: give products and/or gtg".into(),
         ));
     }
-    state.consign.update_shipment(id, order, lines, gtg).await?;
-    let listing = state.consign.get_shipment(id, None).await?;
+    let listing = state.consign.update_shipment(id, order, lines, gtg).await?;
     Ok(Answer::ok([(
         "shipment",
         render::shipment(&listing, &state.settings.documents),
