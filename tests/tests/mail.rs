@@ -267,7 +267,7 @@ fn a_confirmation_refused_for_good_is_not_sent_again_and_is_counted() {
                 .collect()
         };
         wait_for("the refusal", || {
-            outbox().iter().any(|row| row.contains("refused"))
+            outbox().iter().any(|row| row.contains("\"refused\""))
         });
         let refused = outbox();
         assert_eq!(refused.len(), 1, "{backend:?}: {refused:?}");
@@ -292,7 +292,13 @@ fn a_confirmation_refused_for_good_is_not_sent_again_and_is_counted() {
             sessions + 1,
             "{backend:?}: only the other confirmation's session"
         );
-        assert_eq!(outbox().iter().filter(|r| r.contains("refused")).count(), 1);
+        assert_eq!(
+            outbox()
+                .iter()
+                .filter(|r| r.contains("\"refused\""))
+                .count(),
+            1
+        );
         let scraped = ureq::get(&format!("{}/metrics", app.address))
             .set("Authorization", "Bearer metrics-secret-1")
             .call()

@@ -207,7 +207,8 @@ pub struct Settings {
     /// How long one sender holds an outbox message (at most 1h).
     #[arg(long, env = "CONSIGN_OUTBOX_LEASE", default_value = "60s", global = true, value_parser = up_to_an_hour)]
     pub outbox_lease: Duration,
-    /// Requests per second per API key (bursts of twice that); 0: no limit.
+    /// Requests per second per API key, and per client address for requests a document link
+    /// lets in without a key (bursts of twice that); 0: no limit.
     #[arg(long, env = "CONSIGN_RATE_LIMIT", default_value = "300", global = true)]
     pub rate_limit: u32,
     /// Failed authentications per second per client address (bursts of twice that); 0: none.

@@ -81,6 +81,9 @@ pub struct Consign {
     pub(crate) settings: Arc<StoreSettings>,
     /// Keys checked in the last moments: most requests skip the database for authentication.
     pub(crate) key_cache: Arc<crate::key_cache::KeyCache>,
+    /// Documents being laid out at once, at most one a core: each takes a blocking-pool thread
+    /// and its document's memory, and the pool also runs the database's longer reads.
+    pub(crate) renders: Arc<tokio::sync::Semaphore>,
 }
 
 impl Consign {
@@ -98,6 +101,9 @@ impl Consign {
             ids: ports.ids,
             settings: Arc::new(settings),
             key_cache: Arc::default(),
+            renders: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            )),
         }
     }
 

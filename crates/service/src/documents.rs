@@ -82,12 +82,18 @@ impl Consign {
 
     /// Renders on the runtime's blocking pool, not on the calling task's thread: a shipment of
     /// a thousand lines takes milliseconds of CPU to lay out, and on an HTTP worker that time
-    /// would hold up every other connection the worker serves.
+    /// would hold up every other connection the worker serves. At most one document a core is
+    /// laid out at once; the others wait their turn without a thread.
     async fn render(
         &self,
         kind: DocumentKind,
         data: DocumentData,
     ) -> Result<Vec<u8>, ServiceError> {
+        let _turn = self
+            .renders
+            .acquire()
+            .await
+            .map_err(|e| ServiceError::Internal(format!("rendering a document: {e}")))?;
         let renderer = std::sync::Arc::clone(&self.renderer);
         tokio::task::spawn_blocking(move || renderer.render(kind, &data))
             .await
@@ -591,6 +597,55 @@ mod tests {
         assert_ne!(
             String::from_utf8(rendered_on).unwrap(),
             format!("{caller:?}")
+        );
+    }
+
+    /// Documents asked for at once are laid out one a core at a time: each holds a thread of
+    /// the blocking pool (which grows to hundreds) and its document's memory while it runs.
+    #[tokio::test]
+    async fn documents_are_laid_out_at_most_one_a_core_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let asked = cores * 3;
+        let busy = std::sync::Arc::new(AtomicUsize::new(0));
+        let most = std::sync::Arc::new(AtomicUsize::new(0));
+        let mut store = MockOrderStore::new();
+        store
+            .expect_find_shipment()
+            .times(asked)
+            .returning(|id| Ok(Some(listing(id.number))));
+        let mut renderer = MockDocumentRenderer::new();
+        let (now_busy, most_busy) = (busy.clone(), most.clone());
+        renderer
+            .expect_render()
+            .times(asked)
+            .returning(move |_, _| {
+                let now = now_busy.fetch_add(1, Ordering::SeqCst) + 1;
+                most_busy.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                now_busy.fetch_sub(1, Ordering::SeqCst);
+                Ok(b"%PDF".to_vec())
+            });
+        let mut ports = ports_with_clock(fixed_clock());
+        ports.store = std::sync::Arc::new(store);
+        ports.renderer = std::sync::Arc::new(renderer);
+        let consign = crate::Consign::new(
+            ports,
+            crate::Gateways::new(),
+            crate::StoreSettings::default(),
+        );
+        let mut asking = tokio::task::JoinSet::new();
+        for _ in 0..asked {
+            let consign = consign.clone();
+            asking.spawn(async move { consign.document(id(1), DocumentKind::DeliveryNote).await });
+        }
+        while let Some(answer) = asking.join_next().await {
+            assert_eq!(answer.unwrap().unwrap(), b"%PDF");
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            (1..=cores).contains(&most),
+            "{most} at once on {cores} cores"
         );
     }
 }

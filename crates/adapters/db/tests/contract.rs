@@ -2284,6 +2284,14 @@ async fn each_due_message_is_leased_to_one_claimer_earliest_due_first() {
         t.db.outbox_refused(ids[1], "550 no such mailbox", Timestamp(300_001))
             .await
             .unwrap();
+        // A slow pass's late failure or put-off (its lease ran out and another pass refused
+        // the message meanwhile) leaves it refused.
+        t.db.outbox_failed(ids[1], "timed out", Timestamp(300_002))
+            .await
+            .unwrap();
+        t.db.outbox_later(ids[1], "waits", Timestamp(300_003))
+            .await
+            .unwrap();
         let stats = t.db.stats().await.unwrap();
         assert_eq!(
             (stats.outbox_depth, stats.outbox_refused),

@@ -8,6 +8,7 @@ use actix_web::{web, HttpMessage, ResponseError};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -194,11 +195,30 @@ fn over_rate_limit(state: &ApiState, key: consign_ports::ApiKeyId) -> Option<u64
 /// laid out as fast as it asks.
 fn over_link_limit(state: &ApiState, ip: IpAddr) -> Option<u64> {
     let limiter = state.settings.link_limit.as_ref()?;
-    if limiter.len() >= 4096 {
-        // Bounded: let the limiter drop addresses whose buckets are full again.
+    // Bounded: past 4,096 addresses the limiter drops those whose buckets are full again, but
+    // only every 4,096th request, as it walks the whole map to do so.
+    if limiter.len() >= 4096
+        && LINK_CHECKS
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(4096)
+    {
         limiter.retain_recent();
     }
-    limiter.check_key(&ip).err().map(wait_seconds)
+    limiter.check_key(&network_of(ip)).err().map(wait_seconds)
+}
+
+/// Link requests counted since start, for the limiter's housekeeping.
+static LINK_CHECKS: AtomicU64 = AtomicU64::new(0);
+
+/// The address a limit is kept for: an IPv6 client is counted by its /64, the block a single
+/// host is usually given, so a link holder cannot take a fresh budget with each address of it.
+fn network_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !u128::from(u64::MAX),
+        )),
+        v4 => v4,
+    }
 }
 
 fn wait_seconds(
@@ -207,6 +227,25 @@ fn wait_seconds(
     >,
 ) -> u64 {
     use governor::clock::{Clock, DefaultClock};
-    let wait = not_until.wait_time_from(DefaultClock::default().now());
-    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+    seconds(not_until.wait_time_from(DefaultClock::default().now()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::network_of;
+    use std::net::IpAddr;
+
+    /// A link holder on IPv6 is counted by its /64: every address of the block shares one
+    /// budget, another block has its own; an IPv4 address is counted as it is.
+    #[test]
+    fn link_limits_count_an_ipv6_client_by_its_block() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(network_of(ip("2001:db8:1:2::7")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            network_of(ip("2001:db8:1:2:ffff:1:2:3")),
+            network_of(ip("2001:db8:1:2::7"))
+        );
+        assert_ne!(network_of(ip("2001:db8:1:3::7")), ip("2001:db8:1:2::"));
+        assert_eq!(network_of(ip("192.0.2.7")), ip("192.0.2.7"));
+    }
 }

@@ -49,7 +49,7 @@ const ANSWERS: &[(&str, &str)] = &[
     ("413", "body too large"),
     ("415", "body is not JSON"),
     ("422", "idempotency key reused with a different request"),
-    ("429", "too many requests for this API key"),
+    ("429", "too many requests for this API key (or, by a document link, from this address)"),
     ("503", "capture outcome unknown, or storage busy: retry"),
 ];
 

@@ -140,17 +140,32 @@ impl Mailer for SmtpMailer {
     }
 }
 
-/// An SMTP failure as the outbox treats it: refused for good when the server says the
-/// mailbox does not exist (550, 551), its name is not allowed (553) or the message is not taken
-/// (554); anything else (a 4xx, a connection that failed, and the 5xx answers that are about
-/// this server's settings, such as authentication) is sent again later.
+/// An SMTP failure as the outbox treats it: refused for good only when the server's answer is
+/// about this recipient's address (see [`about_the_recipient`]); anything else is sent again
+/// later.
 fn smtp_error(error: &lettre::transport::smtp::Error) -> MailError {
     let code = error.status().map(u16::from);
-    if matches!(code, Some(550 | 551 | 553 | 554)) {
+    // The server's own words, without lettre's prefix: `5.1.1 no such mailbox`.
+    let said = std::error::Error::source(error).map(ToString::to_string);
+    if about_the_recipient(code, said.as_deref().unwrap_or("")) {
         MailError::Refused(error.to_string())
     } else {
         MailError::NotSent(error.to_string())
     }
+}
+
+/// Whether a server's reply refuses this recipient's address for good: a permanent reply whose
+/// enhanced status (RFC 3463) is an address one: 5.1.1 no such mailbox, 5.1.2 no such domain,
+/// 5.1.3 an address that is not one, 5.1.6 the mailbox moved away, 5.1.10 a domain that takes
+/// no mail. The same 550, 553 and 554 also say that this service's host is blocked, that relay
+/// is denied or that the sender may not send (5.7.x), or come without an enhanced status:
+/// those are about this service's settings or standing, which an operator can mend, so they are
+/// retried, as every other failure is: refused, every confirmation in the outbox would be given
+/// up within seconds.
+fn about_the_recipient(code: Option<u16>, said: &str) -> bool {
+    let permanent = code.is_some_and(|c| (500..600).contains(&c));
+    let status = said.split_whitespace().next().unwrap_or("");
+    permanent && matches!(status, "5.1.1" | "5.1.2" | "5.1.3" | "5.1.6" | "5.1.10")
 }
 
 /// Writes `.eml` files into a folder (the default: no mail server needed), on a thread of its
@@ -359,6 +374,37 @@ mod tests {
         let sent = mailer.send(&email("m-1@consign", "one")).await;
         let _ = std::fs::remove_file(&folder.0);
         assert!(matches!(sent, Err(MailError::NotSent(_))), "{sent:?}");
+    }
+
+    /// Only a permanent answer about the recipient's address gives a message up: the same codes
+    /// about this service's host, relay or sender, or without an enhanced status, are retried.
+    #[test]
+    fn only_answers_about_the_recipient_give_a_message_up() {
+        for (code, said) in [
+            (
+                550,
+                "5.1.1 <gone@example.com>: Recipient address rejected: User unknown",
+            ),
+            (550, "5.1.2 no such domain"),
+            (553, "5.1.3 bad recipient address syntax"),
+            (551, "5.1.6 mailbox has moved"),
+            (556, "5.1.10 recipient domain has a null MX"),
+        ] {
+            assert!(about_the_recipient(Some(code), said), "{code} {said}");
+        }
+        for (code, said) in [
+            (554, "5.7.1 Client host blocked using a block list"),
+            (554, "5.7.1 Relay access denied"),
+            (553, "5.7.1 Sender address rejected: not owned by user"),
+            (550, "5.7.708 Service unavailable. Access denied"),
+            (550, "no such user here"),
+            (535, "5.7.8 authentication credentials invalid"),
+            (450, "4.1.1 mailbox temporarily unavailable"),
+            (550, ""),
+        ] {
+            assert!(!about_the_recipient(Some(code), said), "{code} {said}");
+        }
+        assert!(!about_the_recipient(None, "5.1.1 no code"));
     }
 
     /// An address that does not parse never will: refused for good, not retried every hour.
