@@ -605,30 +605,34 @@ mod tests {
     #[tokio::test]
     async fn documents_are_laid_out_at_most_one_a_core_at_once() {
         use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        /// Counts the layouts running at once (a mock would run them one by one: its
+        /// expectations are behind a lock).
+        #[derive(Default)]
+        struct Counting {
+            busy: AtomicUsize,
+            most: AtomicUsize,
+        }
+        impl DocumentRenderer for Counting {
+            fn render(&self, _: DocumentKind, _: &DocumentData) -> Result<Vec<u8>, DocumentError> {
+                let now = self.busy.fetch_add(1, Ordering::SeqCst) + 1;
+                self.most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                self.busy.fetch_sub(1, Ordering::SeqCst);
+                Ok(b"%PDF".to_vec())
+            }
+        }
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         let asked = cores * 3;
-        let busy = std::sync::Arc::new(AtomicUsize::new(0));
-        let most = std::sync::Arc::new(AtomicUsize::new(0));
         let mut store = MockOrderStore::new();
         store
             .expect_find_shipment()
             .times(asked)
             .returning(|id| Ok(Some(listing(id.number))));
-        let mut renderer = MockDocumentRenderer::new();
-        let (now_busy, most_busy) = (busy.clone(), most.clone());
-        renderer
-            .expect_render()
-            .times(asked)
-            .returning(move |_, _| {
-                let now = now_busy.fetch_add(1, Ordering::SeqCst) + 1;
-                most_busy.fetch_max(now, Ordering::SeqCst);
-                std::thread::sleep(std::time::Duration::from_millis(20));
-                now_busy.fetch_sub(1, Ordering::SeqCst);
-                Ok(b"%PDF".to_vec())
-            });
+        let renderer = Arc::new(Counting::default());
         let mut ports = ports_with_clock(fixed_clock());
-        ports.store = std::sync::Arc::new(store);
-        ports.renderer = std::sync::Arc::new(renderer);
+        ports.store = Arc::new(store);
+        ports.renderer = renderer.clone();
         let consign = crate::Consign::new(
             ports,
             crate::Gateways::new(),
@@ -642,7 +646,7 @@ mod tests {
         while let Some(answer) = asking.join_next().await {
             assert_eq!(answer.unwrap().unwrap(), b"%PDF");
         }
-        let most = most.load(Ordering::SeqCst);
+        let most = renderer.most.load(Ordering::SeqCst);
         assert!(
             (1..=cores).contains(&most),
             "{most} at once on {cores} cores"
