@@ -89,16 +89,20 @@ impl Consign {
         kind: DocumentKind,
         data: DocumentData,
     ) -> Result<Vec<u8>, ServiceError> {
-        let _turn = self
-            .renders
-            .acquire()
+        // The turn goes with the layout, not with the request: a request dropped while its
+        // layout runs (the client hung up) must not free a turn the layout still takes.
+        let turn = std::sync::Arc::clone(&self.renders)
+            .acquire_owned()
             .await
             .map_err(|e| ServiceError::Internal(format!("rendering a document: {e}")))?;
         let renderer = std::sync::Arc::clone(&self.renderer);
-        tokio::task::spawn_blocking(move || renderer.render(kind, &data))
-            .await
-            .map_err(|e| ServiceError::Internal(format!("rendering a document: {e}")))?
-            .map_err(|e| ServiceError::Internal(e.to_string()))
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            renderer.render(kind, &data)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("rendering a document: {e}")))?
+        .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
     /// Sends the shipping confirmations that are due; a failure is retried with backoff.
@@ -600,56 +604,99 @@ mod tests {
         );
     }
 
+    /// Counts the layouts running at once (a mock would run them one by one: its
+    /// expectations are behind a lock), each taking `millis`.
+    #[derive(Default)]
+    struct Counting {
+        busy: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+        millis: u64,
+    }
+
+    impl DocumentRenderer for Counting {
+        fn render(&self, _: DocumentKind, _: &DocumentData) -> Result<Vec<u8>, DocumentError> {
+            use std::sync::atomic::Ordering;
+            let now = self.busy.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(self.millis));
+            self.busy.fetch_sub(1, Ordering::SeqCst);
+            Ok(b"%PDF".to_vec())
+        }
+    }
+
+    /// A service whose store finds shipment 1 and whose renderer is `renderer`.
+    fn counted(renderer: std::sync::Arc<Counting>) -> crate::Consign {
+        let mut store = MockOrderStore::new();
+        store
+            .expect_find_shipment()
+            .returning(|id| Ok(Some(listing(id.number))));
+        let mut ports = ports_with_clock(fixed_clock());
+        ports.store = std::sync::Arc::new(store);
+        ports.renderer = renderer;
+        crate::Consign::new(
+            ports,
+            crate::Gateways::new(),
+            crate::StoreSettings::default(),
+        )
+    }
+
+    fn cores() -> usize {
+        std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+    }
+
     /// Documents asked for at once are laid out one a core at a time: each holds a thread of
     /// the blocking pool (which grows to hundreds) and its document's memory while it runs.
     #[tokio::test]
     async fn documents_are_laid_out_at_most_one_a_core_at_once() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::sync::Arc;
-        /// Counts the layouts running at once (a mock would run them one by one: its
-        /// expectations are behind a lock).
-        #[derive(Default)]
-        struct Counting {
-            busy: AtomicUsize,
-            most: AtomicUsize,
-        }
-        impl DocumentRenderer for Counting {
-            fn render(&self, _: DocumentKind, _: &DocumentData) -> Result<Vec<u8>, DocumentError> {
-                let now = self.busy.fetch_add(1, Ordering::SeqCst) + 1;
-                self.most.fetch_max(now, Ordering::SeqCst);
-                std::thread::sleep(std::time::Duration::from_millis(20));
-                self.busy.fetch_sub(1, Ordering::SeqCst);
-                Ok(b"%PDF".to_vec())
-            }
-        }
-        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        let asked = cores * 3;
-        let mut store = MockOrderStore::new();
-        store
-            .expect_find_shipment()
-            .times(asked)
-            .returning(|id| Ok(Some(listing(id.number))));
-        let renderer = Arc::new(Counting::default());
-        let mut ports = ports_with_clock(fixed_clock());
-        ports.store = Arc::new(store);
-        ports.renderer = renderer.clone();
-        let consign = crate::Consign::new(
-            ports,
-            crate::Gateways::new(),
-            crate::StoreSettings::default(),
-        );
+        let renderer = std::sync::Arc::new(Counting {
+            millis: 20,
+            ..Counting::default()
+        });
+        let consign = counted(renderer.clone());
         let mut asking = tokio::task::JoinSet::new();
-        for _ in 0..asked {
+        for _ in 0..cores() * 3 {
             let consign = consign.clone();
             asking.spawn(async move { consign.document(id(1), DocumentKind::DeliveryNote).await });
         }
         while let Some(answer) = asking.join_next().await {
             assert_eq!(answer.unwrap().unwrap(), b"%PDF");
         }
-        let most = renderer.most.load(Ordering::SeqCst);
+        let most = renderer.most.load(std::sync::atomic::Ordering::SeqCst);
         assert!(
-            (1..=cores).contains(&most),
-            "{most} at once on {cores} cores"
+            (1..=cores()).contains(&most),
+            "{most} at once on {} cores",
+            cores()
         );
+    }
+
+    /// A request dropped while its document is laid out (the client hung up) keeps its turn
+    /// until the layout ends: otherwise asking and hanging up would start layouts without end.
+    #[tokio::test]
+    async fn a_dropped_request_keeps_its_turn_until_its_layout_ends() {
+        use std::sync::atomic::Ordering;
+        let renderer = std::sync::Arc::new(Counting {
+            millis: 300,
+            ..Counting::default()
+        });
+        let consign = counted(renderer.clone());
+        let mut dropped = tokio::task::JoinSet::new();
+        for _ in 0..cores() {
+            let consign = consign.clone();
+            dropped.spawn(async move { consign.document(id(1), DocumentKind::Proforma).await });
+        }
+        while renderer.busy.load(Ordering::SeqCst) < cores() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        dropped.abort_all();
+        let mut asking = tokio::task::JoinSet::new();
+        for _ in 0..cores() {
+            let consign = consign.clone();
+            asking.spawn(async move { consign.document(id(1), DocumentKind::Proforma).await });
+        }
+        while let Some(answer) = asking.join_next().await {
+            assert_eq!(answer.unwrap().unwrap(), b"%PDF");
+        }
+        let most = renderer.most.load(Ordering::SeqCst);
+        assert_eq!(most, cores(), "{most} at once on {} cores", cores());
     }
 }

@@ -17,10 +17,10 @@ use consign_service::ServiceError;
 use crate::error::ApiError;
 use crate::ApiState;
 
-/// Failed authentications per client address. Each failure takes a token from the address's
-/// bucket; an address whose bucket is empty is refused with 429 before any key lookup until it
-/// refills, so wrong keys cost no database work past the limit. Addresses that never fail are
-/// never looked at.
+/// Failed authentications per client address (an IPv6 client by its /64). Each failure takes a
+/// token from the address's bucket; an address whose bucket is empty is refused with 429 before
+/// any key lookup until it refills, so wrong keys cost no database work past the limit.
+/// Addresses that never fail are never looked at.
 pub struct FailureLimiter {
     limiter: governor::DefaultKeyedRateLimiter<IpAddr>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
@@ -47,6 +47,7 @@ impl FailureLimiter {
 
     /// Seconds `ip` must wait before its next attempt, if it used up its failures.
     fn blocked_for(&self, ip: IpAddr) -> Option<u64> {
+        let ip = network_of(ip);
         let blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
         let until = *blocked.get(&ip)?;
         let wait = until.checked_duration_since(Instant::now())?;
@@ -56,6 +57,7 @@ impl FailureLimiter {
     /// Counts a failure of `ip`; answers the wait when this one was past the limit.
     fn failed(&self, ip: IpAddr) -> Option<u64> {
         use governor::clock::{Clock, DefaultClock};
+        let ip = network_of(ip);
         let not_until = self.limiter.check_key(&ip).err()?;
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
@@ -211,12 +213,17 @@ fn over_link_limit(state: &ApiState, ip: IpAddr) -> Option<u64> {
 static LINK_CHECKS: AtomicU64 = AtomicU64::new(0);
 
 /// The address a limit is kept for: an IPv6 client is counted by its /64, the block a single
-/// host is usually given, so a link holder cannot take a fresh budget with each address of it.
+/// host is usually given, so a client cannot take a fresh budget with each address of it. An
+/// IPv4 client reaching a listener on `[::]` arrives as `::ffff:a.b.c.d`: counted as its IPv4
+/// address (masked, every such client would share one budget).
 fn network_of(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
-            u128::from(v6) & !u128::from(u64::MAX),
-        )),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
         v4 => v4,
     }
 }
@@ -247,5 +254,11 @@ mod tests {
         );
         assert_ne!(network_of(ip("2001:db8:1:3::7")), ip("2001:db8:1:2::"));
         assert_eq!(network_of(ip("192.0.2.7")), ip("192.0.2.7"));
+        // An IPv4 client of a dual-stack listener keeps its own budget.
+        assert_eq!(network_of(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_ne!(
+            network_of(ip("::ffff:192.0.2.7")),
+            network_of(ip("::ffff:192.0.2.8"))
+        );
     }
 }
