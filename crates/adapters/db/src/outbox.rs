@@ -294,18 +294,7 @@ pub(crate) fn put_off(
     why: &str,
     due_at: Timestamp,
 ) -> Result<(), DbError> {
-    diesel::update(
-        outbox::table
-            .find(id)
-            .filter(outbox::state.ne_all([SENT, REFUSED])),
-    )
-    .set((
-        outbox::state.eq(PENDING),
-        outbox::due_at.eq(due_at.0),
-        outbox::last_error.eq(Some(why)),
-    ))
-    .execute(conn)?;
-    Ok(())
+    release(conn, id, PENDING, why, due_at, false)
 }
 
 /// Records a failed send: the message is due again at `retry_at`.
@@ -315,7 +304,7 @@ pub(crate) fn mark_failed(
     error: &str,
     retry_at: Timestamp,
 ) -> Result<(), DbError> {
-    record_failure(conn, id, PENDING, error, retry_at)
+    release(conn, id, PENDING, error, retry_at, true)
 }
 
 /// Gives a message up: the mail server refused it for good, so it is never claimed again (the
@@ -326,18 +315,20 @@ pub(crate) fn mark_refused(
     error: &str,
     now: Timestamp,
 ) -> Result<(), DbError> {
-    record_failure(conn, id, REFUSED, error, now)
+    release(conn, id, REFUSED, error, now, true)
 }
 
-/// A send that did not go through, counted, with what the mail server said; the message is
-/// left in `state`, due at `due_at`. A message sent or refused meanwhile (by a pass whose lease
-/// outlived a slow one's) stays so: a late failure does not queue it again.
-fn record_failure(
+/// Leaves a claimed message in `state`, due at `due_at`, with `note` (what the mail server
+/// said, or why it waits), its attempt counted when it was a send that did not go through. A
+/// message sent or refused meanwhile (by a pass whose lease outlived a slow one's) stays so: a
+/// late failure does not queue it again.
+fn release(
     conn: &mut AnyConnection,
     id: i64,
     state: &str,
-    error: &str,
+    note: &str,
     due_at: Timestamp,
+    attempted: bool,
 ) -> Result<(), DbError> {
     diesel::update(
         outbox::table
@@ -346,9 +337,9 @@ fn record_failure(
     )
     .set((
         outbox::state.eq(state),
-        outbox::attempts.eq(outbox::attempts + 1),
+        outbox::attempts.eq(outbox::attempts + i32::from(attempted)),
         outbox::due_at.eq(due_at.0),
-        outbox::last_error.eq(Some(error)),
+        outbox::last_error.eq(Some(note)),
     ))
     .execute(conn)?;
     Ok(())
