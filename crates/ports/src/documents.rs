@@ -150,3 +150,14 @@ pub struct OutboxMessage {
     /// Sends tried so far.
     pub attempts: u32,
 }
+
+/// A confirmation the mail server refused for good, as an operator reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedMessage {
+    /// The message, with its shipment and kind.
+    pub message: OutboxMessage,
+    /// What the mail server answered.
+    pub error: String,
+    /// When it was refused.
+    pub refused_at: crate::Timestamp,
+}

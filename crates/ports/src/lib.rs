@@ -18,7 +18,7 @@ mod store;
 pub use clock::{Clock, IdSource, Timestamp};
 pub use documents::{
     DocumentData, DocumentError, DocumentKind, DocumentRenderer, Email, Invoice, MailError, Mailer,
-    OutboxKind, OutboxMessage, Seller,
+    OutboxKind, OutboxMessage, RefusedMessage, Seller,
 };
 pub use gateway::{
     CaptureOutcome, CaptureRequest, CapturedTotal, PaymentGateway, RefundLookup, RefundOutcome,

@@ -283,6 +283,13 @@ pub trait OrderStore: Send + Sync {
     /// claimed again, and counts among the refused messages the health figures report.
     async fn outbox_refused(&self, id: i64, error: &str, now: Timestamp) -> Result<(), StoreError>;
 
+    /// The messages refused for good, oldest refusal first, at most `limit`.
+    async fn refused_messages(&self, limit: u32) -> Result<Vec<crate::RefusedMessage>, StoreError>;
+
+    /// Queues a refused message again, due at `now` (an operator mended what the mail server
+    /// refused); `false` when `id` is no refused message.
+    async fn resend_refused(&self, id: i64, now: Timestamp) -> Result<bool, StoreError>;
+
     /// Puts a message off until `due_at` without counting a failed send (it waits for
     /// something else, such as its shipment's capture), `why` kept as its last note.
     async fn outbox_later(&self, id: i64, why: &str, due_at: Timestamp) -> Result<(), StoreError>;

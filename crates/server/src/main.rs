@@ -47,6 +47,27 @@ enum Command {
     /// Settle refunds recovery could not settle.
     #[command(subcommand)]
     Refund(RefundCommand),
+    /// Confirmations the mail server refused for good.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MailCommand {
+    /// List the confirmations the mail server refused for good (oldest first): id, shipment,
+    /// kind, what the server answered.
+    Refused {
+        /// At most this many.
+        #[arg(long, default_value = "100", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: u32,
+    },
+    /// Send a refused confirmation again, with the next outbox pass (once the customer's
+    /// mailbox is mended).
+    Resend {
+        /// Its id, from `mail refused`.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +199,7 @@ fn main() -> ExitCode {
         Command::ApiKey(command) => on_a_runtime(api_key(config, command)),
         Command::Capture(command) => on_a_runtime(capture(config, command)),
         Command::Refund(command) => on_a_runtime(refund(config, command)),
+        Command::Mail(command) => on_a_runtime(mail(config, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -391,4 +413,41 @@ async fn refund(config: Config, command: RefundCommand) -> Result<(), String> {
     let settled = settled.map_err(|e| e.to_string())?;
     println!("return {id}: refund {}", settled.refund_state.as_str());
     Ok(())
+}
+
+async fn mail(config: Config, command: MailCommand) -> Result<(), String> {
+    let core = Core::open(&config).map_err(|e| e.to_string())?;
+    match command {
+        MailCommand::Refused { limit } => {
+            let refused = core
+                .consign
+                .refused_confirmations(limit)
+                .await
+                .map_err(|e| e.to_string())?;
+            for r in &refused {
+                let kind = match r.message.kind {
+                    consign_ports::OutboxKind::ShippingConfirmation => "shipping".to_owned(),
+                    consign_ports::OutboxKind::RefundConfirmation(id) => format!("refund {id}"),
+                };
+                println!(
+                    "{}\t{}\t{kind}\t{}",
+                    r.message.id, r.message.shipment, r.error
+                );
+            }
+            if refused.is_empty() {
+                println!("no refused confirmations");
+            }
+            Ok(())
+        }
+        MailCommand::Resend { id } => {
+            let queued = core.consign.resend_confirmation(id).await;
+            leave_writes_in_the_file(&core).await;
+            if queued.map_err(|e| e.to_string())? {
+                println!("confirmation {id}: queued again");
+                Ok(())
+            } else {
+                Err(format!("confirmation {id} is not a refused confirmation"))
+            }
+        }
+    }
 }

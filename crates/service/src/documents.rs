@@ -105,6 +105,21 @@ impl Consign {
         .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
+    /// The confirmations the mail server refused for good, oldest refusal first, at most
+    /// `limit`: what an operator looks at when `consign_outbox_refused` rises.
+    pub async fn refused_confirmations(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<consign_ports::RefusedMessage>, ServiceError> {
+        Ok(self.store.refused_messages(limit).await?)
+    }
+
+    /// Sends a refused confirmation again with the next outbox pass (the customer's mailbox was
+    /// mended); `false` when `id` is no refused confirmation.
+    pub async fn resend_confirmation(&self, id: i64) -> Result<bool, ServiceError> {
+        Ok(self.store.resend_refused(id, self.clock.now()).await?)
+    }
+
     /// Sends the shipping confirmations that are due; a failure is retried with backoff.
     ///
     /// A pass reads its messages' shipments together and marks what it sent in one write at the

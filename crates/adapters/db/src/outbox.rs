@@ -1,7 +1,7 @@
 //! The outbox of shipping and refund confirmations, and the invoices issued on capture.
 
 use consign_domain::{OrderId, ReturnId, ShipmentId};
-use consign_ports::{Invoice, OutboxKind, OutboxMessage, Timestamp};
+use consign_ports::{Invoice, OutboxKind, OutboxMessage, RefusedMessage, Timestamp};
 use diesel::prelude::*;
 
 use crate::connection::AnyConnection;
@@ -243,18 +243,75 @@ pub(crate) fn claim(
     // `RETURNING` answers in no set order: queued first, sent first.
     rows.sort_by_key(|r| r.id);
     rows.into_iter()
-        .map(|r| {
-            Ok(OutboxMessage {
-                id: r.id,
-                kind: kind_of(&r.kind)?,
-                shipment: ShipmentId {
-                    order: OrderId(r.order_id),
-                    number: u32::try_from(r.number).unwrap_or(0),
-                },
-                attempts: u32::try_from(r.attempts).unwrap_or(0),
+        .map(|r| message_of(r.id, r.order_id, r.number, r.attempts, &r.kind))
+        .collect()
+}
+
+/// A message as its row holds it.
+fn message_of(
+    id: i64,
+    order_id: i64,
+    number: i32,
+    attempts: i32,
+    kind: &str,
+) -> Result<OutboxMessage, DbError> {
+    Ok(OutboxMessage {
+        id,
+        kind: kind_of(kind)?,
+        shipment: ShipmentId {
+            order: OrderId(order_id),
+            number: u32::try_from(number).unwrap_or(0),
+        },
+        attempts: u32::try_from(attempts).unwrap_or(0),
+    })
+}
+
+/// A refused message's row: id, order, shipment number, attempts, kind, the server's answer,
+/// when it was refused.
+type RefusedRow = (i64, i64, i32, i32, String, Option<String>, i64);
+
+/// The messages refused for good, oldest refusal first (a refusal's `due_at` is when it was
+/// refused), read through the outbox's index by state.
+pub(crate) fn refused(
+    conn: &mut AnyConnection,
+    limit: u32,
+) -> Result<Vec<RefusedMessage>, DbError> {
+    let rows: Vec<RefusedRow> = outbox::table
+        .filter(outbox::state.eq(REFUSED))
+        .order((outbox::due_at.asc(), outbox::id.asc()))
+        .limit(i64::from(limit))
+        .select((
+            outbox::id,
+            outbox::order_id,
+            outbox::number,
+            outbox::attempts,
+            outbox::kind,
+            outbox::last_error,
+            outbox::due_at,
+        ))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(id, order, number, attempts, kind, error, refused_at)| {
+            Ok(RefusedMessage {
+                message: message_of(id, order, number, attempts, &kind)?,
+                error: error.unwrap_or_default(),
+                refused_at: Timestamp(refused_at),
             })
         })
         .collect()
+}
+
+/// Queues a refused message again, due at `now`, its failed sends forgotten (its backoff starts
+/// over); `false` when `id` is no refused message.
+pub(crate) fn resend(conn: &mut AnyConnection, id: i64, now: Timestamp) -> Result<bool, DbError> {
+    let queued = diesel::update(outbox::table.find(id).filter(outbox::state.eq(REFUSED)))
+        .set((
+            outbox::state.eq(PENDING),
+            outbox::attempts.eq(0),
+            outbox::due_at.eq(now.0),
+        ))
+        .execute(conn)?;
+    Ok(queued == 1)
 }
 
 /// Marks messages sent: one statement on PostgreSQL (the ids as an array), one per message on

@@ -7,8 +7,8 @@ use consign_domain::{
 use consign_ports::{
     BeginCapture, CaptureAttempt, CaptureSettled, CaptureTally, FinalCaptureStanding,
     ImportedOrder, Invoice, KeyedCapture, OrderImport, OrderQuery, OrderStore, OrderView,
-    OutboxMessage, Reservation, SettleOutcome, ShipmentChanges, ShipmentDetails, ShipmentListing,
-    ShipmentQuery, ShipmentView, StoreError, StoreStats, Timestamp,
+    OutboxMessage, RefusedMessage, Reservation, SettleOutcome, ShipmentChanges, ShipmentDetails,
+    ShipmentListing, ShipmentQuery, ShipmentView, StoreError, StoreStats, Timestamp,
 };
 
 use crate::config::Backend;
@@ -347,6 +347,16 @@ impl OrderStore for Database {
         let error = error.to_owned();
         Ok(self
             .run_write(move |conn| outbox::mark_refused(conn, id, &error, now))
+            .await?)
+    }
+
+    async fn refused_messages(&self, limit: u32) -> Result<Vec<RefusedMessage>, StoreError> {
+        Ok(self.run(move |conn| outbox::refused(conn, limit)).await?)
+    }
+
+    async fn resend_refused(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
+        Ok(self
+            .run_write(move |conn| outbox::resend(conn, id, now))
             .await?)
     }
 

@@ -2306,6 +2306,43 @@ async fn each_due_message_is_leased_to_one_claimer_earliest_due_first() {
         let later_ids: Vec<i64> = later.iter().map(|m| m.id).collect();
         assert!(!later_ids.contains(&ids[1]), "{}: {later:?}", t.name);
         assert_eq!(later.len(), 3, "{}: {later:?}", t.name);
+
+        // An operator lists it and queues it again, once; a sent message is not queued again.
+        let refused = t.db.refused_messages(10).await.unwrap();
+        assert_eq!(refused.len(), 1, "{}: {refused:?}", t.name);
+        assert_eq!(refused[0].message.id, ids[1], "{}", t.name);
+        assert!(refused[0].error.contains("no such mailbox"), "{}", t.name);
+        assert_eq!(refused[0].refused_at, Timestamp(300_001), "{}", t.name);
+        assert!(
+            !t.db
+                .resend_refused(ids[0], Timestamp(10_000_001))
+                .await
+                .unwrap(),
+            "{}: a sent message",
+            t.name
+        );
+        assert!(t
+            .db
+            .resend_refused(ids[1], Timestamp(10_000_001))
+            .await
+            .unwrap());
+        assert!(!t
+            .db
+            .resend_refused(ids[1], Timestamp(10_000_001))
+            .await
+            .unwrap());
+        let resent =
+            t.db.claim_outbox(Timestamp(10_000_002), 60_000, 10)
+                .await
+                .unwrap();
+        let resent: Vec<(i64, u32)> = resent.iter().map(|m| (m.id, m.attempts)).collect();
+        assert_eq!(
+            resent,
+            vec![(ids[1], 0)],
+            "{}: the others are leased",
+            t.name
+        );
+        assert_eq!(t.db.stats().await.unwrap().outbox_refused, 0, "{}", t.name);
     })
     .await;
 }
